@@ -1,0 +1,252 @@
+// Package wsconn is arena's small WebSocket connection type over
+// github.com/lxzan/gws. Every arena server (dispatcher /v1/play, fight, map,
+// chat) accepts WebSocket clients through it, so every server gets the same
+// limits: a maximum message size, a bounded outbound queue (a client that does
+// not read is disconnected, never buffered without bound), an idle timeout
+// kept alive by server pings, and one JSON text frame per message.
+package wsconn
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// Close codes arena uses.
+const (
+	CloseNormal      = 1000
+	CloseGoingAway   = 1001
+	CloseProtocol    = 1002
+	ClosePolicy      = 1008 // auth failures, floods
+	CloseTooBig      = 1009
+	CloseInternal    = 1011
+	CloseTryAgain    = 1013 // slow consumer, overload
+	defaultMax       = 64 << 10
+	defaultQueue     = 256
+	defaultIdle      = 60 * time.Second
+	defaultPingEvery = 25 * time.Second
+)
+
+// Errors returned by Send.
+var (
+	ErrClosed       = errors.New("wsconn: connection closed")
+	ErrSlowConsumer = errors.New("wsconn: outbound queue full (slow consumer)")
+)
+
+// Options are the per-server (or per-client) limits. Zero fields take the
+// defaults.
+type Options struct {
+	// MaxMessage is the largest message accepted from the peer (default
+	// 64 KiB); a larger one closes the connection with 1009.
+	MaxMessage int
+	// SendQueue is how many outbound messages may wait for the socket
+	// (default 256). A Send past it closes the connection with 1013.
+	SendQueue int
+	// IdleTimeout closes a connection from which nothing (not even a pong)
+	// arrived for this long (default 60s).
+	IdleTimeout time.Duration
+	// PingInterval is how often the server pings (default 25s; negative: never).
+	PingInterval time.Duration
+	// ReadBuffer is the read buffer size per connection (default 4 KiB).
+	ReadBuffer int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = defaultMax
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = defaultQueue
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdle
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = defaultPingEvery
+	}
+	if o.ReadBuffer <= 0 {
+		o.ReadBuffer = 4 << 10
+	}
+	return o
+}
+
+// Handler receives a connection's events. OnMessage runs on the
+// connection's read goroutine, one message at a time; data is only valid
+// during the call. OnClose is called exactly once.
+type Handler interface {
+	OnOpen(c *Conn)
+	OnMessage(c *Conn, data []byte)
+	OnClose(c *Conn, err error)
+}
+
+// Conn is one WebSocket connection. Its methods are safe for concurrent use.
+type Conn struct {
+	ws      *gws.Conn
+	opt     Options
+	pending atomic.Int32
+	closed  atomic.Bool
+	ping    *time.Timer
+	// Value is for the owner's per-connection state, set before or in OnOpen.
+	Value any
+	mu    sync.Mutex
+}
+
+// Send queues one text message. It never blocks: when the outbound queue is
+// full the connection is closed (1013) and ErrSlowConsumer returned.
+func (c *Conn) Send(msg []byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if int(c.pending.Add(1)) > c.opt.SendQueue {
+		c.pending.Add(-1)
+		c.Close(CloseTryAgain, "slow consumer")
+		return ErrSlowConsumer
+	}
+	c.ws.WriteAsync(gws.OpcodeText, msg, func(error) { c.pending.Add(-1) })
+	return nil
+}
+
+// SendJSON marshals v and sends it.
+func (c *Conn) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Send(b)
+}
+
+// Pending returns how many messages wait in the outbound queue.
+func (c *Conn) Pending() int { return int(c.pending.Load()) }
+
+// Close sends a close frame with code and reason (after the messages already
+// queued) and closes the connection. Closing twice is a no-op.
+func (c *Conn) Close(code uint16, reason string) {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	ws := c.ws
+	ws.Async(func() {
+		_ = ws.WriteClose(code, []byte(reason))
+		_ = ws.NetConn().Close()
+	})
+	// A peer that never reads must not keep the socket: bound the close.
+	time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
+}
+
+// Closed reports whether Close was called or the connection ended.
+func (c *Conn) Closed() bool { return c.closed.Load() }
+
+// RemoteAddr returns the peer address.
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// bridge adapts a Handler to gws.Event.
+type bridge struct {
+	h   Handler
+	opt Options
+}
+
+func (b *bridge) conn(s *gws.Conn) *Conn {
+	v, _ := s.Session().Load("c")
+	c, _ := v.(*Conn)
+	return c
+}
+
+func (b *bridge) touch(s *gws.Conn) {
+	_ = s.SetReadDeadline(time.Now().Add(b.opt.IdleTimeout))
+}
+
+func (b *bridge) OnOpen(s *gws.Conn) {
+	c := b.conn(s)
+	b.touch(s)
+	if b.opt.PingInterval > 0 {
+		var tick func()
+		tick = func() {
+			if c.closed.Load() {
+				return
+			}
+			s.Async(func() { _ = s.WritePing(nil) })
+			c.mu.Lock()
+			c.ping.Reset(b.opt.PingInterval)
+			c.mu.Unlock()
+		}
+		c.mu.Lock()
+		c.ping = time.AfterFunc(b.opt.PingInterval, tick)
+		c.mu.Unlock()
+	}
+	b.h.OnOpen(c)
+}
+
+func (b *bridge) OnClose(s *gws.Conn, err error) {
+	c := b.conn(s)
+	c.closed.Store(true)
+	c.mu.Lock()
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	c.mu.Unlock()
+	b.h.OnClose(c, err)
+}
+
+func (b *bridge) OnPing(s *gws.Conn, payload []byte) {
+	b.touch(s)
+	_ = s.WritePong(payload)
+}
+
+func (b *bridge) OnPong(s *gws.Conn, _ []byte) { b.touch(s) }
+
+func (b *bridge) OnMessage(s *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	b.touch(s)
+	c := b.conn(s)
+	if c.closed.Load() {
+		return
+	}
+	b.h.OnMessage(c, m.Bytes())
+}
+
+// Server upgrades HTTP requests to Conns.
+type Server struct {
+	up  *gws.Upgrader
+	opt Options
+}
+
+// NewServer returns a Server that hands connections to h.
+func NewServer(h Handler, opt Options) *Server {
+	opt = opt.withDefaults()
+	up := gws.NewUpgrader(&bridge{h: h, opt: opt}, &gws.ServerOption{
+		ReadMaxPayloadSize: opt.MaxMessage,
+		ReadBufferSize:     opt.ReadBuffer,
+		CheckUtf8Enabled:   true,
+		HandshakeTimeout:   5 * time.Second,
+		Recovery:           gws.Recovery,
+		Logger:             quietLogger{},
+	})
+	return &Server{up: up, opt: opt}
+}
+
+// Upgrade upgrades the request, sets value as the Conn's Value and serves
+// the connection on its own goroutine. It returns once the handshake is
+// done (or failed, in which case an HTTP error was written).
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Conn, error) {
+	ws, err := s.up.Upgrade(w, r)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{ws: ws, opt: s.opt, Value: value}
+	ws.Session().Store("c", c)
+	go ws.ReadLoop()
+	return c, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Error(...any) {}

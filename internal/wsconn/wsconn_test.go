@@ -1,0 +1,81 @@
+package wsconn
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+type echo struct{}
+
+func (echo) OnOpen(c *Conn)                 { _ = c.Send([]byte(`{"type":"hello"}`)) }
+func (echo) OnMessage(c *Conn, data []byte) { _ = c.Send(append([]byte(nil), data...)) }
+func (echo) OnClose(*Conn, error)           {}
+
+func newEcho(t *testing.T, opt Options) string {
+	t.Helper()
+	srv := NewServer(echo{}, opt)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = srv.Upgrade(w, r, nil)
+	}))
+	t.Cleanup(hs.Close)
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+}
+
+func TestEchoAndRecvType(t *testing.T) {
+	url := newEcho(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := DialClient(ctx, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close(CloseNormal, "")
+	if err := cl.RecvType(ctx, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.SendJSON(map[string]string{"type": "x", "v": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ V string }
+	if err := cl.RecvType(ctx, "x", &got); err != nil || got.V != "1" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+func TestOversizedMessageCloses(t *testing.T) {
+	url := newEcho(t, Options{MaxMessage: 1024})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := DialClient(ctx, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Send([]byte(`{"type":"x","pad":"` + strings.Repeat("a", 4096) + `"}`))
+	select {
+	case <-cl.Done():
+		if code := CloseCode(cl.CloseErr()); code != CloseTooBig {
+			t.Fatalf("close code %d (%v), want %d", code, cl.CloseErr(), CloseTooBig)
+		}
+	case <-ctx.Done():
+		t.Fatal("server did not close an oversized message")
+	}
+}
+
+func TestIdleTimeoutCloses(t *testing.T) {
+	url := newEcho(t, Options{IdleTimeout: 200 * time.Millisecond, PingInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := DialClient(ctx, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cl.Done():
+	case <-ctx.Done():
+		t.Fatal("idle connection was not closed")
+	}
+}
