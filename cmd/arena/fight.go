@@ -1,0 +1,16 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/urfave/cli/v2"
+)
+
+// fightCommand is a placeholder until its package lands.
+func fightCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "fight",
+		Usage:  "not built yet",
+		Action: func(*cli.Context) error { return errors.New("not built yet") },
+	}
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// env returns the environment variable names for a flag: ARENA_ plus the
+// flag name upper-cased with '-' as '_'.
+func env(name string) []string {
+	return []string{"ARENA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+func stringFlag(name, value, usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)}
+}
+
+// secretFlag is a string flag whose value is never shown in help output.
+func secretFlag(name, usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: name, Usage: usage, EnvVars: env(name), DefaultText: "none"}
+}
+
+func intFlag(name string, value int, usage string) *cli.IntFlag {
+	return &cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)}
+}
+
+func boolFlag(name string, usage string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)}
+}
+
+func logLevelFlag() *cli.StringFlag {
+	return stringFlag("log-level", "info", "log level: debug, info, warn, error")
+}
+
+func memcacheFlag() *cli.StringFlag {
+	return stringFlag("memcache", "", "memcached servers host:port[,host:port...], the same list in the same order on every process")
+}
+
+func storePrefixFlag() *cli.StringFlag {
+	return stringFlag("store-prefix", "arena:", "key prefix in memcached, so arenas can share one memcached")
+}
+
+// newLogger builds the process's slog logger from --log-level.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+}
