@@ -1,0 +1,351 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/lineproto"
+)
+
+// LineConfig configures the line protocol server.
+type LineConfig struct {
+	// FleetToken authorises add, del and maxnum.
+	FleetToken string
+	// InsecureSeedMode accepts the seed's token-less add|PORT and del|PORT.
+	InsecureSeedMode bool
+	// IdleTimeout closes a connection that completes no request for this
+	// long (default 10s).
+	IdleTimeout time.Duration
+	// MaxConns is the most connections served at once (default 10000);
+	// more are answered err|busy and closed.
+	MaxConns int
+	// GetTimeout bounds a get that has to wait for a spawn (default 20s).
+	GetTimeout time.Duration
+}
+
+// Fleeter is what the line server needs from the fleet.
+type Fleeter interface {
+	Get(ctx context.Context, kind string) (int, error)
+	PlaceMap(ctx context.Context, mapID string) (int, error)
+	Adjust(port, delta int, unit string) (int, error)
+	SetMaxNum(n int)
+	MaxNum() int
+	Snapshot() []Proc
+}
+
+// LineServer serves the dispatcher's line protocol (docs/PROTOCOL.md).
+type LineServer struct {
+	cfg     LineConfig
+	fleet   Fleeter
+	log     *slog.Logger
+	metrics *Metrics
+
+	conns  atomic.Int64
+	mu     sync.Mutex
+	ln     net.Listener
+	active map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewLineServer returns a LineServer answering from f.
+func NewLineServer(cfg LineConfig, f Fleeter, log *slog.Logger, m *Metrics) *LineServer {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 10000
+	}
+	if cfg.GetTimeout <= 0 {
+		cfg.GetTimeout = 20 * time.Second
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &LineServer{cfg: cfg, fleet: f, log: log, metrics: m, active: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until ctx is done, then closes every
+// connection and returns.
+func (s *LineServer) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		for c := range s.active {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+	})
+	defer stop()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.wg.Wait()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off, keep serving.
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay < time.Second {
+					delay *= 2
+				}
+				s.log.Warn("line accept failed, backing off", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			s.wg.Wait()
+			return fmt.Errorf("line serve: %w", err)
+		}
+		delay = 0
+		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+			s.conns.Add(-1)
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte("err|busy\n"))
+			_ = c.Close()
+			s.metrics.LineRequests.WithLabelValues("connect", "busy").Inc()
+			continue
+		}
+		s.mu.Lock()
+		s.active[c] = struct{}{}
+		s.mu.Unlock()
+		s.metrics.LineConns.Inc()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, c)
+			s.mu.Lock()
+			delete(s.active, c)
+			s.mu.Unlock()
+			s.conns.Add(-1)
+			s.metrics.LineConns.Dec()
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// serveConn handles one connection. The first read decides the mode: if
+// it holds no '\n', the client is a seed client (one request, no newline):
+// the request is answered without a newline and the connection closed.
+// Otherwise every '\n'-terminated line is answered with one line, answers
+// to a batch of requests flushed together.
+func (s *LineServer) serveConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	out := make([]byte, 0, 512)
+	n := 0 // bytes of buf in use (an incomplete line)
+	first := true
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		m, err := c.Read(buf[n:])
+		if m > 0 {
+			n += m
+			data := buf[:n]
+			if first && bytes.IndexByte(data, '\n') < 0 {
+				// Seed mode: the whole first read is the request.
+				out = s.handle(ctx, out[:0], bytes.TrimRight(data, "\r"))
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, _ = c.Write(out)
+				return
+			}
+			first = false
+			out = out[:0]
+			closeAfter := false
+			for {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					break
+				}
+				line := data[:i]
+				data = data[i+1:]
+				if len(line) > lineproto.MaxLine {
+					out = append(out, "err|line too long\n"...)
+					closeAfter = true
+					break
+				}
+				out = s.handle(ctx, out, line)
+				out = append(out, '\n')
+			}
+			if !closeAfter && len(data) > lineproto.MaxLine {
+				out = append(out, "err|line too long\n"...)
+				closeAfter = true
+			}
+			if len(out) > 0 {
+				_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, werr := c.Write(out); werr != nil {
+					return
+				}
+			}
+			if closeAfter {
+				s.metrics.LineRequests.WithLabelValues("line", "too_long").Inc()
+				return
+			}
+			n = copy(buf, data)
+		}
+		if err != nil {
+			if n > 0 && !first {
+				// A half line then a stall or EOF.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+					_, _ = c.Write([]byte("err|timeout\n"))
+				}
+			}
+			return
+		}
+	}
+}
+
+// handle appends the answer to one request line (without '\n') to out.
+func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
+	req, err := lineproto.Parse(line)
+	if err != nil {
+		s.metrics.LineRequests.WithLabelValues("invalid", "error").Inc()
+		return append(append(out, "err|"...), err.Error()...)
+	}
+	verb := req.Verb.String()
+	switch req.Verb {
+	case lineproto.VerbGet:
+		start := time.Now()
+		var port int
+		if req.Kind == lineproto.KindMap {
+			gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
+			port, err = s.fleet.PlaceMap(gctx, req.Map)
+			cancel()
+		} else {
+			port, err = s.fleet.Get(ctx, req.Kind)
+			if err != nil && ctx.Err() == nil {
+				gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
+				port, err = s.fleet.Get(gctx, req.Kind)
+				cancel()
+			}
+		}
+		if err != nil {
+			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
+			return append(append(out, "err|"...), errorReason(err)...)
+		}
+		s.metrics.GetSeconds.WithLabelValues(req.Kind).Observe(time.Since(start).Seconds())
+		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
+		return strconv.AppendInt(out, int64(port), 10)
+	case lineproto.VerbAdd, lineproto.VerbDel:
+		if !s.authorised(req.Token, true) {
+			s.metrics.LineRequests.WithLabelValues(verb, "denied").Inc()
+			return append(out, "err|bad token"...)
+		}
+		delta := 1
+		if req.Verb == lineproto.VerbDel {
+			delta = -1
+		}
+		if _, err := s.fleet.Adjust(req.Port, delta, req.Map); err != nil {
+			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
+			return append(append(out, "err|"...), errorReason(err)...)
+		}
+		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
+		return append(out, "ok"...)
+	case lineproto.VerbMaxnum:
+		if !s.authorised(req.Token, false) {
+			s.metrics.LineRequests.WithLabelValues(verb, "denied").Inc()
+			return append(out, "err|bad token"...)
+		}
+		s.fleet.SetMaxNum(req.N)
+		s.log.Info("maxnum changed", "maxnum", req.N)
+		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
+		return append(out, "ok"...)
+	case lineproto.VerbStat:
+		b, err := json.Marshal(TableJSON(s.fleet.Snapshot(), s.fleet.MaxNum()))
+		if err != nil {
+			return append(out, "err|internal"...)
+		}
+		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
+		return append(out, b...)
+	}
+	return append(out, "err|unknown verb"...)
+}
+
+// authorised checks a presented fleet token. Token-less add/del pass only
+// in insecure seed mode.
+func (s *LineServer) authorised(token string, seedAllowed bool) bool {
+	if token == "" {
+		return seedAllowed && s.cfg.InsecureSeedMode
+	}
+	return auth.EqualSecret(token, s.cfg.FleetToken)
+}
+
+// errorReason maps errors to the reason in err|reason.
+func errorReason(err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownPort):
+		return "unknown port"
+	case errors.Is(err, ErrNoCapacity):
+		return "no capacity"
+	case errors.Is(err, ErrUnknownKind):
+		return "unknown process kind"
+	case errors.Is(err, fleet.ErrUnknownMap):
+		return "unknown map"
+	case errors.Is(err, ErrStopped):
+		return "shutting down"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
+	}
+	return "internal"
+}
+
+// TableEntry is one process as `stat`, /v1/fleet and `arena status` show it.
+type TableEntry struct {
+	Kind        string         `json:"kind"`
+	Host        string         `json:"host"`
+	Port        int            `json:"port"`
+	Pid         int            `json:"pid"`
+	State       string         `json:"state"`
+	Load        int            `json:"load"`
+	MaxNum      int            `json:"maxnum"`
+	Connections int            `json:"connections"`
+	Rooms       int            `json:"rooms,omitempty"`
+	Maps        map[string]int `json:"maps,omitempty"`
+	UptimeS     int64          `json:"uptime_s"`
+}
+
+// Table is the JSON process table.
+type Table struct {
+	MaxNum    int          `json:"maxnum"`
+	Processes []TableEntry `json:"processes"`
+	Updated   time.Time    `json:"updated"`
+}
+
+// TableJSON converts a snapshot to its JSON form.
+func TableJSON(procs []Proc, maxnum int) Table {
+	t := Table{MaxNum: maxnum, Processes: make([]TableEntry, 0, len(procs)), Updated: time.Now().UTC()}
+	for _, p := range procs {
+		e := TableEntry{Kind: p.Kind, Host: p.Host, Port: p.Port, Pid: p.Pid, State: p.State, Load: p.Load,
+			MaxNum: p.MaxNum, Connections: p.Conns, Rooms: p.Units, UptimeS: int64(time.Since(p.Started).Seconds())}
+		if len(p.Maps) > 0 {
+			e.Maps = p.Maps
+		}
+		t.Processes = append(t.Processes, e)
+	}
+	return t
+}

@@ -1,0 +1,112 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/arena-game/arena/internal/fleet"
+)
+
+// AssignRoom hands room to the least-loaded ready fight process with
+// capacity, spawning one when all are full. The slot is reserved while the
+// process registers the room (it reports add|PORT|TOKEN|ROOM before
+// answering), so concurrent assignments never overfill a process. It
+// returns the process's table row.
+func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		p, err := f.reserve(ctx, fleet.KindFight, nil)
+		if err != nil {
+			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = p.handle.Process().AssignRoom(actx, room)
+		cancel()
+		f.mu.Lock()
+		p.Pending--
+		row := *p
+		f.mu.Unlock()
+		if err == nil {
+			row.handle, row.units = nil, nil
+			return row, nil
+		}
+		lastErr = err
+		if errors.Is(err, fleet.ErrExists) {
+			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
+		}
+		f.log.Warn("room assignment failed, trying another process", "room", room.ID, "port", p.Port, "err", err)
+	}
+	return Proc{}, fmt.Errorf("assign room %s: %w: %v", room.ID, ErrNoCapacity, lastErr)
+}
+
+// reserve picks the least-loaded ready process of kind that accept allows,
+// spawning when none has capacity, and reserves one slot on it (Pending+1).
+// The caller must release the slot.
+func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) bool) (*Proc, error) {
+	for attempt := 0; attempt < 8; attempt++ {
+		f.mu.Lock()
+		if p := f.leastLoaded(kind, accept); p != nil {
+			p.Pending++
+			p.LastBusy = time.Now()
+			f.mu.Unlock()
+			return p, nil
+		}
+		f.mu.Unlock()
+		if _, err := f.spawnShared(ctx, kind); err != nil {
+			return nil, err
+		}
+	}
+	return nil, ErrNoCapacity
+}
+
+// PlaceMap answers get|map|MAPID: the port of a map process hosting an
+// instance of mapID with room for one more player (instance players and
+// process load under MAXNUM). When no instance has room it asks the
+// least-loaded map process with capacity to host a new instance, spawning a
+// process when all are full. Unknown maps get fleet.ErrUnknownMap.
+func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
+	// An instance with room, least loaded first.
+	f.mu.Lock()
+	hosting := func(p *Proc) bool {
+		n, ok := p.Maps[mapID]
+		return ok && n < f.maxnum
+	}
+	if p := f.leastLoaded(fleet.KindMap, hosting); p != nil {
+		port := p.Port
+		f.mu.Unlock()
+		return port, nil
+	}
+	f.mu.Unlock()
+	// A new instance on the least-loaded process with capacity.
+	notHosting := func(p *Proc) bool { _, ok := p.Maps[mapID]; return !ok }
+	for attempt := 0; attempt < 4; attempt++ {
+		p, err := f.reserve(ctx, fleet.KindMap, notHosting)
+		if err != nil {
+			return 0, fmt.Errorf("place map %s: %w", mapID, err)
+		}
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = p.handle.Process().HostMap(hctx, mapID)
+		cancel()
+		f.mu.Lock()
+		p.Pending--
+		if err == nil {
+			if _, ok := p.Maps[mapID]; !ok {
+				p.Maps[mapID] = 0
+			}
+			f.version++
+		}
+		port := p.Port
+		f.mu.Unlock()
+		if err == nil {
+			f.log.Info("map instance placed", "map", mapID, "port", port)
+			return port, nil
+		}
+		if errors.Is(err, fleet.ErrUnknownMap) {
+			return 0, fmt.Errorf("place map %s: %w", mapID, err)
+		}
+		f.log.Warn("map placement failed, trying another process", "map", mapID, "port", port, "err", err)
+	}
+	return 0, fmt.Errorf("place map %s: %w", mapID, ErrNoCapacity)
+}
