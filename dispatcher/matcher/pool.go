@@ -1,0 +1,276 @@
+package matcher
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Pool is the tickets of one mode waiting for a room. It is not safe for
+// concurrent use: one goroutine (the dispatcher's matchmaker) owns it.
+//
+// Add and Remove cost O(1) amortised (plus a map operation): additions wait
+// in a side list and removals are recorded, and both are folded into the
+// sorted pool at the next Tick, which sorts only the additions.
+type Pool struct {
+	cfg Config
+
+	ids   map[string]int32 // waiting ticket ID -> slot
+	slots []slot
+	free  []int32
+	seq   uint64
+
+	// Enqueue times are kept as offsets from epoch, the first Enqueued
+	// seen, so windows are integer arithmetic on a compact entry.
+	epoch    time.Time
+	hasEpoch bool
+	players  int
+
+	sorted  []entry // the pool at the last tick, by (rating, seq); may hold entries listed in removed
+	spare   []entry // the other merge buffer
+	pending []entry // added since the last tick, unsorted
+	removed []entry // removed since the last tick (rating and seq set)
+
+	sc   scratch
+	last TickStats
+}
+
+// slot holds a waiting ticket; seq tells a live slot from a reused one.
+type slot struct {
+	t   Ticket
+	seq uint64
+}
+
+// entry is a ticket's place in the sorted pool.
+type entry struct {
+	rating  int
+	enq     int64 // nanoseconds since the pool's epoch
+	seq     uint64
+	slot    int32
+	members int32 // 0 marks an entry matched during this tick
+}
+
+func cmpEntry(a, b entry) int {
+	if c := cmp.Compare(a.rating, b.rating); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+func lessEntry(a, b entry) bool {
+	return a.rating < b.rating || (a.rating == b.rating && a.seq < b.seq)
+}
+
+// TickStats describes the last Tick.
+type TickStats struct {
+	// Tickets and Players waited in the pool when the tick began.
+	Tickets, Players int
+	// Rooms is the number of rooms formed; Spread is their total spread.
+	Rooms  int
+	Spread int64
+	// SeedFloor is true when the seed's greedy rule formed more rooms, or
+	// as many with less total spread, than the optimiser, and its rooms
+	// were kept.
+	SeedFloor bool
+}
+
+// NewPool returns an empty pool for one mode. It panics if cfg is invalid:
+// check it with cfg.Validate when reading configuration.
+func NewPool(cfg Config) *Pool {
+	if err := cfg.Validate(); err != nil {
+		panic("matcher.NewPool: " + err.Error())
+	}
+	return &Pool{cfg: cfg, ids: make(map[string]int32)}
+}
+
+// Config is the pool's rule.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Len is the number of tickets waiting.
+func (p *Pool) Len() int { return len(p.ids) }
+
+// Players is the number of players waiting (the sum of Members).
+func (p *Pool) Players() int { return p.players }
+
+// LastTick describes the last Tick (zero before the first).
+func (p *Pool) LastTick() TickStats { return p.last }
+
+// Add puts t in the pool; it takes part from the next Tick on. It returns
+// an error wrapping ErrDuplicate if a ticket with t.ID is waiting already
+// (the waiting ticket is kept unchanged), or ErrBadTicket for an empty ID,
+// Members outside 1..RoomSize, a rating outside [-MaxRating, MaxRating] or a
+// zero Enqueued.
+func (p *Pool) Add(t Ticket) error {
+	switch {
+	case t.ID == "":
+		return fmt.Errorf("add ticket: empty id: %w", ErrBadTicket)
+	case t.Members < 1 || t.Members > p.cfg.RoomSize:
+		return fmt.Errorf("add ticket %q: %d members, want 1..%d: %w", t.ID, t.Members, p.cfg.RoomSize, ErrBadTicket)
+	case t.Rating < -MaxRating || t.Rating > MaxRating:
+		return fmt.Errorf("add ticket %q: rating %d out of range: %w", t.ID, t.Rating, ErrBadTicket)
+	case t.Enqueued.IsZero():
+		return fmt.Errorf("add ticket %q: no enqueue time: %w", t.ID, ErrBadTicket)
+	}
+	if _, ok := p.ids[t.ID]; ok {
+		return fmt.Errorf("add ticket %q: %w", t.ID, ErrDuplicate)
+	}
+	if !p.hasEpoch {
+		p.epoch, p.hasEpoch = t.Enqueued, true
+	}
+	p.seq++
+	var s int32
+	if n := len(p.free); n > 0 {
+		s = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		s = int32(len(p.slots))
+		p.slots = append(p.slots, slot{})
+	}
+	p.slots[s] = slot{t: t, seq: p.seq}
+	p.ids[t.ID] = s
+	p.players += t.Members
+	p.pending = append(p.pending, entry{
+		rating:  t.Rating,
+		enq:     int64(t.Enqueued.Sub(p.epoch)),
+		seq:     p.seq,
+		slot:    s,
+		members: int32(t.Members),
+	})
+	return nil
+}
+
+// Get returns the waiting ticket with id, and false if none waits.
+func (p *Pool) Get(id string) (Ticket, bool) {
+	s, ok := p.ids[id]
+	if !ok {
+		return Ticket{}, false
+	}
+	return p.slots[s].t, true
+}
+
+// Remove takes the ticket with id out of the pool. It returns false if no
+// such ticket is waiting (never added, removed already, or matched).
+func (p *Pool) Remove(id string) bool {
+	s, ok := p.ids[id]
+	if !ok {
+		return false
+	}
+	sl := p.slots[s]
+	p.removed = append(p.removed, entry{rating: sl.t.Rating, seq: sl.seq})
+	p.players -= sl.t.Members
+	delete(p.ids, id)
+	p.slots[s] = slot{}
+	p.free = append(p.free, s)
+	return true
+}
+
+// Tick forms every room it can among the waiting tickets at now, removes
+// their tickets from the pool and returns the rooms (none when nothing
+// matches). Every room satisfies the rule at now (see the package doc).
+// Calling Tick with a time earlier than a ticket's Enqueued treats that
+// ticket as having waited zero.
+func (p *Pool) Tick(now time.Time) []Room {
+	p.merge()
+	p.last = TickStats{Tickets: len(p.sorted), Players: p.players}
+	if len(p.sorted) == 0 {
+		return nil
+	}
+	g, floor := p.sc.plan(p.cfg, p.sorted, int64(now.Sub(p.epoch)))
+	p.last.Rooms, p.last.Spread, p.last.SeedFloor = g.rooms(), g.spread, floor
+	if g.rooms() == 0 {
+		return nil
+	}
+	tickets := make([]Ticket, len(g.idx))
+	rooms := make([]Room, g.rooms())
+	start := 0
+	for r, end := range g.ends {
+		for k := start; k < int(end); k++ {
+			e := &p.sorted[g.idx[k]]
+			t := p.slots[e.slot].t
+			tickets[k] = t
+			delete(p.ids, t.ID)
+			p.slots[e.slot] = slot{}
+			p.free = append(p.free, e.slot)
+			p.players -= t.Members
+			e.members = 0
+		}
+		rt := tickets[start:end:end]
+		rooms[r] = Room{Tickets: rt, Spread: rt[len(rt)-1].Rating - rt[0].Rating}
+		start = int(end)
+	}
+	// Drop the matched entries, keeping the order.
+	kept := p.sorted[:0]
+	for _, e := range p.sorted {
+		if e.members != 0 {
+			kept = append(kept, e)
+		}
+	}
+	p.sorted = kept
+	p.shrink()
+	return rooms
+}
+
+// merge folds the tickets added and removed since the last tick into the
+// sorted pool: O(N + K log K + R log R).
+func (p *Pool) merge() {
+	if len(p.pending) == 0 && len(p.removed) == 0 {
+		return
+	}
+	slices.SortFunc(p.pending, cmpEntry)
+	slices.SortFunc(p.removed, cmpEntry)
+	out := p.spare[:0]
+	if need := len(p.sorted) + len(p.pending); cap(out) < need {
+		out = make([]entry, 0, need+need/4)
+	}
+	old, add, rm := p.sorted, p.pending, p.removed
+	i, j, r := 0, 0, 0
+	for i < len(old) || j < len(add) {
+		var e entry
+		if j == len(add) || (i < len(old) && lessEntry(old[i], add[j])) {
+			e = old[i]
+			i++
+		} else {
+			e = add[j]
+			j++
+		}
+		for r < len(rm) && lessEntry(rm[r], e) {
+			r++
+		}
+		if r < len(rm) && rm[r].seq == e.seq {
+			r++
+			continue
+		}
+		out = append(out, e)
+	}
+	p.spare, p.sorted = p.sorted[:0], out
+	p.pending, p.removed = p.pending[:0], p.removed[:0]
+}
+
+// shrink gives memory back after the pool has emptied a lot: buffers over
+// four times the need are reallocated, and slots are renumbered. It runs
+// at the end of a tick, when every waiting ticket is in p.sorted.
+func (p *Pool) shrink() {
+	n := len(p.sorted)
+	if cap(p.spare) > 4*n+1024 {
+		p.spare = nil
+	}
+	if cap(p.pending) > 4*n+1024 {
+		p.pending = nil
+	}
+	if cap(p.sorted) > 4*n+1024 {
+		p.sorted = slices.Clone(p.sorted)
+	}
+	p.sc.shrink(n)
+	if len(p.slots) <= 4*n+1024 {
+		return
+	}
+	slots := make([]slot, n, n+n/4)
+	for i := range p.sorted {
+		e := &p.sorted[i]
+		slots[i] = p.slots[e.slot]
+		p.ids[slots[i].t.ID] = int32(i)
+		e.slot = int32(i)
+	}
+	p.slots, p.free = slots, nil
+}
