@@ -1,0 +1,154 @@
+package fightserver
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// Option keys a fight process reads from fleet.StartConfig.Options. Every
+// value is a string; durations use Go syntax ("10m", "30s", "250ms").
+const (
+	OptRoomTimeout    = "room-timeout"    // how long a room may last (default 10m)
+	OptRejoinGrace    = "rejoin-grace"    // how long a dropped (or never-arrived) player may take to (re)join (default 30s)
+	OptEventRate      = "event-rate"      // messages per second per player before close (default 40)
+	OptEventBurst     = "event-burst"     // token-bucket burst for event-rate (default 80)
+	OptAttackDamage   = "attack-damage"   // hp an attack takes (default 20)
+	OptAttackCooldown = "attack-cooldown" // minimum time between one player's attacks (default 400ms)
+)
+
+// Defaults.
+const (
+	DefaultRoomTimeout    = 10 * time.Minute
+	DefaultRejoinGrace    = 30 * time.Second
+	DefaultEventRate      = 40.0
+	DefaultEventBurst     = 80
+	DefaultAttackDamage   = 20
+	DefaultAttackCooldown = 400 * time.Millisecond
+	// StartHP is every player's hp when a room starts.
+	StartHP = 100
+	// MinPlayers and MaxPlayers bound a room's size.
+	MinPlayers = 2
+	MaxPlayers = 16
+	// EloK is the Elo K factor.
+	EloK = 32
+)
+
+// Config is a fight server's behaviour. The zero value of a field takes its
+// default (see Defaults); use DefaultConfig or ParseOptions.
+type Config struct {
+	// RoomTimeout ends a room with reason "timeout" this long after it was
+	// assigned (earlier if the room's Expires comes first).
+	RoomTimeout time.Duration
+	// RejoinGrace is how long a member who dropped, or who never arrived,
+	// keeps its place. Past it the member has left (and lost).
+	RejoinGrace time.Duration
+	// EventRate is the sustained number of messages per second one
+	// connection may send; EventBurst is the bucket size. Past them the
+	// player gets a rate_limited error and the connection is closed.
+	EventRate  float64
+	EventBurst int
+	// AttackDamage is the hp one attack takes; clients never choose it.
+	AttackDamage int
+	// AttackCooldown is the minimum time between one player's attacks;
+	// negative means none.
+	AttackCooldown time.Duration
+	// EndedMemory is how long an ended room's id is remembered, so late
+	// joiners get room_over rather than wrong_room (default 1h).
+	EndedMemory time.Duration
+	// WS are the WebSocket limits (default: 64 KiB messages, 256 queued
+	// outbound messages per connection, 60s idle, pings every 25s).
+	WS wsconn.Options
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+func (c Config) withDefaults() Config {
+	if c.RoomTimeout <= 0 {
+		c.RoomTimeout = DefaultRoomTimeout
+	}
+	if c.RejoinGrace <= 0 {
+		c.RejoinGrace = DefaultRejoinGrace
+	}
+	if c.EventRate <= 0 {
+		c.EventRate = DefaultEventRate
+	}
+	if c.EventBurst <= 0 {
+		c.EventBurst = DefaultEventBurst
+	}
+	if c.AttackDamage <= 0 {
+		c.AttackDamage = DefaultAttackDamage
+	}
+	if c.AttackCooldown == 0 { // negative means no cooldown
+		c.AttackCooldown = DefaultAttackCooldown
+	}
+	if c.EndedMemory <= 0 {
+		c.EndedMemory = time.Hour
+	}
+	if c.WS.MaxMessage <= 0 {
+		c.WS.MaxMessage = 64 << 10
+	}
+	return c
+}
+
+// ParseOptions builds a Config from the dispatcher's option map. Keys it
+// does not know are returned in unknown (sorted) and otherwise ignored; a
+// known key with a bad or out-of-range value is an error naming the key.
+func ParseOptions(opts map[string]string) (cfg Config, unknown []string, err error) {
+	cfg = DefaultConfig()
+	dur := func(key, v string, min, max time.Duration) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return 0, fmt.Errorf("parse options: %s: %w", key, err)
+		}
+		if d < min || d > max {
+			return 0, fmt.Errorf("parse options: %s: %v is out of range [%v, %v]", key, d, min, max)
+		}
+		return d, nil
+	}
+	num := func(key, v string, min, max float64) (float64, error) {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse options: %s: %w", key, err)
+		}
+		if !(f >= min && f <= max) {
+			return 0, fmt.Errorf("parse options: %s: %v is out of range [%v, %v]", key, v, min, max)
+		}
+		return f, nil
+	}
+	for k, v := range opts {
+		var f float64
+		switch k {
+		case OptRoomTimeout:
+			cfg.RoomTimeout, err = dur(k, v, 10*time.Millisecond, 24*time.Hour)
+		case OptRejoinGrace:
+			cfg.RejoinGrace, err = dur(k, v, 10*time.Millisecond, time.Hour)
+		case OptEventRate:
+			f, err = num(k, v, 0.1, 100000)
+			cfg.EventRate = f
+		case OptEventBurst:
+			f, err = num(k, v, 1, 1000000)
+			cfg.EventBurst = int(f)
+		case OptAttackDamage:
+			f, err = num(k, v, 1, StartHP)
+			cfg.AttackDamage = int(f)
+		case OptAttackCooldown:
+			cfg.AttackCooldown, err = dur(k, v, 0, time.Hour)
+			if err == nil && cfg.AttackCooldown == 0 {
+				cfg.AttackCooldown = -1 // explicit zero: no cooldown
+			}
+		default:
+			unknown = append(unknown, k)
+			continue
+		}
+		if err != nil {
+			return Config{}, nil, err
+		}
+	}
+	sort.Strings(unknown)
+	return cfg.withDefaults(), unknown, nil
+}

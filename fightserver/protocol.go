@@ -1,0 +1,341 @@
+package fightserver
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Error codes sent as {"type":"error","code":CODE,"message":...}. Codes
+// marked "then close" are followed by a close frame; the others leave the
+// connection open.
+const (
+	CodeBadTicket      = "bad_ticket"      // missing, malformed or forged ticket; then close
+	CodeExpiredTicket  = "expired_ticket"  // the ticket's expiry passed; then close
+	CodeWrongKind      = "wrong_kind"      // a token of another kind (e.g. a player token); then close
+	CodeWrongRoom      = "wrong_room"      // the ticket's room is not hosted here; then close
+	CodeNotMember      = "not_member"      // the ticket's subject is not a member of the room; then close
+	CodeRoomOver       = "room_over"       // the room has ended; then close
+	CodeLeftRoom       = "left_room"       // the player left or its rejoin grace passed; then close
+	CodeReplaced       = "replaced"        // a newer connection with the same ticket took over; then close
+	CodeRateLimited    = "rate_limited"    // more messages than the event rate allows; then close
+	CodeServerShutdown = "server_shutdown" // the fight server is stopping; the message names the room; then close
+	CodeBadJSON        = "bad_json"        // not a JSON object
+	CodeUnknownType    = "unknown_type"    // "type" missing or not one of event, leave, ping
+	CodeUnknownEvent   = "unknown_event"   // "event" not one of the five events
+	CodeBadEvent       = "bad_event"       // a field is missing, of the wrong type or out of range
+	CodeBadTarget      = "bad_target"      // attack on a non-member, oneself, an absent or an out player
+	CodeCooldown       = "cooldown"        // attack before the attacker's cooldown passed
+	CodePlayerOut      = "player_out"      // an out player may only send message events
+)
+
+// Event names (the "event" field of {"type":"event"}).
+const (
+	EventMoveTo        = "move_to"
+	EventShootFireball = "shoot_fireball"
+	EventAttack        = "attack"
+	EventBlink         = "blink"
+	EventMessage       = "message"
+)
+
+// Field limits.
+const (
+	// MaxCoord bounds every coordinate (tx, ty, x, y): |v| <= MaxCoord.
+	MaxCoord = 100000.0
+	// MaxAngle bounds angle in radians: |angle| <= MaxAngle.
+	MaxAngle = 10.0
+	// MaxTextRunes is the longest message text, in characters.
+	MaxTextRunes = 200
+	// MaxIDLen is the longest uuid, target or ball_uuid.
+	MaxIDLen = 64
+	// MaxTS is the largest "ts" value: an integer exactly representable
+	// in a JavaScript number.
+	MaxTS = 1 << 53
+)
+
+type eventKind uint8
+
+const (
+	evMoveTo eventKind = iota + 1
+	evShoot
+	evAttack
+	evBlink
+	evMessage
+)
+
+var eventNames = [...]string{"", EventMoveTo, EventShootFireball, EventAttack, EventBlink, EventMessage}
+
+type msgType uint8
+
+const (
+	msgEvent msgType = iota + 1
+	msgLeave
+	msgPing
+)
+
+// event is a validated client event. Only the fields of its kind are set.
+type event struct {
+	kind                eventKind
+	tx, ty, x, y, angle float64
+	target, ball, text  string
+	ts                  int64
+	hasTS               bool
+}
+
+// protoError is an error the client is told about.
+type protoError struct{ Code, Message string }
+
+func (e *protoError) Error() string { return e.Code + ": " + e.Message }
+
+func perr(code, msg string) *protoError { return &protoError{Code: code, Message: msg} }
+
+// wireIn is what json decoding accepts; unknown fields are dropped here, so
+// nothing a client adds (uuid, damage, hp...) ever reaches other players.
+type wireIn struct {
+	Type     *string  `json:"type"`
+	Event    *string  `json:"event"`
+	TX       *float64 `json:"tx"`
+	TY       *float64 `json:"ty"`
+	X        *float64 `json:"x"`
+	Y        *float64 `json:"y"`
+	Angle    *float64 `json:"angle"`
+	Target   *string  `json:"target"`
+	BallUUID *string  `json:"ball_uuid"`
+	Text     *string  `json:"text"`
+	TS       *float64 `json:"ts"`
+}
+
+// parseClient decodes and validates one client message. It never panics;
+// every refusal is a protoError whose code the client is sent.
+func parseClient(data []byte) (msgType, event, *protoError) {
+	var w wireIn
+	var ev event
+	if len(data) == 0 || data[0] != '{' && !isSpace(data[0]) {
+		return 0, ev, perr(CodeBadJSON, "a message is one JSON object")
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			if te.Field == "type" {
+				return 0, ev, perr(CodeUnknownType, `"type" must be a string`)
+			}
+			return 0, ev, perr(CodeBadEvent, strconv.Quote(te.Field)+" must be a "+jsonKind(te.Field))
+		}
+		return 0, ev, perr(CodeBadJSON, "a message is one JSON object")
+	}
+	if w.Type == nil {
+		return 0, ev, perr(CodeUnknownType, `missing "type"`)
+	}
+	switch *w.Type {
+	case "ping":
+		return msgPing, ev, nil
+	case "leave":
+		return msgLeave, ev, nil
+	case "event":
+	default:
+		return 0, ev, perr(CodeUnknownType, "unknown type "+quoteShort(*w.Type))
+	}
+	if w.Event == nil {
+		return 0, ev, perr(CodeUnknownEvent, `missing "event"`)
+	}
+	switch *w.Event {
+	case EventMoveTo:
+		ev.kind = evMoveTo
+	case EventShootFireball:
+		ev.kind = evShoot
+	case EventAttack:
+		ev.kind = evAttack
+	case EventBlink:
+		ev.kind = evBlink
+	case EventMessage:
+		ev.kind = evMessage
+	default:
+		return 0, ev, perr(CodeUnknownEvent, "unknown event "+quoteShort(*w.Event))
+	}
+	var e *protoError
+	switch ev.kind {
+	case evMoveTo, evBlink:
+		ev.tx, e = coord("tx", w.TX, e)
+		ev.ty, e = coord("ty", w.TY, e)
+	case evShoot:
+		ev.tx, e = coord("tx", w.TX, e)
+		ev.ty, e = coord("ty", w.TY, e)
+		ev.ball, e = ident("ball_uuid", w.BallUUID, e)
+	case evAttack:
+		ev.target, e = ident("target", w.Target, e)
+		ev.ball, e = ident("ball_uuid", w.BallUUID, e)
+		ev.x, e = coord("x", w.X, e)
+		ev.y, e = coord("y", w.Y, e)
+		if e == nil {
+			switch {
+			case w.Angle == nil:
+				e = perr(CodeBadEvent, `missing "angle"`)
+			case math.Abs(*w.Angle) > MaxAngle:
+				e = perr(CodeBadEvent, `"angle" out of range`)
+			default:
+				ev.angle = *w.Angle
+			}
+		}
+	case evMessage:
+		switch {
+		case w.Text == nil:
+			e = perr(CodeBadEvent, `missing "text"`)
+		case *w.Text == "":
+			e = perr(CodeBadEvent, `empty "text"`)
+		case utf8.RuneCountInString(*w.Text) > MaxTextRunes:
+			e = perr(CodeBadEvent, `"text" is over 200 characters`)
+		case hasControl(*w.Text):
+			e = perr(CodeBadEvent, `"text" has control characters`)
+		default:
+			ev.text = *w.Text
+		}
+	}
+	if e == nil && w.TS != nil {
+		t := *w.TS
+		if t < 0 || t > MaxTS || t != math.Trunc(t) {
+			e = perr(CodeBadEvent, `"ts" must be an integer in [0, 2^53]`)
+		} else {
+			ev.ts, ev.hasTS = int64(t), true
+		}
+	}
+	if e != nil {
+		return 0, event{}, e
+	}
+	return msgEvent, ev, nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func jsonKind(field string) string {
+	switch field {
+	case "tx", "ty", "x", "y", "angle", "ts":
+		return "number"
+	}
+	return "string"
+}
+
+func coord(name string, v *float64, prev *protoError) (float64, *protoError) {
+	if prev != nil {
+		return 0, prev
+	}
+	if v == nil {
+		return 0, perr(CodeBadEvent, "missing "+strconv.Quote(name))
+	}
+	if math.Abs(*v) > MaxCoord {
+		return 0, perr(CodeBadEvent, strconv.Quote(name)+" out of range")
+	}
+	return *v, nil
+}
+
+func ident(name string, v *string, prev *protoError) (string, *protoError) {
+	if prev != nil {
+		return "", prev
+	}
+	if v == nil {
+		return "", perr(CodeBadEvent, "missing "+strconv.Quote(name))
+	}
+	if !validID(*v) {
+		return "", perr(CodeBadEvent, strconv.Quote(name)+" must be 1 to 64 of [A-Za-z0-9_-]")
+	}
+	return *v, nil
+}
+
+// validID reports whether s is 1 to MaxIDLen bytes of [A-Za-z0-9_-]: the
+// form of uuids, room ids and ball ids. Such ids are safe to write into JSON
+// without escaping.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// appendRelay appends the relayed form of ev, sent by uuid (named name), to
+// b: {"type":"event","event":NAME,"uuid":SENDER,...fields...,"ts":N}. Only
+// validated fields are written; the sender's uuid is the server's.
+func appendRelay(b []byte, ev *event, uuid, name string) []byte {
+	b = append(b, `{"type":"event","event":"`...)
+	b = append(b, eventNames[ev.kind]...)
+	b = append(b, `","uuid":"`...)
+	b = append(b, uuid...)
+	b = append(b, '"')
+	switch ev.kind {
+	case evMoveTo, evBlink:
+		b = appendNum(b, "tx", ev.tx)
+		b = appendNum(b, "ty", ev.ty)
+	case evShoot:
+		b = appendNum(b, "tx", ev.tx)
+		b = appendNum(b, "ty", ev.ty)
+		b = appendID(b, "ball_uuid", ev.ball)
+	case evAttack:
+		b = appendID(b, "target", ev.target)
+		b = appendID(b, "ball_uuid", ev.ball)
+		b = appendNum(b, "x", ev.x)
+		b = appendNum(b, "y", ev.y)
+		b = appendNum(b, "angle", ev.angle)
+	case evMessage:
+		b = append(b, `,"username":`...)
+		b = appendJSONString(b, name)
+		b = append(b, `,"text":`...)
+		b = appendJSONString(b, ev.text)
+	}
+	if ev.hasTS {
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, ev.ts, 10)
+	}
+	return append(b, '}')
+}
+
+func appendNum(b []byte, key string, v float64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func appendID(b []byte, key, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, `":"`...)
+	b = append(b, v...)
+	return append(b, '"')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+// errorMsg encodes {"type":"error","code":code,"message":msg}.
+func errorMsg(code, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{"error", code, msg})
+	return b
+}

@@ -1,0 +1,30 @@
+package fightserver
+
+import "time"
+
+// bucket is a token bucket: rate tokens per second, at most burst. It is
+// used by one goroutine (a connection's read loop) and has no lock.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newBucket(rate float64, burst int) bucket {
+	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// allow takes one token if there is one.
+func (b *bucket) allow(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens += now.Sub(b.last).Seconds() * b.rate
+		if b.tokens > b.burst {
+			b.tokens = b.burst
+		}
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
