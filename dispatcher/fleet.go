@@ -97,6 +97,7 @@ type Proc struct {
 
 	handle   Handle
 	units    map[string]bool // fight: room ids reported with add
+	reserved map[string]bool // units with a slot reserved (Pending) until their add arrives
 	failures int
 }
 
@@ -342,7 +343,7 @@ func (f *Fleet) spawn(kind string) (*Proc, error) {
 		}
 		// Reserve the port in the table as starting.
 		p := &Proc{Kind: kind, Host: f.cfg.Host, Port: port, Pid: h.Pid(), State: StateStarting,
-			MaxNum: f.maxnum, Started: time.Now(), LastBusy: time.Now(), handle: h, units: map[string]bool{}, Maps: map[string]int{}}
+			MaxNum: f.maxnum, Started: time.Now(), LastBusy: time.Now(), handle: h, units: map[string]bool{}, reserved: map[string]bool{}, Maps: map[string]int{}}
 		f.procs[port] = p
 		f.byKind[kind] = append(f.byKind[kind], p)
 		f.version++
@@ -630,6 +631,10 @@ func (f *Fleet) Adjust(port, delta int, unit string) (int, error) {
 			}
 			p.Maps[unit] = n
 		default:
+			if delta > 0 && p.reserved[unit] {
+				delete(p.reserved, unit)
+				p.Pending--
+			}
 			if delta > 0 {
 				p.units[unit] = true
 			} else {
@@ -654,7 +659,7 @@ func (f *Fleet) Snapshot() []Proc {
 		for k, v := range p.Maps {
 			c.Maps[k] = v
 		}
-		c.handle, c.units = nil, nil
+		c.handle, c.units, c.reserved = nil, nil, nil
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -16,7 +16,7 @@ func runFleet(t *testing.T, f *Fleet) {
 	done := make(chan struct{})
 	go func() { _ = f.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, func() bool { return len(f.Snapshot()) >= 1 })
+	waitFor(t, func() bool { s := f.Snapshot(); return len(s) >= 1 && s[0].State == StateReady })
 }
 
 func waitFor(t *testing.T, cond func() bool) {

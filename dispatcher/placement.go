@@ -17,7 +17,7 @@ import (
 func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		p, err := f.reserve(ctx, fleet.KindFight, nil)
+		p, err := f.reserve(ctx, fleet.KindFight, nil, room.ID)
 		if err != nil {
 			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
 		}
@@ -25,11 +25,11 @@ func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
 		_, err = p.handle.Process().AssignRoom(actx, room)
 		cancel()
 		f.mu.Lock()
-		p.Pending--
+		f.releaseLocked(p, room.ID)
 		row := *p
 		f.mu.Unlock()
 		if err == nil {
-			row.handle, row.units = nil, nil
+			row.handle, row.units, row.reserved = nil, nil, nil
 			return row, nil
 		}
 		lastErr = err
@@ -42,13 +42,15 @@ func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
 }
 
 // reserve picks the least-loaded ready process of kind that accept allows,
-// spawning when none has capacity, and reserves one slot on it (Pending+1).
-// The caller must release the slot.
-func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) bool) (*Proc, error) {
+// spawning when none has capacity, and reserves one slot on it for unit
+// (Pending+1). The slot is consumed when the process reports add for unit,
+// or released by releaseLocked; either way it is counted once.
+func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) bool, unit string) (*Proc, error) {
 	for attempt := 0; attempt < 8; attempt++ {
 		f.mu.Lock()
 		if p := f.leastLoaded(kind, accept); p != nil {
 			p.Pending++
+			p.reserved[unit] = true
 			p.LastBusy = time.Now()
 			f.mu.Unlock()
 			return p, nil
@@ -82,7 +84,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 	// A new instance on the least-loaded process with capacity.
 	notHosting := func(p *Proc) bool { _, ok := p.Maps[mapID]; return !ok }
 	for attempt := 0; attempt < 4; attempt++ {
-		p, err := f.reserve(ctx, fleet.KindMap, notHosting)
+		p, err := f.reserve(ctx, fleet.KindMap, notHosting, "map:"+mapID)
 		if err != nil {
 			return 0, fmt.Errorf("place map %s: %w", mapID, err)
 		}
@@ -90,7 +92,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 		_, err = p.handle.Process().HostMap(hctx, mapID)
 		cancel()
 		f.mu.Lock()
-		p.Pending--
+		f.releaseLocked(p, "map:"+mapID)
 		if err == nil {
 			if _, ok := p.Maps[mapID]; !ok {
 				p.Maps[mapID] = 0
@@ -109,4 +111,13 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 		f.log.Warn("map placement failed, trying another process", "map", mapID, "port", port, "err", err)
 	}
 	return 0, fmt.Errorf("place map %s: %w", mapID, ErrNoCapacity)
+}
+
+// releaseLocked drops unit's reservation on p if the process's add has not
+// consumed it already. Callers hold f.mu.
+func (f *Fleet) releaseLocked(p *Proc, unit string) {
+	if p.reserved[unit] {
+		delete(p.reserved, unit)
+		p.Pending--
+	}
 }

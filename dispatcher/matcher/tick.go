@@ -49,6 +49,7 @@ type scratch struct {
 	cand  []int32   // entries that can be in a room this tick
 	dp    []cell
 	stack []int32
+	pick  []int32 // fill's room
 	floor groups // the seed's greedy rooms
 	best  groups // the optimiser's rooms
 }
@@ -114,13 +115,20 @@ func greedy(es []entry, w []float64, k int32, stack []int32, out *groups) []int3
 	return stack
 }
 
-// optimise fills sc.best with the rooms of the best plan (see better) in
-// which each room is a run of consecutive candidates. Candidates are the
-// tickets that could be in some room now: a full party, or one whose
-// window reaches its nearest neighbour's rating. With equal windows (all
-// tickets waited as long) the best plan overall is such a plan: a room that
-// skips a ticket between its lowest and highest can take that ticket
-// instead of its lowest, with no more spread.
+// optimise fills sc.best with the rooms of the best plan (see better) it
+// can find by dynamic programming over the candidates in rating order.
+// Candidates are the tickets that could be in some room now: a full party,
+// or one whose window reaches its nearest neighbour's rating. For each
+// candidate, taken as the highest rated ticket of a room, fill builds one
+// room below it; the programme chooses, from the lowest candidate up,
+// between leaving a candidate out and closing the room fill built for it
+// (leaving out the candidates that room skipped). O(N * lookback).
+//
+// With solos and equal windows (all tickets waited as long), fill's room is
+// the run of RoomSize consecutive tickets ending at the candidate, and the
+// best plan of consecutive runs is the best plan overall: a room that skips
+// a ticket between its lowest and highest can take that ticket instead of
+// its lowest, with no more spread, so the programme is exact there.
 func (sc *scratch) optimise(es []entry, k int32, now int64) {
 	n := len(es)
 	sc.cand = sc.cand[:0]
@@ -142,28 +150,19 @@ func (sc *scratch) optimise(es []entry, k int32, now int64) {
 			sc.cand = append(sc.cand, int32(i))
 		}
 	}
-	cand := sc.cand
-	m := len(cand)
+	m := len(sc.cand)
 	sc.dp = resize(sc.dp, m+1)
 	dp := sc.dp
 	dp[0] = cell{from: -1}
 	for p := 1; p <= m; p++ {
 		best := dp[p-1]
 		best.from = -1
-		q, sum := p-1, int32(0)
-		for {
-			sum += es[cand[q]].members
-			if sum >= k || q == 0 {
-				break
-			}
-			q--
-		}
-		if sum == k && valid(es, sc.w, cand[q:p]) {
-			c := dp[q]
-			c.from = int32(q)
+		if room, low := sc.fill(es, k, p-1); room != nil {
+			c := dp[low]
+			c.from = int32(low)
 			c.rooms++
-			c.spread += int64(es[cand[p-1]].rating - es[cand[q]].rating)
-			for _, x := range cand[q:p] {
+			c.spread += int64(es[room[len(room)-1]].rating - es[room[0]].rating)
+			for _, x := range room {
 				c.wait += float64(now - es[x].enq)
 			}
 			if better(c, best) {
@@ -176,16 +175,60 @@ func (sc *scratch) optimise(es []entry, k int32, now int64) {
 	b := &sc.best
 	b.reset()
 	for p := m; p > 0; {
-		q := dp[p].from
-		if q < 0 {
+		if dp[p].from < 0 {
 			p--
 			continue
 		}
-		b.add(es, cand[q:p])
-		p = int(q)
+		room, low := sc.fill(es, k, p-1)
+		b.add(es, room)
+		p = low
 	}
 	reverseGroups(b)
 }
+
+// fill builds a room whose highest rated ticket is candidate top: walking
+// down from top (at most lookback candidates), it takes each candidate
+// whose members still fit and whose window reaches top, while the rating
+// stays within every taken ticket's window, until the members add up to
+// RoomSize. It returns the room (entry indices in rating order, in sc.pick)
+// and the candidate position of its lowest ticket, or nil when no room
+// forms. The room is checked with valid, so it always satisfies the rule.
+func (sc *scratch) fill(es []entry, k int32, top int) ([]int32, int) {
+	cand := sc.cand
+	t := cand[top]
+	hi := es[t].rating
+	need := k - es[t].members
+	pick := append(sc.pick[:0], t)
+	floor := float64(hi) - sc.w[t] // lowest rating every taken window reaches
+	low := top
+	limit := max(top-lookback(k), 0)
+	for q := top - 1; need > 0 && q >= limit; q-- {
+		x := cand[q]
+		r := es[x].rating
+		if float64(r) < floor {
+			break // lower ratings are even further
+		}
+		if es[x].members <= need && within(hi-r, sc.w[x]) {
+			pick = append(pick, x)
+			need -= es[x].members
+			floor = max(floor, float64(r)-sc.w[x])
+			low = q
+		}
+	}
+	sc.pick = pick
+	if need != 0 {
+		return nil, 0
+	}
+	slices.Reverse(pick)
+	if !valid(es, sc.w, pick) {
+		return nil, 0
+	}
+	return pick, low
+}
+
+// lookback bounds how far below a room's highest ticket fill looks, so a
+// tick stays linear when many tickets in a row cannot join.
+func lookback(k int32) int { return 8*int(k) + 8 }
 
 // reverseGroups reverses the order of the rooms in g (each room's own
 // order is kept).

@@ -1,0 +1,331 @@
+package dispatcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/fleet"
+)
+
+const testToken = "fleet-secret"
+
+func startLine(t *testing.T, cfg LineConfig) (addr string, f *Fleet) {
+	t.Helper()
+	sp := &fakeSpawner{}
+	f = newTestFleet(sp, 2, 1)
+	runFleet(t, f)
+	if cfg.FleetToken == "" {
+		cfg.FleetToken = testToken
+	}
+	ls := NewLineServer(cfg, f, quietLog(), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ls.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String(), f
+}
+
+// seed sends one request the seed's way (no newline) and reads until close.
+func seed(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("seed %q: %v", req, err)
+	}
+	return string(b)
+}
+
+type lineConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialLine(t *testing.T, addr string) *lineConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &lineConn{c: c, r: bufio.NewReader(c)}
+}
+
+func (l *lineConn) do(t *testing.T, req string) string {
+	t.Helper()
+	if _, err := l.c.Write([]byte(req + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := l.r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	return strings.TrimSuffix(ans, "\n")
+}
+
+func TestSeedClients(t *testing.T) {
+	addr, _ := startLine(t, LineConfig{InsecureSeedMode: true})
+	if got := seed(t, addr, "get"); got != "7000" {
+		t.Fatalf("seed get = %q", got)
+	}
+	if got := seed(t, addr, "add|7000"); got != "ok" {
+		t.Fatalf("seed add = %q", got)
+	}
+	if got := seed(t, addr, "add|7000"); got != "ok" {
+		t.Fatalf("seed add = %q", got)
+	}
+	if got := seed(t, addr, "get"); got != "7001" {
+		t.Fatalf("seed get on a full fleet = %q, want 7001", got)
+	}
+	if got := seed(t, addr, "del|7000"); got != "ok" {
+		t.Fatalf("seed del = %q", got)
+	}
+	if got := seed(t, addr, "bogus"); got != "err|unknown verb" {
+		t.Fatalf("seed bogus = %q", got)
+	}
+}
+
+func TestPipelinedAndBadInput(t *testing.T) {
+	addr, f := startLine(t, LineConfig{})
+	l := dialLine(t, addr)
+	cases := []struct{ req, want string }{
+		{"get", "7000"},
+		{"get|fight", "7000"},
+		{"add|7000|" + testToken, "ok"},
+		{"add|7000", "err|bad token"}, // no seed mode
+		{"add|7000|wrong", "err|bad token"},
+		{"del|7000|wrong", "err|bad token"},
+		{"maxnum|5|wrong", "err|bad token"},
+		{"add|7999|" + testToken, "err|unknown port"},
+		{"add|abc|" + testToken, "err|bad port"},
+		{"add|70000|" + testToken, "err|bad port"},
+		{"add||" + testToken, "err|bad port"},
+		{"add", "err|wrong number of fields"},
+		{"maxnum|-1|" + testToken, "err|bad number"},
+		{"maxnum|0|" + testToken, "err|bad number"},
+		{"maxnum|99999999|" + testToken, "err|bad number"},
+		{"maxnum|x|" + testToken, "err|bad number"},
+		{"jump", "err|unknown verb"},
+		{"", "err|empty request"},
+		{"get|dragon", "err|unknown process kind"},
+		{"get|map|no spaces", "err|bad map id"},
+		{"del|7000|" + testToken, "ok"},
+		{"del|7000|" + testToken, "ok"}, // never below 0
+		{"maxnum|3|" + testToken, "ok"},
+	}
+	for _, c := range cases {
+		if got := l.do(t, c.req); got != c.want {
+			t.Errorf("%q = %q, want %q", c.req, got, c.want)
+		}
+	}
+	if f.MaxNum() != 3 {
+		t.Fatalf("maxnum = %d, want 3", f.MaxNum())
+	}
+	var tab Table
+	if err := json.Unmarshal([]byte(l.do(t, "stat")), &tab); err != nil {
+		t.Fatal(err)
+	}
+	if tab.MaxNum != 3 || len(tab.Processes) != 1 || tab.Processes[0].Load != 0 || tab.Processes[0].Kind != fleet.KindFight {
+		t.Fatalf("stat = %+v", tab)
+	}
+	// Many requests in one write are answered in order.
+	var b strings.Builder
+	for i := 0; i < 1000; i++ {
+		b.WriteString("get\n")
+	}
+	if _, err := l.c.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		ans, err := l.r.ReadString('\n')
+		if err != nil || ans != "7000\n" {
+			t.Fatalf("pipelined answer %d = %q, %v", i, ans, err)
+		}
+	}
+}
+
+func TestLineTooLongCloses(t *testing.T) {
+	addr, _ := startLine(t, LineConfig{})
+	l := dialLine(t, addr)
+	if got := l.do(t, "get"); got != "7000" {
+		t.Fatal(got)
+	}
+	long := strings.Repeat("x", 1025)
+	if got := l.do(t, long); got != "err|line too long" {
+		t.Fatalf("long line = %q", got)
+	}
+	if _, err := l.r.ReadByte(); err != io.EOF {
+		t.Fatalf("connection not closed after a long line: %v", err)
+	}
+	// A long line split over many writes without a newline is refused too.
+	l2 := dialLine(t, addr)
+	_ = l2.do(t, "get")
+	for i := 0; i < 5; i++ {
+		_, _ = l2.c.Write([]byte(strings.Repeat("y", 400)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	ans, _ := l2.r.ReadString('\n')
+	if ans != "err|line too long\n" {
+		t.Fatalf("unterminated long line = %q", ans)
+	}
+	// The server still answers others.
+	if got := seed(t, addr, "get"); got != "7000" {
+		t.Fatalf("after abuse, get = %q", got)
+	}
+}
+
+func TestIdleAndHalfLineClientsAreClosed(t *testing.T) {
+	addr, _ := startLine(t, LineConfig{IdleTimeout: 100 * time.Millisecond})
+	// Connects and sends nothing.
+	silent := dialLine(t, addr)
+	if _, err := silent.r.ReadByte(); err == nil {
+		t.Fatal("silent client got data instead of a close")
+	}
+	// Sends a line, then half a line, then stalls.
+	half := dialLine(t, addr)
+	if got := half.do(t, "get"); got != "7000" {
+		t.Fatal(got)
+	}
+	_, _ = half.c.Write([]byte("get|fi"))
+	ans, _ := half.r.ReadString('\n')
+	if ans != "err|timeout\n" {
+		t.Fatalf("half line answer = %q", ans)
+	}
+	if _, err := half.r.ReadByte(); err != io.EOF {
+		t.Fatalf("half-line client not closed: %v", err)
+	}
+	if got := seed(t, addr, "get"); got != "7000" {
+		t.Fatalf("get after = %q", got)
+	}
+}
+
+func TestFiveThousandConnectionsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	addr, _ := startLine(t, LineConfig{})
+	var ok, failed atomic.Int32
+	var wg sync.WaitGroup
+	conns := make([]net.Conn, 5000)
+	for i := range conns {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 15*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			conns[i] = c
+		}(i)
+	}
+	wg.Wait()
+	// All open at once; now each asks.
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write([]byte("get\n")); err != nil {
+				failed.Add(1)
+				return
+			}
+			b := make([]byte, 16)
+			n, err := io.ReadAtLeast(c, b, 5)
+			if err == nil && string(b[:n]) == "7000\n" {
+				ok.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	if ok.Load() != 5000 {
+		t.Fatalf("%d of 5000 answered, %d failed", ok.Load(), failed.Load())
+	}
+}
+
+func TestMaxConnsRefusesExtra(t *testing.T) {
+	addr, _ := startLine(t, LineConfig{MaxConns: 2})
+	a := dialLine(t, addr)
+	b := dialLine(t, addr)
+	_ = a.do(t, "get")
+	_ = b.do(t, "get")
+	c := dialLine(t, addr)
+	ans, _ := c.r.ReadString('\n')
+	if ans != "err|busy\n" {
+		t.Fatalf("third connection got %q, want err|busy", ans)
+	}
+}
+
+func TestRandomBytesNeverCrash(t *testing.T) {
+	addr, _ := startLine(t, LineConfig{})
+	for i := 0; i < 50; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := []byte(fmt.Sprintf("\x00\xff|%d|\x7f\n|||\r\n\xde\xad", i))
+		_, _ = c.Write(junk)
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	if got := seed(t, addr, "get"); got != "7000" {
+		t.Fatalf("get after junk = %q", got)
+	}
+}
+
+// FuzzLineServer feeds arbitrary bytes to a connection handler and checks
+// that it answers or closes without panicking.
+func FuzzLineServer(f *testing.F) {
+	for _, s := range []string{"get", "get\n", "add|7000|t\nget\n", "maxnum|2|t\n", "stat\n", "\x00\n", strings.Repeat("a", 2000)} {
+		f.Add([]byte(s))
+	}
+	sp := &fakeSpawner{}
+	fl := newTestFleet(sp, 2, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = fl.Run(ctx) }()
+	for len(fl.Snapshot()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ls := NewLineServer(LineConfig{FleetToken: "t", IdleTimeout: 50 * time.Millisecond}, fl, quietLog(), nil)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		server, client := net.Pipe()
+		done := make(chan struct{})
+		go func() { ls.serveConn(ctx, server); close(done) }()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = client.Write(b)
+		<-done
+		client.Close()
+	})
+}
