@@ -1,0 +1,184 @@
+package mapserver
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Config holds a map server's limits and timings. Zero fields take the
+// defaults below; ConfigFromOptions builds one from the dispatcher's
+// StartConfig.Options (documented in docs/maps.md).
+type Config struct {
+	// SaveInterval is how often the owner saves each player's state (and
+	// renews its lease, which lasts 3 intervals). Option "save-interval",
+	// default 2s.
+	SaveInterval time.Duration
+	// MaxSpeed is the fastest a player may move, in units per second;
+	// up to MoveBurst seconds of unused movement is banked. Option
+	// "max-speed", default 200.
+	MaxSpeed float64
+	// ViewRadius is how far a player sees other players. Option
+	// "view-radius", default 150.
+	ViewRadius float64
+	// Tick is the period of position updates. Option "tick", default 50ms.
+	Tick time.Duration
+	// MaxVisible caps how many players one player is shown (the nearest).
+	// Option "max-visible", default 64.
+	MaxVisible int
+	// SwitchReach is how close to a portal's rectangle a player must be
+	// to switch through it with {"type":"switch"}. Option "switch-reach",
+	// default 48; a negative value means 0 (the player must stand in it).
+	SwitchReach float64
+	// MaxMsgRate is the most messages per second a client may send
+	// (burst: one second's worth); more are dropped. Option
+	// "max-msg-rate", default 40.
+	MaxMsgRate float64
+	// MaxMessage is the largest client message, in bytes (default 4096);
+	// larger closes the connection with 1009.
+	MaxMessage int
+	// SendQueue is how many outbound messages may wait for a slow client
+	// before it is disconnected (1013). Option "send-queue", default 256.
+	SendQueue int
+	// IdleTimeout closes a silent connection (default 30s); the server
+	// pings every IdleTimeout/3.
+	IdleTimeout time.Duration
+	// SaveWorkers is how many periodic saves run at once (default 16).
+	SaveWorkers int
+}
+
+// MoveBurst is how many seconds of movement a player may bank.
+const MoveBurst = 0.5
+
+// Defaults.
+const (
+	DefaultSaveInterval = 2 * time.Second
+	DefaultMaxSpeed     = 200.0
+	DefaultViewRadius   = 150.0
+	DefaultTick         = 50 * time.Millisecond
+	DefaultMaxVisible   = 64
+	DefaultSwitchReach  = 48.0
+	DefaultMaxMsgRate   = 40.0
+)
+
+// LeaseIntervals is how many save intervals a lease lasts: a record whose
+// owner has not saved for that long is presumed dead and may be re-pointed
+// by Enter.
+const LeaseIntervals = 3
+
+func (c Config) withDefaults() Config {
+	if c.SaveInterval <= 0 {
+		c.SaveInterval = DefaultSaveInterval
+	}
+	if c.MaxSpeed <= 0 {
+		c.MaxSpeed = DefaultMaxSpeed
+	}
+	if c.ViewRadius <= 0 {
+		c.ViewRadius = DefaultViewRadius
+	}
+	if c.Tick <= 0 {
+		c.Tick = DefaultTick
+	}
+	if c.MaxVisible <= 0 {
+		c.MaxVisible = DefaultMaxVisible
+	}
+	if c.SwitchReach == 0 {
+		c.SwitchReach = DefaultSwitchReach
+	} else if c.SwitchReach < 0 {
+		c.SwitchReach = 0 // explicitly "must stand in the portal"
+	}
+	if c.MaxMsgRate <= 0 {
+		c.MaxMsgRate = DefaultMaxMsgRate
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = 4096
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.SaveWorkers <= 0 {
+		c.SaveWorkers = 16
+	}
+	return c
+}
+
+// lease is how long one save keeps the record owned.
+func (c Config) lease() time.Duration { return LeaseIntervals * c.SaveInterval }
+
+// Option names accepted by ConfigFromOptions.
+const (
+	OptWorld        = "world"
+	OptSaveInterval = "save-interval"
+	OptMaxSpeed     = "max-speed"
+	OptViewRadius   = "view-radius"
+	OptTick         = "tick"
+	OptMaxVisible   = "max-visible"
+	OptSwitchReach  = "switch-reach"
+	OptMaxMsgRate   = "max-msg-rate"
+	OptSendQueue    = "send-queue"
+)
+
+// ConfigFromOptions parses the dispatcher's options for a map process and
+// returns the config and the world file path ("" for the default world).
+// Durations are Go durations ("2s", "50ms"). Out-of-range values are
+// errors; unknown keys are returned in ignored so the caller can log them.
+func ConfigFromOptions(opts map[string]string) (cfg Config, worldPath string, ignored []string, err error) {
+	dur := func(k, v string, min, max time.Duration) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min || d > max {
+			return 0, fmt.Errorf("map option %s=%q: want a duration in [%v, %v]", k, v, min, max)
+		}
+		return d, nil
+	}
+	num := func(k, v string, min, max float64) (float64, error) {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= min && f <= max) {
+			return 0, fmt.Errorf("map option %s=%q: want a number in [%v, %v]", k, v, min, max)
+		}
+		return f, nil
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := opts[k]
+		var f float64
+		switch k {
+		case OptWorld:
+			worldPath = v
+		case OptSaveInterval:
+			cfg.SaveInterval, err = dur(k, v, 50*time.Millisecond, time.Minute)
+		case OptTick:
+			cfg.Tick, err = dur(k, v, 5*time.Millisecond, time.Second)
+		case OptMaxSpeed:
+			cfg.MaxSpeed, err = num(k, v, 0.001, 1e6)
+		case OptViewRadius:
+			cfg.ViewRadius, err = num(k, v, 1, 1e6)
+		case OptSwitchReach:
+			cfg.SwitchReach, err = num(k, v, 0, 1e6)
+			if err == nil && cfg.SwitchReach == 0 {
+				cfg.SwitchReach = -1
+			}
+		case OptMaxMsgRate:
+			cfg.MaxMsgRate, err = num(k, v, 1, 10000)
+		case OptMaxVisible:
+			f, err = num(k, v, 1, 10000)
+			cfg.MaxVisible = int(f)
+		case OptSendQueue:
+			f, err = num(k, v, 8, 65536)
+			cfg.SendQueue = int(f)
+		default:
+			ignored = append(ignored, k)
+		}
+		if err != nil {
+			return Config{}, "", nil, err
+		}
+	}
+	return cfg, worldPath, ignored, nil
+}

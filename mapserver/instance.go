@@ -1,0 +1,532 @@
+package mapserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Messages to an instance's goroutine.
+type (
+	joinMsg     struct{ s *session }
+	leaveMsg    struct{ s *session }
+	moveMsg     struct {
+		s  *session
+		p  Point
+		at time.Time
+	}
+	switchMsg struct {
+		s  *session
+		to string
+	}
+	switchDone struct {
+		s  *session
+		ok bool
+	}
+	drainMsg    struct{}
+	shutdownMsg struct{ done chan struct{} }
+)
+
+// player is a player's state inside one instance; only the instance's
+// goroutine touches it.
+type player struct {
+	s      *session
+	idJSON []byte // "uuid", JSON-quoted
+	frag   []byte // "id":"uuid","name":"name"
+	x, y   float64
+	budget float64
+	refill time.Time
+
+	idx       int // position in instance.all
+	cell      int
+	cellPos   int
+	moved     bool // moved during the current tick
+	switching bool
+	visible   []*player
+	scratch   []*player
+	mark      uint64
+}
+
+// instance is one hosted map: its players, their grid, and the goroutine
+// that owns them (select on inbox, tick, save tick, server stop).
+type instance struct {
+	srv   *Server
+	m     *Map
+	inbox chan any
+	done  chan struct{} // closed when run returns
+	count atomic.Int32
+
+	all  []*player
+	byS  map[*session]*player
+	cs   float64 // cell size
+	cols int
+	rows int
+	grid [][]*player
+	// cellTick[c] == tick when something moved into, out of or within
+	// cell c during the current tick.
+	cellTick []uint64
+	tick     uint64
+	epoch    uint64
+	movers   []*player
+	seq      uint64
+	buf      []byte
+	sortBuf  []cand
+}
+
+type cand struct {
+	p  *player
+	d2 float64
+}
+
+// maxGridCells bounds the grid per axis; cells grow past the view radius
+// on huge maps.
+const maxGridCells = 512
+
+func newInstance(s *Server, m *Map) *instance {
+	cs := s.cfg.ViewRadius
+	cs = math.Max(cs, m.Width/maxGridCells)
+	cs = math.Max(cs, m.Height/maxGridCells)
+	cols := int(math.Ceil(m.Width/cs)) + 1
+	rows := int(math.Ceil(m.Height/cs)) + 1
+	return &instance{
+		srv: s, m: m,
+		inbox:    make(chan any, 4096),
+		done:     make(chan struct{}),
+		byS:      make(map[*session]*player),
+		cs:       cs,
+		cols:     cols,
+		rows:     rows,
+		grid:     make([][]*player, cols*rows),
+		cellTick: make([]uint64, cols*rows),
+		tick:     1,
+	}
+}
+
+// post delivers msg to the instance; false if it has stopped.
+func (in *instance) post(msg any) bool {
+	select {
+	case in.inbox <- msg:
+		return true
+	case <-in.done:
+		return false
+	}
+}
+
+func (in *instance) run() {
+	defer close(in.done)
+	tick := time.NewTicker(in.srv.cfg.Tick)
+	defer tick.Stop()
+	save := time.NewTicker(in.srv.cfg.SaveInterval)
+	defer save.Stop()
+	for {
+		select {
+		case <-in.srv.ctx.Done():
+			return
+		case msg := <-in.inbox:
+			switch m := msg.(type) {
+			case joinMsg:
+				in.join(m.s)
+			case leaveMsg:
+				if p := in.byS[m.s]; p != nil {
+					in.remove(p)
+					go in.srv.finalSave(m.s, p.x, p.y)
+				}
+			case moveMsg:
+				in.move(m)
+			case switchMsg:
+				in.switchTo(m)
+			case switchDone:
+				if p := in.byS[m.s]; p != nil {
+					if m.ok {
+						in.remove(p)
+					} else {
+						p.switching = false
+					}
+				}
+			case drainMsg:
+				in.drain()
+			case shutdownMsg:
+				in.shutdown()
+				close(m.done)
+			}
+		case <-tick.C:
+			start := time.Now()
+			in.update()
+			in.srv.met.tickSeconds.Observe(time.Since(start).Seconds())
+		case <-save.C:
+			in.saveAll()
+		}
+	}
+}
+
+func (in *instance) cellOf(x, y float64) int {
+	cx := int(x / in.cs)
+	cy := int(y / in.cs)
+	cx = min(max(cx, 0), in.cols-1)
+	cy = min(max(cy, 0), in.rows-1)
+	return cy*in.cols + cx
+}
+
+func (in *instance) gridAdd(p *player) {
+	c := in.cellOf(p.x, p.y)
+	p.cell, p.cellPos = c, len(in.grid[c])
+	in.grid[c] = append(in.grid[c], p)
+	in.cellTick[c] = in.tick
+}
+
+func (in *instance) gridRemove(p *player) {
+	c := in.grid[p.cell]
+	last := c[len(c)-1]
+	c[p.cellPos] = last
+	last.cellPos = p.cellPos
+	c[len(c)-1] = nil
+	in.grid[p.cell] = c[:len(c)-1]
+	in.cellTick[p.cell] = in.tick
+}
+
+func (in *instance) join(s *session) {
+	if in.byS[s] != nil {
+		return
+	}
+	rec := s.rec
+	pt := Point{rec.X, rec.Y}
+	if !in.m.InBounds(pt) {
+		pt = in.m.Spawn
+	}
+	name := s.claims.Name
+	if rec.Name != "" {
+		name = rec.Name
+	}
+	idJSON, _ := json.Marshal(s.claims.Subject)
+	nameJSON, _ := json.Marshal(name)
+	p := &player{
+		s: s, idJSON: idJSON,
+		frag: []byte(`"id":` + string(idJSON) + `,"name":` + string(nameJSON)),
+		x:    pt.X, y: pt.Y,
+		budget: in.srv.cfg.MaxSpeed * MoveBurst, refill: time.Now(),
+		idx: len(in.all),
+	}
+	in.all = append(in.all, p)
+	in.byS[s] = p
+	in.gridAdd(p)
+	in.count.Add(1)
+	in.srv.met.players.WithLabelValues(in.m.ID).Inc()
+	in.srv.rep.change(in.m.ID, +1)
+	w := Welcome{
+		Type: "welcome",
+		You: WelcomeYou{ID: s.claims.Subject, Name: name, X: p.x, Y: p.y, HP: rec.HP,
+			Inventory: rec.Inventory, Version: rec.Version},
+		Map: WelcomeMap{ID: in.m.ID, Name: in.m.Name, Width: in.m.Width, Height: in.m.Height,
+			Portals: in.m.Portals},
+		ViewRadius: in.srv.cfg.ViewRadius, MaxSpeed: in.srv.cfg.MaxSpeed,
+		SwitchReach: in.srv.cfg.SwitchReach, TickMS: in.srv.cfg.Tick.Milliseconds(),
+	}
+	if w.Map.Portals == nil {
+		w.Map.Portals = []Portal{}
+	}
+	_ = s.conn.SendJSON(w)
+	in.srv.met.messagesOut.Inc()
+}
+
+// remove takes p off the map and reports the load change.
+func (in *instance) remove(p *player) {
+	delete(in.byS, p.s)
+	last := in.all[len(in.all)-1]
+	in.all[p.idx] = last
+	last.idx = p.idx
+	in.all[len(in.all)-1] = nil
+	in.all = in.all[:len(in.all)-1]
+	in.gridRemove(p)
+	p.visible = nil
+	in.count.Add(-1)
+	in.srv.met.players.WithLabelValues(in.m.ID).Dec()
+	in.srv.rep.change(in.m.ID, -1)
+}
+
+func (in *instance) reject(p *player, code, msg string) {
+	x, y := p.x, p.y
+	e := newError(code, msg)
+	e.X, e.Y = &x, &y
+	_ = p.s.conn.SendJSON(e)
+}
+
+func (in *instance) move(m moveMsg) {
+	p := in.byS[m.s]
+	if p == nil {
+		return
+	}
+	if p.switching {
+		p.s.sendError(CodeSwitching, "a switch is under way; move ignored")
+		return
+	}
+	met := in.srv.met.moves
+	if !in.m.InBounds(m.p) {
+		met.WithLabelValues(CodeOutOfBounds).Inc()
+		in.reject(p, CodeOutOfBounds, fmt.Sprintf("(%g,%g) is off the map (%gx%g); position kept", m.p.X, m.p.Y, in.m.Width, in.m.Height))
+		return
+	}
+	speed := in.srv.cfg.MaxSpeed
+	if dt := m.at.Sub(p.refill).Seconds(); dt > 0 {
+		p.budget = math.Min(speed*MoveBurst, p.budget+dt*speed)
+		p.refill = m.at
+	}
+	d := math.Hypot(m.p.X-p.x, m.p.Y-p.y)
+	if d > p.budget+1e-9 {
+		met.WithLabelValues(CodeTooFast).Inc()
+		in.reject(p, CodeTooFast, fmt.Sprintf("moved %.1f units; at most %.1f allowed now (max speed %g/s); position kept", d, p.budget, speed))
+		return
+	}
+	met.WithLabelValues("ok").Inc()
+	p.budget -= d
+	p.x, p.y = m.p.X, m.p.Y
+	if c := in.cellOf(p.x, p.y); c != p.cell {
+		in.gridRemove(p)
+		in.gridAdd(p)
+	} else {
+		in.cellTick[c] = in.tick
+	}
+	if !p.moved {
+		p.moved = true
+		in.movers = append(in.movers, p)
+	}
+	if portal := in.m.PortalAt(m.p); portal != nil {
+		in.startHandoff(p, portal.To, portal.Arrival, false)
+	}
+}
+
+func (in *instance) switchTo(m switchMsg) {
+	p := in.byS[m.s]
+	if p == nil {
+		return
+	}
+	if p.switching {
+		p.s.sendError(CodeSwitching, "a switch is already under way")
+		return
+	}
+	if in.srv.world.Map(m.to) == nil {
+		p.s.sendError(CodeUnknownMap, fmt.Sprintf("no map %.64q in this world", m.to))
+		return
+	}
+	portal, d := in.m.NearestPortalTo(m.to, Point{p.x, p.y})
+	if portal == nil {
+		p.s.sendError(CodeNoPortal, fmt.Sprintf("no portal from %s to %s", in.m.ID, m.to))
+		return
+	}
+	if d > in.srv.cfg.SwitchReach {
+		in.reject(p, CodeNotAtPortal, fmt.Sprintf("the portal to %s is %.0f units away; come within %g", m.to, d, in.srv.cfg.SwitchReach))
+		return
+	}
+	in.startHandoff(p, portal.To, portal.Arrival, false)
+}
+
+func (in *instance) startHandoff(p *player, to string, arr Point, drain bool) {
+	p.switching = true
+	go in.srv.handoff(p.s, in.m.ID, to, arr, drain)
+}
+
+func (in *instance) drain() {
+	for _, p := range in.all {
+		if !p.switching {
+			in.startHandoff(p, in.m.ID, Point{p.x, p.y}, true)
+		}
+	}
+}
+
+// shutdown saves every player offline and disconnects them.
+func (in *instance) shutdown() {
+	var wg sync.WaitGroup
+	for len(in.all) > 0 {
+		p := in.all[len(in.all)-1]
+		in.remove(p)
+		wg.Add(1)
+		go func(p *player) {
+			defer wg.Done()
+			in.srv.finalSave(p.s, p.x, p.y)
+		}(p)
+	}
+	wg.Wait()
+}
+
+// saveAll queues a snapshot of every player for saving, and drops players
+// whose lease this server could not renew in time (so a player is never
+// played on two servers: Enter re-points only expired leases).
+func (in *instance) saveAll() {
+	in.seq++
+	now := time.Now().UnixMilli()
+	margin := in.srv.cfg.SaveInterval.Milliseconds() / 2
+	for i := 0; i < len(in.all); i++ {
+		p := in.all[i]
+		if p.switching {
+			continue
+		}
+		if now > p.s.leaseUntil.Load()-margin {
+			in.remove(p)
+			i--
+			in.srv.kick(p.s, CodeOwnershipLost, "could not renew your map lease; enter again")
+			continue
+		}
+		in.srv.submitSave(saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})
+	}
+}
+
+// update sends every player whose surroundings changed this tick the
+// players that came into view (enter), went out of view (leave) and moved
+// (positions). Work per player is bounded by the players in its 3x3 grid
+// cells, and what it is sent by MaxVisible.
+func (in *instance) update() {
+	r2 := in.srv.cfg.ViewRadius * in.srv.cfg.ViewRadius
+	now := strconv.AppendInt(nil, time.Now().UnixMilli(), 10)
+	for _, p := range in.all {
+		if !in.touched(p) {
+			continue
+		}
+		in.updateOne(p, r2, now)
+	}
+	for _, p := range in.movers {
+		p.moved = false
+	}
+	clear(in.movers)
+	in.movers = in.movers[:0]
+	in.tick++
+}
+
+func (in *instance) touched(p *player) bool {
+	cx, cy := p.cell%in.cols, p.cell/in.cols
+	for y := max(cy-1, 0); y <= min(cy+1, in.rows-1); y++ {
+		for x := max(cx-1, 0); x <= min(cx+1, in.cols-1); x++ {
+			if in.cellTick[y*in.cols+x] == in.tick {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (in *instance) updateOne(p *player, r2 float64, now []byte) {
+	next := p.scratch[:0]
+	cx, cy := p.cell%in.cols, p.cell/in.cols
+	for y := max(cy-1, 0); y <= min(cy+1, in.rows-1); y++ {
+		for x := max(cx-1, 0); x <= min(cx+1, in.cols-1); x++ {
+			for _, q := range in.grid[y*in.cols+x] {
+				if q == p {
+					continue
+				}
+				dx, dy := q.x-p.x, q.y-p.y
+				if dx*dx+dy*dy <= r2 {
+					next = append(next, q)
+				}
+			}
+		}
+	}
+	if maxV := in.srv.cfg.MaxVisible; len(next) > maxV {
+		cs := in.sortBuf[:0]
+		for _, q := range next {
+			dx, dy := q.x-p.x, q.y-p.y
+			cs = append(cs, cand{q, dx*dx + dy*dy})
+		}
+		slices.SortFunc(cs, func(a, b cand) int {
+			switch {
+			case a.d2 < b.d2:
+				return -1
+			case a.d2 > b.d2:
+				return 1
+			}
+			return 0
+		})
+		next = next[:0]
+		for _, c := range cs[:maxV] {
+			next = append(next, c.p)
+		}
+		clear(cs)
+		in.sortBuf = cs[:0]
+	}
+	in.epoch += 2
+	was, kept := in.epoch, in.epoch+1
+	for _, q := range p.visible {
+		q.mark = was
+	}
+	var enter, moved []*player
+	for _, q := range next {
+		if q.mark == was {
+			if q.moved {
+				moved = append(moved, q)
+			}
+		} else {
+			enter = append(enter, q)
+		}
+		q.mark = kept
+	}
+	b := in.buf[:0]
+	sent := 0
+	nLeave := 0
+	for _, q := range p.visible {
+		if q.mark == was {
+			if nLeave == 0 {
+				b = append(b, `{"type":"leave","ids":[`...)
+			} else {
+				b = append(b, ',')
+			}
+			b = append(b, q.idJSON...)
+			nLeave++
+		}
+	}
+	if nLeave > 0 {
+		b = append(b, "]}"...)
+		in.send(p, b)
+		sent++
+	}
+	if len(enter) > 0 {
+		b = append(b[:0], `{"type":"enter","players":[`...)
+		for i, q := range enter {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPlayer(b, q, true)
+		}
+		b = append(b, "]}"...)
+		in.send(p, b)
+		sent++
+	}
+	if len(moved) > 0 {
+		b = append(b[:0], `{"type":"positions","t":`...)
+		b = append(b, now...)
+		b = append(b, `,"players":[`...)
+		for i, q := range moved {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPlayer(b, q, false)
+		}
+		b = append(b, "]}"...)
+		in.send(p, b)
+		sent++
+	}
+	in.buf = b[:0]
+	clear(p.visible)
+	p.visible, p.scratch = next, p.visible[:0]
+}
+
+func appendPlayer(b []byte, q *player, full bool) []byte {
+	b = append(b, '{')
+	if full {
+		b = append(b, q.frag...)
+	} else {
+		b = append(b, `"id":`...)
+		b = append(b, q.idJSON...)
+	}
+	b = append(b, `,"x":`...)
+	b = strconv.AppendFloat(b, q.x, 'f', -1, 64)
+	b = append(b, `,"y":`...)
+	b = strconv.AppendFloat(b, q.y, 'f', -1, 64)
+	return append(b, '}')
+}
+
+func (in *instance) send(p *player, b []byte) {
+	_ = p.s.conn.Send(slices.Clone(b))
+	in.srv.met.messagesOut.Inc()
+}

@@ -1,0 +1,538 @@
+// Package mapserver is arena's map server: a fleet process (`arena map`)
+// that hosts instances of the world's maps, lets players walk them over
+// WebSocket with server-checked moves and grid-based interest areas, and
+// hands players to the next map server through a versioned,
+// compare-and-swapped record in memcached.
+//
+// The protocol, the world format, the handoff and lease rules and the
+// options are documented in docs/maps.md. The dispatcher places players
+// with Enter and hosts maps with the fleet.Process methods.
+package mapserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// Deps are a Server's collaborators. Store, Signer and World are
+// required; a nil Locator refuses every switch, a nil Reporter reports
+// nothing, a nil Logger discards, a nil Registry uses a private one.
+type Deps struct {
+	Store    store.Store
+	Signer   *auth.Signer
+	Locator  Locator
+	Reporter LoadReporter
+	World    *World
+	Config   Config
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Server is one map server: the map instances it hosts and their players.
+// Create it with New, then Listen (or Serve); stop it with Close.
+type Server struct {
+	st     store.Store
+	signer *auth.Signer
+	loc    Locator
+	world  *World
+	cfg    Config
+	log    *slog.Logger
+	met    *metrics
+	gather prometheus.Gatherer
+	rep    *asyncReporter
+	ws     *wsconn.Server
+	self   owner
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	saveq  chan saveJob
+	bg     sync.WaitGroup // save workers, handoffs and final saves
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	sessions  map[*session]struct{}
+	httpSrv   *http.Server
+	ln        net.Listener
+
+	draining atomic.Bool
+	crashed  atomic.Bool
+	closed   atomic.Bool
+	conns    atomic.Int32
+}
+
+// New returns a Server with explicit dependencies; it serves nothing until
+// Listen or Serve.
+func New(d Deps) (*Server, error) {
+	if d.Store == nil || d.Signer == nil || d.World == nil {
+		return nil, errors.New("new map server: store, signer and world are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Locator == nil {
+		d.Locator = LocatorFunc(func(context.Context, string) (string, error) {
+			return "", errors.New("no locator configured")
+		})
+	}
+	if d.Reporter == nil {
+		d.Reporter = &MemReporter{}
+	}
+	var gather prometheus.Gatherer
+	if d.Registry == nil {
+		r := prometheus.NewRegistry()
+		d.Registry, gather = r, r
+	} else if g, ok := d.Registry.(prometheus.Gatherer); ok {
+		gather = g
+	}
+	cfg := d.Config.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		st: d.Store, signer: d.Signer, loc: d.Locator, world: d.World, cfg: cfg, log: d.Logger,
+		met: newMetrics(d.Registry), gather: gather,
+		rep:  newAsyncReporter(d.Reporter, d.Logger),
+		self: owner{ID: auth.RandomID(8)},
+		ctx:  ctx, cancel: cancel,
+		saveq:     make(chan saveJob, 8192),
+		instances: make(map[string]*instance),
+		sessions:  make(map[*session]struct{}),
+	}
+	s.ws = wsconn.NewServer(handler{s}, wsconn.Options{
+		MaxMessage: cfg.MaxMessage, SendQueue: cfg.SendQueue,
+		IdleTimeout: cfg.IdleTimeout, PingInterval: cfg.IdleTimeout / 3,
+	})
+	for i := 0; i < cfg.SaveWorkers; i++ {
+		s.bg.Add(1)
+		go s.saveWorker()
+	}
+	return s, nil
+}
+
+// Listen binds addr (host:port; port 0 picks a free one) and serves. It
+// returns the advertised host:port once the port accepts connections; a
+// taken port is an error wrapping fleet.ErrPortInUse.
+func (s *Server) Listen(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return "", fmt.Errorf("listen %s: %w: %v", addr, fleet.ErrPortInUse, err)
+		}
+		return "", fmt.Errorf("listen %s: %w", addr, err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return s.Serve(ln, host)
+}
+
+// Serve serves on ln, advertising host (ln's own host when empty) and
+// ln's port, and returns the advertised host:port. Map tickets must name
+// exactly that address.
+func (s *Server) Serve(ln net.Listener, host string) (string, error) {
+	h, port, err := splitHostPort(ln.Addr().String())
+	if err != nil {
+		return "", fmt.Errorf("serve: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = h
+		if host == "0.0.0.0" || host == "::" || host == "" {
+			host = "127.0.0.1"
+		}
+	}
+	addr := net.JoinHostPort(host, fmt.Sprint(port))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", s.serveWS)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if s.gather != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.mu.Lock()
+	if s.httpSrv != nil {
+		s.mu.Unlock()
+		return "", errors.New("serve: already serving")
+	}
+	s.self.Addr = addr
+	s.httpSrv, s.ln = srv, ln
+	s.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("map server http", "err", err)
+		}
+	}()
+	s.log.Info("map server listening", "addr", addr)
+	return addr, nil
+}
+
+// Addr returns the advertised host:port ("" before Listen).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.self.Addr
+}
+
+// World returns the world this server hosts maps of.
+func (s *Server) World() *World { return s.world }
+
+// HostMap makes this server host an instance of mapID (a no-op when it
+// already does) and returns the server's load (players). ErrUnknownMap
+// for ids not in the world, fleet.ErrDraining while draining.
+func (s *Server) HostMap(_ context.Context, mapID string) (int, error) {
+	if _, err := s.instance(mapID); err != nil {
+		return s.load(), fmt.Errorf("host map %q: %w", mapID, err)
+	}
+	return s.load(), nil
+}
+
+// instance returns the instance of mapID, starting it if needed.
+func (s *Server) instance(mapID string) (*instance, error) {
+	m := s.world.Map(mapID)
+	if m == nil {
+		return nil, ErrUnknownMap
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in := s.instances[mapID]; in != nil {
+		return in, nil
+	}
+	if s.draining.Load() || s.closed.Load() {
+		return nil, fleet.ErrDraining
+	}
+	in := newInstance(s, m)
+	s.instances[mapID] = in
+	s.met.players.WithLabelValues(mapID).Set(0)
+	go in.run()
+	return in, nil
+}
+
+func (s *Server) load() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, in := range s.instances {
+		n += int(in.count.Load())
+	}
+	return n
+}
+
+// Status reports the load (players), the players per hosted map and the
+// open connections.
+func (s *Server) Status(context.Context) (fleet.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := fleet.Status{Draining: s.draining.Load(), Connections: int(s.conns.Load()), Maps: make(map[string]int, len(s.instances))}
+	for id, in := range s.instances {
+		n := int(in.count.Load())
+		st.Maps[id] = n
+		st.Load += n
+	}
+	return st, nil
+}
+
+// Drain stops accepting players and hands every player on to another
+// server hosting the same map (through the Locator, as a switch to the
+// same map at the same position); a player the Locator cannot place
+// elsewhere is saved offline and disconnected with code "draining" (its
+// next Enter resumes it). It returns when no player is left or at
+// deadline, with the load left.
+func (s *Server) Drain(ctx context.Context, deadline time.Time) (int, error) {
+	s.draining.Store(true)
+	s.mu.Lock()
+	ins := make([]*instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		ins = append(ins, in)
+	}
+	s.mu.Unlock()
+	for _, in := range ins {
+		in.post(drainMsg{})
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for s.load() > 0 {
+		select {
+		case <-ctx.Done():
+			return s.load(), nil
+		case <-t.C:
+		}
+	}
+	s.rep.flush(ctx)
+	return 0, nil
+}
+
+// Close stops the server gracefully: no new players, every player's state
+// saved offline (so its next Enter resumes it at once) and disconnected
+// with code "draining", load reported, the listener closed. It waits for
+// the saves until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.draining.Store(true)
+	s.mu.Lock()
+	ins := make([]*instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		ins = append(ins, in)
+	}
+	srv := s.httpSrv
+	s.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	for _, in := range ins {
+		done := make(chan struct{})
+		in.post(shutdownMsg{done: done})
+		select {
+		case <-done:
+		case <-in.done:
+		case <-ctx.Done():
+		}
+	}
+	s.closeSessions(wsconn.CloseGoingAway, CodeDraining, "map server shutting down")
+	s.rep.flush(ctx)
+	s.cancel()
+	s.rep.close()
+	return nil
+}
+
+// crash stops the server as a kill -9 would, as far as the store sees it:
+// no final save, no load report; the listener and every connection close.
+// Tests use it.
+func (s *Server) crash() {
+	s.crashed.Store(true)
+	s.closed.Store(true)
+	s.mu.Lock()
+	srv := s.httpSrv
+	s.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	s.cancel()
+	s.closeSessions(wsconn.CloseGoingAway, "", "")
+	s.rep.close()
+}
+
+func (s *Server) closeSessions(code uint16, errCode, msg string) {
+	s.mu.Lock()
+	ss := make([]*session, 0, len(s.sessions))
+	for ss1 := range s.sessions {
+		ss = append(ss, ss1)
+	}
+	s.mu.Unlock()
+	for _, ss1 := range ss {
+		if errCode != "" {
+			ss1.sendError(errCode, msg)
+		}
+		ss1.conn.Close(code, msg)
+	}
+}
+
+// serveWS upgrades /ws?ticket=... and joins the player; every refusal is an
+// error message followed by a close.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ticket := r.URL.Query().Get("ticket")
+	sess := &session{srv: s}
+	c, err := s.ws.Upgrade(w, r, sess)
+	if err != nil {
+		return
+	}
+	sess.conn = c
+	start := time.Now()
+	if err := s.join(sess, ticket); err != nil {
+		code := errCode(err)
+		s.met.claims.WithLabelValues(code).Inc()
+		s.log.Debug("map join refused", "code", code, "err", err)
+		sess.sendError(code, err.Error())
+		c.Close(wsconn.ClosePolicy, code)
+		return
+	}
+	s.met.claims.WithLabelValues("ok").Inc()
+	s.met.claimSeconds.Observe(time.Since(start).Seconds())
+}
+
+// join verifies ticket, claims the player's record and hands the player
+// to its map instance.
+func (s *Server) join(sess *session, ticket string) error {
+	if s.draining.Load() {
+		return fmt.Errorf("join: %w", fleet.ErrDraining)
+	}
+	if ticket == "" {
+		return fmt.Errorf("join: %w", errNoTicket)
+	}
+	cl, err := s.signer.Verify(auth.KindMap, ticket)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if !validSubject(cl.Subject) {
+		return fmt.Errorf("join: %w: bad subject", auth.ErrMalformed)
+	}
+	if cl.Addr != s.Addr() {
+		return fmt.Errorf("join: %w", errWrongServer)
+	}
+	in, err := s.instance(cl.Map)
+	if err != nil {
+		return fmt.Errorf("join map %q: %w", cl.Map, err)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	lease := time.Now().Add(s.cfg.lease())
+	rec, err := claimState(ctx, s.st, cl.Subject, cl.Map, cl.Version, s.self, lease)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	sess.claims = cl
+	sess.inst = in
+	sess.rec = rec
+	sess.leaseUntil.Store(lease.UnixMilli())
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		// The client left while we claimed: give the record back.
+		s.finalSave(sess, rec.X, rec.Y)
+		return nil
+	}
+	sess.joined = true
+	ok := in.post(joinMsg{s: sess})
+	sess.mu.Unlock()
+	if !ok {
+		s.finalSave(sess, rec.X, rec.Y)
+		return fmt.Errorf("join: %w", fleet.ErrDraining)
+	}
+	return nil
+}
+
+// handler adapts the Server to wsconn.Handler.
+type handler struct{ s *Server }
+
+func (h handler) OnOpen(*wsconn.Conn) {
+	h.s.conns.Add(1)
+	h.s.met.connections.Inc()
+}
+
+func (h handler) OnClose(c *wsconn.Conn, _ error) {
+	h.s.conns.Add(-1)
+	h.s.met.connections.Dec()
+	sess, _ := c.Value.(*session)
+	if sess == nil {
+		return
+	}
+	h.s.mu.Lock()
+	delete(h.s.sessions, sess)
+	h.s.mu.Unlock()
+	sess.mu.Lock()
+	sess.closed = true
+	joined := sess.joined
+	sess.mu.Unlock()
+	if joined {
+		sess.inst.post(leaveMsg{s: sess})
+	}
+}
+
+func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
+	sess, _ := c.Value.(*session)
+	if sess == nil {
+		return
+	}
+	now := time.Now()
+	if !sess.allow(now) {
+		return
+	}
+	m, err := parseClientMsg(data)
+	if err != nil {
+		sess.sendError(CodeBadMessage, err.Error())
+		return
+	}
+	switch m.Type {
+	case msgPing:
+		_ = c.Send([]byte(`{"type":"pong"}`))
+		return
+	case msgMove, msgSwitch:
+	default:
+		sess.sendError(CodeUnknownType, fmt.Sprintf("unknown message type %.32q", m.Type))
+		return
+	}
+	sess.mu.Lock()
+	joined := sess.joined
+	sess.mu.Unlock()
+	if !joined {
+		sess.sendError(CodeNotReady, "wait for the welcome before sending "+m.Type)
+		return
+	}
+	if m.Type == msgMove {
+		sess.inst.post(moveMsg{s: sess, p: Point{*m.X, *m.Y}, at: now})
+	} else {
+		sess.inst.post(switchMsg{s: sess, to: m.Map})
+	}
+}
+
+// session is one player's connection and the record it owns.
+type session struct {
+	srv    *Server
+	conn   *wsconn.Conn
+	claims auth.Claims
+	inst   *instance
+
+	mu     sync.Mutex // guards joined and closed
+	joined bool
+	closed bool
+
+	storeMu sync.Mutex // serialises this player's record writes
+	rec     State      // the record as this server last wrote it (storeMu)
+	done    bool       // storeMu: handed off, saved offline or lost; write no more
+	lastSeq uint64     // storeMu: the newest periodic snapshot saved
+
+	leaseUntil atomic.Int64 // unix ms: self-fencing deadline
+
+	// Rate limiting, read goroutine only.
+	tokens   float64
+	lastMsg  time.Time
+	lastWarn time.Time
+}
+
+// allow applies the per-connection message rate limit (token bucket of
+// MaxMsgRate per second, one second's burst).
+func (ss *session) allow(now time.Time) bool {
+	rate := ss.srv.cfg.MaxMsgRate
+	if ss.lastMsg.IsZero() {
+		ss.tokens = rate
+	} else {
+		ss.tokens += now.Sub(ss.lastMsg).Seconds() * rate
+		if ss.tokens > rate {
+			ss.tokens = rate
+		}
+	}
+	ss.lastMsg = now
+	if ss.tokens >= 1 {
+		ss.tokens--
+		return true
+	}
+	if now.Sub(ss.lastWarn) >= time.Second {
+		ss.lastWarn = now
+		ss.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", rate))
+	}
+	return false
+}
+
+func (ss *session) sendError(code, msg string) {
+	_ = ss.conn.SendJSON(newError(code, msg))
+}
