@@ -1,0 +1,206 @@
+package fightserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+const testSecret = "fight-test-secret"
+
+// wait is the failure guard for every receive; tests never depend on speed.
+const wait = 10 * time.Second
+
+type env struct {
+	t      *testing.T
+	srv    *Server
+	st     store.Store
+	signer *auth.Signer
+	rep    *MemReporter
+	addr   string
+	url    string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	st := storetest.New(t)
+	signer, err := auth.NewSigner(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &MemReporter{}
+	srv, err := New(cfg, Deps{Store: st, Signer: signer, Reporter: rep, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return &env{t: t, srv: srv, st: st, signer: signer, rep: rep, addr: addr, url: "ws://" + addr + "/ws"}
+}
+
+// newRoom assigns a room with one player per score (1500 each if none).
+func (e *env) newRoom(scores ...int) fleet.Room {
+	e.t.Helper()
+	if len(scores) == 0 {
+		scores = []int{1500, 1500}
+	}
+	r := fleet.Room{ID: auth.RandomID(6), Expires: time.Now().Add(time.Hour)}
+	for i, s := range scores {
+		r.Players = append(r.Players, fleet.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("p%d", i), Photo: fmt.Sprintf("https://img/%d.png", i), Score: s})
+	}
+	if _, err := e.srv.AssignRoom(context.Background(), r); err != nil {
+		e.t.Fatalf("assign room: %v", err)
+	}
+	return r
+}
+
+func (e *env) ticket(r fleet.Room, i int) string {
+	e.t.Helper()
+	p := r.Players[i]
+	tok, err := e.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: r.ID, Addr: e.url}, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) dial(tok string) *wsconn.Client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	cl, err := wsconn.DialClient(ctx, e.url+"?ticket="+tok, 4096)
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	return cl
+}
+
+// join dials member i and reads its state message.
+func (e *env) join(r fleet.Room, i int) *wsconn.Client {
+	e.t.Helper()
+	cl := e.dial(e.ticket(r, i))
+	expect(e.t, cl, "state")
+	return cl
+}
+
+type msg map[string]any
+
+func (m msg) str(k string) string { s, _ := m[k].(string); return s }
+func (m msg) num(k string) float64 {
+	f, _ := m[k].(float64)
+	return f
+}
+
+// recv returns the next message.
+func recv(t *testing.T, cl *wsconn.Client) (msg, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	b, err := cl.Recv(ctx)
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	var m msg
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("server sent bad json %q: %v", b, err)
+	}
+	return m, b
+}
+
+// expect skips messages until one of type typ; an error message fails the
+// test unless typ is "error".
+func expect(t *testing.T, cl *wsconn.Client, typ string) msg {
+	t.Helper()
+	for {
+		m, b := recv(t, cl)
+		if m.str("type") == typ {
+			return m
+		}
+		if m.str("type") == "error" {
+			t.Fatalf("waiting for %q: got %s", typ, b)
+		}
+	}
+}
+
+// expectError reads until an error message and checks its code.
+func expectError(t *testing.T, cl *wsconn.Client, code string) msg {
+	t.Helper()
+	m := expect(t, cl, "error")
+	if m.str("code") != code {
+		t.Fatalf("error code %q (%s), want %q", m.str("code"), m.str("message"), code)
+	}
+	return m
+}
+
+// expectClosed waits for the server to close cl and checks the close code
+// (0: any).
+func expectClosed(t *testing.T, cl *wsconn.Client, code int) {
+	t.Helper()
+	select {
+	case <-cl.Done():
+	case <-time.After(wait):
+		t.Fatal("connection was not closed")
+	}
+	if got := wsconn.CloseCode(cl.CloseErr()); code != 0 && got != code {
+		t.Fatalf("close code %d (%v), want %d", got, cl.CloseErr(), code)
+	}
+}
+
+// expectNoError sends a ping and checks the next message is its pong: the
+// connection is open and nothing (no error) was queued before it.
+func expectOpen(t *testing.T, cl *wsconn.Client) {
+	t.Helper()
+	send(t, cl, `{"type":"ping"}`)
+	for {
+		m, b := recv(t, cl)
+		switch m.str("type") {
+		case "pong":
+			return
+		case "error":
+			t.Fatalf("unexpected error %s", b)
+		}
+	}
+}
+
+func send(t *testing.T, cl *wsconn.Client, s string) {
+	t.Helper()
+	if err := cl.Send([]byte(s)); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+func sendf(t *testing.T, cl *wsconn.Client, format string, a ...any) {
+	t.Helper()
+	send(t, cl, fmt.Sprintf(format, a...))
+}
+
+// eventually polls cond until it holds (failure guard: wait).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
