@@ -342,13 +342,13 @@ func TestAssignRoomErrors(t *testing.T) {
 	}
 	two := []fleet.Player{{UUID: "a"}, {UUID: "b"}}
 	for name, bad := range map[string]fleet.Room{
-		"bad id":       {ID: "no spaces", Players: two},
-		"empty id":     {ID: "", Players: two},
-		"one player":   {ID: "r1", Players: two[:1]},
-		"repeated":     {ID: "r2", Players: []fleet.Player{{UUID: "a"}, {UUID: "a"}}},
-		"bad uuid":     {ID: "r3", Players: []fleet.Player{{UUID: "a"}, {UUID: `"}`}}},
-		"expired":      {ID: "r4", Players: two, Expires: time.Now().Add(-time.Minute)},
-		"too many":     {ID: "r5", Players: make([]fleet.Player, MaxPlayers+1)},
+		"bad id":     {ID: "no spaces", Players: two},
+		"empty id":   {ID: "", Players: two},
+		"one player": {ID: "r1", Players: two[:1]},
+		"repeated":   {ID: "r2", Players: []fleet.Player{{UUID: "a"}, {UUID: "a"}}},
+		"bad uuid":   {ID: "r3", Players: []fleet.Player{{UUID: "a"}, {UUID: `"}`}}},
+		"expired":    {ID: "r4", Players: two, Expires: time.Now().Add(-time.Minute)},
+		"too many":   {ID: "r5", Players: make([]fleet.Player, MaxPlayers+1)},
 	} {
 		if _, err := e.srv.AssignRoom(ctx, bad); !errorsIs(err, ErrBadRoom) {
 			t.Errorf("%s: %v", name, err)
