@@ -127,6 +127,8 @@ type Fleet struct {
 	maxnum   int
 	spawning map[string]*spawnCall
 	dead     map[int]time.Time // ports of processes that died, not reused for a while
+	backoff  map[string]time.Duration
+	retryAt  map[string]time.Time
 	stopped  bool
 	version  uint64 // bumped on every change of the table
 
@@ -166,6 +168,7 @@ func NewFleet(cfg FleetConfig, sp Spawner, log *slog.Logger, m *Metrics) *Fleet 
 		cfg: cfg, spawner: sp, log: log, metrics: m,
 		procs: map[int]*Proc{}, byKind: map[string][]*Proc{}, maxnum: cfg.MaxNum,
 		spawning: map[string]*spawnCall{}, dead: map[int]time.Time{},
+		backoff: map[string]time.Duration{}, retryAt: map[string]time.Time{},
 		subs: map[chan FleetEvent]struct{}{},
 	}
 }
@@ -175,9 +178,7 @@ func NewFleet(cfg FleetConfig, sp Spawner, log *slog.Logger, m *Metrics) *Fleet 
 // returns once all processes are gone.
 func (f *Fleet) Run(ctx context.Context) error {
 	defer f.stopAll()
-	if err := f.ensureMinimum(ctx); err != nil {
-		return err
-	}
+	f.ensureMinimum(ctx)
 	tick := time.NewTicker(f.cfg.HealthEvery)
 	defer tick.Stop()
 	statusEvery := time.NewTicker(2 * time.Second)
@@ -188,7 +189,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			f.reapExited()
-			_ = f.ensureMinimum(ctx)
+			f.ensureMinimum(ctx)
 		case <-statusEvery.C:
 			f.pollStatus(ctx)
 			f.drainIdle(ctx)
@@ -434,9 +435,17 @@ func (f *Fleet) reportExit(p *Proc, reason string) {
 	go p.handle.Kill() // reap resources; a no-op for an exited process
 }
 
-// ensureMinimum spawns processes until every kind has its minimum.
-func (f *Fleet) ensureMinimum(ctx context.Context) error {
+// ensureMinimum spawns processes until every kind has its minimum. A kind
+// whose spawn fails is retried with exponential backoff (up to 30s); the
+// other kinds are unaffected.
+func (f *Fleet) ensureMinimum(ctx context.Context) {
 	for kind, kc := range f.cfg.Kinds {
+		f.mu.Lock()
+		wait := f.retryAt[kind]
+		f.mu.Unlock()
+		if time.Now().Before(wait) {
+			continue
+		}
 		for {
 			f.mu.Lock()
 			n := 0
@@ -451,12 +460,22 @@ func (f *Fleet) ensureMinimum(ctx context.Context) error {
 				break
 			}
 			if _, err := f.spawnShared(ctx, kind); err != nil {
-				f.log.Error("fleet cannot keep its minimum", "kind", kind, "min", kc.Min, "err", err)
-				return err
+				f.mu.Lock()
+				b := f.backoff[kind]*2 + time.Second
+				if b > 30*time.Second {
+					b = 30 * time.Second
+				}
+				f.backoff[kind] = b
+				f.retryAt[kind] = time.Now().Add(b)
+				f.mu.Unlock()
+				f.log.Error("fleet cannot keep its minimum; retrying", "kind", kind, "min", kc.Min, "retry_in", b, "err", err)
+				break
 			}
+			f.mu.Lock()
+			f.backoff[kind] = 0
+			f.mu.Unlock()
 		}
 	}
-	return nil
 }
 
 // pollStatus asks every ready process for its status; a process that fails

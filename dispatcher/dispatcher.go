@@ -1,0 +1,353 @@
+// Package dispatcher is arena's dispatcher: it answers the line protocol
+// (get/add/del/maxnum/stat), keeps the process table of fight, map and chat
+// servers it spawns and supervises as go-plugin plugins, serves the HTTP API
+// (health, metrics, fleet, and the player flow), matches queued players
+// into rooms and hands each room to the least-loaded fight server.
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/store"
+)
+
+// Config is the dispatcher's configuration; cmd/arena fills it from flags.
+type Config struct {
+	Listen string // line protocol, default 127.0.0.1:6000
+	HTTP   string // HTTP and WebSocket, default :8080
+	// Host is where spawned processes bind and what answers advertise.
+	Host string
+	// PublicHost is the host put in ws:// URLs given to clients (default Host).
+	PublicHost string
+
+	FightPortBase int
+	MapPortBase   int
+	ChatPort      int // 0: no chat server is spawned
+	MaxNum        int
+	MinProcesses  int // fight processes kept running
+	MinMaps       int // map processes kept running
+	IdleTimeout   time.Duration
+
+	FleetToken       string
+	Secret           string
+	BackendToken     string
+	OperatorToken    string
+	InsecureSeedMode bool
+	GuestLogin       bool
+
+	Memcache    []string
+	StorePrefix string
+
+	LineIdleTimeout time.Duration
+	MaxConns        int
+
+	FightOptions map[string]string
+	MapOptions   map[string]string
+	ChatOptions  map[string]string
+
+	// Match configures matchmaking.
+	Match MatchConfig
+	// World is the map world file ("" = built-in), for map ids and entry.
+	World string
+
+	// Bots is how many bot players to keep queueing and playing.
+	Bots int
+
+	// Exe is the binary spawned for fleet processes (default: this one).
+	Exe string
+	// ChildLogLevel is passed to children as ARENA_LOG_LEVEL.
+	ChildLogLevel string
+}
+
+// MatchConfig configures matchmaking (docs/matchmaking.md).
+type MatchConfig struct {
+	RoomSize        int
+	WindowPerSecond float64
+	WindowBase      float64
+	Tick            time.Duration
+}
+
+// Validate checks cfg and fills defaults.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:6000"
+	}
+	if c.HTTP == "" {
+		c.HTTP = ":8080"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.PublicHost == "" {
+		c.PublicHost = c.Host
+	}
+	if c.MaxNum < 1 || c.MaxNum > 1_000_000 {
+		return fmt.Errorf("config: --maxnum %d out of range 1..1000000", c.MaxNum)
+	}
+	if c.MinProcesses < 0 || c.MinMaps < 0 {
+		return errors.New("config: minimum process counts must not be negative")
+	}
+	for name, p := range map[string]int{"--fight-port-base": c.FightPortBase, "--map-port-base": c.MapPortBase} {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("config: %s %d out of range", name, p)
+		}
+	}
+	if c.FleetToken == "" && !c.InsecureSeedMode {
+		return errors.New("config: --fleet-token is required (or --insecure-seed-mode)")
+	}
+	if len(c.Memcache) == 0 {
+		return errors.New("config: --memcache is required (arena up embeds one)")
+	}
+	return nil
+}
+
+// Dispatcher wires the fleet, the line server and the HTTP API.
+type Dispatcher struct {
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	fleet   *Fleet
+	line    *LineServer
+	metrics *Metrics
+	mux     *http.ServeMux
+
+	mu       sync.Mutex
+	lineAddr string
+	httpAddr string
+	ready    chan struct{}
+}
+
+// New builds a dispatcher. st is the shared store (already prefixed); sp
+// spawns fleet processes (nil: a PluginSpawner running cfg.Exe).
+func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := NewMetrics(nil)
+	if sp == nil {
+		env := []string{}
+		if cfg.ChildLogLevel != "" {
+			env = append(env, "ARENA_LOG_LEVEL="+cfg.ChildLogLevel)
+		}
+		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env}
+	}
+	kinds := map[string]KindConfig{
+		fleet.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses, Options: cfg.FightOptions},
+		fleet.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps, Options: cfg.MapOptions},
+	}
+	if cfg.ChatPort > 0 {
+		opts := map[string]string{}
+		for k, v := range cfg.ChatOptions {
+			opts[k] = v
+		}
+		if cfg.OperatorToken != "" {
+			opts["operator-token"] = cfg.OperatorToken
+		}
+		kinds[KindChat] = KindConfig{PortBase: cfg.ChatPort, PortSpan: 1, Min: 1, Fixed: true, Options: opts}
+	}
+	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{})}
+	d.fleet = NewFleet(FleetConfig{
+		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds,
+		Start: fleet.StartConfig{
+			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
+			FleetToken: cfg.FleetToken, Dispatcher: cfg.Listen,
+		},
+	}, sp, log, m)
+	m.MaxNum.Set(float64(cfg.MaxNum))
+	m.RegisterFleet(d.fleet)
+	d.line = NewLineServer(LineConfig{
+		FleetToken: cfg.FleetToken, InsecureSeedMode: cfg.InsecureSeedMode,
+		IdleTimeout: cfg.LineIdleTimeout, MaxConns: cfg.MaxConns,
+	}, d.fleet, log, m)
+	d.routes()
+	return d, nil
+}
+
+// KindChat is the chat server's kind in the process table.
+const KindChat = "chat"
+
+// Fleet returns the process table and supervisor.
+func (d *Dispatcher) Fleet() *Fleet { return d.fleet }
+
+// Ready is closed once both listeners accept connections.
+func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
+
+// Addrs returns the bound line protocol and HTTP addresses (after Ready).
+func (d *Dispatcher) Addrs() (line, httpAddr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lineAddr, d.httpAddr
+}
+
+// Run serves until ctx is done, then stops every fleet process and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	lineLn, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("dispatcher: listen line protocol: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", d.cfg.HTTP)
+	if err != nil {
+		lineLn.Close()
+		return fmt.Errorf("dispatcher: listen http: %w", err)
+	}
+	d.mu.Lock()
+	d.lineAddr, d.httpAddr = lineLn.Addr().String(), httpLn.Addr().String()
+	d.mu.Unlock()
+	// Children report load to the address actually bound.
+	d.fleet.cfg.Start.Dispatcher = d.lineAddr
+	d.reapOrphans(ctx)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.line.Serve(ctx, lineLn); err != nil {
+			errc <- err
+		}
+	}()
+	srv := &http.Server{Handler: d.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("dispatcher: http: %w", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.persistTable(ctx)
+	}()
+	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "maxnum", d.cfg.MaxNum)
+	close(d.ready)
+
+	fleetDone := make(chan error, 1)
+	go func() { fleetDone <- d.fleet.Run(ctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	case runErr = <-fleetDone:
+		fleetDone <- runErr
+	}
+	cancel()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.Shutdown(shutCtx)
+	shutCancel()
+	if err := <-fleetDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	wg.Wait()
+	d.writeTable(context.Background())
+	d.log.Info("dispatcher stopped")
+	return runErr
+}
+
+// persistTable writes the process table to memcached whenever it changes,
+// at most every 200ms, so `arena status` and a restarted dispatcher can
+// read it.
+func (d *Dispatcher) persistTable(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if v := d.fleet.Version(); v != last {
+				if d.writeTable(ctx) == nil {
+					last = v
+				}
+			}
+		}
+	}
+}
+
+// StoredTable is the process table as kept in memcached.
+type StoredTable struct {
+	Table
+	Dispatcher string `json:"dispatcher"`
+	HTTP       string `json:"http"`
+	Pid        int    `json:"pid"`
+}
+
+func (d *Dispatcher) writeTable(ctx context.Context) error {
+	line, httpAddr := d.Addrs()
+	st := StoredTable{Table: TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum()), Dispatcher: line, HTTP: httpAddr, Pid: os.Getpid()}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := d.store.Set(ctx, &store.Item{Key: records.FleetKey, Value: b}); err != nil {
+		d.log.Warn("fleet table not saved to memcached", "err", err)
+		return err
+	}
+	return nil
+}
+
+// ReadStoredTable reads the table a dispatcher last saved.
+func ReadStoredTable(ctx context.Context, st store.Store) (StoredTable, error) {
+	var t StoredTable
+	it, err := st.Get(ctx, records.FleetKey)
+	if err != nil {
+		return t, fmt.Errorf("read fleet table: %w", err)
+	}
+	if err := json.Unmarshal(it.Value, &t); err != nil {
+		return t, fmt.Errorf("read fleet table: %w", err)
+	}
+	return t, nil
+}
+
+// reapOrphans kills processes a previous dispatcher left in the table if
+// they are still alive and still arena fleet processes (children normally
+// exit by themselves when their dispatcher dies; this is the second line).
+func (d *Dispatcher) reapOrphans(ctx context.Context) {
+	old, err := ReadStoredTable(ctx, d.store)
+	if err != nil || old.Pid == os.Getpid() {
+		return
+	}
+	for _, p := range old.Processes {
+		if p.Pid <= 0 || !isArenaProcess(p.Pid, p.Kind) {
+			continue
+		}
+		d.log.Warn("stopping a process left by a previous dispatcher", "kind", p.Kind, "port", p.Port, "pid", p.Pid)
+		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+	}
+}
+
+// isArenaProcess reports whether pid runs `... KIND` of an arena binary
+// spawned as a fleet process (its environment holds the handshake cookie).
+func isArenaProcess(pid int, kind string) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) < 2 || args[len(args)-1] != kind {
+		return false
+	}
+	environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(environ), fleet.Handshake.MagicCookieKey+"="+fleet.Handshake.MagicCookieValue)
+}

@@ -1,0 +1,187 @@
+package dispatcher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/arena-game/arena/internal/auth"
+)
+
+// maxJSONBody bounds every JSON request body.
+const maxJSONBody = 16 << 10
+
+// routes registers the HTTP API. Player-facing routes are added by
+// routesPlay (play.go) when present.
+func (d *Dispatcher) routes() {
+	d.metrics.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	d.mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{d.metrics.Registry}, promhttp.HandlerOpts{}))
+	d.mux.HandleFunc("GET /v1/fleet", d.handleFleet)
+	d.mux.HandleFunc("POST /v1/fleet/maxnum", d.operator(d.handleMaxNum))
+	d.mux.HandleFunc("POST /v1/fleet/{port}/drain", d.operator(d.handleDrain))
+	d.mux.HandleFunc("GET /v1/fleet/events", d.handleFleetEvents)
+	for _, extra := range routeHooks {
+		extra(d)
+	}
+}
+
+// routeHooks lets other files of the package add routes.
+var routeHooks []func(*Dispatcher)
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// APIError is the body of every HTTP error: {"type":"error","code","message"}.
+type APIError struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, APIError{Type: "error", Code: code, Message: msg})
+}
+
+// bearer returns the token of an "Authorization: Bearer TOKEN" header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
+
+// operator wraps h so only requests with the operator token pass.
+func (d *Dispatcher) operator(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !auth.EqualSecret(bearer(r), d.cfg.OperatorToken) {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "operator token required")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// decodeJSON decodes a size-limited JSON body into v.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("body over %d bytes", maxJSONBody)
+		}
+		return fmt.Errorf("bad json: %v", err)
+	}
+	return nil
+}
+
+// handleFleet serves GET /v1/fleet: the process table as JSON.
+func (d *Dispatcher) handleFleet(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum()))
+}
+
+// handleMaxNum serves POST /v1/fleet/maxnum {"maxnum": N} (operator).
+func (d *Dispatcher) handleMaxNum(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		MaxNum int `json:"maxnum"`
+	}
+	if err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if body.MaxNum < 1 || body.MaxNum > 1_000_000 {
+		writeError(w, http.StatusBadRequest, "bad_maxnum", "maxnum must be 1..1000000")
+		return
+	}
+	d.fleet.SetMaxNum(body.MaxNum)
+	d.log.Info("maxnum changed", "maxnum", body.MaxNum, "by", "http")
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "maxnum": body.MaxNum})
+}
+
+// handleDrain serves POST /v1/fleet/{port}/drain (operator).
+func (d *Dispatcher) handleDrain(w http.ResponseWriter, r *http.Request) {
+	port, err := strconv.Atoi(r.PathValue("port"))
+	if err != nil || port < 1 || port > 65535 {
+		writeError(w, http.StatusBadRequest, "bad_port", "port must be a number")
+		return
+	}
+	if err := d.fleet.Drain(port, 30*time.Second); err != nil {
+		writeError(w, http.StatusNotFound, "unknown_port", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "port": port, "state": StateDraining})
+}
+
+// handleFleetEvents streams the table and fleet events as server-sent
+// events: "table" (the JSON table, on every change, at most 4 per second)
+// and "fleet" (spawn, exit, drain, maxnum).
+func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "no_streaming", "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	events, cancel := d.fleet.Subscribe()
+	defer cancel()
+	send := func(name string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return true
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var last uint64
+	extra := sseHooks
+	for {
+		if v := d.fleet.Version(); v != last {
+			last = v
+			if !send("table", TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum())) {
+				return
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case ev := <-events:
+			if !send("fleet", ev) {
+				return
+			}
+		case <-tick.C:
+			for _, h := range extra {
+				if name, v, ok := h(d); ok && !send(name, v) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// sseHooks add periodic events (queue and match statistics) to the stream.
+var sseHooks []func(*Dispatcher) (string, any, bool)
