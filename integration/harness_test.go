@@ -1,0 +1,270 @@
+// Package integration runs real arena processes (the built binary, its
+// go-plugin children, a real memcached-protocol server) and talks to them
+// over sockets, as clients and operators do.
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/store/storetest"
+)
+
+var arenaBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "arena-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	arenaBin = filepath.Join(dir, "arena")
+	build := exec.Command("go", "build", "-o", arenaBin, "../cmd/arena")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build arena:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// portBlock returns the first of n consecutive ports that are free now.
+func portBlock(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + (os.Getpid()*7+try*131+int(time.Now().UnixNano()%9973))%20000
+		ok := true
+		for p := base; p < base+n; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port block")
+	return 0
+}
+
+// Arena is a running `arena` process under test.
+type Arena struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	Line     string // line protocol host:port
+	HTTP     string // http://host:port
+	Token    string // fleet token
+	Secret   string
+	Operator string
+	Backend  string
+	Memcache string
+	Prefix   string
+	log      *lockedBuffer
+	done     chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startArena runs `arena SUBCOMMAND` with the flags a test gives plus
+// free addresses, a shared test memcached and fresh tokens, and waits until
+// its line protocol and HTTP answer.
+func startArena(t *testing.T, sub string, extra ...string) *Arena {
+	t.Helper()
+	a := &Arena{
+		t:        t,
+		Line:     "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		HTTP:     "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		Token:    "fleet-" + strconv.Itoa(os.Getpid()),
+		Secret:   "secret-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		Operator: "op-token",
+		Backend:  "backend-token",
+		Memcache: strings.Join(storetest.Addrs(t), ","),
+		Prefix:   fmt.Sprintf("it%d.%d:", os.Getpid(), time.Now().UnixNano()%1e9),
+		log:      &lockedBuffer{},
+		done:     make(chan struct{}),
+	}
+	args := []string{sub,
+		"--listen", a.Line, "--http", a.HTTP,
+		"--fleet-token", a.Token, "--secret", a.Secret, "--operator-token", a.Operator, "--backend-token", a.Backend,
+		"--memcache", a.Memcache, "--store-prefix", a.Prefix,
+		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)),
+		"--log-level", "debug",
+	}
+	args = append(args, extra...)
+	a.cmd = exec.Command(arenaBin, args...)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	t.Cleanup(func() {
+		a.Stop()
+		if t.Failed() {
+			t.Logf("arena log:\n%s", a.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + a.HTTP + "/healthz"); err == nil {
+			resp.Body.Close()
+			if c, err := net.Dial("tcp", a.Line); err == nil {
+				c.Close()
+				break
+			}
+		}
+		select {
+		case <-a.done:
+			t.Fatalf("arena exited early:\n%s", a.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("arena did not come up:\n%s", a.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return a
+}
+
+// Stop sends SIGTERM and waits for the process (SIGKILL after 20s).
+func (a *Arena) Stop() {
+	if a.cmd.Process == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+// seed sends req the seed's way (no newline) and reads the answer until the
+// server closes.
+func seed(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("seed %q: %v", req, err)
+	}
+	return string(b)
+}
+
+// lineClient is a newline-mode client.
+type lineClient struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialLine(t *testing.T, addr string) *lineClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &lineClient{c: c, r: bufio.NewReader(c)}
+}
+
+func (l *lineClient) do(t *testing.T, req string) string {
+	t.Helper()
+	_ = l.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := l.c.Write([]byte(req + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// listening reports whether something accepts TCP on 127.0.0.1:port.
+func listening(port string) bool {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// alive reports whether pid exists (and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
