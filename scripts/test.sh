@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test: go vet, the whole suite against the embedded memcached,
+# then again against a real memcached on a free port when the memcached
+# binary exists. Browser tests run when Chromium and Node are present (CI
+# installs them). Usage: scripts/test.sh [go test flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test (embedded memcached)"
+go test -count=1 -timeout 15m "$@" ./...
+
+if command -v memcached >/dev/null 2>&1; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 21211)
+  user_flag=()
+  [ "$(id -u)" = 0 ] && user_flag=(-u root)
+  memcached -l 127.0.0.1 -p "$port" -U 0 -m 256 -c 4096 "${user_flag[@]}" &
+  mc_pid=$!
+  trap 'kill $mc_pid 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "== go test (real memcached on 127.0.0.1:$port)"
+  # Packages that talk to memcached; the pure ones already ran above.
+  ARENA_TEST_MEMCACHE="127.0.0.1:$port" go test -count=1 -timeout 15m "$@" \
+    $(go list ./... | grep -v -e /dispatcher/matcher -e /internal/lineproto -e /internal/auth -e /proto/)
+else
+  echo "== memcached not installed: skipped the run against a real memcached"
+fi
+
+if [ -f web/test/package.json ] && command -v node >/dev/null 2>&1; then
+  echo "== browser tests"
+  scripts/browser-test.sh
+fi
+echo "== all tests passed"
