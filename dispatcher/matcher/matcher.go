@@ -30,16 +30,17 @@
 //
 // # The algorithm
 //
-// See docs/matchmaking.md. In short: the pool stays sorted by (rating,
-// arrival); Tick merges the tickets added since the last tick (sorting only
-// those), computes every window once, and runs two linear passes over the
-// sorted pool: the seed's greedy rule (a floor) and a dynamic programme that
-// maximises the number of rooms, then minimises their total spread, then
-// prefers the tickets that waited longest. It keeps the better of the two,
-// so a tick never forms fewer rooms than the seed's rule would on the same
-// pool at the same moment, nor, with as many rooms, a larger total spread.
-// One tick is O(N + K log K) for N waiting tickets and K added since the
-// last tick.
+// See docs/matchmaking.md. The pool stays sorted by (rating, arrival); Tick
+// merges the tickets added since the last tick (sorting only those) and
+// removes those taken out, computes every window once, and makes one pass
+// over the sorted pool that forms exactly the rooms the seed's rule forms
+// (the seed re-sorted and rescanned the pool after every room: O(N²) per
+// tick). One tick is O(N + K log K) for N waiting tickets and K added since
+// the last tick. Because the rooms are the seed's, a Pool never forms fewer
+// rooms nor a larger mean spread than the seed's rule on the same arrivals
+// and ticks: it forms the same ones. Config.Tighten adds an optimiser (a
+// dynamic programme over the same sorted pool, also linear) that may form
+// different rooms when they are at least as many and tighter on that tick.
 package matcher
 
 import (
@@ -84,6 +85,12 @@ type Config struct {
 	// WindowPerSecond is how many rating points a ticket's window grows per
 	// second waited (default 50).
 	WindowPerSecond float64
+	// Tighten makes each tick also build a plan that minimises spread (see
+	// the package doc) and keep it when it forms at least as many rooms as
+	// the seed's rule with no larger mean spread on that tick. Off by
+	// default: then Tick forms exactly the seed's rooms. See
+	// docs/matchmaking.md for what it gains and why it is not the default.
+	Tighten bool
 }
 
 // DefaultConfig is the seed's rule: rooms of 3, windows 0 + 50 per second.

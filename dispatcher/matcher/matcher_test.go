@@ -196,10 +196,36 @@ func TestTickRule(t *testing.T) {
 			ticks:   []tick{{0, "a,b,c|d,e,f"}},
 		},
 		{
-			name: "smaller spread than the seed's first run",
-			// The seed takes a,b,c (spread 40); b,c,d is tighter (spread 10).
+			name: "the seed's first run by default",
+			// The seed takes a,b,c (spread 40) though b,c,d is tighter.
+			tickets: []Ticket{solo("a", 1000, at(0)), solo("b", 1030, at(0)), solo("c", 1035, at(0)), solo("d", 1040, at(0))},
+			ticks:   []tick{{1, "a,b,c"}},
+		},
+		{
+			name: "tighten: a smaller spread than the seed's first run",
+			cfg:  Config{RoomSize: 3, WindowPerSecond: 50, Tighten: true},
+			// b,c,d (spread 10) instead of the seed's a,b,c (spread 40).
 			tickets: []Ticket{solo("a", 1000, at(0)), solo("b", 1030, at(0)), solo("c", 1035, at(0)), solo("d", 1040, at(0))},
 			ticks:   []tick{{1, "b,c,d"}},
+		},
+		{
+			name: "tighten never trades a room for spread",
+			cfg:  Config{RoomSize: 3, WindowPerSecond: 50, Tighten: true},
+			// Tightest is b,c,d (10) leaving a,e,f unmatched; two rooms win.
+			tickets: []Ticket{solo("a", 1000, at(0)), solo("b", 1040, at(0)), solo("c", 1045, at(0)), solo("d", 1050, at(0)), solo("e", 1090, at(0)), solo("f", 1095, at(0))},
+			ticks:   []tick{{1, "a,b,c|d,e,f"}},
+		},
+		{
+			name: "solos are not stranded between parties",
+			cfg:  Config{RoomSize: 5, WindowPerSecond: 50},
+			tickets: []Ticket{solo("a", 1000, at(0)), party("p", 1001, 3, at(0)), party("q", 1002, 3, at(0)), solo("b", 1003, at(0)),
+				party("r", 1004, 3, at(0)), party("s", 1005, 3, at(0)), solo("c", 1006, at(0))},
+			ticks: []tick{{1, "a,q,b"}},
+		},
+		{
+			name: "a solo joins the nearest party of two",
+			tickets: []Ticket{party("p", 1000, 2, at(0)), party("q", 1001, 2, at(0)), solo("a", 1002, at(0))},
+			ticks:   []tick{{1, "q,a"}, {100, ""}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,10 +69,9 @@ type TickStats struct {
 	// Rooms is the number of rooms formed; Spread is their total spread.
 	Rooms  int
 	Spread int64
-	// SeedFloor is true when the seed's greedy rule formed more rooms, or
-	// as many with less total spread, than the optimiser, and its rooms
-	// were kept.
-	SeedFloor bool
+	// Tightened is true when Config.Tighten's optimiser formed the rooms
+	// instead of the seed's rule.
+	Tightened bool
 }
 
 // NewPool returns an empty pool for one mode. It panics if cfg is invalid:
@@ -176,8 +175,8 @@ func (p *Pool) Tick(now time.Time) []Room {
 	if len(p.sorted) == 0 {
 		return nil
 	}
-	g, floor := p.sc.plan(p.cfg, p.sorted, int64(now.Sub(p.epoch)))
-	p.last.Rooms, p.last.Spread, p.last.SeedFloor = g.rooms(), g.spread, floor
+	g, tightened := p.sc.plan(p.cfg, p.sorted, int64(now.Sub(p.epoch)))
+	p.last.Rooms, p.last.Spread, p.last.Tightened = g.rooms(), g.spread, tightened
 	if g.rooms() == 0 {
 		return nil
 	}

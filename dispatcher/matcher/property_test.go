@@ -81,6 +81,7 @@ func TestPropertyRandomOps(t *testing.T) {
 			RoomSize:        2 + rng.IntN(4),
 			WindowBase:      float64(rng.IntN(3) * 10),
 			WindowPerSecond: float64(rng.IntN(100)),
+			Tighten:         rng.IntN(2) == 0,
 		}
 		t.Run(fmt.Sprintf("%d-%+v", it, cfg), func(t *testing.T) {
 			p := NewPool(cfg)
@@ -159,11 +160,11 @@ func TestPropertyRandomOps(t *testing.T) {
 
 // TestPropertyRoomsValidOverRandomPools checks the rule on every room of
 // large random pools with mixed waits and parties, and that a second tick
-// at the same moment finds nothing the first one missed by its own plan.
+// finds rooms (the pools are dense enough that it must).
 func TestPropertyRoomsValidOverRandomPools(t *testing.T) {
 	for it := range 40 {
 		rng := rand.New(rand.NewPCG(uint64(it), 7))
-		cfg := Config{RoomSize: 2 + rng.IntN(5), WindowBase: float64(rng.IntN(20)), WindowPerSecond: 1 + float64(rng.IntN(80))}
+		cfg := Config{RoomSize: 2 + rng.IntN(5), WindowBase: float64(rng.IntN(20)), WindowPerSecond: 1 + float64(rng.IntN(80)), Tighten: it%2 == 0}
 		p := NewPool(cfg)
 		c := newChecker(t, cfg)
 		n := 200 + rng.IntN(3000)
@@ -180,6 +181,9 @@ func TestPropertyRoomsValidOverRandomPools(t *testing.T) {
 		}
 		for tick := range 20 {
 			c.tick(p, at(float64(tick)))
+		}
+		if c.rooms == 0 {
+			t.Fatalf("case %d %+v: no rooms from %d tickets", it, cfg, n)
 		}
 	}
 }

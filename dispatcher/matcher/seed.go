@@ -15,9 +15,10 @@ import (
 // arrivals, to the next SeedTick to simulate the seed over several ticks.
 //
 // It gives exactly the seed's rooms in O(N log N) instead of the seed's
-// O(N²) per tick (see greedy), and is what Pool.Tick is measured against.
-// Parties are runs of tickets whose members add up to RoomSize. cfg must be
-// valid; waiting is not modified.
+// O(N²) per tick (see greedy). Pool.Tick forms the same rooms from the same
+// tickets (tests check it); SeedTick is the reference the benchmarks and
+// Config.Tighten are measured against. Parties are handled as Pool.Tick
+// does. cfg must be valid; waiting is not modified.
 func SeedTick(cfg Config, waiting []Ticket, now time.Time) (rooms []Room, left []Ticket) {
 	es := make([]entry, len(waiting))
 	w := make([]float64, len(waiting))
@@ -29,7 +30,8 @@ func SeedTick(cfg Config, waiting []Ticket, now time.Time) (rooms []Room, left [
 		w[i] = cfg.Window(now.Sub(waiting[e.slot].Enqueued))
 	}
 	var g groups
-	greedy(es, w, int32(cfg.RoomSize), nil, &g)
+	sc := scratch{w: w}
+	sc.greedy(es, int32(cfg.RoomSize), &g)
 	matched := make([]bool, len(es))
 	tickets := make([]Ticket, len(g.idx))
 	rooms = make([]Room, 0, g.rooms())

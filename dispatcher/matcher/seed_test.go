@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 )
 
 // simResult sums up a simulation.
@@ -96,15 +95,62 @@ func steady(rng *rand.Rand, rate, seconds int) [][]Ticket {
 	return out
 }
 
-// TestNeverWorseThanSeedPerTick: on the same pool at the same moment, Tick
-// forms at least as many rooms as the seed's rule, and with as many rooms no
-// more total spread. This holds by construction (the seed's greedy is
-// Tick's floor); the test covers mixed waits, parties and room sizes.
-func TestNeverWorseThanSeedPerTick(t *testing.T) {
+// TestSameRoomsAsSeed: a Pool forms exactly the rooms SeedTick forms, tick
+// after tick, with arrivals, removals, parties and several room sizes, so it
+// never forms fewer rooms nor a larger spread than the seed's rule.
+func TestSameRoomsAsSeed(t *testing.T) {
+	for it := range 300 {
+		rng := rand.New(rand.NewPCG(uint64(it), 5))
+		cfg := Config{RoomSize: 2 + rng.IntN(4), WindowBase: float64(rng.IntN(2) * 20), WindowPerSecond: float64(10 + rng.IntN(90))}
+		parties := it%3 == 0
+		p := NewPool(cfg)
+		var waiting []Ticket // the seed's list, in its order
+		id := 0
+		for s := range 30 {
+			for range rng.IntN(40) {
+				m := 1
+				if parties && rng.IntN(3) == 0 {
+					m = 1 + rng.IntN(cfg.RoomSize)
+				}
+				tk := Ticket{ID: fmt.Sprint(id), Rating: normalRating(rng), Members: m, Enqueued: at(float64(s) - rng.Float64())}
+				id++
+				if err := p.Add(tk); err != nil {
+					t.Fatal(err)
+				}
+				waiting = append(waiting, tk)
+			}
+			for range rng.IntN(4) {
+				if len(waiting) == 0 {
+					break
+				}
+				i := rng.IntN(len(waiting))
+				if !p.Remove(waiting[i].ID) {
+					t.Fatalf("Remove(%s) = false", waiting[i].ID)
+				}
+				waiting = append(waiting[:i], waiting[i+1:]...)
+			}
+			now := at(float64(s))
+			var want []Room
+			want, waiting = SeedTick(cfg, waiting, now)
+			got := p.Tick(now)
+			if roomIDs(got) != roomIDs(want) {
+				t.Fatalf("case %d %+v tick %d:\n pool %s\n seed %s", it, cfg, s, roomIDs(got), roomIDs(want))
+			}
+			if p.Len() != len(waiting) {
+				t.Fatalf("case %d tick %d: pool has %d waiting, seed %d", it, s, p.Len(), len(waiting))
+			}
+		}
+	}
+}
+
+// TestTightenNeverWorsePerTick: with Config.Tighten, on the same pool at the
+// same moment, Tick forms at least as many rooms as the seed's rule with no
+// larger mean spread (by construction: the seed's rooms are the fallback).
+func TestTightenNeverWorsePerTick(t *testing.T) {
 	better, same := 0, 0
 	for it := range 400 {
 		rng := rand.New(rand.NewPCG(uint64(it), 3))
-		cfg := Config{RoomSize: 2 + rng.IntN(4), WindowBase: float64(rng.IntN(2) * 20), WindowPerSecond: float64(10 + rng.IntN(90))}
+		cfg := Config{RoomSize: 2 + rng.IntN(4), WindowBase: float64(rng.IntN(2) * 20), WindowPerSecond: float64(10 + rng.IntN(90)), Tighten: true}
 		n := 1 + rng.IntN(300)
 		parties := rng.IntN(2) == 0
 		var ts []Ticket
@@ -129,57 +175,49 @@ func TestNeverWorseThanSeedPerTick(t *testing.T) {
 		for _, r := range rooms {
 			ps += r.Spread
 		}
-		if len(rooms) < len(seedRooms) || (len(rooms) == len(seedRooms) && ps > ss) {
+		if len(rooms) < len(seedRooms) || ps*max(len(seedRooms), 1) > ss*max(len(rooms), 1) {
 			t.Fatalf("case %d %+v: %d rooms spread %d, seed %d rooms spread %d", it, cfg, len(rooms), ps, len(seedRooms), ss)
 		}
-		if len(rooms) > len(seedRooms) || ps < ss {
+		if p.LastTick().Tightened {
 			better++
 		} else {
 			same++
 		}
 	}
-	t.Logf("better than the seed on %d pools, as good on %d", better, same)
+	t.Logf("tightened on %d pools, the seed's rooms on %d", better, same)
 }
 
-// TestNeverWorseThanSeedSimulated runs whole simulations (the bench's
-// batch and steady workloads, many sizes and seeds) through Pool and
-// through the seed's rule, and checks that Pool forms at least as many rooms
-// and no larger mean spread.
-func TestNeverWorseThanSeedSimulated(t *testing.T) {
+// TestTightenSimulated runs whole simulations (the bench's batch and steady
+// workloads) through a tightened Pool and through the seed's rule. Over a
+// run, tightening is better on average but not on every run (see
+// docs/matchmaking.md), so this test checks every room and reports the
+// figures rather than asserting dominance.
+func TestTightenSimulated(t *testing.T) {
 	type tc struct {
 		name     string
-		cfg      Config
-		arrivals [][]Ticket
+		arrivals func(*rand.Rand) [][]Ticket
 		ticks    int
 	}
-	var cases []tc
-	for seed := range uint64(60) {
-		rng := rand.New(rand.NewPCG(seed, 11))
-		for _, n := range []int{3, 4, 5, 7, 10, 20, 50, 100, 1000} {
-			cases = append(cases, tc{fmt.Sprintf("batch n=%d seed=%d", n, seed), DefaultConfig(), batch(rng, n), 20})
+	cfg := DefaultConfig()
+	cfg.Tighten = true
+	for _, c := range []tc{
+		{"batch 100", func(r *rand.Rand) [][]Ticket { return batch(r, 100) }, 20},
+		{"batch 10000", func(r *rand.Rand) [][]Ticket { return batch(r, 10000) }, 20},
+		{"steady 20/s", func(r *rand.Rand) [][]Ticket { return steady(r, 20, 120) }, 120},
+		{"steady 1000/s", func(r *rand.Rand) [][]Ticket { return steady(r, 1000, 30) }, 30},
+	} {
+		runs, worse := 10, 0
+		var gotMean, seedMean float64
+		for seed := range uint64(runs) {
+			arr := c.arrivals(rand.New(rand.NewPCG(seed, 11)))
+			got := simulatePool(t, cfg, arr, c.ticks)
+			ref := simulateSeed(t, cfg, arr, c.ticks)
+			gotMean += got.mean() / float64(runs)
+			seedMean += ref.mean() / float64(runs)
+			if got.rooms < ref.rooms || got.mean() > ref.mean() {
+				worse++
+			}
 		}
-		if seed < 20 {
-			cases = append(cases,
-				tc{fmt.Sprintf("batch n=10000 seed=%d", seed), DefaultConfig(), batch(rng, 10000), 20},
-				tc{fmt.Sprintf("steady 5/s seed=%d", seed), DefaultConfig(), steady(rng, 5, 60), 60},
-				tc{fmt.Sprintf("steady 100/s seed=%d", seed), DefaultConfig(), steady(rng, 100, 60), 60},
-				tc{fmt.Sprintf("steady 100/s rooms of 5 seed=%d", seed), Config{RoomSize: 5, WindowPerSecond: 50}, steady(rng, 100, 60), 60},
-				tc{fmt.Sprintf("batch rooms of 2 seed=%d", seed), Config{RoomSize: 2, WindowBase: 10, WindowPerSecond: 20}, batch(rng, 500), 20},
-			)
-		}
+		t.Logf("%s: mean spread %.3f, seed %.3f; worse than the seed on %d of %d runs", c.name, gotMean, seedMean, worse, runs)
 	}
-	wins := 0
-	for _, c := range cases {
-		got := simulatePool(t, c.cfg, c.arrivals, c.ticks)
-		seed := simulateSeed(t, c.cfg, c.arrivals, c.ticks)
-		if got.rooms < seed.rooms || got.mean() > seed.mean()+1e-9 {
-			t.Errorf("%s: %d rooms mean spread %.3f; seed %d rooms mean spread %.3f", c.name, got.rooms, got.mean(), seed.rooms, seed.mean())
-		}
-		if got.rooms > seed.rooms || got.mean() < seed.mean()-1e-9 {
-			wins++
-		}
-	}
-	t.Logf("%d simulations, better than the seed in %d", len(cases), wins)
 }
-
-var _ = time.Second
