@@ -223,7 +223,7 @@ func TestTickRule(t *testing.T) {
 			ticks: []tick{{1, "a,q,b"}},
 		},
 		{
-			name: "a solo joins the nearest party of two",
+			name:    "a solo joins the nearest party of two",
 			tickets: []Ticket{party("p", 1000, 2, at(0)), party("q", 1001, 2, at(0)), solo("a", 1002, at(0))},
 			ticks:   []tick{{1, "q,a"}, {100, ""}},
 		},
