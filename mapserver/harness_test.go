@@ -1,0 +1,241 @@
+package mapserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+const testSecret = "test-secret-for-mapserver"
+
+// fastCfg lets test players cross a map in one move.
+var fastCfg = Config{MaxSpeed: 1e6, SaveInterval: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
+
+// routes is a mutable Locator for tests.
+type routes struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (r *routes) set(mapID, addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[mapID] = addr
+}
+
+func (r *routes) Locate(_ context.Context, mapID string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.m[mapID]; ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("locate %s: %w", mapID, ErrUnknownMap)
+}
+
+// cluster is n in-process map servers sharing one real memcached-protocol
+// store, one secret and one locator.
+type cluster struct {
+	t       *testing.T
+	st      store.Store
+	signer  *auth.Signer
+	world   *World
+	routes  *routes
+	servers []*Server
+	reps    []*MemReporter
+}
+
+func newCluster(t *testing.T, n int, w *World, cfg Config) *cluster {
+	t.Helper()
+	signer, err := auth.NewSigner(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w == nil {
+		w = DefaultWorld()
+	}
+	c := &cluster{t: t, st: storetest.New(t), signer: signer, world: w, routes: &routes{m: map[string]string{}}}
+	for i := 0; i < n; i++ {
+		rep := &MemReporter{}
+		s, err := New(Deps{Store: c.st, Signer: signer, Locator: c.routes, Reporter: rep, World: w, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Listen("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = s.Close(ctx)
+		})
+		c.servers = append(c.servers, s)
+		c.reps = append(c.reps, rep)
+	}
+	return c
+}
+
+// place routes mapID to server i.
+func (c *cluster) place(mapID string, i int) {
+	c.t.Helper()
+	if _, err := c.servers[i].HostMap(context.Background(), mapID); err != nil {
+		c.t.Fatal(err)
+	}
+	c.routes.set(mapID, c.servers[i].Addr())
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newPlayer(name string) auth.Claims {
+	return auth.Claims{Subject: auth.NewUUID(), Name: name}
+}
+
+func (c *cluster) enter(p auth.Claims, mapID string) EnterAnswer {
+	c.t.Helper()
+	ans, err := Enter(ctxT(c.t, 5*time.Second), c.st, c.signer, c.world, c.routes, p, mapID)
+	if err != nil {
+		c.t.Fatalf("enter %s: %v", mapID, err)
+	}
+	return ans
+}
+
+// dial connects with ticket to ws URL addr.
+func dial(t *testing.T, addr, ticket string) *wsconn.Client {
+	t.Helper()
+	cl, err := wsconn.DialClient(ctxT(t, 5*time.Second), addr+"?ticket="+url.QueryEscape(ticket), 4096)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	return cl
+}
+
+func welcome(t *testing.T, cl *wsconn.Client) Welcome {
+	t.Helper()
+	var w Welcome
+	if err := cl.RecvType(ctxT(t, 5*time.Second), "welcome", &w); err != nil {
+		t.Fatalf("welcome: %v", err)
+	}
+	return w
+}
+
+// join enters p onto mapID and returns the connected client and welcome.
+func (c *cluster) join(p auth.Claims, mapID string) (*wsconn.Client, Welcome) {
+	c.t.Helper()
+	ans := c.enter(p, mapID)
+	cl := dial(c.t, ans.Addr, ans.Ticket)
+	return cl, welcome(c.t, cl)
+}
+
+type errMsg struct {
+	Type    string   `json:"type"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	X       *float64 `json:"x"`
+	Y       *float64 `json:"y"`
+}
+
+// expectError reads until an error message and checks its code.
+func expectError(t *testing.T, cl *wsconn.Client, code string) errMsg {
+	t.Helper()
+	var e errMsg
+	if err := cl.RecvType(ctxT(t, 5*time.Second), "error", &e); err != nil {
+		t.Fatalf("waiting for error %s: %v", code, err)
+	}
+	if e.Code != code {
+		t.Fatalf("error code %q (%s), want %q", e.Code, e.Message, code)
+	}
+	return e
+}
+
+// expectClosed waits for the server to close cl.
+func expectClosed(t *testing.T, cl *wsconn.Client) {
+	t.Helper()
+	select {
+	case <-cl.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not closed by the server")
+	}
+}
+
+func send(t *testing.T, cl *wsconn.Client, v any) {
+	t.Helper()
+	if err := cl.SendJSON(v); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+func move(t *testing.T, cl *wsconn.Client, x, y float64) {
+	send(t, cl, map[string]any{"type": "move", "x": x, "y": y})
+}
+
+// eventually polls cond until it holds or 5 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *cluster) state(uuid string) State {
+	c.t.Helper()
+	s, _, err := GetState(context.Background(), c.st, uuid)
+	if err != nil {
+		c.t.Fatalf("get state: %v", err)
+	}
+	return s
+}
+
+// poke edits a record in place (same version), as a game service would
+// change hp or inventory between maps.
+func (c *cluster) poke(uuid string, fn func(*State)) {
+	c.t.Helper()
+	s, cas, err := GetState(context.Background(), c.st, uuid)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	fn(&s)
+	if err := casState(context.Background(), c.st, s, cas); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// players returns how many servers hold uuid and the total load.
+func (c *cluster) load() []int {
+	out := make([]int, len(c.servers))
+	for i, s := range c.servers {
+		st, _ := s.Status(context.Background())
+		out[i] = st.Load
+	}
+	return out
+}
+
+func remoteCode(err error) string {
+	var re *wsconn.RemoteError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return ""
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
