@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/lineproto"
@@ -51,6 +53,10 @@ type LineServer struct {
 	log     *slog.Logger
 	metrics *Metrics
 
+	// Metric children of the hot path, resolved once.
+	getOK      map[string]prometheus.Counter
+	getSeconds map[string]prometheus.Observer
+
 	conns  atomic.Int64
 	mu     sync.Mutex
 	ln     net.Listener
@@ -72,7 +78,13 @@ func NewLineServer(cfg LineConfig, f Fleeter, log *slog.Logger, m *Metrics) *Lin
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &LineServer{cfg: cfg, fleet: f, log: log, metrics: m, active: map[net.Conn]struct{}{}}
+	s := &LineServer{cfg: cfg, fleet: f, log: log, metrics: m, active: map[net.Conn]struct{}{},
+		getOK: map[string]prometheus.Counter{}, getSeconds: map[string]prometheus.Observer{}}
+	for _, k := range []string{lineproto.KindFight, lineproto.KindMap} {
+		s.getOK[k] = m.LineRequests.WithLabelValues("get", "ok")
+		s.getSeconds[k] = m.GetSeconds.WithLabelValues(k)
+	}
+	return s
 }
 
 // Serve accepts connections on ln until ctx is done, then closes every
@@ -248,8 +260,8 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
 			return append(append(out, "err|"...), errorReason(err)...)
 		}
-		s.metrics.GetSeconds.WithLabelValues(req.Kind).Observe(time.Since(start).Seconds())
-		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
+		s.getSeconds[req.Kind].Observe(time.Since(start).Seconds())
+		s.getOK[req.Kind].Inc()
 		return strconv.AppendInt(out, int64(port), 10)
 	case lineproto.VerbAdd, lineproto.VerbDel:
 		if !s.authorised(req.Token, true) {

@@ -329,3 +329,37 @@ func FuzzLineServer(f *testing.F) {
 		client.Close()
 	})
 }
+
+// BenchmarkHandleGet is the dispatcher's own cost per get: parsing the
+// request, choosing the least-loaded of 16 fight processes and formatting
+// the answer, without a socket.
+func BenchmarkHandleGet(b *testing.B) {
+	sp := &fakeSpawner{}
+	f := newTestFleet(sp, 1000, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	for {
+		s := f.Snapshot()
+		if len(s) == 16 && s[15].State == StateReady {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i, p := range f.Snapshot() {
+		for j := 0; j < (i*7)%13; j++ {
+			_, _ = f.Adjust(p.Port, 1, "")
+		}
+	}
+	ls := NewLineServer(LineConfig{FleetToken: "t"}, f, quietLog(), nil)
+	line := []byte("get")
+	out := make([]byte, 0, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out = ls.handle(ctx, out[:0], line)
+	}
+	if string(out) != "7000" {
+		b.Fatalf("answer %q", out)
+	}
+}

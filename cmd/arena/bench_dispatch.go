@@ -1,16 +1,117 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/arena-game/arena/dispatcher/dispatchbench"
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/store"
 )
 
-// benchDispatchCommand is a placeholder until its package lands.
 func benchDispatchCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "dispatch",
-		Usage:  "not built yet",
-		Action: func(*cli.Context) error { return errors.New("not built yet") },
+		Name:  "dispatch",
+		Usage: "drive a dispatcher's line protocol (seed and pipelined modes) against bare baselines",
+		Description: "Without --addr it starts its own `arena dispatcher` (embedded memcached, one fight\n" +
+			"server) on free ports, measures, and stops it. See docs/BENCHMARKS.md.",
+		Flags: []cli.Flag{
+			stringFlag("addr", "", "line protocol address of a running dispatcher (default: start one)"),
+			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "per mode and target", EnvVars: env("bench-duration")},
+			intFlag("seed-workers", 32, "concurrent seed-style clients (a connection per get)"),
+			intFlag("conns", 4, "pipelined connections"),
+			intFlag("window", 128, "requests in flight per pipelined connection"),
+			stringFlag("modes", "seed,pipelined", "modes to run"),
+			boolFlag("json", "print one JSON object"),
+		},
+		Action: func(c *cli.Context) error {
+			addr := c.String("addr")
+			if addr == "" {
+				a, stop, err := startBenchDispatcher(c.Context)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				addr = a
+			}
+			res, err := dispatchbench.Run(c.Context, dispatchbench.Config{
+				Addr: addr, Duration: c.Duration("duration"), SeedWorkers: c.Int("seed-workers"),
+				PipeConns: c.Int("conns"), Window: c.Int("window"), Modes: strings.Split(c.String("modes"), ","),
+			})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return json.NewEncoder(os.Stdout).Encode(res)
+			}
+			for _, m := range res.Modes {
+				fmt.Printf("%-10s arena    %10.0f req/s  p50 %7.1f µs  p99 %8.1f µs  (errors %d)\n", m.Mode, m.Arena.RequestsPerS, m.Arena.P50us, m.Arena.P99us, m.Arena.Errors)
+				fmt.Printf("%-10s baseline %10.0f req/s  p50 %7.1f µs  p99 %8.1f µs\n", "", m.Baseline.RequestsPerS, m.Baseline.P50us, m.Baseline.P99us)
+				fmt.Printf("%-10s ratio    %10.2fx\n", "", m.Ratio)
+			}
+			return nil
+		},
 	}
+}
+
+// startBenchDispatcher runs `arena dispatcher` on free ports with an
+// embedded memcached and returns its line address and a stop func.
+func startBenchDispatcher(ctx context.Context) (string, func(), error) {
+	mc, err := store.StartEmbedded(0)
+	if err != nil {
+		return "", nil, err
+	}
+	free := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	line := "127.0.0.1:" + strconv.Itoa(free())
+	exe, err := os.Executable()
+	if err != nil {
+		mc.Close()
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "dispatcher", "--listen", line, "--http", "127.0.0.1:"+strconv.Itoa(free()),
+		"--memcache", mc.Addr(), "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16),
+		"--fight-port-base", strconv.Itoa(30000+free()%20000), "--max-conns", "20000", "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		mc.Close()
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		mc.Close()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", line); err == nil {
+			_, _ = c.Write([]byte("get"))
+			b := make([]byte, 16)
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			n, _ := c.Read(b)
+			c.Close()
+			if _, err := strconv.Atoi(string(b[:n])); err == nil {
+				return line, stop, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("bench dispatch: the dispatcher did not come up")
 }

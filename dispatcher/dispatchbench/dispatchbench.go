@@ -1,0 +1,353 @@
+// Package dispatchbench is the load generator behind `arena bench
+// dispatch`: it drives a dispatcher's line protocol over loopback in the
+// seed's style (a new connection per get) and pipelined (many newline
+// requests on few connections), and measures the same two workloads
+// against bare Go baseline servers in the same run, so results are reported
+// as ratios that survive a noisy shared machine.
+package dispatchbench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a run.
+type Config struct {
+	Addr     string        // dispatcher line protocol address
+	Duration time.Duration // per mode and target (default 3s)
+	// SeedWorkers is the number of concurrent seed-style clients (default 32).
+	SeedWorkers int
+	// PipeConns is the number of pipelined connections (default 4), each
+	// keeping Window requests in flight (default 128).
+	PipeConns int
+	Window    int
+	// Modes to run: "seed", "pipelined" (default both).
+	Modes []string
+}
+
+// Figures are one measured workload.
+type Figures struct {
+	Requests      int64   `json:"requests"`
+	Errors        int64   `json:"errors"`
+	RequestsPerS  float64 `json:"requests_per_s"`
+	P50us         float64 `json:"p50_us"`
+	P99us         float64 `json:"p99_us"`
+	DurationS     float64 `json:"duration_s"`
+	ExampleAnswer string  `json:"example_answer,omitempty"`
+}
+
+// ModeResult is a mode's figures for the dispatcher and its baseline.
+type ModeResult struct {
+	Mode     string  `json:"mode"`
+	Arena    Figures `json:"arena"`
+	Baseline Figures `json:"baseline"`
+	// Ratio is arena requests/s divided by baseline requests/s.
+	Ratio float64 `json:"ratio"`
+	// Flattened copies of the arena figures, for scripts.
+	RequestsPerS float64 `json:"requests_per_s"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+}
+
+// Result is the whole run.
+type Result struct {
+	Target string       `json:"target"`
+	Modes  []ModeResult `json:"modes"`
+}
+
+func (c *Config) defaults() {
+	if c.Duration <= 0 {
+		c.Duration = 3 * time.Second
+	}
+	if c.SeedWorkers <= 0 {
+		c.SeedWorkers = 32
+	}
+	if c.PipeConns <= 0 {
+		c.PipeConns = 4
+	}
+	if c.Window <= 0 {
+		c.Window = 128
+	}
+	if len(c.Modes) == 0 {
+		c.Modes = []string{"seed", "pipelined"}
+	}
+}
+
+// Run measures every mode against cfg.Addr and against a baseline server.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg.defaults()
+	res := Result{Target: cfg.Addr}
+	// Check the target answers a get first.
+	if ans, err := seedOnce(cfg.Addr); err != nil || bytes.HasPrefix(ans, []byte("err|")) {
+		return res, fmt.Errorf("bench dispatch: %s does not answer get: %q %v", cfg.Addr, ans, err)
+	}
+	for _, mode := range cfg.Modes {
+		var mr ModeResult
+		mr.Mode = mode
+		var err error
+		switch mode {
+		case "seed":
+			base, stop, berr := startBaseline(true)
+			if berr != nil {
+				return res, berr
+			}
+			mr.Baseline, err = runSeed(ctx, base, cfg)
+			stop()
+			if err != nil {
+				return res, err
+			}
+			mr.Arena, err = runSeed(ctx, cfg.Addr, cfg)
+		case "pipelined":
+			base, stop, berr := startBaseline(false)
+			if berr != nil {
+				return res, berr
+			}
+			mr.Baseline, err = runPipelined(ctx, base, cfg)
+			stop()
+			if err != nil {
+				return res, err
+			}
+			mr.Arena, err = runPipelined(ctx, cfg.Addr, cfg)
+		default:
+			return res, fmt.Errorf("bench dispatch: unknown mode %q (seed, pipelined)", mode)
+		}
+		if err != nil {
+			return res, err
+		}
+		if mr.Baseline.RequestsPerS > 0 {
+			mr.Ratio = mr.Arena.RequestsPerS / mr.Baseline.RequestsPerS
+		}
+		mr.RequestsPerS, mr.P50us, mr.P99us = mr.Arena.RequestsPerS, mr.Arena.P50us, mr.Arena.P99us
+		res.Modes = append(res.Modes, mr)
+	}
+	return res, nil
+}
+
+func seedOnce(addr string) ([]byte, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte("get")); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(c)
+}
+
+// startBaseline starts a bare Go server on 127.0.0.1: in seed mode it
+// answers the first read with a fixed port and closes; otherwise it
+// answers each line with a fixed port and a newline.
+func startBaseline(seed bool) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("bench dispatch: baseline: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				if seed {
+					buf := make([]byte, 1024)
+					if _, err := c.Read(buf); err == nil {
+						_, _ = c.Write([]byte("7000"))
+					}
+					return
+				}
+				r := bufio.NewReaderSize(c, 4096)
+				w := bufio.NewWriterSize(c, 4096)
+				for {
+					if _, err := r.ReadSlice('\n'); err != nil {
+						return
+					}
+					_, _ = w.WriteString("7000\n")
+					if r.Buffered() == 0 {
+						if w.Flush() != nil {
+							return
+						}
+					}
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr().String(), func() { ln.Close(); wg.Wait() }, nil
+}
+
+// runSeed runs SeedWorkers loops of dial, write "get", read to EOF, close.
+func runSeed(ctx context.Context, addr string, cfg Config) (Figures, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var reqs, errs atomic.Int64
+	lat := make([][]time.Duration, cfg.SeedWorkers)
+	var example atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < cfg.SeedWorkers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			d := net.Dialer{Timeout: 5 * time.Second}
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+						time.Sleep(time.Millisecond)
+					}
+					continue
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				n := 0
+				if _, err = c.Write([]byte("get")); err == nil {
+					for {
+						m, rerr := c.Read(buf[n:])
+						n += m
+						if rerr != nil {
+							if !errors.Is(rerr, io.EOF) {
+								err = rerr
+							}
+							break
+						}
+						if n == len(buf) {
+							break
+						}
+					}
+				}
+				c.Close()
+				if err != nil || n == 0 || bytes.HasPrefix(buf[:n], []byte("err|")) {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				reqs.Add(1)
+				if example.Load() == nil {
+					example.Store(string(buf[:n]))
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return figures(reqs.Load(), errs.Load(), time.Since(start), lat, example), nil
+}
+
+// runPipelined runs PipeConns connections each keeping Window gets in
+// flight; latency is from writing a request to reading its answer.
+func runPipelined(ctx context.Context, addr string, cfg Config) (Figures, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var reqs, errs atomic.Int64
+	lat := make([][]time.Duration, cfg.PipeConns)
+	var example atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < cfg.PipeConns; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return Figures{}, fmt.Errorf("bench dispatch: dial %s: %w", addr, err)
+		}
+		wg.Add(1)
+		go func(i int, c net.Conn) {
+			defer wg.Done()
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+			defer stop()
+			sent := make(chan time.Time, cfg.Window)
+			var wwg sync.WaitGroup
+			wwg.Add(1)
+			go func() {
+				defer wwg.Done()
+				defer close(sent)
+				// Write in batches of up to 32 requests, never more than
+				// Window outstanding (sent's capacity bounds it).
+				batch := bytes.Repeat([]byte("get\n"), 32)
+				for ctx.Err() == nil {
+					k := 0
+					now := time.Now()
+					for k < 32 {
+						select {
+						case sent <- now:
+							k++
+							continue
+						default:
+						}
+						if k > 0 {
+							break
+						}
+						select {
+						case sent <- now:
+							k++
+						case <-ctx.Done():
+							return
+						}
+					}
+					if _, err := c.Write(batch[:4*k]); err != nil {
+						return
+					}
+				}
+			}()
+			r := bufio.NewReaderSize(c, 16<<10)
+			for t0 := range sent {
+				line, err := r.ReadSlice('\n')
+				if err != nil {
+					break
+				}
+				if bytes.HasPrefix(line, []byte("err|")) {
+					errs.Add(1)
+					continue
+				}
+				if example.Load() == nil {
+					example.Store(string(bytes.TrimSpace(line)))
+				}
+				reqs.Add(1)
+				if len(lat[i]) < 2_000_000 {
+					lat[i] = append(lat[i], time.Since(t0))
+				}
+			}
+			_ = c.SetDeadline(time.Now())
+			for range sent {
+			}
+			wwg.Wait()
+		}(i, c)
+	}
+	wg.Wait()
+	return figures(reqs.Load(), errs.Load(), time.Since(start), lat, example), nil
+}
+
+func figures(reqs, errs int64, took time.Duration, lat [][]time.Duration, example atomic.Value) Figures {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	q := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3
+	}
+	f := Figures{Requests: reqs, Errors: errs, RequestsPerS: float64(reqs) / took.Seconds(),
+		P50us: q(0.50), P99us: q(0.99), DurationS: took.Seconds()}
+	if s, ok := example.Load().(string); ok {
+		f.ExampleAnswer = s
+	}
+	return f
+}
