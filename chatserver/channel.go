@@ -63,14 +63,14 @@ func (s *snapshot) historyFrames(channel string, maxFrame int) [][]byte {
 
 // channel is one chat channel in this process.
 type channel struct {
-	name   string
-	kind   ChannelKind
-	srv    *Server
-	shards []*shard
-	ready  chan struct{} // closed once history is loaded
-	done   chan struct{} // closed when the channel stops
+	name     string
+	kind     ChannelKind
+	srv      *Server
+	shards   []*shard
+	ready    chan struct{} // closed once history is loaded
+	done     chan struct{} // closed when the channel stops
 	stopOnce sync.Once
-	snap   atomic.Pointer[snapshot]
+	snap     atomic.Pointer[snapshot]
 
 	// mu serialises publishers so every shard sees messages in one order.
 	mu  sync.Mutex

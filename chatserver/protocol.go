@@ -44,11 +44,11 @@ const (
 	CodeNotJoined      = "not_joined"      // posting to or leaving a channel the connection is not in
 	CodeAlreadyJoined  = "already_joined"  // joining a channel twice
 	CodeTooMany        = "too_many_channels"
-	CodeRateLimited    = "rate_limited"  // over the per-player rate; persistent flooding closes (1008)
-	CodeChannelBusy    = "channel_busy"  // the world channel's own rate is spent; try again
-	CodeOffline        = "offline"       // private message to a player with no connection
-	CodeUnavailable    = "unavailable"   // the server is draining or full
-	CodeInternal       = "internal"      // a server-side failure
+	CodeRateLimited    = "rate_limited" // over the per-player rate; persistent flooding closes (1008)
+	CodeChannelBusy    = "channel_busy" // the world channel's own rate is spent; try again
+	CodeOffline        = "offline"      // private message to a player with no connection
+	CodeUnavailable    = "unavailable"  // the server is draining or full
+	CodeInternal       = "internal"     // a server-side failure
 )
 
 // Inbound is one client message after parsing. Unknown fields, including any
