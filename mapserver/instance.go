@@ -13,9 +13,9 @@ import (
 
 // Messages to an instance's goroutine.
 type (
-	joinMsg     struct{ s *session }
-	leaveMsg    struct{ s *session }
-	moveMsg     struct {
+	joinMsg  struct{ s *session }
+	leaveMsg struct{ s *session }
+	moveMsg  struct {
 		s  *session
 		p  Point
 		at time.Time
