@@ -32,13 +32,9 @@ func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("POST /v1/fleet/maxnum", d.operator(d.handleMaxNum))
 	d.mux.HandleFunc("POST /v1/fleet/{port}/drain", d.operator(d.handleDrain))
 	d.mux.HandleFunc("GET /v1/fleet/events", d.handleFleetEvents)
-	for _, extra := range routeHooks {
-		extra(d)
-	}
+	d.playRoutes()
+	d.webRoutes()
 }
-
-// routeHooks lets other files of the package add routes.
-var routeHooks []func(*Dispatcher)
 
 // writeJSON writes v with status code.
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,0 +1,4 @@
+package dispatcher
+
+// playRoutes registers the player flow: login, /v1/play, tickets, maps.
+func (d *Dispatcher) playRoutes() {}
