@@ -1,6 +1,9 @@
 package fightserver
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // bucket is a token bucket: rate tokens per second, at most burst. It is
 // used by one goroutine (a connection's read loop) and has no lock.
@@ -27,4 +30,17 @@ func (b *bucket) allow(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// limiter is one player's bucket, shared by all its connections (so
+// reconnecting does not refill it).
+type limiter struct {
+	mu sync.Mutex
+	b  bucket
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.allow(now)
 }

@@ -49,6 +49,7 @@ type member struct {
 	outSeq            int
 	lastAttack        time.Time
 	createMsg         []byte
+	limit             *limiter // shared with the member's connection goroutines
 }
 
 func (m *member) alive() bool { return m.state <= stAway }
@@ -108,7 +109,8 @@ func newRoom(s *Server, fr fleet.Room, now time.Time) *room {
 		r.deadline = fr.Expires
 	}
 	for _, p := range fr.Players {
-		m := &member{uuid: p.UUID, name: p.Username, photo: p.Photo, score: p.Score, bot: p.Bot, hp: StartHP}
+		m := &member{uuid: p.UUID, name: p.Username, photo: p.Photo, score: p.Score, bot: p.Bot, hp: StartHP,
+			limit: &limiter{b: newBucket(s.cfg.EventRate, s.cfg.EventBurst)}}
 		m.createMsg, _ = json.Marshal(struct {
 			Type     string `json:"type"`
 			UUID     string `json:"uuid"`

@@ -222,7 +222,8 @@ func (s *Server) AssignRoom(ctx context.Context, fr fleet.Room) (int, error) {
 	s.mu.Lock()
 	if s.draining || s.closed {
 		s.mu.Unlock()
-		return 0, fmt.Errorf("assign room %s: %w", fr.ID, fleet.ErrDraining)
+		// Bare: fleet's gRPC adapter recognises draining by its exact text.
+		return 0, fleet.ErrDraining
 	}
 	if s.rooms[fr.ID] != nil || s.pending[fr.ID] || !s.ended[fr.ID].IsZero() {
 		s.mu.Unlock()
@@ -315,7 +316,7 @@ type session struct {
 	reject *protoError // non-nil: refused; tell and close on open
 	room   *room
 	uuid   string
-	bucket bucket
+	limit  *limiter
 }
 
 // handleWS admits a ticket and upgrades. Refusals are told over the
@@ -357,7 +358,7 @@ func (s *Server) admit(ticket string) *session {
 	if r.byUUID[c.Subject] == nil {
 		return &session{reject: perr(CodeNotMember, "not a member of room "+c.Room)}
 	}
-	return &session{room: r, uuid: c.Subject, bucket: newBucket(s.cfg.EventRate, s.cfg.EventBurst)}
+	return &session{room: r, uuid: c.Subject, limit: r.byUUID[c.Subject].limit}
 }
 
 // sendError tells c about e (and counts it).
@@ -396,7 +397,7 @@ func (h connHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	if sess.reject != nil || c.Closed() {
 		return
 	}
-	if !sess.bucket.allow(time.Now()) {
+	if !sess.limit.allow(time.Now()) {
 		h.s.refuse(c, perr(CodeRateLimited, "more than "+strconv.FormatFloat(h.s.cfg.EventRate, 'g', -1, 64)+" messages per second"))
 		return
 	}
