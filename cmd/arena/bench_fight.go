@@ -1,16 +1,59 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/arena-game/arena/fightserver/fightbench"
+	"github.com/arena-game/arena/internal/fleet"
 )
 
-// benchFightCommand is a placeholder until its package lands.
+// benchFightCommand runs the fight load generator (docs/benchmarks/fight.md).
 func benchFightCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "fight",
-		Usage:  "not built yet",
-		Action: func(*cli.Context) error { return errors.New("not built yet") },
+		Name:  "fight",
+		Usage: "rooms of WebSocket players on one fight process: relay latency, delivered/s, memory per connection, vs a gws echo baseline",
+		Flags: []cli.Flag{
+			intFlag("rooms", 1000, "rooms on the one fight process"),
+			intFlag("players", 3, "players per room"),
+			&cli.Float64Flag{Name: "rate", Value: 20, Usage: "events per second per player", EnvVars: env("rate")},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "measured time per phase", EnvVars: env("duration")},
+			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "unmeasured load before each phase", EnvVars: env("warmup")},
+			boolFlag("skip-baseline", "skip the bare gws echo baseline"),
+			boolFlag("json", "print one JSON object"),
+			logLevelFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("bench fight: %w", err)
+			}
+			warmup := c.Duration("warmup")
+			if warmup == 0 {
+				warmup = time.Nanosecond
+			}
+			res, err := fightbench.Run(c.Context, fightbench.Config{
+				Exe: exe, Rooms: c.Int("rooms"), Players: c.Int("players"), Rate: c.Float64("rate"),
+				Duration: c.Duration("duration"), Warmup: warmup, SkipBaseline: c.Bool("skip-baseline"),
+				Log: log.With("bench", fleet.KindFight),
+			})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				return enc.Encode(res)
+			}
+			fmt.Print(fightbench.Format(res))
+			return nil
+		},
 	}
 }

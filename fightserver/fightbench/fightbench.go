@@ -1,0 +1,642 @@
+// Package fightbench is the load generator behind `arena bench fight`:
+// rooms of real WebSocket players on one fight server process, each player
+// sending events at a fixed rate, with the relay latency measured at the
+// receivers, the messages delivered per second, the fight process's memory
+// per connection, and the same load against a bare gws echo server measured
+// in the same run as the baseline. See docs/benchmarks/fight.md.
+package fightbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/lxzan/gws"
+
+	"github.com/arena-game/arena/fightserver"
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	// Exe is the arena binary whose `fight` command is started as a
+	// go-plugin child (the real process, so its RSS can be read). Empty
+	// runs the fight server inside this process (tests; no memory figure).
+	Exe string
+	// Rooms and Players per room (defaults 1000 and 3).
+	Rooms, Players int
+	// Rate is events per second per player (default 20).
+	Rate float64
+	// Duration is the measured time per phase; Warmup runs before it
+	// (defaults 10s and 2s).
+	Duration, Warmup time.Duration
+	// SkipBaseline skips the echo baseline.
+	SkipBaseline bool
+	// DialConcurrency bounds connections being opened at once (default 64).
+	DialConcurrency int
+	// Log receives progress and the child's log lines (nil: discard).
+	Log *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Rooms <= 0 {
+		c.Rooms = 1000
+	}
+	if c.Players <= 0 {
+		c.Players = 3
+	}
+	if c.Rate <= 0 {
+		c.Rate = 20
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	} else if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.DialConcurrency <= 0 {
+		c.DialConcurrency = 64
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Phase is one measured load phase.
+type Phase struct {
+	Connections   int     `json:"connections"`
+	SentPerS      float64 `json:"sent_per_s"`
+	DeliveredPerS float64 `json:"delivered_per_s"`
+	// Fanout is how many receivers each sent event has (players-1 for
+	// the fight relay, 1 for the echo); Delivered ratio = delivered /
+	// (sent * fanout).
+	Fanout         int     `json:"fanout"`
+	DeliveredRatio float64 `json:"delivered_ratio"`
+	P50US          float64 `json:"p50_us"`
+	P90US          float64 `json:"p90_us"`
+	P99US          float64 `json:"p99_us"`
+	P999US         float64 `json:"p999_us"`
+	MaxUS          float64 `json:"max_us"`
+	Errors         int64   `json:"errors"`
+	Closed         int64   `json:"closed"`
+}
+
+// Result is what `arena bench fight --json` prints.
+type Result struct {
+	Rooms          int     `json:"rooms"`
+	PlayersPerRoom int     `json:"players_per_room"`
+	Connections    int     `json:"connections"`
+	RatePerPlayer  float64 `json:"rate_per_player"`
+	DurationS      float64 `json:"duration_s"`
+	WarmupS        float64 `json:"warmup_s"`
+	Fight          Phase   `json:"fight"`
+	Baseline       *Phase  `json:"baseline,omitempty"`
+	// Fight process resident memory: after Start, after every player
+	// joined, at the end of the load.
+	FightRSSStart  int64 `json:"fight_rss_start_bytes"`
+	FightRSSJoined int64 `json:"fight_rss_joined_bytes"`
+	FightRSSEnd    int64 `json:"fight_rss_end_bytes"`
+	// BytesPerConn is (RSS at the end of the load - RSS after Start) /
+	// connections; BytesPerConnIdle uses the RSS after joining instead.
+	BytesPerConn     float64 `json:"bytes_per_conn"`
+	BytesPerConnIdle float64 `json:"bytes_per_conn_idle"`
+	// Ratios are fight / baseline.
+	Ratios  *Ratios `json:"ratios,omitempty"`
+	Targets Targets `json:"targets"`
+	Machine string  `json:"machine"`
+}
+
+// Ratios compare the fight relay with the echo baseline.
+type Ratios struct {
+	P50           float64 `json:"p50"`
+	P99           float64 `json:"p99"`
+	DeliveredPerS float64 `json:"delivered_per_s"`
+}
+
+// Targets are the issue's speed targets.
+type Targets struct {
+	P99Under10ms        bool `json:"p99_under_10ms"`
+	Under32KiBPerConn   bool `json:"under_32kib_per_conn"`
+	MemoryMeasured      bool `json:"memory_measured"`
+	AllDeliveredInPhase bool `json:"all_delivered"`
+}
+
+// fightTarget is the server under test.
+type fightTarget struct {
+	proc  fleet.Process
+	addr  string
+	pid   int
+	close func()
+}
+
+// Run runs the benchmark.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.withDefaults()
+	res := Result{
+		Rooms: cfg.Rooms, PlayersPerRoom: cfg.Players, Connections: cfg.Rooms * cfg.Players,
+		RatePerPlayer: cfg.Rate, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
+		Machine: fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version()),
+	}
+	secret := auth.RandomID(16)
+	signer, err := auth.NewSigner(secret)
+	if err != nil {
+		return res, err
+	}
+	mc, err := store.StartEmbedded(0)
+	if err != nil {
+		return res, fmt.Errorf("bench fight: %w", err)
+	}
+	defer mc.Close()
+	opts := map[string]string{
+		fightserver.OptRoomTimeout: (cfg.Warmup + cfg.Duration + 10*time.Minute).String(),
+		fightserver.OptEventRate:   strconv.FormatFloat(max(fightserver.DefaultEventRate, 2*cfg.Rate), 'g', -1, 64),
+		fightserver.OptEventBurst:  strconv.Itoa(int(max(fightserver.DefaultEventBurst, 4*cfg.Rate))),
+	}
+	start := fleet.StartConfig{Kind: fleet.KindFight, Host: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Options: opts}
+	tgt, err := startFight(ctx, cfg, start)
+	if err != nil {
+		return res, err
+	}
+	defer tgt.close()
+	res.FightRSSStart = rss(tgt.pid)
+	cfg.Log.Info("fight server up", "addr", tgt.addr, "pid", tgt.pid)
+
+	// Rooms and tickets.
+	urls := make([]string, 0, res.Connections)
+	for i := 0; i < cfg.Rooms; i++ {
+		room := fleet.Room{ID: fmt.Sprintf("bench%06d", i), Expires: time.Now().Add(time.Hour)}
+		for j := 0; j < cfg.Players; j++ {
+			room.Players = append(room.Players, fleet.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("bot%d_%d", i, j), Score: 1500, Bot: true})
+		}
+		if _, err := tgt.proc.AssignRoom(ctx, room); err != nil {
+			return res, fmt.Errorf("bench fight: assign room %d: %w", i, err)
+		}
+		for _, p := range room.Players {
+			tok, err := signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Room: room.ID, Bot: true}, time.Hour)
+			if err != nil {
+				return res, err
+			}
+			urls = append(urls, "ws://"+tgt.addr+"/ws?ticket="+tok)
+		}
+	}
+	cfg.Log.Info("rooms assigned", "rooms", cfg.Rooms)
+
+	st := newStats()
+	clients, err := dialAll(ctx, cfg, urls, st, cfg.Players)
+	if err != nil {
+		return res, err
+	}
+	cfg.Log.Info("players joined", "connections", len(clients))
+	runtime.GC()
+	res.FightRSSJoined = rss(tgt.pid)
+	res.Fight = runLoad(ctx, cfg, clients, st, cfg.Players-1)
+	res.FightRSSEnd = rss(tgt.pid)
+	closeAll(clients)
+	tgt.close()
+	if res.FightRSSStart > 0 {
+		res.Targets.MemoryMeasured = true
+		res.BytesPerConn = float64(res.FightRSSEnd-res.FightRSSStart) / float64(res.Connections)
+		res.BytesPerConnIdle = float64(res.FightRSSJoined-res.FightRSSStart) / float64(res.Connections)
+	}
+	cfg.Log.Info("fight phase done", "delivered_per_s", res.Fight.DeliveredPerS, "p99_us", res.Fight.P99US)
+
+	if !cfg.SkipBaseline {
+		runtime.GC()
+		b, err := runBaseline(ctx, cfg, res.Connections)
+		if err != nil {
+			return res, err
+		}
+		res.Baseline = &b
+		res.Ratios = &Ratios{
+			P50: ratio(res.Fight.P50US, b.P50US), P99: ratio(res.Fight.P99US, b.P99US),
+			DeliveredPerS: ratio(res.Fight.DeliveredPerS, b.DeliveredPerS),
+		}
+	}
+	res.Targets.P99Under10ms = res.Fight.P99US < 10000
+	res.Targets.Under32KiBPerConn = res.Targets.MemoryMeasured && res.BytesPerConn < 32<<10
+	res.Targets.AllDeliveredInPhase = res.Fight.DeliveredRatio > 0.999
+	return res, nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// startFight starts the fight server: `Exe fight` through go-plugin, or in
+// this process when Exe is empty.
+func startFight(ctx context.Context, cfg Config, sc fleet.StartConfig) (*fightTarget, error) {
+	if cfg.Exe == "" {
+		p := fightserver.NewProcess(cfg.Log)
+		addr, err := startOnFreePort(ctx, p, sc)
+		if err != nil {
+			return nil, err
+		}
+		return &fightTarget{proc: p, addr: addr, pid: 0, close: p.Shutdown}, nil
+	}
+	cmd := exec.Command(cfg.Exe, "fight")
+	cmd.Env = append(os.Environ(), "ARENA_LOG_LEVEL=warn")
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  fleet.Handshake,
+		Plugins:          fleet.PluginMap,
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           fleet.HCLogToSlog(cfg.Log, "fight"),
+	})
+	var once sync.Once
+	stop := func() { once.Do(client.Kill) }
+	rpc, err := client.Client()
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("bench fight: start %s fight: %w", cfg.Exe, err)
+	}
+	raw, err := rpc.Dispense(fleet.PluginName)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("bench fight: dispense: %w", err)
+	}
+	proc := raw.(fleet.Process)
+	addr, err := startOnFreePort(ctx, proc, sc)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	return &fightTarget{proc: proc, addr: addr, pid: pid, close: stop}, nil
+}
+
+func startOnFreePort(ctx context.Context, p fleet.Process, sc fleet.StartConfig) (string, error) {
+	var last error
+	for attempt := 0; attempt < 8; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		sc.Port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		addr, err := p.Start(sctx, sc)
+		cancel()
+		if err == nil {
+			return addr, nil
+		}
+		if !errors.Is(err, fleet.ErrPortInUse) {
+			return "", fmt.Errorf("bench fight: start: %w", err)
+		}
+		last = err
+	}
+	return "", fmt.Errorf("bench fight: start: %w", last)
+}
+
+// rss returns pid's resident set size in bytes (0 if unknown).
+func rss(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// runBaseline runs the same load against a bare gws echo server in this
+// process: each message comes back to its sender.
+func runBaseline(ctx context.Context, cfg Config, conns int) (Phase, error) {
+	up := gws.NewUpgrader(echoHandler{}, &gws.ServerOption{ReadMaxPayloadSize: 64 << 10})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Phase{}, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r)
+		if err == nil {
+			go c.ReadLoop()
+		}
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+	urls := make([]string, conns)
+	for i := range urls {
+		urls[i] = "ws://" + ln.Addr().String() + "/echo"
+	}
+	st := newStats()
+	clients, err := dialAll(ctx, cfg, urls, st, 0)
+	if err != nil {
+		return Phase{}, err
+	}
+	defer closeAll(clients)
+	cfg.Log.Info("baseline connected", "connections", len(clients))
+	return runLoad(ctx, cfg, clients, st, 1), nil
+}
+
+type echoHandler struct{ gws.BuiltinEventHandler }
+
+func (echoHandler) OnMessage(c *gws.Conn, m *gws.Message) {
+	_ = c.WriteMessage(m.Opcode, m.Bytes())
+	m.Close()
+}
+
+// client is one load-generating player.
+type client struct {
+	conn    *wsconn.Conn
+	need    int32
+	creates atomic.Int32
+	ready   chan struct{}
+	st      *stats
+}
+
+func (c *client) OnOpen(*wsconn.Conn) {}
+func (c *client) OnMessage(_ *wsconn.Conn, data []byte) {
+	if ts, ok := findTS(data); ok {
+		c.st.record(ts)
+		return
+	}
+	switch {
+	case bytesContains(data, `"type":"create_player"`):
+		if c.creates.Add(1) == c.need {
+			close(c.ready)
+		}
+	case bytesContains(data, `"type":"error"`):
+		c.st.errors.Add(1)
+	}
+}
+func (c *client) OnClose(*wsconn.Conn, error) { c.st.closed.Add(1) }
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// findTS returns the value of a trailing "ts":N field.
+func findTS(b []byte) (int64, bool) {
+	i := len(b) - 1
+	if i < 0 || b[i] != '}' {
+		return 0, false
+	}
+	j := i - 1
+	for j >= 0 && b[j] >= '0' && b[j] <= '9' {
+		j--
+	}
+	if j == i-1 || j < 5 || string(b[j-4:j+1]) != `"ts":` {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(b[j+1:i]), 10, 64)
+	return v, err == nil
+}
+
+// dialAll opens one client per url, need create_player messages each
+// before it counts as joined (0: joined on connect).
+func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int) ([]*client, error) {
+	clients := make([]*client, len(urls))
+	sem := make(chan struct{}, cfg.DialConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i, u := range urls {
+		c := &client{need: int32(need), ready: make(chan struct{}), st: st}
+		if need == 0 {
+			close(c.ready)
+		}
+		clients[i] = c
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			conn, err := wsconn.Dial(dctx, u, c, wsconn.Options{IdleTimeout: 10 * time.Minute, SendQueue: 4096})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			c.conn = conn
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		closeAll(clients)
+		return nil, fmt.Errorf("bench fight: dial: %w", firstErr)
+	}
+	deadline := time.After(60 * time.Second)
+	for _, c := range clients {
+		select {
+		case <-c.ready:
+		case <-deadline:
+			closeAll(clients)
+			return nil, errors.New("bench fight: players did not all see every create_player within 60s")
+		case <-ctx.Done():
+			closeAll(clients)
+			return nil, ctx.Err()
+		}
+	}
+	return clients, nil
+}
+
+func closeAll(clients []*client) {
+	for _, c := range clients {
+		if c != nil && c.conn != nil {
+			c.conn.Close(wsconn.CloseNormal, "bench over")
+		}
+	}
+}
+
+// runLoad has every client send cfg.Rate events per second (spread evenly
+// over 1 ms slots) for Warmup+Duration, and measures the Duration part.
+func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fanout int) Phase {
+	const senders = 4
+	period := time.Duration(float64(time.Second) / cfg.Rate)
+	slots := max(1, int(period/time.Millisecond))
+	st.base = time.Now()
+	from := cfg.Warmup
+	to := cfg.Warmup + cfg.Duration
+	st.from.Store(int64(from))
+	st.to.Store(int64(to))
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		// This sender's clients, by slot.
+		bySlot := make([][]*client, slots)
+		for i := g; i < len(clients); i += senders {
+			s := (i / senders) % slots
+			bySlot[s] = append(bySlot[s], clients[i])
+		}
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var n int64
+			next := 0 // next slot tick (in ms since base) to send
+			seq := g
+			tk := time.NewTicker(time.Millisecond)
+			defer tk.Stop()
+			for {
+				el := time.Since(st.base)
+				if el >= to || ctx.Err() != nil {
+					break
+				}
+				now := int(el / time.Millisecond)
+				for ; next <= now; next++ {
+					for _, c := range bySlot[next%slots] {
+						ts := int64(time.Since(st.base))
+						seq++
+						if c.conn.Send(eventMsg(seq, ts)) == nil && ts >= int64(from) && ts < int64(to) {
+							n++
+						}
+					}
+				}
+				<-tk.C
+			}
+			sent.Add(n)
+		}(g)
+	}
+	wg.Wait()
+	// Let what is in flight arrive (failure guard, not a measurement).
+	drain := time.Now().Add(2 * time.Second)
+	want := sent.Load() * int64(fanout)
+	for time.Now().Before(drain) && st.received.Load() < want {
+		time.Sleep(10 * time.Millisecond)
+	}
+	secs := cfg.Duration.Seconds()
+	p := Phase{
+		Connections: len(clients), Fanout: fanout,
+		SentPerS: float64(sent.Load()) / secs, DeliveredPerS: float64(st.received.Load()) / secs,
+		Errors: st.errors.Load(), Closed: st.closed.Load(),
+	}
+	if want > 0 {
+		p.DeliveredRatio = float64(st.received.Load()) / float64(want)
+	}
+	p.P50US, p.P90US, p.P99US, p.P999US = st.quantile(0.5), st.quantile(0.9), st.quantile(0.99), st.quantile(0.999)
+	p.MaxUS = float64(st.max.Load()) / 1e3
+	return p
+}
+
+// eventMsg is a player's event: mostly move_to, some shoot_fireball and
+// blink, stamped with ts (ns since the phase began).
+func eventMsg(seq int, ts int64) []byte {
+	b := make([]byte, 0, 128)
+	x, y := float64(seq*37%1000)/10, float64(seq*91%1000)/10
+	switch seq % 20 {
+	case 0:
+		b = append(b, `{"type":"event","event":"shoot_fireball","ball_uuid":"b`...)
+		b = strconv.AppendInt(b, int64(seq), 10)
+		b = append(b, `","tx":`...)
+	case 1:
+		b = append(b, `{"type":"event","event":"blink","tx":`...)
+	default:
+		b = append(b, `{"type":"event","event":"move_to","tx":`...)
+	}
+	b = strconv.AppendFloat(b, x, 'g', -1, 64)
+	b = append(b, `,"ty":`...)
+	b = strconv.AppendFloat(b, y, 'g', -1, 64)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	return append(b, '}')
+}
+
+// stats is a lock-free latency histogram: 10 µs buckets up to 1 s.
+type stats struct {
+	base     time.Time
+	from, to atomic.Int64 // measured window, ns since base
+	buckets  []atomic.Int64
+	received atomic.Int64
+	errors   atomic.Int64
+	closed   atomic.Int64
+	max      atomic.Int64
+}
+
+const bucketNS = 10_000
+
+func newStats() *stats { return &stats{buckets: make([]atomic.Int64, 100_001)} }
+
+func (s *stats) record(ts int64) {
+	if ts < s.from.Load() || ts >= s.to.Load() {
+		return
+	}
+	d := int64(time.Since(s.base)) - ts
+	if d < 0 {
+		d = 0
+	}
+	s.received.Add(1)
+	i := min(d/bucketNS, int64(len(s.buckets)-1))
+	s.buckets[i].Add(1)
+	for {
+		m := s.max.Load()
+		if d <= m || s.max.CompareAndSwap(m, d) {
+			break
+		}
+	}
+}
+
+// quantile returns the q quantile in microseconds (upper bucket bound).
+func (s *stats) quantile(q float64) float64 {
+	total := s.received.Load()
+	if total == 0 {
+		return 0
+	}
+	rank := int64(q*float64(total-1)) + 1
+	var seen int64
+	for i := range s.buckets {
+		seen += s.buckets[i].Load()
+		if seen >= rank {
+			return float64((int64(i)+1)*bucketNS) / 1e3
+		}
+	}
+	return float64(s.max.Load()) / 1e3
+}
+
+// Format renders r as an aligned text report.
+func Format(r Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fight bench: %d rooms x %d players = %d connections, %g events/s each, %gs measured (%gs warmup)\n",
+		r.Rooms, r.PlayersPerRoom, r.Connections, r.RatePerPlayer, r.DurationS, r.WarmupS)
+	fmt.Fprintf(&b, "machine: %s\n", r.Machine)
+	row := func(name string, p Phase) {
+		fmt.Fprintf(&b, "%-9s %12.0f %14.0f %9.3f %9.0f %9.0f %9.0f %9.0f %6d\n",
+			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors)
+	}
+	fmt.Fprintf(&b, "%-9s %12s %14s %9s %9s %9s %9s %9s %6s\n", "phase", "sent/s", "delivered/s", "deliv.", "p50 us", "p99 us", "p99.9 us", "max us", "errors")
+	row("fight", r.Fight)
+	if r.Baseline != nil {
+		row("echo", *r.Baseline)
+	}
+	if r.Ratios != nil {
+		fmt.Fprintf(&b, "fight/echo: p50 %.2fx, p99 %.2fx, delivered/s %.2fx\n", r.Ratios.P50, r.Ratios.P99, r.Ratios.DeliveredPerS)
+	}
+	if r.Targets.MemoryMeasured {
+		fmt.Fprintf(&b, "fight RSS: %.1f MiB at start, %.1f MiB joined, %.1f MiB after load: %.1f KiB per connection (%.1f KiB idle)\n",
+			float64(r.FightRSSStart)/(1<<20), float64(r.FightRSSJoined)/(1<<20), float64(r.FightRSSEnd)/(1<<20),
+			r.BytesPerConn/1024, r.BytesPerConnIdle/1024)
+	}
+	fmt.Fprintf(&b, "targets: p99 under 10 ms %v, under 32 KiB per connection %v\n", r.Targets.P99Under10ms, r.Targets.Under32KiBPerConn)
+	return b.String()
+}
