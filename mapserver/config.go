@@ -46,6 +46,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// SaveWorkers is how many periodic saves run at once (default 16).
 	SaveWorkers int
+	// PublicHost, when set, is the host put in the ws:// URL of switch
+	// answers (instead of the host the Locator answered) and is accepted
+	// as a name of this server in tickets. Option "public-host".
+	PublicHost string
 }
 
 // MoveBurst is how many seconds of movement a player may bank.
@@ -120,6 +124,7 @@ const (
 	OptSwitchReach  = "switch-reach"
 	OptMaxMsgRate   = "max-msg-rate"
 	OptSendQueue    = "send-queue"
+	OptPublicHost   = "public-host"
 )
 
 // ConfigFromOptions parses the dispatcher's options for a map process and
@@ -152,6 +157,8 @@ func ConfigFromOptions(opts map[string]string) (cfg Config, worldPath string, ig
 		switch k {
 		case OptWorld:
 			worldPath = v
+		case OptPublicHost:
+			cfg.PublicHost = v
 		case OptSaveInterval:
 			cfg.SaveInterval, err = dur(k, v, 50*time.Millisecond, time.Minute)
 		case OptTick:

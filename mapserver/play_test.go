@@ -523,3 +523,22 @@ func TestSlowConsumer(t *testing.T) {
 	// Everyone else still plays.
 	send(t, crowd[0], map[string]string{"type": "ping"})
 }
+
+// TestTicketHostAliases: a ticket may name this server by any local name
+// for its port (the dispatcher uses the host the client reached it on),
+// but not another machine's address or another port.
+func TestTicketHostAliases(t *testing.T) {
+	c := newCluster(t, 1, nil, fastCfg)
+	_, port, _ := splitHostPort(c.servers[0].Addr())
+	c.routes.set("town", net.JoinHostPort("localhost", fmt.Sprint(port)))
+	p := newPlayer("p")
+	ans := c.enter(p, "town")
+	if !strings.HasPrefix(ans.Addr, "ws://localhost:") {
+		t.Fatalf("addr %s", ans.Addr)
+	}
+	welcome(t, dial(t, ans.Addr, ans.Ticket))
+	for _, addr := range []string{net.JoinHostPort("192.0.2.1", fmt.Sprint(port)), net.JoinHostPort("127.0.0.1", fmt.Sprint(port+1))} {
+		tk, _ := c.signer.Mint(auth.KindMap, auth.Claims{Subject: auth.NewUUID(), Map: "town", Addr: addr, Version: 1}, time.Minute)
+		expectError(t, dial(t, WebSocketURL(c.servers[0].Addr()), tk), CodeWrongServer)
+	}
+}

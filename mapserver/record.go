@@ -111,6 +111,15 @@ func casState(ctx context.Context, st store.Store, s State, cas uint64) error {
 type owner struct {
 	Addr string // host:port
 	ID   string // boot id, unique per process start
+	// is reports whether a host:port names this server (nil: only Addr).
+	is func(addr string) bool
+}
+
+func (o owner) names(addr string) bool {
+	if addr == o.Addr {
+		return true
+	}
+	return o.is != nil && o.is(addr)
 }
 
 // claimState makes o the owner of uuid's transit record, which must be at
@@ -128,14 +137,14 @@ func claimState(ctx context.Context, st store.Store, uuid, mapID string, ver uin
 		return s, fmt.Errorf("claim map state: %w", err)
 	}
 	switch {
-	case s.Version > ver && s.Version == ver+1 && s.Status == StatusPlaying && s.Map == mapID && s.Owner == o.Addr:
+	case s.Version == ver+1 && s.Status == StatusPlaying && s.Map == mapID && s.OwnerID == o.ID:
 		// The version this ticket names was claimed already, here.
 		return s, fmt.Errorf("claim map state: %w: version %d is owned", ErrAlreadyClaimed, ver)
 	case s.Version != ver:
 		return s, fmt.Errorf("claim map state: %w: ticket version %d, record version %d", ErrStaleTicket, ver, s.Version)
 	case s.Status != StatusTransit:
 		return s, fmt.Errorf("claim map state: %w: record is %s", ErrStaleTicket, s.Status)
-	case s.Map != mapID || s.Target != o.Addr:
+	case s.Map != mapID || !o.names(s.Target):
 		return s, fmt.Errorf("claim map state: %w: record is for %s on %s", ErrStaleTicket, s.Map, s.Target)
 	}
 	s.Version++

@@ -3,6 +3,7 @@ package mapserver
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/arena-game/arena/internal/wsconn"
@@ -69,6 +70,18 @@ func (s *Server) save(j saveJob) {
 		s.met.saves.WithLabelValues("error").Inc()
 		s.log.Warn("save player state", "player", ss.claims.Subject, "err", err)
 	}
+}
+
+// publicAddr is addr with its host replaced by the public-host option.
+func (s *Server) publicAddr(addr string) string {
+	if s.cfg.PublicHost == "" {
+		return addr
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(s.cfg.PublicHost, p)
 }
 
 // kick sends an error and closes the connection; the leave that follows
@@ -171,7 +184,7 @@ func (s *Server) doHandoff(ss *session, from, to string, arr Point, drain bool) 
 		s.kick(ss, CodeUnavailable, "could not mint a ticket; enter again")
 		return true
 	}
-	_ = ss.conn.SendJSON(SwitchAnswer{Type: "switch", Map: to, Addr: WebSocketURL(addr), Ticket: ticket})
+	_ = ss.conn.SendJSON(SwitchAnswer{Type: "switch", Map: to, Addr: WebSocketURL(s.publicAddr(addr)), Ticket: ticket})
 	ss.conn.Close(wsconn.CloseNormal, "switched")
 	s.met.handoffs.WithLabelValues("ok").Inc()
 	s.met.handoffSeconds.Observe(time.Since(start).Seconds())

@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,6 +155,7 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 		}
 	}
 	addr := net.JoinHostPort(host, fmt.Sprint(port))
+	names := localNames(ln.Addr(), host, s.cfg.PublicHost)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -169,6 +172,10 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 		return "", errors.New("serve: already serving")
 	}
 	s.self.Addr = addr
+	s.self.is = func(a string) bool {
+		h, p, err := splitHostPort(a)
+		return err == nil && p == port && names[strings.ToLower(h)]
+	}
 	s.httpSrv, s.ln = srv, ln
 	s.mu.Unlock()
 	go func() {
@@ -178,6 +185,42 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 	}()
 	s.log.Info("map server listening", "addr", addr)
 	return addr, nil
+}
+
+// localNames returns the host names that reach a listener at bound on
+// this machine: the advertised and public hosts, the loopback names when
+// it listens on loopback or on every interface, and the machine's host
+// name and interface addresses when it listens on every interface. A
+// ticket naming any of them with this server's port is for this server:
+// one port on one machine is one listening process.
+func localNames(bound net.Addr, host, public string) map[string]bool {
+	names := map[string]bool{strings.ToLower(host): true}
+	if public != "" {
+		names[strings.ToLower(public)] = true
+	}
+	ta, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return names
+	}
+	names[ta.IP.String()] = true
+	if ta.IP.IsLoopback() || ta.IP.IsUnspecified() {
+		for _, n := range []string{"localhost", "127.0.0.1", "::1", "ip6-localhost", "localhost.localdomain"} {
+			names[n] = true
+		}
+	}
+	if ta.IP.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			names[strings.ToLower(h)] = true
+		}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok {
+					names[ipn.IP.String()] = true
+				}
+			}
+		}
+	}
+	return names
 }
 
 // Addr returns the advertised host:port ("" before Listen).
@@ -387,7 +430,7 @@ func (s *Server) join(sess *session, ticket string) error {
 	if !validSubject(cl.Subject) {
 		return fmt.Errorf("join: %w: bad subject", auth.ErrMalformed)
 	}
-	if cl.Addr != s.Addr() {
+	if !s.self.names(cl.Addr) {
 		return fmt.Errorf("join: %w", errWrongServer)
 	}
 	in, err := s.instance(cl.Map)
