@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/arena-game/arena/bots"
+	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
 )
@@ -57,7 +62,7 @@ func upCommand() *cli.Command {
 				log.Info("generated tokens written (not logged)", "file", path)
 			}
 			cfg.Bots = c.Int("bots")
-			return runDispatcher(c.Context, cfg, log)
+			return runUp(c.Context, cfg, log)
 		},
 	}
 }
@@ -72,4 +77,62 @@ func writeCredentials(path string, creds map[string]string) error {
 		return fmt.Errorf("write credentials: %w", err)
 	}
 	return os.Chmod(path, 0o600)
+}
+
+// runUp is runDispatcher plus the bot players: once the dispatcher is
+// ready, a bots.Fleet keeps cfg.Bots bots playing against its HTTP address
+// and is attached to the dispatcher so the dashboard (POST /v1/bots) can
+// change their number, also from 0. Keep in step with runDispatcher.
+func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
+	if err != nil {
+		return err
+	}
+	if err := mc.Ping(ctx); err != nil {
+		return fmt.Errorf("arena up: %w", err)
+	}
+	d, err := dispatcher.New(cfg, store.Prefixed(mc, cfg.StorePrefix), nil, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	botsDone := make(chan struct{})
+	go func() {
+		defer close(botsDone)
+		select {
+		case <-d.Ready():
+		case <-ctx.Done():
+			return
+		}
+		_, httpAddr := d.Addrs()
+		bf, err := bots.New(bots.Config{
+			BaseURL: "http://" + loopbackAddr(httpAddr), OperatorToken: cfg.OperatorToken,
+			Count: cfg.Bots, Logger: log,
+		})
+		if err != nil {
+			log.Error("bots not started", "err", err)
+			return
+		}
+		d.SetBots(bf)
+		_ = bf.Run(ctx)
+	}()
+	err = d.Run(ctx)
+	cancel()
+	<-botsDone
+	return err
+}
+
+// loopbackAddr turns a bound listen address into one this process can dial:
+// an unspecified host (":8080", "0.0.0.0:8080", "[::]:8080") becomes
+// 127.0.0.1.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
