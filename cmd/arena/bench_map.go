@@ -1,16 +1,74 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/mapserver/mapbench"
 )
 
-// benchMapCommand is a placeholder until its package lands.
+// benchMapCommand is `arena bench map`: players walking and switching maps
+// against real map server processes (see docs/benchmarks/maps.md).
 func benchMapCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "map",
-		Usage:  "not built yet",
-		Action: func(*cli.Context) error { return errors.New("not built yet") },
+		Name:  "map",
+		Usage: "players walking on maps with switches: move-to-seen and handoff latency vs a memcached get+set baseline",
+		Flags: []cli.Flag{
+			intFlag("players", 5000, "simulated players"),
+			intFlag("servers", 3, "map server processes to start (one bench map each)"),
+			&cli.DurationFlag{Name: "duration", Value: 20e9, Usage: "measured walking time after every player joined", EnvVars: env("bench-duration")},
+			&cli.Float64Flag{Name: "move-rate", Value: 5, Usage: "moves per second per player", EnvVars: env("move-rate")},
+			&cli.Float64Flag{Name: "observers", Value: 0.25, Usage: "share of players that decode positions to measure move-to-seen", EnvVars: env("observers")},
+			&cli.DurationFlag{Name: "tick", Usage: "map server tick (0: the server default, 50ms)", EnvVars: env("map-tick")},
+			intFlag("concurrency", 64, "concurrent joins while connecting"),
+			boolFlag("json", "print one JSON object"),
+			stringFlag("dispatcher", "", "benchmark a running arena: its line protocol host:port (then --memcache, --store-prefix, --secret are the arena's)"),
+			memcacheFlag(),
+			storePrefixFlag(),
+			secretFlag("secret", "the running arena's cluster secret (with --dispatcher)"),
+			stringFlag("world", "", "the running arena's world file (with --dispatcher; empty: the built-in world)"),
+			logLevelFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("bench map: %w", err)
+			}
+			cfg := mapbench.Config{
+				Players: c.Int("players"), Servers: c.Int("servers"), Duration: c.Duration("duration"),
+				MoveRate: c.Float64("move-rate"), Observers: c.Float64("observers"), Tick: c.Duration("tick"),
+				Concurrency: c.Int("concurrency"), Command: []string{exe, "map"},
+				Dispatcher: c.String("dispatcher"), Memcache: store.ParseAddrs(c.String("memcache")),
+				StorePrefix: c.String("store-prefix"), Secret: c.String("secret"), Log: log,
+			}
+			if cfg.Dispatcher != "" {
+				if cfg.World, err = mapserver.LoadWorld(c.String("world")); err != nil {
+					return err
+				}
+			}
+			if !c.Bool("json") {
+				cfg.Progress = os.Stderr
+			}
+			log.Debug("bench map", "players", cfg.Players)
+			r, err := mapbench.Run(c.Context, cfg)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return json.NewEncoder(os.Stdout).Encode(r)
+			}
+			fmt.Print(r.Text())
+			return nil
+		},
 	}
 }
+

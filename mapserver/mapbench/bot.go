@@ -1,0 +1,404 @@
+package mapbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/mapserver"
+)
+
+// event is something a bot's connection told it.
+type event struct {
+	gen  int64
+	typ  string // welcome, switch, error, closed
+	data []byte
+}
+
+// moveRec is a bot's latest move, for move-to-seen matching.
+type moveRec struct {
+	x, y float64
+	at   time.Time
+}
+
+// bot is one simulated player: a goroutine that walks and switches, and a
+// connection whose read goroutine feeds it events.
+type bot struct {
+	b        *bench
+	claims   auth.Claims
+	observer bool
+	rng      *rand.Rand
+	events   chan event
+	gen      atomic.Int64
+	last     atomic.Pointer[moveRec]
+
+	// Walk state, bot goroutine only.
+	conn     *wsconn.Conn
+	mapID    string
+	x, y     float64
+	tx, ty   float64
+	toPortal *mapserver.Portal
+	buf      []byte
+}
+
+// connHandler delivers one connection's messages to its bot, tagged with
+// the connection's generation so a bot ignores its old connections.
+type connHandler struct {
+	bt  *bot
+	gen int64
+}
+
+func (h connHandler) OnOpen(*wsconn.Conn) {}
+
+func (h connHandler) OnClose(*wsconn.Conn, error) {
+	h.push(event{gen: h.gen, typ: "closed"})
+}
+
+func (h connHandler) push(e event) {
+	select {
+	case h.bt.events <- e:
+	default:
+	}
+}
+
+var typePrefix = []byte(`{"type":"`)
+
+func (h connHandler) OnMessage(_ *wsconn.Conn, data []byte) {
+	b := h.bt.b
+	if b.measuring.Load() {
+		b.msgsIn.Add(1)
+	}
+	if !bytes.HasPrefix(data, typePrefix) {
+		return
+	}
+	rest := data[len(typePrefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return
+	}
+	switch typ := string(rest[:end]); typ {
+	case "positions":
+		if h.bt.observer && b.measuring.Load() {
+			h.bt.observe(data)
+		}
+	case "enter", "leave", "pong":
+	default:
+		h.push(event{gen: h.gen, typ: typ, data: append([]byte(nil), data...)})
+	}
+}
+
+// observe matches the positions in a message against the movers' latest
+// moves and records move-to-seen latencies.
+func (bt *bot) observe(data []byte) {
+	var m struct {
+		Players []struct {
+			ID string  `json:"id"`
+			X  float64 `json:"x"`
+			Y  float64 `json:"y"`
+		} `json:"players"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	now := time.Now()
+	for _, p := range m.Players {
+		mover := bt.b.bots[p.ID]
+		if mover == nil {
+			continue
+		}
+		if rec := mover.last.Load(); rec != nil && rec.x == p.X && rec.y == p.Y {
+			bt.b.seen.add(now.Sub(rec.at))
+		}
+	}
+}
+
+// randomSpot returns a point of m at least 80 units from every portal.
+func (bt *bot) randomSpot(m *mapserver.Map) (float64, float64) {
+	for {
+		x, y := 20+bt.rng.Float64()*(m.Width-40), 20+bt.rng.Float64()*(m.Height-40)
+		ok := true
+		for _, p := range m.Portals {
+			if p.Rect.Dist(mapserver.Point{X: x, Y: y}) < 80 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return x, y
+		}
+	}
+}
+
+// connect dials a map server with a ticket and waits for the welcome.
+func (bt *bot) connect(ctx context.Context, addr, ticket string) error {
+	gen := bt.gen.Add(1)
+	c, err := wsconn.Dial(ctx, addr+"?ticket="+url.QueryEscape(ticket), connHandler{bt, gen}, wsconn.Options{IdleTimeout: 5 * time.Minute, ReadBuffer: 2048})
+	if err != nil {
+		return err
+	}
+	old := bt.conn
+	bt.conn = c
+	if old != nil {
+		old.Close(wsconn.CloseNormal, "")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-bt.events:
+			if e.gen != gen {
+				continue
+			}
+			switch e.typ {
+			case "welcome":
+				var w mapserver.Welcome
+				if err := json.Unmarshal(e.data, &w); err != nil {
+					return err
+				}
+				bt.mapID, bt.x, bt.y = w.Map.ID, w.You.X, w.You.Y
+				bt.toPortal = nil
+				bt.tx, bt.ty = bt.x, bt.y
+				return nil
+			case "error":
+				return remoteErr(e.data)
+			case "closed":
+				return errors.New("closed before the welcome")
+			}
+		}
+	}
+}
+
+func remoteErr(data []byte) error {
+	var e struct{ Code, Message string }
+	_ = json.Unmarshal(data, &e)
+	return &wsconn.RemoteError{Code: e.Code, Message: e.Message}
+}
+
+// enter places the bot with mapserver.Enter and connects.
+func (bt *bot) enter(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ans, err := mapserver.Enter(ctx, bt.b.st, bt.b.signer, bt.b.world, bt.b.loc, bt.claims, "")
+	if err != nil {
+		return err
+	}
+	return bt.connect(ctx, ans.Addr, ans.Ticket)
+}
+
+func (bt *bot) close() {
+	if bt.conn != nil {
+		bt.conn.Close(wsconn.CloseNormal, "bench over")
+	}
+}
+
+// walk moves the bot until ctx ends: a random stroll, then to the
+// nearest portal and through it with a switch, and again.
+func (bt *bot) walk(ctx context.Context) {
+	b := bt.b
+	interval := time.Duration(float64(time.Second) / b.cfg.MoveRate)
+	step := b.speed * 0.9 / b.cfg.MoveRate
+	// Random phase so the moves do not arrive in lockstep.
+	next := time.Now().Add(time.Duration(bt.rng.Int64N(int64(interval))))
+	bt.pickTarget()
+	for {
+		wait := time.Until(next)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case e := <-bt.events:
+			bt.handle(ctx, e, time.Time{})
+			continue
+		}
+		next = next.Add(interval)
+		if now := time.Now(); next.Before(now) {
+			next = now.Add(interval)
+		}
+		m := b.world.Map(bt.mapID)
+		if bt.toPortal != nil && bt.toPortal.Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y}) <= b.reach-5 {
+			bt.switchTo(ctx, bt.toPortal.To)
+			continue
+		}
+		dx, dy := bt.tx-bt.x, bt.ty-bt.y
+		d := math.Hypot(dx, dy)
+		if d <= step {
+			bt.x, bt.y = bt.tx, bt.ty
+			if bt.toPortal == nil {
+				bt.pickTarget()
+			}
+		} else {
+			bt.x += dx / d * step
+			bt.y += dy / d * step
+		}
+		bt.x = math.Min(math.Max(bt.x, 0), m.Width)
+		bt.y = math.Min(math.Max(bt.y, 0), m.Height)
+		bt.sendMove()
+	}
+}
+
+// pickTarget alternates a short stroll and a walk to the nearest portal.
+func (bt *bot) pickTarget() {
+	m := bt.b.world.Map(bt.mapID)
+	if bt.rng.IntN(2) == 0 || len(m.Portals) == 0 {
+		bt.toPortal = nil
+		for {
+			x, y := bt.randomSpot(m)
+			if math.Hypot(x-bt.x, y-bt.y) < 400 {
+				bt.tx, bt.ty = x, y
+				return
+			}
+			// Pull the spot closer to stay a short stroll.
+			bt.tx, bt.ty = bt.x+(x-bt.x)*0.2, bt.y+(y-bt.y)*0.2
+			if m.PortalAt(mapserver.Point{X: bt.tx, Y: bt.ty}) == nil {
+				return
+			}
+		}
+	}
+	best := math.Inf(1)
+	for i := range m.Portals {
+		p := &m.Portals[i]
+		if d := p.Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y}); d < best {
+			best, bt.toPortal = d, p
+		}
+	}
+	r := bt.toPortal.Rect
+	bt.tx, bt.ty = r.X+r.W/2, r.Y+r.H/2
+}
+
+func (bt *bot) sendMove() {
+	b := bt.buf[:0]
+	b = append(b, `{"type":"move","x":`...)
+	b = strconv.AppendFloat(b, bt.x, 'f', -1, 64)
+	b = append(b, `,"y":`...)
+	b = strconv.AppendFloat(b, bt.y, 'f', -1, 64)
+	b = append(b, '}')
+	bt.buf = b
+	bt.last.Store(&moveRec{x: bt.x, y: bt.y, at: time.Now()})
+	if err := bt.conn.Send(append([]byte(nil), b...)); err == nil && bt.b.measuring.Load() {
+		bt.b.moves.Add(1)
+	}
+}
+
+// switchTo sends a switch and follows it to the next server.
+func (bt *bot) switchTo(ctx context.Context, to string) {
+	t0 := time.Now()
+	if err := bt.conn.Send([]byte(`{"type":"switch","map":"` + to + `"}`)); err != nil {
+		bt.fail(ctx, "send switch")
+		return
+	}
+	gen := bt.gen.Load()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timeout:
+			bt.fail(ctx, "switch timeout")
+			return
+		case e := <-bt.events:
+			if e.gen != gen {
+				continue
+			}
+			if e.typ == "error" {
+				var er struct{ Code string }
+				_ = json.Unmarshal(e.data, &er)
+				if er.Code == mapserver.CodeSwitching || er.Code == mapserver.CodeTooFast {
+					continue
+				}
+			}
+			bt.handle(ctx, e, t0)
+			return
+		}
+	}
+}
+
+// handle reacts to an event outside a move: a switch answer (ours, or
+// one the server sent because we walked into a portal), an error, or a
+// lost connection.
+func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
+	if e.gen != bt.gen.Load() {
+		return
+	}
+	switch e.typ {
+	case "switch":
+		var sw mapserver.SwitchAnswer
+		if err := json.Unmarshal(e.data, &sw); err != nil {
+			bt.fail(ctx, "bad switch")
+			return
+		}
+		if t0.IsZero() {
+			if rec := bt.last.Load(); rec != nil {
+				t0 = rec.at
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bt.connect(cctx, sw.Addr, sw.Ticket)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				bt.b.handoffFail.Add(1)
+				bt.b.countErr("handoff: " + shortErr(err))
+				bt.rejoin(ctx)
+			}
+			return
+		}
+		if bt.b.measuring.Load() && !t0.IsZero() {
+			bt.b.handoff.add(time.Since(t0))
+		}
+		bt.pickTarget()
+	case "error":
+		var er struct {
+			Code string
+			X, Y *float64
+		}
+		_ = json.Unmarshal(e.data, &er)
+		bt.b.countErr(er.Code)
+		if er.X != nil && er.Y != nil {
+			bt.x, bt.y = *er.X, *er.Y
+		}
+		if er.Code == mapserver.CodeNoPortal || er.Code == mapserver.CodeNotAtPortal || er.Code == mapserver.CodeUnavailable {
+			bt.pickTarget()
+		}
+	case "closed":
+		if ctx.Err() == nil {
+			bt.b.countErr("disconnected")
+			bt.rejoin(ctx)
+		}
+	}
+}
+
+// fail counts a failed handoff and puts the bot back on a map.
+func (bt *bot) fail(ctx context.Context, why string) {
+	if ctx.Err() != nil {
+		return
+	}
+	bt.b.handoffFail.Add(1)
+	bt.b.countErr("handoff: " + why)
+	bt.rejoin(ctx)
+}
+
+// rejoin enters again through Enter after a lost connection.
+func (bt *bot) rejoin(ctx context.Context) {
+	for attempt := 0; attempt < 20 && ctx.Err() == nil; attempt++ {
+		if err := bt.enter(ctx); err == nil {
+			bt.pickTarget()
+			return
+		} else if attempt == 19 {
+			bt.b.countErr(fmt.Sprint("rejoin: ", shortErr(err)))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
