@@ -71,4 +71,3 @@ func benchMapCommand() *cli.Command {
 		},
 	}
 }
-
