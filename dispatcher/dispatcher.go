@@ -20,14 +20,21 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proto/matchpb"
 )
 
 // Config is the dispatcher's configuration; cmd/arena fills it from flags.
 type Config struct {
 	Listen string // line protocol, default 127.0.0.1:6000
+	GRPC   string // gRPC Match intake ("" = off)
 	HTTP   string // HTTP and WebSocket, default :8080
 	// Host is where spawned processes bind and what answers advertise.
 	Host string
@@ -125,6 +132,15 @@ type Dispatcher struct {
 	metrics *Metrics
 	mux     *http.ServeMux
 
+	signer      *auth.Signer
+	mm          *Matchmaker
+	sessions    *sessions
+	playWS      *wsconn.Server
+	world       *mapserver.World
+	assignments *assignmentHub
+	loginLimit  *ipLimiter
+	grpcAddr    string
+
 	mu       sync.Mutex
 	lineAddr string
 	httpAddr string
@@ -159,12 +175,38 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 		}
 		kinds[KindChat] = KindConfig{PortBase: cfg.ChatPort, PortSpan: 1, Min: 1, Fixed: true, Options: opts}
 	}
-	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{})}
+	signer, err := auth.NewSigner(cfg.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("config: --secret: %w", err)
+	}
+	world, err := mapserver.LoadWorld(cfg.World)
+	if err != nil {
+		return nil, fmt.Errorf("config: --world: %w", err)
+	}
+	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
+		signer: signer, sessions: newSessions(), world: world, assignments: newAssignmentHub(),
+		loginLimit: newIPLimiter(5, 30)}
+	d.mm, err = NewMatchmaker(cfg.Match, d.sessions, d.handoffRoom, log)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	d.mm.OnMatch = d.recordAssignment
+	d.mm.stats.register(m.Registry)
+	if rl, err := time.ParseDuration(cfg.FightOptions["room-timeout"]); err == nil && rl > 0 {
+		d.mm.RoomLife = rl + time.Minute
+	}
+	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
 	d.fleet = NewFleet(FleetConfig{
 		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds,
 		Start: fleet.StartConfig{
 			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
 			FleetToken: cfg.FleetToken, Dispatcher: cfg.Listen,
+		},
+		OnUnitDone: func(_ string, _ int, unit string) { d.mm.RoomEnded(unit) },
+		OnExit: func(p Proc, units []string) {
+			if p.Kind == fleet.KindFight && len(units) > 0 {
+				d.mm.ProcessGone(p.Port, units, d.roomFailed)
+			}
 		},
 	}, sp, log, m)
 	m.MaxNum.Set(float64(cfg.MaxNum))
@@ -186,6 +228,19 @@ func (d *Dispatcher) Fleet() *Fleet { return d.fleet }
 // Ready is closed once both listeners accept connections.
 func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
 
+// Matchmaker returns the queue.
+func (d *Dispatcher) Matchmaker() *Matchmaker { return d.mm }
+
+// Signer returns the cluster token signer.
+func (d *Dispatcher) Signer() *auth.Signer { return d.signer }
+
+// GRPCAddr returns the bound gRPC address ("" when off).
+func (d *Dispatcher) GRPCAddr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.grpcAddr
+}
+
 // Addrs returns the bound line protocol and HTTP addresses (after Ready).
 func (d *Dispatcher) Addrs() (line, httpAddr string) {
 	d.mu.Lock()
@@ -204,8 +259,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		lineLn.Close()
 		return fmt.Errorf("dispatcher: listen http: %w", err)
 	}
+	var grpcLn net.Listener
+	if d.cfg.GRPC != "" {
+		if grpcLn, err = net.Listen("tcp", d.cfg.GRPC); err != nil {
+			lineLn.Close()
+			httpLn.Close()
+			return fmt.Errorf("dispatcher: listen grpc: %w", err)
+		}
+	}
 	d.mu.Lock()
 	d.lineAddr, d.httpAddr = lineLn.Addr().String(), httpLn.Addr().String()
+	if grpcLn != nil {
+		d.grpcAddr = grpcLn.Addr().String()
+	}
 	d.mu.Unlock()
 	// Children report load to the address actually bound.
 	d.fleet.cfg.Start.Dispatcher = d.lineAddr
@@ -235,7 +301,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.persistTable(ctx)
 	}()
-	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "maxnum", d.cfg.MaxNum)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.mm.Run(ctx)
+	}()
+	var gs *grpc.Server
+	if grpcLn != nil {
+		gs = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 10))
+		matchpb.RegisterMatchServer(gs, &matchService{d: d})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gs.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("dispatcher: grpc: %w", err)
+			}
+		}()
+	}
+	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "grpc", d.grpcAddr, "maxnum", d.cfg.MaxNum)
 	close(d.ready)
 
 	fleetDone := make(chan error, 1)
@@ -249,6 +332,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		fleetDone <- runErr
 	}
 	cancel()
+	if gs != nil {
+		go func() { time.Sleep(2 * time.Second); gs.Stop() }()
+		gs.GracefulStop()
+	}
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.Shutdown(shutCtx)
 	shutCancel()

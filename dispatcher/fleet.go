@@ -76,6 +76,12 @@ type FleetConfig struct {
 	HealthEvery time.Duration
 	// SpawnTimeout bounds one spawn (default 15s).
 	SpawnTimeout time.Duration
+	// OnUnitDone, if set, is called when a fight process reports del for a
+	// room (the room ended).
+	OnUnitDone func(kind string, port int, unit string)
+	// OnExit, if set, is called when a process leaves the table, with the
+	// rooms it still hosted.
+	OnExit func(p Proc, units []string)
 }
 
 // Proc is one row of the process table. Copies are handed out; the live
@@ -432,6 +438,11 @@ func (f *Fleet) reportExit(p *Proc, reason string) {
 	f.metrics.Exits.WithLabelValues(p.Kind, reason).Inc()
 	f.log.Warn("fleet process gone", "kind", p.Kind, "port", p.Port, "pid", p.Pid, "reason", reason, "rooms", len(units))
 	f.publish(FleetEvent{Type: "exit", Kind: p.Kind, Port: p.Port, Pid: p.Pid, Reason: reason, Units: units})
+	if f.cfg.OnExit != nil {
+		row := *p
+		row.handle, row.units, row.reserved = nil, nil, nil
+		f.cfg.OnExit(row, units)
+	}
 	go p.handle.Kill() // reap resources; a no-op for an exited process
 }
 
@@ -630,11 +641,19 @@ func (f *Fleet) stopAll() {
 // load never goes below 0. unit is the room id (fight) or map id (map) the
 // change is about, or "". ErrUnknownPort if no process listens there.
 func (f *Fleet) Adjust(port, delta int, unit string) (int, error) {
+	load, kind, err := f.adjust(port, delta, unit)
+	if err == nil && delta < 0 && unit != "" && kind == fleet.KindFight && f.cfg.OnUnitDone != nil {
+		f.cfg.OnUnitDone(kind, port, unit)
+	}
+	return load, err
+}
+
+func (f *Fleet) adjust(port, delta int, unit string) (int, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.procs[port]
 	if p == nil || p.State == StateGone {
-		return 0, fmt.Errorf("adjust load on %d: %w", port, ErrUnknownPort)
+		return 0, "", fmt.Errorf("adjust load on %d: %w", port, ErrUnknownPort)
 	}
 	p.Load += delta
 	if p.Load < 0 {
@@ -663,7 +682,7 @@ func (f *Fleet) Adjust(port, delta int, unit string) (int, error) {
 		}
 	}
 	f.version++
-	return p.Load, nil
+	return p.Load, p.Kind, nil
 }
 
 // Snapshot returns a copy of the table sorted by kind and port.

@@ -1,4 +1,258 @@
 package dispatcher
 
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// Limits of /v1/play.
+const (
+	playMaxMessage = 4 << 10 // bytes per message
+	playRate       = 5.0     // messages per second per socket
+	playBurst      = 20
+	playStrikes    = 20 // rate-limited messages before the socket is closed
+)
+
 // playRoutes registers the player flow: login, /v1/play, tickets, maps.
-func (d *Dispatcher) playRoutes() {}
+func (d *Dispatcher) playRoutes() {
+	d.identityRoutes()
+	d.mux.HandleFunc("GET /v1/play", d.handlePlay)
+	d.mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.mm.Stats())
+	})
+	d.ticketRoutes()
+	d.mapRoutes()
+}
+
+// sessions tracks each player's /v1/play socket: at most one per uuid (a
+// new one replaces the old, which gets an error and is closed). It is the
+// matchmaker's Notifier.
+type sessions struct {
+	mu   sync.Mutex
+	byID map[string]*playSession
+	next atomic.Uint64
+}
+
+type playSession struct {
+	id     uint64
+	claims auth.Claims
+	conn   *wsconn.Conn
+	// token bucket, touched only on the read goroutine
+	tokens  float64
+	last    time.Time
+	strikes int
+}
+
+func newSessions() *sessions { return &sessions{byID: map[string]*playSession{}} }
+
+// Notify implements Notifier.
+func (s *sessions) Notify(uuid string, msg any) {
+	s.mu.Lock()
+	ps := s.byID[uuid]
+	s.mu.Unlock()
+	if ps != nil {
+		_ = ps.conn.SendJSON(msg)
+	}
+}
+
+func (s *sessions) add(ps *playSession) (old *playSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old = s.byID[ps.claims.Subject]
+	s.byID[ps.claims.Subject] = ps
+	return old
+}
+
+// remove drops ps if it is still the player's current session.
+func (s *sessions) remove(ps *playSession) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID[ps.claims.Subject] == ps {
+		delete(s.byID, ps.claims.Subject)
+		return true
+	}
+	return false
+}
+
+// Online returns how many players have a /v1/play socket.
+func (s *sessions) Online() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
+}
+
+// handlePlay serves ws://HOST/v1/play?token=PLAYER_TOKEN. A missing or bad
+// token is refused with HTTP 401 before the upgrade.
+func (d *Dispatcher) handlePlay(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, "no_token", "connect with ?token=PLAYER_TOKEN (POST /v1/login)")
+		return
+	}
+	c, err := d.signer.Verify(auth.KindPlayer, tok)
+	if err != nil {
+		code := "bad_token"
+		if errors.Is(err, auth.ErrExpired) {
+			code = "expired_token"
+		}
+		writeError(w, http.StatusUnauthorized, code, "player token refused: "+code)
+		return
+	}
+	ps := &playSession{id: d.sessions.next.Add(1), claims: c, tokens: playBurst, last: time.Now()}
+	if _, err := d.playWS.Upgrade(w, r, ps); err != nil {
+		d.log.Debug("play upgrade failed", "err", err)
+	}
+}
+
+// playHandler handles /v1/play sockets.
+type playHandler struct{ d *Dispatcher }
+
+func (h playHandler) OnOpen(c *wsconn.Conn) {
+	ps := c.Value.(*playSession)
+	ps.conn = c
+	if old := h.d.sessions.add(ps); old != nil {
+		_ = old.conn.SendJSON(map[string]string{"type": "error", "code": "replaced", "message": "another connection of this player took over"})
+		old.conn.Close(wsconn.ClosePolicy, "replaced")
+	}
+	st := h.d.mm.Status(context.Background(), ps.claims.Subject)
+	_ = c.SendJSON(map[string]any{"type": "welcome", "uuid": ps.claims.Subject, "username": ps.claims.Name, "queue": st})
+}
+
+func (h playHandler) OnClose(c *wsconn.Conn, _ error) {
+	ps, _ := c.Value.(*playSession)
+	if ps == nil || ps.conn == nil {
+		return
+	}
+	if h.d.sessions.remove(ps) {
+		// Closing the socket leaves the queue (a backend's ticket stays).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = h.d.mm.Cancel(ctx, ps.claims.Subject, ps.id)
+		cancel()
+	}
+}
+
+// playMsg is every message a client may send on /v1/play.
+type playMsg struct {
+	Type  string   `json:"type"`
+	Mode  string   `json:"mode"`
+	Party []string `json:"party"`
+}
+
+func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
+	ps := c.Value.(*playSession)
+	now := time.Now()
+	ps.tokens += now.Sub(ps.last).Seconds() * playRate
+	if ps.tokens > playBurst {
+		ps.tokens = playBurst
+	}
+	ps.last = now
+	if ps.tokens < 1 {
+		ps.strikes++
+		if ps.strikes >= playStrikes {
+			_ = c.SendJSON(errMsg("rate_limited", "too many messages; closing"))
+			c.Close(wsconn.ClosePolicy, "flood")
+			return
+		}
+		_ = c.SendJSON(errMsg("rate_limited", "too many messages; slow down"))
+		return
+	}
+	ps.tokens--
+	var m playMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		_ = c.SendJSON(errMsg("bad_json", "messages are JSON objects with a \"type\""))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := h.d
+	switch m.Type {
+	case "queue":
+		if len(m.Party) > 16 {
+			_ = c.SendJSON(errMsg("bad_party", "party too long"))
+			return
+		}
+		prof, err := d.profile(ctx, ps.claims)
+		if err != nil {
+			_ = c.SendJSON(errMsg("store_unavailable", "player store unavailable; try again"))
+			return
+		}
+		st, err := d.mm.Enqueue(ctx, Enqueue{Player: prof, Mode: m.Mode, Party: m.Party, Source: SourcePlay, Session: ps.id})
+		if err != nil {
+			_ = c.SendJSON(queueErrMsg(err, st))
+			return
+		}
+		out := map[string]any{"type": "queued", "mode": st.Mode, "score": prof.Score}
+		if len(st.Pending) > 0 {
+			out["type"] = "party"
+			out["party_pending"] = st.Pending
+		}
+		_ = c.SendJSON(out)
+	case "cancel":
+		if err := d.mm.Cancel(ctx, ps.claims.Subject, 0); err != nil {
+			_ = c.SendJSON(queueErrMsg(err, QueueStatus{}))
+			return
+		}
+		_ = c.SendJSON(map[string]string{"type": "cancelled"})
+	case "status":
+		_ = c.SendJSON(map[string]any{"type": "status", "queue": d.mm.Status(ctx, ps.claims.Subject)})
+	case "ping":
+		_ = c.SendJSON(map[string]any{"type": "pong", "time": now.UnixMilli()})
+	case "":
+		_ = c.SendJSON(errMsg("bad_message", "missing \"type\""))
+	default:
+		_ = c.SendJSON(errMsg("unknown_type", "unknown message type"))
+	}
+}
+
+// profile reads the player's record for its rating (never from the
+// client); a player never seen gets the default rating.
+func (d *Dispatcher) profile(ctx context.Context, c auth.Claims) (Profile, error) {
+	p, _, err := records.GetPlayer(ctx, d.store, c.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return Profile{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: records.DefaultRating, Bot: c.Bot}, nil
+	}
+	if err != nil {
+		return Profile{}, err
+	}
+	return Profile{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: p.Rating, Bot: c.Bot || p.Bot}, nil
+}
+
+func errMsg(code, msg string) map[string]string {
+	return map[string]string{"type": "error", "code": code, "message": msg}
+}
+
+// queueErrMsg maps matchmaker errors to error messages.
+func queueErrMsg(err error, st QueueStatus) map[string]any {
+	code := "internal"
+	switch {
+	case errors.Is(err, ErrAlreadyQueued):
+		code = "already_queued"
+	case errors.Is(err, ErrInRoom):
+		code = "in_room"
+	case errors.Is(err, ErrNotQueued):
+		code = "not_queued"
+	case errors.Is(err, ErrPartyTooLarge):
+		code = "party_too_large"
+	case errors.Is(err, ErrBadParty):
+		code = "bad_party"
+	case errors.Is(err, ErrBadMode):
+		code = "bad_mode"
+	case errors.Is(err, ErrQueueStopped), errors.Is(err, context.DeadlineExceeded):
+		code = "unavailable"
+	}
+	m := map[string]any{"type": "error", "code": code, "message": err.Error()}
+	if st.State != "" && st.State != StateNone {
+		m["queue"] = st
+	}
+	return m
+}

@@ -81,7 +81,8 @@ type Arena struct {
 	t        *testing.T
 	cmd      *exec.Cmd
 	Line     string // line protocol host:port
-	HTTP     string // http://host:port
+	HTTP     string // host:port of HTTP
+	GRPC     string // host:port of gRPC Match
 	Token    string // fleet token
 	Secret   string
 	Operator string
@@ -118,6 +119,7 @@ func startArena(t *testing.T, sub string, extra ...string) *Arena {
 		t:        t,
 		Line:     "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		HTTP:     "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		GRPC:     "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		Token:    "fleet-" + strconv.Itoa(os.Getpid()),
 		Secret:   "secret-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		Operator: "op-token",
@@ -128,7 +130,7 @@ func startArena(t *testing.T, sub string, extra ...string) *Arena {
 		done:     make(chan struct{}),
 	}
 	args := []string{sub,
-		"--listen", a.Line, "--http", a.HTTP,
+		"--listen", a.Line, "--http", a.HTTP, "--grpc", a.GRPC,
 		"--fleet-token", a.Token, "--secret", a.Secret, "--operator-token", a.Operator, "--backend-token", a.Backend,
 		"--memcache", a.Memcache, "--store-prefix", a.Prefix,
 		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)),

@@ -22,6 +22,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 	return []cli.Flag{
 		stringFlag("listen", "127.0.0.1:6000", "line protocol address (get/add/del/maxnum/stat)"),
 		stringFlag("http", ":8080", "HTTP and WebSocket address (health, metrics, fleet API, player flow, pages)"),
+		stringFlag("grpc", "127.0.0.1:6001", "gRPC Match intake address (AddPlayer, Assignments); empty: off"),
 		stringFlag("host", "127.0.0.1", "address spawned processes bind to and answers advertise"),
 		stringFlag("public-host", "", "host in ws:// URLs handed to clients (default: --host, or the request's host for 0.0.0.0)"),
 		intFlag("fight-port-base", 7000, "first port of fight servers; new ones take the next free port"),
@@ -55,7 +56,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 // dispatcherConfig maps flags to dispatcher.Config.
 func dispatcherConfig(c *cli.Context) dispatcher.Config {
 	cfg := dispatcher.Config{
-		Listen: c.String("listen"), HTTP: c.String("http"), Host: c.String("host"), PublicHost: c.String("public-host"),
+		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"), Host: c.String("host"), PublicHost: c.String("public-host"),
 		FightPortBase: c.Int("fight-port-base"), MapPortBase: c.Int("map-port-base"), ChatPort: c.Int("chat-port"),
 		MaxNum: c.Int("maxnum"), MinProcesses: c.Int("min-processes"), MinMaps: c.Int("min-map-processes"),
 		IdleTimeout: c.Duration("idle-timeout"),

@@ -12,14 +12,21 @@ import (
 //
 // Add and Remove cost O(1) amortised (plus a map operation): additions wait
 // in a side list and removals are recorded, and both are folded into the
-// sorted pool at the next Tick, which sorts only the additions.
+// sorted pool at the next Tick, which sorts only the additions. Tick does
+// not touch the ID index: the IDs of matched tickets are forgotten a few at
+// a time by later calls (see sweep).
 type Pool struct {
 	cfg Config
 
-	ids   map[string]int32 // waiting ticket ID -> slot
+	// ids maps a waiting ticket's ID to its slot. It may also hold IDs of
+	// tickets matched since (stale, listed in stale): an entry counts only
+	// if its slot is live and holds that ID (see lookup).
+	ids   map[string]int32
+	stale []string
 	slots []slot
 	free  []int32
 	seq   uint64
+	n     int // tickets waiting
 
 	// Enqueue times are kept as offsets from epoch, the first Enqueued
 	// seen, so windows are integer arithmetic on a compact entry.
@@ -36,7 +43,7 @@ type Pool struct {
 	last TickStats
 }
 
-// slot holds a waiting ticket; seq tells a live slot from a reused one.
+// slot holds a waiting ticket; seq is 0 in a free slot.
 type slot struct {
 	t   Ticket
 	seq uint64
@@ -87,7 +94,7 @@ func NewPool(cfg Config) *Pool {
 func (p *Pool) Config() Config { return p.cfg }
 
 // Len is the number of tickets waiting.
-func (p *Pool) Len() int { return len(p.ids) }
+func (p *Pool) Len() int { return p.n }
 
 // Players is the number of players waiting (the sum of Members).
 func (p *Pool) Players() int { return p.players }
@@ -111,9 +118,10 @@ func (p *Pool) Add(t Ticket) error {
 	case t.Enqueued.IsZero():
 		return fmt.Errorf("add ticket %q: no enqueue time: %w", t.ID, ErrBadTicket)
 	}
-	if _, ok := p.ids[t.ID]; ok {
+	if _, ok := p.lookup(t.ID); ok {
 		return fmt.Errorf("add ticket %q: %w", t.ID, ErrDuplicate)
 	}
+	p.sweep(2)
 	if !p.hasEpoch {
 		p.epoch, p.hasEpoch = t.Enqueued, true
 	}
@@ -128,6 +136,7 @@ func (p *Pool) Add(t Ticket) error {
 	}
 	p.slots[s] = slot{t: t, seq: p.seq}
 	p.ids[t.ID] = s
+	p.n++
 	p.players += t.Members
 	p.pending = append(p.pending, entry{
 		rating:  t.Rating,
@@ -141,7 +150,7 @@ func (p *Pool) Add(t Ticket) error {
 
 // Get returns the waiting ticket with id, and false if none waits.
 func (p *Pool) Get(id string) (Ticket, bool) {
-	s, ok := p.ids[id]
+	s, ok := p.lookup(id)
 	if !ok {
 		return Ticket{}, false
 	}
@@ -151,18 +160,46 @@ func (p *Pool) Get(id string) (Ticket, bool) {
 // Remove takes the ticket with id out of the pool. It returns false if no
 // such ticket is waiting (never added, removed already, or matched).
 func (p *Pool) Remove(id string) bool {
-	s, ok := p.ids[id]
+	p.sweep(2)
+	s, ok := p.lookup(id)
 	if !ok {
 		return false
 	}
 	sl := p.slots[s]
 	p.removed = append(p.removed, entry{rating: sl.t.Rating, seq: sl.seq})
 	p.players -= sl.t.Members
+	p.n--
 	delete(p.ids, id)
 	p.slots[s] = slot{}
 	p.free = append(p.free, s)
 	return true
 }
+
+// lookup returns the slot of the waiting ticket with id.
+func (p *Pool) lookup(id string) (int32, bool) {
+	s, ok := p.ids[id]
+	if !ok || int(s) >= len(p.slots) || p.slots[s].seq == 0 || p.slots[s].t.ID != id {
+		return 0, false
+	}
+	return s, true
+}
+
+// sweep forgets up to max IDs of matched tickets (unless the ID has
+// queued again since). Add and Remove sweep two each and Tick sweepBudget,
+// so the index holds at most a tick's worth of stale IDs for long.
+func (p *Pool) sweep(max int) {
+	for ; max > 0 && len(p.stale) > 0; max-- {
+		id := p.stale[len(p.stale)-1]
+		p.stale[len(p.stale)-1] = ""
+		p.stale = p.stale[:len(p.stale)-1]
+		if _, live := p.lookup(id); !live {
+			delete(p.ids, id)
+		}
+	}
+}
+
+// sweepBudget is how many stale IDs a Tick forgets (about a millisecond).
+const sweepBudget = 8192
 
 // Tick forms every room it can among the waiting tickets at now, removes
 // their tickets from the pool and returns the rooms (none when nothing
@@ -170,6 +207,7 @@ func (p *Pool) Remove(id string) bool {
 // Calling Tick with a time earlier than a ticket's Enqueued treats that
 // ticket as having waited zero.
 func (p *Pool) Tick(now time.Time) []Room {
+	p.sweep(sweepBudget)
 	p.merge()
 	p.last = TickStats{Tickets: len(p.sorted), Players: p.players}
 	if len(p.sorted) == 0 {
@@ -182,15 +220,20 @@ func (p *Pool) Tick(now time.Time) []Room {
 	}
 	tickets := make([]Ticket, len(g.idx))
 	rooms := make([]Room, g.rooms())
+	// When the pool empties so much that shrink will rebuild the slots and
+	// the index from the tickets left, freeing each slot is wasted work.
+	rebuild := p.willShrink(p.n - len(g.idx))
 	start := 0
 	for r, end := range g.ends {
 		for k := start; k < int(end); k++ {
 			e := &p.sorted[g.idx[k]]
 			t := p.slots[e.slot].t
 			tickets[k] = t
-			delete(p.ids, t.ID)
-			p.slots[e.slot] = slot{}
-			p.free = append(p.free, e.slot)
+			if !rebuild {
+				p.stale = append(p.stale, t.ID)
+				p.slots[e.slot] = slot{}
+				p.free = append(p.free, e.slot)
+			}
 			p.players -= t.Members
 			e.members = 0
 		}
@@ -198,6 +241,7 @@ func (p *Pool) Tick(now time.Time) []Room {
 		rooms[r] = Room{Tickets: rt, Spread: rt[len(rt)-1].Rating - rt[0].Rating}
 		start = int(end)
 	}
+	p.n -= len(tickets)
 	// Drop the matched entries, keeping the order.
 	kept := p.sorted[:0]
 	for _, e := range p.sorted {
@@ -216,7 +260,7 @@ func (p *Pool) merge() {
 	if len(p.pending) == 0 && len(p.removed) == 0 {
 		return
 	}
-	slices.SortFunc(p.pending, cmpEntry)
+	p.sortPending()
 	slices.SortFunc(p.removed, cmpEntry)
 	out := p.spare[:0]
 	if need := len(p.sorted) + len(p.pending); cap(out) < need {
@@ -246,9 +290,14 @@ func (p *Pool) merge() {
 	p.pending, p.removed = p.pending[:0], p.removed[:0]
 }
 
+// willShrink reports whether shrink rebuilds the slots for a pool of n.
+func (p *Pool) willShrink(n int) bool { return len(p.slots) > 4*n+1024 }
+
 // shrink gives memory back after the pool has emptied a lot: buffers over
-// four times the need are reallocated, and slots are renumbered. It runs
-// at the end of a tick, when every waiting ticket is in p.sorted.
+// four times the need are reallocated, and slots and the ID index are
+// rebuilt from the waiting tickets (O(N) for the N left, which also drops
+// every stale ID at once). It runs at the end of a tick, when every waiting
+// ticket is in p.sorted.
 func (p *Pool) shrink() {
 	n := len(p.sorted)
 	if cap(p.spare) > 4*n+1024 {
@@ -261,15 +310,16 @@ func (p *Pool) shrink() {
 		p.sorted = slices.Clone(p.sorted)
 	}
 	p.sc.shrink(n)
-	if len(p.slots) <= 4*n+1024 {
+	if !p.willShrink(n) {
 		return
 	}
 	slots := make([]slot, n, n+n/4)
+	ids := make(map[string]int32, n)
 	for i := range p.sorted {
 		e := &p.sorted[i]
 		slots[i] = p.slots[e.slot]
-		p.ids[slots[i].t.ID] = int32(i)
+		ids[slots[i].t.ID] = int32(i)
 		e.slot = int32(i)
 	}
-	p.slots, p.free = slots, nil
+	p.slots, p.free, p.ids, p.stale = slots, nil, ids, nil
 }

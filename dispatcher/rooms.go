@@ -1,0 +1,76 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/records"
+)
+
+// roomTTL is how long room tokens live: the room timeout plus slack.
+func (d *Dispatcher) roomTTL() time.Duration {
+	t, err := time.ParseDuration(d.cfg.FightOptions["room-timeout"])
+	if err != nil || t <= 0 {
+		t = 10 * time.Minute
+	}
+	return t + 5*time.Minute
+}
+
+// handoffRoom places a formed room: it picks the least-loaded fight server
+// (spawning when all are full) and assigns the room over the plugin
+// channel, writes the room to memcached (players, hp 100, one hour), and
+// returns the "match" message for each member with a room token bound to
+// uuid, room and expiry.
+func (d *Dispatcher) handoffRoom(ctx context.Context, fr FormedRoom) (map[string]MatchMsg, error) {
+	fr.ID = "r" + auth.RandomID(8)
+	ttl := d.roomTTL()
+	room := fleet.Room{ID: fr.ID, Mode: fr.Mode, Expires: time.Now().Add(ttl)}
+	for _, p := range fr.Players {
+		room.Players = append(room.Players, fleet.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+	}
+	proc, err := d.fleet.AssignRoom(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	fight := "ws://" + net.JoinHostPort(d.publicHost(nil), strconv.Itoa(proc.Port)) + "/ws"
+	rec := records.Room{ID: fr.ID, Mode: fr.Mode, Fight: fight, Port: proc.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
+	for _, p := range fr.Players {
+		rec.Players = append(rec.Players, records.RoomPlayer{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, HP: 100, Bot: p.Bot})
+	}
+	if err := records.PutRoom(ctx, d.store, rec); err != nil {
+		// The fight server has the room; the record is a convenience for
+		// readers and rejoin, so a store hiccup does not cancel the match.
+		d.log.Warn("room record not saved", "room", fr.ID, "err", err)
+	}
+	out := make(map[string]MatchMsg, len(fr.Players))
+	for _, p := range fr.Players {
+		tok, err := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: fr.ID, Addr: fight, Bot: p.Bot}, ttl)
+		if err != nil {
+			return nil, fmt.Errorf("handoff room %s: %w", fr.ID, err)
+		}
+		out[p.UUID] = MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Mode}
+	}
+	d.log.Info("room formed", "room", fr.ID, "port", proc.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Mode)
+	return out, nil
+}
+
+// roomFailed marks a room whose fight server died as failed in memcached.
+func (d *Dispatcher) roomFailed(room string, _ []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := records.UpdateRoom(ctx, d.store, room, func(r *records.Room) error {
+		if r.State == records.RoomEnded {
+			return nil
+		}
+		r.State, r.Reason, r.Ended = records.RoomFailed, "fight_server_died", time.Now().Unix()
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("room not marked failed", "room", room, "err", err)
+	}
+}

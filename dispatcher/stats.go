@@ -1,0 +1,144 @@
+package dispatcher
+
+import (
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// QueueStats is the matchmaking picture the dashboard and /v1/stats show.
+type QueueStats struct {
+	Queues        map[string]int `json:"queues"` // players waiting, by mode
+	PartyPending  int            `json:"party_pending"`
+	InRoom        int            `json:"in_room"`
+	Rooms         int            `json:"rooms"`
+	MatchesPerMin float64        `json:"matches_per_min"` // rooms formed in the last minute
+	RoomsTotal    int64          `json:"rooms_total"`
+	Wait          Distribution   `json:"wait_s"` // queue to match, seconds, last 1000 players
+	Spread        Distribution   `json:"spread"` // rating spread per room, last 1000 rooms
+	LastTickMs    float64        `json:"last_tick_ms"`
+}
+
+// Distribution summarises recent samples: quantiles and a histogram over
+// Bounds (Hist[i] counts samples <= Bounds[i]; the last bucket is the rest).
+type Distribution struct {
+	Count  int       `json:"count"`
+	Mean   float64   `json:"mean"`
+	P50    float64   `json:"p50"`
+	P95    float64   `json:"p95"`
+	P99    float64   `json:"p99"`
+	Max    float64   `json:"max"`
+	Bounds []float64 `json:"bounds"`
+	Hist   []int     `json:"hist"`
+}
+
+var (
+	waitBounds   = []float64{0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55}
+	spreadBounds = []float64{0, 10, 25, 50, 100, 150, 200, 300, 500, 1000}
+)
+
+// statsRecorder keeps recent samples; owned by the matchmaker goroutine.
+type statsRecorder struct {
+	waits    ring
+	spreads  ring
+	roomsAt  []time.Time
+	total    int64
+	lastTick time.Duration
+
+	matches   prometheus.Counter
+	waitHist  prometheus.Observer
+	spreadH   prometheus.Observer
+	tickHist  prometheus.Observer
+	queueSize *prometheus.GaugeVec
+}
+
+type ring struct {
+	v    []float64
+	next int
+}
+
+func (r *ring) add(x float64) {
+	if len(r.v) < 1000 {
+		r.v = append(r.v, x)
+		return
+	}
+	r.v[r.next] = x
+	r.next = (r.next + 1) % len(r.v)
+}
+
+func newStatsRecorder() *statsRecorder { return &statsRecorder{} }
+
+// register exports the recorder's metrics on reg.
+func (s *statsRecorder) register(reg *prometheus.Registry) {
+	matches := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_rooms_formed_total", Help: "Rooms the matcher formed."})
+	wait := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_match_wait_seconds", Help: "Time from queue to match.",
+		Buckets: []float64{0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89}})
+	spread := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_room_rating_spread", Help: "Highest minus lowest rating in a formed room.",
+		Buckets: []float64{0, 10, 25, 50, 100, 150, 200, 300, 500, 1000}})
+	tick := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_match_tick_seconds", Help: "Time of one matcher tick over one pool.",
+		Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})
+	queue := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "arena_queue_players", Help: "Players waiting, by mode."}, []string{"mode"})
+	reg.MustRegister(matches, wait, spread, tick, queue)
+	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
+}
+
+func (s *statsRecorder) matched(wait time.Duration, _ string) {
+	s.waits.add(wait.Seconds())
+	if s.waitHist != nil {
+		s.waitHist.Observe(wait.Seconds())
+	}
+}
+
+func (s *statsRecorder) room(spread int, now time.Time) {
+	s.spreads.add(float64(spread))
+	s.roomsAt = append(s.roomsAt, now)
+	s.total++
+	if s.matches != nil {
+		s.matches.Inc()
+		s.spreadH.Observe(float64(spread))
+	}
+}
+
+func (s *statsRecorder) tickSeconds(d time.Duration) {
+	s.lastTick = d
+	if s.tickHist != nil {
+		s.tickHist.Observe(d.Seconds())
+	}
+}
+
+func (s *statsRecorder) fill(qs *QueueStats, now time.Time) {
+	cut := 0
+	for cut < len(s.roomsAt) && now.Sub(s.roomsAt[cut]) > time.Minute {
+		cut++
+	}
+	s.roomsAt = s.roomsAt[cut:]
+	qs.MatchesPerMin = float64(len(s.roomsAt))
+	qs.RoomsTotal = s.total
+	qs.Wait = distribution(s.waits.v, waitBounds)
+	qs.Spread = distribution(s.spreads.v, spreadBounds)
+	qs.LastTickMs = float64(s.lastTick.Microseconds()) / 1000
+	if s.queueSize != nil {
+		for mode, n := range qs.Queues {
+			s.queueSize.WithLabelValues(mode).Set(float64(n))
+		}
+	}
+}
+
+func distribution(v []float64, bounds []float64) Distribution {
+	d := Distribution{Count: len(v), Bounds: bounds, Hist: make([]int, len(bounds)+1)}
+	if len(v) == 0 {
+		return d
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	sum := 0.0
+	for _, x := range s {
+		sum += x
+		i := sort.SearchFloat64s(bounds, x)
+		d.Hist[i]++
+	}
+	q := func(p float64) float64 { return s[int(p*float64(len(s)-1))] }
+	d.Mean, d.P50, d.P95, d.P99, d.Max = sum/float64(len(s)), q(0.5), q(0.95), q(0.99), s[len(s)-1]
+	return d
+}

@@ -1,0 +1,263 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proto/matchpb"
+)
+
+// MaxScore bounds a vouched score.
+const MaxScore = 100_000
+
+// AssignmentTTL is how long a match stays readable at GET /v1/tickets/{uuid}.
+const AssignmentTTL = time.Hour
+
+func assignmentKey(uuid string) string { return "assign:" + uuid }
+
+// TicketRequest is the trusted intake's request (the seed's add_player).
+type TicketRequest struct {
+	Score       int    `json:"score"`
+	UUID        string `json:"uuid"`
+	Username    string `json:"username"`
+	Photo       string `json:"photo"`
+	ChannelName string `json:"channel_name"`
+	Mode        string `json:"mode"`
+}
+
+// errBadTicket wraps validation failures of TicketRequest.
+var errBadTicket = errors.New("bad ticket")
+
+// validate checks a TicketRequest and normalises it.
+func (t *TicketRequest) validate() error {
+	if !ValidUUID(t.UUID) {
+		return fmt.Errorf("%w: uuid must be 1-64 characters of [A-Za-z0-9_-]", errBadTicket)
+	}
+	name, ok := CleanUsername(t.Username)
+	if !ok {
+		return fmt.Errorf("%w: username must be 1 to 32 printable characters", errBadTicket)
+	}
+	t.Username = name
+	if !ValidPhoto(t.Photo) {
+		return fmt.Errorf("%w: photo must be empty or an http(s) URL", errBadTicket)
+	}
+	if t.Score < 0 || t.Score > MaxScore {
+		return fmt.Errorf("%w: score must be 0..%d", errBadTicket, MaxScore)
+	}
+	if len(t.ChannelName) > 128 || strings.IndexFunc(t.ChannelName, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%w: channel_name must be up to 128 printable characters", errBadTicket)
+	}
+	if !ValidMode(t.Mode) {
+		return fmt.Errorf("%w: mode must be up to 32 of [a-z0-9_-]", errBadTicket)
+	}
+	return nil
+}
+
+// addTicket enqueues a backend's player with the score it vouches for.
+func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (QueueStatus, error) {
+	if err := t.validate(); err != nil {
+		return QueueStatus{}, err
+	}
+	// The player's record learns the vouched score and profile, so fights
+	// rate from it.
+	if _, err := records.UpdatePlayer(ctx, d.store, t.UUID, func(p *records.Player) {
+		p.Username, p.Photo, p.Rating = t.Username, t.Photo, t.Score
+	}); err != nil {
+		return QueueStatus{}, fmt.Errorf("add ticket: %w", err)
+	}
+	return d.mm.Enqueue(ctx, Enqueue{
+		Player: Profile{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
+		Mode:   t.Mode, Source: SourceBackend, Channel: t.ChannelName,
+	})
+}
+
+// recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid})
+// and streams backend matches to gRPC Assignments subscribers.
+func (d *Dispatcher) recordAssignment(e Enqueue, m MatchMsg) {
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(e.Player.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
+		d.log.Warn("assignment not saved", "uuid", e.Player.UUID, "err", err)
+	}
+	if e.Source == SourceBackend {
+		d.assignments.publish(m)
+	}
+}
+
+func (d *Dispatcher) ticketRoutes() {
+	d.mux.HandleFunc("POST /v1/tickets", d.backend(d.handleAddTicket))
+	d.mux.HandleFunc("GET /v1/tickets/{uuid}", d.backend(d.handleGetTicket))
+	d.mux.HandleFunc("DELETE /v1/tickets/{uuid}", d.backend(d.handleCancelTicket))
+}
+
+// handleAddTicket serves POST /v1/tickets (backend token).
+func (d *Dispatcher) handleAddTicket(w http.ResponseWriter, r *http.Request) {
+	var t TicketRequest
+	if err := decodeJSON(w, r, &t); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	st, err := d.addTicket(r.Context(), t)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, map[string]any{"type": "queued", "uuid": t.UUID, "mode": st.Mode})
+	case errors.Is(err, errBadTicket), errors.Is(err, ErrBadMode):
+		writeError(w, http.StatusBadRequest, "bad_ticket", err.Error())
+	case errors.Is(err, ErrAlreadyQueued):
+		writeError(w, http.StatusConflict, "already_queued", err.Error())
+	case errors.Is(err, ErrInRoom):
+		writeError(w, http.StatusConflict, "in_room", err.Error())
+	default:
+		d.log.Error("add ticket", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not queue; try again")
+	}
+}
+
+// TicketStatus is GET /v1/tickets/{uuid}.
+type TicketStatus struct {
+	UUID       string          `json:"uuid"`
+	Queue      QueueStatus     `json:"queue"`
+	Assignment json.RawMessage `json:"assignment,omitempty"` // the last match message, for an hour
+}
+
+func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("uuid")
+	if !ValidUUID(id) {
+		writeError(w, http.StatusBadRequest, "bad_uuid", "bad uuid")
+		return
+	}
+	ts := TicketStatus{UUID: id, Queue: d.mm.Status(r.Context(), id)}
+	if it, err := d.store.Get(r.Context(), assignmentKey(id)); err == nil {
+		ts.Assignment = it.Value
+	} else if !errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "store unavailable")
+		return
+	}
+	if ts.Queue.State == StateNone && ts.Assignment == nil {
+		writeJSON(w, http.StatusNotFound, ts)
+		return
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+func (d *Dispatcher) handleCancelTicket(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("uuid")
+	if err := d.mm.Cancel(r.Context(), id, 0); err != nil {
+		writeJSON(w, http.StatusConflict, queueErrMsg(err, QueueStatus{}))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"type": "cancelled", "uuid": id})
+}
+
+// assignmentHub fans backend assignments out to gRPC stream subscribers.
+// A subscriber that falls 256 assignments behind is dropped.
+type assignmentHub struct {
+	mu   sync.Mutex
+	subs map[chan MatchMsg]struct{}
+}
+
+func newAssignmentHub() *assignmentHub { return &assignmentHub{subs: map[chan MatchMsg]struct{}{}} }
+
+func (h *assignmentHub) subscribe() (chan MatchMsg, func()) {
+	ch := make(chan MatchMsg, 256)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *assignmentHub) publish(m MatchMsg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- m:
+		default:
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// matchService is the gRPC Match service (proto/match.proto).
+type matchService struct {
+	matchpb.UnimplementedMatchServer
+	d *Dispatcher
+}
+
+func (s *matchService) authorise(ctx context.Context) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok && auth.EqualSecret(strings.TrimSpace(t), s.d.cfg.BackendToken) {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "backend token required (authorization: Bearer TOKEN)")
+}
+
+// AddPlayer implements matchpb.MatchServer.
+func (s *matchService) AddPlayer(ctx context.Context, r *matchpb.AddPlayerRequest) (*matchpb.AddPlayerResponse, error) {
+	if err := s.authorise(ctx); err != nil {
+		return nil, err
+	}
+	_, err := s.d.addTicket(ctx, TicketRequest{Score: int(r.GetScore()), UUID: r.GetUuid(), Username: r.GetUsername(),
+		Photo: r.GetPhoto(), ChannelName: r.GetChannelName(), Mode: r.GetMode()})
+	switch {
+	case err == nil:
+		return &matchpb.AddPlayerResponse{Status: "queued"}, nil
+	case errors.Is(err, errBadTicket), errors.Is(err, ErrBadMode):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrAlreadyQueued), errors.Is(err, ErrInRoom):
+		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	return nil, status.Error(codes.Unavailable, "could not queue; try again")
+}
+
+// Assignments implements matchpb.MatchServer.
+func (s *matchService) Assignments(_ *matchpb.AssignmentsRequest, stream grpc.ServerStreamingServer[matchpb.Assignment]) error {
+	if err := s.authorise(stream.Context()); err != nil {
+		return err
+	}
+	ch, cancel := s.d.assignments.subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return status.Error(codes.ResourceExhausted, "assignment stream fell behind; reconnect")
+			}
+			a := &matchpb.Assignment{Uuid: m.UUID, ChannelName: m.Channel, Room: m.Room, Fight: m.Fight, Ticket: m.Ticket}
+			for _, p := range m.Players {
+				a.Players = append(a.Players, &matchpb.MatchedPlayer{Uuid: p.UUID, Username: p.Username, Photo: p.Photo, Score: int32(p.Score)})
+			}
+			if err := stream.Send(a); err != nil {
+				return err
+			}
+		}
+	}
+}

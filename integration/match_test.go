@@ -1,0 +1,222 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// api calls the dispatcher's HTTP API with a bearer token and decodes the
+// JSON answer into out (if not nil). It returns the status code.
+func api(t *testing.T, a *Arena, method, path, bearer string, body, out any) int {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, "http://"+a.HTTP+path, rd)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+type matchMsg struct {
+	Type    string `json:"type"`
+	Room    string `json:"room"`
+	Fight   string `json:"fight"`
+	Ticket  string `json:"ticket"`
+	Players []struct {
+		UUID     string `json:"uuid"`
+		Username string `json:"username"`
+		Score    int    `json:"score"`
+	} `json:"players"`
+}
+
+func (a *Arena) store(t *testing.T) store.Store {
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: store.ParseAddrs(a.Memcache)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Prefixed(mc, a.Prefix)
+}
+
+// TestMatchDoneWhen is issue 3's acceptance test.
+func TestMatchDoneWhen(t *testing.T) {
+	a := startArena(t, "dispatcher", "--tick", "200ms", "--maxnum", "10")
+	ctx := ctxT(t, 40*time.Second)
+	type player struct {
+		uuid  string
+		score int
+		play  *wsconn.Client
+		fight *wsconn.Client
+		match matchMsg
+	}
+	suffix := time.Now().UnixNano() % 1e6
+	players := []*player{
+		{uuid: fmt.Sprintf("p1500-%d", suffix), score: 1500},
+		{uuid: fmt.Sprintf("p1520-%d", suffix), score: 1520},
+		{uuid: fmt.Sprintf("p1540-%d", suffix), score: 1540},
+		{uuid: fmt.Sprintf("p2900-%d", suffix), score: 2900},
+	}
+	for _, p := range players {
+		var tok struct{ Token string }
+		if code := api(t, a, "POST", "/v1/tokens", a.Backend, map[string]string{"uuid": p.uuid, "username": "u" + p.uuid[:5]}, &tok); code != 200 {
+			t.Fatalf("mint token: %d", code)
+		}
+		cl, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+tok.Token, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		if err := cl.RecvType(ctx, "welcome", nil); err != nil {
+			t.Fatal(err)
+		}
+		p.play = cl
+	}
+	// All four at the same moment.
+	for _, p := range players {
+		req := map[string]any{"score": p.score, "uuid": p.uuid, "username": "u" + p.uuid[:5], "photo": "https://example.test/" + p.uuid + ".png", "channel_name": "ch-" + p.uuid}
+		if code := api(t, a, "POST", "/v1/tickets", a.Backend, req, nil); code != http.StatusAccepted {
+			t.Fatalf("POST /v1/tickets for %s: %d", p.uuid, code)
+		}
+	}
+	for _, p := range players[:3] {
+		if err := p.play.RecvType(ctx, "match", &p.match); err != nil {
+			t.Fatalf("%s: %v", p.uuid, err)
+		}
+	}
+	room, fight := players[0].match.Room, players[0].match.Fight
+	for _, p := range players[:3] {
+		if p.match.Room != room || p.match.Fight != fight || len(p.match.Players) != 3 {
+			t.Fatalf("%s got %+v; want room %s on %s with 3 players", p.uuid, p.match, room, fight)
+		}
+		for _, m := range p.match.Players {
+			if m.UUID == players[3].uuid {
+				t.Fatalf("the 2900 player was put in the room: %+v", p.match)
+			}
+		}
+	}
+	// The fourth is still queued and got no match.
+	var ts struct {
+		Queue struct{ State string } `json:"queue"`
+	}
+	if code := api(t, a, "GET", "/v1/tickets/"+players[3].uuid, a.Backend, nil, &ts); code != 200 || ts.Queue.State != "queued" {
+		t.Fatalf("2900 player: %d %+v", code, ts)
+	}
+	// The assignment is readable for the others.
+	var ts0 struct {
+		Assignment matchMsg `json:"assignment"`
+	}
+	if api(t, a, "GET", "/v1/tickets/"+players[0].uuid, a.Backend, nil, &ts0); ts0.Assignment.Room != room {
+		t.Fatalf("GET /v1/tickets assignment = %+v", ts0.Assignment)
+	}
+
+	// Join the fight; each sees three create_player.
+	for _, p := range players[:3] {
+		cl, err := wsconn.DialClient(ctx, p.match.Fight+"?ticket="+p.match.Ticket, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		p.fight = cl
+	}
+	for _, p := range players[:3] {
+		seen := map[string]bool{}
+		for len(seen) < 3 {
+			var cp struct{ UUID string }
+			if err := p.fight.RecvType(ctx, "create_player", &cp); err != nil {
+				t.Fatalf("%s create_player: %v (seen %v)", p.uuid, err, seen)
+			}
+			seen[cp.UUID] = true
+		}
+	}
+	// Player 0 knocks both others out (20 hp per attack, 400 ms cooldown).
+	attacker := players[0]
+	for _, victim := range players[1:3] {
+		for hit := 0; hit < 5; hit++ {
+			for {
+				if err := attacker.fight.SendJSON(map[string]any{"type": "event", "event": "attack", "target": victim.uuid,
+					"ball_uuid": fmt.Sprintf("b%d", hit), "x": 0.5, "y": 0.5, "angle": 0.1}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(450 * time.Millisecond)
+				break
+			}
+		}
+	}
+	type result struct {
+		Room    string `json:"room"`
+		Winner  string `json:"winner"`
+		Players []struct {
+			UUID     string `json:"uuid"`
+			OldScore int    `json:"old_score"`
+			NewScore int    `json:"new_score"`
+		} `json:"players"`
+	}
+	var res result
+	for {
+		b, err := attacker.fight.Recv(ctx)
+		if err != nil {
+			t.Fatalf("waiting for result: %v", err)
+		}
+		var head struct{ Type, Code string }
+		_ = json.Unmarshal(b, &head)
+		if head.Type == "error" {
+			t.Fatalf("attacker got %s", b)
+		}
+		if head.Type == "result" {
+			_ = json.Unmarshal(b, &res)
+			break
+		}
+	}
+	if res.Room != room || res.Winner != attacker.uuid || len(res.Players) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	// Ratings in memcached moved by Elo: the winner up, the others down,
+	// and the record equals the result's new score.
+	st := a.store(t)
+	for _, rp := range res.Players {
+		rec, _, err := records.GetPlayer(context.Background(), st, rp.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Rating != rp.NewScore {
+			t.Errorf("%s: record %d, result new_score %d", rp.UUID, rec.Rating, rp.NewScore)
+		}
+		if rp.UUID == attacker.uuid && rp.NewScore <= rp.OldScore {
+			t.Errorf("winner's rating did not rise: %+v", rp)
+		}
+		if rp.UUID != attacker.uuid && rp.NewScore >= rp.OldScore {
+			t.Errorf("loser's rating did not fall: %+v", rp)
+		}
+	}
+	// The room ended: members may queue again.
+	eventually(t, 5*time.Second, "members leave the in-room state", func() bool {
+		var s struct {
+			Queue struct{ State string } `json:"queue"`
+		}
+		api(t, a, "GET", "/v1/tickets/"+attacker.uuid, a.Backend, nil, &s)
+		return s.Queue.State == "none"
+	})
+}
