@@ -133,12 +133,33 @@ func (c *Conn) Close(code uint16, reason string) {
 	if len(reason) > 120 {
 		reason = reason[:120]
 	}
+	if code < 1000 || code >= 5000 {
+		code = CloseNormal
+	}
 	ws := c.ws
 	ws.Async(func() {
-		_ = ws.WriteClose(code, []byte(reason))
-		_ = ws.NetConn().Close()
+		// Write the close frame ourselves and half-close, instead of
+		// gws's WriteClose (which closes the socket at once: with the
+		// peer's unread messages still in our receive buffer the kernel
+		// would answer RST, and the peer could lose the messages queued
+		// before the close). The read loop goes on until the peer
+		// answers the close, or the timer below ends it.
+		nc := ws.NetConn()
+		frame := make([]byte, 0, 4+len(reason))
+		frame = append(frame, 0x88, byte(2+len(reason)), byte(code>>8), byte(code))
+		frame = append(frame, reason...)
+		_ = nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(frame); err != nil {
+			_ = nc.Close()
+			return
+		}
+		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		} else {
+			_ = nc.Close()
+		}
 	})
-	// A peer that never reads must not keep the socket: bound the close.
+	// A peer that never reads or never answers must not keep the socket.
 	time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
 }
 
@@ -198,6 +219,9 @@ func (b *bridge) OnClose(s *gws.Conn, err error) {
 
 func (b *bridge) OnPing(s *gws.Conn, payload []byte) {
 	b.touch(s)
+	if c := b.conn(s); c != nil && c.closed.Load() {
+		return
+	}
 	_ = s.WritePong(payload)
 }
 
