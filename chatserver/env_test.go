@@ -252,3 +252,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func newSignerForTest() (*auth.Signer, error) { return auth.NewSigner(testSecret) }

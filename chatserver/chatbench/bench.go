@@ -77,6 +77,12 @@ type Side struct {
 	RSSBefore  int64   `json:"rss_before_bytes"`
 	RSSAfter   int64   `json:"rss_after_bytes"`
 	RSSPerConn float64 `json:"rss_per_conn_bytes"`
+	// ServerCPUMs and ClientCPUMs are CPU time (user + system) per
+	// fan-out of the server process and of all client workers together,
+	// averaged over the repeats: a figure that does not depend on what
+	// else the machine is running.
+	ServerCPUMs float64 `json:"server_cpu_ms_per_fanout"`
+	ClientCPUMs float64 `json:"client_cpu_ms_per_fanout"`
 }
 
 // Result is the output of `arena bench chat --json`.
@@ -326,6 +332,7 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 	cfg.Log.Info("clients connected", "server", t.name, "took_s", side.ConnectS, "rss_mib", rss>>20, "workers", nw)
 
 	var lasts, medians []float64
+	var srvCPU, cliCPU time.Duration
 	for rep := -1; rep < cfg.Repeats; rep++ { // -1: warm-up
 		if err := ctx.Err(); err != nil {
 			return side, 0, err
@@ -341,6 +348,7 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 				return side, 0, err
 			}
 		}
+		s0, c0 := cpuTime(pid), workersCPU(workers)
 		t0 := time.Now().UnixNano()
 		if err := t.post(poster, marker); err != nil {
 			return side, 0, fmt.Errorf("post: %w", err)
@@ -354,6 +362,10 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 			for _, a := range out.Arrivals {
 				lat = append(lat, a-t0)
 			}
+		}
+		if rep >= 0 {
+			srvCPU += cpuTime(pid) - s0
+			cliCPU += workersCPU(workers) - c0
 		}
 		slices.Sort(lat)
 		var last, median float64
@@ -381,9 +393,45 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 	side.LastMaxMs = round(percentile(lasts, 100), 1)
 	side.MedianP50Ms = round(percentile(medians, 50), 1)
 	side.RSSPerConn = round(float64(side.RSSAfter-side.RSSBefore)/float64(clients), 0)
+	side.ServerCPUMs = round(ms(srvCPU)/float64(cfg.Repeats), 1)
+	side.ClientCPUMs = round(ms(cliCPU)/float64(cfg.Repeats), 1)
 	cfg.Log.Info("fan-out measured", "server", t.name, "last_p50_ms", side.LastP50Ms, "last_p99_ms", side.LastP99Ms,
 		"rss_per_conn", side.RSSPerConn)
 	return side, clients, nil
+}
+
+// cpuTime returns the user plus system CPU time process pid has used
+// (clock-tick resolution), or 0 if it cannot be read.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command: state is field 3; utime and
+	// stime are fields 14 and 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on Linux.
+const clockTicks = 100
+
+func workersCPU(ws []*worker) time.Duration {
+	var d time.Duration
+	for _, w := range ws {
+		d += cpuTime(w.cmd.Process.Pid)
+	}
+	return d
 }
 
 // connCapacity is how many more sockets process pid can open: its soft

@@ -82,10 +82,10 @@ func printChatBench(r chatbench.Result) {
 	if r.Baseline != nil {
 		sides = append(sides, *r.Baseline)
 	}
-	fmt.Printf("%-20s %10s %10s %10s %12s %14s %10s\n", "server", "last p50", "last p99", "last max", "median p50", "rss/conn", "connect")
+	fmt.Printf("%-20s %10s %10s %10s %12s %14s %12s %12s %10s\n", "server", "last p50", "last p99", "last max", "median p50", "rss/conn", "server cpu", "client cpu", "connect")
 	for _, s := range sides {
-		fmt.Printf("%-20s %8.1fms %8.1fms %8.1fms %10.1fms %12.0f B %9.1fs\n",
-			s.Server, s.LastP50Ms, s.LastP99Ms, s.LastMaxMs, s.MedianP50Ms, s.RSSPerConn, s.ConnectS)
+		fmt.Printf("%-20s %8.1fms %8.1fms %8.1fms %10.1fms %12.0f B %10.1fms %10.1fms %9.1fs\n",
+			s.Server, s.LastP50Ms, s.LastP99Ms, s.LastMaxMs, s.MedianP50Ms, s.RSSPerConn, s.ServerCPUMs, s.ClientCPUMs, s.ConnectS)
 	}
 	if r.Ratio != nil {
 		fmt.Printf("chat / baseline: last p50 %.2fx, last p99 %.2fx, rss/conn %.2fx\n", r.Ratio.LastP50, r.Ratio.LastP99, r.Ratio.RSSPerConn)
