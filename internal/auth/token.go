@@ -54,12 +54,12 @@ type Claims struct {
 	Subject  string `json:"sub"`            // the player's uuid
 	Name     string `json:"name,omitempty"` // the player's username
 	Photo    string `json:"photo,omitempty"`
-	Room     string `json:"room,omitempty"`  // room tokens: the room id
-	Map      string `json:"map,omitempty"`   // map tickets: the map id
-	Addr     string `json:"addr,omitempty"`  // map tickets, room tokens: the server the ticket is for
-	Version  uint64 `json:"ver,omitempty"`   // map tickets: the handoff record version it claims
-	Bot      bool   `json:"bot,omitempty"`   // set for server-side bot players
-	Operator bool   `json:"op,omitempty"`    // set for operator identities
+	Room     string `json:"room,omitempty"` // room tokens: the room id
+	Map      string `json:"map,omitempty"`  // map tickets: the map id
+	Addr     string `json:"addr,omitempty"` // map tickets, room tokens: the server the ticket is for
+	Version  uint64 `json:"ver,omitempty"`  // map tickets: the handoff record version it claims
+	Bot      bool   `json:"bot,omitempty"`  // set for server-side bot players
+	Operator bool   `json:"op,omitempty"`   // set for operator identities
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
 	ID       string `json:"jti,omitempty"` // random id, unique per token

@@ -62,8 +62,8 @@ type RoomPlayer struct {
 type Room struct {
 	ID      string       `json:"id"`
 	Mode    string       `json:"mode,omitempty"`
-	Fight   string       `json:"fight"`      // ws://host:port/ws
-	Port    int          `json:"port"`       // fight server port (process table key)
+	Fight   string       `json:"fight"` // ws://host:port/ws
+	Port    int          `json:"port"`  // fight server port (process table key)
 	State   string       `json:"state"`
 	Players []RoomPlayer `json:"players"`
 	Created int64        `json:"created"`
