@@ -231,7 +231,9 @@ func (f *Fleet) Version() uint64 {
 }
 
 // leastLoaded returns the ready process of kind with the lowest load+pending
-// under MAXNUM, or nil. Ties go to the lowest port. Callers hold f.mu.
+// under MAXNUM, or nil. Ties go to the process hosting fewer map instances
+// (spreading maps over processes), then to the lowest port. Callers hold
+// f.mu.
 func (f *Fleet) leastLoaded(kind string, accept func(*Proc) bool) *Proc {
 	var best *Proc
 	for _, p := range f.byKind[kind] {
@@ -241,12 +243,21 @@ func (f *Fleet) leastLoaded(kind string, accept func(*Proc) bool) *Proc {
 		if accept != nil && !accept(p) {
 			continue
 		}
-		if best == nil || p.Load+p.Pending < best.Load+best.Pending ||
-			(p.Load+p.Pending == best.Load+best.Pending && p.Port < best.Port) {
+		if best == nil || less(p, best) {
 			best = p
 		}
 	}
 	return best
+}
+
+func less(p, q *Proc) bool {
+	if a, b := p.Load+p.Pending, q.Load+q.Pending; a != b {
+		return a < b
+	}
+	if len(p.Maps) != len(q.Maps) {
+		return len(p.Maps) < len(q.Maps)
+	}
+	return p.Port < q.Port
 }
 
 // Get answers the line protocol's get: the port of the least-loaded ready

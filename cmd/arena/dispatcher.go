@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -49,12 +50,27 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.Float64Flag{Name: "window-base", Value: 0, Usage: "rating window at 0 s waited", EnvVars: env("window-base")},
 		&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking period", EnvVars: env("tick")},
 		stringFlag("world", "", "map world file (JSON, docs/maps.md); empty: the built-in world"),
+		&cli.StringSliceFlag{Name: "fight-option", Usage: "KEY=VALUE passed to every fight server (docs/fight.md lists them); repeatable", EnvVars: env("fight-option")},
+		&cli.StringSliceFlag{Name: "map-option", Usage: "KEY=VALUE passed to every map server (docs/maps.md lists them); repeatable", EnvVars: env("map-option")},
+		&cli.StringSliceFlag{Name: "chat-option", Usage: "KEY=VALUE passed to the chat server (docs/chat.md lists them); repeatable", EnvVars: env("chat-option")},
 		logLevelFlag(),
 	}
 }
 
+// options parses repeated KEY=VALUE flags into m.
+func options(m map[string]string, kvs []string) error {
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("option %q: want KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return nil
+}
+
 // dispatcherConfig maps flags to dispatcher.Config.
-func dispatcherConfig(c *cli.Context) dispatcher.Config {
+func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 	cfg := dispatcher.Config{
 		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"), Host: c.String("host"), PublicHost: c.String("public-host"),
 		FightPortBase: c.Int("fight-port-base"), MapPortBase: c.Int("map-port-base"), ChatPort: c.Int("chat-port"),
@@ -79,7 +95,16 @@ func dispatcherConfig(c *cli.Context) dispatcher.Config {
 		cfg.MapOptions["world"] = w
 		cfg.World = w
 	}
-	return cfg
+	cfg.ChatOptions = map[string]string{}
+	for _, o := range []struct {
+		m    map[string]string
+		flag string
+	}{{cfg.FightOptions, "fight-option"}, {cfg.MapOptions, "map-option"}, {cfg.ChatOptions, "chat-option"}} {
+		if err := options(o.m, c.StringSlice(o.flag)); err != nil {
+			return cfg, fmt.Errorf("--%s: %w", o.flag, err)
+		}
+	}
+	return cfg, nil
 }
 
 func dispatcherCommand() *cli.Command {
@@ -92,7 +117,11 @@ func dispatcherCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return runDispatcher(c.Context, dispatcherConfig(c), log)
+			cfg, err := dispatcherConfig(c)
+			if err != nil {
+				return err
+			}
+			return runDispatcher(c.Context, cfg, log)
 		},
 	}
 }

@@ -34,7 +34,10 @@ func upCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cfg := dispatcherConfig(c)
+			cfg, err := dispatcherConfig(c)
+			if err != nil {
+				return err
+			}
 			if len(cfg.Memcache) == 0 {
 				mc, err := store.StartEmbedded(0)
 				if err != nil {
