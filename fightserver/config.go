@@ -60,7 +60,8 @@ type Config struct {
 	// joiners get room_over rather than wrong_room (default 1h).
 	EndedMemory time.Duration
 	// WS are the WebSocket limits (default: 64 KiB messages, 256 queued
-	// outbound messages per connection, 60s idle, pings every 25s).
+	// outbound messages per connection, 60s idle, pings every 25s, a 1 KiB
+	// read buffer).
 	WS wsconn.Options
 }
 
@@ -91,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WS.MaxMessage <= 0 {
 		c.WS.MaxMessage = 64 << 10
+	}
+	if c.WS.ReadBuffer <= 0 {
+		c.WS.ReadBuffer = 1 << 10 // fight messages are ~100 bytes; larger ones are read through
 	}
 	return c
 }

@@ -2,10 +2,7 @@ package fightserver
 
 import (
 	"encoding/json"
-	"errors"
-	"math"
 	"strconv"
-	"unicode/utf8"
 )
 
 // Error codes sent as {"type":"error","code":CODE,"message":...}. Codes
@@ -91,161 +88,10 @@ func (e *protoError) Error() string { return e.Code + ": " + e.Message }
 
 func perr(code, msg string) *protoError { return &protoError{Code: code, Message: msg} }
 
-// wireIn is what json decoding accepts; unknown fields are dropped here, so
-// nothing a client adds (uuid, damage, hp...) ever reaches other players.
-type wireIn struct {
-	Type     *string  `json:"type"`
-	Event    *string  `json:"event"`
-	TX       *float64 `json:"tx"`
-	TY       *float64 `json:"ty"`
-	X        *float64 `json:"x"`
-	Y        *float64 `json:"y"`
-	Angle    *float64 `json:"angle"`
-	Target   *string  `json:"target"`
-	BallUUID *string  `json:"ball_uuid"`
-	Text     *string  `json:"text"`
-	TS       *float64 `json:"ts"`
-}
-
-// parseClient decodes and validates one client message. It never panics;
-// every refusal is a protoError whose code the client is sent.
-func parseClient(data []byte) (msgType, event, *protoError) {
-	var w wireIn
-	var ev event
-	if len(data) == 0 || data[0] != '{' && !isSpace(data[0]) {
-		return 0, ev, perr(CodeBadJSON, "a message is one JSON object")
-	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			if te.Field == "type" {
-				return 0, ev, perr(CodeUnknownType, `"type" must be a string`)
-			}
-			return 0, ev, perr(CodeBadEvent, strconv.Quote(te.Field)+" must be a "+jsonKind(te.Field))
-		}
-		return 0, ev, perr(CodeBadJSON, "a message is one JSON object")
-	}
-	if w.Type == nil {
-		return 0, ev, perr(CodeUnknownType, `missing "type"`)
-	}
-	switch *w.Type {
-	case "ping":
-		return msgPing, ev, nil
-	case "leave":
-		return msgLeave, ev, nil
-	case "event":
-	default:
-		return 0, ev, perr(CodeUnknownType, "unknown type "+quoteShort(*w.Type))
-	}
-	if w.Event == nil {
-		return 0, ev, perr(CodeUnknownEvent, `missing "event"`)
-	}
-	switch *w.Event {
-	case EventMoveTo:
-		ev.kind = evMoveTo
-	case EventShootFireball:
-		ev.kind = evShoot
-	case EventAttack:
-		ev.kind = evAttack
-	case EventBlink:
-		ev.kind = evBlink
-	case EventMessage:
-		ev.kind = evMessage
-	default:
-		return 0, ev, perr(CodeUnknownEvent, "unknown event "+quoteShort(*w.Event))
-	}
-	var e *protoError
-	switch ev.kind {
-	case evMoveTo, evBlink:
-		ev.tx, e = coord("tx", w.TX, e)
-		ev.ty, e = coord("ty", w.TY, e)
-	case evShoot:
-		ev.tx, e = coord("tx", w.TX, e)
-		ev.ty, e = coord("ty", w.TY, e)
-		ev.ball, e = ident("ball_uuid", w.BallUUID, e)
-	case evAttack:
-		ev.target, e = ident("target", w.Target, e)
-		ev.ball, e = ident("ball_uuid", w.BallUUID, e)
-		ev.x, e = coord("x", w.X, e)
-		ev.y, e = coord("y", w.Y, e)
-		if e == nil {
-			switch {
-			case w.Angle == nil:
-				e = perr(CodeBadEvent, `missing "angle"`)
-			case math.Abs(*w.Angle) > MaxAngle:
-				e = perr(CodeBadEvent, `"angle" out of range`)
-			default:
-				ev.angle = *w.Angle
-			}
-		}
-	case evMessage:
-		switch {
-		case w.Text == nil:
-			e = perr(CodeBadEvent, `missing "text"`)
-		case *w.Text == "":
-			e = perr(CodeBadEvent, `empty "text"`)
-		case utf8.RuneCountInString(*w.Text) > MaxTextRunes:
-			e = perr(CodeBadEvent, `"text" is over 200 characters`)
-		case hasControl(*w.Text):
-			e = perr(CodeBadEvent, `"text" has control characters`)
-		default:
-			ev.text = *w.Text
-		}
-	}
-	if e == nil && w.TS != nil {
-		t := *w.TS
-		if t < 0 || t > MaxTS || t != math.Trunc(t) {
-			e = perr(CodeBadEvent, `"ts" must be an integer in [0, 2^53]`)
-		} else {
-			ev.ts, ev.hasTS = int64(t), true
-		}
-	}
-	if e != nil {
-		return 0, event{}, e
-	}
-	return msgEvent, ev, nil
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func jsonKind(field string) string {
-	switch field {
-	case "tx", "ty", "x", "y", "angle", "ts":
-		return "number"
-	}
-	return "string"
-}
-
-func coord(name string, v *float64, prev *protoError) (float64, *protoError) {
-	if prev != nil {
-		return 0, prev
-	}
-	if v == nil {
-		return 0, perr(CodeBadEvent, "missing "+strconv.Quote(name))
-	}
-	if math.Abs(*v) > MaxCoord {
-		return 0, perr(CodeBadEvent, strconv.Quote(name)+" out of range")
-	}
-	return *v, nil
-}
-
-func ident(name string, v *string, prev *protoError) (string, *protoError) {
-	if prev != nil {
-		return "", prev
-	}
-	if v == nil {
-		return "", perr(CodeBadEvent, "missing "+strconv.Quote(name))
-	}
-	if !validID(*v) {
-		return "", perr(CodeBadEvent, strconv.Quote(name)+" must be 1 to 64 of [A-Za-z0-9_-]")
-	}
-	return *v, nil
-}
-
 // validID reports whether s is 1 to MaxIDLen bytes of [A-Za-z0-9_-]: the
 // form of uuids, room ids and ball ids. Such ids are safe to write into JSON
 // without escaping.
-func validID(s string) bool {
+func validID[T ~string | ~[]byte](s T) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}

@@ -63,6 +63,11 @@ const (
 	rmClosed
 )
 
+// inboxSize is a room's inbox capacity. A full inbox makes the senders'
+// read loops wait (backpressure on those sockets); it is kept small because
+// every room has one (32 messages are about 4 KiB).
+const inboxSize = 32
+
 // roomMsg is what connection goroutines send a room.
 type roomMsg struct {
 	kind rmKind
@@ -99,7 +104,7 @@ func newRoom(s *Server, fr fleet.Room, now time.Time) *room {
 	r := &room{
 		id: fr.ID, mode: fr.Mode, srv: s,
 		byUUID:   make(map[string]*member, len(fr.Players)),
-		inbox:    make(chan roomMsg, 256),
+		inbox:    make(chan roomMsg, inboxSize),
 		done:     make(chan struct{}),
 		created:  now,
 		deadline: now.Add(s.cfg.RoomTimeout),

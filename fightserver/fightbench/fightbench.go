@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -97,6 +98,13 @@ type Phase struct {
 	MaxUS          float64 `json:"max_us"`
 	Errors         int64   `json:"errors"`
 	Closed         int64   `json:"closed"`
+	// ServerCPUS is the CPU time (user+system) the server process used
+	// during the measured window (0 when the server runs in this
+	// process). GeneratorCPUS is this process's.
+	ServerCPUS    float64 `json:"server_cpu_s"`
+	GeneratorCPUS float64 `json:"generator_cpu_s"`
+	// ServerCPUPerEventUS is ServerCPUS per sent event, in microseconds.
+	ServerCPUPerEventUS float64 `json:"server_cpu_per_event_us,omitempty"`
 }
 
 // Result is what `arena bench fight --json` prints.
@@ -207,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	cfg.Log.Info("players joined", "connections", len(clients))
 	runtime.GC()
 	res.FightRSSJoined = rss(tgt.pid)
-	res.Fight = runLoad(ctx, cfg, clients, st, cfg.Players-1)
+	res.Fight = runLoad(ctx, cfg, clients, st, cfg.Players-1, tgt.pid)
 	res.FightRSSEnd = rss(tgt.pid)
 	closeAll(clients)
 	tgt.close()
@@ -332,25 +340,79 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// runBaseline runs the same load against a bare gws echo server in this
-// process: each message comes back to its sender.
+// procCPU returns pid's user+system CPU seconds (0 if unknown).
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces) in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	stm, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + stm) / 100 // USER_HZ is 100 on Linux
+}
+
+// selfCPU returns this process's user+system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// runBaseline runs the same load against a bare gws echo server (each
+// message comes back to its sender): `Exe bench fight --serve-echo ADDR` as
+// a child process like the fight server, or in this process when Exe is
+// empty.
 func runBaseline(ctx context.Context, cfg Config, conns int) (Phase, error) {
-	up := gws.NewUpgrader(echoHandler{}, &gws.ServerOption{ReadMaxPayloadSize: 64 << 10})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return Phase{}, err
 	}
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r)
-		if err == nil {
-			go c.ReadLoop()
+	addr := ln.Addr().String()
+	pid := 0
+	if cfg.Exe == "" {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() { _ = serveEcho(sctx, ln) }()
+	} else {
+		ln.Close()
+		cmd := exec.CommandContext(ctx, cfg.Exe, "bench", "fight", "--serve-echo", addr)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return Phase{}, fmt.Errorf("bench fight: start echo server: %w", err)
 		}
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		defer func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(3 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		}()
+		if err := waitHealthy(ctx, addr, exited); err != nil {
+			return Phase{}, err
+		}
+		pid = cmd.Process.Pid
+	}
 	urls := make([]string, conns)
 	for i := range urls {
-		urls[i] = "ws://" + ln.Addr().String() + "/echo"
+		urls[i] = "ws://" + addr + "/echo"
 	}
 	st := newStats()
 	clients, err := dialAll(ctx, cfg, urls, st, 0)
@@ -359,7 +421,55 @@ func runBaseline(ctx context.Context, cfg Config, conns int) (Phase, error) {
 	}
 	defer closeAll(clients)
 	cfg.Log.Info("baseline connected", "connections", len(clients))
-	return runLoad(ctx, cfg, clients, st, 1), nil
+	return runLoad(ctx, cfg, clients, st, 1, pid), nil
+}
+
+func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("bench fight: the echo server exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return errors.New("bench fight: the echo server did not come up")
+}
+
+// ServeEcho serves the baseline: a bare gws echo server on addr (/echo,
+// and /healthz), until ctx is done. `arena bench fight --serve-echo ADDR`
+// runs it.
+func ServeEcho(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve echo: %w", err)
+	}
+	return serveEcho(ctx, ln)
+}
+
+func serveEcho(ctx context.Context, ln net.Listener) error {
+	up := gws.NewUpgrader(echoHandler{}, &gws.ServerOption{ReadMaxPayloadSize: 64 << 10})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r)
+		if err == nil {
+			go c.ReadLoop()
+		}
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = hs.Close() }()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve echo: %w", err)
+	}
+	return nil
 }
 
 type echoHandler struct{ gws.BuiltinEventHandler }
@@ -473,7 +583,7 @@ func closeAll(clients []*client) {
 
 // runLoad has every client send cfg.Rate events per second (spread evenly
 // over 1 ms slots) for Warmup+Duration, and measures the Duration part.
-func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fanout int) Phase {
+func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fanout int, serverPID int) Phase {
 	const senders = 4
 	period := time.Duration(float64(time.Second) / cfg.Rate)
 	slots := max(1, int(period/time.Millisecond))
@@ -519,7 +629,15 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 			sent.Add(n)
 		}(g)
 	}
+	// CPU over the measured window.
+	var srv0, gen0 float64
+	select {
+	case <-time.After(from):
+		srv0, gen0 = procCPU(serverPID), selfCPU()
+	case <-ctx.Done():
+	}
 	wg.Wait()
+	srv1, gen1 := procCPU(serverPID), selfCPU()
 	// Let what is in flight arrive (failure guard, not a measurement).
 	drain := time.Now().Add(2 * time.Second)
 	want := sent.Load() * int64(fanout)
@@ -531,6 +649,12 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 		Connections: len(clients), Fanout: fanout,
 		SentPerS: float64(sent.Load()) / secs, DeliveredPerS: float64(st.received.Load()) / secs,
 		Errors: st.errors.Load(), Closed: st.closed.Load(),
+		ServerCPUS: srv1 - srv0, GeneratorCPUS: gen1 - gen0,
+	}
+	if serverPID == 0 {
+		p.ServerCPUS = 0
+	} else if sent.Load() > 0 {
+		p.ServerCPUPerEventUS = p.ServerCPUS / float64(sent.Load()) * 1e6
 	}
 	if want > 0 {
 		p.DeliveredRatio = float64(st.received.Load()) / float64(want)
@@ -621,16 +745,23 @@ func Format(r Result) string {
 		r.Rooms, r.PlayersPerRoom, r.Connections, r.RatePerPlayer, r.DurationS, r.WarmupS)
 	fmt.Fprintf(&b, "machine: %s\n", r.Machine)
 	row := func(name string, p Phase) {
-		fmt.Fprintf(&b, "%-9s %12.0f %14.0f %9.3f %9.0f %9.0f %9.0f %9.0f %6d\n",
-			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors)
+		fmt.Fprintf(&b, "%-6s %9.0f %12.0f %7.3f %9.0f %9.0f %9.0f %9.0f %6d %8.2f %8.2f\n",
+			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors, p.ServerCPUS, p.GeneratorCPUS)
 	}
-	fmt.Fprintf(&b, "%-9s %12s %14s %9s %9s %9s %9s %9s %6s\n", "phase", "sent/s", "delivered/s", "deliv.", "p50 us", "p99 us", "p99.9 us", "max us", "errors")
+	fmt.Fprintf(&b, "%-6s %9s %12s %7s %9s %9s %9s %9s %6s %8s %8s\n", "phase", "sent/s", "delivered/s", "deliv.", "p50 us", "p99 us", "p99.9 us", "max us", "errors", "srv cpu", "gen cpu")
 	row("fight", r.Fight)
 	if r.Baseline != nil {
 		row("echo", *r.Baseline)
 	}
 	if r.Ratios != nil {
 		fmt.Fprintf(&b, "fight/echo: p50 %.2fx, p99 %.2fx, delivered/s %.2fx\n", r.Ratios.P50, r.Ratios.P99, r.Ratios.DeliveredPerS)
+	}
+	if r.Fight.ServerCPUPerEventUS > 0 {
+		fmt.Fprintf(&b, "server CPU per event received: fight %.1f us (%.2f cores)", r.Fight.ServerCPUPerEventUS, r.Fight.ServerCPUS/r.DurationS)
+		if r.Baseline != nil && r.Baseline.ServerCPUPerEventUS > 0 {
+			fmt.Fprintf(&b, ", echo %.1f us (%.2f cores)", r.Baseline.ServerCPUPerEventUS, r.Baseline.ServerCPUS/r.DurationS)
+		}
+		b.WriteString("\n")
 	}
 	if r.Targets.MemoryMeasured {
 		fmt.Fprintf(&b, "fight RSS: %.1f MiB at start, %.1f MiB joined, %.1f MiB after load: %.1f KiB per connection (%.1f KiB idle)\n",
