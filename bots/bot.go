@@ -200,11 +200,29 @@ func (b *bot) queue(ctx context.Context, play *socket) (playMsg, error) {
 					return playMsg{}, fmt.Errorf("queue: %w", err)
 				}
 			case "error":
-				if isTokenError(m.Code) {
+				switch {
+				case isTokenError(m.Code):
 					b.forget()
 					return m, fmt.Errorf("queue: %w: %s", ErrUnauthorized, m.Code)
-				}
-				if m.Code == "already_queued" {
+				case m.Code == "already_queued", m.Code == "no_capacity", m.Code == "rate_limited":
+					// Still queued (or a duplicate queue request): keep waiting.
+					continue
+				case m.Code == "room_failed":
+					// The fight server of the room died: queue again.
+					if err := play.send(q); err != nil {
+						return playMsg{}, fmt.Errorf("queue: %w", err)
+					}
+					continue
+				case m.Code == "in_room":
+					// The last room's end has not reached the dispatcher yet.
+					select {
+					case <-ctx.Done():
+						return playMsg{}, ctx.Err()
+					case <-time.After(time.Second):
+					}
+					if err := play.send(q); err != nil {
+						return playMsg{}, fmt.Errorf("queue: %w", err)
+					}
 					continue
 				}
 				return m, fmt.Errorf("queue: %w: %s: %s", ErrRefused, m.Code, clip(m.Message, 120))
@@ -215,7 +233,7 @@ func (b *bot) queue(ctx context.Context, play *socket) (playMsg, error) {
 
 func isTokenError(code string) bool {
 	switch code {
-	case "unauthorized", "expired_token", "bad_token", "token_expired", "invalid_token":
+	case "unauthorized", "no_token", "expired_token", "bad_token":
 		return true
 	}
 	return false

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,8 @@ type Config struct {
 	Count int
 	// Mode is the queue mode the bots join ("" = the default mode).
 	Mode string
-	// Photo is the bots' photo (DefaultPhoto).
+	// Photo is the bots' photo (DefaultPhoto; a path is made absolute
+	// against BaseURL).
 	Photo string
 	// Think is how often a bot decides in a fight (300ms).
 	Think time.Duration
@@ -138,6 +140,11 @@ func New(cfg Config) (*Fleet, error) {
 	cl, err := newClient(cfg.BaseURL, cfg.OperatorToken)
 	if err != nil {
 		return nil, fmt.Errorf("new bot fleet: %w", err)
+	}
+	if strings.HasPrefix(cfg.Photo, "/") {
+		// Photos are absolute http(s) URLs (docs/PROTOCOL.md); pages show
+		// a photo under /static/img/ from their own origin.
+		cfg.Photo = cl.base.String() + cfg.Photo
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -88,11 +88,11 @@ func NewPages() *Pages {
 }
 
 // contentSecurityPolicy allows only this origin's scripts and styles, images
-// from here, data: URLs and https (player photos), and WebSocket
+// from here, data: URLs and http(s) (player photos), and WebSocket
 // connections to any host: fight, map and chat servers listen on their own
 // ports, which 'self' does not cover.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
-	"img-src 'self' data: https:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+	"img-src 'self' data: http: https:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 // Handler serves GET / (the play page), GET /dashboard (the dashboard)
 // and GET /static/NAME (any embedded file); anything else is 404. Pages

@@ -1,0 +1,478 @@
+// play.js: the play page. A guest logs in (POST /v1/login), opens the
+// dispatcher's /v1/play socket, queues, is matched, fights on the fight
+// server the match names, sees the result, and queues again; beside it the
+// chat panel and the map view. Everything shown comes from the servers.
+
+import * as api from './api.js';
+import { el, $, $$, avatar, nameTag, isBot, toast, banner, backoff, Socket } from './ui.js';
+import { Fight } from './fight.js';
+import { Chat } from './chat.js';
+import { World } from './world.js';
+
+const TOKEN_KEY = 'arena.token';
+const NAME_KEY = 'arena.name';
+const PHOTO_KEY = 'arena.photo';
+const AVATARS = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `/static/img/avatar-${i}.svg`);
+
+const S = {
+  token: '',
+  me: null, // {uuid, username, photo, score, games, wins}
+  cfg: null,
+  play: null, // Socket to /v1/play
+  playFailures: 0,
+  replaced: false,
+  wantQueue: false,
+  inRoomRetries: 0,
+  queuedAt: 0,
+  fight: null,
+  match: null,
+  chat: null,
+  world: null,
+  view: '',
+  lastScore: null,
+};
+
+// --- views ---
+
+function show(view) {
+  S.view = view;
+  for (const v of ['login', 'lobby', 'queue', 'fight']) $('#view-' + v).hidden = v !== view;
+  if (view === 'lobby') refreshLobby();
+}
+
+function setNet(text, kind) {
+  const n = $('#net');
+  n.textContent = text;
+  n.className = 'pill ' + (kind || '');
+}
+
+function renderMe() {
+  const box = $('#me');
+  if (!S.me) { box.hidden = true; return; }
+  $('#me-avatar').replaceChildren(avatar(S.me));
+  $('#me-name').textContent = S.me.username;
+  $('#me-score').textContent = S.me.score !== undefined ? `· ${S.me.score}` : '';
+  box.hidden = false;
+  $('#st-score').textContent = S.me.score ?? '–';
+  $('#st-games').textContent = S.me.games ?? 0;
+  $('#st-wins').textContent = S.me.wins ?? 0;
+}
+
+async function refreshLobby() {
+  try {
+    const st = await api.request('GET', '/v1/stats');
+    if (!st) return;
+    const waiting = Object.values(st.queues || {}).reduce((a, b) => a + b, 0);
+    $('#queue-stats').textContent = `${waiting} waiting · ${Math.round(st.matches_per_min || 0)} matches in the last minute` +
+      (st.wait_s && st.wait_s.count ? ` · typical wait ${(st.wait_s.p50 || 0).toFixed(1)} s` : '');
+  } catch { /* the lobby works without statistics */ }
+}
+
+// --- login ---
+
+function setupLogin() {
+  const name = $('#login-name');
+  name.value = sessionStorage.getItem(NAME_KEY) || `Guest-${Math.floor(1000 + Math.random() * 9000)}`;
+  let photo = sessionStorage.getItem(PHOTO_KEY) || AVATARS[Math.floor(Math.random() * AVATARS.length)];
+  const box = $('#avatars');
+  const pick = (src) => {
+    photo = src;
+    for (const b of $$('button', box)) b.setAttribute('aria-pressed', String(b.dataset.src === src));
+  };
+  box.replaceChildren(...AVATARS.map((src, i) => el('button', {
+    type: 'button', 'aria-pressed': 'false', 'aria-label': `face ${i + 1}`, dataset: { src },
+    onclick: () => pick(src),
+  }, el('img', { src, alt: '', width: 40, height: 40 }))));
+  pick(photo);
+  $('#login-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const err = $('#login-error');
+    err.hidden = true;
+    const btn = $('#guest');
+    btn.disabled = true;
+    try {
+      const username = name.value.trim();
+      // Photos are absolute http(s) URLs (docs/PROTOCOL.md).
+      const id = await api.login(username, new URL(photo, location.href).toString());
+      sessionStorage.setItem(NAME_KEY, username);
+      sessionStorage.setItem(PHOTO_KEY, photo);
+      sessionStorage.setItem(TOKEN_KEY, id.token);
+      S.token = id.token;
+      S.me = { uuid: id.uuid, username: id.username, photo: id.photo, score: id.score, games: 0, wins: 0 };
+      banner('');
+      startSession();
+      api.me(S.token).then((rec) => { S.me = { ...S.me, ...rec }; renderMe(); }).catch(() => {});
+    } catch (ex) {
+      err.textContent = ex.unreachable ? 'The arena server is unreachable. Is it running?' : loginError(ex);
+      err.hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+}
+
+function loginError(ex) {
+  switch (ex.code) {
+    case 'bad_username': return 'Pick a name of 1 to 32 characters (no < or >).';
+    case 'rate_limited': return 'Too many logins from here; wait a few seconds.';
+    case 'guest_login_disabled': return 'Guest play is switched off on this server.';
+    default: return `Login failed: ${ex.message}`;
+  }
+}
+
+// --- session: play socket, chat, map ---
+
+async function startSession() {
+  renderMe();
+  $('#world-tab').disabled = false;
+  show('lobby');
+  connectPlay();
+  if (!S.cfg) {
+    try { S.cfg = await api.config(); } catch { S.cfg = { chat: `ws://${location.hostname}:7600/ws` }; }
+  }
+  if (S.cfg.room_size) $('#room-size').textContent = S.cfg.room_size;
+  if (S.token && !S.chat) {
+    if (S.cfg.chat) {
+      $('#chat-input').disabled = false;
+      $('#chat-send').disabled = false;
+      S.chat = new Chat({ root: $('#chat'), url: S.cfg.chat, token: S.token, me: S.me.uuid, onauthfail: checkToken });
+    } else {
+      $('#chat-status').textContent = 'no chat server';
+    }
+  }
+}
+
+function endSession(message) {
+  S.wantQueue = false;
+  if (S.play) { const p = S.play; S.play = null; p.close(1000, 'logout'); }
+  if (S.fight) { S.fight.stop(); S.fight = null; }
+  if (S.chat) { S.chat.stop(); S.chat = null; }
+  if (S.world) { S.world.stop(); S.world = null; }
+  clearTimeout(S.playTimer);
+  sessionStorage.removeItem(TOKEN_KEY);
+  S.token = '';
+  S.me = null;
+  renderMe();
+  selectTab('arena');
+  $('#world-tab').disabled = true;
+  $('#chat-input').disabled = true;
+  $('#chat-send').disabled = true;
+  $('#chat-log').replaceChildren();
+  setNet('signed out', '');
+  show('login');
+  if (message) banner(message, { kind: 'info' });
+}
+
+/** checkToken asks /v1/me whether the token still works; a refused token ends the session. */
+async function checkToken() {
+  if (!S.token) return false;
+  try {
+    await api.me(S.token);
+    return true;
+  } catch (e) {
+    if (e.unauthorized) {
+      endSession('Your session expired. Play as guest again to continue.');
+      return false;
+    }
+    if (e.unreachable) banner('The arena server is unreachable. Retrying…');
+    return true;
+  }
+}
+
+function connectPlay() {
+  if (!S.token || S.play) return;
+  setNet('connecting…', 'warn');
+  const sock = new Socket(api.playURL(S.token), {
+    onopen: () => {
+      S.playFailures = 0;
+      setNet('online', 'ok');
+      banner('');
+      if (S.wantQueue && S.view !== 'fight') sendQueue();
+    },
+    onmessage: (m) => { if (S.play === sock) onPlay(m); },
+    onclose: async ({ opened }) => {
+      if (S.play !== sock) return;
+      S.play = null;
+      if (!S.token) return;
+      setNet('offline', 'bad');
+      if (S.replaced) return;
+      S.playFailures++;
+      if (!opened && S.playFailures >= 2 && !(await checkToken())) return;
+      if (!S.token) return;
+      if (S.playFailures >= 2) banner('Lost the connection to the arena server. Reconnecting…');
+      if (S.view === 'queue') show('lobby');
+      S.playTimer = setTimeout(connectPlay, backoff(S.playFailures));
+    },
+  });
+  S.play = sock;
+}
+
+function sendQueue() {
+  S.wantQueue = true;
+  if (!S.play || !S.play.open) { connectPlay(); return; }
+  S.play.send({ type: 'queue' });
+  if (S.view !== 'queue') { S.queuedAt = Date.now(); show('queue'); }
+}
+
+function onPlay(m) {
+  switch (m.type) {
+    case 'welcome':
+      if (m.queue && m.queue.state === 'queued' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
+      break;
+    case 'queued':
+    case 'party':
+      S.inRoomRetries = 0;
+      if (S.view !== 'queue' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
+      break;
+    case 'cancelled':
+      S.wantQueue = false;
+      if (S.view === 'queue') show('lobby');
+      break;
+    case 'match':
+      S.wantQueue = false;
+      startFight(m);
+      break;
+    case 'room_failed':
+      roomFailed(m);
+      break;
+    case 'error':
+      onPlayError(m);
+      break;
+  }
+}
+
+function onPlayError(m) {
+  switch (m.code) {
+    case 'room_failed':
+      roomFailed(m);
+      break;
+    case 'replaced':
+      S.replaced = true;
+      setNet('in another tab', 'warn');
+      banner('You are playing in another tab or window.', {
+        action: 'Play here', onAction: () => { S.replaced = false; banner(''); connectPlay(); },
+      });
+      if (S.view === 'queue') show('lobby');
+      break;
+    case 'in_room':
+      // The last room's end has not reached the dispatcher yet: retry.
+      if (S.inRoomRetries++ < 15) setTimeout(() => { if (S.wantQueue) sendQueue(); }, 1000);
+      else { S.wantQueue = false; show('lobby'); toast('Your last match is still running.'); }
+      break;
+    case 'already_queued':
+      if (S.view !== 'queue' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
+      break;
+    case 'no_capacity':
+      toast('No fight server could take the room yet; you are still queued.');
+      break;
+    case 'expired_token': case 'bad_token': case 'no_token': case 'unauthorized':
+      endSession('Your session expired. Play as guest again to continue.');
+      break;
+    default:
+      toast('Dispatcher: ' + (m.message || m.code));
+      if (S.view === 'queue') { S.wantQueue = false; show('lobby'); }
+  }
+}
+
+function roomFailed(m) {
+  if (S.fight && (!m.room || S.match && S.match.room === m.room)) {
+    S.fight.stop();
+    S.fight = null;
+  }
+  toast(m.message || 'The fight server of your room stopped. Queue again.', 5000);
+  show('lobby');
+}
+
+// --- fight ---
+
+function startFight(m) {
+  if (S.fight) S.fight.stop();
+  S.match = m;
+  S.lastScore = S.me ? S.me.score : null;
+  $('#result').hidden = true;
+  show('fight');
+  selectTab('arena');
+  const players = Array.isArray(m.players) ? m.players : [];
+  const others = players.filter((p) => p.uuid !== S.me.uuid).map((p) => p.username);
+  toast(`Match found: you vs ${others.join(' and ')}`);
+  if (S.chat) S.chat.joinRoom(m.room, m.ticket, players);
+  S.fight = new Fight({
+    canvas: $('#fight-canvas'), match: m, me: S.me.uuid,
+    onchange: renderRoster,
+    onresult: showResult,
+    onend: (e) => {
+      S.fight && S.fight.stop();
+      S.fight = null;
+      toast(fightError(e), 5000);
+      show('lobby');
+    },
+    onsystem: (line) => S.chat && S.chat.system('room', line),
+  });
+  renderRoster();
+  $('#fight-canvas').focus({ preventScroll: true });
+}
+
+function fightError(e) {
+  switch (e.code) {
+    case 'room_over': return 'That room has already ended.';
+    case 'expired_ticket': return 'The room ticket expired.';
+    case 'replaced': return 'You joined this fight from another tab.';
+    case 'server_shutdown': return 'The fight server is stopping; queue again.';
+    case 'rate_limited': return 'Too many actions: you were removed from the fight.';
+    case 'unreachable': return 'The fight server cannot be reached.';
+    default: return 'The fight ended: ' + (e.message || e.code);
+  }
+}
+
+function renderRoster() {
+  const f = S.fight;
+  if (!f) return;
+  const cards = f.order.map((id) => {
+    const p = f.players.get(id);
+    const out = p.status === 'out' || p.status === 'left';
+    const hp = Math.max(0, Math.min(100, p.hp));
+    return el('div', { class: 'fighter' + (id === S.me.uuid ? ' me' : '') + (out ? ' out' : ''), dataset: { uuid: id } },
+      avatar(p, ''),
+      el('div', { class: 'who' },
+        nameTag(p, S.me.uuid),
+        el('div', { class: 'sc' }, `rating ${p.score ?? '?'} · ${statusText(p)}`),
+        el('div', { class: 'hpbar' + (hp <= 40 ? ' low' : ''), title: `${hp} hp` }, hpFill(hp))));
+  });
+  $('#roster').replaceChildren(...cards);
+}
+
+function hpFill(hp) {
+  const i = el('i');
+  i.style.width = hp + '%';
+  return i;
+}
+
+function statusText(p) {
+  switch (p.status) {
+    case 'pending': return 'joining…';
+    case 'away': return 'away';
+    case 'out': return 'out';
+    case 'left': return 'left';
+    default: return `${p.hp} hp`;
+  }
+}
+
+function showResult(r) {
+  const me = S.me.uuid;
+  const players = Array.isArray(r.players) ? r.players : [];
+  const mine = players.find((p) => p.uuid === me);
+  const won = r.winner && r.winner === me;
+  const title = $('#result-title');
+  title.textContent = won ? 'Victory!' : r.winner ? 'Defeated' : 'No winner';
+  title.className = 'result-title' + (won ? ' win' : '');
+  const winner = players.find((p) => p.uuid === r.winner);
+  $('#result-sub').textContent = won ? 'You are the last one standing.'
+    : winner ? `${winner.username} won the room.` : reasonText(r.reason);
+  const f = S.fight;
+  $('#result-rows').replaceChildren(...players.map((p) => {
+    const d = (p.new_score ?? 0) - (p.old_score ?? 0);
+    const info = f && f.players.get(p.uuid);
+    return el('tr', { dataset: { uuid: p.uuid } },
+      el('td', {}, ordinal(p.place)),
+      el('td', {}, nameTag({ ...p, bot: info && info.bot }, me)),
+      el('td', { class: 'muted' }, `${p.old_score} → ${p.new_score}`),
+      el('td', { class: 'delta ' + (d > 0 ? 'up' : d < 0 ? 'down' : '') }, (d > 0 ? '+' : '') + d));
+  }));
+  $('#result').hidden = false;
+  if (mine) {
+    S.me.score = mine.new_score;
+    S.me.games = (S.me.games || 0) + 1;
+    if (won) S.me.wins = (S.me.wins || 0) + 1;
+    const d = mine.new_score - mine.old_score;
+    $('#last-result').textContent = `Last fight: ${won ? 'won' : 'lost'}, ${d >= 0 ? '+' : ''}${d} rating.`;
+    renderMe();
+  }
+  api.me(S.token).then((rec) => { S.me = { ...S.me, ...rec }; renderMe(); }).catch(() => {});
+  $('#again').focus({ preventScroll: true });
+}
+
+function reasonText(reason) {
+  switch (reason) {
+    case 'timeout': return 'Time ran out.';
+    case 'abandoned': return 'Everyone left.';
+    case 'no_show': return 'Nobody joined the room.';
+    case 'shutdown': return 'The fight server stopped.';
+    default: return '';
+  }
+}
+
+function ordinal(n) {
+  const s = ['th', 'st', 'nd', 'rd'], v = n % 100;
+  return n + (s[(v - 20) % 10] || s[v] || s[0]);
+}
+
+function leaveFight(thenQueue) {
+  if (S.fight) {
+    if (!S.fight.over) S.fight.leave();
+    S.fight.stop();
+    S.fight = null;
+  }
+  $('#result').hidden = true;
+  if (thenQueue) { S.inRoomRetries = 0; S.queuedAt = Date.now(); sendQueue(); } else show('lobby');
+}
+
+// --- tabs ---
+
+function selectTab(tab) {
+  for (const b of $$('#stage-tabs [data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  $('#tab-arena').hidden = tab !== 'arena';
+  $('#tab-world').hidden = tab !== 'world';
+  if (tab === 'world' && !S.world && S.token) {
+    S.world = new World({ canvas: $('#world-canvas'), head: $('#world-head'), token: S.token, me: S.me.uuid, onauthfail: checkToken });
+  }
+}
+
+// --- start ---
+
+function tickQueueTimer() {
+  if (S.view === 'queue') $('#queue-time').textContent = `${Math.floor((Date.now() - S.queuedAt) / 1000)}s`;
+}
+
+async function boot() {
+  setupLogin();
+  for (const b of $$('#stage-tabs [data-tab]')) b.addEventListener('click', () => { if (!b.disabled) selectTab(b.dataset.tab); });
+  $('#queue').addEventListener('click', () => { S.inRoomRetries = 0; S.queuedAt = Date.now(); sendQueue(); });
+  $('#cancel').addEventListener('click', () => {
+    S.wantQueue = false;
+    if (S.play && S.play.open) S.play.send({ type: 'cancel' });
+    show('lobby');
+  });
+  $('#again').addEventListener('click', () => leaveFight(true));
+  $('#to-lobby').addEventListener('click', () => leaveFight(false));
+  $('#leave').addEventListener('click', () => leaveFight(false));
+  $('#logout').addEventListener('click', () => endSession(''));
+  setInterval(tickQueueTimer, 250);
+  setInterval(() => { if (S.view === 'lobby') refreshLobby(); }, 5000);
+
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) { setNet('ready', 'ok'); show('login'); return; }
+  // Resume this tab's session if its token still works.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const rec = await api.me(token);
+      S.token = token;
+      S.me = rec;
+      startSession();
+      return;
+    } catch (e) {
+      if (e.unauthorized) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        show('login');
+        setNet('ready', 'ok');
+        banner('Your session expired. Play as guest again to continue.', { kind: 'info' });
+        return;
+      }
+      setNet('offline', 'bad');
+      show('login');
+      banner('The arena server is unreachable. Retrying…');
+      await new Promise((r) => setTimeout(r, backoff(attempt)));
+    }
+  }
+}
+
+boot();

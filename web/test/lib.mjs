@@ -1,0 +1,66 @@
+// Shared helpers of the browser tests: the arena under test, Chromium, and
+// pages that record every console error.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** BASE is the arena's HTTP address (scripts/browser-test.sh sets ARENA_URL). */
+export const BASE = (process.env.ARENA_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+
+/** SHOTS is the folder screenshots are written to. */
+export const SHOTS = process.env.ARENA_SCREENSHOTS || path.resolve(here, '../../test-artifacts/screenshots');
+
+/** CHROMIUM is the browser binary (Debian's chromium). */
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** operatorToken reads the operator token arena up wrote. */
+export function operatorToken() {
+  if (process.env.ARENA_OPERATOR_TOKEN) return process.env.ARENA_OPERATOR_TOKEN;
+  const file = process.env.ARENA_CREDENTIALS || path.resolve(here, '../../.arena/credentials.json');
+  return JSON.parse(fs.readFileSync(file, 'utf8')).operator_token;
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/**
+ * open makes a fresh browser context (its own session storage, so its own
+ * guest) and page, recording console errors and uncaught exceptions in
+ * errors.
+ */
+export async function open(browser, url, { width = 1280, height = 860 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  await page.goto(BASE + url);
+  return { context, page, errors };
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, name + '.png');
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** api calls the arena's HTTP API from the test (for setup, not assertions about pages). */
+export async function api(method, p, { token, body } = {}) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const r = await fetch(BASE + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch { data = text; }
+  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+  return data;
+}
