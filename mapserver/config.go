@@ -44,7 +44,8 @@ type Config struct {
 	// IdleTimeout closes a silent connection (default 30s); the server
 	// pings every IdleTimeout/3.
 	IdleTimeout time.Duration
-	// SaveWorkers is how many periodic saves run at once (default 16).
+	// SaveWorkers is how many periodic save batches (of up to 64 players:
+	// one GetMulti, then one compare-and-swap each) run at once (default 16).
 	SaveWorkers int
 	// PublicHost, when set, is the host put in the ws:// URL of switch
 	// answers (instead of the host the Locator answered) and is accepted

@@ -56,6 +56,13 @@ type cluster struct {
 
 func newCluster(t *testing.T, n int, w *World, cfg Config) *cluster {
 	t.Helper()
+	return newClusterTuned(t, n, w, cfg, nil)
+}
+
+// newClusterTuned is newCluster with tune applied to each server before
+// it listens.
+func newClusterTuned(t *testing.T, n int, w *World, cfg Config, tune func(*Server)) *cluster {
+	t.Helper()
 	signer, err := auth.NewSigner(testSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +76,9 @@ func newCluster(t *testing.T, n int, w *World, cfg Config) *cluster {
 		s, err := New(Deps{Store: c.st, Signer: signer, Locator: c.routes, Reporter: rep, World: w, Config: cfg})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tune != nil {
+			tune(s)
 		}
 		if _, err := s.Listen("127.0.0.1:0"); err != nil {
 			t.Fatal(err)

@@ -359,6 +359,7 @@ func (in *instance) saveAll() {
 	in.seq++
 	now := time.Now().UnixMilli()
 	margin := in.srv.cfg.SaveInterval.Milliseconds() / 2
+	var batch []saveJob
 	for i := 0; i < len(in.all); i++ {
 		p := in.all[i]
 		if p.switching {
@@ -370,7 +371,14 @@ func (in *instance) saveAll() {
 			in.srv.kick(p.s, CodeOwnershipLost, "could not renew your map lease; enter again")
 			continue
 		}
-		in.srv.submitSave(saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})
+		batch = append(batch, saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})
+		if len(batch) == saveBatchSize {
+			in.srv.submitSaves(batch)
+			batch = nil
+		}
+	}
+	if len(batch) > 0 {
+		in.srv.submitSaves(batch)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arena-game/arena/internal/lineproto"
@@ -27,15 +28,29 @@ type LocatorFunc func(ctx context.Context, mapID string) (string, error)
 func (f LocatorFunc) Locate(ctx context.Context, mapID string) (string, error) { return f(ctx, mapID) }
 
 // LineLocator locates maps with the dispatcher's `get|map|MAPID`. The
-// dispatcher answers a port (on Host) or host:port.
+// dispatcher answers a port (on Host) or host:port. Requests are spread
+// over Clients (each serialises its own requests), so concurrent switches
+// do not queue behind one connection.
 type LineLocator struct {
-	C    *lineproto.Client
-	Host string
+	Clients []*lineproto.Client
+	Host    string
+	next    atomic.Uint32
+}
+
+// NewLineLocator returns a LineLocator for the dispatcher at addr with
+// conns connections (at least 1), pairing bare ports with host.
+func NewLineLocator(addr, host string, conns int) *LineLocator {
+	l := &LineLocator{Host: host}
+	for i := 0; i < max(conns, 1); i++ {
+		l.Clients = append(l.Clients, lineproto.NewClient(addr, 2*time.Second))
+	}
+	return l
 }
 
 // Locate implements Locator.
 func (l *LineLocator) Locate(ctx context.Context, mapID string) (string, error) {
-	ans, err := l.C.Do(ctx, lineproto.Request{Verb: lineproto.VerbGet, Kind: lineproto.KindMap, Map: mapID}.Format())
+	c := l.Clients[int(l.next.Add(1))%len(l.Clients)]
+	ans, err := c.Do(ctx, lineproto.Request{Verb: lineproto.VerbGet, Kind: lineproto.KindMap, Map: mapID}.Format())
 	if err != nil {
 		return "", fmt.Errorf("locate map %s: %w", mapID, err)
 	}
@@ -46,6 +61,13 @@ func (l *LineLocator) Locate(ctx context.Context, mapID string) (string, error) 
 		return ans, nil
 	}
 	return "", fmt.Errorf("locate map %s: bad dispatcher answer %q", mapID, ans)
+}
+
+// Close closes the connections.
+func (l *LineLocator) Close() {
+	for _, c := range l.Clients {
+		_ = c.Close()
+	}
 }
 
 // StaticLocator maps map ids to host:port, for tests and benchmarks.

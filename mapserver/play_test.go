@@ -465,7 +465,10 @@ func TestSlowConsumer(t *testing.T) {
 	cfg.SendQueue = 8
 	cfg.Tick = 5 * time.Millisecond
 	cfg.MaxMsgRate = 10000
-	c := newCluster(t, 1, plainWorld(t), cfg)
+	c := newClusterTuned(t, 1, plainWorld(t), cfg, func(s *Server) {
+		// Small kernel buffers, so the server's queue is what fills.
+		s.tuneConn = func(c net.Conn) { _ = c.(*net.TCPConn).SetWriteBuffer(4096) }
+	})
 	c.place("plain", 0)
 	slow := newPlayer("slow")
 	ans := c.enter(slow, "plain")

@@ -88,7 +88,7 @@ func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, err
 	var loc Locator
 	var rep LoadReporter = &MemReporter{}
 	if cfg.Dispatcher != "" {
-		loc = &LineLocator{C: lineproto.NewClient(cfg.Dispatcher, 2*time.Second), Host: dispatcherHost(cfg.Dispatcher, host)}
+		loc = NewLineLocator(cfg.Dispatcher, dispatcherHost(cfg.Dispatcher, host), 4)
 		rep = &lineproto.LoadReporter{C: lineproto.NewClient(cfg.Dispatcher, 2*time.Second), Port: port, Token: cfg.FleetToken}
 	} else {
 		p.log.Warn("no dispatcher address: switches are refused and load is not reported")

@@ -147,7 +147,7 @@ func TestProcessLifecycle(t *testing.T) {
 	mc, _ := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
 	st := store.Prefixed(mc, prefix)
 	signer, _ := auth.NewSigner(testSecret)
-	loc := &LineLocator{C: lineproto.NewClient(disp.addr, time.Second), Host: "127.0.0.1"}
+	loc := NewLineLocator(disp.addr, "127.0.0.1", 2)
 	p := newPlayer("p")
 	ans, err := Enter(ctx, st, signer, DefaultWorld(), loc, p, "town")
 	if err != nil {

@@ -169,8 +169,24 @@ func claimState(ctx context.Context, st store.Store, uuid, mapID string, ver uin
 // written with Version+1 and compare-and-swap (a conflict is re-checked
 // once: if the record moved to another owner, ErrOwnershipLost).
 func updateOwned(ctx context.Context, st store.Store, mine State, o owner, fn func(*State)) (State, error) {
+	return updateOwnedFrom(ctx, st, mine, o, nil, fn)
+}
+
+// updateOwnedFrom is updateOwned starting from pre, the record as a
+// GetMulti just read it (nil: read it first).
+func updateOwnedFrom(ctx context.Context, st store.Store, mine State, o owner, pre *store.Item, fn func(*State)) (State, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		s, cas, err := GetState(ctx, st, mine.UUID)
+		var s State
+		var cas uint64
+		var err error
+		if pre != nil && attempt == 0 {
+			cas = pre.CAS
+			if err = json.Unmarshal(pre.Value, &s); err != nil {
+				err = fmt.Errorf("decode: %w", err)
+			}
+		} else {
+			s, cas, err = GetState(ctx, st, mine.UUID)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return s, fmt.Errorf("save map state: %w: record gone", ErrOwnershipLost)
 		}

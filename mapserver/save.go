@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -16,47 +17,70 @@ type saveJob struct {
 	seq  uint64
 }
 
-// saveWorker runs periodic saves until the server stops.
+// saveBatchSize is how many players one periodic save batch reads with
+// one GetMulti.
+const saveBatchSize = 64
+
+// saveWorker runs periodic save batches until the server stops.
 func (s *Server) saveWorker() {
 	defer s.bg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case j := <-s.saveq:
-			s.save(j)
+		case jobs := <-s.saveq:
+			s.saveBatch(jobs)
 		}
 	}
 }
 
-// submitSave queues a periodic save without blocking; a full queue skips
-// this round (the lease outlives two skipped rounds).
-func (s *Server) submitSave(j saveJob) {
+// submitSaves queues a batch of periodic saves without blocking; a full
+// queue skips this round for the batch (the lease outlives two skipped
+// rounds).
+func (s *Server) submitSaves(jobs []saveJob) {
 	select {
-	case s.saveq <- j:
+	case s.saveq <- jobs:
 	default:
-		s.met.saves.WithLabelValues("skipped").Inc()
+		s.met.saves.WithLabelValues("skipped").Add(float64(len(jobs)))
 	}
 }
 
-// save writes one periodic snapshot and renews the lease. A record that
-// moved on (ErrOwnershipLost) kicks the player.
-func (s *Server) save(j saveJob) {
+// saveBatch reads the batch's records with one GetMulti, then writes each
+// snapshot with compare-and-swap and renews its lease. A record that
+// moved on (ErrOwnershipLost) kicks its player.
+func (s *Server) saveBatch(jobs []saveJob) {
+	if s.crashed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	keys := make([]string, len(jobs))
+	for i, j := range jobs {
+		keys[i] = StateKey(j.s.claims.Subject)
+	}
+	got, err := s.st.GetMulti(ctx, keys)
+	if err != nil {
+		got = nil // fall back to one Get per player
+	}
+	for i, j := range jobs {
+		s.save(ctx, j, got[keys[i]]) // nil (missing or no batch read): read it again
+	}
+	s.met.saveSeconds.Observe(time.Since(start).Seconds() / float64(len(jobs)))
+}
+
+func (s *Server) save(ctx context.Context, j saveJob, pre *store.Item) {
 	ss := j.s
 	ss.storeMu.Lock()
 	defer ss.storeMu.Unlock()
 	if ss.done || j.seq <= ss.lastSeq || s.crashed.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	start := time.Now()
-	lease := start.Add(s.cfg.lease())
-	rec, err := updateOwned(ctx, s.st, ss.rec, s.self, func(r *State) {
+	lease := time.Now().Add(s.cfg.lease())
+	rec, err := updateOwnedFrom(ctx, s.st, ss.rec, s.self, pre, func(r *State) {
 		r.X, r.Y = j.x, j.y
 		r.Lease = lease.UnixMilli()
 	})
-	s.met.saveSeconds.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
 		ss.rec, ss.lastSeq = rec, j.seq
@@ -97,6 +121,8 @@ func (s *Server) kick(ss *session, code, msg string) {
 // player leaves the map (disconnect, shutdown) and is a no-op after a
 // handoff or a lost record.
 func (s *Server) finalSave(ss *session, x, y float64) {
+	s.finalSem <- struct{}{} // bound concurrent saves (and memcached connections)
+	defer func() { <-s.finalSem }()
 	ss.storeMu.Lock()
 	defer ss.storeMu.Unlock()
 	if ss.done || s.crashed.Load() {

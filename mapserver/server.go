@@ -63,7 +63,9 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	saveq  chan saveJob
+	saveq  chan []saveJob
+	// finalSem bounds concurrent final saves and handoffs.
+	finalSem chan struct{}
 	bg     sync.WaitGroup // save workers, handoffs and final saves
 
 	mu        sync.Mutex
@@ -71,6 +73,9 @@ type Server struct {
 	sessions  map[*session]struct{}
 	httpSrv   *http.Server
 	ln        net.Listener
+
+	// tuneConn, when set (tests), is applied to each accepted connection.
+	tuneConn func(net.Conn)
 
 	draining atomic.Bool
 	crashed  atomic.Bool
@@ -110,7 +115,8 @@ func New(d Deps) (*Server, error) {
 		rep:  newAsyncReporter(d.Reporter, d.Logger),
 		self: owner{ID: auth.RandomID(8)},
 		ctx:  ctx, cancel: cancel,
-		saveq:     make(chan saveJob, 8192),
+		saveq:     make(chan []saveJob, 1024),
+		finalSem:  make(chan struct{}, 64),
 		instances: make(map[string]*instance),
 		sessions:  make(map[*session]struct{}),
 	}
@@ -178,6 +184,9 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 	}
 	s.httpSrv, s.ln = srv, ln
 	s.mu.Unlock()
+	if s.tuneConn != nil {
+		ln = tunedListener{ln, s.tuneConn}
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("map server http", "err", err)
@@ -466,6 +475,20 @@ func (s *Server) join(sess *session, ticket string) error {
 		return fmt.Errorf("join: %w", fleet.ErrDraining)
 	}
 	return nil
+}
+
+// tunedListener applies tune to every accepted connection.
+type tunedListener struct {
+	net.Listener
+	tune func(net.Conn)
+}
+
+func (l tunedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.tune(c)
+	}
+	return c, err
 }
 
 // handler adapts the Server to wsconn.Handler.

@@ -31,7 +31,6 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/mapserver"
 )
@@ -49,6 +48,8 @@ type Config struct {
 	Tick      time.Duration // map server tick (default: the server's, 50ms)
 	// Command starts one map server process, e.g. [arena, "map"].
 	Command []string
+	// Memcache, when set without Dispatcher, is used instead of an
+	// embedded memcached.
 	// Dispatcher, when set, benchmarks a running arena instead: maps are
 	// placed with get|map|ID on that line protocol address, and Memcache,
 	// StorePrefix and Secret must be the arena's. World is then the
@@ -188,12 +189,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Dispatcher == "" {
 		secret = auth.RandomID(16)
 		prefix = "bench" + auth.RandomID(4) + ":"
-		emb, err := store.StartEmbedded(0)
-		if err != nil {
-			return nil, fmt.Errorf("bench map: %w", err)
+		if len(mcAddrs) == 0 {
+			emb, err := store.StartEmbedded(0)
+			if err != nil {
+				return nil, fmt.Errorf("bench map: %w", err)
+			}
+			cleanup = append(cleanup, emb.Close)
+			mcAddrs = []string{emb.Addr()}
 		}
-		cleanup = append(cleanup, emb.Close)
-		mcAddrs = []string{emb.Addr()}
 		worldJSON, w, err := benchWorld(cfg.Servers, cfg.MapSize)
 		if err != nil {
 			return nil, err
@@ -239,8 +242,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			servers++
 		}
-		b.loc = &mapserver.LineLocator{C: lineproto.NewClient(resp.addr(), 2*time.Second), Host: "127.0.0.1"}
-		b.progress("started %d map server processes, memcached %s", servers, mcAddrs[0])
+		b.loc = mapserver.NewLineLocator(resp.addr(), "127.0.0.1", 8)
+		b.progress("started %d map server processes, memcached %v", servers, mcAddrs)
 	} else {
 		b.world = cfg.World
 		if b.world == nil {
@@ -250,7 +253,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
-		b.loc = &mapserver.LineLocator{C: lineproto.NewClient(cfg.Dispatcher, 5*time.Second), Host: host}
+		b.loc = mapserver.NewLineLocator(cfg.Dispatcher, host, 8)
 	}
 	signer, err := auth.NewSigner(secret)
 	if err != nil {

@@ -210,12 +210,14 @@ func (bt *bot) walk(ctx context.Context) {
 	// Random phase so the moves do not arrive in lockstep.
 	next := time.Now().Add(time.Duration(bt.rng.Int64N(int64(interval))))
 	bt.pickTarget()
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
 	for {
-		wait := time.Until(next)
+		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-timer.C:
 		case e := <-bt.events:
 			bt.handle(ctx, e, time.Time{})
 			continue
