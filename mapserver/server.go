@@ -66,7 +66,7 @@ type Server struct {
 	saveq  chan []saveJob
 	// finalSem bounds concurrent final saves and handoffs.
 	finalSem chan struct{}
-	bg     sync.WaitGroup // save workers, handoffs and final saves
+	bg       sync.WaitGroup // save workers, handoffs and final saves
 
 	mu        sync.Mutex
 	instances map[string]*instance
