@@ -26,8 +26,12 @@ func benchFightCommand() *cli.Command {
 			boolFlag("skip-baseline", "skip the bare gws echo baseline"),
 			boolFlag("json", "print one JSON object"),
 			logLevelFlag(),
+			&cli.StringFlag{Name: "serve-echo", Hidden: true, Usage: "internal: run the echo baseline server on this address"},
 		},
 		Action: func(c *cli.Context) error {
+			if addr := c.String("serve-echo"); addr != "" {
+				return fightbench.ServeEcho(c.Context, addr)
+			}
 			log, err := newLogger(c)
 			if err != nil {
 				return err

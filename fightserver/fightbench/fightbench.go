@@ -7,6 +7,7 @@
 package fightbench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,6 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
-	"github.com/arena-game/arena/internal/wsconn"
 )
 
 // Config is one benchmark run.
@@ -479,33 +479,40 @@ func (echoHandler) OnMessage(c *gws.Conn, m *gws.Message) {
 	m.Close()
 }
 
-// client is one load-generating player.
+// client is one load-generating player: a raw gws client, written to
+// synchronously by the sender goroutines (no queue, no goroutine per send).
 type client struct {
-	conn    *wsconn.Conn
+	gws.BuiltinEventHandler
+	conn    *gws.Conn
 	need    int32
 	creates atomic.Int32
 	ready   chan struct{}
 	st      *stats
 }
 
-func (c *client) OnOpen(*wsconn.Conn) {}
-func (c *client) OnMessage(_ *wsconn.Conn, data []byte) {
+var (
+	createPlayer = []byte(`"type":"create_player"`)
+	errorType    = []byte(`"type":"error"`)
+)
+
+func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	data := m.Bytes()
 	if ts, ok := findTS(data); ok {
 		c.st.record(ts)
 		return
 	}
 	switch {
-	case bytesContains(data, `"type":"create_player"`):
+	case bytes.Contains(data, createPlayer):
 		if c.creates.Add(1) == c.need {
 			close(c.ready)
 		}
-	case bytesContains(data, `"type":"error"`):
+	case bytes.Contains(data, errorType):
 		c.st.errors.Add(1)
 	}
 }
-func (c *client) OnClose(*wsconn.Conn, error) { c.st.closed.Add(1) }
 
-func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+func (c *client) OnClose(*gws.Conn, error) { c.st.closed.Add(1) }
 
 // findTS returns the value of a trailing "ts":N field.
 func findTS(b []byte) (int64, bool) {
@@ -542,15 +549,20 @@ func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			conn, err := wsconn.Dial(dctx, u, c, wsconn.Options{IdleTimeout: 10 * time.Minute, SendQueue: 4096})
+			conn, _, err := gws.NewClient(c, &gws.ClientOption{
+				Addr: u, HandshakeTimeout: 30 * time.Second, ReadMaxPayloadSize: 64 << 10,
+				NewDialer: func() (gws.Dialer, error) { return &net.Dialer{Timeout: 30 * time.Second}, nil },
+			})
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", strings.Split(u, "?")[0], err)
+				}
+				return
 			}
 			c.conn = conn
+			go conn.ReadLoop()
 		}()
 	}
 	wg.Wait()
@@ -576,7 +588,7 @@ func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int
 func closeAll(clients []*client) {
 	for _, c := range clients {
 		if c != nil && c.conn != nil {
-			c.conn.Close(wsconn.CloseNormal, "bench over")
+			_ = c.conn.WriteClose(1000, nil)
 		}
 	}
 }
@@ -605,6 +617,7 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 		go func(g int) {
 			defer wg.Done()
 			var n int64
+			buf := make([]byte, 0, 128) // WriteMessage is synchronous: reusable
 			next := 0 // next slot tick (in ms since base) to send
 			seq := g
 			tk := time.NewTicker(time.Millisecond)
@@ -619,7 +632,8 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 					for _, c := range bySlot[next%slots] {
 						ts := int64(time.Since(st.base))
 						seq++
-						if c.conn.Send(eventMsg(seq, ts)) == nil && ts >= int64(from) && ts < int64(to) {
+						buf = eventMsg(buf[:0], seq, ts)
+						if c.conn.WriteMessage(gws.OpcodeText, buf) == nil && ts >= int64(from) && ts < int64(to) {
 							n++
 						}
 					}
@@ -666,8 +680,7 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 
 // eventMsg is a player's event: mostly move_to, some shoot_fireball and
 // blink, stamped with ts (ns since the phase began).
-func eventMsg(seq int, ts int64) []byte {
-	b := make([]byte, 0, 128)
+func eventMsg(b []byte, seq int, ts int64) []byte {
 	x, y := float64(seq*37%1000)/10, float64(seq*91%1000)/10
 	switch seq % 20 {
 	case 0:
