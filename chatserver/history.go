@@ -215,6 +215,24 @@ func (h *historyLog) run() {
 	}
 }
 
+// Flush waits until every entry appended so far is written (or ctx is
+// done).
+func (h *historyLog) Flush(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		idle := len(h.pending) == 0 && len(h.inflight) == 0
+		h.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush chat history: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // Close writes everything pending and stops the writer, waiting at most
 // until ctx is done.
 func (h *historyLog) Close(ctx context.Context) error {

@@ -142,15 +142,17 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Shutdown stops accepting connections, closes every chat connection with
 // 1001 (going away), waits for them to finish (until ctx is done), then
-// writes the pending history to the store. It returns ctx's error if the
-// connections or the history did not finish in time. Calling it twice is
-// safe.
+// writes the pending history to the store (given up to 2 s more if ctx is
+// already done). It returns ctx's error if the connections or the history
+// did not finish in time. Calling it twice is safe.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	herr := s.http.Shutdown(ctx)
 	for _, c := range s.players.all() {
 		c.conn.Close(wsconn.CloseGoingAway, "server shutting down")
 	}
+	// Save what was posted so far while the connections close.
+	go func() { _ = s.hist.Flush(ctx) }()
 	var werr error
 wait:
 	for s.Connections() > 0 {
@@ -164,7 +166,14 @@ wait:
 	s.stopOnce.Do(func() { close(s.stopTick) })
 	<-s.tickDone
 	s.hub.stop()
-	cerr := s.hist.Close(ctx)
+	// History outranks the deadline: if ctx is spent, allow a short grace.
+	hctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+	}
+	cerr := s.hist.Close(hctx)
 	return errors.Join(herr, werr, cerr)
 }
 

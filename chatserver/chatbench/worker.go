@@ -64,13 +64,29 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			f.close()
 		}
 	}()
+	msgs := make(chan workerIn)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			var msg workerIn
+			if err := dec.Decode(&msg); err != nil {
+				readErr <- err
+				return
+			}
+			msgs <- msg
+		}
+	}()
 	for {
 		var msg workerIn
-		if err := dec.Decode(&msg); err != nil {
+		select {
+		case msg = <-msgs:
+		case err := <-readErr:
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return fmt.Errorf("bench worker: read: %w", err)
+		case <-ctx.Done():
+			return nil
 		}
 		switch {
 		case msg.Setup != nil:
