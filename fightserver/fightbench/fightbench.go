@@ -618,7 +618,7 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 			defer wg.Done()
 			var n int64
 			buf := make([]byte, 0, 128) // WriteMessage is synchronous: reusable
-			next := 0 // next slot tick (in ms since base) to send
+			next := 0                   // next slot tick (in ms since base) to send
 			seq := g
 			tk := time.NewTicker(time.Millisecond)
 			defer tk.Stop()
