@@ -64,3 +64,18 @@ export async function api(method, p, { token, body } = {}) {
   if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
   return data;
 }
+
+/**
+ * noBots sets the bot count to 0 and waits until no bot runs and nobody
+ * waits in the queue, so the test's own players can only meet each other.
+ */
+export async function noBots() {
+  await api('POST', '/v1/bots', { token: operatorToken(), body: { count: 0 } });
+  for (let i = 0; i < 150; i++) {
+    const [b, s] = await Promise.all([api('GET', '/v1/bots'), api('GET', '/v1/stats')]);
+    const queued = Object.values(s.queues || {}).reduce((a, n) => a + n, 0);
+    if (b.running === 0 && queued === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('bots did not stop or the queue did not empty');
+}

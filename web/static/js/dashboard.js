@@ -166,7 +166,7 @@ function addEvent(ev) {
     default: text = `${ev.type} ${ev.kind || ''} ${ev.port || ''}`;
   }
   list.prepend(el('li', { class: 'ev-' + ev.type, dataset: { type: ev.type } },
-    el('span', { class: 't' }, t.toLocaleTimeString()), el('span', {}, text)));
+    el('span', { class: 't' }, t.toLocaleTimeString([], { hour12: false })), el('span', {}, text)));
   while (list.children.length > 100) list.lastElementChild.remove();
 }
 
@@ -273,7 +273,7 @@ function opError(e) {
 
 function renderTokenState() {
   $('#token-hint').hidden = !!D.token;
-  $('#op-token').placeholder = D.token ? 'operator token set (paste to change)' : 'operator token';
+  $('#op-token').placeholder = D.token ? 'token set ✓' : 'operator token';
 }
 
 function setupOperator() {

@@ -247,6 +247,7 @@ export class World {
     ctx.lineWidth = 2;
     ctx.strokeRect(1, 1, gw - 2, gh - 2);
     ctx.globalAlpha = 1;
+    this.drawScenery(f);
     // portals
     const pulse = 0.55 + 0.25 * Math.sin(now / 300);
     for (const p of this.map.portals || []) {
@@ -289,6 +290,48 @@ export class World {
       ctx.textAlign = 'center';
       ctx.fillText(this.status || 'Travelling…', W / 2, H / 2);
     }
+  }
+
+  /**
+   * drawScenery scatters decoration (houses, trees or crystals, by the map's
+   * name) at places derived from the map id, so every client draws the same.
+   * It is only decoration: the map server knows nothing of it.
+   */
+  drawScenery(f) {
+    const ctx = this.ctx;
+    const id = this.map.id + '|' + (this.map.name || '');
+    let seed = 2166136261;
+    for (const ch of id) seed = Math.imul(seed ^ ch.charCodeAt(0), 16777619) >>> 0;
+    const rnd = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 4294967296; };
+    const name = id.toLowerCase();
+    const kind = /forest|wood|grove/.test(name) ? 'tree' : /cave|crystal|mine/.test(name) ? 'crystal' : /town|village|city/.test(name) ? 'house' : 'rock';
+    const n = Math.min(140, Math.round(f.mw * f.mh / 16000));
+    const portals = this.map.portals || [];
+    for (let i = 0; i < n; i++) {
+      const x = rnd() * f.mw, y = rnd() * f.mh, s = 0.6 + rnd() * 0.8;
+      if (portals.some((p) => x > p.rect.x - 60 && x < p.rect.x + p.rect.w + 60 && y > p.rect.y - 60 && y < p.rect.y + p.rect.h + 60)) continue;
+      const px = x * f.k, py = y * f.k, r = 9 * s * Math.max(0.6, f.k * 1.2);
+      ctx.globalAlpha = 0.55;
+      if (kind === 'tree') {
+        ctx.fillStyle = '#1f6b4a';
+        ctx.beginPath(); ctx.arc(px, py, r, 0, Math.PI * 2); ctx.fill();
+        ctx.fillStyle = '#2f8f62';
+        ctx.beginPath(); ctx.arc(px - r * 0.3, py - r * 0.3, r * 0.55, 0, Math.PI * 2); ctx.fill();
+      } else if (kind === 'crystal') {
+        ctx.fillStyle = i % 3 ? '#6d5bd0' : '#35c9e6';
+        ctx.beginPath(); ctx.moveTo(px, py - r * 1.3); ctx.lineTo(px + r * 0.6, py); ctx.lineTo(px, py + r * 0.8); ctx.lineTo(px - r * 0.6, py); ctx.closePath(); ctx.fill();
+      } else if (kind === 'house') {
+        if (i % 2) continue;
+        ctx.fillStyle = '#3a4663';
+        ctx.fillRect(px - r, py - r * 0.6, r * 2, r * 1.4);
+        ctx.fillStyle = '#b0603f';
+        ctx.beginPath(); ctx.moveTo(px - r * 1.2, py - r * 0.6); ctx.lineTo(px, py - r * 1.5); ctx.lineTo(px + r * 1.2, py - r * 0.6); ctx.closePath(); ctx.fill();
+      } else {
+        ctx.fillStyle = '#3b455e';
+        ctx.beginPath(); ctx.ellipse(px, py, r, r * 0.7, 0, 0, Math.PI * 2); ctx.fill();
+      }
+    }
+    ctx.globalAlpha = 1;
   }
 
   dot(x, y, name, color, me) {
