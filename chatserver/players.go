@@ -15,6 +15,7 @@ type player struct {
 	conns  []*client
 	world  int
 	bucket *bucket
+	left   time.Time // when its last connection closed (kept a while; see sweep)
 }
 
 // players is the registry of connected players, sharded by uuid under
@@ -77,7 +78,24 @@ func (ps *players) remove(c *client) {
 		}
 	}
 	if len(p.conns) == 0 {
-		delete(sh.m, c.sender.UUID)
+		// Keep the entry, and with it the spent bucket, for a while: a
+		// flooder must not get a fresh burst by reconnecting.
+		p.left = time.Now()
+	}
+}
+
+// sweep forgets players without connections whose last one closed before
+// cutoff.
+func (ps *players) sweep(cutoff time.Time) {
+	for i := range ps.shards {
+		sh := &ps.shards[i]
+		sh.mu.Lock()
+		for uuid, p := range sh.m {
+			if len(p.conns) == 0 && p.left.Before(cutoff) {
+				delete(sh.m, uuid)
+			}
+		}
+		sh.mu.Unlock()
 	}
 }
 
@@ -104,7 +122,7 @@ func (ps *players) connsOf(uuid string) []*client {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	p := sh.m[uuid]
-	if p == nil {
+	if p == nil || len(p.conns) == 0 {
 		return nil
 	}
 	return append([]*client(nil), p.conns...)

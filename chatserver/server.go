@@ -177,19 +177,28 @@ wait:
 	return errors.Join(herr, werr, cerr)
 }
 
+// playerKeep is how long a player's rate bucket outlives its last
+// connection.
+const playerKeep = time.Minute
+
 // tickOnline sends the world online count to world whenever it changed,
 // at most once per OnlineInterval: one fan-out per interval however many
-// players connect.
+// players connect. It also forgets players gone for over playerKeep.
 func (s *Server) tickOnline() {
 	defer close(s.tickDone)
 	t := time.NewTicker(s.cfg.OnlineInterval)
 	defer t.Stop()
 	var last int64
+	nextSweep := time.Now().Add(playerKeep)
 	for {
 		select {
 		case <-s.stopTick:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.After(nextSweep) {
+				s.players.sweep(now.Add(-playerKeep))
+				nextSweep = now.Add(playerKeep)
+			}
 			n := s.players.online.Load()
 			s.m.online.Set(float64(n))
 			if n == last {

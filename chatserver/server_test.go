@@ -329,6 +329,12 @@ flood:
 	if got := counterValue(e.srv.m.floodCloses); got != 1 {
 		t.Fatalf("flood closes %v", got)
 	}
+	// Reconnecting does not refill the bucket.
+	a2.Close(wsconn.CloseNormal, "")
+	eventually(t, "alice to be gone", func() bool { return len(e.srv.players.connsOf("alice")) == 0 })
+	a3 := e.dial("alice", "")
+	a3.sendJSON(map[string]any{"type": "post", "channel": "world", "text": "fresh start?"})
+	a3.expectError(CodeRateLimited)
 }
 
 // rawSlowClient does the WebSocket handshake over TCP with a tiny receive

@@ -309,3 +309,23 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Fatalf("%d %v", n, err)
 	}
 }
+
+func TestPlayersKeepBucketAfterLastConnection(t *testing.T) {
+	ps := newPlayers(1, 2)
+	c := &client{sender: Sender{UUID: "u"}}
+	p := ps.add(c)
+	p.bucket.take(time.Now())
+	ps.remove(c)
+	if ps.connsOf("u") != nil || ps.conns.Load() != 0 {
+		t.Fatal("connection still listed")
+	}
+	c2 := &client{sender: Sender{UUID: "u"}}
+	if ps.add(c2) != p {
+		t.Fatal("a reconnect got a fresh player (and bucket)")
+	}
+	ps.remove(c2)
+	ps.sweep(time.Now().Add(time.Second))
+	if ps.add(&client{sender: Sender{UUID: "u"}}) == p {
+		t.Fatal("sweep kept a departed player")
+	}
+}
