@@ -54,7 +54,7 @@ type Config struct {
 }
 
 // MoveBurst is how many seconds of movement a player may bank.
-const MoveBurst = 0.5
+const MoveBurst = 1.0
 
 // Defaults.
 const (

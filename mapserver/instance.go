@@ -437,15 +437,7 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			dx, dy := q.x-p.x, q.y-p.y
 			cs = append(cs, cand{q, dx*dx + dy*dy})
 		}
-		slices.SortFunc(cs, func(a, b cand) int {
-			switch {
-			case a.d2 < b.d2:
-				return -1
-			case a.d2 > b.d2:
-				return 1
-			}
-			return 0
-		})
+		selectNearest(cs, maxV)
 		next = next[:0]
 		for _, c := range cs[:maxV] {
 			next = append(next, c.p)
@@ -537,4 +529,46 @@ func appendPlayer(b []byte, q *player, full bool) []byte {
 func (in *instance) send(p *player, b []byte) {
 	_ = p.s.conn.Send(slices.Clone(b))
 	in.srv.met.messagesOut.Inc()
+}
+
+// selectNearest reorders cs so its first k entries are the k smallest d2
+// (in no particular order): quickselect, O(len(cs)) on average.
+func selectNearest(cs []cand, k int) {
+	lo, hi := 0, len(cs)-1
+	for lo < hi {
+		// Median of three as the pivot.
+		mid := lo + (hi-lo)/2
+		if cs[mid].d2 < cs[lo].d2 {
+			cs[mid], cs[lo] = cs[lo], cs[mid]
+		}
+		if cs[hi].d2 < cs[lo].d2 {
+			cs[hi], cs[lo] = cs[lo], cs[hi]
+		}
+		if cs[hi].d2 < cs[mid].d2 {
+			cs[hi], cs[mid] = cs[mid], cs[hi]
+		}
+		pivot := cs[mid].d2
+		i, j := lo, hi
+		for i <= j {
+			for cs[i].d2 < pivot {
+				i++
+			}
+			for cs[j].d2 > pivot {
+				j--
+			}
+			if i <= j {
+				cs[i], cs[j] = cs[j], cs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }
