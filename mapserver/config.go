@@ -45,7 +45,7 @@ type Config struct {
 	// pings every IdleTimeout/3.
 	IdleTimeout time.Duration
 	// SaveWorkers is how many periodic save batches (of up to 64 players:
-	// one GetMulti, then one compare-and-swap each) run at once (default 16).
+	// one GetMulti, then one compare-and-swap each) run at once (default 64).
 	SaveWorkers int
 	// PublicHost, when set, is the host put in the ws:// URL of switch
 	// answers (instead of the host the Locator answered) and is accepted
@@ -106,7 +106,7 @@ func (c Config) withDefaults() Config {
 		c.IdleTimeout = 30 * time.Second
 	}
 	if c.SaveWorkers <= 0 {
-		c.SaveWorkers = 16
+		c.SaveWorkers = 64
 	}
 	return c
 }

@@ -366,9 +366,13 @@ func (in *instance) saveAll() {
 			continue
 		}
 		if now > p.s.leaseUntil.Load()-margin {
+			// Saves are too slow to keep the lease: stop playing the player
+			// here before Enter may hand it elsewhere, and give the record
+			// back if it is still ours (compare-and-swap decides).
 			in.remove(p)
 			i--
 			in.srv.kick(p.s, CodeOwnershipLost, "could not renew your map lease; enter again")
+			go in.srv.finalSave(p.s, p.x, p.y)
 			continue
 		}
 		batch = append(batch, saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})

@@ -68,7 +68,8 @@ func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, err
 	if len(cfg.Memcache) == 0 {
 		return "", errors.New("start map server: no memcached servers configured")
 	}
-	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
+	// Save workers, handoffs and final saves each hold a connection.
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache, MaxIdleConns: 160})
 	if err != nil {
 		return "", fmt.Errorf("start map server: %w", err)
 	}
