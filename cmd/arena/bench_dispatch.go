@@ -37,12 +37,12 @@ func benchDispatchCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			addr := c.String("addr")
 			if addr == "" {
-				a, stop, err := startBenchDispatcher(c.Context)
+				bd, err := startBenchDispatcher(c.Context)
 				if err != nil {
 					return err
 				}
-				defer stop()
-				addr = a
+				defer bd.stop()
+				addr = bd.line
 			}
 			res, err := dispatchbench.Run(c.Context, dispatchbench.Config{
 				Addr: addr, Duration: c.Duration("duration"), SeedWorkers: c.Int("seed-workers"),
@@ -64,12 +64,18 @@ func benchDispatchCommand() *cli.Command {
 	}
 }
 
+// benchDispatcher is a dispatcher a load generator started for itself.
+type benchDispatcher struct {
+	line, http, operator string
+	stop                 func()
+}
+
 // startBenchDispatcher runs `arena dispatcher` on free ports with an
-// embedded memcached and returns its line address and a stop func.
-func startBenchDispatcher(ctx context.Context) (string, func(), error) {
+// embedded memcached (plus extra flags) and waits until it answers.
+func startBenchDispatcher(ctx context.Context, extra ...string) (*benchDispatcher, error) {
 	mc, err := store.StartEmbedded(0)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	free := func() int {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,20 +86,23 @@ func startBenchDispatcher(ctx context.Context) (string, func(), error) {
 		return ln.Addr().(*net.TCPAddr).Port
 	}
 	line := "127.0.0.1:" + strconv.Itoa(free())
+	bd := &benchDispatcher{line: line, http: "http://127.0.0.1:" + strconv.Itoa(free()), operator: auth.RandomID(16)}
 	exe, err := os.Executable()
 	if err != nil {
 		mc.Close()
-		return "", nil, err
+		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "dispatcher", "--listen", line, "--http", "127.0.0.1:"+strconv.Itoa(free()),
-		"--memcache", mc.Addr(), "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16),
-		"--fight-port-base", strconv.Itoa(30000+free()%20000), "--max-conns", "20000", "--log-level", "warn")
+	args := []string{"dispatcher", "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
+		"--memcache", mc.Addr(), "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16), "--operator-token", bd.operator,
+		"--fight-port-base", strconv.Itoa(30000 + free()%20000), "--map-port-base", strconv.Itoa(25000 + free()%5000),
+		"--max-conns", "20000", "--log-level", "warn"}
+	cmd := exec.CommandContext(ctx, exe, append(args, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		mc.Close()
-		return "", nil, err
+		return nil, err
 	}
-	stop := func() {
+	bd.stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 		mc.Close()
@@ -107,11 +116,11 @@ func startBenchDispatcher(ctx context.Context) (string, func(), error) {
 			n, _ := c.Read(b)
 			c.Close()
 			if _, err := strconv.Atoi(string(b[:n])); err == nil {
-				return line, stop, nil
+				return bd, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
-	return "", nil, fmt.Errorf("bench dispatch: the dispatcher did not come up")
+	bd.stop()
+	return nil, fmt.Errorf("bench: the dispatcher did not come up")
 }

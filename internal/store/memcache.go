@@ -16,15 +16,20 @@ import (
 type Memcache struct {
 	c     *memcache.Client
 	addrs []string
+	// slots bounds operations in flight, so bursts queue here and reuse
+	// pooled connections instead of opening one per request (a burst of
+	// thousands would otherwise time out on connection setup).
+	slots chan struct{}
 }
 
 // MemcacheConfig configures NewMemcache.
 type MemcacheConfig struct {
 	// Addrs are host:port of the servers, in the same order on every process.
 	Addrs []string
-	// Timeout bounds each operation; zero means 500ms.
+	// Timeout bounds each operation's network I/O; zero means 1s.
 	Timeout time.Duration
-	// MaxIdleConns per server; zero means 64.
+	// MaxIdleConns per server; zero means 64. It also bounds the
+	// operations in flight per server.
 	MaxIdleConns int
 }
 
@@ -42,14 +47,31 @@ func NewMemcache(cfg MemcacheConfig) (*Memcache, error) {
 	c := memcache.New(cfg.Addrs...)
 	c.Timeout = cfg.Timeout
 	if c.Timeout == 0 {
-		c.Timeout = 500 * time.Millisecond
+		c.Timeout = time.Second
 	}
 	c.MaxIdleConns = cfg.MaxIdleConns
 	if c.MaxIdleConns == 0 {
 		c.MaxIdleConns = 64
 	}
-	return &Memcache{c: c, addrs: append([]string(nil), cfg.Addrs...)}, nil
+	return &Memcache{c: c, addrs: append([]string(nil), cfg.Addrs...), slots: make(chan struct{}, c.MaxIdleConns*len(cfg.Addrs))}, nil
 }
+
+// acquire waits for an operation slot, or for ctx.
+func (m *Memcache) acquire(ctx context.Context, op, key string) error {
+	select {
+	case m.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case m.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %q: waiting for a memcached connection: %w", op, key, ctx.Err())
+	}
+}
+
+func (m *Memcache) release() { <-m.slots }
 
 // ParseAddrs splits a comma-separated server list, dropping blanks.
 func ParseAddrs(list string) []string {
@@ -96,11 +118,15 @@ func mapErr(op, key string, err error) error {
 }
 
 // Get implements Store.
-func (m *Memcache) Get(_ context.Context, key string) (*Item, error) {
+func (m *Memcache) Get(ctx context.Context, key string) (*Item, error) {
 	if !ValidKey(key) {
 		return nil, fmt.Errorf("get %q: %w", key, ErrBadKey)
 	}
+	if err := m.acquire(ctx, "get", key); err != nil {
+		return nil, err
+	}
 	it, err := m.c.Get(key)
+	m.release()
 	if err != nil {
 		return nil, mapErr("get", key, err)
 	}
@@ -108,13 +134,17 @@ func (m *Memcache) Get(_ context.Context, key string) (*Item, error) {
 }
 
 // GetMulti implements Store.
-func (m *Memcache) GetMulti(_ context.Context, keys []string) (map[string]*Item, error) {
+func (m *Memcache) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	for _, k := range keys {
 		if !ValidKey(k) {
 			return nil, fmt.Errorf("get multi %q: %w", k, ErrBadKey)
 		}
 	}
+	if err := m.acquire(ctx, "get multi", ""); err != nil {
+		return nil, err
+	}
 	got, err := m.c.GetMulti(keys)
+	m.release()
 	if err != nil {
 		return nil, mapErr("get multi", strings.Join(keys, ","), err)
 	}
@@ -126,36 +156,52 @@ func (m *Memcache) GetMulti(_ context.Context, keys []string) (map[string]*Item,
 }
 
 // Set implements Store.
-func (m *Memcache) Set(_ context.Context, it *Item) error {
+func (m *Memcache) Set(ctx context.Context, it *Item) error {
 	if !ValidKey(it.Key) {
 		return fmt.Errorf("set %q: %w", it.Key, ErrBadKey)
 	}
+	if err := m.acquire(ctx, "set", it.Key); err != nil {
+		return err
+	}
+	defer m.release()
 	return mapErr("set", it.Key, m.c.Set(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)}))
 }
 
 // Add implements Store.
-func (m *Memcache) Add(_ context.Context, it *Item) error {
+func (m *Memcache) Add(ctx context.Context, it *Item) error {
 	if !ValidKey(it.Key) {
 		return fmt.Errorf("add %q: %w", it.Key, ErrBadKey)
 	}
+	if err := m.acquire(ctx, "add", it.Key); err != nil {
+		return err
+	}
+	defer m.release()
 	return mapErr("add", it.Key, m.c.Add(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)}))
 }
 
 // CompareAndSwap implements Store with memcached's cas command.
-func (m *Memcache) CompareAndSwap(_ context.Context, it *Item) error {
+func (m *Memcache) CompareAndSwap(ctx context.Context, it *Item) error {
 	if !ValidKey(it.Key) {
 		return fmt.Errorf("cas %q: %w", it.Key, ErrBadKey)
 	}
+	if err := m.acquire(ctx, "cas", it.Key); err != nil {
+		return err
+	}
+	defer m.release()
 	return mapErr("cas", it.Key, m.c.CompareAndSwap(&memcache.Item{
 		Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL), CasID: it.CAS,
 	}))
 }
 
 // Delete implements Store.
-func (m *Memcache) Delete(_ context.Context, key string) error {
+func (m *Memcache) Delete(ctx context.Context, key string) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("delete %q: %w", key, ErrBadKey)
 	}
+	if err := m.acquire(ctx, "delete", key); err != nil {
+		return err
+	}
+	defer m.release()
 	return mapErr("delete", key, m.c.Delete(key))
 }
 
