@@ -27,6 +27,7 @@ func benchDispatchCommand() *cli.Command {
 			"server) on free ports, measures, and stops it. See docs/BENCHMARKS.md.",
 		Flags: []cli.Flag{
 			stringFlag("addr", "", "line protocol address of a running dispatcher (default: start one)"),
+			memcacheFlag(),
 			&cli.DurationFlag{Name: "duration", Value: 3 * time.Second, Usage: "per mode and target", EnvVars: env("bench-duration")},
 			intFlag("seed-workers", 32, "concurrent seed-style clients (a connection per get)"),
 			intFlag("conns", 4, "pipelined connections"),
@@ -37,7 +38,7 @@ func benchDispatchCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			addr := c.String("addr")
 			if addr == "" {
-				bd, err := startBenchDispatcher(c.Context)
+				bd, err := startBenchDispatcher(c.Context, c.String("memcache"))
 				if err != nil {
 					return err
 				}
@@ -72,10 +73,14 @@ type benchDispatcher struct {
 
 // startBenchDispatcher runs `arena dispatcher` on free ports with an
 // embedded memcached (plus extra flags) and waits until it answers.
-func startBenchDispatcher(ctx context.Context, extra ...string) (*benchDispatcher, error) {
-	mc, err := store.StartEmbedded(0)
-	if err != nil {
-		return nil, err
+func startBenchDispatcher(ctx context.Context, memcache string, extra ...string) (*benchDispatcher, error) {
+	mcAddr, closeMC := memcache, func() {}
+	if mcAddr == "" {
+		mc, err := store.StartEmbedded(0)
+		if err != nil {
+			return nil, err
+		}
+		mcAddr, closeMC = mc.Addr(), mc.Close
 	}
 	free := func() int {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -89,23 +94,23 @@ func startBenchDispatcher(ctx context.Context, extra ...string) (*benchDispatche
 	bd := &benchDispatcher{line: line, http: "http://127.0.0.1:" + strconv.Itoa(free()), operator: auth.RandomID(16)}
 	exe, err := os.Executable()
 	if err != nil {
-		mc.Close()
+		closeMC()
 		return nil, err
 	}
 	args := []string{"dispatcher", "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
-		"--memcache", mc.Addr(), "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16), "--operator-token", bd.operator,
+		"--memcache", mcAddr, "--store-prefix", "bench" + auth.RandomID(4) + ":", "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16), "--operator-token", bd.operator,
 		"--fight-port-base", strconv.Itoa(30000 + free()%20000), "--map-port-base", strconv.Itoa(25000 + free()%5000),
 		"--max-conns", "20000", "--log-level", "warn"}
 	cmd := exec.CommandContext(ctx, exe, append(args, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		mc.Close()
+		closeMC()
 		return nil, err
 	}
 	bd.stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
-		mc.Close()
+		closeMC()
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -21,6 +21,7 @@ func benchE2ECommand() *cli.Command {
 			stringFlag("http", "", "base URL of a running dispatcher (default: start one)"),
 			secretFlag("operator-token", "operator token of that dispatcher (lets the generator log in without the login rate limit)"),
 			intFlag("players", 3000, "players"),
+			memcacheFlag(),
 			intFlag("connect", 256, "players connecting at once"),
 			&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking tick of the dispatcher it starts", EnvVars: env("bench-tick")},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "bound on the run", EnvVars: env("bench-timeout")},
@@ -29,7 +30,7 @@ func benchE2ECommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			base, op := c.String("http"), c.String("operator-token")
 			if base == "" {
-				bd, err := startBenchDispatcher(c.Context, "--tick", c.Duration("tick").String(), "--maxnum", "1000")
+				bd, err := startBenchDispatcher(c.Context, c.String("memcache"), "--tick", c.Duration("tick").String(), "--maxnum", "1000")
 				if err != nil {
 					return err
 				}
