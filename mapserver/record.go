@@ -194,6 +194,9 @@ func updateOwnedFrom(ctx context.Context, st store.Store, mine State, o owner, p
 			return s, fmt.Errorf("save map state: %w", err)
 		}
 		if s.Version != mine.Version || s.OwnerID != o.ID || s.Status != StatusPlaying {
+			if pre != nil && attempt == 0 {
+				continue // the batch read may predate our own last write: read again
+			}
 			return s, fmt.Errorf("save map state: %w: record at version %d (%s, owner %s), ours %d", ErrOwnershipLost, s.Version, s.Status, s.Owner, mine.Version)
 		}
 		fn(&s)

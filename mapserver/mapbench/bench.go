@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,7 @@ type Config struct {
 	// Observers is the share of players that decode positions to measure
 	// move-to-seen latency (default 0.25); the others only read.
 	Observers float64
-	MapSize   float64       // side of each bench map (default 4000)
+	MapSize   float64       // side of each bench map (default 5000)
 	Tick      time.Duration // map server tick (default: the server's, 50ms)
 	// Command starts one map server process, e.g. [arena, "map"].
 	Command []string
@@ -98,6 +99,18 @@ type Result struct {
 	// round trip and a WebSocket connect.
 	HandoffOverBaseline float64 `json:"handoff_p50_over_baseline_p50"`
 
+	// The handoff's two halves, as the client sees them: switch sent to
+	// switch answer (old server: locate, get + cas, mint), and dial to
+	// welcome (new server: connect, verify, get + cas, join).
+	SwitchAnswerP50 float64 `json:"handoff_switch_answer_p50_us"`
+	SwitchAnswerP99 float64 `json:"handoff_switch_answer_p99_us"`
+	JoinP50         float64 `json:"handoff_join_p50_us"`
+	JoinP99         float64 `json:"handoff_join_p99_us"`
+
+	// Server counters summed over the map server processes (from their
+	// /metrics), when the bench started them.
+	Server map[string]float64 `json:"server,omitempty"`
+
 	Errors map[string]int64 `json:"errors,omitempty"`
 }
 
@@ -118,7 +131,7 @@ func (c *Config) defaults() error {
 		c.Observers = 0.25
 	}
 	if c.MapSize <= 0 {
-		c.MapSize = 4000
+		c.MapSize = 5000
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
@@ -151,6 +164,7 @@ type bench struct {
 	bots map[string]*bot
 
 	seen, handoff, baseLoad hist
+	swAnswer, swJoin        hist
 	moves, msgsIn           atomic.Int64
 	handoffFail             atomic.Int64
 	errMu                   sync.Mutex
@@ -185,6 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 	secret, prefix, mcAddrs := cfg.Secret, cfg.StorePrefix, cfg.Memcache
 	var resp *responder
+	var childAddrs []string
 	servers := 0
 	if cfg.Dispatcher == "" {
 		secret = auth.RandomID(16)
@@ -241,6 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				resp.place(ids[j], p)
 			}
 			servers++
+			childAddrs = append(childAddrs, addr)
 		}
 		b.loc = mapserver.NewLineLocator(resp.addr(), "127.0.0.1", 8)
 		b.progress("started %d map server processes, memcached %v", servers, mcAddrs)
@@ -346,6 +362,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	b.measuring.Store(false)
 	bwg.Wait()
 	<-loadDone
+	serverMetrics := scrapeMetrics(childAddrs)
 	for _, bt := range all {
 		bt.close()
 	}
@@ -361,6 +378,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		HandoffP50:      b.handoff.quantile(.5), HandoffP99: b.handoff.quantile(.99),
 		BaselineP50: baseIdle.quantile(.5), BaselineP99: baseIdle.quantile(.99),
 		BaselineLoadP50: b.baseLoad.quantile(.5), BaselineLoadP99: b.baseLoad.quantile(.99),
+		SwitchAnswerP50: b.swAnswer.quantile(.5), SwitchAnswerP99: b.swAnswer.quantile(.99),
+		JoinP50: b.swJoin.quantile(.5), JoinP99: b.swJoin.quantile(.99),
+		Server: serverMetrics,
 	}
 	if r.BaselineLoadP50 > 0 {
 		r.HandoffOverBaseline = r.HandoffP50 / r.BaselineLoadP50
@@ -492,7 +512,19 @@ func (r *Result) Text() string {
 	fmt.Fprintf(&sb, "handoff        p50 %.0f µs  p99 %.0f µs  (%d ok, %.0f/s, %d failed)\n", r.HandoffP50, r.HandoffP99, r.Handoffs, r.HandoffsPerS, r.HandoffFailures)
 	fmt.Fprintf(&sb, "baseline       memcached get+set p50 %.0f µs p99 %.0f µs idle; p50 %.0f µs p99 %.0f µs under load\n",
 		r.BaselineP50, r.BaselineP99, r.BaselineLoadP50, r.BaselineLoadP99)
+	fmt.Fprintf(&sb, "  switch answer p50 %.0f µs p99 %.0f µs; join on the next server p50 %.0f µs p99 %.0f µs\n",
+		r.SwitchAnswerP50, r.SwitchAnswerP99, r.JoinP50, r.JoinP99)
 	fmt.Fprintf(&sb, "handoff p50 / memcached get+set p50 under load = %.1fx\n", r.HandoffOverBaseline)
+	if len(r.Server) > 0 {
+		keys := make([]string, 0, len(r.Server))
+		for k := range r.Server {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&sb, "server %-50s %g\n", k, r.Server[k])
+		}
+	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
@@ -504,4 +536,37 @@ func (r *Result) Text() string {
 		}
 	}
 	return sb.String()
+}
+
+// scrapeMetrics sums a few counters and histogram sums over the map
+// servers' /metrics.
+func scrapeMetrics(addrs []string) map[string]float64 {
+	if len(addrs) == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	cl := http.Client{Timeout: 3 * time.Second}
+	for _, a := range addrs {
+		resp, err := cl.Get("http://" + a + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if !strings.HasPrefix(line, "arena_map_") {
+				continue
+			}
+			name, val, ok := strings.Cut(line, " ")
+			if !ok || strings.Contains(name, "_bucket") || strings.HasPrefix(name, "arena_map_players") || strings.HasPrefix(name, "arena_map_connections") {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				continue
+			}
+			out[name] += v
+		}
+	}
+	return out
 }

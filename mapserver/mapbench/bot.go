@@ -343,6 +343,7 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 				t0 = rec.at
 			}
 		}
+		answered := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := bt.connect(cctx, sw.Addr, sw.Ticket)
 		cancel()
@@ -356,6 +357,8 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 		}
 		if bt.b.measuring.Load() && !t0.IsZero() {
 			bt.b.handoff.add(time.Since(t0))
+			bt.b.swAnswer.add(answered.Sub(t0))
+			bt.b.swJoin.add(time.Since(answered))
 		}
 		bt.pickTarget()
 	case "error":
