@@ -1,5 +1,5 @@
 // ui.js: small DOM helpers shared by the pages. Text always goes in as
-// text nodes (never innerHTML), so names and messages cannot inject markup.
+// text nodes, never parsed as HTML, so names and messages cannot inject markup.
 
 /** el builds an element: el('div', {class: 'x', onclick: f}, 'text', child). */
 export function el(tag, attrs = {}, ...children) {

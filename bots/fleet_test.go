@@ -1,0 +1,248 @@
+package bots
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fast makes bots play quickly against the fake's 100 ms attack cooldown.
+func fast(base string, n int) Config {
+	return Config{BaseURL: base, OperatorToken: "op-token", Count: n,
+		Think: 40 * time.Millisecond, AttackMin: 120 * time.Millisecond, AttackMax: 200 * time.Millisecond,
+		Rest: 50 * time.Millisecond, MaxFight: 30 * time.Second}
+}
+
+// eventually polls cond until it holds or 20 s pass (a failure guard only).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startFleet(t *testing.T, cfg Config) (*Fleet, context.CancelFunc, chan error) {
+	t.Helper()
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-f.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return f, cancel, done
+}
+
+func TestFleetPlaysRealFightsAndQueuesAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	f, cancel, done := startFleet(t, fast(d.srv.URL, 3))
+	// Two rooms in a row: every bot played, got a result, and queued again.
+	eventually(t, "six games", func() bool { return f.Status().Games >= 6 })
+	st := f.Status()
+	if st.Target != 3 || st.Running != 3 || len(st.Bots) != 3 {
+		t.Fatalf("status = %+v", st)
+	}
+	if st.Wins < 1 || st.Wins > st.Games/3+1 {
+		t.Errorf("wins = %d of %d games; one winner per room", st.Wins, st.Games)
+	}
+	for i, b := range st.Bots {
+		if b.Name != BotName(i) || b.UUID == "" || !strings.HasPrefix(b.Name, "bot-") {
+			t.Errorf("bot %d = %+v", i, b)
+		}
+	}
+	if d.logins.Load() != 3 {
+		t.Errorf("logins = %d, want 3: a bot keeps its identity between fights", d.logins.Load())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	<-f.Done()
+	if err := f.SetCount(1); !errors.Is(err, ErrStopped) {
+		t.Errorf("SetCount after Run = %v, want ErrStopped", err)
+	}
+	if st := f.Status(); st.Running != 0 {
+		t.Errorf("running after stop = %d", st.Running)
+	}
+	// Every play socket was closed by the bots (which leaves the queue).
+	eventually(t, "sockets closed", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.conns) == 0
+	})
+}
+
+func TestSetCountGrowsAndShrinks(t *testing.T) {
+	d := newFakeDispatcher(t)
+	f, err := New(fast(d.srv.URL, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetCount(2); err != nil { // before Run: the starting count
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	eventually(t, "two bots queued", func() bool { return f.Status().States[StateQueued] == 2 })
+	if err := f.SetCount(3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a room of three", func() bool { return f.Status().Games >= 3 })
+	if err := f.SetCount(1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "one bot left", func() bool { st := f.Status(); return st.Running == 1 && st.Target == 1 })
+	if f.Count() != 1 {
+		t.Errorf("Count = %d", f.Count())
+	}
+	for _, n := range []int{-1, MaxBots + 1} {
+		if err := f.SetCount(n); !errors.Is(err, ErrBadCount) {
+			t.Errorf("SetCount(%d) = %v, want ErrBadCount", n, err)
+		}
+	}
+	if err := f.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestRefusedLoginIsRetriedWithoutLeakingTokens(t *testing.T) {
+	d := newFakeDispatcher(t)
+	d.refuseLogins.Store(true)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 1))
+	eventually(t, "two refused logins", func() bool { return f.Status().Errors >= 2 })
+	st := f.Status()
+	if !strings.Contains(st.LastError, "unauthorized") {
+		t.Errorf("last error = %q", st.LastError)
+	}
+	if st.States[StateBackoff]+st.States[StateStarting] != 1 {
+		t.Errorf("states = %v", st.States)
+	}
+	d.refuseLogins.Store(false)
+	eventually(t, "queued after logins work again", func() bool { return f.Status().States[StateQueued] == 1 })
+}
+
+func TestBadTokenOnPlayLogsInAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 1))
+	eventually(t, "queued", func() bool { return f.Status().States[StateQueued] == 1 })
+	// The bot's token stops verifying (as after a secret rotation). The next
+	// connection is refused, /v1/me says 401, and the bot logs in again.
+	d.generation.Add(1)
+	d.mu.Lock()
+	for c := range d.conns {
+		c.Close(1001, "restart")
+	}
+	d.mu.Unlock()
+	eventually(t, "a second login", func() bool { return d.logins.Load() >= 2 })
+	eventually(t, "queued again", func() bool { return f.Status().States[StateQueued] == 1 })
+	if le := f.Status().LastError; strings.Contains(le, "token=") && !strings.Contains(le, "?…") {
+		t.Errorf("an error shows a token: %q", le)
+	}
+}
+
+func TestTokenNearExpiryLogsInAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	d.tokenTTL.Store(61) // under a minute left after a second: log in again
+	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
+	eventually(t, "a fight", func() bool { return f.Status().Games >= 3 })
+	eventually(t, "new logins", func() bool { return d.logins.Load() > 3 })
+}
+
+func TestRoomFailedAndInRoomQueueAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	d.failRooms.Store(true)
+	d.inRoomOnce.Store(true)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
+	eventually(t, "a fight after room_failed and in_room", func() bool { return f.Status().Games >= 3 })
+	if q := d.queues.Load(); q < 5 {
+		t.Errorf("queue requests = %d; room_failed and in_room should each cause one more", q)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, c := range []Config{
+		{BaseURL: ""},
+		{BaseURL: "ftp://x"},
+		{BaseURL: "127.0.0.1:8080"},
+		{BaseURL: "http://127.0.0.1:1", Count: -1},
+		{BaseURL: "http://127.0.0.1:1", Count: MaxBots + 1},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) = nil error", c)
+		}
+	}
+	f, err := New(Config{BaseURL: "http://127.0.0.1:1/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.Photo != "http://127.0.0.1:1/static/img/bot.svg" {
+		t.Errorf("photo = %q: an absolute URL on the dispatcher", f.cfg.Photo)
+	}
+}
+
+func TestUnreachableDispatcherBacksOff(t *testing.T) {
+	f, _, _ := startFleet(t, Config{BaseURL: "http://127.0.0.1:1", Count: 2})
+	eventually(t, "failures counted", func() bool { return f.Status().Errors >= 2 })
+	if st := f.Status(); st.Games != 0 || st.Running != 2 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	d := newFakeDispatcher(t)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(f); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a fight", func() bool { return f.Status().Games >= 3 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"arena_bots", "arena_bots_games_total"} {
+		if !names[n] {
+			t.Errorf("metric %s missing (have %v)", n, names)
+		}
+	}
+}
+
+func TestBotName(t *testing.T) {
+	if BotName(0) != "bot-Ada" || BotName(len(botNames)) != "bot-Ada2" || BotName(1) != "bot-Babbage" {
+		t.Errorf("names: %s %s %s", BotName(0), BotName(len(botNames)), BotName(1))
+	}
+	seen := map[string]bool{}
+	for i := 0; i < MaxBots; i++ {
+		n := BotName(i)
+		if seen[n] || len(n) > 32 {
+			t.Fatalf("name %q repeated or too long", n)
+		}
+		seen[n] = true
+	}
+}

@@ -1,0 +1,214 @@
+package bots
+
+import (
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+func state(you string, players ...string) []byte {
+	type p struct {
+		UUID   string `json:"uuid"`
+		HP     int    `json:"hp"`
+		Status string `json:"status"`
+	}
+	var ps []p
+	for _, id := range players {
+		st := "playing"
+		if strings.HasSuffix(id, "-pending") {
+			st = "pending"
+		}
+		ps = append(ps, p{id, 100, st})
+	}
+	b, _ := json.Marshal(map[string]any{"type": "state", "room": "r1", "you": you, "attack_cooldown_ms": 400, "players": ps})
+	return b
+}
+
+func newTestGame() *game {
+	return newGame("me", rand.New(rand.NewPCG(1, 2)), 100*time.Millisecond, 200*time.Millisecond)
+}
+
+func TestSpawnIsTheClientsSharedLayout(t *testing.T) {
+	// The play page (web/static/js/fight.js, spawn) uses the same formula.
+	for _, c := range []struct {
+		i, n int
+		x, y float64
+	}{{0, 3, 400, 120}, {1, 3, 591, 390}, {2, 3, 209, 390}, {0, 1, 400, 120}, {0, 0, 400, 120}} {
+		if x, y := Spawn(c.i, c.n); x != c.x || y != c.y {
+			t.Errorf("Spawn(%d,%d) = %v,%v want %v,%v", c.i, c.n, x, y, c.x, c.y)
+		}
+	}
+}
+
+func TestGameAttacksOnlyLivingJoinedOpponents(t *testing.T) {
+	g := newTestGame()
+	now := time.Now()
+	if _, err := g.apply(state("me", "a", "me", "b-pending"), now); err != nil {
+		t.Fatal(err)
+	}
+	if g.cooldown != 400*time.Millisecond || g.players["me"].x != 591 {
+		t.Fatalf("state not applied: %+v %+v", g, g.players["me"])
+	}
+	attacks := map[string]int{}
+	var last time.Time
+	for i := 0; i < 200; i++ {
+		now = now.Add(50 * time.Millisecond)
+		for _, m := range g.act(now) {
+			var ev struct {
+				Event, Target string
+				Angle         float64
+			}
+			_ = json.Unmarshal(m, &ev)
+			if ev.Event == "attack" {
+				if !last.IsZero() && now.Sub(last) < 450*time.Millisecond {
+					t.Fatalf("attacked %v after the last: faster than the cooldown", now.Sub(last))
+				}
+				last = now
+				attacks[ev.Target]++
+			}
+		}
+	}
+	if attacks["a"] == 0 || attacks["me"] != 0 || attacks["b-pending"] != 0 {
+		t.Fatalf("attacks = %v: only the joined opponent a", attacks)
+	}
+	// b joins; a is out: b becomes the target.
+	g.apply([]byte(`{"type":"create_player","uuid":"b-pending","username":"b"}`), now)
+	g.apply([]byte(`{"type":"hp","uuid":"a","hp":0,"by":"me","damage":20}`), now)
+	g.apply([]byte(`{"type":"out","uuid":"a","reason":"killed"}`), now)
+	clear(attacks)
+	for i := 0; i < 100; i++ {
+		now = now.Add(50 * time.Millisecond)
+		for _, m := range g.act(now) {
+			if strings.Contains(string(m), `"attack"`) {
+				var ev struct{ Target string }
+				_ = json.Unmarshal(m, &ev)
+				attacks[ev.Target]++
+			}
+		}
+	}
+	if attacks["a"] != 0 || attacks["b-pending"] == 0 {
+		t.Fatalf("attacks = %v: never an out player", attacks)
+	}
+}
+
+func TestGameMovesStayInTheArena(t *testing.T) {
+	g := newTestGame()
+	now := time.Now()
+	g.apply(state("me", "me", "a"), now)
+	g.apply([]byte(`{"type":"event","event":"move_to","uuid":"a","tx":5,"ty":5}`), now)
+	moves := 0
+	for i := 0; i < 400; i++ {
+		now = now.Add(50 * time.Millisecond)
+		for _, m := range g.act(now) {
+			var ev struct {
+				Event  string
+				TX, TY float64
+			}
+			_ = json.Unmarshal(m, &ev)
+			if ev.Event == "move_to" {
+				moves++
+				if ev.TX < margin || ev.TX > ArenaW-margin || ev.TY < margin || ev.TY > ArenaH-margin {
+					t.Fatalf("move to %v,%v leaves the arena", ev.TX, ev.TY)
+				}
+			}
+		}
+	}
+	if moves == 0 {
+		t.Fatal("the bot never moved")
+	}
+}
+
+func TestGameOutPlayerDoesNotAct(t *testing.T) {
+	g := newTestGame()
+	now := time.Now()
+	g.apply(state("me", "me", "a"), now)
+	g.apply([]byte(`{"type":"out","uuid":"me","reason":"killed","by":"a"}`), now)
+	for i := 0; i < 50; i++ {
+		now = now.Add(100 * time.Millisecond)
+		if msgs := g.act(now); len(msgs) != 0 {
+			t.Fatalf("an out bot sent %s", msgs[0])
+		}
+	}
+}
+
+func TestGameResult(t *testing.T) {
+	g := newTestGame()
+	g.apply(state("me", "me", "a"), time.Now())
+	out, err := g.apply([]byte(`{"type":"result","room":"r1","winner":"me","reason":"last_standing",
+		"players":[{"uuid":"me","old_score":1500,"new_score":1516},{"uuid":"a","old_score":1500,"new_score":1484}]}`), time.Now())
+	if err != nil || out == nil || !out.Won || out.NewScore != 1516 || out.Room != "r1" {
+		t.Fatalf("outcome = %+v, %v", out, err)
+	}
+	out, _ = g.apply([]byte(`{"type":"result","winner":"","reason":"abandoned","players":[]}`), time.Now())
+	if out == nil || out.Won {
+		t.Fatalf("no winner: %+v", out)
+	}
+}
+
+func TestGameRefusals(t *testing.T) {
+	for _, code := range []string{"bad_ticket", "expired_ticket", "room_over", "server_shutdown", "rate_limited"} {
+		g := newTestGame()
+		_, err := g.apply([]byte(`{"type":"error","code":"`+code+`","message":"no"}`), time.Now())
+		if !errors.Is(err, errFightClosed) {
+			t.Errorf("%s: err = %v", code, err)
+		}
+	}
+	for _, code := range []string{"cooldown", "bad_target", "player_out", "bad_event"} {
+		g := newTestGame()
+		if out, err := g.apply([]byte(`{"type":"error","code":"`+code+`"}`), time.Now()); err != nil || out != nil {
+			t.Errorf("%s: %v %v: a bot shrugs off a refused action", code, out, err)
+		}
+	}
+}
+
+func TestTokenExpiry(t *testing.T) {
+	exp := tokenExpiry("eyJrIjoicGxheWVyIiwic3ViIjoieCIsImV4cCI6MTcwMDAwMDAwMH0.c2ln")
+	if exp.Unix() != 1700000000 {
+		t.Errorf("expiry = %v", exp)
+	}
+	for _, bad := range []string{"", "x", "!!!.x", "e30.x", "bnVsbA.x"} {
+		if !tokenExpiry(bad).IsZero() {
+			t.Errorf("tokenExpiry(%q) not zero", bad)
+		}
+	}
+}
+
+// FuzzGameApply feeds arbitrary server messages to a bot's game: it must
+// never panic, whatever a (broken or hostile) fight server sends.
+func FuzzGameApply(f *testing.F) {
+	for _, s := range []string{
+		string(state("me", "me", "a", "b")),
+		`{"type":"create_player","uuid":"c","username":"c"}`,
+		`{"type":"event","event":"move_to","uuid":"a","tx":1e308,"ty":-1e308}`,
+		`{"type":"hp","uuid":"a","hp":-5}`,
+		`{"type":"hp","uuid":"a"}`,
+		`{"type":"out","uuid":"zz"}`,
+		`{"type":"result","winner":"me","players":[{"uuid":"me"}]}`,
+		`{"type":"state","players":[{"uuid":""},{"uuid":"me","x":null}],"attack_cooldown_ms":-9}`,
+		`{"type":"error","code":"room_over"}`,
+		`[1,2]`, `null`, `{"type":7}`, "\x00\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g := newTestGame()
+		now := time.Now()
+		g.apply(state("me", "me", "a"), now)
+		g.apply(b, now)
+		g.apply(b, now)
+		for i := 0; i < 3; i++ {
+			now = now.Add(time.Second)
+			for _, m := range g.act(now) {
+				if !json.Valid(m) {
+					t.Fatalf("invalid message %q", m)
+				}
+			}
+		}
+		if len(g.players) > 70 {
+			t.Fatalf("%d players from one message", len(g.players))
+		}
+	})
+}
