@@ -127,8 +127,9 @@ func (d *Dispatcher) handleDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleFleetEvents streams the table and fleet events as server-sent
-// events: "table" (the JSON table, on every change, at most 4 per second)
-// and "fleet" (spawn, exit, drain, maxnum).
+// events: "table" (the JSON table, on every change, at most 4 per second),
+// "fleet" (spawn, exit, drain, maxnum) and "stats" (queue statistics,
+// every second).
 func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -154,7 +155,7 @@ func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var last uint64
-	extra := sseHooks
+	ticks := 0
 	for {
 		if v := d.fleet.Version(); v != last {
 			last = v
@@ -170,14 +171,10 @@ func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-tick.C:
-			for _, h := range extra {
-				if name, v, ok := h(d); ok && !send(name, v) {
-					return
-				}
+			if ticks%4 == 0 && !send("stats", d.mm.Stats()) {
+				return
 			}
+			ticks++
 		}
 	}
 }
-
-// sseHooks add periodic events (queue and match statistics) to the stream.
-var sseHooks []func(*Dispatcher) (string, any, bool)
