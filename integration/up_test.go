@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// TestUpRunsEverything starts `arena up` and checks every kind of process
+// is running and reachable: fight, map and the chat server it spawns.
+func TestUpRunsEverything(t *testing.T) {
+	chat := freePort(t)
+	a := startArena(t, "up", "--chat-port", strconv.Itoa(chat), "--credentials", t.TempDir()+"/creds.json")
+	ctx := ctxT(t, 60*time.Second)
+	eventually(t, 30*time.Second, "fight, map and chat ready", func() bool {
+		kinds := map[string]bool{}
+		for _, p := range stat(t, a.Line).Processes {
+			if p.State == dispatcher.StateReady {
+				kinds[p.Kind] = true
+			}
+		}
+		return kinds["fight"] && kinds["map"] && kinds["chat"]
+	})
+	var cfg struct{ Chat string }
+	if code := api(t, a, "GET", "/v1/config", "", nil, &cfg); code != 200 || cfg.Chat != "ws://127.0.0.1:"+strconv.Itoa(chat)+"/ws" {
+		t.Fatalf("/v1/config: %d %+v", code, cfg)
+	}
+	// Two guests chat on world.
+	_, tokA := a.login(t, "ann")
+	_, tokB := a.login(t, "bob")
+	ca, err := wsconn.DialClient(ctx, cfg.Chat+"?token="+url.QueryEscape(tokA), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(wsconn.CloseNormal, "")
+	cb, err := wsconn.DialClient(ctx, cfg.Chat+"?token="+url.QueryEscape(tokB), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(wsconn.CloseNormal, "")
+	if err := ca.RecvType(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.RecvType(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := ca.SendJSON(map[string]string{"type": "post", "channel": "world", "text": "hello from ann"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var m struct {
+			Channel, Text string
+			From          struct{ Username string }
+		}
+		if err := cb.RecvType(ctx, "message", &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Text == "hello from ann" {
+			if m.From.Username != "ann" || m.Channel != "world" {
+				t.Fatalf("message %+v", m)
+			}
+			break
+		}
+	}
+	// The play page is served.
+	if code := api(t, a, "GET", "/", "", nil, nil); code != 200 {
+		t.Fatalf("GET / = %d", code)
+	}
+}
