@@ -19,6 +19,7 @@ func (p *Pool) clone() *Pool {
 	q.ids = maps.Clone(p.ids)
 	q.slots = slices.Clone(p.slots)
 	q.free = slices.Clone(p.free)
+	q.retired = slices.Clone(p.retired)
 	q.sorted = slices.Clone(p.sorted)
 	q.pending = slices.Clone(p.pending)
 	q.removed = slices.Clone(p.removed)
@@ -113,6 +114,42 @@ func BenchmarkAddRemove(b *testing.B) {
 		}
 		if !p.Remove(id) {
 			b.Fatal("not removed")
+		}
+	}
+}
+
+// BenchmarkSteady times one simulated second of the steady workload: R
+// arrivals (Add) and the Tick that ends the second, on a pool warmed up to
+// its steady size. ns/op is the matchmaker's work per second of play.
+func BenchmarkSteady(b *testing.B) {
+	for _, rate := range []int{1_000, 10_000, 100_000} {
+		for _, tighten := range []bool{false, true} {
+			cfg := DefaultConfig()
+			cfg.Tighten = tighten
+			name := "seed"
+			if tighten {
+				name = "tighten"
+			}
+			b.Run(fmt.Sprintf("%s/arrivals=%d", name, rate), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(uint64(rate), 3))
+				p := NewPool(cfg)
+				id := 0
+				second := func(s int) {
+					for range rate {
+						p.Add(solo(fmt.Sprint(id), normalRating(rng), at(float64(s)+rng.Float64())))
+						id++
+					}
+					p.Tick(at(float64(s + 1)))
+				}
+				for s := range 30 { // warm up to the steady pool size
+					second(s)
+				}
+				b.ResetTimer()
+				for i := range b.N {
+					second(30 + i)
+				}
+				b.ReportMetric(float64(p.Len()), "waiting")
+			})
 		}
 	}
 }

@@ -13,20 +13,22 @@ import (
 // Add and Remove cost O(1) amortised (plus a map operation): additions wait
 // in a side list and removals are recorded, and both are folded into the
 // sorted pool at the next Tick, which sorts only the additions. Tick does
-// not touch the ID index: the IDs of matched tickets are forgotten a few at
-// a time by later calls (see sweep).
+// not touch the ID index: the slots of matched tickets are retired and
+// their IDs forgotten a few at a time by later calls (see sweep).
 type Pool struct {
 	cfg Config
 
 	// ids maps a waiting ticket's ID to its slot. It may also hold IDs of
-	// tickets matched since (stale, listed in stale): an entry counts only
+	// tickets matched since, whose slots are retired: an entry counts only
 	// if its slot is live and holds that ID (see lookup).
-	ids   map[string]int32
-	stale []string
-	slots []slot
-	free  []int32
-	seq   uint64
-	n     int // tickets waiting
+	ids     map[string]int32
+	slots   []slot
+	retired []int32 // slots of matched tickets, not yet swept
+	free    []int32
+	seq     uint64
+	n       int // tickets waiting
+	peak    int // recent pool size at tick start, decaying: shrink's hysteresis
+	dels    int // index deletes since it was last rebuilt
 
 	// Enqueue times are kept as offsets from epoch, the first Enqueued
 	// seen, so windows are integer arithmetic on a compact entry.
@@ -38,12 +40,14 @@ type Pool struct {
 	spare   []entry // the other merge buffer
 	pending []entry // added since the last tick, unsorted
 	removed []entry // removed since the last tick (rating and seq set)
+	count   []int   // sortPending's digit counts
 
 	sc   scratch
 	last TickStats
 }
 
-// slot holds a waiting ticket; seq is 0 in a free slot.
+// slot holds a waiting ticket; seq is 0 in a free or retired slot (a
+// retired slot still holds its matched ticket until swept).
 type slot struct {
 	t   Ticket
 	seq uint64
@@ -170,6 +174,7 @@ func (p *Pool) Remove(id string) bool {
 	p.players -= sl.t.Members
 	p.n--
 	delete(p.ids, id)
+	p.dels++
 	p.slots[s] = slot{}
 	p.free = append(p.free, s)
 	return true
@@ -184,21 +189,25 @@ func (p *Pool) lookup(id string) (int32, bool) {
 	return s, true
 }
 
-// sweep forgets up to max IDs of matched tickets (unless the ID has
-// queued again since). Add and Remove sweep two each and Tick sweepBudget,
-// so the index holds at most a tick's worth of stale IDs for long.
+// sweep frees up to max retired slots, forgetting their tickets' IDs
+// (unless the ID has queued again since, in another slot). Add and Remove
+// sweep two each and Tick sweepBudget, so retired slots are freed about as
+// fast as new tickets need them.
 func (p *Pool) sweep(max int) {
-	for ; max > 0 && len(p.stale) > 0; max-- {
-		id := p.stale[len(p.stale)-1]
-		p.stale[len(p.stale)-1] = ""
-		p.stale = p.stale[:len(p.stale)-1]
-		if _, live := p.lookup(id); !live {
+	for ; max > 0 && len(p.retired) > 0; max-- {
+		s := p.retired[len(p.retired)-1]
+		p.retired = p.retired[:len(p.retired)-1]
+		id := p.slots[s].t.ID
+		if cur, ok := p.ids[id]; ok && cur == s {
 			delete(p.ids, id)
+			p.dels++
 		}
+		p.slots[s] = slot{}
+		p.free = append(p.free, s)
 	}
 }
 
-// sweepBudget is how many stale IDs a Tick forgets (about a millisecond).
+// sweepBudget is how many retired slots a Tick frees (about a millisecond).
 const sweepBudget = 8192
 
 // Tick forms every room it can among the waiting tickets at now, removes
@@ -209,6 +218,7 @@ const sweepBudget = 8192
 func (p *Pool) Tick(now time.Time) []Room {
 	p.sweep(sweepBudget)
 	p.merge()
+	p.peak = max(p.n, p.peak-p.peak/8)
 	p.last = TickStats{Tickets: len(p.sorted), Players: p.players}
 	if len(p.sorted) == 0 {
 		return nil
@@ -220,21 +230,15 @@ func (p *Pool) Tick(now time.Time) []Room {
 	}
 	tickets := make([]Ticket, len(g.idx))
 	rooms := make([]Room, g.rooms())
-	// When the pool empties so much that shrink will rebuild the slots and
-	// the index from the tickets left, freeing each slot is wasted work.
-	rebuild := p.willShrink(p.n - len(g.idx))
 	start := 0
 	for r, end := range g.ends {
 		for k := start; k < int(end); k++ {
 			e := &p.sorted[g.idx[k]]
-			t := p.slots[e.slot].t
-			tickets[k] = t
-			if !rebuild {
-				p.stale = append(p.stale, t.ID)
-				p.slots[e.slot] = slot{}
-				p.free = append(p.free, e.slot)
-			}
-			p.players -= t.Members
+			sl := &p.slots[e.slot]
+			tickets[k] = sl.t
+			sl.seq = 0
+			p.retired = append(p.retired, e.slot)
+			p.players -= sl.t.Members
 			e.members = 0
 		}
 		rt := tickets[start:end:end]
@@ -251,6 +255,7 @@ func (p *Pool) Tick(now time.Time) []Room {
 	}
 	p.sorted = kept
 	p.shrink()
+	p.reindex()
 	return rooms
 }
 
@@ -290,16 +295,33 @@ func (p *Pool) merge() {
 	p.pending, p.removed = p.pending[:0], p.removed[:0]
 }
 
-// willShrink reports whether shrink rebuilds the slots for a pool of n.
-func (p *Pool) willShrink(n int) bool { return len(p.slots) > 4*n+1024 }
+// reindex rebuilds the ID index from the waiting tickets once it has seen
+// more than twice its size in deletes (O(N), amortised over those
+// deletes). Go's maps keep a tombstone per delete until they grow, and a
+// pool whose tickets all turn over every few seconds would otherwise probe
+// ever longer chains. Retired slots lose their entries at once (sweep only
+// deletes an entry that still points at the slot it frees). It runs at the
+// end of a tick, when every waiting ticket is in p.sorted.
+func (p *Pool) reindex() {
+	if p.dels <= 2*len(p.ids)+1024 {
+		return
+	}
+	ids := make(map[string]int32, len(p.sorted))
+	for _, e := range p.sorted {
+		ids[p.slots[e.slot].t.ID] = e.slot
+	}
+	p.ids, p.dels = ids, 0
+}
 
-// shrink gives memory back after the pool has emptied a lot: buffers over
-// four times the need are reallocated, and slots and the ID index are
-// rebuilt from the waiting tickets (O(N) for the N left, which also drops
-// every stale ID at once). It runs at the end of a tick, when every waiting
-// ticket is in p.sorted.
+// shrink gives memory back after the pool has stayed much smaller than it
+// was: buffers over four times both the need and the recent peak (which
+// decays by 1/8 a tick) are reallocated, and slots and the ID index are
+// rebuilt from the waiting tickets (O(N) for the N left; retired slots and
+// their IDs go at once). A pool that empties at every tick and refills
+// before the next keeps its memory. It runs at the end of a tick, when
+// every waiting ticket is in p.sorted.
 func (p *Pool) shrink() {
-	n := len(p.sorted)
+	n := max(len(p.sorted), p.peak)
 	if cap(p.spare) > 4*n+1024 {
 		p.spare = nil
 	}
@@ -310,10 +332,10 @@ func (p *Pool) shrink() {
 		p.sorted = slices.Clone(p.sorted)
 	}
 	p.sc.shrink(n)
-	if !p.willShrink(n) {
+	if len(p.slots) <= 4*n+1024 {
 		return
 	}
-	slots := make([]slot, n, n+n/4)
+	slots := make([]slot, len(p.sorted), n+n/4)
 	ids := make(map[string]int32, n)
 	for i := range p.sorted {
 		e := &p.sorted[i]
@@ -321,5 +343,5 @@ func (p *Pool) shrink() {
 		ids[slots[i].t.ID] = int32(i)
 		e.slot = int32(i)
 	}
-	p.slots, p.free, p.ids, p.stale = slots, nil, ids, nil
+	p.slots, p.free, p.ids, p.retired, p.dels = slots, nil, ids, nil, 0
 }

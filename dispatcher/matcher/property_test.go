@@ -189,3 +189,57 @@ func TestPropertyRoomsValidOverRandomPools(t *testing.T) {
 }
 
 func clip(r int) int { return min(max(r, 0), 3000) }
+
+// TestChurnKeepsIndexConsistent runs a pool whose tickets turn over every
+// few seconds (thousands of arrivals, removals and re-queues per tick), so
+// that retired slots are swept, the index is rebuilt and the pool shrinks
+// and grows again, and checks the pool against the model all along.
+func TestChurnKeepsIndexConsistent(t *testing.T) {
+	cfg := DefaultConfig()
+	p := NewPool(cfg)
+	c := newChecker(t, cfg)
+	rng := rand.New(rand.NewPCG(4, 4))
+	id := 0
+	rebuilt := 0
+	for s := range 80 {
+		rate := 3000
+		if s >= 40 && s < 60 {
+			rate = 10 // the pool nearly empties: shrink
+		}
+		for range rate {
+			tk := solo(fmt.Sprint(id), normalRating(rng), at(float64(s)+rng.Float64()))
+			id++
+			if rng.IntN(50) == 0 && id > 100 {
+				// Re-queue a ticket matched or removed earlier.
+				old := fmt.Sprint(rng.IntN(id - 1))
+				if _, waiting := c.waiting[old]; !waiting {
+					tk.ID = old
+				}
+			}
+			if err := p.Add(tk); err != nil {
+				t.Fatalf("Add(%s): %v", tk.ID, err)
+			}
+			c.waiting[tk.ID] = tk
+			delete(c.matched, tk.ID)
+		}
+		for range rate / 20 {
+			victim := fmt.Sprint(rng.IntN(id))
+			_, waiting := c.waiting[victim]
+			if p.Remove(victim) != waiting {
+				t.Fatalf("Remove(%s) != %v", victim, waiting)
+			}
+			delete(c.waiting, victim)
+		}
+		before := p.dels
+		c.tick(p, at(float64(s+1)))
+		if p.dels < before {
+			rebuilt++
+		}
+		if len(p.ids) > 4*max(p.Len(), p.peak)+8*sweepBudget {
+			t.Fatalf("tick %d: index holds %d entries for %d waiting", s, len(p.ids), p.Len())
+		}
+	}
+	if rebuilt == 0 {
+		t.Fatal("the index was never rebuilt")
+	}
+}

@@ -80,6 +80,7 @@ type BatchResult struct {
 	Left         int     `json:"left"`
 	Seconds      float64 `json:"seconds"` // wall time: adding every ticket and every tick
 	SlowestTickS float64 `json:"slowest_tick_s"`
+	MeanTickS    float64 `json:"mean_tick_s"`
 	FirstTickS   float64 `json:"first_tick_s"` // includes sorting all N
 	MeanSpread   float64 `json:"mean_spread"`
 	MaxSpread    int     `json:"max_spread"`
@@ -193,6 +194,7 @@ func Batch(o BatchOptions) (BatchResult, error) {
 			res.FirstTickS = d
 		}
 		res.SlowestTickS = max(res.SlowestTickS, d)
+		res.MeanTickS += d
 		res.Ticks++
 		t.add(rooms)
 		if seedTicks != nil && (tick >= len(seedTicks) || !sameRooms(rooms, seedTicks[tick])) {
@@ -201,6 +203,9 @@ func Batch(o BatchOptions) (BatchResult, error) {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.Rooms, res.Left, res.MeanSpread, res.MaxSpread = t.rooms, p.Len(), t.mean(), t.maxSpread
+	if res.Ticks > 0 {
+		res.MeanTickS /= float64(res.Ticks)
+	}
 	if seedTicks != nil {
 		same = same && len(seedTicks) == res.Ticks
 		res.SameRoomsAsSeed = &same
@@ -282,6 +287,7 @@ type SteadyResult struct {
 	MaxWaiting   int     `json:"max_waiting"`
 	Seconds      float64 `json:"seconds"`
 	SlowestTickS float64 `json:"slowest_tick_s"`
+	MeanTickS    float64 `json:"mean_tick_s"`
 	Waits
 	MeanSpread float64 `json:"mean_spread"`
 	MaxSpread  int     `json:"max_spread"`
@@ -369,7 +375,9 @@ func Steady(o SteadyOptions) (SteadyResult, error) {
 		now := at(float64(s + 1))
 		t0 := time.Now()
 		rooms := p.Tick(now)
-		res.SlowestTickS = max(res.SlowestTickS, time.Since(t0).Seconds())
+		d := time.Since(t0).Seconds()
+		res.SlowestTickS = max(res.SlowestTickS, d)
+		res.MeanTickS += d / float64(len(arrivals))
 		t.add(rooms)
 		waits = collectWaits(waits, rooms, now)
 	}
