@@ -22,7 +22,8 @@ type Config struct {
 	// ViewRadius is how far a player sees other players. Option
 	// "view-radius", default 150.
 	ViewRadius float64
-	// Tick is the period of position updates. Option "tick", default 50ms.
+	// Tick is the period of position updates (10 Hz by default: at 20 Hz a
+	// crowd costs twice the messages). Option "tick", default 100ms.
 	Tick time.Duration
 	// MaxVisible caps how many players one player is shown (the nearest).
 	// Option "max-visible", default 64.
@@ -61,7 +62,7 @@ const (
 	DefaultSaveInterval = 2 * time.Second
 	DefaultMaxSpeed     = 200.0
 	DefaultViewRadius   = 150.0
-	DefaultTick         = 50 * time.Millisecond
+	DefaultTick         = 100 * time.Millisecond
 	DefaultMaxVisible   = 64
 	DefaultSwitchReach  = 48.0
 	DefaultMaxMsgRate   = 40.0

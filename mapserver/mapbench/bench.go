@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/arena-game/arena/internal/auth"
@@ -41,12 +42,12 @@ type Config struct {
 	Players  int           // simulated players (default 5000)
 	Servers  int           // map server processes to start (default 3; one map each)
 	Duration time.Duration // measured walking time after everyone joined (default 20s)
-	MoveRate float64       // moves per second per player (default 5)
+	MoveRate float64       // moves per second per player (default 2)
 	// Observers is the share of players that decode positions to measure
 	// move-to-seen latency (default 0.25); the others only read.
 	Observers float64
-	MapSize   float64       // side of each bench map (default 5000)
-	Tick      time.Duration // map server tick (default: the server's, 50ms)
+	MapSize   float64       // side of each bench map (default 6000)
+	Tick      time.Duration // map server tick (default: the server's, 100ms)
 	// Command starts one map server process, e.g. [arena, "map"].
 	Command []string
 	// Memcache, when set without Dispatcher, is used instead of an
@@ -125,13 +126,13 @@ func (c *Config) defaults() error {
 		c.Duration = 20 * time.Second
 	}
 	if c.MoveRate <= 0 {
-		c.MoveRate = 5
+		c.MoveRate = 2
 	}
 	if c.Observers <= 0 {
 		c.Observers = 0.25
 	}
 	if c.MapSize <= 0 {
-		c.MapSize = 5000
+		c.MapSize = 6000
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
@@ -446,7 +447,7 @@ func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []str
 		Plugins:          fleet.PluginMap,
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           fleet.HCLogToSlog(cfg.Log, fmt.Sprint("map-", i)),
+		Logger:           childLogger(cfg.Log, i),
 	})
 	stop := func() {
 		p, err := dispense(client)
@@ -473,6 +474,16 @@ func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []str
 		}
 	}
 	return addr, stop, nil
+}
+
+// childLogger forwards a child's warnings and errors to stderr when the
+// bench logs at warn or below, and drops them otherwise.
+func childLogger(log *slog.Logger, i int) hclog.Logger {
+	level := hclog.Off
+	if log.Enabled(context.Background(), slog.LevelWarn) {
+		level = hclog.Warn
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: fmt.Sprint("map-", i), Output: os.Stderr, Level: level})
 }
 
 func dispense(c *plugin.Client) (fleet.Process, error) {

@@ -266,13 +266,22 @@ func (bt *bot) pickTarget() {
 			}
 		}
 	}
-	best := math.Inf(1)
+	// One of the two nearest portals, so walkers spread over them.
+	first, second := -1, -1
 	for i := range m.Portals {
-		p := &m.Portals[i]
-		if d := p.Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y}); d < best {
-			best, bt.toPortal = d, p
+		d := m.Portals[i].Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y})
+		switch {
+		case first < 0 || d < m.Portals[first].Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y}):
+			first, second = i, first
+		case second < 0 || d < m.Portals[second].Rect.Dist(mapserver.Point{X: bt.x, Y: bt.y}):
+			second = i
 		}
 	}
+	pick := first
+	if second >= 0 && bt.rng.IntN(2) == 0 {
+		pick = second
+	}
+	bt.toPortal = &m.Portals[pick]
 	r := bt.toPortal.Rect
 	bt.tx, bt.ty = r.X+r.W/2, r.Y+r.H/2
 }
