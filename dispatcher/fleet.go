@@ -370,6 +370,9 @@ func (f *Fleet) spawn(kind string) (*Proc, error) {
 		sc.Options = f.cfg.Kinds[kind].Options
 		f.mu.Unlock()
 
+		if t, ok := h.(interface{ SetTag(string) }); ok {
+			t.SetTag(fmt.Sprintf("%s:%d", kind, port))
+		}
 		_, err = h.Process().Start(ctx, sc)
 		if err == nil {
 			f.mu.Lock()

@@ -40,13 +40,13 @@ func (s *PluginSpawner) Spawn(ctx context.Context, kind string) (Handle, error) 
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	setDeathSignal(cmd.SysProcAttr)
-	tag := kind
+	tag := fleet.NewLogTag(kind)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  fleet.Handshake,
 		Plugins:          fleet.PluginMap,
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           fleet.HCLogToSlog(s.Log, tag),
+		Logger:           fleet.HCLogToSlogTagged(s.Log, tag),
 		StartTimeout:     10e9,
 	})
 	rpc, err := client.Client()
@@ -63,15 +63,19 @@ func (s *PluginSpawner) Spawn(ctx context.Context, kind string) (Handle, error) 
 	if rc := client.ReattachConfig(); rc != nil {
 		pid = rc.Pid
 	}
-	return &pluginHandle{c: client, p: raw.(fleet.Process), pid: pid}, nil
+	return &pluginHandle{c: client, p: raw.(fleet.Process), pid: pid, tag: tag}, nil
 }
 
 type pluginHandle struct {
 	c    *plugin.Client
 	p    fleet.Process
 	pid  int
+	tag  *fleet.LogTag
 	once sync.Once
 }
+
+// SetTag names the child in forwarded log lines ("fight:7000").
+func (h *pluginHandle) SetTag(s string) { h.tag.Set(s) }
 
 func (h *pluginHandle) Process() fleet.Process { return h.p }
 func (h *pluginHandle) Pid() int               { return h.pid }

@@ -32,22 +32,27 @@ func benchDispatchCommand() *cli.Command {
 			intFlag("seed-workers", 32, "concurrent seed-style clients (a connection per get)"),
 			intFlag("conns", 4, "pipelined connections"),
 			intFlag("window", 128, "requests in flight per pipelined connection"),
-			stringFlag("modes", "seed,pipelined", "modes to run"),
+			stringFlag("modes", "seed,pipelined,spawn", "modes to run (spawn sets MAXNUM to 1: only on a dispatcher the bench started, or with --token on a scratch one)"),
+			secretFlag("token", "fleet token of the target (spawn mode; the bench knows its own dispatcher's)"),
+			intFlag("spawns", 10, "spawns timed in spawn mode"),
 			boolFlag("json", "print one JSON object"),
 		},
 		Action: func(c *cli.Context) error {
-			addr := c.String("addr")
+			addr, token := c.String("addr"), c.String("token")
+			modes := strings.Split(c.String("modes"), ",")
 			if addr == "" {
 				bd, err := startBenchDispatcher(c.Context, c.String("memcache"))
 				if err != nil {
 					return err
 				}
 				defer bd.stop()
-				addr = bd.line
+				addr, token = bd.line, bd.fleet
+			} else if token == "" && !c.IsSet("modes") {
+				modes = []string{"seed", "pipelined"}
 			}
 			res, err := dispatchbench.Run(c.Context, dispatchbench.Config{
 				Addr: addr, Duration: c.Duration("duration"), SeedWorkers: c.Int("seed-workers"),
-				PipeConns: c.Int("conns"), Window: c.Int("window"), Modes: strings.Split(c.String("modes"), ","),
+				PipeConns: c.Int("conns"), Window: c.Int("window"), Modes: modes, Token: token, Spawns: c.Int("spawns"),
 			})
 			if err != nil {
 				return err
@@ -56,6 +61,10 @@ func benchDispatchCommand() *cli.Command {
 				return json.NewEncoder(os.Stdout).Encode(res)
 			}
 			for _, m := range res.Modes {
+				if m.Mode == "spawn" {
+					fmt.Printf("%-10s %d spawns: spawn-to-answer p50 %.1f ms  p99 %.1f ms\n", m.Mode, m.Arena.Requests, m.Arena.P50us/1000, m.Arena.P99us/1000)
+					continue
+				}
 				fmt.Printf("%-10s arena    %10.0f req/s  p50 %7.1f µs  p99 %8.1f µs  (errors %d)\n", m.Mode, m.Arena.RequestsPerS, m.Arena.P50us, m.Arena.P99us, m.Arena.Errors)
 				fmt.Printf("%-10s baseline %10.0f req/s  p50 %7.1f µs  p99 %8.1f µs\n", "", m.Baseline.RequestsPerS, m.Baseline.P50us, m.Baseline.P99us)
 				fmt.Printf("%-10s ratio    %10.2fx\n", "", m.Ratio)
@@ -67,8 +76,8 @@ func benchDispatchCommand() *cli.Command {
 
 // benchDispatcher is a dispatcher a load generator started for itself.
 type benchDispatcher struct {
-	line, http, operator string
-	stop                 func()
+	line, http, operator, fleet string
+	stop                        func()
 }
 
 // startBenchDispatcher runs `arena dispatcher` on free ports with an
@@ -91,14 +100,14 @@ func startBenchDispatcher(ctx context.Context, memcache string, extra ...string)
 		return ln.Addr().(*net.TCPAddr).Port
 	}
 	line := "127.0.0.1:" + strconv.Itoa(free())
-	bd := &benchDispatcher{line: line, http: "http://127.0.0.1:" + strconv.Itoa(free()), operator: auth.RandomID(16)}
+	bd := &benchDispatcher{line: line, http: "http://127.0.0.1:" + strconv.Itoa(free()), operator: auth.RandomID(16), fleet: auth.RandomID(16)}
 	exe, err := os.Executable()
 	if err != nil {
 		closeMC()
 		return nil, err
 	}
 	args := []string{"dispatcher", "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
-		"--memcache", mcAddr, "--store-prefix", "bench" + auth.RandomID(4) + ":", "--fleet-token", auth.RandomID(16), "--secret", auth.RandomID(16), "--operator-token", bd.operator,
+		"--memcache", mcAddr, "--store-prefix", "bench" + auth.RandomID(4) + ":", "--fleet-token", bd.fleet, "--secret", auth.RandomID(16), "--operator-token", bd.operator,
 		"--fight-port-base", strconv.Itoa(30000 + free()%20000), "--map-port-base", strconv.Itoa(25000 + free()%5000),
 		"--max-conns", "20000", "--log-level", "warn"}
 	cmd := exec.CommandContext(ctx, exe, append(args, extra...)...)

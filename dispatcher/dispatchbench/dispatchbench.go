@@ -10,11 +10,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +32,14 @@ type Config struct {
 	// keeping Window requests in flight (default 128).
 	PipeConns int
 	Window    int
-	// Modes to run: "seed", "pipelined" (default both).
+	// Modes to run: "seed", "pipelined", "spawn" (default seed and
+	// pipelined). "spawn" needs Token and changes the target's MAXNUM to 1:
+	// use it on a dispatcher started for the benchmark.
 	Modes []string
+	// Token is the fleet token (spawn mode).
+	Token string
+	// Spawns is how many spawns the spawn mode times (default 10).
+	Spawns int
 }
 
 // Figures are one measured workload.
@@ -106,6 +114,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				return res, err
 			}
 			mr.Arena, err = runSeed(ctx, cfg.Addr, cfg)
+		case "spawn":
+			mr.Arena, err = runSpawn(cfg)
+			res.Modes = append(res.Modes, ModeResult{Mode: mode, Arena: mr.Arena, RequestsPerS: mr.Arena.RequestsPerS, P50us: mr.Arena.P50us, P99us: mr.Arena.P99us})
+			if err != nil {
+				return res, err
+			}
+			continue
 		case "pipelined":
 			base, stop, berr := startBaseline(false)
 			if berr != nil {
@@ -130,6 +145,73 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Modes = append(res.Modes, mr)
 	}
 	return res, nil
+}
+
+// runSpawn times spawn-to-answer: MAXNUM is set to 1, every fight process
+// is filled with add, and a get then has to spawn a process and answers
+// once it listens.
+func runSpawn(cfg Config) (Figures, error) {
+	if cfg.Token == "" {
+		return Figures{}, errors.New("bench dispatch: spawn mode needs the fleet token")
+	}
+	n := cfg.Spawns
+	if n <= 0 {
+		n = 10
+	}
+	c, err := net.DialTimeout("tcp", cfg.Addr, 5*time.Second)
+	if err != nil {
+		return Figures{}, err
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	do := func(req string) (string, error) {
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		if _, err := c.Write([]byte(req + "\n")); err != nil {
+			return "", err
+		}
+		s, err := r.ReadString('\n')
+		s = strings.TrimSuffix(s, "\n")
+		if err == nil && strings.HasPrefix(s, "err|") {
+			err = fmt.Errorf("%s: %s", req, s)
+		}
+		return s, err
+	}
+	if _, err := do("maxnum|1|" + cfg.Token); err != nil {
+		return Figures{}, err
+	}
+	lat := make([]time.Duration, 0, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		tab, err := do("stat")
+		if err != nil {
+			return Figures{}, err
+		}
+		var t struct {
+			Processes []struct {
+				Kind  string
+				Port  int
+				Load  int
+				State string
+			}
+		}
+		if err := json.Unmarshal([]byte(tab), &t); err != nil {
+			return Figures{}, err
+		}
+		for _, p := range t.Processes {
+			if p.Kind == "fight" && p.Load == 0 {
+				if _, err := do(fmt.Sprintf("add|%d|%s", p.Port, cfg.Token)); err != nil {
+					return Figures{}, err
+				}
+			}
+		}
+		t0 := time.Now()
+		if _, err := do("get"); err != nil {
+			return Figures{}, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	var ex atomic.Value
+	return figures(int64(n), 0, time.Since(start), [][]time.Duration{lat}, ex), nil
 }
 
 func seedOnce(addr string) ([]byte, error) {
