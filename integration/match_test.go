@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,4 +220,66 @@ func TestMatchDoneWhen(t *testing.T) {
 		api(t, a, "GET", "/v1/tickets/"+attacker.uuid, a.Backend, nil, &s)
 		return s.Queue.State == "none"
 	})
+}
+
+// TestFightServerKilledMidRoom kills the fight process hosting a room with
+// -9: each member gets an error naming the room on /v1/play and may queue
+// again at once.
+func TestFightServerKilledMidRoom(t *testing.T) {
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "100ms")
+	ctx := ctxT(t, 60*time.Second)
+	var plays []*wsconn.Client
+	var m matchMsg
+	for i := 0; i < 3; i++ {
+		_, tok := a.login(t, fmt.Sprintf("k%d", i))
+		cl, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+tok, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		_ = cl.SendJSON(map[string]string{"type": "queue"})
+		plays = append(plays, cl)
+	}
+	var fights []*wsconn.Client
+	for _, cl := range plays {
+		if err := cl.RecvType(ctx, "match", &m); err != nil {
+			t.Fatal(err)
+		}
+		fc, err := wsconn.DialClient(ctx, m.Fight+"?ticket="+m.Ticket, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fc.Close(wsconn.CloseNormal, "") })
+		fights = append(fights, fc)
+	}
+	port := portOf(t, m.Fight)
+	pid := pidOf(stat(t, a.Line), port)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range plays {
+		var e struct{ Code, Room string }
+		if err := cl.RecvType(ctx, "error", &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Code != "room_failed" || e.Room != m.Room {
+			t.Fatalf("got %+v, want room_failed for %s", e, m.Room)
+		}
+	}
+	for _, fc := range fights {
+		select {
+		case <-fc.Done():
+		case <-ctx.Done():
+			t.Fatal("fight socket survived the kill")
+		}
+	}
+	// The room is marked failed in memcached and the players queue again.
+	eventually(t, 5*time.Second, "room record marked failed", func() bool {
+		rec, _, err := records.GetRoom(ctx, a.store(t), m.Room)
+		return err == nil && rec.State == records.RoomFailed
+	})
+	_ = plays[0].SendJSON(map[string]string{"type": "queue"})
+	if err := plays[0].RecvType(ctx, "queued", nil); err != nil {
+		t.Fatal(err)
+	}
 }
