@@ -78,11 +78,11 @@ func benchMatchCommand() *cli.Command {
 }
 
 func printBatch(r matchbench.BatchResult) {
-	fmt.Printf("batch: %d players at t=0, rooms of %d, window %g + %g/s, tighten %v, seed %d (%d CPUs)\n",
-		r.Tickets, r.RoomSize, r.WindowBase, r.WindowPerSecond, r.Tighten, r.Seed, r.CPUs)
+	fmt.Printf("batch: %d players at t=0, rooms of %d, window %g + %g/s, tighten %v, seed %d (%d CPUs, load %.1f)\n",
+		r.Tickets, r.RoomSize, r.WindowBase, r.WindowPerSecond, r.Tighten, r.Seed, r.CPUs, r.LoadAverage)
 	fmt.Printf("arena   %8d rooms  %7d left  mean spread %8.3f  max %5d\n", r.Rooms, r.Left, r.MeanSpread, r.MaxSpread)
-	fmt.Printf("        %2d ticks: slowest %.2f ms (the first, sorting everyone: %.2f ms), mean %.2f ms; run %.3f s\n",
-		r.Ticks, r.SlowestTickS*1e3, r.FirstTickS*1e3, r.MeanTickS*1e3, r.Seconds)
+	fmt.Printf("        %2d ticks: slowest %.2f ms (%.2f ms CPU; the first, sorting everyone: %.2f ms), mean %.2f ms (%.2f ms CPU); run %.3f s\n",
+		r.Ticks, r.SlowestTickS*1e3, r.SlowestTickCPUS*1e3, r.FirstTickS*1e3, r.MeanTickS*1e3, r.MeanTickCPUS*1e3, r.Seconds)
 	if r.SeedRooms != nil {
 		fmt.Printf("seed    %8d rooms  %7d left  mean spread %8.3f  max %5d  same rooms as arena: %v\n",
 			*r.SeedRooms, *r.SeedLeft, *r.SeedMeanSpread, *r.SeedMaxSpread, *r.SameRoomsAsSeed)
@@ -98,8 +98,8 @@ func printBatch(r matchbench.BatchResult) {
 }
 
 func printSteady(r matchbench.SteadyResult) {
-	fmt.Printf("steady: %d arrivals/s for %d s (%d players), rooms of %d, window %g + %g/s, tighten %v, seed %d (%d CPUs)\n",
-		r.ArrivalsPerSecond, r.DurationS, r.Tickets, r.RoomSize, r.WindowBase, r.WindowPerSecond, r.Tighten, r.Seed, r.CPUs)
+	fmt.Printf("steady: %d arrivals/s for %d s (%d players), rooms of %d, window %g + %g/s, tighten %v, seed %d (%d CPUs, load %.1f)\n",
+		r.ArrivalsPerSecond, r.DurationS, r.Tickets, r.RoomSize, r.WindowBase, r.WindowPerSecond, r.Tighten, r.Seed, r.CPUs, r.LoadAverage)
 	fmt.Printf("arena  %8d rooms  %6d left  wait p50 %5.2f s  p95 %5.2f s  p99 %5.2f s  max %5.2f s  mean spread %7.3f  max %5d\n",
 		r.Rooms, r.Left, r.P50, r.P95, r.P99, r.Max, r.MeanSpread, r.MaxSpread)
 	if r.SeedRooms != nil {
@@ -109,5 +109,6 @@ func printSteady(r matchbench.SteadyResult) {
 	} else {
 		fmt.Println("seed   skipped (more players than --seed-max)")
 	}
-	fmt.Printf("ticks: mean %.2f ms, slowest %.2f ms, with up to %d waiting; run %.3f s\n", r.MeanTickS*1e3, r.SlowestTickS*1e3, r.MaxWaiting, r.Seconds)
+	fmt.Printf("ticks: mean %.2f ms (%.2f ms CPU), slowest %.2f ms (%.2f ms CPU), with up to %d waiting; run %.3f s\n",
+		r.MeanTickS*1e3, r.MeanTickCPUS*1e3, r.SlowestTickS*1e3, r.SlowestTickCPUS*1e3, r.MaxWaiting, r.Seconds)
 }

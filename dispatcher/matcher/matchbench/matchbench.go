@@ -21,9 +21,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/arena-game/arena/dispatcher/matcher"
@@ -82,6 +84,10 @@ type BatchResult struct {
 	SlowestTickS float64 `json:"slowest_tick_s"`
 	MeanTickS    float64 `json:"mean_tick_s"`
 	FirstTickS   float64 `json:"first_tick_s"` // includes sorting all N
+	// CPU seconds (the whole process's, so GC work counts) per tick:
+	// unlike wall time, not inflated when other processes hold the CPUs.
+	SlowestTickCPUS float64 `json:"slowest_tick_cpu_s"`
+	MeanTickCPUS    float64 `json:"mean_tick_cpu_s"`
 	MeanSpread   float64 `json:"mean_spread"`
 	MaxSpread    int     `json:"max_spread"`
 
@@ -101,6 +107,10 @@ type BatchResult struct {
 
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go_version"`
+	// LoadAverage is the machine's 1-minute load average when the run
+	// ended (0 where unknown): above the CPU count, other processes were
+	// competing for the CPUs and wall times are inflated.
+	LoadAverage float64 `json:"load_average"`
 }
 
 // tally sums up rooms.
@@ -187,14 +197,16 @@ func Batch(o BatchOptions) (BatchResult, error) {
 		}
 	}
 	for tick := 0; tick < o.MaxTicks && p.Players() >= k; tick++ {
-		t0 := time.Now()
+		c0, t0 := cpuTime(), time.Now()
 		rooms := p.Tick(at(float64(tick)))
-		d := time.Since(t0).Seconds()
+		d, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
 		if tick == 0 {
 			res.FirstTickS = d
 		}
 		res.SlowestTickS = max(res.SlowestTickS, d)
+		res.SlowestTickCPUS = max(res.SlowestTickCPUS, cpu)
 		res.MeanTickS += d
+		res.MeanTickCPUS += cpu
 		res.Ticks++
 		t.add(rooms)
 		if seedTicks != nil && (tick >= len(seedTicks) || !sameRooms(rooms, seedTicks[tick])) {
@@ -205,6 +217,7 @@ func Batch(o BatchOptions) (BatchResult, error) {
 	res.Rooms, res.Left, res.MeanSpread, res.MaxSpread = t.rooms, p.Len(), t.mean(), t.maxSpread
 	if res.Ticks > 0 {
 		res.MeanTickS /= float64(res.Ticks)
+		res.MeanTickCPUS /= float64(res.Ticks)
 	}
 	if seedTicks != nil {
 		same = same && len(seedTicks) == res.Ticks
@@ -229,6 +242,7 @@ func Batch(o BatchOptions) (BatchResult, error) {
 			res.SlowestTickSpeedup = &x
 		}
 	}
+	res.LoadAverage = loadAverage()
 	return res, nil
 }
 
@@ -288,6 +302,9 @@ type SteadyResult struct {
 	Seconds      float64 `json:"seconds"`
 	SlowestTickS float64 `json:"slowest_tick_s"`
 	MeanTickS    float64 `json:"mean_tick_s"`
+	// CPU seconds per tick, as in BatchResult.
+	SlowestTickCPUS float64 `json:"slowest_tick_cpu_s"`
+	MeanTickCPUS    float64 `json:"mean_tick_cpu_s"`
 	Waits
 	MeanSpread float64 `json:"mean_spread"`
 	MaxSpread  int     `json:"max_spread"`
@@ -299,8 +316,9 @@ type SteadyResult struct {
 	SeedMaxSpread  *int     `json:"seed_max_spread"`
 	SeedWaits      *Waits   `json:"seed_waits"`
 
-	CPUs      int    `json:"cpus"`
-	GoVersion string `json:"go_version"`
+	CPUs        int     `json:"cpus"`
+	GoVersion   string  `json:"go_version"`
+	LoadAverage float64 `json:"load_average"` // as in BatchResult
 }
 
 // Waits are simulated seconds from arrival to room, over matched tickets.
@@ -373,11 +391,13 @@ func Steady(o SteadyOptions) (SteadyResult, error) {
 		}
 		res.MaxWaiting = max(res.MaxWaiting, p.Len())
 		now := at(float64(s + 1))
-		t0 := time.Now()
+		c0, t0 := cpuTime(), time.Now()
 		rooms := p.Tick(now)
-		d := time.Since(t0).Seconds()
+		d, cpu := time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
 		res.SlowestTickS = max(res.SlowestTickS, d)
 		res.MeanTickS += d / float64(len(arrivals))
+		res.SlowestTickCPUS = max(res.SlowestTickCPUS, cpu)
+		res.MeanTickCPUS += cpu / float64(len(arrivals))
 		t.add(rooms)
 		waits = collectWaits(waits, rooms, now)
 	}
@@ -400,6 +420,7 @@ func Steady(o SteadyOptions) (SteadyResult, error) {
 		mean, left, w := st.mean(), len(waiting), waitsOf(sw)
 		res.SeedRooms, res.SeedLeft, res.SeedMeanSpread, res.SeedMaxSpread, res.SeedWaits = &st.rooms, &left, &mean, &st.maxSpread, &w
 	}
+	res.LoadAverage = loadAverage()
 	return res, nil
 }
 
@@ -410,4 +431,15 @@ func collectWaits(w []float64, rooms []matcher.Room, now time.Time) []float64 {
 		}
 	}
 	return w
+}
+
+// loadAverage reads the 1-minute load average from /proc/loadavg (Linux);
+// 0 elsewhere.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return f
 }
