@@ -88,8 +88,8 @@ type BatchResult struct {
 	// unlike wall time, not inflated when other processes hold the CPUs.
 	SlowestTickCPUS float64 `json:"slowest_tick_cpu_s"`
 	MeanTickCPUS    float64 `json:"mean_tick_cpu_s"`
-	MeanSpread   float64 `json:"mean_spread"`
-	MaxSpread    int     `json:"max_spread"`
+	MeanSpread      float64 `json:"mean_spread"`
+	MaxSpread       int     `json:"max_spread"`
 
 	// The seed's rule on the same pool and ticks (nil when skipped).
 	SeedRooms      *int     `json:"seed_rooms"`
