@@ -158,6 +158,11 @@ func (b *bot) forget() {
 // playMsg is a message of the /v1/play socket (docs/PROTOCOL.md).
 type playMsg struct {
 	Type    string `json:"type"`
+	Players []struct {
+		UUID     string `json:"uuid"`
+		Username string `json:"username"`
+		Bot      bool   `json:"bot"`
+	} `json:"players"`
 	Room    string `json:"room"`
 	Fight   string `json:"fight"`
 	Ticket  string `json:"ticket"`
@@ -262,6 +267,11 @@ func (b *bot) fight(ctx context.Context, m playMsg) (*Outcome, error) {
 	b.mu.Unlock()
 	g := newGame(me, b.rng, b.f.cfg.AttackMin, b.f.cfg.AttackMax)
 	g.room = m.Room
+	for _, p := range m.Players {
+		if p.Bot || strings.HasPrefix(p.Username, "bot-") {
+			g.bots[p.UUID] = true
+		}
+	}
 	tick := time.NewTicker(b.f.cfg.Think)
 	defer tick.Stop()
 	for {

@@ -111,13 +111,29 @@ type game struct {
 	target               string
 	rng                  *rand.Rand
 	started              bool
-	// AttackEvery bounds the bot's attack period (uniform in [lo, hi]):
-	// slower than the server's cooldown, so a person can win.
+	// attackLo and attackHi bound the bot's attack period (uniform in
+	// [lo, hi]) while a person is alive in the room: slower than the
+	// server's cooldown, so a person can win. With only bots left the bot
+	// attacks at the cooldown, so bot-only rooms end quickly and the bots
+	// are back in the queue for the next person.
 	attackLo, attackHi time.Duration
+	// bots are the members known to be bots (from the match message).
+	bots map[string]bool
 }
 
 func newGame(me string, rng *rand.Rand, attackLo, attackHi time.Duration) *game {
-	return &game{me: me, players: map[string]*fighter{}, rng: rng, attackLo: attackLo, attackHi: attackHi}
+	return &game{me: me, players: map[string]*fighter{}, rng: rng, attackLo: attackLo, attackHi: attackHi, bots: map[string]bool{}}
+}
+
+// humanAlive reports whether a member not known to be a bot is still in
+// the fight (joined or about to join, not out).
+func (g *game) humanAlive() bool {
+	for id, f := range g.players {
+		if id != g.me && !g.bots[id] && !f.out {
+			return true
+		}
+	}
+	return false
 }
 
 // apply updates the game with one server message. It returns a non-nil
@@ -162,7 +178,11 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 		if !g.started {
 			g.started = true
 			// A first look around before acting, as a person would.
-			g.nextAttack = now.Add(g.attackPeriod())
+			first := g.attackPeriod()
+			if !g.humanAlive() {
+				first = time.Duration(300+g.rng.IntN(300)) * time.Millisecond
+			}
+			g.nextAttack = now.Add(first)
 			g.nextMove = now.Add(time.Duration(200+g.rng.IntN(400)) * time.Millisecond)
 		}
 	case "create_player", "player_back":
@@ -239,7 +259,11 @@ func (g *game) act(now time.Time) [][]byte {
 		out = append(out, moveMsg(x, y))
 	}
 	if t != nil && !now.Before(g.nextAttack) {
-		g.nextAttack = now.Add(max(g.attackPeriod(), g.cooldown+50*time.Millisecond))
+		period := g.attackPeriod()
+		if !g.humanAlive() {
+			period = 0
+		}
+		g.nextAttack = now.Add(max(period, g.cooldown+50*time.Millisecond+time.Duration(g.rng.IntN(200))*time.Millisecond))
 		out = append(out, attackMsg(me, t, "b"+strconv.FormatUint(g.rng.Uint64()>>16, 36)))
 	}
 	return out

@@ -212,3 +212,31 @@ func FuzzGameApply(f *testing.F) {
 		}
 	})
 }
+
+func TestGameBotOnlyRoomsEndQuickly(t *testing.T) {
+	count := func(opponentIsBot bool) int {
+		g := newGame("me", rand.New(rand.NewPCG(3, 4)), 1200*time.Millisecond, 2600*time.Millisecond)
+		if opponentIsBot {
+			g.bots["a"] = true
+		}
+		now := time.Now()
+		g.apply(state("me", "me", "a"), now)
+		n := 0
+		for i := 0; i < 100; i++ { // 5 s
+			now = now.Add(50 * time.Millisecond)
+			for _, m := range g.act(now) {
+				if strings.Contains(string(m), `"attack"`) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	human, bot := count(false), count(true)
+	if human > 4 {
+		t.Errorf("%d attacks in 5 s on a person: a person must be able to win", human)
+	}
+	if bot < 7 {
+		t.Errorf("%d attacks in 5 s on a bot: bot-only rooms should end fast", bot)
+	}
+}
