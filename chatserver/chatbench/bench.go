@@ -66,6 +66,8 @@ type Side struct {
 	LastP50Ms float64 `json:"last_p50_ms"`
 	LastP99Ms float64 `json:"last_p99_ms"`
 	LastMaxMs float64 `json:"last_max_ms"`
+	// LastMs is every repeat's time to the last client, in order.
+	LastMs []float64 `json:"last_ms"`
 	// MedianP50Ms is the p50 over repeats of the time until half the
 	// clients had it.
 	MedianP50Ms float64 `json:"median_p50_ms"`
@@ -391,6 +393,9 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 	side.LastP50Ms = round(percentile(lasts, 50), 1)
 	side.LastP99Ms = round(percentile(lasts, 99), 1)
 	side.LastMaxMs = round(percentile(lasts, 100), 1)
+	for _, l := range lasts {
+		side.LastMs = append(side.LastMs, round(l, 1))
+	}
 	side.MedianP50Ms = round(percentile(medians, 50), 1)
 	side.RSSPerConn = round(float64(side.RSSAfter-side.RSSBefore)/float64(clients), 0)
 	side.ServerCPUMs = round(ms(srvCPU)/float64(cfg.Repeats), 1)
