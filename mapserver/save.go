@@ -121,14 +121,14 @@ func (s *Server) kick(ss *session, code, msg string) {
 // player leaves the map (disconnect, shutdown) and is a no-op after a
 // handoff or a lost record.
 func (s *Server) finalSave(ss *session, x, y float64) {
-	s.finalSem <- struct{}{} // bound concurrent saves (and memcached connections)
-	defer func() { <-s.finalSem }()
 	ss.storeMu.Lock()
 	defer ss.storeMu.Unlock()
 	if ss.done || s.crashed.Load() {
 		return
 	}
 	ss.done = true
+	s.finalSem <- struct{}{} // bound concurrent saves (and memcached connections)
+	defer func() { <-s.finalSem }()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	rec, err := updateOwned(ctx, s.st, ss.rec, s.self, func(r *State) {

@@ -32,9 +32,14 @@ func benchMapCommand() *cli.Command {
 			storePrefixFlag(),
 			secretFlag("secret", "the running arena's cluster secret (with --dispatcher)"),
 			stringFlag("world", "", "the running arena's world file (with --dispatcher; empty: the built-in world)"),
+			stringFlag("memcached-bin", "", "run this memcached binary instead of the embedded memcached (without --dispatcher or --memcache)"),
+			&cli.BoolFlag{Name: "infra", Hidden: true, Usage: "internal: serve the bench's memcached and dispatcher stand-in"},
 			logLevelFlag(),
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("infra") {
+				return mapbench.ServeInfra(os.Stdin, os.Stdout, c.String("memcached-bin"))
+			}
 			log, err := newLogger(c)
 			if err != nil {
 				return err
@@ -47,7 +52,8 @@ func benchMapCommand() *cli.Command {
 				Players: c.Int("players"), Servers: c.Int("servers"), Duration: c.Duration("duration"),
 				MoveRate: c.Float64("move-rate"), Observers: c.Float64("observers"), Tick: c.Duration("tick"),
 				Concurrency: c.Int("concurrency"), Command: []string{exe, "map"},
-				Dispatcher: c.String("dispatcher"), Memcache: store.ParseAddrs(c.String("memcache")),
+				InfraCommand: []string{exe, "bench", "map", "--infra", "--memcached-bin", c.String("memcached-bin")},
+				Dispatcher:   c.String("dispatcher"), Memcache: store.ParseAddrs(c.String("memcache")),
 				StorePrefix: c.String("store-prefix"), Secret: c.String("secret"), Log: log,
 			}
 			if cfg.Dispatcher != "" {

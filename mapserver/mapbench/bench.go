@@ -50,6 +50,13 @@ type Config struct {
 	Tick      time.Duration // map server tick (default: the server's, 100ms)
 	// Command starts one map server process, e.g. [arena, "map"].
 	Command []string
+	// InfraCommand, when set, starts a process that runs memcached and the
+	// line-protocol responder (ServeInfra), e.g. [arena, "bench", "map",
+	// "--infra"]; otherwise they run inside the bench process.
+	InfraCommand []string
+	// MemcachedBin is a memcached binary to run instead of the embedded
+	// memcached ("" = embedded).
+	MemcachedBin string
 	// Memcache, when set without Dispatcher, is used instead of an
 	// embedded memcached.
 	// Dispatcher, when set, benchmarks a running arena instead: maps are
@@ -199,20 +206,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 	secret, prefix, mcAddrs := cfg.Secret, cfg.StorePrefix, cfg.Memcache
-	var resp *responder
 	var childAddrs []string
 	servers := 0
 	if cfg.Dispatcher == "" {
 		secret = auth.RandomID(16)
 		prefix = "bench" + auth.RandomID(4) + ":"
-		if len(mcAddrs) == 0 {
-			emb, err := store.StartEmbedded(0)
-			if err != nil {
-				return nil, fmt.Errorf("bench map: %w", err)
-			}
-			cleanup = append(cleanup, emb.Close)
-			mcAddrs = []string{emb.Addr()}
-		}
 		worldJSON, w, err := benchWorld(cfg.Servers, cfg.MapSize)
 		if err != nil {
 			return nil, err
@@ -227,12 +225,37 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := os.WriteFile(worldPath, worldJSON, 0o600); err != nil {
 			return nil, fmt.Errorf("bench map: %w", err)
 		}
-		fleetToken := auth.RandomID(16)
-		resp, err = startResponder(fleetToken)
-		if err != nil {
-			return nil, fmt.Errorf("bench map: responder: %w", err)
+		// memcached and the dispatcher stand-in: in their own process when
+		// InfraCommand is set, else in this one.
+		var fleetToken, dispatcher string
+		var place func(string, int)
+		if len(cfg.InfraCommand) > 0 {
+			ip, err := startInfraProc(cfg.InfraCommand)
+			if err != nil {
+				return nil, err
+			}
+			cleanup = append(cleanup, ip.close)
+			if len(mcAddrs) == 0 {
+				mcAddrs = ip.info.Memcache
+			}
+			fleetToken, dispatcher, place = ip.info.Token, ip.info.Dispatcher, ip.place
+		} else {
+			if len(mcAddrs) == 0 {
+				addrs, stop, err := startMemcached(cfg.MemcachedBin)
+				if err != nil {
+					return nil, err
+				}
+				cleanup = append(cleanup, stop)
+				mcAddrs = addrs
+			}
+			fleetToken = auth.RandomID(16)
+			resp, err := startResponder(fleetToken)
+			if err != nil {
+				return nil, fmt.Errorf("bench map: responder: %w", err)
+			}
+			cleanup = append(cleanup, resp.close)
+			dispatcher, place = resp.addr(), resp.place
 		}
-		cleanup = append(cleanup, resp.close)
 		opts := map[string]string{mapserver.OptWorld: worldPath}
 		if cfg.Tick > 0 {
 			opts[mapserver.OptTick] = cfg.Tick.String()
@@ -241,7 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for i := 0; i < cfg.Servers; i++ {
 			addr, stop, err := startChild(ctx, cfg, fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1",
 				Memcache: mcAddrs, StorePrefix: prefix, Secret: secret, FleetToken: fleetToken,
-				Dispatcher: resp.addr(), MaxNum: cfg.Players, Options: opts}, ids, i)
+				Dispatcher: dispatcher, MaxNum: cfg.Players, Options: opts}, ids, i)
 			if stop != nil {
 				cleanup = append(cleanup, stop)
 			}
@@ -254,12 +277,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			p, _ := strconv.Atoi(port)
 			for j := i; j < len(ids); j += cfg.Servers {
-				resp.place(ids[j], p)
+				place(ids[j], p)
 			}
 			servers++
 			childAddrs = append(childAddrs, addr)
 		}
-		b.loc = mapserver.NewLineLocator(resp.addr(), "127.0.0.1", 8)
+		b.loc = mapserver.NewLineLocator(dispatcher, "127.0.0.1", 8)
+		for _, id := range ids { // the placements reached the responder
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if _, err := b.loc.Locate(ctx, id); err == nil {
+					break
+				} else if time.Now().After(deadline) {
+					return nil, fmt.Errorf("bench map: placing %s: %w", id, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		b.progress("started %d map server processes, memcached %v", servers, mcAddrs)
 	} else {
 		b.world = cfg.World
