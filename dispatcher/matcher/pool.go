@@ -177,6 +177,7 @@ func (p *Pool) Remove(id string) bool {
 	p.dels++
 	p.slots[s] = slot{}
 	p.free = append(p.free, s)
+	p.reindex()
 	return true
 }
 
@@ -205,6 +206,7 @@ func (p *Pool) sweep(max int) {
 		p.slots[s] = slot{}
 		p.free = append(p.free, s)
 	}
+	p.reindex()
 }
 
 // sweepBudget is how many retired slots a Tick frees (about a millisecond).
@@ -295,20 +297,21 @@ func (p *Pool) merge() {
 	p.pending, p.removed = p.pending[:0], p.removed[:0]
 }
 
-// reindex rebuilds the ID index from the waiting tickets once it has seen
-// more than twice its size in deletes (O(N), amortised over those
+// reindex rebuilds the ID index, keeping only waiting tickets, once it has
+// seen more than twice its size in deletes (O(N), amortised over those
 // deletes). Go's maps keep a tombstone per delete until they grow, and a
 // pool whose tickets all turn over every few seconds would otherwise probe
-// ever longer chains. Retired slots lose their entries at once (sweep only
-// deletes an entry that still points at the slot it frees). It runs at the
-// end of a tick, when every waiting ticket is in p.sorted.
+// ever longer chains. Entries of retired slots go too (sweep only deletes
+// an entry that still points at the slot it frees).
 func (p *Pool) reindex() {
 	if p.dels <= 2*len(p.ids)+1024 {
 		return
 	}
-	ids := make(map[string]int32, len(p.sorted))
-	for _, e := range p.sorted {
-		ids[p.slots[e.slot].t.ID] = e.slot
+	ids := make(map[string]int32, p.n)
+	for id, s := range p.ids {
+		if _, live := p.lookup(id); live {
+			ids[id] = s
+		}
 	}
 	p.ids, p.dels = ids, 0
 }
