@@ -50,6 +50,11 @@ type player struct {
 	visible   []*player
 	scratch   []*player
 	mark      uint64
+	// Encoded fragments, rebuilt at most once per tick.
+	posJSON   []byte // {"id":..,"x":..,"y":..}
+	posTick   uint64
+	enterJSON []byte // {"id":..,"name":..,"x":..,"y":..}
+	enterTick uint64
 }
 
 // instance is one hosted map: its players, their grid, and the goroutine
@@ -76,6 +81,7 @@ type instance struct {
 	seq      uint64
 	buf      []byte
 	sortBuf  []cand
+	sent     int // messages queued this tick
 }
 
 type cand struct {
@@ -399,6 +405,8 @@ func (in *instance) update() {
 		}
 		in.updateOne(p, r2, now)
 	}
+	in.srv.met.messagesOut.Add(float64(in.sent))
+	in.sent = 0
 	for _, p := range in.movers {
 		p.moved = false
 	}
@@ -490,7 +498,7 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendPlayer(b, q, true)
+			b = append(b, in.enterFrag(q)...)
 		}
 		b = append(b, "]}"...)
 		in.send(p, b)
@@ -504,7 +512,7 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendPlayer(b, q, false)
+			b = append(b, in.posFrag(q)...)
 		}
 		b = append(b, "]}"...)
 		in.send(p, b)
@@ -513,6 +521,24 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 	in.buf = b[:0]
 	clear(p.visible)
 	p.visible, p.scratch = next, p.visible[:0]
+}
+
+// posFrag returns q's {"id","x","y"} for this tick.
+func (in *instance) posFrag(q *player) []byte {
+	if q.posTick != in.tick || q.posJSON == nil {
+		q.posJSON = appendPlayer(q.posJSON[:0], q, false)
+		q.posTick = in.tick
+	}
+	return q.posJSON
+}
+
+// enterFrag returns q's {"id","name","x","y"} for this tick.
+func (in *instance) enterFrag(q *player) []byte {
+	if q.enterTick != in.tick || q.enterJSON == nil {
+		q.enterJSON = appendPlayer(q.enterJSON[:0], q, true)
+		q.enterTick = in.tick
+	}
+	return q.enterJSON
 }
 
 func appendPlayer(b []byte, q *player, full bool) []byte {
@@ -532,7 +558,7 @@ func appendPlayer(b []byte, q *player, full bool) []byte {
 
 func (in *instance) send(p *player, b []byte) {
 	_ = p.s.conn.Send(slices.Clone(b))
-	in.srv.met.messagesOut.Inc()
+	in.sent++
 }
 
 // selectNearest reorders cs so its first k entries are the k smallest d2

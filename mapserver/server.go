@@ -555,10 +555,18 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 	}
 }
 
+// clientConn is what a session needs of its connection; *wsconn.Conn
+// implements it.
+type clientConn interface {
+	Send(msg []byte) error
+	SendJSON(v any) error
+	Close(code uint16, reason string)
+}
+
 // session is one player's connection and the record it owns.
 type session struct {
 	srv    *Server
-	conn   *wsconn.Conn
+	conn   clientConn
 	claims auth.Claims
 	inst   *instance
 
