@@ -3,11 +3,15 @@ package mapbench
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/mapserver"
 )
 
@@ -61,5 +65,50 @@ func TestHistogram(t *testing.T) {
 		if v := bucketValue(bucket(us)); v > us || float64(us-v) > float64(us)*0.002+1 {
 			t.Fatalf("bucket of %d is %d", us, v)
 		}
+	}
+}
+
+// TestBenchAgainstRunningArena runs the bench in --dispatcher mode against
+// a stand-in arena: memcached, a line-protocol responder and one map
+// server hosting the default world.
+func TestBenchAgainstRunningArena(t *testing.T) {
+	addrs, stop, err := startMemcached("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := startResponder("tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.close()
+	const secret, prefix = "arena-secret", "arena:"
+	mc, _ := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
+	signer, _ := auth.NewSigner(secret)
+	srv, err := mapserver.New(mapserver.Deps{Store: store.Prefixed(mc, prefix), Signer: signer,
+		Locator: mapserver.NewLineLocator(resp.addr(), "127.0.0.1", 2), World: mapserver.DefaultWorld()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	for _, id := range mapserver.DefaultWorld().IDs() {
+		resp.place(id, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := Run(ctx, Config{Players: 30, Duration: 3 * time.Second, MoveRate: 4, Dispatcher: resp.addr(),
+		Memcache: addrs, StorePrefix: prefix, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", r.Text())
+	if r.Connected != 30 || r.Moves == 0 || r.Servers != 0 {
+		t.Fatalf("result %+v", r)
 	}
 }
