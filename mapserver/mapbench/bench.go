@@ -82,6 +82,11 @@ type Result struct {
 	Servers     int     `json:"servers"`
 	Maps        int     `json:"maps"`
 	Cores       int     `json:"cores"`
+	// LoadAvg is the machine's 1-minute load average when the measured run
+	// started and ended (Linux; 0 elsewhere): other work on the machine
+	// shows here.
+	LoadAvgStart float64 `json:"loadavg_start"`
+	LoadAvgEnd   float64 `json:"loadavg_end"`
 	DurationS   float64 `json:"duration_s"`
 	ConnectS    float64 `json:"connect_s"`
 	MoveRate    float64 `json:"move_rate"`
@@ -375,6 +380,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// The measured run.
+	loadStart := loadAvg()
 	b.measuring.Store(true)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -404,7 +410,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	r := &Result{
 		Players: cfg.Players, Connected: int(connected.Load()), Servers: servers, Maps: len(ids),
-		Cores: runtime.NumCPU(), DurationS: elapsed, ConnectS: connectS, MoveRate: cfg.MoveRate,
+		Cores: runtime.NumCPU(), LoadAvgStart: loadStart, LoadAvgEnd: loadAvg(), DurationS: elapsed, ConnectS: connectS, MoveRate: cfg.MoveRate,
 		Moves: b.moves.Load(), MovesPerS: float64(b.moves.Load()) / elapsed,
 		MsgsInPerS:  float64(b.msgsIn.Load()) / elapsed,
 		SeenSamples: b.seen.count(), SeenP50: b.seen.quantile(.5), SeenP99: b.seen.quantile(.99),
@@ -550,8 +556,8 @@ func shortErr(err error) string {
 // Text renders r for people.
 func (r *Result) Text() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "players %d (connected %d) on %d map servers, %d maps, %d cores, %.1fs (joins took %.1fs)\n",
-		r.Players, r.Connected, r.Servers, r.Maps, r.Cores, r.DurationS, r.ConnectS)
+	fmt.Fprintf(&sb, "players %d (connected %d) on %d map servers, %d maps, %d cores (load average %.1f -> %.1f), %.1fs (joins took %.1fs)\n",
+		r.Players, r.Connected, r.Servers, r.Maps, r.Cores, r.LoadAvgStart, r.LoadAvgEnd, r.DurationS, r.ConnectS)
 	fmt.Fprintf(&sb, "moves          %d (%.0f/s), messages received %.0f/s\n", r.Moves, r.MovesPerS, r.MsgsInPerS)
 	fmt.Fprintf(&sb, "move-to-seen   p50 %.0f µs  p99 %.0f µs  (%d samples)\n", r.SeenP50, r.SeenP99, r.SeenSamples)
 	fmt.Fprintf(&sb, "handoff        p50 %.0f µs  p99 %.0f µs  (%d ok, %.0f/s, %d failed)\n", r.HandoffP50, r.HandoffP99, r.Handoffs, r.HandoffsPerS, r.HandoffFailures)
@@ -614,4 +620,15 @@ func scrapeMetrics(addrs []string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// loadAvg returns the 1-minute load average (Linux), or 0.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
 }
