@@ -268,6 +268,11 @@ func (p *Pool) merge() {
 		return
 	}
 	p.sortPending()
+	if len(p.sorted) == 0 && len(p.removed) == 0 {
+		// Nothing to merge with: the sorted additions are the pool.
+		p.sorted, p.pending = p.pending, p.sorted[:0]
+		return
+	}
 	slices.SortFunc(p.removed, cmpEntry)
 	out := p.spare[:0]
 	if need := len(p.sorted) + len(p.pending); cap(out) < need {
