@@ -77,25 +77,25 @@ type Config struct {
 
 // Result is what Run measured. Latencies are microseconds.
 type Result struct {
-	Players     int     `json:"players"`
-	Connected   int     `json:"connected"`
-	Servers     int     `json:"servers"`
-	Maps        int     `json:"maps"`
-	Cores       int     `json:"cores"`
+	Players   int `json:"players"`
+	Connected int `json:"connected"`
+	Servers   int `json:"servers"`
+	Maps      int `json:"maps"`
+	Cores     int `json:"cores"`
 	// LoadAvg is the machine's 1-minute load average when the measured run
 	// started and ended (Linux; 0 elsewhere): other work on the machine
 	// shows here.
 	LoadAvgStart float64 `json:"loadavg_start"`
 	LoadAvgEnd   float64 `json:"loadavg_end"`
-	DurationS   float64 `json:"duration_s"`
-	ConnectS    float64 `json:"connect_s"`
-	MoveRate    float64 `json:"move_rate"`
-	Moves       int64   `json:"moves"`
-	MovesPerS   float64 `json:"moves_per_s"`
-	MsgsInPerS  float64 `json:"messages_received_per_s"`
-	SeenSamples uint64  `json:"move_to_seen_samples"`
-	SeenP50     float64 `json:"move_to_seen_p50_us"`
-	SeenP99     float64 `json:"move_to_seen_p99_us"`
+	DurationS    float64 `json:"duration_s"`
+	ConnectS     float64 `json:"connect_s"`
+	MoveRate     float64 `json:"move_rate"`
+	Moves        int64   `json:"moves"`
+	MovesPerS    float64 `json:"moves_per_s"`
+	MsgsInPerS   float64 `json:"messages_received_per_s"`
+	SeenSamples  uint64  `json:"move_to_seen_samples"`
+	SeenP50      float64 `json:"move_to_seen_p50_us"`
+	SeenP99      float64 `json:"move_to_seen_p99_us"`
 
 	Handoffs        uint64  `json:"handoffs"`
 	HandoffsPerS    float64 `json:"handoffs_per_s"`
