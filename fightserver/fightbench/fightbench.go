@@ -130,6 +130,10 @@ type Result struct {
 	Ratios  *Ratios `json:"ratios,omitempty"`
 	Targets Targets `json:"targets"`
 	Machine string  `json:"machine"`
+	// LoadAvg1Before and After are the machine's 1-minute load average
+	// around the run: other work on the machine shares its cores.
+	LoadAvg1Before float64 `json:"load_avg_1m_before"`
+	LoadAvg1After  float64 `json:"load_avg_1m_after"`
 }
 
 // Ratios compare the fight relay with the echo baseline.
@@ -156,13 +160,15 @@ type fightTarget struct {
 }
 
 // Run runs the benchmark.
-func Run(ctx context.Context, cfg Config) (Result, error) {
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg = cfg.withDefaults()
-	res := Result{
+	res = Result{
 		Rooms: cfg.Rooms, PlayersPerRoom: cfg.Players, Connections: cfg.Rooms * cfg.Players,
 		RatePerPlayer: cfg.Rate, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 		Machine: fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version()),
 	}
+	res.LoadAvg1Before = loadAvg()
+	defer func() { res.LoadAvg1After = loadAvg() }()
 	secret := auth.RandomID(16)
 	signer, err := auth.NewSigner(secret)
 	if err != nil {
@@ -338,6 +344,20 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// loadAvg returns the 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // procCPU returns pid's user+system CPU seconds (0 if unknown).
@@ -756,7 +776,7 @@ func Format(r Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fight bench: %d rooms x %d players = %d connections, %g events/s each, %gs measured (%gs warmup)\n",
 		r.Rooms, r.PlayersPerRoom, r.Connections, r.RatePerPlayer, r.DurationS, r.WarmupS)
-	fmt.Fprintf(&b, "machine: %s\n", r.Machine)
+	fmt.Fprintf(&b, "machine: %s; load average %.1f before, %.1f after\n", r.Machine, r.LoadAvg1Before, r.LoadAvg1After)
 	row := func(name string, p Phase) {
 		fmt.Fprintf(&b, "%-6s %9.0f %12.0f %7.3f %9.0f %9.0f %9.0f %9.0f %6d %8.2f %8.2f\n",
 			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors, p.ServerCPUS, p.GeneratorCPUS)
