@@ -310,7 +310,7 @@ export class World {
     for (let i = 0; i < n; i++) {
       const x = rnd() * f.mw, y = rnd() * f.mh, s = 0.6 + rnd() * 0.8;
       if (portals.some((p) => x > p.rect.x - 60 && x < p.rect.x + p.rect.w + 60 && y > p.rect.y - 60 && y < p.rect.y + p.rect.h + 60)) continue;
-      const px = x * f.k, py = y * f.k, r = 9 * s * Math.max(0.6, f.k * 1.2);
+      const px = x * f.k, py = y * f.k, r = 11 * s * Math.max(0.8, f.k * 1.4);
       ctx.globalAlpha = 0.55;
       if (kind === 'tree') {
         ctx.fillStyle = '#1f6b4a';
