@@ -246,6 +246,9 @@ func (s *Server) World() *World { return s.world }
 // already does) and returns the server's load (players). ErrUnknownMap
 // for ids not in the world, fleet.ErrDraining while draining.
 func (s *Server) HostMap(_ context.Context, mapID string) (int, error) {
+	if s.draining.Load() {
+		return s.load(), fleet.ErrDraining // bare: the fleet's gRPC adapter matches its text
+	}
 	if _, err := s.instance(mapID); err != nil {
 		if errors.Is(err, fleet.ErrDraining) {
 			// Bare: the fleet's gRPC adapter recognises draining by its text.
