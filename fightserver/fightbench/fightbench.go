@@ -182,7 +182,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	opts := map[string]string{
 		fightserver.OptRoomTimeout: (cfg.Warmup + cfg.Duration + 10*time.Minute).String(),
 		fightserver.OptEventRate:   strconv.FormatFloat(max(fightserver.DefaultEventRate, 2*cfg.Rate), 'g', -1, 64),
-		fightserver.OptEventBurst:  strconv.Itoa(int(max(fightserver.DefaultEventBurst, 4*cfg.Rate))),
+		// Ten seconds' worth: when the machine starves the server for
+		// seconds, a backlog arrives at once and is not a flood.
+		fightserver.OptEventBurst: strconv.Itoa(int(max(fightserver.DefaultEventBurst, 10*cfg.Rate))),
 	}
 	start := fleet.StartConfig{Kind: fleet.KindFight, Host: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Options: opts}
 	tgt, err := startFight(ctx, cfg, start)
