@@ -206,7 +206,7 @@ func (bt *bot) close() {
 func (bt *bot) walk(ctx context.Context) {
 	b := bt.b
 	interval := time.Duration(float64(time.Second) / b.cfg.MoveRate)
-	step := b.speed * 0.9 / b.cfg.MoveRate
+	lastMove := time.Now().Add(-interval)
 	// Random phase so the moves do not arrive in lockstep.
 	next := time.Now().Add(time.Duration(bt.rng.Int64N(int64(interval))))
 	bt.pickTarget()
@@ -231,6 +231,11 @@ func (bt *bot) walk(ctx context.Context) {
 			bt.switchTo(ctx, bt.toPortal.To)
 			continue
 		}
+		// Like a real client: move as far as the time since the last move
+		// allows (90% of max-speed), at most one second's worth.
+		now := time.Now()
+		step := b.speed * 0.9 * math.Min(now.Sub(lastMove).Seconds(), 1)
+		lastMove = now
 		dx, dy := bt.tx-bt.x, bt.ty-bt.y
 		d := math.Hypot(dx, dy)
 		if d <= step {
