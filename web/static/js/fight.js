@@ -228,6 +228,7 @@ export class Fight {
         e.preventDefault();
         c.focus({ preventScroll: true });
         const p = this.toArena(e);
+        this.mouse = { x: p.x, y: p.y, inside: e.pointerType === 'mouse' };
         this.moveTo(p.x, p.y);
       },
       pointermove: (e) => { const p = this.toArena(e); this.mouse = { x: p.x, y: p.y, inside: true }; },

@@ -445,6 +445,9 @@ async function boot() {
   $('#again').addEventListener('click', () => leaveFight(true));
   $('#to-lobby').addEventListener('click', () => leaveFight(false));
   $('#leave').addEventListener('click', () => leaveFight(false));
+  // Buttons for touch screens (and anyone without a keyboard at hand).
+  $('#attack-btn').addEventListener('click', () => { if (S.fight) S.fight.attack(S.fight.aimed() || S.fight.nearest()); });
+  $('#blink-btn').addEventListener('click', () => { if (S.fight) S.fight.blink(); });
   $('#logout').addEventListener('click', () => endSession(''));
   setInterval(tickQueueTimer, 250);
   setInterval(() => { if (S.view === 'lobby') refreshLobby(); }, 5000);
