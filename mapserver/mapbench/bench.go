@@ -120,6 +120,14 @@ type Result struct {
 	JoinP50         float64 `json:"handoff_join_p50_us"`
 	JoinP99         float64 `json:"handoff_join_p99_us"`
 
+	// CPU time (user + system, from /proc) during the measured run: of
+	// the map server processes together, per player per second of play
+	// (microseconds of CPU per second), and of the load generator itself.
+	// Unlike latencies, these hardly depend on other work on the machine.
+	ServerCPUS           float64 `json:"server_cpu_s"`
+	ServerCPUPerPlayerUS float64 `json:"server_cpu_us_per_player_s"`
+	BenchCPUS            float64 `json:"bench_cpu_s"`
+
 	// Server counters summed over the map server processes (from their
 	// /metrics), when the bench started them.
 	Server map[string]float64 `json:"server,omitempty"`
@@ -212,6 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 	secret, prefix, mcAddrs := cfg.Secret, cfg.StorePrefix, cfg.Memcache
 	var childAddrs []string
+	var childPIDs []int
 	servers := 0
 	if cfg.Dispatcher == "" {
 		secret = auth.RandomID(16)
@@ -267,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		ids := w.IDs()
 		for i := 0; i < cfg.Servers; i++ {
-			addr, stop, err := startChild(ctx, cfg, fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1",
+			addr, pid, stop, err := startChild(ctx, cfg, fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1",
 				Memcache: mcAddrs, StorePrefix: prefix, Secret: secret, FleetToken: fleetToken,
 				Dispatcher: dispatcher, MaxNum: cfg.Players, Options: opts}, ids, i)
 			if stop != nil {
@@ -286,6 +295,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			servers++
 			childAddrs = append(childAddrs, addr)
+			childPIDs = append(childPIDs, pid)
 		}
 		b.loc = mapserver.NewLineLocator(dispatcher, "127.0.0.1", 8)
 		for _, id := range ids { // the placements reached the responder
@@ -381,6 +391,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// The measured run.
 	loadStart := loadAvg()
+	serverCPU0, benchCPU0 := cpuSeconds(childPIDs...), cpuSeconds(os.Getpid())
 	b.measuring.Store(true)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -403,6 +414,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	b.measuring.Store(false)
 	bwg.Wait()
 	<-loadDone
+	serverCPU, benchCPU := cpuSeconds(childPIDs...)-serverCPU0, cpuSeconds(os.Getpid())-benchCPU0
 	serverMetrics := scrapeMetrics(childAddrs)
 	for _, bt := range all {
 		bt.close()
@@ -421,7 +433,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		BaselineLoadP50: b.baseLoad.quantile(.5), BaselineLoadP99: b.baseLoad.quantile(.99),
 		SwitchAnswerP50: b.swAnswer.quantile(.5), SwitchAnswerP99: b.swAnswer.quantile(.99),
 		JoinP50: b.swJoin.quantile(.5), JoinP99: b.swJoin.quantile(.99),
-		Server: serverMetrics,
+		Server:     serverMetrics,
+		ServerCPUS: serverCPU, BenchCPUS: benchCPU,
+	}
+	if len(childPIDs) > 0 && elapsed > 0 {
+		r.ServerCPUPerPlayerUS = serverCPU / elapsed / float64(r.Connected) * 1e6
 	}
 	if r.BaselineLoadP50 > 0 {
 		r.HandoffOverBaseline = r.HandoffP50 / r.BaselineLoadP50
@@ -479,7 +495,7 @@ func (b *bench) seed(ctx context.Context, bt *bot, mapID string) error {
 
 // startChild starts the i-th map server process through go-plugin and
 // hosts its share of the maps.
-func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []string, i int) (string, func(), error) {
+func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []string, i int) (string, int, func(), error) {
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), "ARENA_LOG_LEVEL=warn")
 	client := plugin.NewClient(&plugin.ClientConfig{
@@ -500,20 +516,24 @@ func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []str
 	}
 	p, err := dispense(client)
 	if err != nil {
-		return "", stop, fmt.Errorf("bench map: start map server: %w", err)
+		return "", 0, stop, fmt.Errorf("bench map: start map server: %w", err)
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	addr, err := p.Start(sctx, sc)
 	if err != nil {
-		return "", stop, fmt.Errorf("bench map: start map server: %w", err)
+		return "", 0, stop, fmt.Errorf("bench map: start map server: %w", err)
 	}
 	for j := i; j < len(ids); j += cfg.Servers {
 		if _, err := p.HostMap(sctx, ids[j]); err != nil {
-			return "", stop, fmt.Errorf("bench map: host %s: %w", ids[j], err)
+			return "", 0, stop, fmt.Errorf("bench map: host %s: %w", ids[j], err)
 		}
 	}
-	return addr, stop, nil
+	return addr, pid, stop, nil
 }
 
 // childLogger forwards a child's warnings and errors to stderr when the
@@ -566,6 +586,8 @@ func (r *Result) Text() string {
 	fmt.Fprintf(&sb, "  switch answer p50 %.0f µs p99 %.0f µs; join on the next server p50 %.0f µs p99 %.0f µs\n",
 		r.SwitchAnswerP50, r.SwitchAnswerP99, r.JoinP50, r.JoinP99)
 	fmt.Fprintf(&sb, "handoff p50 / memcached get+set p50 under load = %.1fx\n", r.HandoffOverBaseline)
+	fmt.Fprintf(&sb, "cpu            map servers %.1fs (%.0f µs per player per second), load generator %.1fs\n",
+		r.ServerCPUS, r.ServerCPUPerPlayerUS, r.BenchCPUS)
 	if len(r.Server) > 0 {
 		keys := make([]string, 0, len(r.Server))
 		for k := range r.Server {
@@ -631,4 +653,30 @@ func loadAvg() float64 {
 	f, _, _ := strings.Cut(string(b), " ")
 	v, _ := strconv.ParseFloat(f, 64)
 	return v
+}
+
+// cpuSeconds returns the user + system CPU time of the processes (Linux
+// /proc/PID/stat, 100 ticks per second), 0 for those it cannot read.
+func cpuSeconds(pids ...int) float64 {
+	total := 0.0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which may hold spaces) start at ") ".
+		s := string(b)
+		i := strings.LastIndex(s, ") ")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		total += (ut + st) / 100
+	}
+	return total
 }
