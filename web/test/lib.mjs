@@ -49,6 +49,7 @@ export async function open(browser, url, { width = 1280, height = 860 } = {}) {
 export async function screenshot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, name + '.png');
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
