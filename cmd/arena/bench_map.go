@@ -24,6 +24,7 @@ func benchMapCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: 20e9, Usage: "measured walking time after every player joined", EnvVars: env("bench-duration")},
 			&cli.Float64Flag{Name: "move-rate", Value: 2, Usage: "moves per second per player", EnvVars: env("move-rate")},
 			&cli.Float64Flag{Name: "observers", Value: 0.25, Usage: "share of players that decode positions to measure move-to-seen", EnvVars: env("observers")},
+			&cli.Float64Flag{Name: "map-size", Value: 6000, Usage: "side of each bench map, in world units (view radius 150)", EnvVars: env("map-size")},
 			&cli.DurationFlag{Name: "tick", Usage: "map server tick (0: the server default, 100ms)", EnvVars: env("map-tick")},
 			intFlag("concurrency", 64, "concurrent joins while connecting"),
 			boolFlag("json", "print one JSON object"),
@@ -51,6 +52,7 @@ func benchMapCommand() *cli.Command {
 			cfg := mapbench.Config{
 				Players: c.Int("players"), Servers: c.Int("servers"), Duration: c.Duration("duration"),
 				MoveRate: c.Float64("move-rate"), Observers: c.Float64("observers"), Tick: c.Duration("tick"),
+				MapSize:     c.Float64("map-size"),
 				Concurrency: c.Int("concurrency"), Command: []string{exe, "map"},
 				InfraCommand: []string{exe, "bench", "map", "--infra", "--memcached-bin", c.String("memcached-bin")},
 				Dispatcher:   c.String("dispatcher"), Memcache: store.ParseAddrs(c.String("memcache")),

@@ -209,7 +209,7 @@ func (bt *bot) walk(ctx context.Context) {
 	lastMove := time.Now().Add(-interval)
 	// Random phase so the moves do not arrive in lockstep.
 	next := time.Now().Add(time.Duration(bt.rng.Int64N(int64(interval))))
-	bt.pickTarget()
+	bt.pickTarget(false) // players start at random spots: head for a portal first
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
@@ -241,7 +241,7 @@ func (bt *bot) walk(ctx context.Context) {
 		if d <= step {
 			bt.x, bt.y = bt.tx, bt.ty
 			if bt.toPortal == nil {
-				bt.pickTarget()
+				bt.pickTarget(false)
 			}
 		} else {
 			bt.x += dx / d * step
@@ -253,23 +253,15 @@ func (bt *bot) walk(ctx context.Context) {
 	}
 }
 
-// pickTarget alternates a short stroll and a walk to the nearest portal.
-func (bt *bot) pickTarget() {
+// pickTarget alternates a walk to a random spot of the map (stroll; so
+// players spread over the whole map instead of crowding around the portal
+// they arrived by) and a walk to one of the two nearest portals.
+func (bt *bot) pickTarget(stroll bool) {
 	m := bt.b.world.Map(bt.mapID)
-	if bt.rng.IntN(2) == 0 || len(m.Portals) == 0 {
+	if stroll || len(m.Portals) == 0 {
 		bt.toPortal = nil
-		for {
-			x, y := bt.randomSpot(m)
-			if math.Hypot(x-bt.x, y-bt.y) < 400 {
-				bt.tx, bt.ty = x, y
-				return
-			}
-			// Pull the spot closer to stay a short stroll.
-			bt.tx, bt.ty = bt.x+(x-bt.x)*0.2, bt.y+(y-bt.y)*0.2
-			if m.PortalAt(mapserver.Point{X: bt.tx, Y: bt.ty}) == nil {
-				return
-			}
-		}
+		bt.tx, bt.ty = bt.randomSpot(m)
+		return
 	}
 	// One of the two nearest portals, so walkers spread over them.
 	first, second := -1, -1
@@ -374,7 +366,7 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 			bt.b.swAnswer.add(answered.Sub(t0))
 			bt.b.swJoin.add(time.Since(answered))
 		}
-		bt.pickTarget()
+		bt.pickTarget(true)
 	case "error":
 		var er struct {
 			Code string
@@ -386,7 +378,7 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 			bt.x, bt.y = *er.X, *er.Y
 		}
 		if er.Code == mapserver.CodeNoPortal || er.Code == mapserver.CodeNotAtPortal || er.Code == mapserver.CodeUnavailable {
-			bt.pickTarget()
+			bt.pickTarget(true)
 		}
 	case "closed":
 		if ctx.Err() == nil {
@@ -410,7 +402,7 @@ func (bt *bot) fail(ctx context.Context, why string) {
 func (bt *bot) rejoin(ctx context.Context) {
 	for attempt := 0; attempt < 20 && ctx.Err() == nil; attempt++ {
 		if err := bt.enter(ctx); err == nil {
-			bt.pickTarget()
+			bt.pickTarget(true)
 			return
 		} else if attempt == 19 {
 			bt.b.countErr(fmt.Sprint("rejoin: ", shortErr(err)))
