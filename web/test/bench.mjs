@@ -4,8 +4,8 @@
 //
 // Workload: BENCH_BOTS bots (default 5) keep queueing and playing. Each trial
 // is one new guest; trials alternate between
-//   page: a fresh browser context opens /, clicks "Play as guest" and
-//         "Find a match", until the fight shows all three players;
+//   page: a fresh browser context opens /, clicks "Play as guest" (which
+//         logs in and queues), until the fight shows all three players;
 //   raw:  the same browser, on a blank page of the same origin, runs the
 //         bare protocol (POST /v1/login, /v1/play queue, match, fight join
 //         until the "state" message) with no UI at all.
@@ -30,9 +30,7 @@ async function pageTrial(browser) {
   const { context, page, errors } = await open(browser, '/');
   await page.waitForSelector('#view-login:not([hidden])');
   const t0 = Date.now();
-  await page.click('#guest');
-  await page.waitForSelector('#view-lobby:not([hidden])');
-  await page.click('#queue');
+  await page.click('#guest'); // logs in and queues
   await page.waitForFunction(() => document.querySelectorAll('#roster .fighter').length === 3 &&
     ![...document.querySelectorAll('#roster .sc')].some((e) => e.textContent.includes('joining') && e.closest('.fighter.me')), null, { timeout: 60_000 });
   const ms = Date.now() - t0;

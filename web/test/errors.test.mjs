@@ -3,7 +3,7 @@
 // console errors; only those expected ones are allowed.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, open, screenshot, BASE } from './lib.mjs';
+import { launch, open, screenshot, guest, BASE } from './lib.mjs';
 
 const expected = (e) => /Failed to load resource|net::ERR_FAILED|EventSource/.test(e);
 
@@ -24,7 +24,7 @@ test('an expired or forged token sends the player back to login with a message',
     assert.deepEqual(errors.filter((e) => !expected(e)), []);
     // Playing as guest again works and clears the message.
     await page.click('#guest');
-    await page.waitForSelector('#view-lobby:not([hidden])');
+    await page.waitForSelector('#view-queue:not([hidden])');
     assert.ok(await page.isHidden('#banner'));
   } finally {
     await browser.close();
@@ -34,9 +34,7 @@ test('an expired or forged token sends the player back to login with a message',
 test('an unreachable server is reported on the play page and the dashboard', { timeout: 60_000 }, async () => {
   const browser = await launch();
   try {
-    const { page, errors } = await open(browser, '/');
-    await page.click('#guest');
-    await page.waitForSelector('#view-lobby:not([hidden])');
+    const { page, errors } = await guest(browser, 'Lost', { queue: false });
     // The dispatcher "goes away": every API call and socket to it fails.
     await page.route('**/v1/**', (route) => route.abort());
     await page.reload();

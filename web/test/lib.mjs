@@ -80,3 +80,20 @@ export async function noBots() {
   }
   throw new Error('bots did not stop or the queue did not empty');
 }
+
+/**
+ * guest logs a new guest in on a fresh page ("Play as guest" also queues).
+ * With queue false it cancels the queue and waits in the lobby.
+ */
+export async function guest(browser, name, { queue = true } = {}) {
+  const p = await open(browser, '/');
+  if (name) await p.page.fill('#login-name', name);
+  await p.page.click('#guest');
+  await p.page.waitForSelector('#view-queue:not([hidden]), #view-fight:not([hidden])');
+  if (!queue) {
+    await p.page.click('#cancel');
+    await p.page.waitForSelector('#view-lobby:not([hidden])');
+  }
+  await p.page.waitForSelector('#chat-status.ok', { timeout: 15_000 });
+  return p;
+}

@@ -4,24 +4,16 @@
 // --bots 0`, so the three can only be matched with each other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, open, screenshot, noBots } from './lib.mjs';
+import { launch, screenshot, noBots, guest } from './lib.mjs';
 
 test('three guests are matched, fight, and see the result', { timeout: 120_000 }, async () => {
   await noBots();
   const browser = await launch();
   try {
     const names = ['Alice', 'Bob', 'Carol'].map((n) => `${n}-${Math.floor(Math.random() * 1000)}`);
+    // "Play as guest" logs in and queues at once.
     const players = [];
-    for (const name of names) {
-      const p = await open(browser, '/');
-      await p.page.fill('#login-name', name);
-      await p.page.click('#guest');
-      await p.page.waitForSelector('#view-lobby:not([hidden])');
-      await p.page.waitForSelector('#chat-status.ok', { timeout: 15_000 });
-      players.push({ ...p, name });
-    }
-    // Queue all three.
-    for (const p of players) await p.page.click('#queue');
+    for (const name of names) players.push({ ...(await guest(browser, name)), name });
     for (const p of players) {
       await p.page.waitForSelector('#view-fight:not([hidden])', { timeout: 30_000 });
       // Each page lists all three players, itself marked "you".
@@ -31,9 +23,10 @@ test('three guests are matched, fight, and see the result', { timeout: 120_000 }
       const photos = await p.page.$$eval('#roster .fighter img.avatar', (els) => els.map((e) => e.getAttribute('src')));
       assert.equal(photos.length, 3, `${p.name} sees three photos`);
     }
-    // The three are in one room: the fight pages name the same room channel.
-    const rooms = await Promise.all(players.map((p) => p.page.evaluate(() => document.querySelectorAll('#roster .fighter').length)));
-    assert.deepEqual(rooms, [3, 3, 3]);
+    // The three are in one room: every page got a match naming the same room.
+    const rooms = await Promise.all(players.map((p) => p.page.getAttribute('#roster', 'data-room')));
+    assert.ok(rooms[0], 'a room id');
+    assert.deepEqual(rooms, [rooms[0], rooms[0], rooms[0]]);
     // Everyone has joined (no "joining…") before the fight starts.
     for (const p of players) {
       await p.page.waitForFunction(() => [...document.querySelectorAll('#roster .sc')].every((e) => !e.textContent.includes('joining')), null, { timeout: 20_000 });

@@ -19,9 +19,7 @@ test('a lone guest is matched with bots within 10 seconds', { timeout: 90_000 },
     }
     const { page, errors } = await open(browser, '/');
     const t0 = Date.now();
-    await page.click('#guest');
-    await page.waitForSelector('#view-lobby:not([hidden])');
-    await page.click('#queue');
+    await page.click('#guest'); // logs in and queues
     await page.waitForSelector('#view-fight:not([hidden])', { timeout: 10_000 });
     await page.waitForFunction(() => document.querySelectorAll('#roster .fighter').length === 3);
     const took = Date.now() - t0;

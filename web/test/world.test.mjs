@@ -3,16 +3,9 @@
 // messages between two guests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, open, screenshot } from './lib.mjs';
+import { launch, screenshot, guest as login } from './lib.mjs';
 
-async function guest(browser, name) {
-  const p = await open(browser, '/');
-  await p.page.fill('#login-name', name);
-  await p.page.click('#guest');
-  await p.page.waitForSelector('#view-lobby:not([hidden])');
-  await p.page.waitForSelector('#chat-status.ok', { timeout: 15_000 });
-  return p;
-}
+const guest = (browser, name) => login(browser, name, { queue: false });
 
 test('walk from Town through the portal to the Whispering Forest', { timeout: 90_000 }, async () => {
   const browser = await launch();

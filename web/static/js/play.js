@@ -100,6 +100,8 @@ function setupLogin() {
       S.token = id.token;
       S.me = { uuid: id.uuid, username: id.username, photo: id.photo, score: id.score, games: 0, wins: 0 };
       banner('');
+      // "Play as guest" means play: go straight into the queue.
+      S.wantQueue = true;
       startSession();
       api.me(S.token).then((rec) => { S.me = { ...S.me, ...rec }; renderMe(); }).catch(() => {});
     } catch (ex) {
@@ -125,7 +127,7 @@ function loginError(ex) {
 async function startSession() {
   renderMe();
   $('#world-tab').disabled = false;
-  show('lobby');
+  if (S.wantQueue) { S.queuedAt = Date.now(); show('queue'); } else show('lobby');
   connectPlay();
   if (!S.cfg) {
     try { S.cfg = await api.config(); } catch { S.cfg = { chat: `ws://${location.hostname}:7600/ws` }; }
@@ -288,6 +290,7 @@ function roomFailed(m) {
 function startFight(m) {
   if (S.fight) S.fight.stop();
   S.match = m;
+  $('#roster').dataset.room = m.room || '';
   S.lastScore = S.me ? S.me.score : null;
   $('#result').hidden = true;
   show('fight');
