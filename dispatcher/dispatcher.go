@@ -86,6 +86,8 @@ type MatchConfig struct {
 	WindowPerSecond float64
 	WindowBase      float64
 	Tick            time.Duration
+	// Tighten enables the matcher's opt-in optimiser (docs/matchmaking.md).
+	Tighten bool
 }
 
 // Validate checks cfg and fills defaults.

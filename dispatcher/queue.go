@@ -161,7 +161,7 @@ func NewMatchmaker(cfg MatchConfig, notify Notifier, handoff Handoff, log *slog.
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
-	mcfg := matcher.Config{RoomSize: cfg.RoomSize, WindowBase: cfg.WindowBase, WindowPerSecond: cfg.WindowPerSecond}
+	mcfg := matcher.Config{RoomSize: cfg.RoomSize, WindowBase: cfg.WindowBase, WindowPerSecond: cfg.WindowPerSecond, Tighten: cfg.Tighten}
 	if err := mcfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new matchmaker: %w", err)
 	}

@@ -49,6 +49,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.Float64Flag{Name: "window-per-second", Value: 50, Usage: "rating window growth per second waited", EnvVars: env("window-per-second")},
 		&cli.Float64Flag{Name: "window-base", Value: 0, Usage: "rating window at 0 s waited", EnvVars: env("window-base")},
 		&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking period", EnvVars: env("tick")},
+		boolFlag("tighten", "let the matcher trade the seed's rooms for tighter ones when no worse (docs/matchmaking.md)"),
 		stringFlag("world", "", "map world file (JSON, docs/maps.md); empty: the built-in world"),
 		&cli.StringSliceFlag{Name: "fight-option", Usage: "KEY=VALUE passed to every fight server (docs/fight.md lists them); repeatable", EnvVars: env("fight-option")},
 		&cli.StringSliceFlag{Name: "map-option", Usage: "KEY=VALUE passed to every map server (docs/maps.md lists them); repeatable", EnvVars: env("map-option")},
@@ -88,7 +89,7 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		ChildLogLevel: c.String("log-level"),
 		Match: dispatcher.MatchConfig{
 			RoomSize: c.Int("room-size"), WindowPerSecond: c.Float64("window-per-second"),
-			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"),
+			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"), Tighten: c.Bool("tighten"),
 		},
 	}
 	if w := c.String("world"); w != "" {
