@@ -127,21 +127,27 @@ func dispatcherCommand() *cli.Command {
 	}
 }
 
-// runDispatcher connects to memcached and runs a dispatcher until ctx ends.
+// runDispatcher runs a dispatcher until ctx ends.
 func runDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
-	if len(cfg.Memcache) == 0 {
-		return fmt.Errorf("arena dispatcher: --memcache is required (or run `arena up`, which embeds one)")
-	}
-	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
-	if err != nil {
-		return err
-	}
-	if err := mc.Ping(ctx); err != nil {
-		return fmt.Errorf("arena dispatcher: %w", err)
-	}
-	d, err := dispatcher.New(cfg, store.Prefixed(mc, cfg.StorePrefix), nil, log)
+	d, err := openDispatcher(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	return d.Run(ctx)
+}
+
+// openDispatcher connects to memcached (checking that it answers) and
+// builds a dispatcher on it.
+func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+	if len(cfg.Memcache) == 0 {
+		return nil, fmt.Errorf("arena dispatcher: --memcache is required (or run `arena up`, which embeds one)")
+	}
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
+	if err != nil {
+		return nil, err
+	}
+	if err := mc.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("arena dispatcher: %w", err)
+	}
+	return dispatcher.New(cfg, store.Prefixed(mc, cfg.StorePrefix), nil, log)
 }

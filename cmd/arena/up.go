@@ -85,16 +85,9 @@ func writeCredentials(path string, creds map[string]string) error {
 // runUp is runDispatcher plus the bot players: once the dispatcher is
 // ready, a bots.Fleet keeps cfg.Bots bots playing against its HTTP address
 // and is attached to the dispatcher so the dashboard (POST /v1/bots) can
-// change their number, also from 0. Keep in step with runDispatcher.
+// change their number, also from 0.
 func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
-	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
-	if err != nil {
-		return err
-	}
-	if err := mc.Ping(ctx); err != nil {
-		return fmt.Errorf("arena up: %w", err)
-	}
-	d, err := dispatcher.New(cfg, store.Prefixed(mc, cfg.StorePrefix), nil, log)
+	d, err := openDispatcher(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
