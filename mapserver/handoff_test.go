@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -332,4 +335,57 @@ func TestConcurrentEntersOneOwner(t *testing.T) {
 		t.Fatalf("%d connections play, want exactly 1", wins)
 	}
 	eventually(t, "one server holds the player", func() bool { l := c.load(); return l[0]+l[1] == 1 })
+}
+
+// failingCAS is a store whose compare-and-swaps fail while fail is set
+// (memcached unreachable for writes).
+type failingCAS struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingCAS) CompareAndSwap(ctx context.Context, it *store.Item) error {
+	if f.fail.Load() {
+		return errors.New("cas: connection refused")
+	}
+	return f.Store.CompareAndSwap(ctx, it)
+}
+
+// TestLeaseSelfFencing: when saves keep failing, the server drops the
+// player before its lease ends, so Enter can hand it elsewhere without two
+// servers playing it.
+func TestLeaseSelfFencing(t *testing.T) {
+	signer, _ := auth.NewSigner(testSecret)
+	st := &failingCAS{Store: store.NewMemory()}
+	r := &routes{m: map[string]string{}}
+	cfg := fastCfg
+	cfg.SaveInterval = 100 * time.Millisecond // lease 300 ms
+	srv, err := New(Deps{Store: st, Signer: signer, Locator: r, World: DefaultWorld(), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	r.set("town", addr)
+	p := newPlayer("p")
+	ans, err := Enter(context.Background(), st, signer, DefaultWorld(), r, p, "town")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, ans.Addr, ans.Ticket)
+	welcome(t, cl)
+	st.fail.Store(true)
+	expectError(t, cl, CodeOwnershipLost)
+	expectClosed(t, cl)
+	if st, _ := srv.Status(context.Background()); st.Load != 0 {
+		t.Fatalf("load %d after the lease was given up", st.Load)
+	}
+	st.fail.Store(false)
+	eventually(t, "lease expiry", func() bool {
+		_, err := Enter(context.Background(), st, signer, DefaultWorld(), r, p, "")
+		return err == nil
+	})
 }

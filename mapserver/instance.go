@@ -162,6 +162,7 @@ func (in *instance) run() {
 			}
 		case <-tick.C:
 			start := time.Now()
+			in.checkLeases()
 			in.update()
 			in.srv.met.tickSeconds.Observe(time.Since(start).Seconds())
 		case <-save.C:
@@ -358,27 +359,12 @@ func (in *instance) shutdown() {
 	wg.Wait()
 }
 
-// saveAll queues a snapshot of every player for saving, and drops players
-// whose lease this server could not renew in time (so a player is never
-// played on two servers: Enter re-points only expired leases).
+// saveAll queues a snapshot of every player for saving, in batches.
 func (in *instance) saveAll() {
 	in.seq++
-	now := time.Now().UnixMilli()
-	margin := in.srv.cfg.SaveInterval.Milliseconds() / 2
 	var batch []saveJob
-	for i := 0; i < len(in.all); i++ {
-		p := in.all[i]
+	for _, p := range in.all {
 		if p.switching {
-			continue
-		}
-		if now > p.s.leaseUntil.Load()-margin {
-			// Saves are too slow to keep the lease: stop playing the player
-			// here before Enter may hand it elsewhere, and give the record
-			// back if it is still ours (compare-and-swap decides).
-			in.remove(p)
-			i--
-			in.srv.kick(p.s, CodeOwnershipLost, "could not renew your map lease; enter again")
-			go in.srv.finalSave(p.s, p.x, p.y)
 			continue
 		}
 		batch = append(batch, saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})
@@ -389,6 +375,32 @@ func (in *instance) saveAll() {
 	}
 	if len(batch) > 0 {
 		in.srv.submitSaves(batch)
+	}
+}
+
+// leaseMargin is how long before its lease ends a player is dropped when
+// its saves have not renewed the lease: two ticks, and at least a quarter
+// of a save interval.
+func (in *instance) leaseMargin() int64 {
+	return max(2*in.srv.cfg.Tick.Milliseconds(), in.srv.cfg.SaveInterval.Milliseconds()/4)
+}
+
+// checkLeases drops, every tick, the players whose lease is about to run
+// out because their saves fall behind, so a player is never played here
+// once Enter may hand it to another server (it re-points only expired
+// leases). The record is given back if it is still ours (compare-and-swap
+// decides).
+func (in *instance) checkLeases() {
+	limit := time.Now().UnixMilli() + in.leaseMargin()
+	for i := 0; i < len(in.all); i++ {
+		p := in.all[i]
+		if p.switching || p.s.leaseUntil.Load() > limit {
+			continue
+		}
+		in.remove(p)
+		i--
+		in.srv.kick(p.s, CodeOwnershipLost, "could not renew your map lease; enter again")
+		go in.srv.finalSave(p.s, p.x, p.y)
 	}
 }
 
