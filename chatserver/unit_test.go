@@ -265,6 +265,9 @@ func TestFleetProcess(t *testing.T) {
 	if w := c.expect("welcome", nil); w["operator"] != true || w["limits"].(map[string]any)["rate"] != float64(7) {
 		t.Fatalf("welcome %v: options not applied", w)
 	}
+	// Wait for the automatic joins: a post that races the join would
+	// arrive in the joined channel's history frame, not live.
+	c.expectJoined(ChannelWorld, ChannelAnnounce)
 	st, err := p.Status(ctx)
 	if err != nil || st.Connections != 1 || st.Load != 1 || st.Draining {
 		t.Fatalf("status %+v %v", st, err)

@@ -95,13 +95,27 @@ type Conn struct {
 	// Value is for the owner's per-connection state, set before or in OnOpen.
 	Value any
 	mu    sync.Mutex
+
+	// Server connections write through their own coalescing writer (see
+	// writer.go); client connections (masked frames) use gws's writer.
+	server bool
+	w      writer
 }
 
 // Send queues one text message. It never blocks: when the outbound queue is
-// full the connection is closed (1013) and ErrSlowConsumer returned.
+// full the connection is closed (1013) and ErrSlowConsumer returned. On a
+// server connection, messages queued while a write is in progress go out
+// together in the next write (one system call for many frames).
 func (c *Conn) Send(msg []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if c.server {
+		if !c.enqueue(opText, msg) {
+			c.Close(CloseTryAgain, "slow consumer")
+			return ErrSlowConsumer
+		}
+		return nil
 	}
 	if int(c.pending.Add(1)) > c.opt.SendQueue {
 		c.pending.Add(-1)
@@ -137,6 +151,11 @@ func (c *Conn) Close(code uint16, reason string) {
 		code = CloseNormal
 	}
 	ws := c.ws
+	if c.server {
+		c.closeFrame(code, reason)
+		time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
+		return
+	}
 	ws.Async(func() {
 		// Write the close frame ourselves and half-close, instead of
 		// gws's WriteClose (which closes the socket at once: with the
@@ -194,7 +213,11 @@ func (b *bridge) OnOpen(s *gws.Conn) {
 			if c.closed.Load() {
 				return
 			}
-			s.Async(func() { _ = s.WritePing(nil) })
+			if c.server {
+				c.enqueue(opPing, nil)
+			} else {
+				s.Async(func() { _ = s.WritePing(nil) })
+			}
 			c.mu.Lock()
 			c.ping.Reset(b.opt.PingInterval)
 			c.mu.Unlock()
@@ -219,7 +242,12 @@ func (b *bridge) OnClose(s *gws.Conn, err error) {
 
 func (b *bridge) OnPing(s *gws.Conn, payload []byte) {
 	b.touch(s)
-	if c := b.conn(s); c != nil && c.closed.Load() {
+	c := b.conn(s)
+	if c != nil && c.closed.Load() {
+		return
+	}
+	if c != nil && c.server {
+		c.enqueue(opPong, payload)
 		return
 	}
 	_ = s.WritePong(payload)
@@ -265,7 +293,8 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Co
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{ws: ws, opt: s.opt, Value: value}
+	c := &Conn{ws: ws, opt: s.opt, Value: value, server: true}
+	c.w.nc = ws.NetConn()
 	ws.Session().Store("c", c)
 	go ws.ReadLoop()
 	return c, nil

@@ -1,0 +1,141 @@
+package wsconn
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Frame opcodes written by the server-side writer.
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// writeTimeout bounds one write to the socket; a peer that takes longer to
+// drain is disconnected.
+const writeTimeout = 10 * time.Second
+
+// writer is a server connection's outbound path. Frames are encoded into
+// buf as they are queued; one goroutine at a time (started when the buffer
+// goes from empty to non-empty) writes everything queued in a single
+// write, swapping buffers so senders never wait on the socket. Under load
+// many frames share one system call; an idle connection holds no goroutine.
+type writer struct {
+	nc      net.Conn
+	mu      sync.Mutex
+	buf     []byte // frames waiting
+	spare   []byte // the other buffer, owned by the running flush
+	frames  int    // frames in buf
+	busy    bool   // a flush goroutine is running
+	closing bool   // a close frame is queued: half-close after it
+}
+
+// appendFrame appends an unmasked final frame (server to client).
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		b = append(b, 0x80|op, byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|op, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|op, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, payload...)
+}
+
+// enqueue adds one frame; it reports false when the queue already holds
+// SendQueue data frames (the caller closes the connection).
+func (c *Conn) enqueue(op byte, payload []byte) bool {
+	w := &c.w
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return true
+	}
+	if op == opText && w.frames >= c.opt.SendQueue {
+		w.mu.Unlock()
+		return false
+	}
+	w.buf = appendFrame(w.buf, op, payload)
+	if op == opText {
+		w.frames++
+		c.pending.Store(int32(w.frames))
+	}
+	start := !w.busy
+	w.busy = true
+	w.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+	return true
+}
+
+// closeFrame queues a close frame after everything already queued; once it
+// is written the connection is half-closed, so the peer still reads every
+// message sent before it (a full close with unread input would reset).
+func (c *Conn) closeFrame(code uint16, reason string) {
+	w := &c.w
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	p := make([]byte, 0, 2+len(reason))
+	p = append(p, byte(code>>8), byte(code))
+	p = append(p, reason...)
+	w.buf = appendFrame(w.buf, opClose, p)
+	w.closing = true
+	start := !w.busy
+	w.busy = true
+	w.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// flush writes until the queue is empty.
+func (c *Conn) flush() {
+	w := &c.w
+	for {
+		w.mu.Lock()
+		if len(w.buf) == 0 {
+			w.busy = false
+			closing := w.closing
+			w.mu.Unlock()
+			if closing {
+				if tc, ok := w.nc.(interface{ CloseWrite() error }); ok {
+					_ = tc.CloseWrite()
+				} else {
+					_ = w.nc.Close()
+				}
+			}
+			return
+		}
+		out := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.frames = 0
+		c.pending.Store(0)
+		w.mu.Unlock()
+
+		_ = w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := w.nc.Write(out)
+
+		w.mu.Lock()
+		if cap(out) <= 16<<10 { // keep small buffers; let big bursts go
+			w.spare = out[:0]
+		}
+		if err != nil {
+			w.buf, w.frames, w.busy = nil, 0, false
+			w.closing = true
+			w.mu.Unlock()
+			c.closed.Store(true)
+			_ = w.nc.Close()
+			return
+		}
+		w.mu.Unlock()
+	}
+}
