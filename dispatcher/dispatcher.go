@@ -163,6 +163,15 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 		}
 		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env}
 	}
+	if cfg.PublicHost != "" && cfg.PublicHost != cfg.Host {
+		// Map tickets name the server by the host clients use.
+		if cfg.MapOptions == nil {
+			cfg.MapOptions = map[string]string{}
+		}
+		if _, set := cfg.MapOptions["public-host"]; !set {
+			cfg.MapOptions["public-host"] = cfg.PublicHost
+		}
+	}
 	kinds := map[string]KindConfig{
 		fleet.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses, Options: cfg.FightOptions},
 		fleet.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps, Options: cfg.MapOptions},

@@ -102,8 +102,8 @@ func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, err
 		rep.r = NopReporter{}
 	}
 	p.srv, p.addr = srv, net.JoinHostPort(host, portStr)
-	p.log.Info("fight server listening", "addr", p.addr, "room_timeout", scfg.RoomTimeout,
-		"rejoin_grace", scfg.RejoinGrace, "event_rate", scfg.EventRate, "reporting", cfg.Dispatcher != "")
+	p.log.Info("fight server listening", "addr", p.addr, "room_timeout", scfg.RoomTimeout.String(),
+		"rejoin_grace", scfg.RejoinGrace.String(), "event_rate", scfg.EventRate, "reporting", cfg.Dispatcher != "")
 	return p.addr, nil
 }
 
