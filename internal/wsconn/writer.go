@@ -31,6 +31,9 @@ type writer struct {
 	frames  int    // frames in buf
 	busy    bool   // a flush goroutine is running
 	closing bool   // a close frame is queued: half-close after it
+	// deadline is the write deadline last set; only the flush goroutine
+	// (one at a time) touches it.
+	deadline time.Time
 }
 
 // appendFrame appends an unmasked final frame (server to client).
@@ -121,7 +124,12 @@ func (c *Conn) flush() {
 		c.pending.Store(0)
 		w.mu.Unlock()
 
-		_ = w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		// Keep a deadline at least writeTimeout/2 ahead; moving it on
+		// every write would cost a runtime timer update per frame batch.
+		if now := time.Now(); now.Add(writeTimeout/2).After(w.deadline) {
+			w.deadline = now.Add(writeTimeout)
+			_ = w.nc.SetWriteDeadline(w.deadline)
+		}
 		_, err := w.nc.Write(out)
 
 		w.mu.Lock()
