@@ -51,6 +51,7 @@ type Figures struct {
 	P99us         float64 `json:"p99_us"`
 	DurationS     float64 `json:"duration_s"`
 	ExampleAnswer string  `json:"example_answer,omitempty"`
+	FirstError    string  `json:"first_error,omitempty"`
 }
 
 // ModeResult is a mode's figures for the dispatcher and its baseline.
@@ -104,16 +105,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		var err error
 		switch mode {
 		case "seed":
-			base, stop, berr := startBaseline(true)
-			if berr != nil {
-				return res, berr
-			}
-			mr.Baseline, err = runSeed(ctx, base, cfg)
-			stop()
-			if err != nil {
-				return res, err
-			}
-			mr.Arena, err = runSeed(ctx, cfg.Addr, cfg)
+			mr.Arena, mr.Baseline, err = alternate(ctx, cfg, true, runSeed)
 		case "spawn":
 			mr.Arena, err = runSpawn(cfg)
 			res.Modes = append(res.Modes, ModeResult{Mode: mode, Arena: mr.Arena, RequestsPerS: mr.Arena.RequestsPerS, P50us: mr.Arena.P50us, P99us: mr.Arena.P99us})
@@ -122,16 +114,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 			continue
 		case "pipelined":
-			base, stop, berr := startBaseline(false)
-			if berr != nil {
-				return res, berr
-			}
-			mr.Baseline, err = runPipelined(ctx, base, cfg)
-			stop()
-			if err != nil {
-				return res, err
-			}
-			mr.Arena, err = runPipelined(ctx, cfg.Addr, cfg)
+			mr.Arena, mr.Baseline, err = alternate(ctx, cfg, false, runPipelined)
 		default:
 			return res, fmt.Errorf("bench dispatch: unknown mode %q (seed, pipelined)", mode)
 		}
@@ -214,6 +197,63 @@ func runSpawn(cfg Config) (Figures, error) {
 	return figures(int64(n), 0, time.Since(start), [][]time.Duration{lat}, ex), nil
 }
 
+// alternate measures arena and the baseline in four alternating halves
+// (baseline, arena, arena, baseline), so neither side always runs on a
+// machine the other has just filled with TIME_WAIT sockets or warmed up;
+// each half runs for Duration/2 and the figures are merged.
+func alternate(ctx context.Context, cfg Config, seed bool, run func(context.Context, string, Config) (Figures, error)) (arena, base Figures, err error) {
+	addr, stop, err := startBaseline(seed)
+	if err != nil {
+		return arena, base, err
+	}
+	defer stop()
+	half := cfg
+	half.Duration = cfg.Duration / 2
+	var a, b []Figures
+	for _, target := range []string{addr, cfg.Addr, cfg.Addr, addr} {
+		f, err := run(ctx, target, half)
+		if err != nil {
+			return arena, base, err
+		}
+		if target == addr {
+			b = append(b, f)
+		} else {
+			a = append(a, f)
+		}
+	}
+	return merge(a), merge(b), nil
+}
+
+// merge combines runs of one target: requests and errors add up, rates
+// are over the summed time, latencies are the runs' request-weighted means
+// of their quantiles.
+func merge(fs []Figures) Figures {
+	var m Figures
+	var secs float64
+	for _, f := range fs {
+		m.Requests += f.Requests
+		m.Errors += f.Errors
+		secs += f.DurationS
+		m.P50us += f.P50us * float64(f.Requests)
+		m.P99us += f.P99us * float64(f.Requests)
+		if m.ExampleAnswer == "" {
+			m.ExampleAnswer = f.ExampleAnswer
+		}
+		if m.FirstError == "" {
+			m.FirstError = f.FirstError
+		}
+	}
+	if m.Requests > 0 {
+		m.P50us /= float64(m.Requests)
+		m.P99us /= float64(m.Requests)
+	}
+	if secs > 0 {
+		m.RequestsPerS = float64(m.Requests) / secs
+	}
+	m.DurationS = secs
+	return m
+}
+
 func seedOnce(addr string) ([]byte, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -278,7 +318,7 @@ func runSeed(ctx context.Context, addr string, cfg Config) (Figures, error) {
 	defer cancel()
 	var reqs, errs atomic.Int64
 	lat := make([][]time.Duration, cfg.SeedWorkers)
-	var example atomic.Value
+	var example, firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := 0; w < cfg.SeedWorkers; w++ {
@@ -293,6 +333,7 @@ func runSeed(ctx context.Context, addr string, cfg Config) (Figures, error) {
 				if err != nil {
 					if ctx.Err() == nil {
 						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
 						time.Sleep(time.Millisecond)
 					}
 					continue
@@ -316,7 +357,13 @@ func runSeed(ctx context.Context, addr string, cfg Config) (Figures, error) {
 				}
 				c.Close()
 				if err != nil || n == 0 || bytes.HasPrefix(buf[:n], []byte("err|")) {
-					errs.Add(1)
+					if ctx.Err() == nil {
+						errs.Add(1)
+						if err == nil {
+							err = fmt.Errorf("answer %q", buf[:n])
+						}
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
 					continue
 				}
 				lat[w] = append(lat[w], time.Since(t0))
@@ -328,7 +375,11 @@ func runSeed(ctx context.Context, addr string, cfg Config) (Figures, error) {
 		}(w)
 	}
 	wg.Wait()
-	return figures(reqs.Load(), errs.Load(), time.Since(start), lat, example), nil
+	f := figures(reqs.Load(), errs.Load(), time.Since(start), lat, example)
+	if s, ok := firstErr.Load().(string); ok {
+		f.FirstError = s
+	}
+	return f, nil
 }
 
 // runPipelined runs PipeConns connections each keeping Window gets in
