@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/lineproto"
 )
 
 const testToken = "fleet-secret"
@@ -41,20 +42,11 @@ func startLine(t *testing.T, cfg LineConfig) (addr string, f *Fleet) {
 // seed sends one request the seed's way (no newline) and reads until close.
 func seed(t *testing.T, addr, req string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	ans, err := lineproto.SeedRequest(context.Background(), addr, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("seed %q: %v", req, err)
-	}
-	return string(b)
+	return ans
 }
 
 type lineConn struct {

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store/storetest"
 )
 
@@ -189,20 +189,11 @@ func (a *Arena) Stop() {
 // server closes.
 func seed(t *testing.T, addr, req string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	ans, err := lineproto.SeedRequest(context.Background(), addr, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("seed %q: %v", req, err)
-	}
-	return string(b)
+	return ans
 }
 
 // lineClient is a newline-mode client.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -139,4 +140,29 @@ func (l *LoadReporter) Add(ctx context.Context, mapID string) error {
 func (l *LoadReporter) Del(ctx context.Context, mapID string) error {
 	_, err := l.C.Do(ctx, Request{Verb: VerbDel, Port: l.Port, Token: l.Token, Map: mapID}.Format())
 	return err
+}
+
+// SeedRequest sends one request in the seed's framing: no newline, then
+// reads the answer until the server closes the connection. It is how the
+// original clients speak; tests and tools use it to check that framing.
+func SeedRequest(ctx context.Context, addr, req string) (string, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("seed request %q: %w", verbOf(req), err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.SetDeadline(deadline)
+	if _, err := c.Write([]byte(req)); err != nil {
+		return "", fmt.Errorf("seed request %q: %w", verbOf(req), err)
+	}
+	b, err := io.ReadAll(io.LimitReader(c, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("seed request %q: %w", verbOf(req), err)
+	}
+	return string(b), nil
 }
