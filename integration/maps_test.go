@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/url"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,24 +91,6 @@ func (p *mapPlayer) walkTo(x, y float64) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// fatalWithErrors reports err with the error messages the server sent.
-func (p *mapPlayer) fatalWithErrors(err error) {
-	p.t.Helper()
-	var errs []string
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	for {
-		b, rerr := p.conn.Recv(ctx)
-		if rerr != nil {
-			break
-		}
-		if strings.Contains(string(b), `"error"`) {
-			errs = append(errs, string(b))
-		}
-	}
-	p.t.Fatalf("%v (close: %v); server errors: %v", err, p.conn.CloseErr(), errs)
 }
 
 // switchTo walks into the portal to mapID and follows the switch answer.
