@@ -55,6 +55,7 @@ type Config struct {
 	OnlineInterval time.Duration
 	// WS are the per-connection WebSocket limits (defaults: 64 KiB
 	// messages, 256 queued outbound frames, 60 s idle, 25 s pings).
+	// WriteNow is always on for chat.
 	WS wsconn.Options
 	// Registry receives the server's metrics and is served on /metrics
 	// (nil: a registry of the server's own).
@@ -101,6 +102,9 @@ func (c Config) withDefaults() Config {
 	if c.WS.MaxMessage <= 0 {
 		c.WS.MaxMessage = 64 << 10
 	}
+	// Chat fans one message out to many connections: write each at once
+	// from the shard goroutine instead of waking a writer per connection.
+	c.WS.WriteNow = true
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}

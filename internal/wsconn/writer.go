@@ -1,8 +1,10 @@
 package wsconn
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +27,8 @@ const writeTimeout = 10 * time.Second
 // many frames share one system call; an idle connection holds no goroutine.
 type writer struct {
 	nc      net.Conn
+	rc      syscall.RawConn // for a non-blocking first attempt; nil: none
+	scratch []byte          // frame buffer of the direct path
 	mu      sync.Mutex
 	buf     []byte // frames waiting
 	spare   []byte // the other buffer, owned by the running flush
@@ -51,7 +55,11 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 }
 
 // enqueue adds one frame; it reports false when the queue already holds
-// SendQueue data frames (the caller closes the connection).
+// SendQueue data frames (the caller closes the connection). When nothing is
+// queued or being written, it first tries to write the frame at once with
+// a non-blocking write: most of the time the socket has room and the frame
+// leaves without a goroutine; whatever the socket does not take is queued
+// for the flush goroutine.
 func (c *Conn) enqueue(op byte, payload []byte) bool {
 	w := &c.w
 	w.mu.Lock()
@@ -62,6 +70,35 @@ func (c *Conn) enqueue(op byte, payload []byte) bool {
 	if op == opText && w.frames >= c.opt.SendQueue {
 		w.mu.Unlock()
 		return false
+	}
+	if !w.busy && len(w.buf) == 0 && w.rc != nil {
+		frame := appendFrame(w.scratch[:0], op, payload)
+		n, err := w.tryWrite(frame)
+		if err == nil && n == len(frame) {
+			if cap(frame) <= 4<<10 {
+				w.scratch = frame[:0]
+			}
+			w.mu.Unlock()
+			return true
+		}
+		if err != nil {
+			w.buf, w.frames, w.closing = nil, 0, true
+			w.mu.Unlock()
+			c.closed.Store(true)
+			_ = w.nc.Close()
+			return true
+		}
+		// Partly written (or not at all): the rest goes to the queue, as
+		// one frame, ahead of anything queued later.
+		w.buf = append(w.buf, frame[n:]...)
+		if op == opText {
+			w.frames++
+			c.pending.Store(int32(w.frames))
+		}
+		w.busy = true
+		w.mu.Unlock()
+		go c.flush()
+		return true
 	}
 	w.buf = appendFrame(w.buf, op, payload)
 	if op == opText {
@@ -75,6 +112,33 @@ func (c *Conn) enqueue(op byte, payload []byte) bool {
 		go c.flush()
 	}
 	return true
+}
+
+// tryWrite writes b without blocking: it returns how much the socket took
+// (0 when it would block) and an error only for a broken connection.
+func (w *writer) tryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := w.rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, e := syscall.Write(int(fd), b[n:])
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != nil {
+				if !errors.Is(e, syscall.EAGAIN) {
+					werr = e
+				}
+				break
+			}
+			n += m
+		}
+		return true // never wait for the socket: the flush goroutine does
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, werr
 }
 
 // closeFrame queues a close frame after everything already queued; once it

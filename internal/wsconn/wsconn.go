@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -55,6 +56,13 @@ type Options struct {
 	PingInterval time.Duration
 	// ReadBuffer is the read buffer size per connection (default 4 KiB).
 	ReadBuffer int
+	// WriteNow makes a server connection whose queue is empty write a
+	// frame at once, from the sender's goroutine, with a non-blocking
+	// write (the rest, if the socket is full, goes to the queue). Best for
+	// fanning one message out to many connections (chat: no goroutine per
+	// connection per message); worse for connections that receive bursts,
+	// where queued frames coalesce into one write (the default).
+	WriteNow bool
 }
 
 func (o Options) withDefaults() Options {
@@ -308,6 +316,11 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Co
 	}
 	c := &Conn{ws: ws, opt: s.opt, Value: value, server: true}
 	c.w.nc = ws.NetConn()
+	if sc, ok := c.w.nc.(syscall.Conn); ok && s.opt.WriteNow {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.w.rc = rc
+		}
+	}
 	ws.Session().Store("c", c)
 	go ws.ReadLoop()
 	return c, nil
