@@ -190,7 +190,7 @@ func (c *Conn) flush() {
 
 		// Keep a deadline at least writeTimeout/2 ahead; moving it on
 		// every write would cost a runtime timer update per frame batch.
-		if now := time.Now(); now.Add(writeTimeout/2).After(w.deadline) {
+		if now := time.Now(); now.Add(writeTimeout / 2).After(w.deadline) {
 			w.deadline = now.Add(writeTimeout)
 			_ = w.nc.SetWriteDeadline(w.deadline)
 		}
