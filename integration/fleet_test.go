@@ -163,9 +163,14 @@ func TestMaxnumWhileRunningAndFleetHTTP(t *testing.T) {
 	}
 }
 
-func TestFightRefusesManualStart(t *testing.T) {
-	out, err := exec.Command(arenaBin, "fight").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "dispatcher") {
-		t.Fatalf("arena fight by hand: %v\n%s", err, out)
+// TestFleetProcessesRefuseManualStart: `arena fight` and `arena map` run
+// only as the dispatcher's plugins; started by hand they explain and exit
+// non-zero.
+func TestFleetProcessesRefuseManualStart(t *testing.T) {
+	for _, kind := range []string{"fight", "map"} {
+		out, err := exec.Command(arenaBin, kind).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "dispatcher") {
+			t.Fatalf("arena %s by hand: %v\n%s", kind, err, out)
+		}
 	}
 }
