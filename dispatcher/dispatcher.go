@@ -405,11 +405,7 @@ func (d *Dispatcher) writeTable(ctx context.Context) error {
 // ReadStoredTable reads the table a dispatcher last saved.
 func ReadStoredTable(ctx context.Context, st store.Store) (StoredTable, error) {
 	var t StoredTable
-	it, err := st.Get(ctx, records.FleetKey)
-	if err != nil {
-		return t, fmt.Errorf("read fleet table: %w", err)
-	}
-	if err := json.Unmarshal(it.Value, &t); err != nil {
+	if _, err := store.GetJSON(ctx, st, records.FleetKey, &t); err != nil {
 		return t, fmt.Errorf("read fleet table: %w", err)
 	}
 	return t, nil

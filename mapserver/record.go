@@ -85,14 +85,11 @@ func validSubject(uuid string) bool {
 // when the player has none.
 func GetState(ctx context.Context, st store.Store, uuid string) (State, uint64, error) {
 	var s State
-	it, err := st.Get(ctx, StateKey(uuid))
+	cas, err := store.GetJSON(ctx, st, StateKey(uuid), &s)
 	if err != nil {
-		return s, 0, fmt.Errorf("get map state: %w", err)
+		return s, 0, fmt.Errorf("get map state %s: %w", uuid, err)
 	}
-	if err := json.Unmarshal(it.Value, &s); err != nil {
-		return s, 0, fmt.Errorf("get map state %s: decode: %w", uuid, err)
-	}
-	return s, it.CAS, nil
+	return s, cas, nil
 }
 
 func encodeState(s State) *store.Item {

@@ -85,14 +85,11 @@ const FleetKey = "fleet:table"
 // (wrapped); callers default the rating to DefaultRating.
 func GetPlayer(ctx context.Context, s store.Store, uuid string) (Player, uint64, error) {
 	var p Player
-	it, err := s.Get(ctx, PlayerKey(uuid))
+	cas, err := store.GetJSON(ctx, s, PlayerKey(uuid), &p)
 	if err != nil {
-		return p, 0, fmt.Errorf("get player: %w", err)
+		return p, 0, fmt.Errorf("get player %s: %w", uuid, err)
 	}
-	if err := json.Unmarshal(it.Value, &p); err != nil {
-		return p, 0, fmt.Errorf("get player %s: decode: %w", uuid, err)
-	}
-	return p, it.CAS, nil
+	return p, cas, nil
 }
 
 // UpdatePlayer applies fn to uuid's record (a fresh record with
@@ -131,14 +128,11 @@ func UpdatePlayer(ctx context.Context, s store.Store, uuid string, fn func(*Play
 // GetRoom reads a room record.
 func GetRoom(ctx context.Context, s store.Store, id string) (Room, uint64, error) {
 	var r Room
-	it, err := s.Get(ctx, RoomKey(id))
+	cas, err := store.GetJSON(ctx, s, RoomKey(id), &r)
 	if err != nil {
-		return r, 0, fmt.Errorf("get room: %w", err)
+		return r, 0, fmt.Errorf("get room %s: %w", id, err)
 	}
-	if err := json.Unmarshal(it.Value, &r); err != nil {
-		return r, 0, fmt.Errorf("get room %s: decode: %w", id, err)
-	}
-	return r, it.CAS, nil
+	return r, cas, nil
 }
 
 // PutRoom writes a room record unconditionally, with RoomTTL.

@@ -10,7 +10,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -136,3 +138,17 @@ func (p *prefixed) Delete(ctx context.Context, key string) error {
 }
 
 func (p *prefixed) Ping(ctx context.Context) error { return p.s.Ping(ctx) }
+
+// GetJSON reads key and decodes its JSON value into v. It returns the
+// item's CAS version for a later CompareAndSwap, or the Get error
+// (ErrNotFound, wrapped, when the key holds nothing).
+func GetJSON(ctx context.Context, s Store, key string, v any) (uint64, error) {
+	it, err := s.Get(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(it.Value, v); err != nil {
+		return 0, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return it.CAS, nil
+}
