@@ -66,9 +66,20 @@ func bearer(r *http.Request) string {
 
 // operator wraps h so only requests with the operator token pass.
 func (d *Dispatcher) operator(h http.HandlerFunc) http.HandlerFunc {
+	return requireBearer(d.cfg.OperatorToken, "operator", h)
+}
+
+// backend wraps h so only requests with the backend token pass.
+func (d *Dispatcher) backend(h http.HandlerFunc) http.HandlerFunc {
+	return requireBearer(d.cfg.BackendToken, "backend", h)
+}
+
+// requireBearer wraps h so only requests whose "Authorization: Bearer"
+// equals secret pass; others get 401. An empty secret lets nobody in.
+func requireBearer(secret, what string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !auth.EqualSecret(bearer(r), d.cfg.OperatorToken) {
-			writeError(w, http.StatusUnauthorized, "unauthorized", "operator token required")
+		if !auth.EqualSecret(bearer(r), secret) {
+			writeError(w, http.StatusUnauthorized, "unauthorized", what+" token required")
 			return
 		}
 		h(w, r)

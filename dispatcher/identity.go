@@ -237,17 +237,6 @@ func (d *Dispatcher) publicHost(r *http.Request) string {
 	return "127.0.0.1"
 }
 
-// backend wraps h so only requests with the backend token pass.
-func (d *Dispatcher) backend(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !auth.EqualSecret(bearer(r), d.cfg.BackendToken) {
-			writeError(w, http.StatusUnauthorized, "unauthorized", "backend token required")
-			return
-		}
-		h(w, r)
-	}
-}
-
 func clientIP(r *http.Request) string {
 	h, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

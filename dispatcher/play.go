@@ -94,18 +94,8 @@ func (s *sessions) Online() int {
 // handlePlay serves ws://HOST/v1/play?token=PLAYER_TOKEN. A missing or bad
 // token is refused with HTTP 401 before the upgrade.
 func (d *Dispatcher) handlePlay(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	if tok == "" {
-		writeError(w, http.StatusUnauthorized, "no_token", "connect with ?token=PLAYER_TOKEN (POST /v1/login)")
-		return
-	}
-	c, err := d.signer.Verify(auth.KindPlayer, tok)
-	if err != nil {
-		code := "bad_token"
-		if errors.Is(err, auth.ErrExpired) {
-			code = "expired_token"
-		}
-		writeError(w, http.StatusUnauthorized, code, "player token refused: "+code)
+	c, ok := d.playerFromRequest(w, r)
+	if !ok {
 		return
 	}
 	ps := &playSession{id: d.sessions.next.Add(1), claims: c, tokens: playBurst, last: time.Now()}
