@@ -166,29 +166,11 @@ func (c *Conn) Close(code uint16, reason string) {
 		time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
 		return
 	}
-	ws.Async(func() {
-		// Write the close frame ourselves and half-close, instead of
-		// gws's WriteClose (which closes the socket at once: with the
-		// peer's unread messages still in our receive buffer the kernel
-		// would answer RST, and the peer could lose the messages queued
-		// before the close). The read loop goes on until the peer
-		// answers the close, or the timer below ends it.
-		nc := ws.NetConn()
-		frame := make([]byte, 0, 4+len(reason))
-		frame = append(frame, 0x88, byte(2+len(reason)), byte(code>>8), byte(code))
-		frame = append(frame, reason...)
-		_ = nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := nc.Write(frame); err != nil {
-			_ = nc.Close()
-			return
-		}
-		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		} else {
-			_ = nc.Close()
-		}
-	})
-	// A peer that never reads or never answers must not keep the socket.
+	// A client's frames must be masked: let gws write the close frame
+	// (after the messages already queued) and close the socket.
+	ws.Async(func() { _ = ws.WriteClose(code, []byte(reason)) })
+	// A write queue stuck behind a peer that never reads must not keep
+	// the socket.
 	time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
 }
 
