@@ -97,7 +97,7 @@ type Proc struct {
 	MaxNum   int            `json:"maxnum"`
 	Conns    int            `json:"connections"`
 	Maps     map[string]int `json:"maps,omitempty"`
-	Units    int            `json:"units,omitempty"` // rooms (fight) tracked by id
+	Units    int            `json:"units,omitempty"` // rooms (fight) tracked by id; filled in copies
 	Started  time.Time      `json:"started"`
 	LastBusy time.Time      `json:"last_busy"`
 
@@ -692,7 +692,6 @@ func (f *Fleet) adjust(port, delta int, unit string) (int, string, error) {
 			} else {
 				delete(p.units, unit)
 			}
-			p.Units = len(p.units)
 		}
 	}
 	f.version++
@@ -707,6 +706,7 @@ func (f *Fleet) Snapshot() []Proc {
 	for _, p := range f.procs {
 		c := *p
 		c.MaxNum = f.maxnum
+		c.Units = len(p.units)
 		c.Maps = make(map[string]int, len(p.Maps))
 		for k, v := range p.Maps {
 			c.Maps[k] = v
