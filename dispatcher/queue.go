@@ -517,7 +517,7 @@ func (m *Matchmaker) startHandoff(ctx context.Context, mode string, r matcher.Ro
 			q.state = StateMatching
 			entries = append(entries, q.e)
 			fr.Players = append(fr.Players, q.e.Player)
-			m.stats.matched(now.Sub(q.since), mode)
+			m.stats.matched(now.Sub(q.since))
 		}
 		if p := m.parties[t.ID]; p != nil {
 			delete(m.parties, t.ID)

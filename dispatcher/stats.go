@@ -83,7 +83,7 @@ func (s *statsRecorder) register(reg *prometheus.Registry) {
 	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
 }
 
-func (s *statsRecorder) matched(wait time.Duration, _ string) {
+func (s *statsRecorder) matched(wait time.Duration) {
 	s.waits.add(wait.Seconds())
 	if s.waitHist != nil {
 		s.waitHist.Observe(wait.Seconds())
