@@ -44,15 +44,30 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a port that was free a moment ago.
+// It never hands out the same port twice in one test run.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		handedMu.Lock()
+		seen := handed[port]
+		handed[port] = true
+		handedMu.Unlock()
+		if !seen {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // portBlock returns the first of n consecutive ports that are free now.
 func portBlock(t *testing.T, n int) int {
@@ -112,8 +127,26 @@ func (l *lockedBuffer) String() string {
 
 // startArena runs `arena SUBCOMMAND` with the flags a test gives plus
 // free addresses, a shared test memcached and fresh tokens, and waits until
-// its line protocol and HTTP answer.
+// its line protocol and HTTP answer. A port picked as free can be taken by
+// another test process before arena binds it: such a start is retried
+// with new addresses, up to three times.
 func startArena(t *testing.T, sub string, extra ...string) *Arena {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		a, portTaken := tryStartArena(t, sub, extra)
+		if a != nil {
+			return a
+		}
+		if !portTaken || attempt == 3 {
+			t.Fatal("arena did not start")
+		}
+	}
+}
+
+// tryStartArena is one attempt of startArena. It returns nil and whether a
+// listen address was taken when the process exits early; other failures
+// end the test.
+func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 	t.Helper()
 	a := &Arena{
 		t:        t,
@@ -143,12 +176,6 @@ func startArena(t *testing.T, sub string, extra ...string) *Arena {
 		t.Fatal(err)
 	}
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		a.Stop()
-		if t.Failed() {
-			t.Logf("arena log:\n%s", a.log.String())
-		}
-	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + a.HTTP + "/healthz"); err == nil {
@@ -160,15 +187,27 @@ func startArena(t *testing.T, sub string, extra ...string) *Arena {
 		}
 		select {
 		case <-a.done:
-			t.Fatalf("arena exited early:\n%s", a.log.String())
+			log := a.log.String()
+			if strings.Contains(log, "address already in use") {
+				t.Logf("arena could not bind a picked port; retrying:\n%s", log)
+				return nil, true
+			}
+			t.Fatalf("arena exited early:\n%s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
+			a.Stop()
 			t.Fatalf("arena did not come up:\n%s", a.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return a
+	t.Cleanup(func() {
+		a.Stop()
+		if t.Failed() {
+			t.Logf("arena log:\n%s", a.log.String())
+		}
+	})
+	return a, false
 }
 
 // Stop sends SIGTERM and waits for the process (SIGKILL after 20s).
