@@ -129,7 +129,7 @@ func (p *Process) Start(_ context.Context, cfg fleet.StartConfig) (string, error
 	if p.srv != nil {
 		return "", errors.New("start chat: already started")
 	}
-	ccfg, err := ConfigFromOptions(Config{}, cfg.Options)
+	ccfg, err := ConfigFromOptions(Config{Registry: fleet.NewRegistry()}, cfg.Options)
 	if err != nil {
 		return "", fmt.Errorf("start chat: %w", err)
 	}

@@ -85,6 +85,7 @@ func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, err
 		Signer:   signer,
 		Reporter: rep,
 		Logger:   p.log,
+		Registry: fleet.NewRegistry(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)

@@ -14,8 +14,14 @@ import (
 // countConn is a clientConn that counts what it is sent.
 type countConn struct{ msgs, bytes atomic.Int64 }
 
-func (c *countConn) Send(b []byte) error  { c.msgs.Add(1); c.bytes.Add(int64(len(b))); return nil }
-func (c *countConn) SendJSON(any) error   { c.msgs.Add(1); return nil }
+func (c *countConn) Send(b []byte) error { c.msgs.Add(1); c.bytes.Add(int64(len(b))); return nil }
+func (c *countConn) SendJSON(any) error  { c.msgs.Add(1); return nil }
+func (c *countConn) SendNow(msgs ...[]byte) error {
+	for _, m := range msgs {
+		_ = c.Send(m)
+	}
+	return nil
+}
 func (c *countConn) Close(uint16, string) {}
 
 // BenchmarkInstanceTick measures one tick of interest updates for a map

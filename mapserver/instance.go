@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -485,8 +484,11 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 		}
 		q.mark = kept
 	}
+	// The tick's messages for p (leave, enter, positions) are built one
+	// after the other in b and sent as one batch: one write.
 	b := in.buf[:0]
-	sent := 0
+	var ends [3]int
+	n := 0
 	nLeave := 0
 	for _, q := range p.visible {
 		if q.mark == was {
@@ -501,11 +503,11 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 	}
 	if nLeave > 0 {
 		b = append(b, "]}"...)
-		in.send(p, b)
-		sent++
+		ends[n] = len(b)
+		n++
 	}
 	if len(enter) > 0 {
-		b = append(b[:0], `{"type":"enter","players":[`...)
+		b = append(b, `{"type":"enter","players":[`...)
 		for i, q := range enter {
 			if i > 0 {
 				b = append(b, ',')
@@ -513,11 +515,11 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			b = append(b, in.enterFrag(q)...)
 		}
 		b = append(b, "]}"...)
-		in.send(p, b)
-		sent++
+		ends[n] = len(b)
+		n++
 	}
 	if len(moved) > 0 {
-		b = append(b[:0], `{"type":"positions","t":`...)
+		b = append(b, `{"type":"positions","t":`...)
 		b = append(b, now...)
 		b = append(b, `,"players":[`...)
 		for i, q := range moved {
@@ -527,8 +529,18 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			b = append(b, in.posFrag(q)...)
 		}
 		b = append(b, "]}"...)
-		in.send(p, b)
-		sent++
+		ends[n] = len(b)
+		n++
+	}
+	if n > 0 {
+		var msgs [3][]byte
+		start := 0
+		for i := 0; i < n; i++ {
+			msgs[i] = b[start:ends[i]]
+			start = ends[i]
+		}
+		_ = p.s.conn.SendNow(msgs[:n]...)
+		in.sent += n
 	}
 	in.buf = b[:0]
 	clear(p.visible)
@@ -566,11 +578,6 @@ func appendPlayer(b []byte, q *player, full bool) []byte {
 	b = append(b, `,"y":`...)
 	b = strconv.AppendFloat(b, q.y, 'f', -1, 64)
 	return append(b, '}')
-}
-
-func (in *instance) send(p *player, b []byte) {
-	_ = p.s.conn.Send(slices.Clone(b))
-	in.sent++
 }
 
 // selectNearest reorders cs so its first k entries are the k smallest d2

@@ -34,7 +34,7 @@ var _ fleet.Process = (*Process)(nil)
 
 // NewProcess returns an unstarted map process that logs to log.
 func NewProcess(log *slog.Logger) *Process {
-	return &Process{log: log, reg: prometheus.NewRegistry()}
+	return &Process{log: log, reg: fleet.NewRegistry()}
 }
 
 // Start builds the server from cfg and serves on cfg.Host:cfg.Port (port

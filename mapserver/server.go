@@ -562,6 +562,7 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 // implements it.
 type clientConn interface {
 	Send(msg []byte) error
+	SendNow(msgs ...[]byte) error
 	SendJSON(v any) error
 	Close(code uint16, reason string)
 }

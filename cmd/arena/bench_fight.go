@@ -24,6 +24,7 @@ func benchFightCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "measured time per phase", EnvVars: env("duration")},
 			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "unmeasured load before each phase", EnvVars: env("warmup")},
 			boolFlag("skip-baseline", "skip the bare gws echo baseline"),
+			stringFlag("client", "", "how players connect: epoll (raw sockets on epoll loops, the default on Linux) or gws (a gws client and goroutine per player)"),
 			boolFlag("json", "print one JSON object"),
 			logLevelFlag(),
 			&cli.StringFlag{Name: "serve-echo", Hidden: true, Usage: "internal: run the echo baseline server on this address"},
@@ -47,7 +48,8 @@ func benchFightCommand() *cli.Command {
 			res, err := fightbench.Run(c.Context, fightbench.Config{
 				Exe: exe, Rooms: c.Int("rooms"), Players: c.Int("players"), Rate: c.Float64("rate"),
 				Duration: c.Duration("duration"), Warmup: warmup, SkipBaseline: c.Bool("skip-baseline"),
-				Log: log.With("bench", fleet.KindFight),
+				Client: c.String("client"),
+				Log:    log.With("bench", fleet.KindFight),
 			})
 			if err != nil {
 				return err

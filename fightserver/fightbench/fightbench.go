@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsload"
 )
 
 // Config is one benchmark run.
@@ -50,11 +52,28 @@ type Config struct {
 	SkipBaseline bool
 	// DialConcurrency bounds connections being opened at once (default 64).
 	DialConcurrency int
+	// Client is how the players connect: ClientEpoll (the default on
+	// Linux: a wsload pool, no goroutine per connection, so the generator
+	// takes less of the machine from the server) or ClientGWS (a gws
+	// client and read goroutine per player).
+	Client string
 	// Log receives progress and the child's log lines (nil: discard).
 	Log *slog.Logger
 }
 
+// Client kinds.
+const (
+	ClientEpoll = "epoll"
+	ClientGWS   = "gws"
+)
+
 func (c Config) withDefaults() Config {
+	if c.Client == "" {
+		c.Client = ClientEpoll
+		if runtime.GOOS != "linux" {
+			c.Client = ClientGWS
+		}
+	}
 	if c.Rooms <= 0 {
 		c.Rooms = 1000
 	}
@@ -115,8 +134,10 @@ type Result struct {
 	RatePerPlayer  float64 `json:"rate_per_player"`
 	DurationS      float64 `json:"duration_s"`
 	WarmupS        float64 `json:"warmup_s"`
-	Fight          Phase   `json:"fight"`
-	Baseline       *Phase  `json:"baseline,omitempty"`
+	// Client is how the players connected (Config.Client).
+	Client   string `json:"client"`
+	Fight    Phase  `json:"fight"`
+	Baseline *Phase `json:"baseline,omitempty"`
 	// Fight process resident memory: after Start, after every player
 	// joined, at the end of the load.
 	FightRSSStart  int64 `json:"fight_rss_start_bytes"`
@@ -126,6 +147,11 @@ type Result struct {
 	// connections; BytesPerConnIdle uses the RSS after joining instead.
 	BytesPerConn     float64 `json:"bytes_per_conn"`
 	BytesPerConnIdle float64 `json:"bytes_per_conn_idle"`
+	// Runtime is the fight process's Go memory (from its /metrics) after
+	// every player joined and at the end of the load: where the bytes
+	// per connection go.
+	RuntimeJoined *RuntimeMem `json:"runtime_joined,omitempty"`
+	RuntimeEnd    *RuntimeMem `json:"runtime_end,omitempty"`
 	// Ratios are fight / baseline.
 	Ratios  *Ratios `json:"ratios,omitempty"`
 	Targets Targets `json:"targets"`
@@ -134,6 +160,40 @@ type Result struct {
 	// around the run: other work on the machine shares its cores.
 	LoadAvg1Before float64 `json:"load_avg_1m_before"`
 	LoadAvg1After  float64 `json:"load_avg_1m_after"`
+}
+
+// RuntimeMem is a fight process's Go memory, from its go_memstats series.
+type RuntimeMem struct {
+	HeapInuse  float64 `json:"heap_inuse_bytes"`
+	HeapAlloc  float64 `json:"heap_alloc_bytes"`
+	StackInuse float64 `json:"stack_inuse_bytes"`
+	Goroutines float64 `json:"goroutines"`
+}
+
+// runtimeMem scrapes addr's /metrics (nil when it cannot).
+func runtimeMem(addr string) *RuntimeMem {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, io.LimitReader(resp.Body, 4<<20)); err != nil {
+		return nil
+	}
+	m := &RuntimeMem{}
+	fields := map[string]*float64{
+		"go_memstats_heap_inuse_bytes": &m.HeapInuse, "go_memstats_heap_alloc_bytes": &m.HeapAlloc,
+		"go_memstats_stack_inuse_bytes": &m.StackInuse, "go_goroutines": &m.Goroutines,
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if p, want := fields[name]; ok && want {
+			*p, _ = strconv.ParseFloat(strings.TrimSpace(val), 64)
+		}
+	}
+	return m
 }
 
 // Ratios compare the fight relay with the echo baseline.
@@ -162,9 +222,12 @@ type fightTarget struct {
 // Run runs the benchmark.
 func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg = cfg.withDefaults()
+	if cfg.Client != ClientEpoll && cfg.Client != ClientGWS {
+		return res, fmt.Errorf("bench fight: client %q: want %q or %q", cfg.Client, ClientEpoll, ClientGWS)
+	}
 	res = Result{
 		Rooms: cfg.Rooms, PlayersPerRoom: cfg.Players, Connections: cfg.Rooms * cfg.Players,
-		RatePerPlayer: cfg.Rate, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
+		RatePerPlayer: cfg.Rate, Client: cfg.Client, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 		Machine: fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version()),
 	}
 	res.LoadAvg1Before = loadAvg()
@@ -216,16 +279,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg.Log.Info("rooms assigned", "rooms", cfg.Rooms)
 
 	st := newStats()
-	clients, err := dialAll(ctx, cfg, urls, st, cfg.Players)
+	ps, err := dialAll(ctx, cfg, urls, st, cfg.Players)
 	if err != nil {
 		return res, err
 	}
-	cfg.Log.Info("players joined", "connections", len(clients))
+	cfg.Log.Info("players joined", "connections", len(ps.clients))
 	runtime.GC()
 	res.FightRSSJoined = rss(tgt.pid)
-	res.Fight = runLoad(ctx, cfg, clients, st, cfg.Players-1, tgt.pid)
+	res.RuntimeJoined = runtimeMem(tgt.addr)
+	res.Fight = runLoad(ctx, cfg, ps.clients, st, cfg.Players-1, tgt.pid)
 	res.FightRSSEnd = rss(tgt.pid)
-	closeAll(clients)
+	res.RuntimeEnd = runtimeMem(tgt.addr)
+	ps.closeAll()
 	tgt.close()
 	if res.FightRSSStart > 0 {
 		res.Targets.MemoryMeasured = true
@@ -437,13 +502,13 @@ func runBaseline(ctx context.Context, cfg Config, conns int) (Phase, error) {
 		urls[i] = "ws://" + addr + "/echo"
 	}
 	st := newStats()
-	clients, err := dialAll(ctx, cfg, urls, st, 0)
+	ps, err := dialAll(ctx, cfg, urls, st, 0)
 	if err != nil {
 		return Phase{}, err
 	}
-	defer closeAll(clients)
-	cfg.Log.Info("baseline connected", "connections", len(clients))
-	return runLoad(ctx, cfg, clients, st, 1, pid), nil
+	defer ps.closeAll()
+	cfg.Log.Info("baseline connected", "connections", len(ps.clients))
+	return runLoad(ctx, cfg, ps.clients, st, 1, pid), nil
 }
 
 func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}) error {
@@ -501,11 +566,11 @@ func (echoHandler) OnMessage(c *gws.Conn, m *gws.Message) {
 	m.Close()
 }
 
-// client is one load-generating player: a raw gws client, written to
+// client is one load-generating player. Its connection is written to
 // synchronously by the sender goroutines (no queue, no goroutine per send).
 type client struct {
-	gws.BuiltinEventHandler
-	conn    *gws.Conn
+	send    func([]byte) error
+	close   func()
 	need    int32
 	creates atomic.Int32
 	ready   chan struct{}
@@ -517,9 +582,7 @@ var (
 	errorType    = []byte(`"type":"error"`)
 )
 
-func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
-	defer m.Close()
-	data := m.Bytes()
+func (c *client) onMessage(data []byte) {
 	if ts, ok := findTS(data); ok {
 		c.st.record(ts)
 		return
@@ -534,7 +597,22 @@ func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	}
 }
 
-func (c *client) OnClose(*gws.Conn, error) { c.st.closed.Add(1) }
+// OnMessage and OnClose serve the client's wsload connection.
+func (c *client) OnMessage(_ *wsload.Conn, data []byte) { c.onMessage(data) }
+func (c *client) OnClose(*wsload.Conn, error)           { c.st.closed.Add(1) }
+
+// gwsClient serves a client's gws connection (Config.Client "gws").
+type gwsClient struct {
+	gws.BuiltinEventHandler
+	c *client
+}
+
+func (g gwsClient) OnMessage(_ *gws.Conn, m *gws.Message) {
+	g.c.onMessage(m.Bytes())
+	m.Close()
+}
+
+func (g gwsClient) OnClose(*gws.Conn, error) { g.c.st.closed.Add(1) }
 
 // findTS returns the value of a trailing "ts":N field.
 func findTS(b []byte) (int64, bool) {
@@ -553,10 +631,36 @@ func findTS(b []byte) (int64, bool) {
 	return v, err == nil
 }
 
+// players is a phase's connected clients and how to close them all.
+type players struct {
+	clients []*client
+	pool    *wsload.Pool // nil with gws clients
+}
+
+func (ps *players) closeAll() {
+	for _, c := range ps.clients {
+		if c != nil && c.close != nil {
+			c.close()
+		}
+	}
+	if ps.pool != nil {
+		// Give the close frames a moment to be answered, then drop the rest.
+		time.Sleep(200 * time.Millisecond)
+		_ = ps.pool.Close()
+	}
+}
+
 // dialAll opens one client per url, need create_player messages each
 // before it counts as joined (0: joined on connect).
-func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int) ([]*client, error) {
-	clients := make([]*client, len(urls))
+func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int) (*players, error) {
+	ps := &players{clients: make([]*client, len(urls))}
+	if cfg.Client == ClientEpoll {
+		pool, err := wsload.NewPool(runtime.GOMAXPROCS(0), 64<<10)
+		if err != nil {
+			return nil, fmt.Errorf("bench fight: epoll clients: %w (use --client gws)", err)
+		}
+		ps.pool = pool
+	}
 	sem := make(chan struct{}, cfg.DialConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -566,53 +670,65 @@ func dialAll(ctx context.Context, cfg Config, urls []string, st *stats, need int
 		if need == 0 {
 			close(c.ready)
 		}
-		clients[i] = c
+		ps.clients[i] = c
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			conn, _, err := gws.NewClient(c, &gws.ClientOption{
-				Addr: u, HandshakeTimeout: 30 * time.Second, ReadMaxPayloadSize: 64 << 10,
-				NewDialer: func() (gws.Dialer, error) { return &net.Dialer{Timeout: 30 * time.Second}, nil },
-			})
-			mu.Lock()
-			defer mu.Unlock()
+			err := c.dial(ctx, ps.pool, u)
 			if err != nil {
+				mu.Lock()
 				if firstErr == nil {
 					firstErr = fmt.Errorf("%s: %w", strings.Split(u, "?")[0], err)
 				}
-				return
+				mu.Unlock()
 			}
-			c.conn = conn
-			go conn.ReadLoop()
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		closeAll(clients)
+		ps.closeAll()
 		return nil, fmt.Errorf("bench fight: dial: %w", firstErr)
 	}
 	deadline := time.After(60 * time.Second)
-	for _, c := range clients {
+	for _, c := range ps.clients {
 		select {
 		case <-c.ready:
 		case <-deadline:
-			closeAll(clients)
+			ps.closeAll()
 			return nil, errors.New("bench fight: players did not all see every create_player within 60s")
 		case <-ctx.Done():
-			closeAll(clients)
+			ps.closeAll()
 			return nil, ctx.Err()
 		}
 	}
-	return clients, nil
+	return ps, nil
 }
 
-func closeAll(clients []*client) {
-	for _, c := range clients {
-		if c != nil && c.conn != nil {
-			_ = c.conn.WriteClose(1000, nil)
+// dial connects c to u through pool, or with gws when pool is nil.
+func (c *client) dial(ctx context.Context, pool *wsload.Pool, u string) error {
+	if pool != nil {
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		conn, err := pool.Dial(dctx, u, c)
+		if err != nil {
+			return err
 		}
+		c.send = conn.Send
+		c.close = func() { conn.Close(1000, "") }
+		return nil
 	}
+	conn, _, err := gws.NewClient(gwsClient{c: c}, &gws.ClientOption{
+		Addr: u, HandshakeTimeout: 30 * time.Second, ReadMaxPayloadSize: 64 << 10,
+		NewDialer: func() (gws.Dialer, error) { return &net.Dialer{Timeout: 30 * time.Second}, nil },
+	})
+	if err != nil {
+		return err
+	}
+	c.send = func(b []byte) error { return conn.WriteMessage(gws.OpcodeText, b) }
+	c.close = func() { _ = conn.WriteClose(1000, nil) }
+	go conn.ReadLoop()
+	return nil
 }
 
 // runLoad has every client send cfg.Rate events per second (spread evenly
@@ -655,7 +771,7 @@ func runLoad(ctx context.Context, cfg Config, clients []*client, st *stats, fano
 						ts := int64(time.Since(st.base))
 						seq++
 						buf = eventMsg(buf[:0], seq, ts)
-						if c.conn.WriteMessage(gws.OpcodeText, buf) == nil && ts >= int64(from) && ts < int64(to) {
+						if c.send(buf) == nil && ts >= int64(from) && ts < int64(to) {
 							n++
 						}
 					}
@@ -778,7 +894,7 @@ func Format(r Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fight bench: %d rooms x %d players = %d connections, %g events/s each, %gs measured (%gs warmup)\n",
 		r.Rooms, r.PlayersPerRoom, r.Connections, r.RatePerPlayer, r.DurationS, r.WarmupS)
-	fmt.Fprintf(&b, "machine: %s; load average %.1f before, %.1f after\n", r.Machine, r.LoadAvg1Before, r.LoadAvg1After)
+	fmt.Fprintf(&b, "machine: %s; load average %.1f before, %.1f after; %s clients\n", r.Machine, r.LoadAvg1Before, r.LoadAvg1After, r.Client)
 	row := func(name string, p Phase) {
 		fmt.Fprintf(&b, "%-6s %9.0f %12.0f %7.3f %9.0f %9.0f %9.0f %9.0f %6d %8.2f %8.2f\n",
 			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors, p.ServerCPUS, p.GeneratorCPUS)
@@ -802,6 +918,16 @@ func Format(r Result) string {
 		fmt.Fprintf(&b, "fight RSS: %.1f MiB at start, %.1f MiB joined, %.1f MiB after load: %.1f KiB per connection (%.1f KiB idle)\n",
 			float64(r.FightRSSStart)/(1<<20), float64(r.FightRSSJoined)/(1<<20), float64(r.FightRSSEnd)/(1<<20),
 			r.BytesPerConn/1024, r.BytesPerConnIdle/1024)
+	}
+	for _, rm := range []struct {
+		when string
+		m    *RuntimeMem
+	}{{"joined", r.RuntimeJoined}, {"after load", r.RuntimeEnd}} {
+		if rm.m != nil && r.Connections > 0 {
+			n := float64(r.Connections) * 1024
+			fmt.Fprintf(&b, "fight Go memory %s: heap in use %.1f KiB/conn (live %.1f), stacks %.1f KiB/conn, %.0f goroutines\n",
+				rm.when, rm.m.HeapInuse/n, rm.m.HeapAlloc/n, rm.m.StackInuse/n, rm.m.Goroutines)
+		}
 	}
 	fmt.Fprintf(&b, "targets: p99 under 10 ms %v, under 32 KiB per connection %v\n", r.Targets.P99Under10ms, r.Targets.Under32KiBPerConn)
 	return b.String()

@@ -55,24 +55,36 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 }
 
 // enqueue adds one frame; it reports false when the queue already holds
-// SendQueue data frames (the caller closes the connection). When nothing is
-// queued or being written, it first tries to write the frame at once with
-// a non-blocking write: most of the time the socket has room and the frame
-// leaves without a goroutine; whatever the socket does not take is queued
-// for the flush goroutine.
+// SendQueue data frames (the caller closes the connection). With the
+// WriteNow option it first tries a direct write (see enqueueFrames).
 func (c *Conn) enqueue(op byte, payload []byte) bool {
+	return c.enqueueFrames(op, c.opt.WriteNow, payload)
+}
+
+// enqueueFrames adds one frame per payload, in order; it reports false
+// when they do not fit under SendQueue data frames (the caller closes the
+// connection). With direct, and nothing queued or being written, it first
+// writes them at once with one non-blocking write: most of the time the
+// socket has room and the frames leave without a goroutine; whatever the
+// socket does not take is queued for the flush goroutine. Payloads are
+// copied before it returns.
+func (c *Conn) enqueueFrames(op byte, direct bool, payloads ...[]byte) bool {
 	w := &c.w
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
 		return true
 	}
-	if op == opText && w.frames >= c.opt.SendQueue {
+	data := op == opText
+	if data && w.frames+len(payloads) > c.opt.SendQueue {
 		w.mu.Unlock()
 		return false
 	}
-	if !w.busy && len(w.buf) == 0 && w.rc != nil {
-		frame := appendFrame(w.scratch[:0], op, payload)
+	if direct && !w.busy && len(w.buf) == 0 && w.rc != nil {
+		frame := w.scratch[:0]
+		for _, p := range payloads {
+			frame = appendFrame(frame, op, p)
+		}
 		n, err := w.tryWrite(frame)
 		if err == nil && n == len(frame) {
 			if cap(frame) <= 4<<10 {
@@ -88,11 +100,14 @@ func (c *Conn) enqueue(op byte, payload []byte) bool {
 			_ = w.nc.Close()
 			return true
 		}
-		// Partly written (or not at all): the rest goes to the queue, as
-		// one frame, ahead of anything queued later.
+		// Partly written (or not at all): the rest goes to the queue
+		// ahead of anything queued later.
 		w.buf = append(w.buf, frame[n:]...)
-		if op == opText {
-			w.frames++
+		if cap(frame) <= 4<<10 {
+			w.scratch = frame[:0]
+		}
+		if data {
+			w.frames += len(payloads)
 			c.pending.Store(int32(w.frames))
 		}
 		w.busy = true
@@ -100,9 +115,11 @@ func (c *Conn) enqueue(op byte, payload []byte) bool {
 		go c.flush()
 		return true
 	}
-	w.buf = appendFrame(w.buf, op, payload)
-	if op == opText {
-		w.frames++
+	for _, p := range payloads {
+		w.buf = appendFrame(w.buf, op, p)
+	}
+	if data {
+		w.frames += len(payloads)
 		c.pending.Store(int32(w.frames))
 	}
 	start := !w.busy

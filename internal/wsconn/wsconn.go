@@ -115,7 +115,9 @@ type Conn struct {
 // Send queues one text message. It never blocks: when the outbound queue is
 // full the connection is closed (1013) and ErrSlowConsumer returned. On a
 // server connection, messages queued while a write is in progress go out
-// together in the next write (one system call for many frames).
+// together in the next write (one system call for many frames), and msg is
+// copied before Send returns; a client connection writes msg later, so the
+// caller must not modify it afterwards.
 func (c *Conn) Send(msg []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -133,6 +135,33 @@ func (c *Conn) Send(msg []byte) error {
 		return ErrSlowConsumer
 	}
 	c.ws.WriteAsync(gws.OpcodeText, msg, func(error) { c.pending.Add(-1) })
+	return nil
+}
+
+// SendNow sends msgs, in order, as one batch. On a server connection with
+// nothing queued or being written it writes them at once, from the
+// caller's goroutine, with a single non-blocking write (what the socket
+// does not take is queued); otherwise they join the queue like Send's.
+// It is for a goroutine that produces a connection's messages for one
+// tick: one system call per tick and no goroutine. msgs are copied before
+// it returns. Like Send, it never blocks and closes a slow consumer (1013,
+// ErrSlowConsumer) when the batch does not fit in the queue.
+func (c *Conn) SendNow(msgs ...[]byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if !c.server {
+		for _, m := range msgs {
+			if err := c.Send(append([]byte(nil), m...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !c.enqueueFrames(opText, true, msgs...) {
+		c.Close(CloseTryAgain, "slow consumer")
+		return ErrSlowConsumer
+	}
 	return nil
 }
 
@@ -298,7 +327,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Co
 	}
 	c := &Conn{ws: ws, opt: s.opt, Value: value, server: true}
 	c.w.nc = ws.NetConn()
-	if sc, ok := c.w.nc.(syscall.Conn); ok && s.opt.WriteNow {
+	if sc, ok := c.w.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.w.rc = rc
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,65 @@ func TestIdleTimeoutCloses(t *testing.T) {
 	case <-cl.Done():
 	case <-ctx.Done():
 		t.Fatal("idle connection was not closed")
+	}
+}
+
+// batcher answers every message with a SendNow batch of three messages,
+// or of SendQueue+1 messages when told "flood".
+type batcher struct{ queue int }
+
+func (batcher) OnOpen(*Conn) {}
+func (b batcher) OnMessage(c *Conn, data []byte) {
+	n := 3
+	if string(data) == "flood" {
+		n = b.queue + 1
+	}
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = []byte(`{"type":"m","i":` + strconv.Itoa(i) + `,"of":"` + string(data) + `"}`)
+	}
+	_ = c.SendNow(msgs...)
+	for i := range msgs {
+		msgs[i][2] = 'X' // the batch was copied: this must not show
+	}
+}
+func (batcher) OnClose(*Conn, error) {}
+
+func TestSendNowBatchInOrderAndSlowConsumer(t *testing.T) {
+	srv := NewServer(batcher{queue: 4}, Options{SendQueue: 4})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = srv.Upgrade(w, r, nil)
+	}))
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := DialClient(ctx, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 20; round++ {
+		tag := strconv.Itoa(round)
+		_ = cl.Send([]byte(tag))
+		for i := 0; i < 3; i++ {
+			b, err := cl.Recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"type":"m","i":` + strconv.Itoa(i) + `,"of":"` + tag + `"}`
+			if string(b) != want {
+				t.Fatalf("round %d message %d: %s, want %s", round, i, b, want)
+			}
+		}
+	}
+	// A batch bigger than the queue closes the connection (1013).
+	_ = cl.Send([]byte("flood"))
+	select {
+	case <-cl.Done():
+		if code := CloseCode(cl.CloseErr()); code != CloseTryAgain {
+			t.Fatalf("close code %d (%v), want %d", code, cl.CloseErr(), CloseTryAgain)
+		}
+	case <-ctx.Done():
+		t.Fatal("an over-long batch did not close the connection")
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/wsload"
 	"github.com/arena-game/arena/mapserver"
 )
 
@@ -70,9 +71,14 @@ type Config struct {
 	World       *mapserver.World
 
 	Concurrency int // concurrent joins while connecting (default 64)
-	Seed        uint64
-	Log         *slog.Logger
-	Progress    io.Writer // progress lines (nil: none)
+	// Client is how players connect: "epoll" (the default on Linux: a
+	// wsload pool, no goroutine per connection, so the load generator
+	// takes less of the machine) or "gws" (wsconn.Dial, a gws client and
+	// read goroutine per player).
+	Client   string
+	Seed     uint64
+	Log      *slog.Logger
+	Progress io.Writer // progress lines (nil: none)
 }
 
 // Result is what Run measured. Latencies are microseconds.
@@ -82,6 +88,8 @@ type Result struct {
 	Servers   int `json:"servers"`
 	Maps      int `json:"maps"`
 	Cores     int `json:"cores"`
+	// Client is how the players connected (Config.Client).
+	Client string `json:"client"`
 	// LoadAvg is the machine's 1-minute load average when the measured run
 	// started and ended (Linux; 0 elsewhere): other work on the machine
 	// shows here.
@@ -160,6 +168,15 @@ func (c *Config) defaults() error {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	if c.Client == "" {
+		c.Client = "epoll"
+		if runtime.GOOS != "linux" {
+			c.Client = "gws"
+		}
+	}
+	if c.Client != "epoll" && c.Client != "gws" {
+		return fmt.Errorf("bench map: client %q: want epoll or gws", c.Client)
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -183,6 +200,7 @@ type bench struct {
 	speed  float64
 
 	bots map[string]*bot
+	pool *wsload.Pool // nil: players dial with wsconn
 
 	seen, handoff, baseLoad hist
 	swAnswer, swJoin        hist
@@ -212,10 +230,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	b := &bench{cfg: cfg, bots: map[string]*bot{}, errs: map[string]int64{},
 		speed: mapserver.DefaultMaxSpeed, reach: mapserver.DefaultSwitchReach}
+	if cfg.Client == "epoll" {
+		pool, err := wsload.NewPool(runtime.GOMAXPROCS(0), 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("bench map: epoll clients: %w (use --client gws)", err)
+		}
+		b.pool = pool
+	}
 	var cleanup []func()
 	defer func() {
 		for i := len(cleanup) - 1; i >= 0; i-- {
 			cleanup[i]()
+		}
+		if b.pool != nil {
+			_ = b.pool.Close()
 		}
 	}()
 	secret, prefix, mcAddrs := cfg.Secret, cfg.StorePrefix, cfg.Memcache
@@ -422,7 +450,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	r := &Result{
 		Players: cfg.Players, Connected: int(connected.Load()), Servers: servers, Maps: len(ids),
-		Cores: runtime.NumCPU(), LoadAvgStart: loadStart, LoadAvgEnd: loadAvg(), DurationS: elapsed, ConnectS: connectS, MoveRate: cfg.MoveRate,
+		Cores: runtime.NumCPU(), Client: cfg.Client, LoadAvgStart: loadStart, LoadAvgEnd: loadAvg(), DurationS: elapsed, ConnectS: connectS, MoveRate: cfg.MoveRate,
 		Moves: b.moves.Load(), MovesPerS: float64(b.moves.Load()) / elapsed,
 		MsgsInPerS:  float64(b.msgsIn.Load()) / elapsed,
 		SeenSamples: b.seen.count(), SeenP50: b.seen.quantile(.5), SeenP99: b.seen.quantile(.99),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/internal/wsload"
 	"github.com/arena-game/arena/mapserver"
 )
 
@@ -43,7 +44,7 @@ type bot struct {
 	last     atomic.Pointer[moveRec]
 
 	// Walk state, bot goroutine only.
-	conn     *wsconn.Conn
+	conn     botConn
 	mapID    string
 	x, y     float64
 	tx, ty   float64
@@ -51,8 +52,23 @@ type bot struct {
 	buf      []byte
 }
 
+// botConn is a bot's connection: a wsload or a wsconn client.
+type botConn interface {
+	Send(msg []byte) error
+	close()
+}
+
+type wsconnConn struct{ *wsconn.Conn }
+
+func (c wsconnConn) close() { c.Close(wsconn.CloseNormal, "") }
+
+type wsloadConn struct{ *wsload.Conn }
+
+func (c wsloadConn) close() { c.Close(wsconn.CloseNormal, "") }
+
 // connHandler delivers one connection's messages to its bot, tagged with
-// the connection's generation so a bot ignores its old connections.
+// the connection's generation so a bot ignores its old connections. It
+// serves wsconn connections; loadHandler adapts it to wsload's.
 type connHandler struct {
 	bt  *bot
 	gen int64
@@ -60,9 +76,16 @@ type connHandler struct {
 
 func (h connHandler) OnOpen(*wsconn.Conn) {}
 
-func (h connHandler) OnClose(*wsconn.Conn, error) {
-	h.push(event{gen: h.gen, typ: "closed"})
-}
+func (h connHandler) OnClose(*wsconn.Conn, error) { h.closed() }
+
+func (h connHandler) OnMessage(_ *wsconn.Conn, data []byte) { h.message(data) }
+
+func (h connHandler) closed() { h.push(event{gen: h.gen, typ: "closed"}) }
+
+type loadHandler struct{ h connHandler }
+
+func (l loadHandler) OnMessage(_ *wsload.Conn, data []byte) { l.h.message(data) }
+func (l loadHandler) OnClose(*wsload.Conn, error)           { l.h.closed() }
 
 func (h connHandler) push(e event) {
 	select {
@@ -73,7 +96,7 @@ func (h connHandler) push(e event) {
 
 var typePrefix = []byte(`{"type":"`)
 
-func (h connHandler) OnMessage(_ *wsconn.Conn, data []byte) {
+func (h connHandler) message(data []byte) {
 	b := h.bt.b
 	if b.measuring.Load() {
 		b.msgsIn.Add(1)
@@ -142,14 +165,25 @@ func (bt *bot) randomSpot(m *mapserver.Map) (float64, float64) {
 // connect dials a map server with a ticket and waits for the welcome.
 func (bt *bot) connect(ctx context.Context, addr, ticket string) error {
 	gen := bt.gen.Add(1)
-	c, err := wsconn.Dial(ctx, addr+"?ticket="+url.QueryEscape(ticket), connHandler{bt, gen}, wsconn.Options{IdleTimeout: 5 * time.Minute, ReadBuffer: 2048})
-	if err != nil {
-		return err
+	u := addr + "?ticket=" + url.QueryEscape(ticket)
+	var c botConn
+	if p := bt.b.pool; p != nil {
+		lc, err := p.Dial(ctx, u, loadHandler{connHandler{bt, gen}})
+		if err != nil {
+			return err
+		}
+		c = wsloadConn{lc}
+	} else {
+		wc, err := wsconn.Dial(ctx, u, connHandler{bt, gen}, wsconn.Options{IdleTimeout: 5 * time.Minute, ReadBuffer: 2048})
+		if err != nil {
+			return err
+		}
+		c = wsconnConn{wc}
 	}
 	old := bt.conn
 	bt.conn = c
 	if old != nil {
-		old.Close(wsconn.CloseNormal, "")
+		old.close()
 	}
 	for {
 		select {
@@ -197,7 +231,7 @@ func (bt *bot) enter(ctx context.Context) error {
 
 func (bt *bot) close() {
 	if bt.conn != nil {
-		bt.conn.Close(wsconn.CloseNormal, "bench over")
+		bt.conn.close()
 	}
 }
 

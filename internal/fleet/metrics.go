@@ -1,0 +1,16 @@
+package fleet
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewRegistry returns the Prometheus registry a fleet process serves on its
+// /metrics: the Go runtime's series (go_memstats_*, go_goroutines, ...) and
+// the process's (process_cpu_seconds_total, process_resident_memory_bytes,
+// ...) are registered; the server adds its own.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
