@@ -1,6 +1,7 @@
 package mapserver
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -55,6 +56,31 @@ func FuzzParseWorld(f *testing.F) {
 					t.Fatalf("map %q: bad portal accepted: %+v", m.ID, p)
 				}
 			}
+		}
+	})
+}
+
+// FuzzCanonicalMove checks the fast path for moves against encoding/json:
+// whatever it accepts, the full decoder reads the same way.
+func FuzzCanonicalMove(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"move","x":1,"y":2}`, `{"type":"move","x":-0.5,"y":1e3}`, `{"type":"move","x":01,"y":2}`,
+		`{"type":"move","x":1,"y":2,"x":3}`, `{"type":"move","x":1e999,"y":2}`, `{"type":"move","x":1.,"y":2}`,
+		`{"type":"move","x":-,"y":2}`, `{"type":"move","x":1,"y":2} `, `{"type":"move","x":0x10,"y":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, y, ok := parseCanonicalMove(b)
+		if !ok {
+			return
+		}
+		var m clientMsg
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("fast path accepted %q, json refuses: %v", b, err)
+		}
+		if m.Type != msgMove || m.X == nil || m.Y == nil || *m.X != x || *m.Y != y {
+			t.Fatalf("%q: fast path %v,%v; json %+v", b, x, y, m)
 		}
 	})
 }

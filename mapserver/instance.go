@@ -78,9 +78,74 @@ type instance struct {
 	epoch    uint64
 	movers   []*player
 	seq      uint64
-	buf      []byte
 	sortBuf  []cand
 	sent     int // messages queued this tick
+	// out collects this tick's messages; writes hands full batches to
+	// the instance's writer goroutine, which returns them on free.
+	out     *tickBatch
+	writes  chan *tickBatch
+	free    chan *tickBatch
+	writing bool // writeTicks is running
+}
+
+// tickBatch is one tick's messages for an instance's players, laid end to
+// end in buf. The instance's writer goroutine sends them (one SendNow, so
+// one write, per player), so the instance goroutine goes back to its inbox
+// as soon as the tick is computed instead of after thousands of writes.
+type tickBatch struct {
+	buf   []byte
+	items []tickItem
+}
+
+// tickItem is one player's messages in a tickBatch: buf[start:ends[0]],
+// buf[ends[0]:ends[1]], ... up to n.
+type tickItem struct {
+	conn  clientConn
+	start int
+	ends  [3]int
+	n     int
+}
+
+// writeTicks sends the batches the instance hands over until writes is
+// closed.
+func (in *instance) writeTicks() {
+	for b := range in.writes {
+		var msgs [3][]byte
+		for i := range b.items {
+			it := &b.items[i]
+			start := it.start
+			for k := 0; k < it.n; k++ {
+				msgs[k] = b.buf[start:it.ends[k]]
+				start = it.ends[k]
+			}
+			_ = it.conn.SendNow(msgs[:it.n]...)
+			it.conn = nil
+		}
+		b.buf, b.items = b.buf[:0], b.items[:0]
+		select {
+		case in.free <- b:
+		default:
+		}
+	}
+}
+
+// flushTick hands this tick's batch to the writer goroutine (waiting when
+// it is still two ticks behind: the instance slows down rather than queue
+// without bound or reorder ticks).
+func (in *instance) flushTick() {
+	if len(in.out.items) == 0 {
+		return
+	}
+	if !in.writing {
+		in.writing = true
+		go in.writeTicks()
+	}
+	in.writes <- in.out
+	select {
+	case in.out = <-in.free:
+	default:
+		in.out = &tickBatch{}
+	}
 }
 
 type cand struct {
@@ -109,6 +174,9 @@ func newInstance(s *Server, m *Map) *instance {
 		grid:     make([][]*player, cols*rows),
 		cellTick: make([]uint64, cols*rows),
 		tick:     1,
+		out:      &tickBatch{},
+		writes:   make(chan *tickBatch, 1),
+		free:     make(chan *tickBatch, 2),
 	}
 }
 
@@ -124,6 +192,11 @@ func (in *instance) post(msg any) bool {
 
 func (in *instance) run() {
 	defer close(in.done)
+	defer func() {
+		if in.writing {
+			close(in.writes)
+		}
+	}()
 	tick := time.NewTicker(in.srv.cfg.Tick)
 	defer tick.Stop()
 	save := time.NewTicker(in.srv.cfg.SaveInterval)
@@ -416,6 +489,7 @@ func (in *instance) update() {
 		}
 		in.updateOne(p, r2, now)
 	}
+	in.flushTick()
 	in.srv.met.messagesOut.Add(float64(in.sent))
 	in.sent = 0
 	for _, p := range in.movers {
@@ -485,9 +559,9 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 		q.mark = kept
 	}
 	// The tick's messages for p (leave, enter, positions) are built one
-	// after the other in b and sent as one batch: one write.
-	b := in.buf[:0]
-	var ends [3]int
+	// after the other in the tick's batch and sent together: one write.
+	b := in.out.buf
+	it := tickItem{conn: p.s.conn, start: len(b)}
 	n := 0
 	nLeave := 0
 	for _, q := range p.visible {
@@ -503,7 +577,7 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 	}
 	if nLeave > 0 {
 		b = append(b, "]}"...)
-		ends[n] = len(b)
+		it.ends[n] = len(b)
 		n++
 	}
 	if len(enter) > 0 {
@@ -515,7 +589,7 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			b = append(b, in.enterFrag(q)...)
 		}
 		b = append(b, "]}"...)
-		ends[n] = len(b)
+		it.ends[n] = len(b)
 		n++
 	}
 	if len(moved) > 0 {
@@ -529,20 +603,15 @@ func (in *instance) updateOne(p *player, r2 float64, now []byte) {
 			b = append(b, in.posFrag(q)...)
 		}
 		b = append(b, "]}"...)
-		ends[n] = len(b)
+		it.ends[n] = len(b)
 		n++
 	}
 	if n > 0 {
-		var msgs [3][]byte
-		start := 0
-		for i := 0; i < n; i++ {
-			msgs[i] = b[start:ends[i]]
-			start = ends[i]
-		}
-		_ = p.s.conn.SendNow(msgs[:n]...)
+		it.n = n
+		in.out.items = append(in.out.items, it)
 		in.sent += n
 	}
-	in.buf = b[:0]
+	in.out.buf = b
 	clear(p.visible)
 	p.visible, p.scratch = next, p.visible[:0]
 }

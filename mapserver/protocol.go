@@ -1,10 +1,12 @@
 package mapserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
@@ -92,6 +94,10 @@ type clientMsg struct {
 // parseClientMsg decodes and checks one client message.
 func parseClientMsg(b []byte) (clientMsg, error) {
 	var m clientMsg
+	if x, y, ok := parseCanonicalMove(b); ok {
+		m.Type, m.X, m.Y = msgMove, &x, &y
+		return m, nil
+	}
 	if len(b) == 0 || b[0] != '{' {
 		return m, fmt.Errorf("parse message: not a JSON object")
 	}
@@ -115,6 +121,77 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		return m, fmt.Errorf("parse message: type is required")
 	}
 	return m, nil
+}
+
+// canonicalMove is how clients (the play page, bots) write a move.
+var canonicalMove = []byte(`{"type":"move","x":`)
+
+// parseCanonicalMove parses the common case, a move written exactly as
+// {"type":"move","x":X,"y":Y} with finite JSON numbers, without
+// encoding/json (moves are most of what map servers read). Anything else
+// reports !ok and goes through the full decoder, which gives the same
+// answer for this form (FuzzCanonicalMove checks it).
+func parseCanonicalMove(b []byte) (x, y float64, ok bool) {
+	if !bytes.HasPrefix(b, canonicalMove) {
+		return 0, 0, false
+	}
+	rest := b[len(canonicalMove):]
+	n := jsonNumberLen(rest)
+	if n == 0 || !bytes.HasPrefix(rest[n:], []byte(`,"y":`)) {
+		return 0, 0, false
+	}
+	xs := rest[:n]
+	rest = rest[n+5:]
+	m := jsonNumberLen(rest)
+	if m == 0 || len(rest) != m+1 || rest[m] != '}' {
+		return 0, 0, false
+	}
+	x, err1 := strconv.ParseFloat(string(xs), 64)
+	y, err2 := strconv.ParseFloat(string(rest[:m]), 64)
+	if err1 != nil || err2 != nil || math.IsInf(x, 0) || math.IsInf(y, 0) {
+		return 0, 0, false
+	}
+	return x, y, true
+}
+
+// jsonNumberLen returns the length of the JSON number (RFC 8259 grammar)
+// at the start of b, or 0 when b does not start with one.
+func jsonNumberLen(b []byte) int {
+	i := 0
+	digits := func() int {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		digits()
+	default:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0
+		}
+	}
+	return i
 }
 
 // Server messages.

@@ -121,28 +121,60 @@ func (h connHandler) message(data []byte) {
 }
 
 // observe matches the positions in a message against the movers' latest
-// moves and records move-to-seen latencies.
+// moves and records move-to-seen latencies. It scans the server's fixed
+// layout ({"id":"…","x":X,"y":Y} entries) instead of decoding the JSON:
+// the load generator shares the machine with the servers it measures.
 func (bt *bot) observe(data []byte) {
-	var m struct {
-		Players []struct {
-			ID string  `json:"id"`
-			X  float64 `json:"x"`
-			Y  float64 `json:"y"`
-		} `json:"players"`
-	}
-	if json.Unmarshal(data, &m) != nil {
-		return
-	}
 	now := time.Now()
-	for _, p := range m.Players {
-		mover := bt.b.bots[p.ID]
+	for {
+		i := bytes.Index(data, idKey)
+		if i < 0 {
+			return
+		}
+		data = data[i+len(idKey):]
+		end := bytes.IndexByte(data, '"')
+		if end < 0 {
+			return
+		}
+		id := data[:end]
+		data = data[end+1:]
+		x, rest, ok := numberAfter(data, xKey)
+		if !ok {
+			return
+		}
+		y, rest, ok := numberAfter(rest, yKey)
+		if !ok {
+			return
+		}
+		data = rest
+		mover := bt.b.bots[string(id)]
 		if mover == nil {
 			continue
 		}
-		if rec := mover.last.Load(); rec != nil && rec.x == p.X && rec.y == p.Y {
+		if rec := mover.last.Load(); rec != nil && rec.x == x && rec.y == y {
 			bt.b.seen.add(now.Sub(rec.at))
 		}
 	}
+}
+
+var (
+	idKey = []byte(`"id":"`)
+	xKey  = []byte(`,"x":`)
+	yKey  = []byte(`,"y":`)
+)
+
+// numberAfter parses the number that follows key at the start of b.
+func numberAfter(b, key []byte) (float64, []byte, bool) {
+	if !bytes.HasPrefix(b, key) {
+		return 0, nil, false
+	}
+	b = b[len(key):]
+	n := 0
+	for n < len(b) && (b[n] == '-' || b[n] == '.' || b[n] == 'e' || b[n] == 'E' || b[n] == '+' || (b[n] >= '0' && b[n] <= '9')) {
+		n++
+	}
+	v, err := strconv.ParseFloat(string(b[:n]), 64)
+	return v, b[n:], err == nil
 }
 
 // randomSpot returns a point of m at least 80 units from every portal.
