@@ -65,8 +65,8 @@ const (
 
 // inboxSize is a room's inbox capacity. A full inbox makes the senders'
 // read loops wait (backpressure on those sockets); it is kept small because
-// every room has one (32 messages are about 4 KiB).
-const inboxSize = 32
+// every room has one (16 messages are about 2.3 KiB).
+const inboxSize = 16
 
 // roomMsg is what connection goroutines send a room.
 type roomMsg struct {

@@ -188,7 +188,7 @@ func (s *scanner) field(id fieldID, f *fields) bool {
 		if !s.number() {
 			return false
 		}
-		v, err := strconv.ParseFloat(string(s.b[start:s.i]), 64)
+		v, err := parseNumber(s.b[start:s.i])
 		if err != nil {
 			f.setBad(id, true)
 			return true

@@ -214,7 +214,7 @@ func (c *Conn) flush() {
 		_, err := w.nc.Write(out)
 
 		w.mu.Lock()
-		if cap(out) <= 2<<10 { // keep small buffers; let big bursts go
+		if cap(out) <= 1<<10 { // keep small buffers; let bursts go
 			w.spare = out[:0]
 		}
 		if err != nil {
