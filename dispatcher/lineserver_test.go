@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/internal/lineproto/linetest"
 )
 
 const testToken = "fleet-secret"
@@ -40,41 +39,13 @@ func startLine(t *testing.T, cfg LineConfig) (addr string, f *Fleet) {
 }
 
 // seed sends one request the seed's way (no newline) and reads until close.
-func seed(t *testing.T, addr, req string) string {
-	t.Helper()
-	ans, err := lineproto.SeedRequest(context.Background(), addr, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ans
-}
+func seed(t *testing.T, addr, req string) string { t.Helper(); return linetest.Seed(t, addr, req) }
 
-type lineConn struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialLine(t *testing.T, addr string) *lineConn {
+func dialLine(t *testing.T, addr string) *linetest.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	return &lineConn{c: c, r: bufio.NewReader(c)}
-}
-
-func (l *lineConn) do(t *testing.T, req string) string {
-	t.Helper()
-	if _, err := l.c.Write([]byte(req + "\n")); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := l.r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("%q: %v", req, err)
-	}
-	return strings.TrimSuffix(ans, "\n")
+	l := linetest.Dial(t, addr)
+	_ = l.C.SetDeadline(time.Now().Add(20 * time.Second))
+	return l
 }
 
 func TestSeedClients(t *testing.T) {
@@ -128,7 +99,7 @@ func TestPipelinedAndBadInput(t *testing.T) {
 		{"maxnum|3|" + testToken, "ok"},
 	}
 	for _, c := range cases {
-		if got := l.do(t, c.req); got != c.want {
+		if got := l.Do(t, c.req); got != c.want {
 			t.Errorf("%q = %q, want %q", c.req, got, c.want)
 		}
 	}
@@ -136,7 +107,7 @@ func TestPipelinedAndBadInput(t *testing.T) {
 		t.Fatalf("maxnum = %d, want 3", f.MaxNum())
 	}
 	var tab Table
-	if err := json.Unmarshal([]byte(l.do(t, "stat")), &tab); err != nil {
+	if err := json.Unmarshal([]byte(l.Do(t, "stat")), &tab); err != nil {
 		t.Fatal(err)
 	}
 	if tab.MaxNum != 3 || len(tab.Processes) != 1 || tab.Processes[0].Load != 0 || tab.Processes[0].Kind != fleet.KindFight {
@@ -147,11 +118,11 @@ func TestPipelinedAndBadInput(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		b.WriteString("get\n")
 	}
-	if _, err := l.c.Write([]byte(b.String())); err != nil {
+	if _, err := l.C.Write([]byte(b.String())); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 1000; i++ {
-		ans, err := l.r.ReadString('\n')
+		ans, err := l.R.ReadString('\n')
 		if err != nil || ans != "7000\n" {
 			t.Fatalf("pipelined answer %d = %q, %v", i, ans, err)
 		}
@@ -161,24 +132,24 @@ func TestPipelinedAndBadInput(t *testing.T) {
 func TestLineTooLongCloses(t *testing.T) {
 	addr, _ := startLine(t, LineConfig{})
 	l := dialLine(t, addr)
-	if got := l.do(t, "get"); got != "7000" {
+	if got := l.Do(t, "get"); got != "7000" {
 		t.Fatal(got)
 	}
 	long := strings.Repeat("x", 1025)
-	if got := l.do(t, long); got != "err|line too long" {
+	if got := l.Do(t, long); got != "err|line too long" {
 		t.Fatalf("long line = %q", got)
 	}
-	if _, err := l.r.ReadByte(); err != io.EOF {
+	if _, err := l.R.ReadByte(); err != io.EOF {
 		t.Fatalf("connection not closed after a long line: %v", err)
 	}
 	// A long line split over many writes without a newline is refused too.
 	l2 := dialLine(t, addr)
-	_ = l2.do(t, "get")
+	_ = l2.Do(t, "get")
 	for i := 0; i < 5; i++ {
-		_, _ = l2.c.Write([]byte(strings.Repeat("y", 400)))
+		_, _ = l2.C.Write([]byte(strings.Repeat("y", 400)))
 		time.Sleep(5 * time.Millisecond)
 	}
-	ans, _ := l2.r.ReadString('\n')
+	ans, _ := l2.R.ReadString('\n')
 	if ans != "err|line too long\n" {
 		t.Fatalf("unterminated long line = %q", ans)
 	}
@@ -192,20 +163,20 @@ func TestIdleAndHalfLineClientsAreClosed(t *testing.T) {
 	addr, _ := startLine(t, LineConfig{IdleTimeout: 100 * time.Millisecond})
 	// Connects and sends nothing.
 	silent := dialLine(t, addr)
-	if _, err := silent.r.ReadByte(); err == nil {
+	if _, err := silent.R.ReadByte(); err == nil {
 		t.Fatal("silent client got data instead of a close")
 	}
 	// Sends a line, then half a line, then stalls.
 	half := dialLine(t, addr)
-	if got := half.do(t, "get"); got != "7000" {
+	if got := half.Do(t, "get"); got != "7000" {
 		t.Fatal(got)
 	}
-	_, _ = half.c.Write([]byte("get|fi"))
-	ans, _ := half.r.ReadString('\n')
+	_, _ = half.C.Write([]byte("get|fi"))
+	ans, _ := half.R.ReadString('\n')
 	if ans != "err|timeout\n" {
 		t.Fatalf("half line answer = %q", ans)
 	}
-	if _, err := half.r.ReadByte(); err != io.EOF {
+	if _, err := half.R.ReadByte(); err != io.EOF {
 		t.Fatalf("half-line client not closed: %v", err)
 	}
 	if got := seed(t, addr, "get"); got != "7000" {
@@ -267,10 +238,10 @@ func TestMaxConnsRefusesExtra(t *testing.T) {
 	addr, _ := startLine(t, LineConfig{MaxConns: 2})
 	a := dialLine(t, addr)
 	b := dialLine(t, addr)
-	_ = a.do(t, "get")
-	_ = b.do(t, "get")
+	_ = a.Do(t, "get")
+	_ = b.Do(t, "get")
 	c := dialLine(t, addr)
-	ans, _ := c.r.ReadString('\n')
+	ans, _ := c.R.ReadString('\n')
 	if ans != "err|busy\n" {
 		t.Fatalf("third connection got %q, want err|busy", ans)
 	}

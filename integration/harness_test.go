@@ -4,7 +4,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -19,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/internal/lineproto/linetest"
 	"github.com/arena-game/arena/internal/store/storetest"
 )
 
@@ -226,43 +225,10 @@ func (a *Arena) Stop() {
 
 // seed sends req the seed's way (no newline) and reads the answer until the
 // server closes.
-func seed(t *testing.T, addr, req string) string {
-	t.Helper()
-	ans, err := lineproto.SeedRequest(context.Background(), addr, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ans
-}
+func seed(t *testing.T, addr, req string) string { t.Helper(); return linetest.Seed(t, addr, req) }
 
-// lineClient is a newline-mode client.
-type lineClient struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialLine(t *testing.T, addr string) *lineClient {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &lineClient{c: c, r: bufio.NewReader(c)}
-}
-
-func (l *lineClient) do(t *testing.T, req string) string {
-	t.Helper()
-	_ = l.c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := l.c.Write([]byte(req + "\n")); err != nil {
-		t.Fatal(err)
-	}
-	s, err := l.r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("%q: %v", req, err)
-	}
-	return strings.TrimSuffix(s, "\n")
-}
+// dialLine opens a newline-mode client.
+func dialLine(t *testing.T, addr string) *linetest.Conn { t.Helper(); return linetest.Dial(t, addr) }
 
 // listening reports whether something accepts TCP on 127.0.0.1:port.
 func listening(port string) bool {
