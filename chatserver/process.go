@@ -78,6 +78,8 @@ func RaiseFileLimit(want uint64) (uint64, error) {
 // ConfigFromOptions applies the chat options a dispatcher passes in
 // fleet.StartConfig.Options to cfg: operator-token, rate, burst,
 // world-rate, max-conns, send-queue (docs/chat.md, "Configuration").
+// A value that does not parse or is out of range is an error wrapping
+// fleet.ErrBadOption; keys of other kinds are ignored.
 func ConfigFromOptions(cfg Config, opts map[string]string) (Config, error) {
 	for k, v := range opts {
 		var err error
@@ -85,20 +87,20 @@ func ConfigFromOptions(cfg Config, opts map[string]string) (Config, error) {
 		case "operator-token":
 			cfg.OperatorToken = v
 		case "rate":
-			cfg.Rate, err = strconv.ParseFloat(v, 64)
+			cfg.Rate, err = fleet.OptionNumber(k, v, 0.001, 1e6)
 		case "burst":
-			cfg.Burst, err = strconv.Atoi(v)
+			cfg.Burst, err = fleet.OptionInt(k, v, 1, 1000000)
 		case "world-rate":
-			cfg.WorldRate, err = strconv.ParseFloat(v, 64)
+			cfg.WorldRate, err = fleet.OptionNumber(k, v, -1e9, 1e9) // negative: no cap
 		case "max-conns":
-			cfg.MaxConns, err = strconv.Atoi(v)
+			cfg.MaxConns, err = fleet.OptionInt(k, v, 1, 100000000)
 		case "send-queue":
-			cfg.WS.SendQueue, err = strconv.Atoi(v)
+			cfg.WS.SendQueue, err = fleet.OptionInt(k, v, 8, 65536)
 		default:
 			// Options of other kinds may share the map; ignore them.
 		}
 		if err != nil {
-			return cfg, fmt.Errorf("chat option %s=%q: %w", k, v, err)
+			return cfg, fmt.Errorf("chat %w", err)
 		}
 	}
 	return cfg, nil

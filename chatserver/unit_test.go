@@ -332,3 +332,22 @@ func TestPlayersKeepBucketAfterLastConnection(t *testing.T) {
 		t.Fatal("sweep kept a departed player")
 	}
 }
+
+func TestConfigFromOptions(t *testing.T) {
+	cfg, err := ConfigFromOptions(Config{}, map[string]string{
+		"rate": "2.5", "burst": "7", "world-rate": "-1", "max-conns": "100", "send-queue": "64", "maxnum": "3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Rate != 2.5 || cfg.Burst != 7 || cfg.WorldRate != -1 || cfg.MaxConns != 100 || cfg.WS.SendQueue != 64 {
+		t.Fatalf("%+v", cfg)
+	}
+	for _, bad := range []map[string]string{
+		{"rate": "NaN"}, {"rate": "0"}, {"burst": "0"}, {"burst": "1.5"}, {"max-conns": "-1"}, {"send-queue": "2"}, {"world-rate": "fast"},
+	} {
+		if _, err := ConfigFromOptions(Config{}, bad); !errors.Is(err, fleet.ErrBadOption) {
+			t.Errorf("%v: %v, want fleet.ErrBadOption", bad, err)
+		}
+	}
+}

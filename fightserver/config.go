@@ -3,10 +3,11 @@ package fightserver
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/arena-game/arena/internal/wsconn"
+
+	"github.com/arena-game/arena/internal/fleet"
 )
 
 // Option keys a fight process reads from fleet.StartConfig.Options. Every
@@ -104,44 +105,20 @@ func (c Config) withDefaults() Config {
 // known key with a bad or out-of-range value is an error naming the key.
 func ParseOptions(opts map[string]string) (cfg Config, unknown []string, err error) {
 	cfg = DefaultConfig()
-	dur := func(key, v string, min, max time.Duration) (time.Duration, error) {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return 0, fmt.Errorf("parse options: %s: %w", key, err)
-		}
-		if d < min || d > max {
-			return 0, fmt.Errorf("parse options: %s: %v is out of range [%v, %v]", key, d, min, max)
-		}
-		return d, nil
-	}
-	num := func(key, v string, min, max float64) (float64, error) {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse options: %s: %w", key, err)
-		}
-		if !(f >= min && f <= max) {
-			return 0, fmt.Errorf("parse options: %s: %v is out of range [%v, %v]", key, v, min, max)
-		}
-		return f, nil
-	}
 	for k, v := range opts {
-		var f float64
 		switch k {
 		case OptRoomTimeout:
-			cfg.RoomTimeout, err = dur(k, v, 10*time.Millisecond, 24*time.Hour)
+			cfg.RoomTimeout, err = fleet.OptionDuration(k, v, 10*time.Millisecond, 24*time.Hour)
 		case OptRejoinGrace:
-			cfg.RejoinGrace, err = dur(k, v, 10*time.Millisecond, time.Hour)
+			cfg.RejoinGrace, err = fleet.OptionDuration(k, v, 10*time.Millisecond, time.Hour)
 		case OptEventRate:
-			f, err = num(k, v, 0.1, 100000)
-			cfg.EventRate = f
+			cfg.EventRate, err = fleet.OptionNumber(k, v, 0.1, 100000)
 		case OptEventBurst:
-			f, err = num(k, v, 1, 1000000)
-			cfg.EventBurst = int(f)
+			cfg.EventBurst, err = fleet.OptionInt(k, v, 1, 1000000)
 		case OptAttackDamage:
-			f, err = num(k, v, 1, StartHP)
-			cfg.AttackDamage = int(f)
+			cfg.AttackDamage, err = fleet.OptionInt(k, v, 1, StartHP)
 		case OptAttackCooldown:
-			cfg.AttackCooldown, err = dur(k, v, 0, time.Hour)
+			cfg.AttackCooldown, err = fleet.OptionDuration(k, v, 0, time.Hour)
 			if err == nil && cfg.AttackCooldown == 0 {
 				cfg.AttackCooldown = -1 // explicit zero: no cooldown
 			}
@@ -150,7 +127,7 @@ func ParseOptions(opts map[string]string) (cfg Config, unknown []string, err err
 			continue
 		}
 		if err != nil {
-			return Config{}, nil, err
+			return Config{}, nil, fmt.Errorf("parse options: %w", err)
 		}
 	}
 	sort.Strings(unknown)

@@ -3,8 +3,9 @@ package mapserver
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
+
+	"github.com/arena-game/arena/internal/fleet"
 )
 
 // Config holds a map server's limits and timings. Zero fields take the
@@ -134,20 +135,6 @@ const (
 // Durations are Go durations ("2s", "50ms"). Out-of-range values are
 // errors; unknown keys are returned in ignored so the caller can log them.
 func ConfigFromOptions(opts map[string]string) (cfg Config, worldPath string, ignored []string, err error) {
-	dur := func(k, v string, min, max time.Duration) (time.Duration, error) {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < min || d > max {
-			return 0, fmt.Errorf("map option %s=%q: want a duration in [%v, %v]", k, v, min, max)
-		}
-		return d, nil
-	}
-	num := func(k, v string, min, max float64) (float64, error) {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(f >= min && f <= max) {
-			return 0, fmt.Errorf("map option %s=%q: want a number in [%v, %v]", k, v, min, max)
-		}
-		return f, nil
-	}
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)
@@ -155,38 +142,35 @@ func ConfigFromOptions(opts map[string]string) (cfg Config, worldPath string, ig
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := opts[k]
-		var f float64
 		switch k {
 		case OptWorld:
 			worldPath = v
 		case OptPublicHost:
 			cfg.PublicHost = v
 		case OptSaveInterval:
-			cfg.SaveInterval, err = dur(k, v, 50*time.Millisecond, time.Minute)
+			cfg.SaveInterval, err = fleet.OptionDuration(k, v, 50*time.Millisecond, time.Minute)
 		case OptTick:
-			cfg.Tick, err = dur(k, v, 5*time.Millisecond, time.Second)
+			cfg.Tick, err = fleet.OptionDuration(k, v, 5*time.Millisecond, time.Second)
 		case OptMaxSpeed:
-			cfg.MaxSpeed, err = num(k, v, 0.001, 1e6)
+			cfg.MaxSpeed, err = fleet.OptionNumber(k, v, 0.001, 1e6)
 		case OptViewRadius:
-			cfg.ViewRadius, err = num(k, v, 1, 1e6)
+			cfg.ViewRadius, err = fleet.OptionNumber(k, v, 1, 1e6)
 		case OptSwitchReach:
-			cfg.SwitchReach, err = num(k, v, 0, 1e6)
+			cfg.SwitchReach, err = fleet.OptionNumber(k, v, 0, 1e6)
 			if err == nil && cfg.SwitchReach == 0 {
 				cfg.SwitchReach = -1
 			}
 		case OptMaxMsgRate:
-			cfg.MaxMsgRate, err = num(k, v, 1, 10000)
+			cfg.MaxMsgRate, err = fleet.OptionNumber(k, v, 1, 10000)
 		case OptMaxVisible:
-			f, err = num(k, v, 1, 10000)
-			cfg.MaxVisible = int(f)
+			cfg.MaxVisible, err = fleet.OptionInt(k, v, 1, 10000)
 		case OptSendQueue:
-			f, err = num(k, v, 8, 65536)
-			cfg.SendQueue = int(f)
+			cfg.SendQueue, err = fleet.OptionInt(k, v, 8, 65536)
 		default:
 			ignored = append(ignored, k)
 		}
 		if err != nil {
-			return Config{}, "", nil, err
+			return Config{}, "", nil, fmt.Errorf("map %w", err)
 		}
 	}
 	return cfg, worldPath, ignored, nil
