@@ -60,12 +60,20 @@ func TestSpawnedByDispatcher(t *testing.T) {
 	_, p := spawn()
 	ctx, cancel := ctx5()
 	defer cancel()
-	port := freePort(t)
 	cfg := fleet.StartConfig{
-		Kind: Kind, Host: "127.0.0.1", Port: port, Memcache: storetest.Addrs(t), StorePrefix: "plugintest.",
+		Kind: Kind, Host: "127.0.0.1", Memcache: storetest.Addrs(t), StorePrefix: "plugintest.",
 		Secret: testSecret, Options: map[string]string{"operator-token": testOperator},
 	}
-	addr, err := p.Start(ctx, cfg)
+	// A port found free can be taken by a parallel test process before
+	// the chat server binds it: try another.
+	var addr string
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		cfg.Port = freePort(t)
+		if addr, err = p.Start(ctx, cfg); !errors.Is(err, fleet.ErrPortInUse) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

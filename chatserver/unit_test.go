@@ -239,6 +239,12 @@ func TestFleetProcess(t *testing.T) {
 		t.Fatalf("status before start: %v", err)
 	}
 	addr, err := p.Start(ctx, cfg)
+	for attempt := 0; attempt < 5 && errors.Is(err, fleet.ErrPortInUse); attempt++ {
+		// Taken by a parallel test process since freePort saw it free.
+		port = freePort(t)
+		cfg.Port = port
+		addr, err = p.Start(ctx, cfg)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +305,11 @@ func TestFleetProcessEmbeddedStoreAndBadConfig(t *testing.T) {
 		Options: map[string]string{"rate": "fast"}}); err == nil {
 		t.Fatal("started with rate=fast")
 	}
-	if _, err := p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s"}); err != nil {
+	_, err := p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s"})
+	for attempt := 0; attempt < 5 && errors.Is(err, fleet.ErrPortInUse); attempt++ {
+		_, err = p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s"})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	p.Stop(5 * time.Second)

@@ -108,6 +108,12 @@ func TestProcessOverGRPC(t *testing.T) {
 		Options: map[string]string{OptRoomTimeout: "1m", OptRejoinGrace: "5s", OptEventRate: "50", "unknown-option": "x"},
 	}
 	addr, err := p.Start(ctx, cfg)
+	for attempt := 0; attempt < 5 && errorsIs(err, fleet.ErrPortInUse); attempt++ {
+		// Taken by a parallel test process since freePort saw it free.
+		port = freePort(t)
+		cfg.Port = port
+		addr, err = p.Start(ctx, cfg)
+	}
 	if err != nil || addr != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Fatalf("start: %q %v", addr, err)
 	}
