@@ -53,6 +53,7 @@ function renderMe() {
   $('#me-name').textContent = S.me.username;
   $('#me-score').textContent = S.me.score !== undefined ? `· ${S.me.score}` : '';
   box.hidden = false;
+  $('#my-id').textContent = S.me.uuid;
   $('#st-score').textContent = S.me.score ?? '–';
   $('#st-games').textContent = S.me.games ?? 0;
   $('#st-wins').textContent = S.me.wins ?? 0;
@@ -209,11 +210,35 @@ function connectPlay() {
   S.play = sock;
 }
 
+/**
+ * queueMessage is the queue request: with the lobby's mode, and its party
+ * (the friends' player ids; docs/PROTOCOL.md "Parties") when one is given.
+ */
+function queueMessage() {
+  const msg = { type: 'queue' };
+  const mode = $('#mode').value.trim().toLowerCase();
+  if (mode) msg.mode = mode;
+  const party = $('#party').value.split(/[\s,;]+/).filter((id) => id && id !== (S.me && S.me.uuid));
+  if (party.length) msg.party = party;
+  return msg;
+}
+
 function sendQueue() {
   S.wantQueue = true;
   if (!S.play || !S.play.open) { connectPlay(); return; }
-  S.play.send({ type: 'queue' });
+  S.play.send(queueMessage());
+  $('#party-wait').hidden = true;
   if (S.view !== 'queue') { S.queuedAt = Date.now(); show('queue'); }
+}
+
+/** showPartyWait lists the party members who have not queued yet. */
+function showPartyWait(m) {
+  const pending = Array.isArray(m.party_pending) ? m.party_pending : [];
+  const w = $('#party-wait');
+  w.textContent = pending.length
+    ? `Waiting for ${pending.length} party member${pending.length > 1 ? 's' : ''} to queue: ${pending.map((id) => id.slice(0, 8)).join(', ')}`
+    : '';
+  w.hidden = !pending.length;
 }
 
 function onPlay(m) {
@@ -224,6 +249,7 @@ function onPlay(m) {
     case 'queued':
     case 'party':
       S.inRoomRetries = 0;
+      if (m.type === 'party') showPartyWait(m); else $('#party-wait').hidden = true;
       if (S.view !== 'queue' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
       break;
     case 'cancelled':
@@ -263,6 +289,15 @@ function onPlayError(m) {
       break;
     case 'already_queued':
       if (S.view !== 'queue' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
+      break;
+    case 'bad_party': case 'party_too_large': case 'bad_mode':
+      S.wantQueue = false;
+      show('lobby');
+      toast(m.code === 'bad_mode'
+        ? 'A mode is up to 32 letters, digits, - or _.'
+        : m.code === 'party_too_large'
+          ? `A party has at most ${(S.cfg && S.cfg.room_size) || 3} players, you included.`
+          : "Check your friends' player ids: letters, digits, - and _, separated by commas or spaces.", 6000);
       break;
     case 'no_capacity':
       toast('No fight server could take the room yet; you are still queued.');
@@ -440,6 +475,15 @@ async function boot() {
   setupLogin();
   for (const b of $$('#stage-tabs [data-tab]')) b.addEventListener('click', () => { if (!b.disabled) selectTab(b.dataset.tab); });
   $('#queue').addEventListener('click', () => { S.inRoomRetries = 0; S.queuedAt = Date.now(); sendQueue(); });
+  $('#copy-id').addEventListener('click', async () => {
+    if (!S.me) return;
+    try {
+      await navigator.clipboard.writeText(S.me.uuid);
+      toast('Your player id is copied.');
+    } catch {
+      getSelection().selectAllChildren($('#my-id')); // select it for a manual copy
+    }
+  });
   $('#cancel').addEventListener('click', () => {
     S.wantQueue = false;
     if (S.play && S.play.open) S.play.send({ type: 'cancel' });
