@@ -16,17 +16,22 @@ const (
 	OptRoomTimeout    = "room-timeout"    // how long a room may last (default 10m)
 	OptRejoinGrace    = "rejoin-grace"    // how long a dropped (or never-arrived) player may take to (re)join (default 30s)
 	OptEventRate      = "event-rate"      // messages per second per player before close (default 40)
-	OptEventBurst     = "event-burst"     // token-bucket burst for event-rate (default 80)
+	OptEventBurst     = "event-burst"     // token-bucket burst for event-rate (default 200)
 	OptAttackDamage   = "attack-damage"   // hp an attack takes (default 20)
 	OptAttackCooldown = "attack-cooldown" // minimum time between one player's attacks (default 400ms)
 )
 
 // Defaults.
 const (
-	DefaultRoomTimeout    = 10 * time.Minute
-	DefaultRejoinGrace    = 30 * time.Second
-	DefaultEventRate      = 40.0
-	DefaultEventBurst     = 80
+	DefaultRoomTimeout = 10 * time.Minute
+	DefaultRejoinGrace = 30 * time.Second
+	DefaultEventRate   = 40.0
+	// DefaultEventBurst is five seconds at DefaultEventRate. The bucket
+	// counts messages as the server reads them, so after a stall (a server
+	// starved of CPU) what a client sent meanwhile arrives at once: at 20
+	// messages a second a client survives a 10 s stall. A flood of 1,000 a
+	// second still empties the bucket in about 0.2 s.
+	DefaultEventBurst     = 200
 	DefaultAttackDamage   = 20
 	DefaultAttackCooldown = 400 * time.Millisecond
 	// StartHP is every player's hp when a room starts.
