@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/arena-game/arena/internal/jsonnum"
 )
 
 // This file is the client message decoder: a single-pass scanner for one
@@ -188,7 +190,7 @@ func (s *scanner) field(id fieldID, f *fields) bool {
 		if !s.number() {
 			return false
 		}
-		v, err := parseNumber(s.b[start:s.i])
+		v, err := jsonnum.Parse(s.b[start:s.i])
 		if err != nil {
 			f.setBad(id, true)
 			return true
@@ -273,43 +275,9 @@ func (s *scanner) skip(depth int) bool {
 
 // number scans a JSON number.
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	s.i = i
-	return true
+	n := jsonnum.Len(s.b[s.i:])
+	s.i += n
+	return n > 0
 }
 
 // str scans a JSON string at s.i (which is '"') and returns its value.

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
+
+	"github.com/arena-game/arena/internal/jsonnum"
 )
 
 // Error codes sent as {"type":"error","code":...}. docs/maps.md lists
@@ -136,62 +137,22 @@ func parseCanonicalMove(b []byte) (x, y float64, ok bool) {
 		return 0, 0, false
 	}
 	rest := b[len(canonicalMove):]
-	n := jsonNumberLen(rest)
+	n := jsonnum.Len(rest)
 	if n == 0 || !bytes.HasPrefix(rest[n:], []byte(`,"y":`)) {
 		return 0, 0, false
 	}
 	xs := rest[:n]
 	rest = rest[n+5:]
-	m := jsonNumberLen(rest)
+	m := jsonnum.Len(rest)
 	if m == 0 || len(rest) != m+1 || rest[m] != '}' {
 		return 0, 0, false
 	}
-	x, err1 := strconv.ParseFloat(string(xs), 64)
-	y, err2 := strconv.ParseFloat(string(rest[:m]), 64)
+	x, err1 := jsonnum.Parse(xs)
+	y, err2 := jsonnum.Parse(rest[:m])
 	if err1 != nil || err2 != nil || math.IsInf(x, 0) || math.IsInf(y, 0) {
 		return 0, 0, false
 	}
 	return x, y, true
-}
-
-// jsonNumberLen returns the length of the JSON number (RFC 8259 grammar)
-// at the start of b, or 0 when b does not start with one.
-func jsonNumberLen(b []byte) int {
-	i := 0
-	digits := func() int {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i - j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		digits()
-	default:
-		return 0
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return 0
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return 0
-		}
-	}
-	return i
 }
 
 // Server messages.
