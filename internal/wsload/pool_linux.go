@@ -3,6 +3,7 @@
 package wsload
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,8 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -256,17 +257,15 @@ func handshake(addr *net.TCPAddr, u *url.URL, timeout time.Duration) (int, []byt
 			break
 		}
 	}
-	head := string(buf[:end])
-	status, _, _ := strings.Cut(head, "\r\n")
-	if len(status) < 12 || status[:5] != "HTTP/" {
-		return -1, nil, fmt.Errorf("handshake: bad status line %q", status)
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(buf[:end+4])), nil)
+	if err != nil {
+		return -1, nil, fmt.Errorf("handshake: %w", err)
 	}
-	code, _ := strconv.Atoi(status[9:12])
-	if code != 101 {
-		return -1, nil, fmt.Errorf("handshake: http %d", code)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return -1, nil, fmt.Errorf("handshake: http %d", resp.StatusCode)
 	}
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if !hasHeader(head, "sec-websocket-accept", base64.StdEncoding.EncodeToString(sum[:])) {
+	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		return -1, nil, errors.New("handshake: missing or wrong Sec-WebSocket-Accept")
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
@@ -274,21 +273,6 @@ func handshake(addr *net.TCPAddr, u *url.URL, timeout time.Duration) (int, []byt
 	}
 	ok = true
 	return fd, append([]byte(nil), buf[end+4:]...), nil
-}
-
-// hasHeader reports whether head has the header name (lower case) with
-// exactly value.
-func hasHeader(head, name, value string) bool {
-	_, rest, _ := strings.Cut(head, "\r\n")
-	for rest != "" {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(k, name) && strings.TrimSpace(v) == value {
-			return true
-		}
-	}
-	return false
 }
 
 // writeAll writes b to a blocking or non-blocking socket, waiting up to
