@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/jsonnum"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/internal/wsload"
 	"github.com/arena-game/arena/mapserver"
@@ -163,17 +164,17 @@ var (
 	yKey  = []byte(`,"y":`)
 )
 
-// numberAfter parses the number that follows key at the start of b.
+// numberAfter parses the JSON number that follows key at the start of b.
 func numberAfter(b, key []byte) (float64, []byte, bool) {
 	if !bytes.HasPrefix(b, key) {
 		return 0, nil, false
 	}
 	b = b[len(key):]
-	n := 0
-	for n < len(b) && (b[n] == '-' || b[n] == '.' || b[n] == 'e' || b[n] == 'E' || b[n] == '+' || (b[n] >= '0' && b[n] <= '9')) {
-		n++
+	n := jsonnum.Len(b)
+	if n == 0 {
+		return 0, nil, false
 	}
-	v, err := strconv.ParseFloat(string(b[:n]), 64)
+	v, err := jsonnum.Parse(b[:n])
 	return v, b[n:], err == nil
 }
 
