@@ -86,37 +86,27 @@ func (c *Conn) enqueueFrames(op byte, direct bool, payloads ...[]byte) bool {
 			frame = appendFrame(frame, op, p)
 		}
 		n, err := w.tryWrite(frame)
-		if err == nil && n == len(frame) {
-			if cap(frame) <= 4<<10 {
-				w.scratch = frame[:0]
-			}
-			w.mu.Unlock()
-			return true
+		if cap(frame) <= 4<<10 {
+			w.scratch = frame[:0]
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			w.buf, w.frames, w.closing = nil, 0, true
 			w.mu.Unlock()
 			c.closed.Store(true)
 			_ = w.nc.Close()
 			return true
+		case n == len(frame):
+			w.mu.Unlock()
+			return true
 		}
 		// Partly written (or not at all): the rest goes to the queue
 		// ahead of anything queued later.
 		w.buf = append(w.buf, frame[n:]...)
-		if cap(frame) <= 4<<10 {
-			w.scratch = frame[:0]
+	} else {
+		for _, p := range payloads {
+			w.buf = appendFrame(w.buf, op, p)
 		}
-		if data {
-			w.frames += len(payloads)
-			c.pending.Store(int32(w.frames))
-		}
-		w.busy = true
-		w.mu.Unlock()
-		go c.flush()
-		return true
-	}
-	for _, p := range payloads {
-		w.buf = appendFrame(w.buf, op, p)
 	}
 	if data {
 		w.frames += len(payloads)
