@@ -93,14 +93,22 @@ func newPool(t *testing.T, loops int) *Pool {
 	return p
 }
 
-func TestEchoSizes(t *testing.T) {
-	base := newServer(t)
-	p := newPool(t, 2)
+// dialRecorded dials url through p with a new recorder, failing t when it
+// cannot.
+func dialRecorded(t *testing.T, p *Pool, url string) (*Conn, *recorder) {
+	t.Helper()
 	r := newRecorder()
-	c, err := p.Dial(context.Background(), base+"/ws?ticket=x", r)
+	c, err := p.Dial(context.Background(), url, r)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, r
+}
+
+func TestEchoSizes(t *testing.T) {
+	base := newServer(t)
+	p := newPool(t, 2)
+	c, r := dialRecorded(t, p, base+"/ws?ticket=x")
 	// Every length class: 7-bit, 16-bit and 64-bit, and bigger than the
 	// initial read buffer.
 	sizes := []int{0, 1, 125, 126, 4000, 65535, 65536, 300_000}
@@ -124,11 +132,7 @@ func TestEchoSizes(t *testing.T) {
 func TestServerCloseCode(t *testing.T) {
 	base := newServer(t)
 	p := newPool(t, 1)
-	r := newRecorder()
-	c, err := p.Dial(context.Background(), base+"/ws", r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, r := dialRecorded(t, p, base+"/ws")
 	_ = c.Send([]byte("bye"))
 	select {
 	case err := <-r.closed:
@@ -147,11 +151,7 @@ func TestServerCloseCode(t *testing.T) {
 func TestClientClose(t *testing.T) {
 	base := newServer(t)
 	p := newPool(t, 1)
-	r := newRecorder()
-	c, err := p.Dial(context.Background(), base+"/ws", r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, r := dialRecorded(t, p, base+"/ws")
 	r.wait(t, 1)
 	c.Close(1000, "done")
 	select {
@@ -199,10 +199,7 @@ func TestPoolCloseClosesConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRecorder()
-	if _, err := p.Dial(context.Background(), base+"/ws", r); err != nil {
-		t.Fatal(err)
-	}
+	_, r := dialRecorded(t, p, base+"/ws")
 	_ = p.Close()
 	select {
 	case err := <-r.closed:
