@@ -155,7 +155,7 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := NewMetrics(nil)
+	m := NewMetrics(fleet.NewRegistry())
 	if sp == nil {
 		env := []string{}
 		if cfg.ChildLogLevel != "" {
