@@ -37,9 +37,9 @@ func Dial(ctx context.Context, url string, h Handler, opt Options) (*Conn, error
 	})
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: http %d: %w", redact(url), resp.StatusCode, err)
+			return nil, fmt.Errorf("dial %s: http %d: %w", RedactURL(url), resp.StatusCode, err)
 		}
-		return nil, fmt.Errorf("dial %s: %w", redact(url), err)
+		return nil, fmt.Errorf("dial %s: %w", RedactURL(url), err)
 	}
 	c = &Conn{ws: ws, opt: opt}
 	ws.Session().Store("c", c)
@@ -47,8 +47,10 @@ func Dial(ctx context.Context, url string, h Handler, opt Options) (*Conn, error
 	return c, nil
 }
 
-// redact drops the query (which may hold a token) from url for error text.
-func redact(url string) string {
+// RedactURL drops the query (which may hold a token or ticket) from url,
+// for error text and logs: "ws://h:1/ws?ticket=T" becomes "ws://h:1/ws?…".
+// A url without a query is returned as it is.
+func RedactURL(url string) string {
 	for i := 0; i < len(url); i++ {
 		if url[i] == '?' {
 			return url[:i] + "?…"

@@ -15,12 +15,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/arena-game/arena/internal/wsconn"
 )
 
 // Pool serves client connections on a fixed number of epoll loops.
@@ -147,13 +148,13 @@ func (p *Pool) Dial(ctx context.Context, rawURL string, h Handler) (*Conn, error
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "ws" || u.Host == "" {
-		return nil, fmt.Errorf("wsload: dial %s: want ws://host:port/path", redact(rawURL))
+		return nil, fmt.Errorf("wsload: dial %s: want ws://host:port/path", wsconn.RedactURL(rawURL))
 	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
-			return nil, fmt.Errorf("wsload: dial %s: %w", redact(rawURL), context.DeadlineExceeded)
+			return nil, fmt.Errorf("wsload: dial %s: %w", wsconn.RedactURL(rawURL), context.DeadlineExceeded)
 		}
 	}
 	host := u.Host
@@ -162,11 +163,11 @@ func (p *Pool) Dial(ctx context.Context, rawURL string, h Handler) (*Conn, error
 	}
 	addr, err := net.ResolveTCPAddr("tcp", host)
 	if err != nil {
-		return nil, fmt.Errorf("wsload: dial %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("wsload: dial %s: %w", wsconn.RedactURL(rawURL), err)
 	}
 	fd, rest, err := handshake(addr, u, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("wsload: dial %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("wsload: dial %s: %w", wsconn.RedactURL(rawURL), err)
 	}
 	l := p.loops[int(p.next.Add(1))%len(p.loops)]
 	var seed [8]byte
@@ -181,7 +182,7 @@ func (p *Pool) Dial(ctx context.Context, rawURL string, h Handler) (*Conn, error
 	l.mu.Unlock()
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
 		c.shut(err)
-		return nil, fmt.Errorf("wsload: dial %s: epoll: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("wsload: dial %s: epoll: %w", wsconn.RedactURL(rawURL), err)
 	}
 	return c, nil
 }
@@ -444,12 +445,4 @@ func (c *Conn) shut(err error) {
 	if c.done.CompareAndSwap(false, true) {
 		c.h.OnClose(c, err)
 	}
-}
-
-// redact drops the query (which may hold a token) from a URL for errors.
-func redact(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
 }
