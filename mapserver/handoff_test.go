@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -388,4 +389,58 @@ func TestLeaseSelfFencing(t *testing.T) {
 		_, err := Enter(context.Background(), st, signer, DefaultWorld(), r, p, "")
 		return err == nil
 	})
+}
+
+func TestSaveSlots(t *testing.T) {
+	for _, tc := range []struct {
+		save, tick time.Duration
+		want       int
+	}{
+		{2 * time.Second, 100 * time.Millisecond, 20},
+		{50 * time.Millisecond, 100 * time.Millisecond, 1},
+		{time.Minute, 10 * time.Millisecond, maxSaveSlots},
+		{250 * time.Millisecond, 100 * time.Millisecond, 2},
+	} {
+		if got := saveSlots(Config{SaveInterval: tc.save, Tick: tc.tick}); got != tc.want {
+			t.Errorf("saveSlots(save %v, tick %v) = %d, want %d", tc.save, tc.tick, got, tc.want)
+		}
+	}
+}
+
+// TestSavesSpreadOverInterval checks that periodic saves renew every
+// player once per save interval, spread over the interval instead of all
+// at once.
+func TestSavesSpreadOverInterval(t *testing.T) {
+	cfg := fastCfg
+	cfg.SaveInterval = 400 * time.Millisecond // 40 turns of 10 ms
+	c := newCluster(t, 1, nil, cfg)
+	c.place("town", 0)
+	var ids []string
+	var start []uint64
+	for i := 0; i < 20; i++ {
+		p := newPlayer(fmt.Sprintf("saver%d", i))
+		cl, w := c.join(p, "town")
+		discard(cl)
+		ids = append(ids, p.Subject)
+		start = append(start, w.You.Version)
+	}
+	time.Sleep(3 * cfg.SaveInterval)
+	var minUpd, maxUpd int64
+	for i, id := range ids {
+		r := c.state(id)
+		// Three intervals: three saves, give or take one at each end.
+		if n := r.Version - start[i]; n < 2 || n > 4 {
+			t.Errorf("player %d: %d saves in three save intervals, want 2-4", i, n)
+		}
+		if i == 0 || r.Updated < minUpd {
+			minUpd = r.Updated
+		}
+		if r.Updated > maxUpd {
+			maxUpd = r.Updated
+		}
+	}
+	// Saved all at once, the last saves would lie within a few ms.
+	if spread := time.Duration(maxUpd-minUpd) * time.Millisecond; spread < cfg.SaveInterval/4 {
+		t.Errorf("the latest saves lie within %v of each other; want them spread over the %v interval", spread, cfg.SaveInterval)
+	}
 }

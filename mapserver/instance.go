@@ -42,6 +42,7 @@ type player struct {
 	refill time.Time
 
 	idx       int // position in instance.all
+	saveSlot  int // saved on the instance's save turns with this number
 	cell      int
 	cellPos   int
 	moved     bool // moved during the current tick
@@ -78,8 +79,14 @@ type instance struct {
 	epoch    uint64
 	movers   []*player
 	seq      uint64
-	sortBuf  []cand
-	sent     int // messages queued this tick
+	// Periodic saves are spread over saveSlots turns of one save interval
+	// each, so memcached sees a steady stream rather than every player's
+	// save at once. A player saves on the turns numbered its saveSlot.
+	saveSlots int
+	saveTurn  int
+	nextSlot  int
+	sortBuf   []cand
+	sent      int // messages queued this tick
 	// out collects this tick's messages; writes hands full batches to
 	// the instance's writer goroutine, which returns them on free.
 	out     *tickBatch
@@ -165,18 +172,19 @@ func newInstance(s *Server, m *Map) *instance {
 	rows := int(math.Ceil(m.Height/cs)) + 1
 	return &instance{
 		srv: s, m: m,
-		inbox:    make(chan any, 4096),
-		done:     make(chan struct{}),
-		byS:      make(map[*session]*player),
-		cs:       cs,
-		cols:     cols,
-		rows:     rows,
-		grid:     make([][]*player, cols*rows),
-		cellTick: make([]uint64, cols*rows),
-		tick:     1,
-		out:      &tickBatch{},
-		writes:   make(chan *tickBatch, 1),
-		free:     make(chan *tickBatch, 2),
+		inbox:     make(chan any, 4096),
+		done:      make(chan struct{}),
+		byS:       make(map[*session]*player),
+		cs:        cs,
+		cols:      cols,
+		rows:      rows,
+		grid:      make([][]*player, cols*rows),
+		cellTick:  make([]uint64, cols*rows),
+		tick:      1,
+		saveSlots: saveSlots(s.cfg),
+		out:       &tickBatch{},
+		writes:    make(chan *tickBatch, 1),
+		free:      make(chan *tickBatch, 2),
 	}
 }
 
@@ -199,7 +207,7 @@ func (in *instance) run() {
 	}()
 	tick := time.NewTicker(in.srv.cfg.Tick)
 	defer tick.Stop()
-	save := time.NewTicker(in.srv.cfg.SaveInterval)
+	save := time.NewTicker(in.srv.cfg.SaveInterval / time.Duration(in.saveSlots))
 	defer save.Stop()
 	for {
 		select {
@@ -238,7 +246,7 @@ func (in *instance) run() {
 			in.update()
 			in.srv.met.tickSeconds.Observe(time.Since(start).Seconds())
 		case <-save.C:
-			in.saveAll()
+			in.saveTurnDue()
 		}
 	}
 }
@@ -288,8 +296,9 @@ func (in *instance) join(s *session) {
 		frag: []byte(`"id":` + string(idJSON) + `,"name":` + string(nameJSON)),
 		x:    pt.X, y: pt.Y,
 		budget: in.srv.cfg.MaxSpeed * MoveBurst, refill: time.Now(),
-		idx: len(in.all),
+		idx: len(in.all), saveSlot: in.nextSlot,
 	}
+	in.nextSlot = (in.nextSlot + 1) % in.saveSlots
 	in.all = append(in.all, p)
 	in.byS[s] = p
 	in.gridAdd(p)
@@ -308,7 +317,10 @@ func (in *instance) join(s *session) {
 	if w.Map.Portals == nil {
 		w.Map.Portals = []Portal{}
 	}
-	_ = s.conn.SendJSON(w)
+	// The welcome ends a handoff: it is written at once (SendNow) instead
+	// of waking the connection's writer goroutine.
+	welcome, _ := json.Marshal(w)
+	_ = s.conn.SendNow(welcome)
 	in.srv.met.messagesOut.Inc()
 }
 
@@ -431,12 +443,25 @@ func (in *instance) shutdown() {
 	wg.Wait()
 }
 
-// saveAll queues a snapshot of every player for saving, in batches.
-func (in *instance) saveAll() {
+// maxSaveSlots bounds how finely the periodic saves are spread.
+const maxSaveSlots = 64
+
+// saveSlots is how many save turns one save interval is cut into: one per
+// tick (at most maxSaveSlots), and one when the interval is shorter than a
+// tick. Each player is still saved once per save interval.
+func saveSlots(c Config) int {
+	return int(max(1, min(maxSaveSlots, c.SaveInterval/c.Tick)))
+}
+
+// saveTurnDue queues a snapshot of the players whose turn it is (every
+// player once per save interval) for saving, in batches.
+func (in *instance) saveTurnDue() {
 	in.seq++
+	turn := in.saveTurn
+	in.saveTurn = (in.saveTurn + 1) % in.saveSlots
 	var batch []saveJob
 	for _, p := range in.all {
-		if p.switching {
+		if p.switching || p.saveSlot != turn {
 			continue
 		}
 		batch = append(batch, saveJob{s: p.s, x: p.x, y: p.y, seq: in.seq})

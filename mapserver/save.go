@@ -2,6 +2,7 @@ package mapserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"time"
@@ -162,6 +163,18 @@ func (s *Server) doHandoff(ss *session, from, to string, arr Point, drain bool) 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
+	// The record is read while the dispatcher is asked where the map
+	// lives: the two round trips overlap instead of adding up. A read that
+	// a concurrent save makes stale costs one more read in updateOwnedFrom,
+	// never a wrong write (the write is a compare-and-swap).
+	pre := make(chan *store.Item, 1)
+	go func() {
+		it, err := s.st.Get(ctx, StateKey(ss.claims.Subject))
+		if err != nil {
+			it = nil // updateOwnedFrom reads again and reports the error
+		}
+		pre <- it
+	}()
 	addr, err := s.loc.Locate(ctx, to)
 	if err == nil && drain && addr == s.self.Addr {
 		err = errors.New("the dispatcher placed the map on this draining server")
@@ -183,7 +196,7 @@ func (s *Server) doHandoff(ss *session, from, to string, arr Point, drain bool) 
 	if ss.done || s.crashed.Load() {
 		return true
 	}
-	rec, err := updateOwned(ctx, s.st, ss.rec, s.self, func(r *State) {
+	rec, err := updateOwnedFrom(ctx, s.st, ss.rec, s.self, <-pre, func(r *State) {
 		r.Map, r.X, r.Y = to, arr.X, arr.Y
 		r.Status = StatusTransit
 		r.Owner, r.OwnerID, r.Lease = "", "", 0
@@ -210,7 +223,10 @@ func (s *Server) doHandoff(ss *session, from, to string, arr Point, drain bool) 
 		s.kick(ss, CodeUnavailable, "could not mint a ticket; enter again")
 		return true
 	}
-	_ = ss.conn.SendJSON(SwitchAnswer{Type: "switch", Map: to, Addr: WebSocketURL(s.publicAddr(addr)), Ticket: ticket})
+	// Written from here rather than by the connection's writer goroutine:
+	// one goroutine hop less on the handoff's critical path.
+	answer, _ := json.Marshal(SwitchAnswer{Type: "switch", Map: to, Addr: WebSocketURL(s.publicAddr(addr)), Ticket: ticket})
+	_ = ss.conn.SendNow(answer)
 	ss.conn.Close(wsconn.CloseNormal, "switched")
 	s.met.handoffs.WithLabelValues("ok").Inc()
 	s.met.handoffSeconds.Observe(time.Since(start).Seconds())

@@ -25,6 +25,10 @@ type event struct {
 	gen  int64
 	typ  string // welcome, switch, error, closed
 	data []byte
+	// at is when the message was read off the socket: latencies end
+	// there, not when the bot's goroutine gets to it (the load
+	// generator's own scheduling is not the servers' latency).
+	at time.Time
 }
 
 // moveRec is a bot's latest move, for move-to-seen matching.
@@ -117,7 +121,7 @@ func (h connHandler) message(data []byte) {
 		}
 	case "enter", "leave", "pong":
 	default:
-		h.push(event{gen: h.gen, typ: typ, data: append([]byte(nil), data...)})
+		h.push(event{gen: h.gen, typ: typ, data: append([]byte(nil), data...), at: time.Now()})
 	}
 }
 
@@ -195,21 +199,22 @@ func (bt *bot) randomSpot(m *mapserver.Map) (float64, float64) {
 	}
 }
 
-// connect dials a map server with a ticket and waits for the welcome.
-func (bt *bot) connect(ctx context.Context, addr, ticket string) error {
+// connect dials a map server with a ticket and waits for the welcome; it
+// returns when the welcome arrived.
+func (bt *bot) connect(ctx context.Context, addr, ticket string) (time.Time, error) {
 	gen := bt.gen.Add(1)
 	u := addr + "?ticket=" + url.QueryEscape(ticket)
 	var c botConn
 	if p := bt.b.pool; p != nil {
 		lc, err := p.Dial(ctx, u, loadHandler{connHandler{bt, gen}})
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		c = wsloadConn{lc}
 	} else {
 		wc, err := wsconn.Dial(ctx, u, connHandler{bt, gen}, wsconn.Options{IdleTimeout: 5 * time.Minute, ReadBuffer: 2048})
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		c = wsconnConn{wc}
 	}
@@ -221,7 +226,7 @@ func (bt *bot) connect(ctx context.Context, addr, ticket string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		case e := <-bt.events:
 			if e.gen != gen {
 				continue
@@ -230,16 +235,16 @@ func (bt *bot) connect(ctx context.Context, addr, ticket string) error {
 			case "welcome":
 				var w mapserver.Welcome
 				if err := json.Unmarshal(e.data, &w); err != nil {
-					return err
+					return time.Time{}, err
 				}
 				bt.mapID, bt.x, bt.y = w.Map.ID, w.You.X, w.You.Y
 				bt.toPortal = nil
 				bt.tx, bt.ty = bt.x, bt.y
-				return nil
+				return e.at, nil
 			case "error":
-				return remoteErr(e.data)
+				return time.Time{}, remoteErr(e.data)
 			case "closed":
-				return errors.New("closed before the welcome")
+				return time.Time{}, errors.New("closed before the welcome")
 			}
 		}
 	}
@@ -259,7 +264,8 @@ func (bt *bot) enter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return bt.connect(ctx, ans.Addr, ans.Ticket)
+	_, err = bt.connect(ctx, ans.Addr, ans.Ticket)
+	return err
 }
 
 func (bt *bot) close() {
@@ -416,9 +422,9 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 				t0 = rec.at
 			}
 		}
-		answered := time.Now()
+		answered := e.at
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := bt.connect(cctx, sw.Addr, sw.Ticket)
+		welcomed, err := bt.connect(cctx, sw.Addr, sw.Ticket)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -429,9 +435,9 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 			return
 		}
 		if bt.b.measuring.Load() && !t0.IsZero() {
-			bt.b.handoff.add(time.Since(t0))
+			bt.b.handoff.add(welcomed.Sub(t0))
 			bt.b.swAnswer.add(answered.Sub(t0))
-			bt.b.swJoin.add(time.Since(answered))
+			bt.b.swJoin.add(welcomed.Sub(answered))
 		}
 		bt.pickTarget(true)
 	case "error":
