@@ -444,3 +444,44 @@ func TestSavesSpreadOverInterval(t *testing.T) {
 		t.Errorf("the latest saves lie within %v of each other; want them spread over the %v interval", spread, cfg.SaveInterval)
 	}
 }
+
+// TestMovesWaitForTickButNotHandoffs checks, with a tick far longer than
+// the test, that a switch sees the moves sent before it and that walking
+// into a portal starts the handoff at once: moves wait for the next tick
+// only when nothing else is waiting for them.
+func TestMovesWaitForTickButNotHandoffs(t *testing.T) {
+	cfg := fastCfg
+	cfg.Tick = time.Minute
+	cfg.SaveInterval = time.Minute
+	c := newCluster(t, 2, nil, cfg)
+	c.place("town", 0)
+	c.place("forest", 1)
+	portal, _ := c.world.Map("town").NearestPortalTo("forest", Point{})
+	r := portal.Rect
+	beside := Point{r.X - 10, r.Y + r.H/2}
+	if beside.X < 0 {
+		beside.X = r.X + r.W + 10
+	}
+	for _, walk := range []bool{false, true} {
+		p := newPlayer(fmt.Sprintf("walk-%v", walk))
+		cl, _ := c.join(p, "town")
+		start := time.Now()
+		if walk {
+			move(t, cl, r.X+r.W/2, r.Y+r.H/2)
+		} else {
+			move(t, cl, beside.X, beside.Y)
+			send(t, cl, map[string]string{"type": "switch", "map": "forest"})
+		}
+		var sw SwitchAnswer
+		if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+			t.Fatalf("walk %v: %v", walk, err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("walk %v: the switch answer took %v: it waited for a tick", walk, took)
+		}
+		w := welcome(t, dial(t, sw.Addr, sw.Ticket))
+		if w.Map.ID != "forest" || w.You.X != portal.Arrival.X || w.You.Y != portal.Arrival.Y {
+			t.Fatalf("walk %v: arrived %+v on %s", walk, w.You, w.Map.ID)
+		}
+	}
+}

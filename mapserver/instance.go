@@ -27,7 +27,9 @@ type (
 		s  *session
 		ok bool
 	}
-	drainMsg    struct{}
+	drainMsg struct{}
+	// wakeMsg only makes the instance apply the waiting moves.
+	wakeMsg     struct{}
 	shutdownMsg struct{ done chan struct{} }
 )
 
@@ -63,8 +65,16 @@ type instance struct {
 	srv   *Server
 	m     *Map
 	inbox chan any
-	done  chan struct{} // closed when run returns
-	count atomic.Int32
+	// Moves wait in moves until the instance next wakes: at its next tick
+	// (where they are applied before anyone is sent positions) or before
+	// its next inbox message (so a switch sees the moves sent before it).
+	// A move does not wake the instance: that is one goroutine wake-up,
+	// and often two thread wake-ups, less per move.
+	movesMu sync.Mutex
+	moves   []moveMsg
+	spare   []moveMsg
+	done    chan struct{} // closed when run returns
+	count   atomic.Int32
 
 	all  []*player
 	byS  map[*session]*player
@@ -188,6 +198,46 @@ func newInstance(s *Server, m *Map) *instance {
 	}
 }
 
+// maxPendingMoves bounds the moves waiting for an instance's next wake-up;
+// a move that finds them full wakes the instance and waits its turn.
+const maxPendingMoves = 8192
+
+// postMove hands a move to the instance. Every move joins the waiting
+// moves, so a player's moves are applied in the order sent; a move into a
+// portal starts a handoff, so it also wakes the instance to apply them at
+// once. It reports false if the instance has stopped.
+func (in *instance) postMove(m moveMsg) bool {
+	for {
+		in.movesMu.Lock()
+		if len(in.moves) < maxPendingMoves {
+			in.moves = append(in.moves, m)
+			in.movesMu.Unlock()
+			break
+		}
+		in.movesMu.Unlock()
+		if !in.post(wakeMsg{}) { // blocks while the inbox is full
+			return false
+		}
+	}
+	if in.m.PortalAt(m.p) != nil {
+		return in.post(wakeMsg{})
+	}
+	return true
+}
+
+// applyMoves applies the waiting moves, in the order they arrived.
+func (in *instance) applyMoves() {
+	in.movesMu.Lock()
+	ms := in.moves
+	in.moves = in.spare[:0]
+	in.movesMu.Unlock()
+	for _, m := range ms {
+		in.move(m)
+	}
+	clear(ms)
+	in.spare = ms[:0]
+}
+
 // post delivers msg to the instance; false if it has stopped.
 func (in *instance) post(msg any) bool {
 	select {
@@ -214,6 +264,7 @@ func (in *instance) run() {
 		case <-in.srv.ctx.Done():
 			return
 		case msg := <-in.inbox:
+			in.applyMoves()
 			switch m := msg.(type) {
 			case joinMsg:
 				in.join(m.s)
@@ -222,8 +273,6 @@ func (in *instance) run() {
 					in.remove(p)
 					go in.srv.finalSave(m.s, p.x, p.y)
 				}
-			case moveMsg:
-				in.move(m)
 			case switchMsg:
 				in.switchTo(m)
 			case switchDone:
@@ -242,10 +291,12 @@ func (in *instance) run() {
 			}
 		case <-tick.C:
 			start := time.Now()
+			in.applyMoves()
 			in.checkLeases()
 			in.update()
 			in.srv.met.tickSeconds.Observe(time.Since(start).Seconds())
 		case <-save.C:
+			in.applyMoves()
 			in.saveTurnDue()
 		}
 	}

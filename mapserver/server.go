@@ -552,7 +552,7 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		return
 	}
 	if m.Type == msgMove {
-		sess.inst.post(moveMsg{s: sess, p: Point{*m.X, *m.Y}, at: now})
+		sess.inst.postMove(moveMsg{s: sess, p: Point{*m.X, *m.Y}, at: now})
 	} else {
 		sess.inst.post(switchMsg{s: sess, to: m.Map})
 	}
