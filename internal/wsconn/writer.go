@@ -16,9 +16,9 @@ const (
 	opPong  = 0xA
 )
 
-// writeTimeout bounds one write to the socket; a peer that takes longer to
-// drain is disconnected.
-const writeTimeout = 10 * time.Second
+// writeTimeout bounds one blocking write to the socket; a peer that takes
+// longer to drain is disconnected. A variable so tests can shorten it.
+var writeTimeout = 10 * time.Second
 
 // writer is a server connection's outbound path. Frames are encoded into
 // buf as they are queued; one goroutine at a time (started when the buffer
@@ -35,8 +35,11 @@ type writer struct {
 	frames  int    // frames in buf
 	busy    bool   // a flush goroutine is running
 	closing bool   // a close frame is queued: half-close after it
-	// deadline is the write deadline last set; only the flush goroutine
-	// (one at a time) touches it.
+	// deadline is the write deadline last set (zero: none). The flush
+	// goroutine sets it before its blocking writes; a direct write, which
+	// never blocks, clears it, since a deadline left over from an earlier
+	// flush would make the poller fail the write once it passed. Only one
+	// of them runs at a time (a direct write needs !busy, under mu).
 	deadline time.Time
 }
 
@@ -81,6 +84,10 @@ func (c *Conn) enqueueFrames(op byte, direct bool, payloads ...[]byte) bool {
 		return false
 	}
 	if direct && !w.busy && len(w.buf) == 0 && w.rc != nil {
+		if !w.deadline.IsZero() {
+			_ = w.nc.SetWriteDeadline(time.Time{})
+			w.deadline = time.Time{}
+		}
 		frame := w.scratch[:0]
 		for _, p := range payloads {
 			frame = appendFrame(frame, op, p)

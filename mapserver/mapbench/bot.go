@@ -81,21 +81,39 @@ type connHandler struct {
 
 func (h connHandler) OnOpen(*wsconn.Conn) {}
 
-func (h connHandler) OnClose(*wsconn.Conn, error) { h.closed() }
+func (h connHandler) OnClose(_ *wsconn.Conn, err error) { h.closed(wsconn.CloseCode(err), err) }
 
 func (h connHandler) OnMessage(_ *wsconn.Conn, data []byte) { h.message(data) }
 
-func (h connHandler) closed() { h.push(event{gen: h.gen, typ: "closed"}) }
+// closed reports the connection's end: the close code the server sent,
+// or why it ended without one.
+func (h connHandler) closed(code int, err error) {
+	why := "close code " + strconv.Itoa(code)
+	if code == 0 && err != nil {
+		why = shortErr(err)
+	}
+	h.push(event{gen: h.gen, typ: "closed", data: []byte(why)})
+}
 
 type loadHandler struct{ h connHandler }
 
 func (l loadHandler) OnMessage(_ *wsload.Conn, data []byte) { l.h.message(data) }
-func (l loadHandler) OnClose(*wsload.Conn, error)           { l.h.closed() }
+func (l loadHandler) OnClose(_ *wsload.Conn, err error) {
+	code := 0
+	var ce *wsload.CloseError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	l.h.closed(code, err)
+}
 
 func (h connHandler) push(e event) {
 	select {
 	case h.bt.events <- e:
 	default:
+		// The bot is not keeping up with its connection's events;
+		// count it so a lost switch answer shows in the results.
+		h.bt.b.countErr("event dropped: " + e.typ)
 	}
 }
 
@@ -455,7 +473,7 @@ func (bt *bot) handle(ctx context.Context, e event, t0 time.Time) {
 		}
 	case "closed":
 		if ctx.Err() == nil {
-			bt.b.countErr("disconnected")
+			bt.b.countErr("disconnected: " + string(e.data))
 			bt.rejoin(ctx)
 		}
 	}

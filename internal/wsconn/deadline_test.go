@@ -1,0 +1,60 @@
+package wsconn
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// holder keeps the server side of each connection for the test to drive.
+type holder struct{ conns chan *Conn }
+
+func (h holder) OnOpen(c *Conn)          { h.conns <- c }
+func (h holder) OnMessage(*Conn, []byte) {}
+func (h holder) OnClose(*Conn, error)    {}
+
+// TestDirectWriteAfterQueuedWriteDeadline checks that a write deadline the
+// flush goroutine set for a queued frame (here a ping) does not fail a
+// later direct write (SendNow, WriteNow) once it has passed: direct writes
+// never block, and the connection must stay open.
+func TestDirectWriteAfterQueuedWriteDeadline(t *testing.T) {
+	old := writeTimeout
+	writeTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { writeTimeout = old })
+	for _, writeNow := range []bool{false, true} {
+		h := holder{conns: make(chan *Conn, 1)}
+		srv := NewServer(h, Options{WriteNow: writeNow})
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Upgrade(w, r, nil)
+		}))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cl, err := DialClient(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := <-h.conns
+		c.enqueue(opPing, nil) // through the flush goroutine: sets a write deadline
+		time.Sleep(3 * writeTimeout)
+		send := func(b []byte) error { return c.SendNow(b) }
+		if writeNow {
+			send = c.Send
+		}
+		for _, m := range []string{"one", "two"} {
+			if err := send([]byte(m)); err != nil {
+				t.Fatalf("WriteNow %v: send %s: %v", writeNow, m, err)
+			}
+			b, err := cl.Recv(ctx)
+			if err != nil || string(b) != m {
+				t.Fatalf("WriteNow %v: got %q, %v; want %q (closed: %v)", writeNow, b, err, m, cl.CloseErr())
+			}
+		}
+		if c.Closed() {
+			t.Fatalf("WriteNow %v: the connection closed", writeNow)
+		}
+		cancel()
+		hs.Close()
+	}
+}
