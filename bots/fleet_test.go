@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,18 +16,6 @@ func fast(base string, n int) Config {
 	return Config{BaseURL: base, OperatorToken: "op-token", Count: n,
 		Think: 40 * time.Millisecond, AttackMin: 120 * time.Millisecond, AttackMax: 200 * time.Millisecond,
 		Rest: 50 * time.Millisecond, MaxFight: 30 * time.Second}
-}
-
-// eventually polls cond until it holds or 20 s pass (a failure guard only).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func startFleet(t *testing.T, cfg Config) (*Fleet, context.CancelFunc, chan error) {
@@ -53,7 +42,7 @@ func TestFleetPlaysRealFightsAndQueuesAgain(t *testing.T) {
 	d := newFakeDispatcher(t)
 	f, cancel, done := startFleet(t, fast(d.srv.URL, 3))
 	// Two rooms in a row: every bot played, got a result, and queued again.
-	eventually(t, "six games", func() bool { return f.Status().Games >= 6 })
+	waitfor.Cond(t, "six games", func() bool { return f.Status().Games >= 6 })
 	st := f.Status()
 	if st.Target != 3 || st.Running != 3 || len(st.Bots) != 3 {
 		t.Fatalf("status = %+v", st)
@@ -86,7 +75,7 @@ func TestFleetPlaysRealFightsAndQueuesAgain(t *testing.T) {
 		t.Errorf("running after stop = %d", st.Running)
 	}
 	// Every play socket was closed by the bots (which leaves the queue).
-	eventually(t, "sockets closed", func() bool {
+	waitfor.Cond(t, "sockets closed", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(d.conns) == 0
@@ -105,15 +94,15 @@ func TestSetCountGrowsAndShrinks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = f.Run(ctx) }()
-	eventually(t, "two bots queued", func() bool { return f.Status().States[StateQueued] == 2 })
+	waitfor.Cond(t, "two bots queued", func() bool { return f.Status().States[StateQueued] == 2 })
 	if err := f.SetCount(3); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a room of three", func() bool { return f.Status().Games >= 3 })
+	waitfor.Cond(t, "a room of three", func() bool { return f.Status().Games >= 3 })
 	if err := f.SetCount(1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "one bot left", func() bool { st := f.Status(); return st.Running == 1 && st.Target == 1 })
+	waitfor.Cond(t, "one bot left", func() bool { st := f.Status(); return st.Running == 1 && st.Target == 1 })
 	if f.Count() != 1 {
 		t.Errorf("Count = %d", f.Count())
 	}
@@ -131,7 +120,7 @@ func TestRefusedLoginIsRetriedWithoutLeakingTokens(t *testing.T) {
 	d := newFakeDispatcher(t)
 	d.refuseLogins.Store(true)
 	f, _, _ := startFleet(t, fast(d.srv.URL, 1))
-	eventually(t, "two refused logins", func() bool { return f.Status().Errors >= 2 })
+	waitfor.Cond(t, "two refused logins", func() bool { return f.Status().Errors >= 2 })
 	st := f.Status()
 	if !strings.Contains(st.LastError, "unauthorized") {
 		t.Errorf("last error = %q", st.LastError)
@@ -140,13 +129,13 @@ func TestRefusedLoginIsRetriedWithoutLeakingTokens(t *testing.T) {
 		t.Errorf("states = %v", st.States)
 	}
 	d.refuseLogins.Store(false)
-	eventually(t, "queued after logins work again", func() bool { return f.Status().States[StateQueued] == 1 })
+	waitfor.Cond(t, "queued after logins work again", func() bool { return f.Status().States[StateQueued] == 1 })
 }
 
 func TestBadTokenOnPlayLogsInAgain(t *testing.T) {
 	d := newFakeDispatcher(t)
 	f, _, _ := startFleet(t, fast(d.srv.URL, 1))
-	eventually(t, "queued", func() bool { return f.Status().States[StateQueued] == 1 })
+	waitfor.Cond(t, "queued", func() bool { return f.Status().States[StateQueued] == 1 })
 	// The bot's token stops verifying (as after a secret rotation). The next
 	// connection is refused, /v1/me says 401, and the bot logs in again.
 	d.generation.Add(1)
@@ -155,8 +144,8 @@ func TestBadTokenOnPlayLogsInAgain(t *testing.T) {
 		c.Close(1001, "restart")
 	}
 	d.mu.Unlock()
-	eventually(t, "a second login", func() bool { return d.logins.Load() >= 2 })
-	eventually(t, "queued again", func() bool { return f.Status().States[StateQueued] == 1 })
+	waitfor.Cond(t, "a second login", func() bool { return d.logins.Load() >= 2 })
+	waitfor.Cond(t, "queued again", func() bool { return f.Status().States[StateQueued] == 1 })
 	if le := f.Status().LastError; strings.Contains(le, "token=") && !strings.Contains(le, "?…") {
 		t.Errorf("an error shows a token: %q", le)
 	}
@@ -166,8 +155,8 @@ func TestTokenNearExpiryLogsInAgain(t *testing.T) {
 	d := newFakeDispatcher(t)
 	d.tokenTTL.Store(61) // under a minute left after a second: log in again
 	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
-	eventually(t, "a fight", func() bool { return f.Status().Games >= 3 })
-	eventually(t, "new logins", func() bool { return d.logins.Load() > 3 })
+	waitfor.Cond(t, "a fight", func() bool { return f.Status().Games >= 3 })
+	waitfor.Cond(t, "new logins", func() bool { return d.logins.Load() > 3 })
 }
 
 func TestRoomFailedAndInRoomQueueAgain(t *testing.T) {
@@ -175,7 +164,7 @@ func TestRoomFailedAndInRoomQueueAgain(t *testing.T) {
 	d.failRooms.Store(true)
 	d.inRoomOnce.Store(true)
 	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
-	eventually(t, "a fight after room_failed and in_room", func() bool { return f.Status().Games >= 3 })
+	waitfor.Cond(t, "a fight after room_failed and in_room", func() bool { return f.Status().Games >= 3 })
 	if q := d.queues.Load(); q < 5 {
 		t.Errorf("queue requests = %d; room_failed and in_room should each cause one more", q)
 	}
@@ -204,7 +193,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestUnreachableDispatcherBacksOff(t *testing.T) {
 	f, _, _ := startFleet(t, Config{BaseURL: "http://127.0.0.1:1", Count: 2})
-	eventually(t, "failures counted", func() bool { return f.Status().Errors >= 2 })
+	waitfor.Cond(t, "failures counted", func() bool { return f.Status().Errors >= 2 })
 	if st := f.Status(); st.Games != 0 || st.Running != 2 {
 		t.Errorf("status = %+v", st)
 	}
@@ -217,7 +206,7 @@ func TestMetrics(t *testing.T) {
 	if err := reg.Register(f); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a fight", func() bool { return f.Status().Games >= 3 })
+	waitfor.Cond(t, "a fight", func() bool { return f.Status().Games >= 3 })
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

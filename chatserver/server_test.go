@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -331,7 +332,7 @@ flood:
 	}
 	// Reconnecting does not refill the bucket.
 	a2.Close(wsconn.CloseNormal, "")
-	eventually(t, "alice to be gone", func() bool { return len(e.srv.players.connsOf("alice")) == 0 })
+	waitfor.Cond(t, "alice to be gone", func() bool { return len(e.srv.players.connsOf("alice")) == 0 })
 	a3 := e.dial("alice", "")
 	a3.sendJSON(map[string]any{"type": "post", "channel": "world", "text": "fresh start?"})
 	a3.expectError(CodeRateLimited)
@@ -380,7 +381,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	}()
 	_ = rawSlowClient(t, e.addr, e.playerToken("sloth", "sloth"))
 	slothHere := func() bool { return len(e.srv.players.connsOf("sloth")) == 1 }
-	eventually(t, "the slow client to connect", slothHere)
+	waitfor.Cond(t, "the slow client to connect", slothHere)
 
 	runtime.GC()
 	var before runtime.MemStats
@@ -397,7 +398,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the slow consumer to be disconnected", func() bool { return !slothHere() })
+	waitfor.Cond(t, "the slow consumer to be disconnected", func() bool { return !slothHere() })
 	t.Logf("slow consumer disconnected after %d messages (%d bytes)", sent, sent*int64(len(text)))
 	if got := counterValue(e.srv.m.slowConsumers); got != 1 {
 		t.Fatalf("slow consumer closes %v", got)
@@ -410,7 +411,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	}
 	// The poster was never affected.
 	poster.sendJSON(map[string]string{"type": "post", "channel": "world", "text": "still here"})
-	eventually(t, "the poster's last message", func() bool { return got.Load() == sent+1 })
+	waitfor.Cond(t, "the poster's last message", func() bool { return got.Load() == sent+1 })
 }
 
 func TestPrivateMessagesReachOnlyThePair(t *testing.T) {
@@ -445,14 +446,14 @@ func TestOnlineCount(t *testing.T) {
 	_ = e.dial("bob", "") // a second connection of bob is still one player
 	a.expect("online", func(m msg) bool { return m["count"] == float64(2) })
 	b.Close(wsconn.CloseNormal, "")
-	eventually(t, "bob's first connection to go", func() bool { return e.srv.Connections() == 2 })
+	waitfor.Cond(t, "bob's first connection to go", func() bool { return e.srv.Connections() == 2 })
 	if e.srv.Online() != 2 {
 		t.Fatalf("online %d with bob's second tab still open", e.srv.Online())
 	}
 	// Leaving world lowers the count.
 	a.sendJSON(map[string]string{"type": "leave", "channel": "world"})
 	a.expect("left", nil)
-	eventually(t, "online to drop", func() bool { return e.srv.Online() == 1 })
+	waitfor.Cond(t, "online to drop", func() bool { return e.srv.Online() == 1 })
 }
 
 func TestChannelLimitAndLeaveRejoin(t *testing.T) {

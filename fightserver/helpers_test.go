@@ -191,16 +191,4 @@ func sendf(t *testing.T, cl *wsconn.Client, format string, a ...any) {
 	send(t, cl, fmt.Sprintf(format, a...))
 }
 
-// eventually polls cond until it holds (failure guard: wait).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -17,6 +17,7 @@ import (
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -156,7 +157,7 @@ func TestProcessOverGRPC(t *testing.T) {
 	if m := expect(t, ca, "result"); m.str("winner") != room.Players[0].UUID {
 		t.Fatalf("result %v", m)
 	}
-	eventually(t, "del report", func() bool { return len(disp.got()) == 2 })
+	waitfor.Cond(t, "del report", func() bool { return len(disp.got()) == 2 })
 	if got := disp.got()[1]; got != fmt.Sprintf("del|%d|fleet-token|grpcroom1", port) {
 		t.Fatalf("del line %q", got)
 	}

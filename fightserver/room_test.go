@@ -8,6 +8,7 @@ import (
 
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -66,7 +67,7 @@ func TestFullRoom(t *testing.T) {
 			t.Fatalf("player %d saw create_player for %v, want %v", i, got, w)
 		}
 	}
-	eventually(t, "room record playing", func() bool {
+	waitfor.Cond(t, "room record playing", func() bool {
 		rr, _, err := records.GetRoom(ctx, e.st, r.ID)
 		return err == nil && rr.State == records.RoomPlaying
 	})
@@ -127,7 +128,7 @@ func TestFullRoom(t *testing.T) {
 	if err != nil || rr.State != records.RoomEnded || rr.Winner != a.UUID || rr.Reason != ReasonLastStanding || rr.Players[1].HP != 0 {
 		t.Fatalf("room record %+v %v", rr, err)
 	}
-	eventually(t, "del report", func() bool { return slices.Equal(e.rep.Calls(), []string{"add|" + r.ID, "del|" + r.ID}) })
+	waitfor.Cond(t, "del report", func() bool { return slices.Equal(e.rep.Calls(), []string{"add|" + r.ID, "del|" + r.ID}) })
 	if st, _ := e.srv.Status(ctx); st.Load != 0 {
 		t.Fatalf("load after the room ended: %+v", st)
 	}
@@ -323,7 +324,7 @@ func TestRoomTimeout(t *testing.T) {
 func TestNoShow(t *testing.T) {
 	e := newEnv(t, Config{RejoinGrace: 100 * time.Millisecond})
 	r := e.newRoom(1500, 1600)
-	eventually(t, "the room to end", func() bool { return len(e.rep.Calls()) == 2 })
+	waitfor.Cond(t, "the room to end", func() bool { return len(e.rep.Calls()) == 2 })
 	rr, _, err := records.GetRoom(context.Background(), e.st, r.ID)
 	if err != nil || rr.Reason != ReasonNoShow || rr.State != records.RoomEnded {
 		t.Fatalf("room record %+v %v", rr, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 func stat(t *testing.T, line string) dispatcher.Table {
@@ -78,7 +79,7 @@ func TestFleetDoneWhen(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "killed process leaves the table", func() bool {
+	waitfor.Within(t, 2*time.Second, "killed process leaves the table", func() bool {
 		return pidOf(stat(t, a.Line), p2) == 0
 	})
 	for i := 0; i < 20; i++ {
@@ -102,7 +103,7 @@ func TestFleetDoneWhen(t *testing.T) {
 func TestChildrenExitWhenDispatcherKilled(t *testing.T) {
 	a := startArena(t, "dispatcher", "--maxnum", "1", "--min-processes", "2")
 	var tab dispatcher.Table
-	eventually(t, 20*time.Second, "two fight processes", func() bool {
+	waitfor.Cond(t, "two fight processes", func() bool {
 		tab = stat(t, a.Line)
 		return len(tab.Processes) == 2
 	})
@@ -110,7 +111,7 @@ func TestChildrenExitWhenDispatcherKilled(t *testing.T) {
 	<-a.done
 	for _, p := range tab.Processes {
 		pid := p.Pid
-		eventually(t, 5*time.Second, "child exits after dispatcher kill -9", func() bool { return !alive(pid) })
+		waitfor.Within(t, 5*time.Second, "child exits after dispatcher kill -9", func() bool { return !alive(pid) })
 	}
 }
 
@@ -146,7 +147,7 @@ func TestMaxnumWhileRunningAndFleetHTTP(t *testing.T) {
 		t.Fatalf("arena status: %v\n%s", err, out)
 	}
 	// The dispatcher saves its table to memcached within moments of a change.
-	eventually(t, 5*time.Second, "arena status --memcache shows the table", func() bool {
+	waitfor.Within(t, 5*time.Second, "arena status --memcache shows the table", func() bool {
 		out, err = exec.Command(arenaBin, "status", "--memcache", a.Memcache, "--store-prefix", a.Prefix).CombinedOutput()
 		return err == nil && strings.Contains(string(out), port) && strings.Contains(string(out), "MAXNUM 5")
 	})

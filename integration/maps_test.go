@@ -12,6 +12,7 @@ import (
 
 	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/mapserver"
 )
@@ -159,7 +160,7 @@ func TestMapWalkDoneWhen(t *testing.T) {
 	uuid, tok := a.login(t, "walker")
 	st := a.store(t)
 	seedState(t, st, uuid)
-	eventually(t, 20*time.Second, "three map processes", func() bool {
+	waitfor.Cond(t, "three map processes", func() bool {
 		n := 0
 		for _, p := range stat(t, a.Line).Processes {
 			if p.Kind == "map" && p.State == dispatcher.StateReady {
@@ -229,7 +230,7 @@ func TestMapServerKilled(t *testing.T) {
 	st := a.store(t)
 	seedState(t, st, uuid)
 	var ans enterAns
-	eventually(t, 20*time.Second, "enter town", func() bool {
+	waitfor.Cond(t, "enter town", func() bool {
 		return api(t, a, "GET", "/v1/maps/town/enter", tok, nil, &ans) == 200
 	})
 	p := &mapPlayer{t: t}
@@ -252,7 +253,7 @@ func TestMapServerKilled(t *testing.T) {
 	// Re-enter: at first the dead server's lease may still hold (in_map);
 	// then the dispatcher places town on a live process.
 	var again enterAns
-	eventually(t, 30*time.Second, "re-enter after the crash", func() bool {
+	waitfor.Cond(t, "re-enter after the crash", func() bool {
 		return api(t, a, "GET", "/v1/maps/town/enter", tok, nil, &again) == 200
 	})
 	if !again.Resumed || again.Map != "town" || portOf(t, again.Addr) == port {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -213,7 +214,7 @@ func TestMatchDoneWhen(t *testing.T) {
 		}
 	}
 	// The room ended: members may queue again.
-	eventually(t, 5*time.Second, "members leave the in-room state", func() bool {
+	waitfor.Within(t, 5*time.Second, "members leave the in-room state", func() bool {
 		var s struct {
 			Queue struct{ State string } `json:"queue"`
 		}
@@ -274,7 +275,7 @@ func TestFightServerKilledMidRoom(t *testing.T) {
 		}
 	}
 	// The room is marked failed in memcached and the players queue again.
-	eventually(t, 5*time.Second, "room record marked failed", func() bool {
+	waitfor.Within(t, 5*time.Second, "room record marked failed", func() bool {
 		rec, _, err := records.GetRoom(ctx, a.store(t), m.Room)
 		return err == nil && rec.State == records.RoomFailed
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -16,7 +17,7 @@ func TestUpRunsEverything(t *testing.T) {
 	chat := freePort(t)
 	a := startArena(t, "up", "--chat-port", strconv.Itoa(chat), "--credentials", t.TempDir()+"/creds.json")
 	ctx := ctxT(t, 60*time.Second)
-	eventually(t, 30*time.Second, "fight, map and chat ready", func() bool {
+	waitfor.Cond(t, "fight, map and chat ready", func() bool {
 		kinds := map[string]bool{}
 		for _, p := range stat(t, a.Line).Processes {
 			if p.State == dispatcher.StateReady {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -40,7 +41,7 @@ func TestEnterNewPlayerJoinsAtSpawn(t *testing.T) {
 	if rec.Status != StatusPlaying || rec.Owner != c.servers[0].Addr() || rec.Version != 2 {
 		t.Fatalf("record after join: %+v", rec)
 	}
-	eventually(t, "load reported", func() bool { return c.reps[0].Load("forest") == 1 })
+	waitfor.Cond(t, "load reported", func() bool { return c.reps[0].Load("forest") == 1 })
 	st, _ := c.servers[0].Status(context.Background())
 	if st.Load != 1 || st.Maps["forest"] != 1 {
 		t.Fatalf("status %+v", st)
@@ -80,7 +81,7 @@ func TestWalkThreeServers(t *testing.T) {
 			t.Fatalf("state not intact on %s: hp %d inventory %s", mapID, w.You.HP, w.You.Inventory)
 		}
 		i := serverOf[mapID]
-		eventually(t, "one owner", func() bool {
+		waitfor.Cond(t, "one owner", func() bool {
 			l := c.load()
 			n := 0
 			for _, v := range l {
@@ -140,7 +141,7 @@ func TestWalkThreeServers(t *testing.T) {
 			if m == "town" && i == 0 {
 				want = 1
 			}
-			eventually(t, "load reports settle", func() bool { return rep.Load(m) == want })
+			waitfor.Cond(t, "load reports settle", func() bool { return rep.Load(m) == want })
 		}
 	}
 	_ = cl
@@ -160,7 +161,7 @@ func TestCrashResume(t *testing.T) {
 	cl := dial(t, first.Addr, first.Ticket)
 	welcome(t, cl)
 	move(t, cl, 600, 520)
-	eventually(t, "position saved", func() bool { r := c.state(p.Subject); return r.X == 600 && r.Y == 520 })
+	waitfor.Cond(t, "position saved", func() bool { r := c.state(p.Subject); return r.X == 600 && r.Y == 520 })
 
 	c.servers[0].crash()
 	crashedAt := time.Now()
@@ -176,7 +177,7 @@ func TestCrashResume(t *testing.T) {
 	}
 	c.place("town", 1)
 	var ans EnterAnswer
-	eventually(t, "lease expiry", func() bool {
+	waitfor.Cond(t, "lease expiry", func() bool {
 		var err error
 		ans, err = Enter(context.Background(), c.st, c.signer, c.world, c.routes, p, "forest")
 		return err == nil
@@ -202,12 +203,12 @@ func TestDisconnectSavesOffline(t *testing.T) {
 	move(t, cl, 300, 310)
 	time.Sleep(20 * time.Millisecond)
 	cl.Close(wsconn.CloseNormal, "bye")
-	eventually(t, "offline save", func() bool { return c.state(p.Subject).Status == StatusOffline })
+	waitfor.Cond(t, "offline save", func() bool { return c.state(p.Subject).Status == StatusOffline })
 	rec := c.state(p.Subject)
 	if rec.X != 300 || rec.Y != 310 || rec.Owner != "" {
 		t.Fatalf("offline record %+v", rec)
 	}
-	eventually(t, "load back to 0", func() bool { return c.reps[0].Load("town") == 0 })
+	waitfor.Cond(t, "load back to 0", func() bool { return c.reps[0].Load("town") == 0 })
 	ans := c.enter(p, "cave") // resumes town, ignoring the map asked for
 	if !ans.Resumed || ans.Map != "town" {
 		t.Fatalf("re-enter: %+v", ans)
@@ -227,7 +228,7 @@ func TestOwnershipLostKicks(t *testing.T) {
 	c.poke(p.Subject, func(s *State) { s.Version += 5; s.OwnerID = "someone-else" })
 	expectError(t, cl, CodeOwnershipLost)
 	expectClosed(t, cl)
-	eventually(t, "player dropped", func() bool { return c.load()[0] == 0 })
+	waitfor.Cond(t, "player dropped", func() bool { return c.load()[0] == 0 })
 	if rec := c.state(p.Subject); rec.OwnerID != "someone-else" {
 		t.Fatalf("kicked server overwrote the record: %+v", rec)
 	}
@@ -335,7 +336,7 @@ func TestConcurrentEntersOneOwner(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d connections play, want exactly 1", wins)
 	}
-	eventually(t, "one server holds the player", func() bool { l := c.load(); return l[0]+l[1] == 1 })
+	waitfor.Cond(t, "one server holds the player", func() bool { l := c.load(); return l[0]+l[1] == 1 })
 }
 
 // failingCAS is a store whose compare-and-swaps fail while fail is set
@@ -385,7 +386,7 @@ func TestLeaseSelfFencing(t *testing.T) {
 		t.Fatalf("load %d after the lease was given up", st.Load)
 	}
 	st.fail.Store(false)
-	eventually(t, "lease expiry", func() bool {
+	waitfor.Cond(t, "lease expiry", func() bool {
 		_, err := Enter(context.Background(), st, signer, DefaultWorld(), r, p, "")
 		return err == nil
 	})

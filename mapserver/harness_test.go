@@ -192,18 +192,6 @@ func move(t *testing.T, cl *wsconn.Client, x, y float64) {
 	send(t, cl, map[string]any{"type": "move", "x": x, "y": y})
 }
 
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (c *cluster) state(uuid string) State {
 	c.t.Helper()
 	s, _, err := GetState(context.Background(), c.st, uuid)

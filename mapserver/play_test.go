@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -270,7 +271,7 @@ func TestRacingSwitches(t *testing.T) {
 		t.Fatalf("%d switch answers, want 1", switches)
 	}
 	welcome(t, dial(t, sw.Addr, sw.Ticket))
-	eventually(t, "one owner", func() bool { l := c.load(); return l[0] == 0 && l[1] == 1 })
+	waitfor.Cond(t, "one owner", func() bool { l := c.load(); return l[0] == 0 && l[1] == 1 })
 }
 
 func TestTicketRefusals(t *testing.T) {
@@ -355,7 +356,7 @@ func TestTicketRefusals(t *testing.T) {
 	if err := again.RecvType(ctxT(t, 5*time.Second), "welcome", nil); remoteCode(err) != CodeAlreadyClaimed && remoteCode(err) != CodeStaleTicket {
 		t.Fatalf("second use of a switch ticket: %v", err)
 	}
-	eventually(t, "player on the forest server only", func() bool { l := c.load(); return l[0] == 0 && l[1] == 1 })
+	waitfor.Cond(t, "player on the forest server only", func() bool { l := c.load(); return l[0] == 0 && l[1] == 1 })
 }
 
 // TestSupersededTicket: a later Enter makes the earlier ticket stale.
@@ -407,7 +408,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	if code := wsconn.CloseCode(cl.CloseErr()); code != wsconn.CloseTooBig {
 		t.Fatalf("close code %d, want %d", code, wsconn.CloseTooBig)
 	}
-	eventually(t, "player removed", func() bool { return c.load()[0] == 0 })
+	waitfor.Cond(t, "player removed", func() bool { return c.load()[0] == 0 })
 }
 
 func TestRateLimit(t *testing.T) {
@@ -485,7 +486,7 @@ func TestSlowConsumer(t *testing.T) {
 	if err != nil || !strings.Contains(status, "101") {
 		t.Fatalf("handshake: %q %v", status, err)
 	}
-	eventually(t, "slow player joined", func() bool { return c.state(slow.Subject).Status == StatusPlaying })
+	waitfor.Cond(t, "slow player joined", func() bool { return c.state(slow.Subject).Status == StatusPlaying })
 	// From here on, never read. A crowd moves around the slow player.
 	crowd := make([]*wsconn.Client, 30)
 	for i := range crowd {

@@ -19,6 +19,7 @@ import (
 	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // fakeDispatcher answers the line protocol: get|map|X with port, add/del
@@ -163,7 +164,7 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Fatalf("status %+v %v", status, err)
 	}
 	want := "add|" + strconv.Itoa(port) + "|fleet-tok|town"
-	eventually(t, "add reported", func() bool { l := disp.lines(); return len(l) == 1 && l[0] == want })
+	waitfor.Cond(t, "add reported", func() bool { l := disp.lines(); return len(l) == 1 && l[0] == want })
 	// Switch to the forest, which the dispatcher places on this same process.
 	move(t, cl, 980, 500)
 	var sw SwitchAnswer
@@ -171,7 +172,7 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	welcome(t, dial(t, sw.Addr, sw.Ticket))
-	eventually(t, "del town, add forest", func() bool {
+	waitfor.Cond(t, "del town, add forest", func() bool {
 		l := strings.Join(disp.lines(), " ")
 		return strings.Contains(l, "del|"+strconv.Itoa(port)+"|fleet-tok|town") && strings.Contains(l, "add|"+strconv.Itoa(port)+"|fleet-tok|forest")
 	})
