@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // Channel names.
@@ -21,7 +23,7 @@ const (
 // Limits of the protocol that are not configurable.
 const (
 	// MaxRoomID is the longest room id accepted in a channel name.
-	MaxRoomID = 64
+	MaxRoomID = ids.MaxLen
 	// MaxUUID is the longest uuid accepted as a private message recipient.
 	MaxUUID = 64
 	// MaxRef is the longest client "ref" echoed back in acks and errors.
@@ -163,23 +165,10 @@ func ParseChannel(name string) (ChannelKind, error) {
 	case "":
 		return 0, perr(CodeUnknownChannel, `"channel" is required`)
 	}
-	if id, ok := strings.CutPrefix(name, RoomPrefix); ok && validRoomID(id) {
+	if id, ok := strings.CutPrefix(name, RoomPrefix); ok && ids.Valid(id) {
 		return KindRoom, nil
 	}
 	return 0, perr(CodeUnknownChannel, "unknown channel %s: use world, announce or room:ROOMID", strconv.Quote(clip(name, 80)))
-}
-
-func validRoomID(id string) bool {
-	if id == "" || len(id) > MaxRoomID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 func printable(s string) bool {

@@ -25,7 +25,7 @@ func TestParseInbound(t *testing.T) {
 	}{
 		{`{"type":"post","channel":"world","text":"hi"}`, ""},
 		{`  {"type":"ping"}`, ""},
-		{`{"type":"join","channel":"room:abc-1.2_3","token":"t"}`, ""},
+		{`{"type":"join","channel":"room:abc-1_2-3","token":"t"}`, ""},
 		{`{"type":"private","to":"u-1","text":"x"}`, ""},
 		{``, CodeBadJSON},
 		{`"post"`, CodeBadJSON},
@@ -358,6 +358,28 @@ func TestConfigFromOptions(t *testing.T) {
 	} {
 		if _, err := ConfigFromOptions(Config{}, bad); !errors.Is(err, fleet.ErrBadOption) {
 			t.Errorf("%v: %v, want fleet.ErrBadOption", bad, err)
+		}
+	}
+}
+
+// TestRoomChannelIDsFollowTheIDRule: a room channel's id is an arena id
+// (internal/ids), the same rule the dispatcher uses for the room ids it
+// makes; chat once also allowed '.'.
+func TestRoomChannelIDsFollowTheIDRule(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"room:abc-DEF_1", true},
+		{"room:" + strings.Repeat("r", 64), true},
+		{"room:a.b", false},
+		{"room:..", false},
+		{"room:" + strings.Repeat("r", 65), false},
+		{"room:", false},
+	} {
+		kind, err := ParseChannel(tc.name)
+		if got := err == nil && kind == KindRoom; got != tc.ok {
+			t.Errorf("ParseChannel(%q) = %v, %v; want ok=%v", tc.name, kind, err, tc.ok)
 		}
 	}
 }

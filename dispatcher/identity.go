@@ -13,27 +13,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 )
 
 // PlayerTokenTTL is how long a login lasts.
 const PlayerTokenTTL = 24 * time.Hour
-
-// ValidUUID reports whether s is an acceptable player id: 1 to 64 bytes of
-// [A-Za-z0-9_-] (canonical UUIDs and most account ids).
-func ValidUUID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
 
 // CleanUsername trims name and checks it: 1 to 32 characters, letters,
 // digits, spaces and common punctuation; no control or format characters.
@@ -191,7 +177,7 @@ func (d *Dispatcher) handleMintToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, ok := CleanUsername(body.Username)
-	if !ValidUUID(body.UUID) || !ok || !ValidPhoto(body.Photo) {
+	if !ids.Valid(body.UUID) || !ok || !ValidPhoto(body.Photo) {
 		writeError(w, http.StatusBadRequest, "bad_player", "uuid, username or photo invalid")
 		return
 	}

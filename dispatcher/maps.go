@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/mapserver"
 )
 
@@ -45,7 +45,7 @@ func (d *Dispatcher) handleEnterMap(w http.ResponseWriter, r *http.Request) {
 	if id == "start" || id == "_" {
 		id = ""
 	}
-	if id != "" && (!lineproto.ValidMapID(id) || d.world.Map(id) == nil) {
+	if id != "" && (!ids.Valid(id) || d.world.Map(id) == nil) {
 		writeError(w, http.StatusNotFound, "unknown_map", "no map "+strconv.Quote(id))
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/dispatcher/matcher"
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // Queue errors, mapped to error codes at the edge (see errorCode).
@@ -272,7 +273,7 @@ func normaliseParty(self string, party []string, roomSize int) ([]string, error)
 	seen := map[string]bool{self: true}
 	out := []string{self}
 	for _, u := range party {
-		if !ValidUUID(u) {
+		if !ids.Valid(u) {
 			return nil, fmt.Errorf("%w: member %q is not a uuid", ErrBadParty, u)
 		}
 		if !seen[u] {

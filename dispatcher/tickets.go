@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/proto/matchpb"
@@ -45,8 +46,8 @@ var errBadTicket = errors.New("bad ticket")
 
 // validate checks a TicketRequest and normalises it.
 func (t *TicketRequest) validate() error {
-	if !ValidUUID(t.UUID) {
-		return fmt.Errorf("%w: uuid must be 1-64 characters of [A-Za-z0-9_-]", errBadTicket)
+	if !ids.Valid(t.UUID) {
+		return fmt.Errorf("%w: uuid must be "+ids.Rule, errBadTicket)
 	}
 	name, ok := CleanUsername(t.Username)
 	if !ok {
@@ -138,7 +139,7 @@ type TicketStatus struct {
 
 func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("uuid")
-	if !ValidUUID(id) {
+	if !ids.Valid(id) {
 		writeError(w, http.StatusBadRequest, "bad_uuid", "bad uuid")
 		return
 	}

@@ -3,6 +3,8 @@ package fightserver
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // Error codes sent as {"type":"error","code":CODE,"message":...}. Codes
@@ -45,8 +47,8 @@ const (
 	MaxAngle = 10.0
 	// MaxTextRunes is the longest message text, in characters.
 	MaxTextRunes = 200
-	// MaxIDLen is the longest uuid, target or ball_uuid.
-	MaxIDLen = 64
+	// MaxIDLen is the longest uuid, target or ball_uuid (ids.MaxLen).
+	MaxIDLen = ids.MaxLen
 	// MaxTS is the largest "ts" value: an integer exactly representable
 	// in a JavaScript number.
 	MaxTS = 1 << 53
@@ -87,22 +89,6 @@ type protoError struct{ Code, Message string }
 func (e *protoError) Error() string { return e.Code + ": " + e.Message }
 
 func perr(code, msg string) *protoError { return &protoError{Code: code, Message: msg} }
-
-// validID reports whether s is 1 to MaxIDLen bytes of [A-Za-z0-9_-]: the
-// form of uuids, room ids and ball ids. Such ids are safe to write into JSON
-// without escaping.
-func validID[T ~string | ~[]byte](s T) bool {
-	if len(s) == 0 || len(s) > MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 func hasControl(s string) bool {
 	for _, r := range s {

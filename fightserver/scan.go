@@ -6,6 +6,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/jsonnum"
 )
 
@@ -460,7 +461,7 @@ func validate(f *fields) (msgType, event, *protoError) {
 		case e != nil:
 		case !f.has[fid]:
 			e = perr(CodeBadEvent, "missing "+strconv.Quote(fieldNames[fid]))
-		case !validID(f.str[fid]):
+		case !ids.Valid(f.str[fid]):
 			e = perr(CodeBadEvent, strconv.Quote(fieldNames[fid])+" must be 1 to 64 of [A-Za-z0-9_-]")
 		default:
 			return string(f.str[fid])

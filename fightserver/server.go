@@ -27,6 +27,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -255,7 +256,7 @@ func (s *Server) AssignRoom(ctx context.Context, fr fleet.Room) (int, error) {
 }
 
 func validateRoom(fr fleet.Room, now time.Time) error {
-	if !validID(fr.ID) {
+	if !ids.Valid(fr.ID) {
 		return fmt.Errorf("assign room: %w: id must be 1 to 64 of [A-Za-z0-9_-]", ErrBadRoom)
 	}
 	if n := len(fr.Players); n < MinPlayers || n > MaxPlayers {
@@ -263,7 +264,7 @@ func validateRoom(fr fleet.Room, now time.Time) error {
 	}
 	seen := make(map[string]bool, len(fr.Players))
 	for _, p := range fr.Players {
-		if !validID(p.UUID) || seen[p.UUID] {
+		if !ids.Valid(p.UUID) || seen[p.UUID] {
 			return fmt.Errorf("assign room %s: %w: bad or repeated player uuid %q", fr.ID, ErrBadRoom, p.UUID)
 		}
 		seen[p.UUID] = true

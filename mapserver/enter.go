@@ -9,7 +9,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/store"
 )
 
@@ -61,10 +61,10 @@ func WebSocketURL(addr string) string { return "ws://" + addr + "/ws" }
 // ErrInMap, ErrBadPlayer, the locator's and the store's errors.
 func Enter(ctx context.Context, st store.Store, signer *auth.Signer, w *World, loc Locator, player auth.Claims, mapID string) (EnterAnswer, error) {
 	var ans EnterAnswer
-	if !validSubject(player.Subject) {
+	if !ids.Valid(player.Subject) {
 		return ans, fmt.Errorf("enter map: %w: uuid %q", ErrBadPlayer, player.Subject)
 	}
-	if mapID != "" && (!lineproto.ValidMapID(mapID) || w.Map(mapID) == nil) {
+	if mapID != "" && (!ids.Valid(mapID) || w.Map(mapID) == nil) {
 		return ans, fmt.Errorf("enter map %q: %w", mapID, ErrUnknownMap)
 	}
 	if mapID == "" {

@@ -306,6 +306,9 @@ func TestTicketRefusals(t *testing.T) {
 	pl, sig, _ := strings.Cut(ans.Ticket, ".")
 	_ = pl
 	tampered := "eyJrIjoibWFwIiwic3ViIjoieCJ9." + sig
+	dotted := good
+	dotted.Subject = "p.q" // a valid store key, but not an arena id
+	dottedTok, _ := c.signer.Mint(auth.KindMap, dotted, time.Minute)
 
 	cases := []struct{ name, ticket, code string }{
 		{"none", "", CodeBadTicket},
@@ -320,6 +323,7 @@ func TestTicketRefusals(t *testing.T) {
 		{"unknown map", unknownMap, CodeUnknownMap},
 		{"map the record is not going to", wrongMapTok, CodeStaleTicket},
 		{"future version", futureTok, CodeStaleTicket},
+		{"subject not an id", dottedTok, CodeBadTicket},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

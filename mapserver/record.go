@@ -76,11 +76,6 @@ type State struct {
 // StateKey is the store key of uuid's map state.
 func StateKey(uuid string) string { return "mapstate:" + uuid }
 
-// validSubject reports whether uuid can be part of a store key.
-func validSubject(uuid string) bool {
-	return len(uuid) <= 128 && store.ValidKey(StateKey(uuid))
-}
-
 // GetState reads uuid's map state and its CAS id; ErrNotFound (wrapped)
 // when the player has none.
 func GetState(ctx context.Context, st store.Store, uuid string) (State, uint64, error) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -439,7 +440,7 @@ func (s *Server) join(sess *session, ticket string) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if !validSubject(cl.Subject) {
+	if !ids.Valid(cl.Subject) {
 		return fmt.Errorf("join: %w: bad subject", auth.ErrMalformed)
 	}
 	if !s.self.names(cl.Addr) {

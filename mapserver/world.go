@@ -9,7 +9,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/internal/ids"
 )
 
 //go:embed world/default.json
@@ -204,8 +204,8 @@ func (w *World) validate() error {
 		if m == nil {
 			return fmt.Errorf("%w: map #%d is null", ErrBadWorld, i)
 		}
-		if !lineproto.ValidMapID(m.ID) {
-			return fmt.Errorf("%w: map #%d: bad id %q (1-%d of A-Z a-z 0-9 _ -)", ErrBadWorld, i, m.ID, lineproto.MaxMapID)
+		if !ids.Valid(m.ID) {
+			return fmt.Errorf("%w: map #%d: bad id %q (1-%d of A-Z a-z 0-9 _ -)", ErrBadWorld, i, m.ID, ids.MaxLen)
 		}
 		if _, dup := w.byID[m.ID]; dup {
 			return fmt.Errorf("%w: duplicate map id %q", ErrBadWorld, m.ID)

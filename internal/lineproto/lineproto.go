@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // MaxLine is the longest request line accepted, in bytes, without its '\n'.
@@ -75,9 +77,6 @@ var (
 	ErrBadToken    = errors.New("bad token")
 )
 
-// MaxMapID is the longest map id accepted.
-const MaxMapID = 64
-
 // Parse parses one request line (without '\n'; a trailing '\r' is
 // dropped). It never panics and never allocates more than the request's
 // own strings.
@@ -116,7 +115,7 @@ func Parse(line []byte) (Request, error) {
 			r.Kind = KindFight
 		case n == 3 && string(f[1]) == KindMap:
 			r.Kind = KindMap
-			if !ValidMapID(f[2]) {
+			if !ids.Valid(f[2]) {
 				return r, ErrBadMap
 			}
 			r.Map = string(f[2])
@@ -147,7 +146,7 @@ func Parse(line []byte) (Request, error) {
 			r.Token = string(f[2])
 		}
 		if n == 4 {
-			if !ValidMapID(f[3]) {
+			if !ids.Valid(f[3]) {
 				return r, ErrBadMap
 			}
 			r.Map = string(f[3])
@@ -190,21 +189,6 @@ func atoi(b []byte) (int, bool) {
 		v = v*10 + int(c-'0')
 	}
 	return v, true
-}
-
-// ValidMapID reports whether id is a legal map id: 1 to MaxMapID bytes of
-// [A-Za-z0-9_-].
-func ValidMapID[T ~string | ~[]byte](id T) bool {
-	if len(id) == 0 || len(id) > MaxMapID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Format renders r as a request line (without '\n').
