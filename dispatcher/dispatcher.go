@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"google.golang.org/grpc"
 
 	"github.com/arena-game/arena/internal/auth"
@@ -67,7 +69,7 @@ type Config struct {
 	ChatOptions  map[string]string
 
 	// Match configures matchmaking.
-	Match MatchConfig
+	Match matchmaking.Config
 	// World is the map world file ("" = built-in), for map ids and entry.
 	World string
 
@@ -78,16 +80,6 @@ type Config struct {
 	Exe string
 	// ChildLogLevel is passed to children as ARENA_LOG_LEVEL.
 	ChildLogLevel string
-}
-
-// MatchConfig configures matchmaking (docs/matchmaking.md).
-type MatchConfig struct {
-	RoomSize        int
-	WindowPerSecond float64
-	WindowBase      float64
-	Tick            time.Duration
-	// Tighten enables the matcher's opt-in optimiser (docs/matchmaking.md).
-	Tighten bool
 }
 
 // Validate checks cfg and fills defaults.
@@ -135,7 +127,7 @@ type Dispatcher struct {
 	mux     *http.ServeMux
 
 	signer      *auth.Signer
-	mm          *Matchmaker
+	mm          *matchmaking.Matchmaker
 	sessions    *sessions
 	playWS      *wsconn.Server
 	world       *mapserver.World
@@ -197,12 +189,12 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
 		signer: signer, sessions: newSessions(), world: world, assignments: newAssignmentHub(),
 		loginLimit: newIPLimiter(5, 30)}
-	d.mm, err = NewMatchmaker(cfg.Match, d.sessions, d.handoffRoom, log)
+	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.handoffRoom, log)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	d.mm.OnMatch = d.recordAssignment
-	d.mm.stats.register(m.Registry)
+	d.mm.RegisterMetrics(m.Registry)
 	if rl, err := time.ParseDuration(cfg.FightOptions["room-timeout"]); err == nil && rl > 0 {
 		d.mm.RoomLife = rl + time.Minute
 	}
@@ -240,7 +232,7 @@ func (d *Dispatcher) Fleet() *Fleet { return d.fleet }
 func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
 
 // Matchmaker returns the queue.
-func (d *Dispatcher) Matchmaker() *Matchmaker { return d.mm }
+func (d *Dispatcher) Matchmaker() *matchmaking.Matchmaker { return d.mm }
 
 // Signer returns the cluster token signer.
 func (d *Dispatcher) Signer() *auth.Signer { return d.signer }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
@@ -36,7 +38,7 @@ func (d *Dispatcher) playRoutes() {
 
 // sessions tracks each player's /v1/play socket: at most one per uuid (a
 // new one replaces the old, which gets an error and is closed). It is the
-// matchmaker's Notifier.
+// matchmaker's matchmaking.Notifier.
 type sessions struct {
 	mu   sync.Mutex
 	byID map[string]*playSession
@@ -55,7 +57,7 @@ type playSession struct {
 
 func newSessions() *sessions { return &sessions{byID: map[string]*playSession{}} }
 
-// Notify implements Notifier.
+// Notify implements matchmaking.Notifier.
 func (s *sessions) Notify(uuid string, msg any) {
 	s.mu.Lock()
 	ps := s.byID[uuid]
@@ -82,6 +84,23 @@ func (s *sessions) remove(ps *playSession) bool {
 		return true
 	}
 	return false
+}
+
+// current reports whether ps is its player's current socket.
+func (s *sessions) current(ps *playSession) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[ps.claims.Subject] == ps
+}
+
+// currentID is the id of uuid's current socket (0: none).
+func (s *sessions) currentID(uuid string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ps := s.byID[uuid]; ps != nil {
+		return ps.id
+	}
+	return 0
 }
 
 // Online returns how many players have a /v1/play socket.
@@ -114,7 +133,11 @@ func (h playHandler) OnOpen(c *wsconn.Conn) {
 		_ = old.conn.SendJSON(map[string]string{"type": "error", "code": "replaced", "message": "another connection of this player took over"})
 		old.conn.Close(wsconn.ClosePolicy, "replaced")
 	}
-	st := h.d.mm.Status(context.Background(), ps.claims.Subject)
+	// The player's queue entry is carried by its newest socket.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.d.mm.Takeover(ctx, ps.claims.Subject, ps.id)
+	st := h.d.mm.Status(ctx, ps.claims.Subject)
 	_ = c.SendJSON(map[string]any{"type": "welcome", "uuid": ps.claims.Subject, "username": ps.claims.Name, "queue": st})
 }
 
@@ -124,7 +147,8 @@ func (h playHandler) OnClose(c *wsconn.Conn, _ error) {
 		return
 	}
 	if h.d.sessions.remove(ps) {
-		// Closing the socket leaves the queue (a backend's ticket stays).
+		// The player's last socket closed: it leaves the queue (a
+		// backend's ticket stays).
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = h.d.mm.Cancel(ctx, ps.claims.Subject, ps.id)
 		cancel()
@@ -176,9 +200,19 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 			_ = c.SendJSON(errMsg("store_unavailable", "player store unavailable; try again"))
 			return
 		}
-		st, err := d.mm.Enqueue(ctx, Enqueue{Player: prof, Mode: m.Mode, Party: m.Party, Source: SourcePlay, Session: ps.id})
+		st, err := d.mm.Enqueue(ctx, matchmaking.Enqueue{Player: prof, Mode: m.Mode, Party: m.Party, Source: matchmaking.SourcePlay, Session: ps.id})
 		if err != nil {
 			_ = c.SendJSON(queueErrMsg(err, st))
+			return
+		}
+		if !d.sessions.current(ps) {
+			// Replaced while queueing: the entry goes to the newest
+			// socket, or is cancelled when the player has none left.
+			if id := d.sessions.currentID(ps.claims.Subject); id != 0 {
+				_ = d.mm.Takeover(ctx, ps.claims.Subject, id)
+			} else {
+				_ = d.mm.Cancel(ctx, ps.claims.Subject, ps.id)
+			}
 			return
 		}
 		out := map[string]any{"type": "queued", "mode": st.Mode, "score": prof.Score}
@@ -189,7 +223,7 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 		_ = c.SendJSON(out)
 	case "cancel":
 		if err := d.mm.Cancel(ctx, ps.claims.Subject, 0); err != nil {
-			_ = c.SendJSON(queueErrMsg(err, QueueStatus{}))
+			_ = c.SendJSON(queueErrMsg(err, matchmaking.QueueStatus{}))
 			return
 		}
 		_ = c.SendJSON(map[string]string{"type": "cancelled"})
@@ -206,15 +240,15 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 
 // profile reads the player's record for its rating (never from the
 // client); a player never seen gets the default rating.
-func (d *Dispatcher) profile(ctx context.Context, c auth.Claims) (Profile, error) {
+func (d *Dispatcher) profile(ctx context.Context, c auth.Claims) (matchmaking.Player, error) {
 	p, _, err := records.GetPlayer(ctx, d.store, c.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return Profile{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: records.DefaultRating, Bot: c.Bot}, nil
+		return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: records.DefaultRating, Bot: c.Bot}, nil
 	}
 	if err != nil {
-		return Profile{}, err
+		return matchmaking.Player{}, err
 	}
-	return Profile{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: p.Rating, Bot: c.Bot || p.Bot}, nil
+	return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: p.Rating, Bot: c.Bot || p.Bot}, nil
 }
 
 func errMsg(code, msg string) map[string]string {
@@ -222,26 +256,26 @@ func errMsg(code, msg string) map[string]string {
 }
 
 // queueErrMsg maps matchmaker errors to error messages.
-func queueErrMsg(err error, st QueueStatus) map[string]any {
+func queueErrMsg(err error, st matchmaking.QueueStatus) map[string]any {
 	code := "internal"
 	switch {
-	case errors.Is(err, ErrAlreadyQueued):
+	case errors.Is(err, matchmaking.ErrAlreadyQueued):
 		code = "already_queued"
-	case errors.Is(err, ErrInRoom):
+	case errors.Is(err, matchmaking.ErrInRoom):
 		code = "in_room"
-	case errors.Is(err, ErrNotQueued):
+	case errors.Is(err, matchmaking.ErrNotQueued):
 		code = "not_queued"
-	case errors.Is(err, ErrPartyTooLarge):
+	case errors.Is(err, matchmaking.ErrPartyTooLarge):
 		code = "party_too_large"
-	case errors.Is(err, ErrBadParty):
+	case errors.Is(err, matchmaking.ErrBadParty):
 		code = "bad_party"
-	case errors.Is(err, ErrBadMode):
+	case errors.Is(err, matchmaking.ErrBadMode):
 		code = "bad_mode"
-	case errors.Is(err, ErrQueueStopped), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, matchmaking.ErrQueueStopped), errors.Is(err, context.DeadlineExceeded):
 		code = "unavailable"
 	}
 	m := map[string]any{"type": "error", "code": code, "message": err.Error()}
-	if st.State != "" && st.State != StateNone {
+	if st.State != "" && st.State != matchmaking.StateNone {
 		m["queue"] = st
 	}
 	return m

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -44,7 +46,7 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 		FightPortBase: 7000, MapPortBase: 7500, MaxNum: 10, MinProcesses: 1,
 		FleetToken: "fleet", Secret: tSecret, BackendToken: tBackend, OperatorToken: tOperator,
 		GuestLogin: true, Memcache: []string{"unused"},
-		Match:        MatchConfig{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
+		Match:        matchmaking.Config{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
 		FightOptions: map[string]string{"room-timeout": "10m"},
 	}
 	if mutate != nil {
@@ -199,7 +201,7 @@ func TestQueueMatchAndBadMessages(t *testing.T) {
 	if code := recvErrCode(t, cl); code != "already_queued" {
 		t.Fatalf("queue twice: %s", code)
 	}
-	if st := td.mm.Status(ctx, a.UUID); st.State != StateQueued {
+	if st := td.mm.Status(ctx, a.UUID); st.State != matchmaking.StateQueued {
 		t.Fatalf("state after double queue = %+v", st)
 	}
 	if s := td.mm.Stats(); s.Queues["default"] != 1 {
@@ -255,14 +257,14 @@ func TestClosingSocketLeavesQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Close(wsconn.CloseNormal, "bye")
-	waitFor(t, func() bool { return td.mm.Status(ctx, a.UUID).State == StateNone })
+	waitFor(t, func() bool { return td.mm.Status(ctx, a.UUID).State == matchmaking.StateNone })
 }
 
 type matchOut struct {
 	Room    string
 	Fight   string
 	Ticket  string
-	Players []Profile
+	Players []matchmaking.Player
 }
 
 func TestThreePlayersMatchWithRoomTokens(t *testing.T) {
@@ -300,7 +302,7 @@ func TestThreePlayersMatchWithRoomTokens(t *testing.T) {
 	if _, err := td.fleet.Adjust(port, -1, room); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return td.mm.Status(ctx, ids[0]).State == StateNone })
+	waitFor(t, func() bool { return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone })
 }
 
 func TestPartyQueuesAsOneUnit(t *testing.T) {
@@ -317,7 +319,7 @@ func TestPartyQueuesAsOneUnit(t *testing.T) {
 	}
 	_ = cc.SendJSON(map[string]any{"type": "queue"})
 	time.Sleep(100 * time.Millisecond) // several ticks: a alone is not in the pool
-	if st := td.mm.Status(ctx, a.UUID); st.State != StatePartyPending {
+	if st := td.mm.Status(ctx, a.UUID); st.State != matchmaking.StatePartyPending {
 		t.Fatalf("a = %+v", st)
 	}
 	_ = cb.SendJSON(map[string]any{"type": "queue", "party": []string{a.UUID, b.UUID}})
@@ -372,7 +374,7 @@ func TestFightServerDiesMidRoom(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		if st := td.mm.Status(ctx, id); st.State != StateNone {
+		if st := td.mm.Status(ctx, id); st.State != matchmaking.StateNone {
 			t.Fatalf("player stuck: %+v", st)
 		}
 	}
@@ -443,7 +445,7 @@ func TestTicketsAPI(t *testing.T) {
 		t.Fatalf("add twice: %d", code)
 	}
 	var ts TicketStatus
-	if code := td.call(t, "GET", "/v1/tickets/acct-1", tBackend, nil, &ts); code != 200 || ts.Queue.State != StateQueued {
+	if code := td.call(t, "GET", "/v1/tickets/acct-1", tBackend, nil, &ts); code != 200 || ts.Queue.State != matchmaking.StateQueued {
 		t.Fatalf("get: %d %+v", code, ts)
 	}
 	if code := td.call(t, "GET", "/v1/tickets/nobody", tBackend, nil, nil); code != 404 {

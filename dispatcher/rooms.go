@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/records"
@@ -26,7 +28,7 @@ func (d *Dispatcher) roomTTL() time.Duration {
 // channel, writes the room to memcached (players, hp 100, one hour), and
 // returns the "match" message for each member with a room token bound to
 // uuid, room and expiry.
-func (d *Dispatcher) handoffRoom(ctx context.Context, fr FormedRoom) (map[string]MatchMsg, error) {
+func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom) (map[string]matchmaking.MatchMsg, error) {
 	fr.ID = "r" + auth.RandomID(8)
 	ttl := d.roomTTL()
 	room := fleet.Room{ID: fr.ID, Mode: fr.Mode, Expires: time.Now().Add(ttl)}
@@ -47,13 +49,13 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr FormedRoom) (map[string
 		// readers and rejoin, so a store hiccup does not cancel the match.
 		d.log.Warn("room record not saved", "room", fr.ID, "err", err)
 	}
-	out := make(map[string]MatchMsg, len(fr.Players))
+	out := make(map[string]matchmaking.MatchMsg, len(fr.Players))
 	for _, p := range fr.Players {
 		tok, err := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: fr.ID, Addr: fight, Bot: p.Bot}, ttl)
 		if err != nil {
 			return nil, fmt.Errorf("handoff room %s: %w", fr.ID, err)
 		}
-		out[p.UUID] = MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Mode}
+		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Mode}
 	}
 	d.log.Info("room formed", "room", fr.ID, "port", proc.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Mode)
 	return out, nil

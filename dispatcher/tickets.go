@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -63,40 +65,40 @@ func (t *TicketRequest) validate() error {
 	if len(t.ChannelName) > 128 || strings.IndexFunc(t.ChannelName, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: channel_name must be up to 128 printable characters", errBadTicket)
 	}
-	if !ValidMode(t.Mode) {
+	if !matchmaking.ValidMode(t.Mode) {
 		return fmt.Errorf("%w: mode must be up to 32 of [a-z0-9_-]", errBadTicket)
 	}
 	return nil
 }
 
 // addTicket enqueues a backend's player with the score it vouches for.
-func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (QueueStatus, error) {
+func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmaking.QueueStatus, error) {
 	if err := t.validate(); err != nil {
-		return QueueStatus{}, err
+		return matchmaking.QueueStatus{}, err
 	}
 	// The player's record learns the vouched score and profile, so fights
 	// rate from it.
 	if _, err := records.UpdatePlayer(ctx, d.store, t.UUID, func(p *records.Player) {
 		p.Username, p.Photo, p.Rating = t.Username, t.Photo, t.Score
 	}); err != nil {
-		return QueueStatus{}, fmt.Errorf("add ticket: %w", err)
+		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
-	return d.mm.Enqueue(ctx, Enqueue{
-		Player: Profile{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
-		Mode:   t.Mode, Source: SourceBackend, Channel: t.ChannelName,
+	return d.mm.Enqueue(ctx, matchmaking.Enqueue{
+		Player: matchmaking.Player{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
+		Mode:   t.Mode, Source: matchmaking.SourceBackend, Channel: t.ChannelName,
 	})
 }
 
 // recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid})
 // and streams backend matches to gRPC Assignments subscribers.
-func (d *Dispatcher) recordAssignment(e Enqueue, m MatchMsg) {
+func (d *Dispatcher) recordAssignment(e matchmaking.Enqueue, m matchmaking.MatchMsg) {
 	b, _ := json.Marshal(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(e.Player.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
 		d.log.Warn("assignment not saved", "uuid", e.Player.UUID, "err", err)
 	}
-	if e.Source == SourceBackend {
+	if e.Source == matchmaking.SourceBackend {
 		d.assignments.publish(m)
 	}
 }
@@ -118,11 +120,11 @@ func (d *Dispatcher) handleAddTicket(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, map[string]any{"type": "queued", "uuid": t.UUID, "mode": st.Mode})
-	case errors.Is(err, errBadTicket), errors.Is(err, ErrBadMode):
+	case errors.Is(err, errBadTicket), errors.Is(err, matchmaking.ErrBadMode):
 		writeError(w, http.StatusBadRequest, "bad_ticket", err.Error())
-	case errors.Is(err, ErrAlreadyQueued):
+	case errors.Is(err, matchmaking.ErrAlreadyQueued):
 		writeError(w, http.StatusConflict, "already_queued", err.Error())
-	case errors.Is(err, ErrInRoom):
+	case errors.Is(err, matchmaking.ErrInRoom):
 		writeError(w, http.StatusConflict, "in_room", err.Error())
 	default:
 		d.log.Error("add ticket", "err", err)
@@ -132,9 +134,9 @@ func (d *Dispatcher) handleAddTicket(w http.ResponseWriter, r *http.Request) {
 
 // TicketStatus is GET /v1/tickets/{uuid}.
 type TicketStatus struct {
-	UUID       string          `json:"uuid"`
-	Queue      QueueStatus     `json:"queue"`
-	Assignment json.RawMessage `json:"assignment,omitempty"` // the last match message, for an hour
+	UUID       string                  `json:"uuid"`
+	Queue      matchmaking.QueueStatus `json:"queue"`
+	Assignment json.RawMessage         `json:"assignment,omitempty"` // the last match message, for an hour
 }
 
 func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +152,7 @@ func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "store unavailable")
 		return
 	}
-	if ts.Queue.State == StateNone && ts.Assignment == nil {
+	if ts.Queue.State == matchmaking.StateNone && ts.Assignment == nil {
 		writeJSON(w, http.StatusNotFound, ts)
 		return
 	}
@@ -160,7 +162,7 @@ func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
 func (d *Dispatcher) handleCancelTicket(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("uuid")
 	if err := d.mm.Cancel(r.Context(), id, 0); err != nil {
-		writeJSON(w, http.StatusConflict, queueErrMsg(err, QueueStatus{}))
+		writeJSON(w, http.StatusConflict, queueErrMsg(err, matchmaking.QueueStatus{}))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"type": "cancelled", "uuid": id})
@@ -170,13 +172,15 @@ func (d *Dispatcher) handleCancelTicket(w http.ResponseWriter, r *http.Request) 
 // A subscriber that falls 256 assignments behind is dropped.
 type assignmentHub struct {
 	mu   sync.Mutex
-	subs map[chan MatchMsg]struct{}
+	subs map[chan matchmaking.MatchMsg]struct{}
 }
 
-func newAssignmentHub() *assignmentHub { return &assignmentHub{subs: map[chan MatchMsg]struct{}{}} }
+func newAssignmentHub() *assignmentHub {
+	return &assignmentHub{subs: map[chan matchmaking.MatchMsg]struct{}{}}
+}
 
-func (h *assignmentHub) subscribe() (chan MatchMsg, func()) {
-	ch := make(chan MatchMsg, 256)
+func (h *assignmentHub) subscribe() (chan matchmaking.MatchMsg, func()) {
+	ch := make(chan matchmaking.MatchMsg, 256)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
@@ -190,7 +194,7 @@ func (h *assignmentHub) subscribe() (chan MatchMsg, func()) {
 	}
 }
 
-func (h *assignmentHub) publish(m MatchMsg) {
+func (h *assignmentHub) publish(m matchmaking.MatchMsg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
@@ -229,9 +233,9 @@ func (s *matchService) AddPlayer(ctx context.Context, r *matchpb.AddPlayerReques
 	switch {
 	case err == nil:
 		return &matchpb.AddPlayerResponse{Status: "queued"}, nil
-	case errors.Is(err, errBadTicket), errors.Is(err, ErrBadMode):
+	case errors.Is(err, errBadTicket), errors.Is(err, matchmaking.ErrBadMode):
 		return nil, status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrAlreadyQueued), errors.Is(err, ErrInRoom):
+	case errors.Is(err, matchmaking.ErrAlreadyQueued), errors.Is(err, matchmaking.ErrInRoom):
 		return nil, status.Error(codes.AlreadyExists, err.Error())
 	}
 	return nil, status.Error(codes.Unavailable, "could not queue; try again")

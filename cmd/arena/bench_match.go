@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/arena-game/arena/dispatcher/matcher"
-	"github.com/arena-game/arena/dispatcher/matcher/matchbench"
+	"github.com/arena-game/arena/matchmaking/matcher"
+	"github.com/arena-game/arena/matchmaking/matcher/matchbench"
 )
 
 // benchMatchCommand is `arena bench match`: the matcher in simulated time,

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/arena-game/arena/matchmaking"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/arena-game/arena/dispatcher"
@@ -87,7 +89,7 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		},
 		MapOptions:    map[string]string{},
 		ChildLogLevel: c.String("log-level"),
-		Match: dispatcher.MatchConfig{
+		Match: matchmaking.Config{
 			RoomSize: c.Int("room-size"), WindowPerSecond: c.Float64("window-per-second"),
 			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"), Tighten: c.Bool("tighten"),
 		},

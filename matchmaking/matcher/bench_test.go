@@ -12,7 +12,7 @@ import (
 // Run with a fixed count, since each iteration rebuilds a large pool
 // outside the timer:
 //
-//	go test -run '^$' -bench Tick -benchtime 5x ./dispatcher/matcher/
+//	go test -run '^$' -bench Tick -benchtime 5x ./matchmaking/matcher/
 
 // clone copies a pool deeply enough that ticking the copy leaves p as it was.
 func (p *Pool) clone() *Pool {

@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arena-game/arena/dispatcher/matcher"
+	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
 // Rating distribution of the simulated players.

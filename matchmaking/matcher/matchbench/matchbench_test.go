@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/arena-game/arena/dispatcher/matcher"
+	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
 func ids(rooms []matcher.Room) string {

@@ -11,7 +11,7 @@ import (
 // checks every room against the rule and the pool against a model; without
 // Tighten, every tick must also form exactly SeedTick's rooms.
 //
-//	go test -run '^$' -fuzz FuzzPool -fuzztime 60s ./dispatcher/matcher/
+//	go test -run '^$' -fuzz FuzzPool -fuzztime 60s ./matchmaking/matcher/
 func FuzzPool(f *testing.F) {
 	f.Add([]byte{1, 0, 50, 0, 0, 10, 1, 0, 0, 10, 1, 0, 0, 10, 1, 0, 5, 2})
 	f.Add([]byte{3, 1, 20, 1, 0, 200, 3, 2, 1, 100, 1, 0, 4, 3, 5, 1, 2, 50, 2, 1, 5, 3, 6, 0, 7, 1})

@@ -1,4 +1,10 @@
-package dispatcher
+// Package matchmaking is arena's matchmaker: players' queue entries and
+// parties, the pools the pure matcher (package matcher) forms rooms from,
+// and the hand-off of formed rooms to whoever places them. One goroutine
+// (Matchmaker.Run) owns all of its state; callers talk to it through its
+// mailbox. It knows nothing of sockets or HTTP: the dispatcher delivers its
+// messages (Notifier) and places its rooms (Handoff).
+package matchmaking
 
 import (
 	"context"
@@ -11,8 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/arena-game/arena/dispatcher/matcher"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/mailbox"
+	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
 // Queue errors, mapped to error codes at the edge (see errorCode).
@@ -24,6 +33,9 @@ var (
 	ErrPartyTooLarge = errors.New("party larger than a room")
 	ErrBadMode       = errors.New("bad mode")
 	ErrQueueStopped  = errors.New("matchmaking stopped")
+	// ErrBusy: the matchmaker's mailbox is full; the request was refused
+	// (try again).
+	ErrBusy = errors.New("matchmaking busy")
 )
 
 // Sources of a queue entry.
@@ -32,8 +44,8 @@ const (
 	SourceBackend = "backend" // a trusted backend enqueued it (POST /v1/tickets, gRPC AddPlayer)
 )
 
-// Profile is what the room needs to know of a player.
-type Profile struct {
+// Player is what the room needs to know of a player.
+type Player struct {
 	UUID     string `json:"uuid"`
 	Username string `json:"username"`
 	Photo    string `json:"photo"`
@@ -43,7 +55,7 @@ type Profile struct {
 
 // Enqueue asks the matchmaker to queue one player.
 type Enqueue struct {
-	Player  Profile
+	Player  Player
 	Mode    string
 	Party   []string // member uuids, including the player; empty: solo
 	Source  string
@@ -85,28 +97,53 @@ type Handoff func(ctx context.Context, room FormedRoom) (map[string]MatchMsg, er
 type FormedRoom struct {
 	ID      string
 	Mode    string
-	Players []Profile
+	Players []Player
 	Spread  int
 }
 
 // MatchMsg is the "match" message pushed to one player.
 type MatchMsg struct {
-	Type    string    `json:"type"` // "match"
-	Room    string    `json:"room"`
-	Fight   string    `json:"fight"`
-	Ticket  string    `json:"ticket"`
-	Players []Profile `json:"players"`
-	Mode    string    `json:"mode,omitempty"`
-	Channel string    `json:"channel_name,omitempty"`
-	UUID    string    `json:"uuid,omitempty"`
+	Type    string   `json:"type"` // "match"
+	Room    string   `json:"room"`
+	Fight   string   `json:"fight"`
+	Ticket  string   `json:"ticket"`
+	Players []Player `json:"players"`
+	Mode    string   `json:"mode,omitempty"`
+	Channel string   `json:"channel_name,omitempty"`
+	UUID    string   `json:"uuid,omitempty"`
 }
 
+// Config configures matchmaking (docs/matchmaking.md).
+type Config struct {
+	RoomSize        int
+	WindowPerSecond float64
+	WindowBase      float64
+	Tick            time.Duration
+	// Tighten enables the matcher's opt-in optimiser (docs/matchmaking.md).
+	Tighten bool
+}
+
+// Mailbox capacities and the policy of each when full.
+const (
+	// requestCap bounds callers' requests waiting for the matchmaker
+	// (Enqueue, Cancel, Status, ...). Full: the request fails with ErrBusy.
+	// A room's hand-off result is posted through a reservation taken when
+	// the room was formed, so it always fits: the inbox holds at most
+	// requestCap plus the rooms being placed.
+	requestCap = 4096
+	// eventCap bounds fleet events (room ended, process gone) waiting.
+	// Full: the event is dropped and counted; RoomLife frees the players.
+	eventCap = 1 << 16
+)
+
 // Matchmaker owns the queue: pools per mode, every player's state, parties
-// being assembled and rooms in play. One goroutine (Run) owns all of it and
-// selects on its inbox, its ticker and ctx.Done(); everyone else sends it
-// commands.
+// being assembled and rooms in play. One goroutine (Run) owns all of it;
+// everyone else posts to its mailboxes (internal/mailbox), which never
+// block a poster: a request that finds the inbox full is refused with
+// ErrBusy, a fleet event that finds its mailbox full is dropped and
+// counted, and a room's hand-off result always fits (a reservation).
 type Matchmaker struct {
-	cfg     MatchConfig
+	cfg     Config
 	mcfg    matcher.Config
 	log     *slog.Logger
 	notify  Notifier
@@ -118,15 +155,15 @@ type Matchmaker struct {
 	// the room end (a safety net: the fight server normally reports it).
 	RoomLife time.Duration
 
-	inbox   chan func()
-	stopped atomic.Bool
+	inbox  *mailbox.Mailbox[func()]
+	events *mailbox.Mailbox[func()]
 
 	// Owned by the Run goroutine:
-	pools   map[string]*matcher.Pool
-	players map[string]*qentry
-	parties map[string]*party // by party key
-	rooms   map[string]*roomState
-	stats   *statsRecorder
+	pools    map[string]*matcher.Pool
+	players  map[string]*qentry
+	parties  map[string]*party // by party key
+	rooms    map[string]*roomState
+	stats    *statsRecorder
 
 	snapshot atomic.Pointer[QueueStats]
 	handoffs sync.WaitGroup
@@ -155,7 +192,7 @@ type roomState struct {
 }
 
 // NewMatchmaker returns a matchmaker; call Run.
-func NewMatchmaker(cfg MatchConfig, notify Notifier, handoff Handoff, log *slog.Logger) (*Matchmaker, error) {
+func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logger) (*Matchmaker, error) {
 	if cfg.RoomSize == 0 {
 		cfg.RoomSize = 3
 	}
@@ -169,42 +206,57 @@ func NewMatchmaker(cfg MatchConfig, notify Notifier, handoff Handoff, log *slog.
 	return &Matchmaker{
 		cfg: cfg, mcfg: mcfg, log: log, notify: notify, handoff: handoff,
 		RoomLife: 15 * time.Minute,
-		inbox:    make(chan func(), 4096),
+		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
+		events:   mailbox.New[func()](eventCap, mailbox.Reject),
 		pools:    map[string]*matcher.Pool{}, players: map[string]*qentry{},
 		parties: map[string]*party{}, rooms: map[string]*roomState{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
 	}, nil
 }
 
+// RegisterMetrics exports the matchmaker's Prometheus metrics on reg.
+func (m *Matchmaker) RegisterMetrics(reg prometheus.Registerer) { m.stats.register(reg) }
+
 // Run owns the matchmaker's state until ctx is done.
 func (m *Matchmaker) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Tick)
 	defer t.Stop()
 	m.publishStats(time.Now())
+	var buf []func()
+	drain := func(mb *mailbox.Mailbox[func()]) {
+		buf = mb.Take(buf)
+		for _, f := range buf {
+			f()
+		}
+		clear(buf)
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			m.stopped.Store(true)
+			m.inbox.Close()
+			m.events.Close()
 			m.handoffs.Wait()
 			return
-		case f := <-m.inbox:
-			f()
+		case <-m.events.Ready():
+			drain(m.events)
+		case <-m.inbox.Ready():
+			drain(m.inbox)
 		case now := <-t.C:
 			m.tick(ctx, now)
 		}
 	}
 }
 
-// do runs f on the matchmaker goroutine and waits for it.
+// do runs f on the matchmaker goroutine and waits for it. A full mailbox
+// refuses it with ErrBusy.
 func (m *Matchmaker) do(ctx context.Context, f func()) error {
-	if m.stopped.Load() {
-		return ErrQueueStopped
-	}
 	done := make(chan struct{})
-	select {
-	case m.inbox <- func() { f(); close(done) }:
-	case <-ctx.Done():
-		return ctx.Err()
+	switch err := m.inbox.Post(func() { f(); close(done) }); {
+	case errors.Is(err, mailbox.ErrClosed):
+		return ErrQueueStopped
+	case err != nil:
+		m.stats.refused()
+		return fmt.Errorf("matchmaker: %w", ErrBusy)
 	}
 	select {
 	case <-done:
@@ -214,15 +266,12 @@ func (m *Matchmaker) do(ctx context.Context, f func()) error {
 	}
 }
 
-// post runs f on the matchmaker goroutine without waiting.
-func (m *Matchmaker) post(f func()) {
-	if m.stopped.Load() {
-		return
-	}
-	select {
-	case m.inbox <- f:
-	default:
-		go func() { m.inbox <- f }()
+// event runs f on the matchmaker goroutine without waiting; a full events
+// lane drops it (counted in arena_mm_events_dropped_total).
+func (m *Matchmaker) event(f func()) {
+	if errors.Is(m.events.Post(f), mailbox.ErrFull) {
+		m.stats.dropped()
+		m.log.Warn("matchmaker event dropped: events lane full")
 	}
 }
 
@@ -380,11 +429,24 @@ func (m *Matchmaker) status(q *qentry) QueueStatus {
 	return QueueStatus{State: q.state, Mode: q.e.Mode, Room: q.room, Since: q.since}
 }
 
+// Takeover makes session the owner of uuid's queue entry if the player
+// queued it on /v1/play: a player's entry belongs to the player, and the
+// socket that replaced the one that queued carries it from then on (its
+// close cancels the entry; the replaced socket's close does not). An entry
+// a backend made is not touched.
+func (m *Matchmaker) Takeover(ctx context.Context, uuid string, session uint64) error {
+	return m.do(ctx, func() {
+		if q := m.players[uuid]; q != nil && q.e.Source == SourcePlay {
+			q.e.Session = session
+		}
+	})
+}
+
 // Cancel takes uuid out of the queue (a party ticket is dissolved; the
 // other members go back to waiting for the party). session, when not 0,
-// cancels only an entry queued by that /v1/play socket (a closed socket
-// does not cancel a backend's ticket). ErrNotQueued if there is nothing to
-// cancel.
+// cancels only an entry owned by that /v1/play socket (see Takeover; a
+// closed socket does not cancel a backend's ticket). ErrNotQueued if there
+// is nothing to cancel.
 func (m *Matchmaker) Cancel(ctx context.Context, uuid string, session uint64) error {
 	var cerr error
 	if err := m.do(ctx, func() { cerr = m.cancel(uuid, session) }); err != nil {
@@ -445,7 +507,7 @@ func (m *Matchmaker) Status(ctx context.Context, uuid string) QueueStatus {
 // RoomEnded clears the in-room state of a room's members (the fight server
 // reported the room's end with del).
 func (m *Matchmaker) RoomEnded(room string) {
-	m.post(func() {
+	m.event(func() {
 		rs := m.rooms[room]
 		if rs == nil {
 			return
@@ -462,7 +524,7 @@ func (m *Matchmaker) RoomEnded(room string) {
 // ProcessGone fails every room hosted by a fight process that died: its
 // members are told (an error naming the room) and may queue again.
 func (m *Matchmaker) ProcessGone(port int, units []string, onFailed func(room string, members []string)) {
-	m.post(func() {
+	m.event(func() {
 		for _, room := range units {
 			rs := m.rooms[room]
 			if rs == nil {
@@ -525,6 +587,7 @@ func (m *Matchmaker) startHandoff(ctx context.Context, mode string, r matcher.Ro
 		}
 	}
 	m.stats.room(r.Spread, now)
+	done := m.inbox.Reserve()
 	m.handoffs.Add(1)
 	go func() {
 		defer m.handoffs.Done()
@@ -533,7 +596,7 @@ func (m *Matchmaker) startHandoff(ctx context.Context, mode string, r matcher.Ro
 		msgs, err := m.handoff(hctx, fr)
 		cancel()
 		<-m.sem
-		m.post(func() { m.handoffDone(fr, entries, msgs, err, r) })
+		_ = done.Post(func() { m.handoffDone(fr, entries, msgs, err, r) })
 		if err == nil {
 			for _, e := range entries {
 				msg := msgs[e.Player.UUID]

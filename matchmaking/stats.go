@@ -1,4 +1,4 @@
-package dispatcher
+package matchmaking
 
 import (
 	"sort"
@@ -51,6 +51,8 @@ type statsRecorder struct {
 	spreadH   prometheus.Observer
 	tickHist  prometheus.Observer
 	queueSize *prometheus.GaugeVec
+	refusedC  prometheus.Counter
+	droppedC  prometheus.Counter
 }
 
 type ring struct {
@@ -70,7 +72,7 @@ func (r *ring) add(x float64) {
 func newStatsRecorder() *statsRecorder { return &statsRecorder{} }
 
 // register exports the recorder's metrics on reg.
-func (s *statsRecorder) register(reg *prometheus.Registry) {
+func (s *statsRecorder) register(reg prometheus.Registerer) {
 	matches := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_rooms_formed_total", Help: "Rooms the matcher formed."})
 	wait := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_match_wait_seconds", Help: "Time from queue to match.",
 		Buckets: []float64{0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89}})
@@ -79,8 +81,25 @@ func (s *statsRecorder) register(reg *prometheus.Registry) {
 	tick := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_match_tick_seconds", Help: "Time of one matcher tick over one pool.",
 		Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})
 	queue := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "arena_queue_players", Help: "Players waiting, by mode."}, []string{"mode"})
-	reg.MustRegister(matches, wait, spread, tick, queue)
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_requests_refused_total", Help: "Matchmaker requests refused because its mailbox was full."})
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_events_dropped_total", Help: "Fleet events the matchmaker dropped because its events lane was full."})
+	reg.MustRegister(matches, wait, spread, tick, queue, refused, dropped)
 	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
+	s.refusedC, s.droppedC = refused, dropped
+}
+
+// refused counts a request refused by a full mailbox (any goroutine).
+func (s *statsRecorder) refused() {
+	if s.refusedC != nil {
+		s.refusedC.Inc()
+	}
+}
+
+// dropped counts a fleet event dropped by a full lane (any goroutine).
+func (s *statsRecorder) dropped() {
+	if s.droppedC != nil {
+		s.droppedC.Inc()
+	}
 }
 
 func (s *statsRecorder) matched(wait time.Duration) {

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/arena-game/arena/dispatcher/matcher"
+	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
 // seedLiteral is one tick of the seed's matchmaking loop, transcribed as it
