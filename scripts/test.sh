@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Runs every test: go vet, the whole suite against the embedded memcached,
 # then again against a real memcached on a free port when the memcached
-# binary exists. Browser tests run when Chromium and Node are present (CI
-# installs them). Usage: scripts/test.sh [go test flags...]
+# binary exists. The player database tests run against SQLite and against a
+# PostgreSQL started on a free port in a temporary directory
+# (scripts/postgres.sh; skipped with a message when PostgreSQL is not
+# installed, a failure under CI=true). Browser tests run when Chromium and
+# Node are present (CI installs them). Usage: scripts/test.sh [go test flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cleanups=()
+cleanup() { for c in "${cleanups[@]}"; do eval "$c" || true; done; }
+trap cleanup EXIT
+
+if pg_env=$(scripts/postgres.sh start); then
+  eval "$pg_env"
+  cleanups+=("scripts/postgres.sh stop '$ARENA_PG_DIR'")
+  echo "== PostgreSQL for the player database tests: ${ARENA_TEST_POSTGRES%%\?*}"
+elif [ "${CI:-}" = "true" ]; then
+  echo "FAIL: could not start PostgreSQL; CI must run the player database tests against it (.ci/run installs postgresql)" >&2
+  exit 1
+else
+  echo "== PostgreSQL not available: the player database tests run against SQLite only"
+fi
 
 echo "== go vet"
 go vet ./...
@@ -18,7 +36,7 @@ if command -v memcached >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] && user_flag=(-u root)
   memcached -l 127.0.0.1 -p "$port" -U 0 -m 256 -c 4096 "${user_flag[@]}" &
   mc_pid=$!
-  trap 'kill $mc_pid 2>/dev/null || true' EXIT
+  cleanups+=("kill $mc_pid 2>/dev/null")
   for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1

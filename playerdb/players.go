@@ -1,0 +1,286 @@
+package playerdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// NewPlayer is what EnsurePlayer creates a record from.
+type NewPlayer struct {
+	ID    string
+	Name  string
+	Photo string
+	Bot   bool
+}
+
+func (p *NewPlayer) validate() error {
+	if !ValidID(p.ID) {
+		return fmt.Errorf("%w: player id must be 1-%d of [A-Za-z0-9_-]", ErrInvalid, MaxIDLen)
+	}
+	name, ok := CleanName(p.Name)
+	if !ok {
+		return fmt.Errorf("%w: display name must be 1-%d printable characters", ErrInvalid, MaxNameRunes)
+	}
+	p.Name = name
+	if len(p.Photo) > MaxPhotoLen {
+		return fmt.Errorf("%w: photo longer than %d bytes", ErrInvalid, MaxPhotoLen)
+	}
+	return nil
+}
+
+// EnsurePlayer creates p's record if there is none, or else updates its
+// display name, photo and bot flag (a backend vouching for the player, or
+// a login), and marks it seen now. It returns the record.
+func (db *DB) EnsurePlayer(ctx context.Context, p NewPlayer) (Player, error) {
+	if err := p.validate(); err != nil {
+		return Player{}, fmt.Errorf("ensure player: %w", err)
+	}
+	err := db.write(ctx, "ensure player", func(tx *sql.Tx) error {
+		now := db.now().UnixMilli()
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO players (id, display_name, photo, bot, created_ms, last_seen_ms)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, photo = excluded.photo,
+				bot = excluded.bot, last_seen_ms = excluded.last_seen_ms`),
+			p.ID, p.Name, p.Photo, p.Bot, now, now)
+		return err
+	})
+	if err != nil {
+		return Player{}, err
+	}
+	return db.Player(ctx, p.ID)
+}
+
+// Seen marks the player seen now. A player with no record is ErrNotFound.
+func (db *DB) Seen(ctx context.Context, id string) error {
+	return db.write(ctx, "mark player seen", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q("UPDATE players SET last_seen_ms = ? WHERE id = ?"), db.now().UnixMilli(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// Player reads a player's record with its ratings; ErrNotFound if there is
+// none.
+func (db *DB) Player(ctx context.Context, id string) (Player, error) {
+	if !ValidID(id) {
+		return Player{}, fmt.Errorf("get player: %w", ErrNotFound)
+	}
+	var p Player
+	var account sql.NullString
+	var created, seen int64
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT id, display_name, photo, bot, account, created_ms, last_seen_ms
+		FROM players WHERE id = ?`), id).Scan(&p.ID, &p.Name, &p.Photo, &p.Bot, &account, &created, &seen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Player{}, fmt.Errorf("get player %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Player{}, unavailable("get player", err)
+	}
+	p.Account, p.Created, p.LastSeen = account.String, fromMS(created), fromMS(seen)
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT profile, rating, games, wins, losses, updated_ms
+		FROM ratings WHERE player_id = ?`), id)
+	if err != nil {
+		return Player{}, unavailable("get player ratings", err)
+	}
+	defer rows.Close()
+	p.Ratings = map[string]Rating{}
+	for rows.Next() {
+		var r Rating
+		var upd int64
+		if err := rows.Scan(&r.Profile, &r.Rating, &r.Games, &r.Wins, &r.Losses, &upd); err != nil {
+			return Player{}, unavailable("get player ratings", err)
+		}
+		r.Updated = fromMS(upd)
+		p.Ratings[r.Profile] = r
+	}
+	if err := rows.Err(); err != nil {
+		return Player{}, unavailable("get player ratings", err)
+	}
+	return p, nil
+}
+
+// SetRating sets p's rating in profile to rating (a rating a trusted
+// backend vouches for), creating the player's record if needed. Games,
+// wins and losses are kept.
+func (db *DB) SetRating(ctx context.Context, p NewPlayer, profile string, rating int) error {
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("set rating: %w", err)
+	}
+	if !ValidProfile(profile) || rating < 0 || rating > 100000 {
+		return fmt.Errorf("set rating: %w: profile or rating out of range", ErrInvalid)
+	}
+	profile = NormProfile(profile)
+	return db.write(ctx, "set rating", func(tx *sql.Tx) error {
+		now := db.now().UnixMilli()
+		if err := db.upsertPlayers(ctx, tx, []NewPlayer{p}, now); err != nil {
+			return err
+		}
+		old, err := db.readRatings(ctx, tx, profile, []string{p.ID})
+		if err != nil {
+			return err
+		}
+		counts := map[int]int64{rating: 1}
+		if r, ok := old[p.ID]; ok {
+			counts[r]--
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO ratings (player_id, profile, rating, updated_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (player_id, profile) DO UPDATE SET rating = excluded.rating, updated_ms = excluded.updated_ms`),
+			p.ID, profile, rating, now); err != nil {
+			return err
+		}
+		return db.addCounts(ctx, tx, profile, counts)
+	})
+}
+
+// upsertPlayers creates the players that have no record and marks all of
+// them seen, in id order. On PostgreSQL this takes the players' row locks,
+// which serialise every transaction that changes one player's ratings; the
+// order keeps two such transactions from deadlocking.
+func (db *DB) upsertPlayers(ctx context.Context, tx *sql.Tx, ps []NewPlayer, now int64) error {
+	args := make([]any, 0, len(ps)*6)
+	for _, p := range ps {
+		args = append(args, p.ID, p.Name, p.Photo, p.Bot, now, now)
+	}
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO players (id, display_name, photo, bot, created_ms, last_seen_ms) VALUES `+
+		placeholders(len(ps), 6)+` ON CONFLICT (id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms`), args...)
+	return err
+}
+
+// readRatings returns the current ratings in profile of those of ids that
+// have one.
+func (db *DB) readRatings(ctx context.Context, tx *sql.Tx, profile string, ids []string) (map[string]int, error) {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, profile)
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args = append(args, id)
+		marks[i] = "?"
+	}
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT player_id, rating FROM ratings WHERE profile = ? AND player_id IN (`+
+		strings.Join(marks, ", ")+`)`+db.dialect.lockRows), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]int, len(ids))
+	for rows.Next() {
+		var id string
+		var r int
+		if err := rows.Scan(&id, &r); err != nil {
+			return nil, err
+		}
+		out[id] = r
+	}
+	return out, rows.Err()
+}
+
+// addCounts adds deltas to the profile's rating histogram, in rating
+// order (so concurrent transactions lock its rows in one order).
+func (db *DB) addCounts(ctx context.Context, tx *sql.Tx, profile string, deltas map[int]int64) error {
+	ratings := make([]int, 0, len(deltas))
+	for r, d := range deltas {
+		if d != 0 {
+			ratings = append(ratings, r)
+		}
+	}
+	if len(ratings) == 0 {
+		return nil
+	}
+	slices.Sort(ratings)
+	args := make([]any, 0, len(ratings)*3)
+	for _, r := range ratings {
+		args = append(args, profile, r, deltas[r])
+	}
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO rating_counts (profile, rating, n) VALUES `+placeholders(len(ratings), 3)+
+		` ON CONFLICT (profile, rating) DO UPDATE SET n = rating_counts.n + excluded.n`), args...)
+	return err
+}
+
+// MinAccountLen and MaxAccountLen bound account (login) names.
+const (
+	MinAccountLen = 3
+	MaxAccountLen = 32
+)
+
+// NormAccount lower-cases an account name and checks it: 3 to 32 of
+// [a-z0-9_.-] (upper case letters are accepted and folded).
+func NormAccount(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) < MinAccountLen || len(s) > MaxAccountLen {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// ClaimAccount gives player id the account name and password hash, so the
+// same record can be reached by logging in from another browser. A player
+// with no record is ErrNotFound, one that already has an account
+// ErrHasAccount, a name another player has ErrAccountTaken.
+func (db *DB) ClaimAccount(ctx context.Context, id, account, hash string) error {
+	name, ok := NormAccount(account)
+	if !ok || hash == "" || len(hash) > 512 {
+		return fmt.Errorf("claim account: %w: account must be %d-%d of [a-z0-9_.-]", ErrInvalid, MinAccountLen, MaxAccountLen)
+	}
+	return db.write(ctx, "claim account", func(tx *sql.Tx) error {
+		var have sql.NullString
+		err := tx.QueryRowContext(ctx, db.q("SELECT account FROM players WHERE id = ?"+db.dialect.lockRows), id).Scan(&have)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if have.Valid {
+			return ErrHasAccount
+		}
+		// A concurrent claim of the same name can still win between this
+		// check and the update: the unique index turns that into
+		// ErrAccountTaken below.
+		var other string
+		err = tx.QueryRowContext(ctx, db.q("SELECT id FROM players WHERE account = ?"), name).Scan(&other)
+		if err == nil {
+			return ErrAccountTaken
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q("UPDATE players SET account = ?, password_hash = ?, last_seen_ms = ? WHERE id = ?"),
+			name, hash, db.now().UnixMilli(), id)
+		if isUniqueViolation(err) {
+			return ErrAccountTaken
+		}
+		return err
+	})
+}
+
+// AccountCredentials returns the player id and password hash of account;
+// ErrNotFound if no player has it.
+func (db *DB) AccountCredentials(ctx context.Context, account string) (id, hash string, err error) {
+	name, ok := NormAccount(account)
+	if !ok {
+		return "", "", fmt.Errorf("account credentials: %w", ErrNotFound)
+	}
+	err = db.sql.QueryRowContext(ctx, db.q("SELECT id, password_hash FROM players WHERE account = ?"), name).Scan(&id, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("account credentials: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", "", unavailable("account credentials", err)
+	}
+	return id, hash, nil
+}
