@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // validate checks r and normalises its profile and names.
 func (r *Result) validate() error {
-	if !ValidID(r.Room) {
-		return fmt.Errorf("%w: room id must be 1-%d of [A-Za-z0-9_-]", ErrInvalid, MaxIDLen)
+	if !validID(r.Room) {
+		return fmt.Errorf("%w: room id must be "+ids.Rule, ErrInvalid)
 	}
 	if !ValidProfile(r.Profile) {
 		return fmt.Errorf("%w: profile must be 0-%d of [a-z0-9_-]", ErrInvalid, MaxProfileLen)

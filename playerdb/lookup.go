@@ -21,7 +21,7 @@ type Cursor struct {
 // (the zero Cursor when this page is the last). A player with no record is
 // ErrNotFound.
 func (db *DB) Matches(ctx context.Context, id string, after Cursor, limit int) ([]Match, Cursor, error) {
-	if limit < 1 || limit > MaxPageLimit || after.Ended < 0 || after.Room != "" && !ValidID(after.Room) {
+	if limit < 1 || limit > MaxPageLimit || after.Ended < 0 || after.Room != "" && !validID(after.Room) {
 		return nil, Cursor{}, fmt.Errorf("match history: %w: limit must be 1-%d", ErrInvalid, MaxPageLimit)
 	}
 	if err := db.exists(ctx, id); err != nil {
@@ -72,7 +72,7 @@ func (db *DB) Matches(ctx context.Context, id string, after Cursor, limit int) (
 // Match returns one recorded match; ErrNotFound if the room is not
 // recorded.
 func (db *DB) Match(ctx context.Context, room string) (Match, error) {
-	if !ValidID(room) {
+	if !validID(room) {
 		return Match{}, fmt.Errorf("get match: %w", ErrNotFound)
 	}
 	ms, err := db.matches(ctx, []string{room})
@@ -143,7 +143,7 @@ func (db *DB) matches(ctx context.Context, rooms []string) ([]Match, error) {
 
 // exists is nil when the player has a record, ErrNotFound when not.
 func (db *DB) exists(ctx context.Context, id string) error {
-	if !ValidID(id) {
+	if !validID(id) {
 		return ErrNotFound
 	}
 	var one int
@@ -207,7 +207,7 @@ func (db *DB) Leaderboard(ctx context.Context, profile string, offset, limit int
 // Place returns the player's entry in profile's leaderboard; ErrNotFound
 // if it has no rating there.
 func (db *DB) Place(ctx context.Context, profile, id string) (Entry, error) {
-	if !ValidProfile(profile) || !ValidID(id) {
+	if !ValidProfile(profile) || !validID(id) {
 		return Entry{}, fmt.Errorf("leaderboard place: %w", ErrNotFound)
 	}
 	profile = NormProfile(profile)

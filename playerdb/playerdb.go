@@ -22,7 +22,12 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/arena-game/arena/internal/ids"
 )
+
+// Player and room ids are arena ids (internal/ids).
+var validID = ids.Valid[string]
 
 // DefaultRating is the rating of a player in a profile it has never played.
 const DefaultRating = 1500
@@ -33,7 +38,6 @@ const DefaultProfile = "default"
 
 // Limits of what the database accepts.
 const (
-	MaxIDLen       = 64  // player ids and room ids: 1-64 of [A-Za-z0-9_-]
 	MaxNameRunes   = 32  // display names
 	MaxPhotoLen    = 512 // photo URLs
 	MaxProfileLen  = 32  // profiles: 0-32 of [a-z0-9_-]
@@ -169,21 +173,6 @@ type Entry struct {
 	Games  int
 	Wins   int
 	Losses int
-}
-
-// ValidID reports whether s is an acceptable player or room id: 1 to 64
-// bytes of [A-Za-z0-9_-].
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // CleanName trims a display name and checks it: 1 to 32 characters with

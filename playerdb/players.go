@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/arena-game/arena/internal/ids"
 )
 
 // NewPlayer is what EnsurePlayer creates a record from.
@@ -18,8 +20,8 @@ type NewPlayer struct {
 }
 
 func (p *NewPlayer) validate() error {
-	if !ValidID(p.ID) {
-		return fmt.Errorf("%w: player id must be 1-%d of [A-Za-z0-9_-]", ErrInvalid, MaxIDLen)
+	if !validID(p.ID) {
+		return fmt.Errorf("%w: player id must be "+ids.Rule, ErrInvalid)
 	}
 	name, ok := CleanName(p.Name)
 	if !ok {
@@ -71,7 +73,7 @@ func (db *DB) Seen(ctx context.Context, id string) error {
 // Player reads a player's record with its ratings; ErrNotFound if there is
 // none.
 func (db *DB) Player(ctx context.Context, id string) (Player, error) {
-	if !ValidID(id) {
+	if !validID(id) {
 		return Player{}, fmt.Errorf("get player: %w", ErrNotFound)
 	}
 	var p Player
