@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/wsconn"
+	"golang.org/x/time/rate"
 )
 
 // Channel ownership (see docs/chat.md, "Inside"): a channel's membership is
@@ -78,7 +79,7 @@ type channel struct {
 
 	refs int // guarded by hub.mu: members plus one for permanent channels
 
-	limiter *bucket // world only: the channel's own message rate
+	limiter *rate.Limiter // world only: the channel's own message rate
 }
 
 type member struct {
@@ -100,7 +101,7 @@ func (s *Server) newChannel(name string, kind ChannelKind) *channel {
 	}
 	ch := &channel{name: name, kind: kind, srv: s, ready: make(chan struct{}), done: make(chan struct{})}
 	if kind == KindWorld && s.cfg.WorldRate > 0 {
-		ch.limiter = newBucket(s.cfg.WorldRate, s.cfg.WorldBurst, time.Now())
+		ch.limiter = rate.NewLimiter(rate.Limit(s.cfg.WorldRate), s.cfg.WorldBurst)
 	}
 	ch.snap.Store(&snapshot{})
 	for i := 0; i < n; i++ {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/wsconn"
+	"golang.org/x/time/rate"
 )
 
 // client is one chat connection. Everything but conn's Send is touched only
@@ -23,7 +24,7 @@ type client struct {
 	sender   Sender
 	operator bool
 	channels map[string]*channel
-	strikes  *bucket // rate-limited messages this connection may still send before it is closed
+	strikes  *rate.Limiter // rate-limited messages this connection may still send before it is closed
 }
 
 // connHandler adapts the Server to wsconn.Handler.
@@ -76,9 +77,9 @@ func (h connHandler) OnClose(c *wsconn.Conn, _ error) {
 func (cl *client) handle(data []byte) {
 	s := cl.srv
 	now := time.Now()
-	if !cl.player.bucket.take(now) {
+	if !cl.player.bucket.AllowN(now, 1) {
 		s.m.rejected.WithLabelValues(CodeRateLimited).Inc()
-		if !cl.strikes.take(now) {
+		if !cl.strikes.AllowN(now, 1) {
 			s.m.floodCloses.Inc()
 			s.log.Info("chat connection closed for flooding", "player", cl.sender.UUID)
 			cl.conn.Close(wsconn.ClosePolicy, "flooding: over the message rate limit")
@@ -219,7 +220,7 @@ func (cl *client) post(in Inbound, now time.Time) error {
 	if ch.kind == KindAnnounce && !cl.operator {
 		return perr(CodeForbidden, "only the operator may post to announce")
 	}
-	if ch.limiter != nil && !ch.limiter.take(now) {
+	if ch.limiter != nil && !ch.limiter.AllowN(now, 1) {
 		return perr(CodeChannelBusy, "%s is busy; try again in a moment", ch.name)
 	}
 	msg, frame := s.encodeMessage(ch.name, cl.sender, in.Text)

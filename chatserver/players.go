@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // player is one uuid's presence on this server: its connections (private
@@ -14,7 +16,7 @@ type player struct {
 	uuid   string
 	conns  []*client
 	world  int
-	bucket *bucket
+	bucket *rate.Limiter
 	left   time.Time // when its last connection closed (kept a while; see sweep)
 }
 
@@ -53,7 +55,7 @@ func (ps *players) add(c *client) *player {
 	defer sh.mu.Unlock()
 	p := sh.m[c.sender.UUID]
 	if p == nil {
-		p = &player{uuid: c.sender.UUID, bucket: newBucket(ps.rate, ps.burst, time.Now())}
+		p = &player{uuid: c.sender.UUID, bucket: rate.NewLimiter(rate.Limit(ps.rate), ps.burst)}
 		sh.m[c.sender.UUID] = p
 	}
 	p.conns = append(p.conns, c)

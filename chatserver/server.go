@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
@@ -277,7 +278,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			Bot:      claims.Bot,
 		},
 		channels: make(map[string]*channel, 4),
-		strikes:  newBucket(1, s.cfg.FloodStrikes, time.Now()),
+		strikes:  rate.NewLimiter(1, s.cfg.FloodStrikes),
 	}
 	if _, err := s.ws.Upgrade(w, r, c); err != nil {
 		s.m.refused.WithLabelValues("handshake").Inc()

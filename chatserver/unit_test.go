@@ -192,28 +192,6 @@ func TestHistoryCorruptRecordIsReplaced(t *testing.T) {
 	}
 }
 
-func TestBucket(t *testing.T) {
-	now := time.Unix(1000, 0)
-	b := newBucket(2, 3, now)
-	for i := 0; i < 3; i++ {
-		if !b.take(now) {
-			t.Fatalf("burst token %d refused", i)
-		}
-	}
-	if b.take(now) {
-		t.Fatal("took past the burst")
-	}
-	if !b.take(now.Add(500 * time.Millisecond)) {
-		t.Fatal("no refill after 0.5 s at 2/s")
-	}
-	if b.take(now.Add(500 * time.Millisecond)) {
-		t.Fatal("refilled twice")
-	}
-	if !b.take(now.Add(time.Hour)) || !b.take(now.Add(time.Hour)) || !b.take(now.Add(time.Hour)) || b.take(now.Add(time.Hour)) {
-		t.Fatal("refill is not capped at the burst")
-	}
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -327,7 +305,7 @@ func TestPlayersKeepBucketAfterLastConnection(t *testing.T) {
 	ps := newPlayers(1, 2)
 	c := &client{sender: Sender{UUID: "u"}}
 	p := ps.add(c)
-	p.bucket.take(time.Now())
+	p.bucket.Allow()
 	ps.remove(c)
 	if ps.connsOf("u") != nil || ps.conns.Load() != 0 {
 		t.Fatal("connection still listed")

@@ -16,6 +16,7 @@ import (
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
+	"golang.org/x/time/rate"
 )
 
 // PlayerTokenTTL is how long a login lasts.
@@ -231,48 +232,41 @@ func clientIP(r *http.Request) string {
 	return h
 }
 
-// ipLimiter is a token bucket per client address, for logins.
+// ipLimiter is a rate limit per client address, for logins. An address
+// unseen for a minute is forgotten (its bucket would be full again).
 type ipLimiter struct {
-	mu      sync.Mutex
-	rate    float64
-	burst   float64
-	buckets map[string]*bucket
-	swept   time.Time
+	mu    sync.Mutex
+	limit rate.Limit
+	burst int
+	addrs map[string]*ipBucket
+	swept time.Time
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
+type ipBucket struct {
+	lim  *rate.Limiter
+	last time.Time
 }
 
-func newIPLimiter(rate, burst float64) *ipLimiter {
-	return &ipLimiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
+func newIPLimiter(perSecond float64, burst int) *ipLimiter {
+	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst, addrs: map[string]*ipBucket{}}
 }
 
 func (l *ipLimiter) allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.buckets {
+		for k, b := range l.addrs {
 			if now.Sub(b.last) > time.Minute {
-				delete(l.buckets, k)
+				delete(l.addrs, k)
 			}
 		}
 		l.swept = now
 	}
-	b := l.buckets[key]
+	b := l.addrs[key]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	b.tokens += now.Sub(b.last).Seconds() * l.rate
-	if b.tokens > l.burst {
-		b.tokens = l.burst
+		b = &ipBucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.addrs[key] = b
 	}
 	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.lim.AllowN(now, 1)
 }

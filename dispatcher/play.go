@@ -15,6 +15,7 @@ import (
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
+	"golang.org/x/time/rate"
 )
 
 // Limits of /v1/play.
@@ -46,13 +47,11 @@ type sessions struct {
 }
 
 type playSession struct {
-	id     uint64
-	claims auth.Claims
-	conn   *wsconn.Conn
-	// token bucket, touched only on the read goroutine
-	tokens  float64
-	last    time.Time
-	strikes int
+	id      uint64
+	claims  auth.Claims
+	conn    *wsconn.Conn
+	limit   *rate.Limiter // playRate, playBurst
+	strikes int           // read goroutine only
 }
 
 func newSessions() *sessions { return &sessions{byID: map[string]*playSession{}} }
@@ -117,7 +116,7 @@ func (d *Dispatcher) handlePlay(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ps := &playSession{id: d.sessions.next.Add(1), claims: c, tokens: playBurst, last: time.Now()}
+	ps := &playSession{id: d.sessions.next.Add(1), claims: c, limit: rate.NewLimiter(playRate, playBurst)}
 	if _, err := d.playWS.Upgrade(w, r, ps); err != nil {
 		d.log.Debug("play upgrade failed", "err", err)
 	}
@@ -165,12 +164,7 @@ type playMsg struct {
 func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	ps := c.Value.(*playSession)
 	now := time.Now()
-	ps.tokens += now.Sub(ps.last).Seconds() * playRate
-	if ps.tokens > playBurst {
-		ps.tokens = playBurst
-	}
-	ps.last = now
-	if ps.tokens < 1 {
+	if !ps.limit.AllowN(now, 1) {
 		ps.strikes++
 		if ps.strikes >= playStrikes {
 			_ = c.SendJSON(errMsg("rate_limited", "too many messages; closing"))
@@ -180,7 +174,6 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 		_ = c.SendJSON(errMsg("rate_limited", "too many messages; slow down"))
 		return
 	}
-	ps.tokens--
 	var m playMsg
 	if err := json.Unmarshal(data, &m); err != nil {
 		_ = c.SendJSON(errMsg("bad_json", "messages are JSON objects with a \"type\""))

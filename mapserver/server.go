@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
@@ -408,7 +409,7 @@ func (s *Server) closeSessions(code uint16, errCode, msg string) {
 // error message followed by a close.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ticket := r.URL.Query().Get("ticket")
-	sess := &session{srv: s}
+	sess := &session{srv: s, limit: newMsgLimiter(s.cfg.MaxMsgRate)}
 	c, err := s.ws.Upgrade(w, r, sess)
 	if err != nil {
 		return
@@ -586,32 +587,25 @@ type session struct {
 
 	leaseUntil atomic.Int64 // unix ms: self-fencing deadline
 
-	// Rate limiting, read goroutine only.
-	tokens   float64
-	lastMsg  time.Time
-	lastWarn time.Time
+	limit    *rate.Limiter // MaxMsgRate per second, one second's burst
+	lastWarn time.Time     // read goroutine only
 }
 
-// allow applies the per-connection message rate limit (token bucket of
-// MaxMsgRate per second, one second's burst).
+// newMsgLimiter returns a connection's message rate limit: perSecond
+// messages a second with one second's burst.
+func newMsgLimiter(perSecond float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
+}
+
+// allow applies the per-connection message rate limit; a refused message
+// gets a rate_limited error, at most one a second.
 func (ss *session) allow(now time.Time) bool {
-	rate := ss.srv.cfg.MaxMsgRate
-	if ss.lastMsg.IsZero() {
-		ss.tokens = rate
-	} else {
-		ss.tokens += now.Sub(ss.lastMsg).Seconds() * rate
-		if ss.tokens > rate {
-			ss.tokens = rate
-		}
-	}
-	ss.lastMsg = now
-	if ss.tokens >= 1 {
-		ss.tokens--
+	if ss.limit.AllowN(now, 1) {
 		return true
 	}
 	if now.Sub(ss.lastWarn) >= time.Second {
 		ss.lastWarn = now
-		ss.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", rate))
+		ss.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", ss.srv.cfg.MaxMsgRate))
 	}
 	return false
 }
