@@ -164,3 +164,10 @@ func (db *DB) recordedChanges(ctx context.Context, tx *sql.Tx, room string, into
 	}
 	return rows.Err()
 }
+
+// Check reports whether Apply would accept r: nil, or an error wrapping
+// ErrInvalid that says what is wrong.
+func (r Result) Check() error {
+	r.Players = slices.Clone(r.Players)
+	return r.validate()
+}

@@ -1,0 +1,103 @@
+package playerdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/arena-game/arena/internal/store"
+)
+
+// CacheTTL is how long a cached player record lives. It bounds how stale a
+// cached rating can be when an invalidation was lost (memcached down while
+// a result was applied, or a read racing the write).
+const CacheTTL = 30 * time.Second
+
+// Cache reads player records through memcached: a hit is served from the
+// cache, a miss (or a cache that fails or is slow) from the database, and
+// the record read is put back in the cache. Losing the cache loses
+// nothing: the database holds every record. Safe for concurrent use.
+type Cache struct {
+	db *DB
+	st store.Store
+	// timeout bounds each cache operation, so a stalled memcached slows
+	// a read by at most this much before the database answers.
+	timeout time.Duration
+}
+
+// NewCache returns a read-through cache of db's player records in st
+// (already prefixed).
+func NewCache(db *DB, st store.Store) *Cache {
+	return &Cache{db: db, st: st, timeout: 250 * time.Millisecond}
+}
+
+// DB returns the database behind the cache.
+func (c *Cache) DB() *DB { return c.db }
+
+// cacheKey is the memcached key of a player's cached record. The version
+// in it changes whenever cachedPlayer's encoding does.
+func cacheKey(id string) string { return "pdb1:player:" + id }
+
+// cachedPlayer is the JSON form of a Player in memcached.
+type cachedPlayer struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Photo    string            `json:"photo,omitempty"`
+	Bot      bool              `json:"bot,omitempty"`
+	Account  string            `json:"account,omitempty"`
+	Created  int64             `json:"created"`
+	LastSeen int64             `json:"seen"`
+	Ratings  map[string]Rating `json:"ratings"`
+}
+
+// Player returns id's record: from the cache when it holds it, else from
+// the database (ErrNotFound when there is none), filling the cache.
+func (c *Cache) Player(ctx context.Context, id string) (Player, error) {
+	if !validID(id) {
+		return Player{}, fmt.Errorf("get player: %w", ErrNotFound)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	var cp cachedPlayer
+	_, err := store.GetJSON(cctx, c.st, cacheKey(id), &cp)
+	cancel()
+	if err == nil && cp.ID == id {
+		return Player{ID: cp.ID, Name: cp.Name, Photo: cp.Photo, Bot: cp.Bot, Account: cp.Account,
+			Created: fromMS(cp.Created), LastSeen: fromMS(cp.LastSeen), Ratings: cp.Ratings}, nil
+	}
+	p, err := c.db.Player(ctx, id)
+	if err != nil {
+		return Player{}, err
+	}
+	c.put(ctx, p)
+	return p, nil
+}
+
+// put stores p in the cache (best effort).
+func (c *Cache) put(ctx context.Context, p Player) {
+	b, err := json.Marshal(cachedPlayer{ID: p.ID, Name: p.Name, Photo: p.Photo, Bot: p.Bot, Account: p.Account,
+		Created: ms(p.Created), LastSeen: ms(p.LastSeen), Ratings: p.Ratings})
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_ = c.st.Set(cctx, &store.Item{Key: cacheKey(p.ID), Value: b, TTL: CacheTTL})
+}
+
+// Invalidate drops the cached records of ids, so the next read comes from
+// the database. It returns the first error; a record it could not drop
+// lives at most CacheTTL.
+func (c *Cache) Invalidate(ctx context.Context, ids ...string) error {
+	var first error
+	for _, id := range ids {
+		cctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := c.st.Delete(cctx, cacheKey(id))
+		cancel()
+		if err != nil && !errors.Is(err, store.ErrNotFound) && first == nil {
+			first = fmt.Errorf("invalidate cached player %s: %w", id, err)
+		}
+	}
+	return first
+}

@@ -1,0 +1,150 @@
+package results
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/arena-game/arena/playerdb"
+)
+
+// outbox is a directory of results not yet known to be in the database,
+// one file per room (ROOM.json, the JSON of an entry). A file is written
+// to a temporary name, synced, renamed into place and the directory
+// synced, so a crash leaves either no entry or a whole one. Several
+// processes may share one directory: applying a result twice changes
+// nothing, so they need no lock.
+type outbox struct {
+	dir string
+}
+
+// entry is one outbox file.
+type entry struct {
+	Version int             `json:"v"`
+	Result  playerdb.Result `json:"result"`
+}
+
+const entryVersion = 1
+
+// rejectedDir holds entries the database refused as malformed (never
+// expected: results are checked before they are queued), kept for an
+// operator to look at.
+const rejectedDir = "rejected"
+
+func openOutbox(dir string) (*outbox, error) {
+	if dir == "" {
+		return nil, errors.New("open outbox: no directory")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, rejectedDir), 0o700); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	return &outbox{dir: dir}, nil
+}
+
+func (o *outbox) path(room string) string { return filepath.Join(o.dir, room+".json") }
+
+// put writes r's entry durably. A second put of the same room replaces
+// the first (the same result, reported again).
+func (o *outbox) put(r playerdb.Result) error {
+	b, err := json.Marshal(entry{Version: entryVersion, Result: r})
+	if err != nil {
+		return fmt.Errorf("outbox put %s: %w", r.Room, err)
+	}
+	f, err := os.CreateTemp(o.dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("outbox put %s: %w", r.Room, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, o.path(r.Room))
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("outbox put %s: %w", r.Room, werr)
+	}
+	if err := syncDir(o.dir); err != nil {
+		return fmt.Errorf("outbox put %s: %w", r.Room, err)
+	}
+	return nil
+}
+
+// remove deletes room's entry; a missing entry is not an error (another
+// process drained it).
+func (o *outbox) remove(room string) error {
+	if err := os.Remove(o.path(room)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("outbox remove %s: %w", room, err)
+	}
+	return nil
+}
+
+// reject moves room's entry aside into rejected/.
+func (o *outbox) reject(room string) error {
+	if err := os.Rename(o.path(room), filepath.Join(o.dir, rejectedDir, room+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("outbox reject %s: %w", room, err)
+	}
+	return nil
+}
+
+// rooms lists the rooms with an entry, oldest first.
+func (o *outbox) rooms() ([]string, error) {
+	des, err := os.ReadDir(o.dir)
+	if err != nil {
+		return nil, fmt.Errorf("outbox list: %w", err)
+	}
+	type item struct {
+		room string
+		mod  int64
+	}
+	var items []item
+	for _, de := range des {
+		name := de.Name()
+		if de.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		var mod int64
+		if info, err := de.Info(); err == nil {
+			mod = info.ModTime().UnixNano()
+		}
+		items = append(items, item{strings.TrimSuffix(name, ".json"), mod})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].mod < items[j].mod })
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.room
+	}
+	return out, nil
+}
+
+// get reads room's entry; fs.ErrNotExist (wrapped) when it is gone.
+func (o *outbox) get(room string) (playerdb.Result, error) {
+	b, err := os.ReadFile(o.path(room))
+	if err != nil {
+		return playerdb.Result{}, fmt.Errorf("outbox get %s: %w", room, err)
+	}
+	var e entry
+	if err := json.Unmarshal(b, &e); err != nil || e.Version != entryVersion || e.Result.Room != room {
+		return playerdb.Result{}, fmt.Errorf("outbox get %s: %w: unreadable entry", room, playerdb.ErrInvalid)
+	}
+	return e.Result, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

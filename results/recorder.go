@@ -1,0 +1,381 @@
+// Package results records the outcome of every room exactly once: a game
+// server hands a room's result to a Recorder, which writes it to a
+// file-backed outbox that survives the process, applies it to the player
+// database (the match, the Elo changes and the players' records in one
+// transaction, idempotent by room id) and, only then, answers with the
+// rating changes the players may be shown. When the database is slow or
+// down the answer is ErrPending: the result stays in the outbox and Run
+// applies it once the database answers again, retrying with a bounded
+// backoff; the players are told their result is pending, never shown a
+// number that is not stored.
+//
+// A result applied twice (a retried report, two processes draining one
+// outbox, a process that restarts) changes nothing the second time.
+package results
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/arena-game/arena/playerdb"
+)
+
+// Sentinel errors of Record, checked with errors.Is.
+var (
+	// ErrPending: the result is safe in the outbox but not yet in the
+	// database; Run applies it later. Show the players "pending".
+	ErrPending = errors.New("result pending")
+	// ErrNotRecorded: the result could be neither queued nor applied
+	// (the outbox is full or unwritable and the database failed too).
+	// Ratings are unchanged; show the players that the result was not
+	// recorded.
+	ErrNotRecorded = errors.New("result not recorded")
+)
+
+// Applier applies a result to the player database (playerdb.DB).
+type Applier interface {
+	Apply(ctx context.Context, r playerdb.Result) (playerdb.Applied, error)
+}
+
+// Invalidator drops cached player records after their ratings changed
+// (playerdb.Cache); a failure only leaves a record stale for its TTL.
+type Invalidator interface {
+	Invalidate(ctx context.Context, ids ...string) error
+}
+
+// Config configures a Recorder.
+type Config struct {
+	// Dir is the outbox directory (required), created if missing. Every
+	// process of one host may share it.
+	Dir string
+	// Attempt bounds Record's own try at the database; zero means 2s.
+	Attempt time.Duration
+	// MinRetry and MaxRetry bound Run's backoff after a failed try
+	// (doubling from MinRetry up to MaxRetry); zero means 250ms and 30s.
+	MinRetry, MaxRetry time.Duration
+	// Scan is how often Run looks for entries while the database is
+	// healthy (left by this process's failed tries or by processes that
+	// died); zero means 1s.
+	Scan time.Duration
+	// MaxEntries bounds the outbox; Record refuses to queue beyond it
+	// (ErrNotRecorded); zero means 100000.
+	MaxEntries int
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the metrics (arena_results_*); nil registers
+	// none.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) defaults() {
+	if c.Attempt <= 0 {
+		c.Attempt = 2 * time.Second
+	}
+	if c.MinRetry <= 0 {
+		c.MinRetry = 250 * time.Millisecond
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = 30 * time.Second
+	}
+	if c.MaxRetry < c.MinRetry {
+		c.MaxRetry = c.MinRetry
+	}
+	if c.Scan <= 0 {
+		c.Scan = time.Second
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = 100000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Recorder records room results exactly once. Record is safe for
+// concurrent use; run one Run per Recorder.
+type Recorder struct {
+	db    Applier
+	cache Invalidator
+	ob    *outbox
+	cfg   Config
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]bool // rooms a Record call is applying now
+
+	pending atomic.Int64 // outbox entries, as last counted (plus Record's since)
+	failing atomic.Bool  // the last try at the database failed
+	stale   chan []string
+
+	outcomes *prometheus.CounterVec
+	applyDur prometheus.Histogram
+}
+
+// New returns a Recorder applying results to db through the outbox in
+// cfg.Dir; cache (may be nil) is told which players' records changed.
+func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
+	cfg.defaults()
+	ob, err := openOutbox(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("new recorder: %w", err)
+	}
+	r := &Recorder{db: db, cache: cache, ob: ob, cfg: cfg, log: cfg.Logger,
+		inflight: map[string]bool{}, stale: make(chan []string, 1024),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arena_results_total",
+			Help: "Room results by outcome: applied (stored, shown), duplicate (already stored), pending (queued in the outbox), drained (applied later from the outbox), rejected (malformed), not_recorded.",
+		}, []string{"outcome"}),
+		applyDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "arena_results_apply_seconds",
+			Help:    "Time to apply one result to the player database (successful tries).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	if rooms, err := ob.rooms(); err == nil {
+		r.pending.Store(int64(len(rooms)))
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.outcomes, r.applyDur,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arena_results_outbox_entries", Help: "Results waiting in the outbox for the database."},
+				func() float64 { return float64(r.pending.Load()) }),
+		} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("new recorder: metrics: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Record stores res exactly once and returns the rating changes to show.
+//
+// It checks res (playerdb.ErrInvalid, wrapped, for a malformed result:
+// nothing is stored), writes it to the outbox, and tries the database for
+// at most Config.Attempt. On success the entry is removed and the changes
+// returned (Duplicate when the room was already recorded: the changes
+// recorded then). When the database fails the error wraps ErrPending: the
+// result is safe in the outbox and Run applies it later. When the outbox
+// is full or cannot be written Record still tries the database, and fails
+// with ErrNotRecorded if that fails too.
+func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Applied, error) {
+	if err := res.Check(); err != nil {
+		r.outcomes.WithLabelValues("rejected").Inc()
+		return playerdb.Applied{}, fmt.Errorf("record result: %w", err)
+	}
+	r.mu.Lock()
+	busy := r.inflight[res.Room]
+	r.inflight[res.Room] = true
+	r.mu.Unlock()
+	if busy {
+		// The same room reported twice at once: the first report's
+		// outcome is the room's; this one waits for nothing.
+		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: already being recorded", res.Room, ErrPending)
+	}
+	defer func() {
+		r.mu.Lock()
+		delete(r.inflight, res.Room)
+		r.mu.Unlock()
+	}()
+
+	var queueErr error
+	if r.pending.Load() >= int64(r.cfg.MaxEntries) {
+		queueErr = fmt.Errorf("outbox holds %d results", r.pending.Load())
+	} else {
+		queueErr = r.ob.put(res)
+	}
+	if queueErr != nil {
+		r.log.Error("result not queued in the outbox; trying the database directly", "room", res.Room, "err", queueErr)
+	}
+	applied, err := r.apply(ctx, res)
+	switch {
+	case err == nil:
+		if queueErr == nil {
+			if rerr := r.ob.remove(res.Room); rerr != nil {
+				// Left behind, Run applies it again: a duplicate, no change.
+				r.log.Warn("applied result left in the outbox", "room", res.Room, "err", rerr)
+			}
+		}
+		r.done(res, applied, "applied")
+		return applied, nil
+	case errors.Is(err, playerdb.ErrInvalid):
+		_ = r.ob.reject(res.Room)
+		r.outcomes.WithLabelValues("rejected").Inc()
+		return playerdb.Applied{}, fmt.Errorf("record result %s: %w", res.Room, err)
+	case queueErr != nil:
+		r.outcomes.WithLabelValues("not_recorded").Inc()
+		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, queueErr, err)
+	default:
+		r.pending.Add(1)
+		r.outcomes.WithLabelValues("pending").Inc()
+		r.log.Warn("result queued in the outbox: the database failed", "room", res.Room, "err", err)
+		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: %v", res.Room, ErrPending, err)
+	}
+}
+
+// apply tries the database once, for at most Config.Attempt.
+func (r *Recorder) apply(ctx context.Context, res playerdb.Result) (playerdb.Applied, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Attempt)
+	defer cancel()
+	start := time.Now()
+	a, err := r.db.Apply(ctx, res)
+	if err != nil {
+		if !errors.Is(err, playerdb.ErrInvalid) {
+			r.failing.Store(true)
+		}
+		return a, err
+	}
+	r.failing.Store(false)
+	r.applyDur.Observe(time.Since(start).Seconds())
+	return a, nil
+}
+
+// done counts an applied result and queues its players' cache
+// invalidation (dropped, and left to the cache TTL, if the queue is full).
+func (r *Recorder) done(res playerdb.Result, a playerdb.Applied, outcome string) {
+	if a.Duplicate {
+		outcome = "duplicate"
+	}
+	r.outcomes.WithLabelValues(outcome).Inc()
+	if r.cache == nil || a.Duplicate {
+		return
+	}
+	ids := make([]string, len(res.Players))
+	for i, p := range res.Players {
+		ids[i] = p.UUID
+	}
+	select {
+	case r.stale <- ids:
+	default:
+	}
+}
+
+// Status reports how many results wait in the outbox and whether the last
+// try at the database failed: the process is unhealthy while it fails.
+func (r *Recorder) Status() (pending int, failing bool) {
+	return int(r.pending.Load()), r.failing.Load()
+}
+
+// Run applies the outbox's entries until ctx ends: every Config.Scan
+// while the database answers, and after a failure with a backoff doubling
+// from MinRetry to MaxRetry. It also drops changed players' cached
+// records.
+func (r *Recorder) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.invalidateLoop(ctx)
+	}()
+	defer wg.Wait()
+	backoff := r.cfg.MinRetry
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.drain(ctx) {
+			backoff = r.cfg.MinRetry
+			t.Reset(r.cfg.Scan)
+		} else {
+			t.Reset(backoff)
+			backoff = min(2*backoff, r.cfg.MaxRetry)
+		}
+	}
+}
+
+// drain applies every outbox entry no Record call is working on, oldest
+// first; it stops at the first database failure and reports false.
+func (r *Recorder) drain(ctx context.Context) bool {
+	rooms, err := r.ob.rooms()
+	if err != nil {
+		r.log.Error("outbox unreadable", "err", err)
+		return false
+	}
+	left := int64(len(rooms))
+	r.pending.Store(left)
+	for _, room := range rooms {
+		if ctx.Err() != nil {
+			return true
+		}
+		r.mu.Lock()
+		busy := r.inflight[room]
+		if !busy {
+			r.inflight[room] = true
+		}
+		r.mu.Unlock()
+		if busy {
+			continue
+		}
+		ok := r.drainOne(ctx, room)
+		r.mu.Lock()
+		delete(r.inflight, room)
+		r.mu.Unlock()
+		if !ok {
+			return false
+		}
+		left--
+		r.pending.Store(left)
+	}
+	return true
+}
+
+// drainOne applies one entry; false when the database failed.
+func (r *Recorder) drainOne(ctx context.Context, room string) bool {
+	res, err := r.ob.get(room)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true // applied by another process meanwhile
+	case errors.Is(err, playerdb.ErrInvalid):
+		r.log.Error("outbox entry unreadable; moved to rejected/", "room", room, "err", err)
+		_ = r.ob.reject(room)
+		r.outcomes.WithLabelValues("rejected").Inc()
+		return true
+	case err != nil:
+		r.log.Error("outbox entry unreadable", "room", room, "err", err)
+		return false
+	}
+	a, err := r.apply(ctx, res)
+	switch {
+	case errors.Is(err, playerdb.ErrInvalid):
+		r.log.Error("database refused an outbox entry; moved to rejected/", "room", room, "err", err)
+		_ = r.ob.reject(room)
+		r.outcomes.WithLabelValues("rejected").Inc()
+		return true
+	case err != nil:
+		r.log.Warn("outbox: database still failing", "room", room, "err", err)
+		return false
+	}
+	if err := r.ob.remove(room); err != nil {
+		r.log.Warn("applied result left in the outbox", "room", room, "err", err)
+	}
+	r.log.Info("pending result applied", "room", room, "duplicate", a.Duplicate)
+	r.done(res, a, "drained")
+	return true
+}
+
+func (r *Recorder) invalidateLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ids := <-r.stale:
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := r.cache.Invalidate(ictx, ids...); err != nil {
+				r.log.Warn("cached player records not dropped; they expire within the cache TTL", "err", err)
+			}
+			cancel()
+		}
+	}
+}

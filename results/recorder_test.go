@@ -1,0 +1,283 @@
+package results_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/playerdb/dbtest"
+	"github.com/arena-game/arena/results"
+)
+
+var ctx = context.Background()
+
+// flaky is a database that can be taken down (every Apply fails) or
+// stalled (every Apply blocks until its context ends).
+type flaky struct {
+	db      *playerdb.DB
+	down    atomic.Bool
+	stalled atomic.Bool
+	calls   atomic.Int64
+}
+
+var errDown = errors.New("connection refused")
+
+func (f *flaky) Apply(ctx context.Context, r playerdb.Result) (playerdb.Applied, error) {
+	f.calls.Add(1)
+	if f.stalled.Load() {
+		<-ctx.Done()
+		return playerdb.Applied{}, fmt.Errorf("apply: %w: %v", playerdb.ErrUnavailable, ctx.Err())
+	}
+	if f.down.Load() {
+		return playerdb.Applied{}, fmt.Errorf("apply: %w: %v", playerdb.ErrUnavailable, errDown)
+	}
+	return f.db.Apply(ctx, r)
+}
+
+type invalidations struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (i *invalidations) Invalidate(_ context.Context, ids ...string) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.ids = append(i.ids, ids...)
+	return nil
+}
+
+func (i *invalidations) count() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.ids)
+}
+
+func room(id string) playerdb.Result {
+	return playerdb.Result{Room: id, Game: "fight", Host: "h:1", Reason: "last_standing", Ended: time.Now(),
+		Players: []playerdb.PlayerResult{{UUID: "a", Name: "A", Rank: 1}, {UUID: "b", Name: "B", Rank: 2}}}
+}
+
+func newRecorder(t *testing.T, db results.Applier, dir string, inv results.Invalidator) *results.Recorder {
+	t.Helper()
+	r, err := results.New(db, inv, results.Config{Dir: dir, Attempt: 300 * time.Millisecond, MinRetry: 5 * time.Millisecond, MaxRetry: 20 * time.Millisecond, Scan: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func run(t *testing.T, r *results.Recorder) {
+	c, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.Run(c); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func outboxFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func rating(t *testing.T, db *playerdb.DB, id string) playerdb.Rating {
+	t.Helper()
+	p, err := db.Player(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Ratings[playerdb.DefaultProfile]
+}
+
+func TestRecordAppliesOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		db := dbtest.Open(t, b)
+		dir := t.TempDir()
+		inv := &invalidations{}
+		r := newRecorder(t, db, dir, inv)
+		run(t, r)
+		a, err := r.Record(ctx, room("r1"))
+		if err != nil || a.Ratings["a"] != (playerdb.RatingChange{Before: 1500, After: 1516}) || a.Duplicate {
+			t.Fatalf("%+v, %v", a, err)
+		}
+		if f := outboxFiles(t, dir); len(f) != 0 {
+			t.Fatalf("outbox after an applied result: %v", f)
+		}
+		again, err := r.Record(ctx, room("r1"))
+		if err != nil || !again.Duplicate || again.Ratings["a"].After != 1516 {
+			t.Fatalf("a retried report: %+v, %v", again, err)
+		}
+		if ra := rating(t, db, "a"); ra.Games != 1 || ra.Rating != 1516 {
+			t.Fatalf("rating applied twice: %+v", ra)
+		}
+		waitfor.Cond(t, "the players' cached records are dropped", func() bool { return inv.count() == 2 })
+	})
+}
+
+func TestRecordRefusesMalformed(t *testing.T) {
+	db := dbtest.Open(t, dbtest.SQLite)
+	dir := t.TempDir()
+	r := newRecorder(t, db, dir, nil)
+	bad := room("r1")
+	bad.Players[1].Name = string(make([]byte, 100))
+	if _, err := r.Record(ctx, bad); !errors.Is(err, playerdb.ErrInvalid) {
+		t.Fatalf("%v; want ErrInvalid", err)
+	}
+	if f := outboxFiles(t, dir); len(f) != 0 {
+		t.Fatalf("a malformed result was queued: %v", f)
+	}
+}
+
+// TestDatabaseDownThenBack: results queue while the database is down, the
+// players are told "pending", and every result is applied exactly once
+// when it comes back.
+func TestDatabaseDownThenBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		f := &flaky{db: dbtest.Open(t, b)}
+		dir := t.TempDir()
+		r := newRecorder(t, f, dir, nil)
+		run(t, r)
+		f.down.Store(true)
+		for i := 0; i < 5; i++ {
+			if _, err := r.Record(ctx, room(fmt.Sprintf("r%d", i))); !errors.Is(err, results.ErrPending) {
+				t.Fatalf("record while down: %v; want ErrPending", err)
+			}
+		}
+		if n, failing := r.Status(); n != 5 || !failing {
+			t.Fatalf("status %d %v; want 5 pending, failing", n, failing)
+		}
+		if len(outboxFiles(t, dir)) != 5 {
+			t.Fatal("entries missing from the outbox")
+		}
+		f.down.Store(false)
+		waitfor.Cond(t, "the outbox drains", func() bool { n, failing := r.Status(); return n == 0 && !failing })
+		if ra := rating(t, f.db, "a"); ra.Games != 5 || ra.Wins != 5 {
+			t.Fatalf("after draining: %+v; want 5 games, 5 wins", ra)
+		}
+		if len(outboxFiles(t, dir)) != 0 {
+			t.Fatal("drained entries left in the outbox")
+		}
+	})
+}
+
+// TestStalledDatabase: a database that hangs costs Record at most its
+// attempt deadline, and the result is applied once it answers.
+func TestStalledDatabase(t *testing.T) {
+	f := &flaky{db: dbtest.Open(t, dbtest.SQLite)}
+	dir := t.TempDir()
+	r := newRecorder(t, f, dir, nil)
+	f.stalled.Store(true)
+	start := time.Now()
+	if _, err := r.Record(ctx, room("slow")); !errors.Is(err, results.ErrPending) {
+		t.Fatalf("%v; want ErrPending", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Record waited %v on a stalled database", d)
+	}
+	f.stalled.Store(false)
+	run(t, r)
+	waitfor.Cond(t, "the stalled result is applied", func() bool { n, _ := r.Status(); return n == 0 })
+	if ra := rating(t, f.db, "a"); ra.Games != 1 {
+		t.Fatalf("%+v", ra)
+	}
+}
+
+// TestOutboxSurvivesTheProcess: a result queued by one recorder (a fight
+// process that then dies) is applied by the next one on the same
+// directory.
+func TestOutboxSurvivesTheProcess(t *testing.T) {
+	db := dbtest.Open(t, dbtest.SQLite)
+	dir := t.TempDir()
+	dead := &flaky{db: db}
+	dead.down.Store(true)
+	first := newRecorder(t, dead, dir, nil)
+	if _, err := first.Record(ctx, room("orphan")); !errors.Is(err, results.ErrPending) {
+		t.Fatal(err)
+	}
+	// first is abandoned without Run; a new recorder starts on its outbox.
+	second := newRecorder(t, db, dir, nil)
+	if n, _ := second.Status(); n != 1 {
+		t.Fatalf("a new recorder sees %d pending, want 1", n)
+	}
+	run(t, second)
+	waitfor.Cond(t, "the orphaned result is applied", func() bool { _, err := db.Match(ctx, "orphan"); return err == nil })
+	if ra := rating(t, db, "b"); ra.Games != 1 || ra.Losses != 1 {
+		t.Fatalf("%+v", ra)
+	}
+}
+
+// TestSharedOutboxAppliesOnce: several recorders (processes of one host)
+// drain one directory at once; each result is applied once.
+func TestSharedOutboxAppliesOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		db := dbtest.Open(t, b)
+		dir := t.TempDir()
+		down := &flaky{db: db}
+		down.down.Store(true)
+		q := newRecorder(t, down, dir, nil)
+		for i := 0; i < 20; i++ {
+			if _, err := q.Record(ctx, room(fmt.Sprintf("s%d", i))); !errors.Is(err, results.ErrPending) {
+				t.Fatal(err)
+			}
+		}
+		rs := make([]*results.Recorder, 3)
+		for i := range rs {
+			rs[i] = newRecorder(t, db, dir, nil)
+			run(t, rs[i])
+		}
+		waitfor.Cond(t, "the shared outbox drains", func() bool { return len(outboxFiles(t, dir)) == 0 })
+		waitfor.Cond(t, "every result is in", func() bool { return rating(t, db, "a").Games == 20 })
+		if ra := rating(t, db, "a"); ra.Games != 20 || ra.Wins != 20 {
+			t.Fatalf("%+v", ra)
+		}
+	})
+}
+
+// TestOutboxUnwritable: with no outbox the database is still tried; with
+// neither the result is not recorded (and the caller says so).
+func TestOutboxUnwritable(t *testing.T) {
+	db := dbtest.Open(t, dbtest.SQLite)
+	dir := filepath.Join(t.TempDir(), "outbox")
+	f := &flaky{db: db}
+	r := newRecorder(t, f, dir, nil)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := r.Record(ctx, room("noq")); err != nil || a.Ratings["a"].After != 1516 {
+		t.Fatalf("database up, outbox gone: %+v, %v", a, err)
+	}
+	f.down.Store(true)
+	if _, err := r.Record(ctx, room("lost")); !errors.Is(err, results.ErrNotRecorded) {
+		t.Fatalf("both down: %v; want ErrNotRecorded", err)
+	}
+	if _, err := db.Match(ctx, "lost"); !errors.Is(err, playerdb.ErrNotFound) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestCorruptEntryMovedAside(t *testing.T) {
+	db := dbtest.Open(t, dbtest.SQLite)
+	dir := t.TempDir()
+	r := newRecorder(t, db, dir, nil)
+	if err := os.WriteFile(filepath.Join(dir, "junk.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	waitfor.Cond(t, "the corrupt entry is moved to rejected/", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "rejected", "junk.json"))
+		return err == nil
+	})
+	if n, failing := r.Status(); failing {
+		t.Fatalf("a corrupt entry made the recorder unhealthy: %d %v", n, failing)
+	}
+}
