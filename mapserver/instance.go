@@ -8,9 +8,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/arena-game/arena/internal/mailbox"
 )
 
-// Messages to an instance's goroutine.
+// Messages to an instance's goroutine, through its inbox (moves through
+// its moves mailbox).
 type (
 	joinMsg  struct{ s *session }
 	leaveMsg struct{ s *session }
@@ -27,9 +30,7 @@ type (
 		s  *session
 		ok bool
 	}
-	drainMsg struct{}
-	// wakeMsg only makes the instance apply the waiting moves.
-	wakeMsg     struct{}
+	drainMsg    struct{}
 	shutdownMsg struct{ done chan struct{} }
 )
 
@@ -62,19 +63,30 @@ type player struct {
 // instance is one hosted map: its players, their grid, and the goroutine
 // that owns them (select on inbox, tick, save tick, server stop).
 type instance struct {
-	srv   *Server
-	m     *Map
-	inbox chan any
-	// Moves wait in moves until the instance next wakes: at its next tick
-	// (where they are applied before anyone is sent positions) or before
-	// its next inbox message (so a switch sees the moves sent before it).
-	// A move does not wake the instance: that is one goroutine wake-up,
-	// and often two thread wake-ups, less per move.
-	movesMu sync.Mutex
-	moves   []moveMsg
-	spare   []moveMsg
-	done    chan struct{} // closed when run returns
-	count   atomic.Int32
+	srv *Server
+	m   *Map
+	// inbox takes joins, leaves, switches, handoff results, drain and
+	// shutdown (mailbox.Reject, inboxSize): a join or switch that finds it
+	// full is refused with "busy". A message that ends what the instance
+	// admitted is posted through a reservation and always gets in: a
+	// session's leave (reserved at its join), a handoff's result
+	// (reserved when the instance starts it), drain and shutdown (reserved
+	// here). So the inbox holds at most inboxSize plus two per player plus
+	// two messages.
+	inbox                 *mailbox.Mailbox[any]
+	drainReq, shutdownReq *mailbox.Reservation[any]
+	// Moves wait in moves (mailbox.Reject, quiet, maxPendingMoves) until
+	// the instance next wakes: at its next tick (where they are applied
+	// before anyone is sent positions) or before its next inbox messages
+	// (so a switch sees the moves sent before it). A move does not wake
+	// the instance, which saves a goroutine wake-up, and often two thread
+	// wake-ups, per move; a move into a portal does (Wake). A move that
+	// finds maxPendingMoves waiting is refused with "busy".
+	moves    *mailbox.Mailbox[moveMsg]
+	movesBuf []moveMsg
+	inboxBuf []any
+	done     chan struct{} // closed when run returns
+	count    atomic.Int32
 
 	all  []*player
 	byS  map[*session]*player
@@ -180,9 +192,10 @@ func newInstance(s *Server, m *Map) *instance {
 	cs = math.Max(cs, m.Height/maxGridCells)
 	cols := int(math.Ceil(m.Width/cs)) + 1
 	rows := int(math.Ceil(m.Height/cs)) + 1
-	return &instance{
+	in := &instance{
 		srv: s, m: m,
-		inbox:     make(chan any, 4096),
+		inbox:     mailbox.New[any](inboxSize, mailbox.Reject),
+		moves:     mailbox.New[moveMsg](maxPendingMoves, mailbox.Reject, mailbox.Quiet()),
 		done:      make(chan struct{}),
 		byS:       make(map[*session]*player),
 		cs:        cs,
@@ -196,61 +209,47 @@ func newInstance(s *Server, m *Map) *instance {
 		writes:    make(chan *tickBatch, 1),
 		free:      make(chan *tickBatch, 2),
 	}
+	in.drainReq, in.shutdownReq = in.inbox.Reserve(), in.inbox.Reserve()
+	return in
 }
 
-// maxPendingMoves bounds the moves waiting for an instance's next wake-up;
-// a move that finds them full wakes the instance and waits its turn.
-const maxPendingMoves = 8192
+const (
+	// inboxSize is how many joins and switches may wait for an instance.
+	inboxSize = 4096
+	// maxPendingMoves bounds the moves waiting for an instance's next
+	// wake-up.
+	maxPendingMoves = 8192
+)
 
-// postMove hands a move to the instance. Every move joins the waiting
-// moves, so a player's moves are applied in the order sent; a move into a
-// portal starts a handoff, so it also wakes the instance to apply them at
-// once. It reports false if the instance has stopped.
-func (in *instance) postMove(m moveMsg) bool {
-	for {
-		in.movesMu.Lock()
-		if len(in.moves) < maxPendingMoves {
-			in.moves = append(in.moves, m)
-			in.movesMu.Unlock()
-			break
-		}
-		in.movesMu.Unlock()
-		if !in.post(wakeMsg{}) { // blocks while the inbox is full
-			return false
-		}
+// postMove hands a move to the instance without waiting: it returns
+// mailbox.ErrFull when maxPendingMoves are waiting (the move is dropped)
+// and mailbox.ErrClosed once the instance has stopped. Every move joins
+// the waiting moves, so a player's moves are applied in the order sent; a
+// move into a portal starts a handoff, so it also wakes the instance to
+// apply them at once.
+func (in *instance) postMove(m moveMsg) error {
+	if err := in.moves.Post(m); err != nil {
+		return err
 	}
 	if in.m.PortalAt(m.p) != nil {
-		return in.post(wakeMsg{})
+		in.moves.Wake()
 	}
-	return true
+	return nil
 }
 
 // applyMoves applies the waiting moves, in the order they arrived.
 func (in *instance) applyMoves() {
-	in.movesMu.Lock()
-	ms := in.moves
-	in.moves = in.spare[:0]
-	in.movesMu.Unlock()
-	for _, m := range ms {
+	in.movesBuf = in.moves.Take(in.movesBuf)
+	for _, m := range in.movesBuf {
 		in.move(m)
-	}
-	clear(ms)
-	in.spare = ms[:0]
-}
-
-// post delivers msg to the instance; false if it has stopped.
-func (in *instance) post(msg any) bool {
-	select {
-	case in.inbox <- msg:
-		return true
-	case <-in.done:
-		return false
 	}
 }
 
 func (in *instance) run() {
 	defer close(in.done)
 	defer func() {
+		in.inbox.Close()
+		in.moves.Close()
 		if in.writing {
 			close(in.writes)
 		}
@@ -263,32 +262,14 @@ func (in *instance) run() {
 		select {
 		case <-in.srv.ctx.Done():
 			return
-		case msg := <-in.inbox:
+		case <-in.inbox.Ready():
 			in.applyMoves()
-			switch m := msg.(type) {
-			case joinMsg:
-				in.join(m.s)
-			case leaveMsg:
-				if p := in.byS[m.s]; p != nil {
-					in.remove(p)
-					go in.srv.finalSave(m.s, p.x, p.y)
-				}
-			case switchMsg:
-				in.switchTo(m)
-			case switchDone:
-				if p := in.byS[m.s]; p != nil {
-					if m.ok {
-						in.remove(p)
-					} else {
-						p.switching = false
-					}
-				}
-			case drainMsg:
-				in.drain()
-			case shutdownMsg:
-				in.shutdown()
-				close(m.done)
+			in.inboxBuf = in.inbox.Take(in.inboxBuf)
+			for _, msg := range in.inboxBuf {
+				in.handle(msg)
 			}
+		case <-in.moves.Ready():
+			in.applyMoves()
 		case <-tick.C:
 			start := time.Now()
 			in.applyMoves()
@@ -299,6 +280,34 @@ func (in *instance) run() {
 			in.applyMoves()
 			in.saveTurnDue()
 		}
+	}
+}
+
+// handle applies one inbox message.
+func (in *instance) handle(msg any) {
+	switch m := msg.(type) {
+	case joinMsg:
+		in.join(m.s)
+	case leaveMsg:
+		if p := in.byS[m.s]; p != nil {
+			in.remove(p)
+			go in.srv.finalSave(m.s, p.x, p.y)
+		}
+	case switchMsg:
+		in.switchTo(m)
+	case switchDone:
+		if p := in.byS[m.s]; p != nil {
+			if m.ok {
+				in.remove(p)
+			} else {
+				p.switching = false
+			}
+		}
+	case drainMsg:
+		in.drain()
+	case shutdownMsg:
+		in.shutdown()
+		close(m.done)
 	}
 }
 
@@ -466,9 +475,11 @@ func (in *instance) switchTo(m switchMsg) {
 	in.startHandoff(p, portal.To, portal.Arrival, false)
 }
 
+// startHandoff starts moving p to map to; the handoff's result comes back
+// through a reservation of the inbox (one per player switching).
 func (in *instance) startHandoff(p *player, to string, arr Point, drain bool) {
 	p.switching = true
-	go in.srv.handoff(p.s, in.m.ID, to, arr, drain)
+	go in.srv.handoff(p.s, in.m.ID, to, arr, drain, in.inbox.Reserve())
 }
 
 func (in *instance) drain() {

@@ -20,6 +20,7 @@ type metrics struct {
 	claimSeconds   prometheus.Histogram
 	tickSeconds    prometheus.Histogram
 	messagesOut    prometheus.Counter
+	busy           *prometheus.CounterVec // type: join, move, switch
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +50,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time one map instance spends on one tick of interest updates.", Buckets: lat}),
 		messagesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_map_messages_sent_total",
 			Help: "Messages queued to clients."}),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_map_busy_total",
+			Help: "Joins, moves and switches refused with busy because their map instance's queue was full."}, []string{"type"}),
 	}
 	m.players = register(reg, m.players)
 	m.connections = register(reg, m.connections)
@@ -62,6 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.claimSeconds = register(reg, m.claimSeconds)
 	m.tickSeconds = register(reg, m.tickSeconds)
 	m.messagesOut = register(reg, m.messagesOut)
+	m.busy = register(reg, m.busy)
 	return m
 }
 

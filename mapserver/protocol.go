@@ -35,6 +35,7 @@ const (
 	CodeNotAtPortal    = "not_at_portal"   // switch while farther than switch-reach from the portal
 	CodeSwitching      = "switching"       // a switch is already under way
 	CodeRateLimited    = "rate_limited"    // more messages than max-msg-rate; message dropped
+	CodeBusy           = "busy"            // the map instance's queue is full; message dropped (closes when joining)
 )
 
 // errCode maps an error to its protocol code.
@@ -56,6 +57,8 @@ func errCode(err error) string {
 		return CodeOwnershipLost
 	case errors.Is(err, fleet.ErrDraining):
 		return CodeDraining
+	case errors.Is(err, errBusy):
+		return CodeBusy
 	case errors.Is(err, ErrNoPortal):
 		return CodeNoPortal
 	case errors.Is(err, ErrNotAtPortal):
@@ -69,6 +72,7 @@ func errCode(err error) string {
 var (
 	errNoTicket    = errors.New("no ticket")
 	errWrongServer = errors.New("ticket is for another server")
+	errBusy        = errors.New("the map instance is busy; try again")
 	// ErrNoPortal: a switch to a map with no portal from the player's map.
 	ErrNoPortal = errors.New("no portal to that map from here")
 	// ErrNotAtPortal: a switch from farther than switch-reach.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -152,11 +153,11 @@ func (s *Server) finalSave(ss *session, x, y float64) {
 // Locator names: it writes the record in transit to that server with
 // compare-and-swap, mints a ticket for the new version and sends the
 // switch answer, then closes the connection. It reports to the instance
-// whether the player left. For a drain (same map), a Locator answer of
+// whether the player left, through result. For a drain (same map), a Locator answer of
 // this very server falls back to a final save and a "draining" close.
-func (s *Server) handoff(ss *session, from, to string, arr Point, drain bool) {
+func (s *Server) handoff(ss *session, from, to string, arr Point, drain bool, result *mailbox.Reservation[any]) {
 	ok := s.doHandoff(ss, from, to, arr, drain)
-	ss.inst.post(switchDone{s: ss, ok: ok})
+	_ = result.Post(switchDone{s: ss, ok: ok}) // ErrClosed: the instance has stopped
 }
 
 func (s *Server) doHandoff(ss *session, from, to string, arr Point, drain bool) bool {

@@ -30,6 +30,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -321,7 +322,7 @@ func (s *Server) Drain(ctx context.Context, deadline time.Time) (int, error) {
 	}
 	s.mu.Unlock()
 	for _, in := range ins {
-		in.post(drainMsg{})
+		_ = in.drainReq.Post(drainMsg{}) // ErrUsed: drained before; ErrClosed: stopped
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -359,7 +360,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	for _, in := range ins {
 		done := make(chan struct{})
-		in.post(shutdownMsg{done: done})
+		if in.shutdownReq.Post(shutdownMsg{done: done}) != nil {
+			continue // the instance has stopped
+		}
 		select {
 		case <-done:
 		case <-in.done:
@@ -472,10 +475,16 @@ func (s *Server) join(sess *session, ticket string) error {
 		s.finalSave(sess, rec.X, rec.Y)
 		return nil
 	}
-	sess.joined = true
-	ok := in.post(joinMsg{s: sess})
+	sess.leave = in.inbox.Reserve()
+	err = in.inbox.Post(joinMsg{s: sess})
+	sess.joined = err == nil
 	sess.mu.Unlock()
-	if !ok {
+	switch {
+	case errors.Is(err, mailbox.ErrFull):
+		s.met.busy.WithLabelValues("join").Inc()
+		s.finalSave(sess, rec.X, rec.Y)
+		return fmt.Errorf("join: %w", errBusy)
+	case err != nil:
 		s.finalSave(sess, rec.X, rec.Y)
 		return fmt.Errorf("join: %w", fleet.ErrDraining)
 	}
@@ -519,7 +528,7 @@ func (h handler) OnClose(c *wsconn.Conn, _ error) {
 	joined := sess.joined
 	sess.mu.Unlock()
 	if joined {
-		sess.inst.post(leaveMsg{s: sess})
+		_ = sess.leave.Post(leaveMsg{s: sess}) // ErrClosed: the instance has stopped
 	}
 }
 
@@ -554,9 +563,16 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		return
 	}
 	if m.Type == msgMove {
-		sess.inst.postMove(moveMsg{s: sess, p: Point{*m.X, *m.Y}, at: now})
+		err = sess.inst.postMove(moveMsg{s: sess, p: Point{*m.X, *m.Y}, at: now})
 	} else {
-		sess.inst.post(switchMsg{s: sess, to: m.Map})
+		err = sess.inst.inbox.Post(switchMsg{s: sess, to: m.Map})
+	}
+	if errors.Is(err, mailbox.ErrFull) {
+		h.s.met.busy.WithLabelValues(m.Type).Inc()
+		if now.Sub(sess.lastBusy) >= time.Second {
+			sess.lastBusy = now
+			sess.sendError(CodeBusy, "the map is busy; "+m.Type+" dropped (this error is sent at most once a second)")
+		}
 	}
 }
 
@@ -579,6 +595,9 @@ type session struct {
 	mu     sync.Mutex // guards joined and closed
 	joined bool
 	closed bool
+	// leave is the inbox reservation for this session's leave, taken when
+	// it joins its instance.
+	leave *mailbox.Reservation[any]
 
 	storeMu sync.Mutex // serialises this player's record writes
 	rec     State      // the record as this server last wrote it (storeMu)
@@ -589,6 +608,7 @@ type session struct {
 
 	limit    *rate.Limiter // MaxMsgRate per second, one second's burst
 	lastWarn time.Time     // read goroutine only
+	lastBusy time.Time     // read goroutine only
 }
 
 // newMsgLimiter returns a connection's message rate limit: perSecond
