@@ -8,18 +8,33 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/wsconn"
 	"golang.org/x/time/rate"
 )
 
 // Channel ownership (see docs/chat.md, "Inside"): a channel's membership is
 // split over one or more shards; each shard is owned by one goroutine that
-// selects on its inbox (join, leave, publish, stop) and is the only code
+// selects on its two mailboxes (internal/mailbox) and is the only code
 // that touches its member list. world and announce have Config.Shards
 // shards, a room channel has one. Publishing encodes a message once, appends
 // it to the channel's history snapshot and queues the same bytes to every
 // shard; each shard queues them to its members with wsconn.Conn.Send, which
 // never blocks (a member whose outbound queue is full is disconnected).
+//
+// Nothing waits for a shard. Its mailboxes and their policies when full:
+//   - ctl (joins, leaves, stop; mailbox.Reject): a join that finds it full
+//     is refused with channel_busy. A member's leave is posted through a
+//     reservation taken with its join, and a room channel's stop through
+//     one taken when the shard was made, so neither is ever refused: ctl
+//     holds at most its capacity plus one per member plus one.
+//   - pub (messages to fan out; mailbox.DropOldest): a shard that falls a
+//     whole queue behind drops its oldest undelivered messages (counted in
+//     arena_chat_dropped_total): its members miss them live, and they stay
+//     in the channel's history.
+// A shard handles pub before ctl in each turn; every publish carries its
+// sequence number and a member only gets messages after the history it
+// was sent, so a member sees each message once, live or in its history.
 
 type opKind uint8
 
@@ -89,15 +104,17 @@ type member struct {
 
 type shard struct {
 	ch      *channel
-	inbox   chan shardOp
+	ctl     *mailbox.Mailbox[shardOp]
+	pub     *mailbox.Mailbox[shardOp]
+	stopReq *mailbox.Reservation[shardOp]
 	members []member
 	index   map[*client]int
 }
 
 func (s *Server) newChannel(name string, kind ChannelKind) *channel {
-	n, inbox := 1, 64
+	n, inbox := 1, roomInbox
 	if kind != KindRoom {
-		n, inbox = s.cfg.Shards, 4096
+		n, inbox = s.cfg.Shards, sharedInbox
 	}
 	ch := &channel{name: name, kind: kind, srv: s, ready: make(chan struct{}), done: make(chan struct{})}
 	if kind == KindWorld && s.cfg.WorldRate > 0 {
@@ -105,7 +122,10 @@ func (s *Server) newChannel(name string, kind ChannelKind) *channel {
 	}
 	ch.snap.Store(&snapshot{})
 	for i := 0; i < n; i++ {
-		sh := &shard{ch: ch, inbox: make(chan shardOp, inbox), index: make(map[*client]int)}
+		sh := &shard{ch: ch, index: make(map[*client]int),
+			ctl: mailbox.New[shardOp](inbox, mailbox.Reject),
+			pub: mailbox.New[shardOp](inbox, mailbox.DropOldest)}
+		sh.stopReq = sh.ctl.Reserve()
 		ch.shards = append(ch.shards, sh)
 		go sh.run()
 	}
@@ -152,11 +172,19 @@ func (ch *channel) shardFor(c *client) *shard {
 	return ch.shards[c.id%uint64(len(ch.shards))]
 }
 
-// send queues op to sh unless the channel has stopped.
-func (sh *shard) send(op shardOp) {
-	select {
-	case sh.inbox <- op:
-	case <-sh.ch.done:
+// Shard queue sizes: a room channel's shard, and each shard of world and
+// announce.
+const (
+	roomInbox   = 64
+	sharedInbox = 4096
+)
+
+// publishTo queues a message to sh without waiting (dropping sh's oldest
+// queued message when it is a whole queue behind).
+func (sh *shard) publishTo(op shardOp) {
+	n := sh.pub.Dropped()
+	if sh.pub.Post(op) == nil && sh.pub.Dropped() != n {
+		sh.ch.srv.m.dropped.Inc()
 	}
 }
 
@@ -179,7 +207,7 @@ func (ch *channel) publish(e entry, frame []byte) {
 	ch.snap.Store(&snapshot{seq: ch.seq, entries: entries})
 	ch.srv.hist.Append(ch.name, e)
 	for _, sh := range ch.shards {
-		sh.send(shardOp{kind: opPublish, seq: ch.seq, frame: frame})
+		sh.publishTo(shardOp{kind: opPublish, seq: ch.seq, frame: frame})
 	}
 }
 
@@ -188,27 +216,36 @@ func (ch *channel) broadcast(frame []byte) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	for _, sh := range ch.shards {
-		sh.send(shardOp{kind: opPublish, always: true, frame: frame})
+		sh.publishTo(shardOp{kind: opPublish, always: true, frame: frame})
 	}
 }
 
 func (sh *shard) run() {
+	defer sh.pub.Close()
+	defer sh.ctl.Close()
+	var pubs, ctls []shardOp
 	for {
 		select {
-		case op := <-sh.inbox:
+		case <-sh.pub.Ready():
+		case <-sh.ctl.Ready():
+		case <-sh.ch.done:
+			return
+		}
+		pubs = sh.pub.Take(pubs)
+		for _, op := range pubs {
+			sh.fanout(op)
+		}
+		ctls = sh.ctl.Take(ctls)
+		for _, op := range ctls {
 			switch op.kind {
 			case opJoin:
 				sh.join(op)
 			case opLeave:
 				sh.leave(op)
-			case opPublish:
-				sh.fanout(op)
 			case opStop:
 				sh.ch.stop()
 				return
 			}
-		case <-sh.ch.done:
-			return
 		}
 	}
 }
@@ -335,7 +372,7 @@ func (h *hub) release(ch *channel) {
 	// Room channels have one shard: the stop is queued after the last
 	// member's leave, so that member still gets its "left".
 	for _, sh := range ch.shards {
-		sh.send(shardOp{kind: opStop})
+		_ = sh.stopReq.Post(shardOp{kind: opStop}) // ErrClosed: stopped already
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/wsconn"
 	"golang.org/x/time/rate"
 )
@@ -23,8 +24,15 @@ type client struct {
 	player   *player
 	sender   Sender
 	operator bool
-	channels map[string]*channel
+	channels map[string]membership
 	strikes  *rate.Limiter // rate-limited messages this connection may still send before it is closed
+}
+
+// membership is a connection's place in one channel: the channel and the
+// reservation its leave is posted through.
+type membership struct {
+	ch    *channel
+	leave *mailbox.Reservation[shardOp]
 }
 
 // connHandler adapts the Server to wsconn.Handler.
@@ -66,8 +74,8 @@ func (h connHandler) OnClose(c *wsconn.Conn, _ error) {
 	if cl.player == nil {
 		return
 	}
-	for name, ch := range cl.channels {
-		cl.leaveChannel(name, ch, false, "")
+	for name, mb := range cl.channels {
+		cl.leaveChannel(name, mb, false, "")
 	}
 	s.players.remove(cl)
 	s.m.connections.Dec()
@@ -185,38 +193,44 @@ func (cl *client) joinChannel(name string, kind ChannelKind, ref string) error {
 		s.hub.release(ch)
 		return fmt.Errorf("join %s: %w", name, err)
 	}
-	cl.channels[name] = ch
+	sh := ch.shardFor(cl)
+	leave := sh.ctl.Reserve()
+	if err := sh.ctl.Post(shardOp{kind: opJoin, c: cl, ref: ref}); err != nil {
+		s.hub.release(ch)
+		return perr(CodeChannelBusy, "%s is busy; try again in a moment", name)
+	}
+	cl.channels[name] = membership{ch: ch, leave: leave}
 	if kind == KindWorld {
 		s.players.worldDelta(cl.player, +1)
 	}
-	ch.shardFor(cl).send(shardOp{kind: opJoin, c: cl, ref: ref})
 	return nil
 }
 
 func (cl *client) leave(in Inbound) error {
-	ch, ok := cl.channels[in.Channel]
+	mb, ok := cl.channels[in.Channel]
 	if !ok {
 		return perr(CodeNotJoined, "not in %s", in.Channel)
 	}
-	cl.leaveChannel(in.Channel, ch, true, in.Ref)
+	cl.leaveChannel(in.Channel, mb, true, in.Ref)
 	return nil
 }
 
-func (cl *client) leaveChannel(name string, ch *channel, reply bool, ref string) {
+func (cl *client) leaveChannel(name string, mb membership, reply bool, ref string) {
 	delete(cl.channels, name)
-	if ch.kind == KindWorld {
+	if mb.ch.kind == KindWorld {
 		cl.srv.players.worldDelta(cl.player, -1)
 	}
-	ch.shardFor(cl).send(shardOp{kind: opLeave, c: cl, reply: reply, ref: ref})
-	cl.srv.hub.release(ch)
+	_ = mb.leave.Post(shardOp{kind: opLeave, c: cl, reply: reply, ref: ref}) // ErrClosed: the channel stopped
+	cl.srv.hub.release(mb.ch)
 }
 
 func (cl *client) post(in Inbound, now time.Time) error {
 	s := cl.srv
-	ch, ok := cl.channels[in.Channel]
+	mb, ok := cl.channels[in.Channel]
 	if !ok {
 		return perr(CodeNotJoined, "join %s before posting to it", in.Channel)
 	}
+	ch := mb.ch
 	if ch.kind == KindAnnounce && !cl.operator {
 		return perr(CodeForbidden, "only the operator may post to announce")
 	}

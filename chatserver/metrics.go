@@ -15,6 +15,7 @@ type metrics struct {
 	floodCloses   prometheus.Counter
 	fanout        prometheus.Histogram
 	historyErrors prometheus.Counter
+	dropped       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,10 +43,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}),
 		historyErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "arena_chat_history_write_errors_total", Help: "History writes to memcached that failed (the messages were delivered)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arena_chat_dropped_total", Help: "Messages a channel shard dropped undelivered because it fell a whole queue behind (they stay in history)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.online, m.channels, m.accepted, m.delivered, m.rejected,
-			m.refused, m.slowConsumers, m.floodCloses, m.fanout, m.historyErrors)
+			m.refused, m.slowConsumers, m.floodCloses, m.fanout, m.historyErrors, m.dropped)
 	}
 	return m
 }

@@ -277,7 +277,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			Username: clipRunes(claims.Name, MaxUsername),
 			Bot:      claims.Bot,
 		},
-		channels: make(map[string]*channel, 4),
+		channels: make(map[string]membership, 4),
 		strikes:  rate.NewLimiter(1, s.cfg.FloodStrikes),
 	}
 	if _, err := s.ws.Upgrade(w, r, c); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -573,4 +574,49 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestStalledShardNeverBlocksPosters: a channel shard that is stuck (here:
+// encoding history for a joining member) never blocks the connections
+// posting to its channel. The poster's read goroutine keeps answering; the
+// shard, once unstuck, delivers the newest messages its queue kept and
+// counts the ones it dropped.
+func TestStalledShardNeverBlocksPosters(t *testing.T) {
+	e := newEnv(t, Config{Rate: 10000, Burst: 10000})
+	poster := e.dial("poster", "")
+	poster.sendJSON(map[string]string{"type": "join", "channel": "room:r1", "token": e.roomToken("poster", "r1")})
+	poster.expectJoined("room:r1")
+	// A new history snapshot, whose frames nobody has encoded yet.
+	poster.sendJSON(map[string]string{"type": "post", "channel": "room:r1", "text": "first"})
+	poster.expect("message", func(m msg) bool { return m.str("text") == "first" })
+
+	e.srv.hub.mu.Lock()
+	ch := e.srv.hub.rooms["room:r1"]
+	e.srv.hub.mu.Unlock()
+	snap := ch.snap.Load()
+	block, inside := make(chan struct{}), make(chan struct{})
+	go snap.once.Do(func() { close(inside); <-block })
+	waitfor.Closed(t, inside, "history encoding blocked")
+	unblock := sync.OnceFunc(func() { close(block) })
+	t.Cleanup(unblock)
+
+	joiner := e.dial("joiner", "")
+	joiner.sendJSON(map[string]string{"type": "join", "channel": "room:r1", "token": e.roomToken("joiner", "r1")})
+	joiner.roundTrip() // the join is queued to the shard, which now blocks on the history
+
+	const posts = 500
+	for i := 0; i < posts; i++ {
+		poster.sendJSON(map[string]string{"type": "post", "channel": "room:r1", "text": fmt.Sprint("m", i)})
+		if i%50 == 49 {
+			poster.roundTrip() // fails after 5 s if a post blocked the poster's connection
+		}
+	}
+
+	unblock() // (the blocked snapshot's history stays unencoded: the joiner gets no history frames)
+	joiner.expect("joined", func(m msg) bool { return m.str("channel") == "room:r1" })
+	joiner.expect("message", func(m msg) bool { return m.str("text") == fmt.Sprint("m", posts-1) })
+	poster.expect("message", func(m msg) bool { return m.str("text") == fmt.Sprint("m", posts-1) })
+	if d := counterValue(e.srv.m.dropped); d != posts-roomInbox {
+		t.Fatalf("dropped %v messages, want %d (all but the newest %d)", d, posts-roomInbox, roomInbox)
+	}
 }
