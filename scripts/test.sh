@@ -44,7 +44,7 @@ if command -v memcached >/dev/null 2>&1; then
   echo "== go test (real memcached on 127.0.0.1:$port)"
   # Packages that talk to memcached; the pure ones already ran above.
   ARENA_TEST_MEMCACHE="127.0.0.1:$port" go test -count=1 -timeout 15m "$@" \
-    $(go list ./... | grep -v -e /matchmaking/matcher -e /internal/lineproto -e /internal/auth -e /proto/)
+    $(go list ./... | grep -v -e /matchmaking/matcher -e /internal/lineproto -e /internal/auth -e /proto/ -e /internal/memcached)
 else
   echo "== memcached not installed: skipped the run against a real memcached"
 fi

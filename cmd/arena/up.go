@@ -14,6 +14,7 @@ import (
 	"github.com/arena-game/arena/bots"
 	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/memcached"
 	"github.com/arena-game/arena/internal/store"
 )
 
@@ -39,7 +40,7 @@ func upCommand() *cli.Command {
 				return err
 			}
 			if len(cfg.Memcache) == 0 {
-				mc, err := store.StartEmbedded(0)
+				mc, err := store.StartEmbeddedConfig(memcached.Config{Logger: log.With("component", "memcached")})
 				if err != nil {
 					return err
 				}

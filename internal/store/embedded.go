@@ -2,34 +2,38 @@ package store
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 
-	"github.com/daangn/minimemcached"
+	"github.com/arena-game/arena/internal/memcached"
 )
 
 // Embedded is a memcached-protocol server inside this process
-// (github.com/daangn/minimemcached), for `arena up` without --memcache and
-// for tests. It listens on 127.0.0.1 only.
+// (internal/memcached), for `arena up` without --memcache and for tests. It
+// listens on 127.0.0.1 only, holds at most 64 MiB of items (least recently
+// used evicted first) and no input crashes it.
 type Embedded struct {
-	m    *minimemcached.MiniMemcached
-	addr string
+	s *memcached.Server
 }
 
 // StartEmbedded starts an embedded memcached on port (0: any free port).
 func StartEmbedded(port int) (*Embedded, error) {
-	if port < 0 || port > 65535 {
-		return nil, fmt.Errorf("start embedded memcached: bad port %d", port)
-	}
-	m, err := minimemcached.Run(&minimemcached.Config{Port: uint16(port)})
+	return StartEmbeddedConfig(memcached.Config{Port: port})
+}
+
+// StartEmbeddedConfig starts an embedded memcached configured by cfg (its
+// logger, memory limit, ...).
+func StartEmbeddedConfig(cfg memcached.Config) (*Embedded, error) {
+	s, err := memcached.Start(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded memcached: %w", err)
 	}
-	return &Embedded{m: m, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port())))}, nil
+	return &Embedded{s: s}, nil
 }
 
 // Addr returns host:port to hand to memcached clients.
-func (e *Embedded) Addr() string { return e.addr }
+func (e *Embedded) Addr() string { return e.s.Addr() }
+
+// Stats returns the server's counters.
+func (e *Embedded) Stats() memcached.Stats { return e.s.Stats() }
 
 // Close stops the server and drops its data.
-func (e *Embedded) Close() { e.m.Close() }
+func (e *Embedded) Close() { e.s.Close() }
