@@ -70,6 +70,10 @@ type Config struct {
 
 	// Match configures matchmaking.
 	Match matchmaking.Config
+	// ProfilesFile is the matchmaking profile file (JSON or YAML; ""
+	// = the built-in default profile from Match). It is read again on
+	// SIGHUP and POST /v1/profiles/reload; a bad file keeps the old one.
+	ProfilesFile string
 	// World is the map world file ("" = built-in), for map ids and entry.
 	World string
 
@@ -189,6 +193,11 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
 		signer: signer, sessions: newSessions(), world: world, assignments: newAssignmentHub(),
 		loginLimit: newIPLimiter(5, 30)}
+	if cfg.ProfilesFile != "" {
+		if cfg.Match.Profiles, err = matchmaking.LoadProfiles(cfg.ProfilesFile, cfg.Match.FunctionNames()); err != nil {
+			return nil, fmt.Errorf("config: --profiles: %w", err)
+		}
+	}
 	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.handoffRoom, log)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -308,6 +317,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		d.mm.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.reloadOnHUP(ctx)
 	}()
 	var gs *grpc.Server
 	if grpcLn != nil {

@@ -31,6 +31,7 @@ func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("POST /v1/fleet/{port}/drain", d.operator(d.handleDrain))
 	d.mux.HandleFunc("GET /v1/fleet/events", d.handleFleetEvents)
 	d.playRoutes()
+	d.profileRoutes()
 	d.webRoutes()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,9 +157,13 @@ func (h playHandler) OnClose(c *wsconn.Conn, _ error) {
 
 // playMsg is every message a client may send on /v1/play.
 type playMsg struct {
-	Type  string   `json:"type"`
-	Mode  string   `json:"mode"`
-	Party []string `json:"party"`
+	Type    string   `json:"type"`
+	Profile string   `json:"profile"`
+	Mode    string   `json:"mode"` // the profile, under its old name
+	Party   []string `json:"party"`
+	// Search are the player's own search fields, limited to those its
+	// profile lets players set.
+	Search matchmaking.SearchFields `json:"search_fields"`
 }
 
 func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
@@ -193,7 +198,11 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 			_ = c.SendJSON(errMsg("store_unavailable", "player store unavailable; try again"))
 			return
 		}
-		st, err := d.mm.Enqueue(ctx, matchmaking.Enqueue{Player: prof, Mode: m.Mode, Party: m.Party, Source: matchmaking.SourcePlay, Session: ps.id})
+		profile := m.Profile
+		if profile == "" {
+			profile = strings.ToLower(m.Mode)
+		}
+		st, err := d.mm.Enqueue(ctx, matchmaking.Enqueue{Player: prof, Profile: profile, Party: m.Party, Search: m.Search, Source: matchmaking.SourcePlay, Session: ps.id})
 		if err != nil {
 			_ = c.SendJSON(queueErrMsg(err, st))
 			return
@@ -208,7 +217,7 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 			}
 			return
 		}
-		out := map[string]any{"type": "queued", "mode": st.Mode, "score": prof.Score}
+		out := map[string]any{"type": "queued", "profile": st.Profile, "mode": st.Profile, "score": prof.Score, "expires": st.Expires}
 		if len(st.Pending) > 0 {
 			out["type"] = "party"
 			out["party_pending"] = st.Pending
@@ -262,9 +271,13 @@ func queueErrMsg(err error, st matchmaking.QueueStatus) map[string]any {
 		code = "party_too_large"
 	case errors.Is(err, matchmaking.ErrBadParty):
 		code = "bad_party"
-	case errors.Is(err, matchmaking.ErrBadMode):
-		code = "bad_mode"
-	case errors.Is(err, matchmaking.ErrQueueStopped), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, matchmaking.ErrUnknownProfile):
+		code = "unknown_profile"
+	case errors.Is(err, matchmaking.ErrBadSearchFields):
+		code = "bad_search_fields"
+	case errors.Is(err, matchmaking.ErrFieldNotAllowed):
+		code = "field_not_allowed"
+	case errors.Is(err, matchmaking.ErrQueueStopped), errors.Is(err, matchmaking.ErrBusy), errors.Is(err, context.DeadlineExceeded):
 		code = "unavailable"
 	}
 	m := map[string]any{"type": "error", "code": code, "message": err.Error()}

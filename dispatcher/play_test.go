@@ -185,8 +185,16 @@ func TestQueueMatchAndBadMessages(t *testing.T) {
 		t.Fatalf("cancel unqueued: %s", code)
 	}
 	_ = cl.Send([]byte(`{"type":"queue","mode":"Bad Mode!"}`))
-	if code := recvErrCode(t, cl); code != "bad_mode" {
+	if code := recvErrCode(t, cl); code != "unknown_profile" {
 		t.Fatalf("bad mode: %s", code)
+	}
+	_ = cl.Send([]byte(`{"type":"queue","profile":"nosuch"}`))
+	if code := recvErrCode(t, cl); code != "unknown_profile" {
+		t.Fatalf("unknown profile: %s", code)
+	}
+	_ = cl.Send([]byte(`{"type":"queue","search_fields":{"doubles":{"level":3}}}`))
+	if code := recvErrCode(t, cl); code != "field_not_allowed" {
+		t.Fatalf("a field the default profile keeps for backends: %s", code)
 	}
 	_ = cl.SendJSON(map[string]any{"type": "queue", "score": 99999})
 	var q struct{ Score int }
@@ -431,12 +439,31 @@ func TestTicketsAPI(t *testing.T) {
 		"absurd score":   {"score": 1 << 30, "uuid": "a", "username": "x"},
 		"bad uuid":       {"score": 1, "uuid": "a b", "username": "x"},
 		"no name":        {"score": 1, "uuid": "a", "username": ""},
-		"bad mode":       {"score": 1, "uuid": "a", "username": "x", "mode": "UP"},
 	} {
 		var e APIError
 		if code := td.call(t, "POST", "/v1/tickets", tBackend, body, &e); code != 400 || e.Code != "bad_ticket" {
 			t.Errorf("%s: %d %+v", name, code, e)
 		}
+	}
+	for name, tc := range map[string]struct {
+		body map[string]any
+		code string
+	}{
+		"unknown profile": {map[string]any{"score": 1, "uuid": "a", "username": "x", "profile": "UP"}, "unknown_profile"},
+		"old mode name":   {map[string]any{"score": 1, "uuid": "a", "username": "x", "mode": "nosuch"}, "unknown_profile"},
+		"too many tags":   {map[string]any{"score": 1, "uuid": "a", "username": "x", "search_fields": map[string]any{"tags": strings.Split("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", ",")}}, "bad_search_fields"},
+		"huge string":     {map[string]any{"score": 1, "uuid": "a", "username": "x", "search_fields": map[string]any{"strings": map[string]string{"region": strings.Repeat("e", 300)}}}, "bad_search_fields"},
+	} {
+		var e APIError
+		if code := td.call(t, "POST", "/v1/tickets", tBackend, tc.body, &e); code != 400 || e.Code != tc.code {
+			t.Errorf("%s: %d %+v, want 400 %s", name, code, e, tc.code)
+		}
+	}
+	// NaN cannot be written in JSON; a number too large for a double is
+	// refused by the decoder.
+	var e APIError
+	if code := td.call(t, "POST", "/v1/tickets", tBackend, `{"score":1,"uuid":"a","username":"x","search_fields":{"doubles":{"level":1e400}}}`, &e); code != 400 {
+		t.Errorf("infinite double: %d %+v", code, e)
 	}
 	if code := td.call(t, "POST", "/v1/tickets", tBackend, ok, nil); code != 202 {
 		t.Fatalf("add: %d", code)

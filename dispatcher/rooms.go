@@ -31,7 +31,7 @@ func (d *Dispatcher) roomTTL() time.Duration {
 func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom) (map[string]matchmaking.MatchMsg, error) {
 	fr.ID = "r" + auth.RandomID(8)
 	ttl := d.roomTTL()
-	room := fleet.Room{ID: fr.ID, Mode: fr.Mode, Expires: time.Now().Add(ttl)}
+	room := fleet.Room{ID: fr.ID, Mode: fr.Profile, Expires: time.Now().Add(ttl)}
 	for _, p := range fr.Players {
 		room.Players = append(room.Players, fleet.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
 	}
@@ -40,7 +40,7 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom)
 		return nil, err
 	}
 	fight := "ws://" + net.JoinHostPort(d.publicHost(nil), strconv.Itoa(proc.Port)) + "/ws"
-	rec := records.Room{ID: fr.ID, Mode: fr.Mode, Fight: fight, Port: proc.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
+	rec := records.Room{ID: fr.ID, Mode: fr.Profile, Fight: fight, Port: proc.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
 	for _, p := range fr.Players {
 		rec.Players = append(rec.Players, records.RoomPlayer{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, HP: 100, Bot: p.Bot})
 	}
@@ -55,9 +55,9 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom)
 		if err != nil {
 			return nil, fmt.Errorf("handoff room %s: %w", fr.ID, err)
 		}
-		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Mode}
+		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Profile, Profile: fr.Profile}
 	}
-	d.log.Info("room formed", "room", fr.ID, "port", proc.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Mode)
+	d.log.Info("room formed", "room", fr.ID, "port", proc.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Profile)
 	return out, nil
 }
 

@@ -40,7 +40,12 @@ type TicketRequest struct {
 	Username    string `json:"username"`
 	Photo       string `json:"photo"`
 	ChannelName string `json:"channel_name"`
-	Mode        string `json:"mode"`
+	// Profile names the profile ("" = default); Mode is its old name.
+	Profile string `json:"profile"`
+	Mode    string `json:"mode"`
+	// Search are the ticket's search fields (any the profile filters on:
+	// a backend may set every field, the player's rating aside).
+	Search matchmaking.SearchFields `json:"search_fields"`
 }
 
 // errBadTicket wraps validation failures of TicketRequest.
@@ -65,8 +70,8 @@ func (t *TicketRequest) validate() error {
 	if len(t.ChannelName) > 128 || strings.IndexFunc(t.ChannelName, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: channel_name must be up to 128 printable characters", errBadTicket)
 	}
-	if !matchmaking.ValidMode(t.Mode) {
-		return fmt.Errorf("%w: mode must be up to 32 of [a-z0-9_-]", errBadTicket)
+	if t.Profile == "" {
+		t.Profile = t.Mode
 	}
 	return nil
 }
@@ -75,6 +80,13 @@ func (t *TicketRequest) validate() error {
 func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmaking.QueueStatus, error) {
 	if err := t.validate(); err != nil {
 		return matchmaking.QueueStatus{}, err
+	}
+	// Nothing changes for a ticket the matchmaker would refuse.
+	if err := t.Search.Validate(); err != nil {
+		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
+	}
+	if _, err := d.mm.Profile(ctx, t.Profile); err != nil {
+		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
 	// The player's record learns the vouched score and profile, so fights
 	// rate from it.
@@ -85,7 +97,7 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 	}
 	return d.mm.Enqueue(ctx, matchmaking.Enqueue{
 		Player: matchmaking.Player{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
-		Mode:   t.Mode, Source: matchmaking.SourceBackend, Channel: t.ChannelName,
+		Profile: t.Profile, Search: t.Search, Source: matchmaking.SourceBackend, Channel: t.ChannelName,
 	})
 }
 
@@ -117,19 +129,38 @@ func (d *Dispatcher) handleAddTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := d.addTicket(r.Context(), t)
-	switch {
-	case err == nil:
-		writeJSON(w, http.StatusAccepted, map[string]any{"type": "queued", "uuid": t.UUID, "mode": st.Mode})
-	case errors.Is(err, errBadTicket), errors.Is(err, matchmaking.ErrBadMode):
-		writeError(w, http.StatusBadRequest, "bad_ticket", err.Error())
-	case errors.Is(err, matchmaking.ErrAlreadyQueued):
-		writeError(w, http.StatusConflict, "already_queued", err.Error())
-	case errors.Is(err, matchmaking.ErrInRoom):
-		writeError(w, http.StatusConflict, "in_room", err.Error())
-	default:
-		d.log.Error("add ticket", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not queue; try again")
+	if err == nil {
+		writeJSON(w, http.StatusAccepted, map[string]any{"type": "queued", "uuid": t.UUID, "id": t.UUID,
+			"profile": st.Profile, "mode": st.Profile, "expires": st.Expires})
+		return
 	}
+	httpCode, code, _ := ticketError(err)
+	if code == "unavailable" {
+		d.log.Error("add ticket", "err", err)
+		writeError(w, httpCode, code, "could not queue; try again")
+		return
+	}
+	writeError(w, httpCode, code, err.Error())
+}
+
+// ticketError maps an intake error to its HTTP status, error code and
+// gRPC code.
+func ticketError(err error) (int, string, codes.Code) {
+	switch {
+	case errors.Is(err, errBadTicket):
+		return http.StatusBadRequest, "bad_ticket", codes.InvalidArgument
+	case errors.Is(err, matchmaking.ErrUnknownProfile):
+		return http.StatusBadRequest, "unknown_profile", codes.InvalidArgument
+	case errors.Is(err, matchmaking.ErrBadSearchFields):
+		return http.StatusBadRequest, "bad_search_fields", codes.InvalidArgument
+	case errors.Is(err, matchmaking.ErrBadParty), errors.Is(err, matchmaking.ErrPartyTooLarge):
+		return http.StatusBadRequest, "bad_party", codes.InvalidArgument
+	case errors.Is(err, matchmaking.ErrAlreadyQueued):
+		return http.StatusConflict, "already_queued", codes.AlreadyExists
+	case errors.Is(err, matchmaking.ErrInRoom):
+		return http.StatusConflict, "in_room", codes.AlreadyExists
+	}
+	return http.StatusServiceUnavailable, "unavailable", codes.Unavailable
 }
 
 // TicketStatus is GET /v1/tickets/{uuid}.
@@ -229,14 +260,12 @@ func (s *matchService) AddPlayer(ctx context.Context, r *matchpb.AddPlayerReques
 		return nil, err
 	}
 	_, err := s.d.addTicket(ctx, TicketRequest{Score: int(r.GetScore()), UUID: r.GetUuid(), Username: r.GetUsername(),
-		Photo: r.GetPhoto(), ChannelName: r.GetChannelName(), Mode: r.GetMode()})
-	switch {
-	case err == nil:
+		Photo: r.GetPhoto(), ChannelName: r.GetChannelName(), Profile: r.GetMode()})
+	if err == nil {
 		return &matchpb.AddPlayerResponse{Status: "queued"}, nil
-	case errors.Is(err, errBadTicket), errors.Is(err, matchmaking.ErrBadMode):
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, matchmaking.ErrAlreadyQueued), errors.Is(err, matchmaking.ErrInRoom):
-		return nil, status.Error(codes.AlreadyExists, err.Error())
+	}
+	if _, code, gc := ticketError(err); code != "unavailable" {
+		return nil, status.Error(gc, err.Error())
 	}
 	return nil, status.Error(codes.Unavailable, "could not queue; try again")
 }

@@ -1,12 +1,15 @@
-// Package matchmaking is arena's matchmaker: players' queue entries and
-// parties, the pools the pure matcher (package matcher) forms rooms from,
-// and the hand-off of formed rooms to whoever places them. One goroutine
-// (Matchmaker.Run) owns all of its state; callers talk to it through its
-// mailbox. It knows nothing of sockets or HTTP: the dispatcher delivers its
-// messages (Notifier) and places its rooms (Handoff).
+// Package matchmaking is arena's matchmaker: tickets with search fields,
+// the profiles that say who may meet whom (pools of filters, rosters, a
+// match function and its parameters), the evaluator that settles
+// proposals sharing a ticket, and the hand-off of formed rooms to whoever
+// places them. One goroutine (Matchmaker.Run) owns all of its state;
+// callers talk to it through its mailbox. It knows nothing of sockets or
+// HTTP: the dispatcher delivers its messages (Notifier) and places its
+// rooms (Handoff). The pure grouping algorithm is package matcher.
 package matchmaking
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -24,24 +27,26 @@ import (
 	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
-// Queue errors, mapped to error codes at the edge (see errorCode).
+// Queue errors, mapped to error codes at the edge.
 var (
 	ErrAlreadyQueued = errors.New("already queued")
 	ErrInRoom        = errors.New("already in a room")
 	ErrNotQueued     = errors.New("not queued")
 	ErrBadParty      = errors.New("bad party")
 	ErrPartyTooLarge = errors.New("party larger than a room")
-	ErrBadMode       = errors.New("bad mode")
 	ErrQueueStopped  = errors.New("matchmaking stopped")
 	// ErrBusy: the matchmaker's mailbox is full; the request was refused
 	// (try again).
 	ErrBusy = errors.New("matchmaking busy")
+	// ErrFieldNotAllowed: a player set a search field its profile keeps
+	// for backends.
+	ErrFieldNotAllowed = errors.New("search field not allowed")
 )
 
 // Sources of a queue entry.
 const (
 	SourcePlay    = "play"    // the player queued on /v1/play
-	SourceBackend = "backend" // a trusted backend enqueued it (POST /v1/tickets, gRPC AddPlayer)
+	SourceBackend = "backend" // a trusted backend enqueued it (POST /v1/tickets, gRPC, Thrift)
 )
 
 // Player is what the room needs to know of a player.
@@ -55,22 +60,34 @@ type Player struct {
 
 // Enqueue asks the matchmaker to queue one player.
 type Enqueue struct {
-	Player  Player
-	Mode    string
-	Party   []string // member uuids, including the player; empty: solo
+	Player Player
+	// Profile names the profile ("" = the default profile).
+	Profile string
+	// Party lists member uuids, including the player; empty: solo.
+	Party []string
+	// Search are the ticket's search fields (a party's ticket takes its
+	// members' union, the first member's value winning a clash).
+	Search  SearchFields
 	Source  string
 	Channel string // backend routing tag (the seed's channel_name)
-	// Session identifies the /v1/play socket that queued (0: none); closing
-	// that socket leaves the queue.
+	// Session identifies the /v1/play socket that owns the entry (0:
+	// none); its close leaves the queue (see Takeover).
 	Session uint64
+	// Created is when the ticket was made (zero: now); a ticket restored
+	// after a restart keeps its own. Expires is when it lapses (zero:
+	// Created plus the profile's TTL).
+	Created time.Time
+	Expires time.Time
 }
 
 // QueueStatus is a player's state as the matchmaker sees it.
 type QueueStatus struct {
 	State   string    `json:"state"` // none, party_pending, queued, matching, in_room
-	Mode    string    `json:"mode,omitempty"`
+	Profile string    `json:"profile,omitempty"`
+	Mode    string    `json:"mode,omitempty"` // the profile, under its old name
 	Room    string    `json:"room,omitempty"`
-	Since   time.Time `json:"since,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	Expires time.Time `json:"expires,omitzero"`
 	Pending []string  `json:"party_pending,omitempty"`
 }
 
@@ -93,12 +110,20 @@ type Notifier interface {
 // message for each member (by uuid).
 type Handoff func(ctx context.Context, room FormedRoom) (map[string]MatchMsg, error)
 
-// FormedRoom is a room the matcher formed.
+// FormedRoom is a room the matchmaker formed.
 type FormedRoom struct {
-	ID      string
-	Mode    string
-	Players []Player
-	Spread  int
+	ID       string
+	Profile  string
+	Function string
+	Players  []Player
+	Teams    []Team
+	Spread   int
+}
+
+// Team is one roster of a formed room.
+type Team struct {
+	Name    string   `json:"name"`
+	Players []string `json:"players"` // uuids
 }
 
 // MatchMsg is the "match" message pushed to one player.
@@ -108,49 +133,73 @@ type MatchMsg struct {
 	Fight   string   `json:"fight"`
 	Ticket  string   `json:"ticket"`
 	Players []Player `json:"players"`
-	Mode    string   `json:"mode,omitempty"`
+	Teams   []Team   `json:"teams,omitempty"`
+	Profile string   `json:"profile,omitempty"`
+	Mode    string   `json:"mode,omitempty"` // the profile, under its old name
 	Channel string   `json:"channel_name,omitempty"`
 	UUID    string   `json:"uuid,omitempty"`
 }
 
+// Expired is told to a ticket's owner when it lapses unmatched.
+type Expired struct {
+	Type    string `json:"type"` // "expired"
+	Profile string `json:"profile"`
+	UUID    string `json:"uuid"`
+	Channel string `json:"channel_name,omitempty"`
+}
+
 // Config configures matchmaking (docs/matchmaking.md).
 type Config struct {
+	// Profiles are the profiles tickets may name (validated). None: one
+	// default profile from RoomSize, WindowBase, WindowPerSecond, Tighten.
+	Profiles        Profiles
 	RoomSize        int
 	WindowPerSecond float64
 	WindowBase      float64
-	Tick            time.Duration
-	// Tighten enables the matcher's opt-in optimiser (docs/matchmaking.md).
-	Tighten bool
+	Tighten         bool
+	// TicketTTL is how long a ticket waits (a profile may say otherwise;
+	// default 10m).
+	TicketTTL time.Duration
+	Tick      time.Duration
+	// Functions are match functions besides the built-in ones (plugins),
+	// by name. They are called off the matchmaker's goroutine, each with
+	// FunctionTimeout (default: the tick).
+	Functions       map[string]Function
+	FunctionTimeout time.Duration
 }
 
 // Mailbox capacities and the policy of each when full.
 const (
 	// requestCap bounds callers' requests waiting for the matchmaker
 	// (Enqueue, Cancel, Status, ...). Full: the request fails with ErrBusy.
-	// A room's hand-off result is posted through a reservation taken when
-	// the room was formed, so it always fits: the inbox holds at most
-	// requestCap plus the rooms being placed.
+	// A room's hand-off result and a plugin function's answer are posted
+	// through reservations taken when the room was formed or the call
+	// made, so they always fit: the inbox holds at most requestCap plus
+	// the rooms being placed plus the profiles.
 	requestCap = 4096
 	// eventCap bounds fleet events (room ended, process gone) waiting.
 	// Full: the event is dropped and counted; RoomLife frees the players.
 	eventCap = 1 << 16
 )
 
-// Matchmaker owns the queue: pools per mode, every player's state, parties
-// being assembled and rooms in play. One goroutine (Run) owns all of it;
-// everyone else posts to its mailboxes (internal/mailbox), which never
-// block a poster: a request that finds the inbox full is refused with
-// ErrBusy, a fleet event that finds its mailbox full is dropped and
-// counted, and a room's hand-off result always fits (a reservation).
+// Matchmaker owns the queue: profiles and their pools, every player's
+// state, parties being assembled and rooms in play. One goroutine (Run)
+// owns all of it; everyone else posts to its mailboxes (internal/mailbox),
+// which never block a poster: a request that finds the inbox full is
+// refused with ErrBusy, a fleet event that finds its mailbox full is
+// dropped and counted, and a room's hand-off result always fits (a
+// reservation).
 type Matchmaker struct {
 	cfg     Config
-	mcfg    matcher.Config
 	log     *slog.Logger
 	notify  Notifier
 	handoff Handoff
 	// OnMatch is called (off the matchmaker goroutine) for every player
 	// matched, with its match message; the dispatcher records assignments.
 	OnMatch func(e Enqueue, m MatchMsg)
+	// OnExpire is called (off the matchmaker goroutine) for every player
+	// whose ticket expired or was dropped by a profile reload.
+	OnExpire func(e Enqueue, m Expired)
 	// RoomLife bounds how long a player counts as in a room without hearing
 	// the room end (a safety net: the fight server normally reports it).
 	RoomLife time.Duration
@@ -159,11 +208,17 @@ type Matchmaker struct {
 	events *mailbox.Mailbox[func()]
 
 	// Owned by the Run goroutine:
-	pools    map[string]*matcher.Pool
+	profiles map[string]*profileState
+	order    []*profileState // file order
+	tickets  map[string]*ticket
+	expiry   expiryHeap
+	seq      uint64
 	players  map[string]*qentry
 	parties  map[string]*party // by party key
 	rooms    map[string]*roomState
+	pending  *pendingTick // a tick waiting for plugin functions
 	stats    *statsRecorder
+	scratch  []*ticket
 
 	snapshot atomic.Pointer[QueueStats]
 	handoffs sync.WaitGroup
@@ -171,19 +226,19 @@ type Matchmaker struct {
 }
 
 type qentry struct {
-	e        Enqueue
-	state    string
-	since    time.Time
-	ticketID string // matcher ticket id (the uuid, or the party key)
-	room     string
-	until    time.Time // in_room: when the state lapses
+	e     Enqueue
+	state string
+	since time.Time
+	key   string // the ticket's id: the uuid, or the party key
+	room  string
+	until time.Time // in_room: when the state lapses
 }
 
 type party struct {
 	key     string
 	members []string
 	joined  map[string]bool
-	mode    string
+	profile string
 }
 
 type roomState struct {
@@ -193,25 +248,134 @@ type roomState struct {
 
 // NewMatchmaker returns a matchmaker; call Run.
 func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logger) (*Matchmaker, error) {
-	if cfg.RoomSize == 0 {
-		cfg.RoomSize = 3
-	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
-	mcfg := matcher.Config{RoomSize: cfg.RoomSize, WindowBase: cfg.WindowBase, WindowPerSecond: cfg.WindowPerSecond, Tighten: cfg.Tighten}
-	if err := mcfg.Validate(); err != nil {
-		return nil, fmt.Errorf("new matchmaker: %w", err)
+	if cfg.TicketTTL <= 0 {
+		cfg.TicketTTL = DefaultTicketTTL
 	}
-	return &Matchmaker{
-		cfg: cfg, mcfg: mcfg, log: log, notify: notify, handoff: handoff,
+	if cfg.FunctionTimeout <= 0 {
+		cfg.FunctionTimeout = cfg.Tick
+	}
+	if len(cfg.Profiles.Profiles) == 0 {
+		cfg.Profiles = DefaultProfiles(cfg.RoomSize, cfg.WindowBase, cfg.WindowPerSecond, cfg.Tighten)
+	}
+	m := &Matchmaker{
+		cfg: cfg, log: log, notify: notify, handoff: handoff,
 		RoomLife: 15 * time.Minute,
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),
-		pools:    map[string]*matcher.Pool{}, players: map[string]*qentry{},
+		tickets:  map[string]*ticket{}, players: map[string]*qentry{},
 		parties: map[string]*party{}, rooms: map[string]*roomState{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
-	}, nil
+	}
+	if err := m.install(cfg.Profiles, time.Now()); err != nil {
+		return nil, fmt.Errorf("new matchmaker: %w", err)
+	}
+	return m, nil
+}
+
+// FunctionNames lists the plugin functions a profile file may name.
+func (c *Config) FunctionNames() []string {
+	out := make([]string, 0, len(c.Functions))
+	for n := range c.Functions {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// install validates ps and makes it the matchmaker's profiles, moving
+// every waiting ticket to its profile's new pools; tickets of a profile
+// that is gone expire. Owned by Run (or called before it).
+func (m *Matchmaker) install(ps Profiles, now time.Time) error {
+	if err := ps.Validate(m.cfg.FunctionNames()); err != nil {
+		return err
+	}
+	old := m.order
+	m.profiles = make(map[string]*profileState, len(ps.Profiles))
+	m.order = m.order[:0:0]
+	for i := range ps.Profiles {
+		p := &ps.Profiles[i]
+		var fn Function
+		if p.Function != FunctionSeed {
+			if fn = builtinFunctions[p.Function]; fn == nil {
+				fn = m.cfg.Functions[p.Function]
+			}
+		}
+		st := newProfileState(p, i, fn)
+		m.profiles[p.Name] = st
+		m.order = append(m.order, st)
+	}
+	for _, o := range old {
+		for _, t := range o.tickets {
+			if np := m.profiles[o.p.Name]; np != nil {
+				t.prof = np
+				np.add(t, now)
+				continue
+			}
+			m.expire(t, "profile_removed")
+		}
+	}
+	m.cfg.Profiles = ps
+	return nil
+}
+
+// Reload makes ps the profiles (see install). A profile file that does
+// not validate leaves the old profiles in place and returns the error.
+func (m *Matchmaker) Reload(ctx context.Context, ps Profiles) error {
+	var rerr error
+	if err := m.do(ctx, func() { rerr = m.install(ps, time.Now()) }); err != nil {
+		return err
+	}
+	if rerr == nil {
+		m.log.Info("profiles loaded", "profiles", len(ps.Profiles))
+	}
+	return rerr
+}
+
+// ReloadFile reads the profile file at path and installs it (Reload). A
+// file that does not parse or validate keeps the profiles in use; the
+// error is logged, counted (arena_mm_profile_reloads_total{result}) and
+// returned. It returns the number of profiles installed.
+func (m *Matchmaker) ReloadFile(ctx context.Context, path string) (int, error) {
+	ps, err := LoadProfiles(path, m.cfg.FunctionNames())
+	if err == nil {
+		err = m.Reload(ctx, ps)
+	}
+	m.stats.reloaded(err)
+	if err != nil {
+		m.log.Error("profiles not reloaded; the old ones stay", "file", path, "err", err)
+		return 0, err
+	}
+	return len(ps.Profiles), nil
+}
+
+// Profiles returns the profiles in use.
+func (m *Matchmaker) Profiles(ctx context.Context) (Profiles, error) {
+	var ps Profiles
+	err := m.do(ctx, func() { ps = m.cfg.Profiles })
+	return ps, err
+}
+
+// Profile returns the named profile ("" = default), or ErrUnknownProfile.
+func (m *Matchmaker) Profile(ctx context.Context, name string) (Profile, error) {
+	var p Profile
+	var perr error
+	if name == "" {
+		name = DefaultProfile
+	}
+	if err := m.do(ctx, func() {
+		st := m.profiles[name]
+		if st == nil {
+			perr = fmt.Errorf("profile %q: %w", name, ErrUnknownProfile)
+			return
+		}
+		p = *st.p
+	}); err != nil {
+		return Profile{}, err
+	}
+	return p, perr
 }
 
 // RegisterMetrics exports the matchmaker's Prometheus metrics on reg.
@@ -221,7 +385,7 @@ func (m *Matchmaker) RegisterMetrics(reg prometheus.Registerer) { m.stats.regist
 func (m *Matchmaker) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Tick)
 	defer t.Stop()
-	m.publishStats(time.Now())
+	m.publishStats(time.Now(), true)
 	var buf []func()
 	drain := func(mb *mailbox.Mailbox[func()]) {
 		buf = mb.Take(buf)
@@ -242,7 +406,9 @@ func (m *Matchmaker) Run(ctx context.Context) {
 		case <-m.inbox.Ready():
 			drain(m.inbox)
 		case now := <-t.C:
-			m.tick(ctx, now)
+			if m.pending == nil {
+				m.tick(ctx, now)
+			}
 		}
 	}
 }
@@ -275,40 +441,26 @@ func (m *Matchmaker) event(f func()) {
 	}
 }
 
-// ValidMode reports whether mode is a legal mode name ("" means "default").
-func ValidMode(mode string) bool {
-	if len(mode) > 32 {
-		return false
-	}
-	for i := 0; i < len(mode); i++ {
-		c := mode[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // Enqueue queues a player (or, for a party, registers its consent; the
-// party's ticket enters the pool once every member has queued with the
+// party's ticket enters the pools once every member has queued with the
 // same member list). It returns the player's status. A player already
 // queued or in a room gets ErrAlreadyQueued or ErrInRoom and its state is
-// unchanged.
+// unchanged; an unknown profile gets ErrUnknownProfile, bad search fields
+// ErrBadSearchFields, and a player setting a field its profile keeps for
+// backends ErrFieldNotAllowed.
 func (m *Matchmaker) Enqueue(ctx context.Context, e Enqueue) (QueueStatus, error) {
-	if e.Mode == "" {
-		e.Mode = "default"
+	if e.Profile == "" {
+		e.Profile = DefaultProfile
 	}
-	if !ValidMode(e.Mode) {
-		return QueueStatus{}, fmt.Errorf("enqueue: %w", ErrBadMode)
+	if !ids.Valid(e.Profile) {
+		return QueueStatus{}, fmt.Errorf("enqueue: profile %q: %w", e.Profile, ErrUnknownProfile)
 	}
-	members, err := normaliseParty(e.Player.UUID, e.Party, m.cfg.RoomSize)
-	if err != nil {
+	if err := e.Search.Validate(); err != nil {
 		return QueueStatus{}, fmt.Errorf("enqueue: %w", err)
 	}
-	e.Party = members
 	var st QueueStatus
 	var qerr error
-	err = m.do(ctx, func() { st, qerr = m.enqueue(e, time.Now()) })
+	err := m.do(ctx, func() { st, qerr = m.enqueue(e, time.Now()) })
 	if err != nil {
 		return QueueStatus{}, err
 	}
@@ -318,6 +470,9 @@ func (m *Matchmaker) Enqueue(ctx context.Context, e Enqueue) (QueueStatus, error
 func normaliseParty(self string, party []string, roomSize int) ([]string, error) {
 	if len(party) == 0 {
 		return nil, nil
+	}
+	if len(party) > 2*matcher.MaxRoomSize {
+		return nil, ErrPartyTooLarge
 	}
 	seen := map[string]bool{self: true}
 	out := []string{self}
@@ -341,6 +496,20 @@ func normaliseParty(self string, party []string, roomSize int) ([]string, error)
 }
 
 func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
+	ps := m.profiles[e.Profile]
+	if ps == nil {
+		return QueueStatus{}, fmt.Errorf("enqueue: profile %q: %w", e.Profile, ErrUnknownProfile)
+	}
+	if e.Source == SourcePlay {
+		if f := e.Search.Allowed(ps.p.PlayerFields); f != "" {
+			return QueueStatus{}, fmt.Errorf("enqueue: %s: %w (profile %q lets players set %v)", f, ErrFieldNotAllowed, ps.p.Name, ps.p.PlayerFields)
+		}
+	}
+	members, err := normaliseParty(e.Player.UUID, e.Party, ps.p.RoomSize())
+	if err != nil {
+		return QueueStatus{}, fmt.Errorf("enqueue: %w", err)
+	}
+	e.Party = members
 	id := e.Player.UUID
 	if q := m.players[id]; q != nil {
 		switch q.state {
@@ -352,31 +521,33 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 			return m.status(q), fmt.Errorf("enqueue: %w", ErrAlreadyQueued)
 		}
 	}
-	q := &qentry{e: e, since: now}
-	m.players[id] = q
+	if e.Created.IsZero() || e.Created.After(now) {
+		e.Created = now
+	}
+	q := &qentry{e: e, since: e.Created}
 	if len(e.Party) == 0 {
-		q.ticketID = id
-		if err := m.pool(e.Mode).Add(matcher.Ticket{ID: id, Rating: e.Player.Score, Members: 1, Enqueued: now, Payload: []string{id}}); err != nil {
-			delete(m.players, id)
-			return QueueStatus{}, fmt.Errorf("enqueue: %w", err)
+		t := m.newTicket(ps, id, e.Player.Score, 1, e, []string{id}, &q.e.Search)
+		if !t.expires.After(now) {
+			return QueueStatus{}, fmt.Errorf("enqueue: ticket expired at %v: %w", t.expires, ErrNotQueued)
 		}
-		q.state = StateQueued
-		m.publishStats(now)
+		m.players[id] = q
+		q.key, q.state = id, StateQueued
+		m.addTicket(t, now)
+		m.publishStats(now, false)
 		return m.status(q), nil
 	}
 	key := strings.Join(e.Party, ",")
 	p := m.parties[key]
 	if p == nil {
-		p = &party{key: key, members: e.Party, joined: map[string]bool{}, mode: e.Mode}
+		p = &party{key: key, members: e.Party, joined: map[string]bool{}, profile: e.Profile}
 		m.parties[key] = p
 	}
-	if p.mode != e.Mode {
-		delete(m.players, id)
-		return QueueStatus{}, fmt.Errorf("enqueue: %w: party members chose different modes", ErrBadParty)
+	if p.profile != e.Profile {
+		return QueueStatus{}, fmt.Errorf("enqueue: %w: party members chose different profiles", ErrBadParty)
 	}
+	m.players[id] = q
 	p.joined[id] = true
-	q.ticketID = key
-	q.state = StatePartyPending
+	q.key, q.state = key, StatePartyPending
 	var pending []string
 	for _, u := range p.members {
 		if !p.joined[u] {
@@ -393,40 +564,101 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		}
 		return st, nil
 	}
-	// Every member consented: the party enters the pool as one ticket.
+	// Every member consented: the party enters the pools as one ticket.
 	ratings := make([]int, 0, len(p.members))
-	earliest := now
+	first := q
+	search := &SearchFields{}
 	for _, u := range p.members {
 		pq := m.players[u]
 		ratings = append(ratings, pq.e.Player.Score)
-		if pq.since.Before(earliest) {
-			earliest = pq.since
+		if pq.since.Before(first.since) {
+			first = pq
 		}
+		search = mergeSearch(search, &pq.e.Search)
 	}
-	if err := m.pool(e.Mode).Add(matcher.Ticket{ID: key, Rating: matcher.PartyRating(ratings...), Members: len(p.members), Enqueued: earliest, Payload: p.members}); err != nil {
-		return QueueStatus{}, fmt.Errorf("enqueue party: %w", err)
-	}
+	t := m.newTicket(ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, search)
+	m.addTicket(t, now)
 	for _, u := range p.members {
 		m.players[u].state = StateQueued
 		if u != id {
-			m.notify.Notify(u, map[string]any{"type": "queued", "mode": e.Mode, "party": p.members})
+			m.notify.Notify(u, map[string]any{"type": "queued", "profile": e.Profile, "mode": e.Profile, "party": p.members})
 		}
 	}
-	m.publishStats(now)
+	m.publishStats(now, false)
 	return m.status(q), nil
 }
 
-func (m *Matchmaker) pool(mode string) *matcher.Pool {
-	p := m.pools[mode]
-	if p == nil {
-		p = matcher.NewPool(m.mcfg)
-		m.pools[mode] = p
+// mergeSearch adds b's fields absent from a (a copy is made when a is
+// changed).
+func mergeSearch(a, b *SearchFields) *SearchFields {
+	out := &SearchFields{Doubles: map[string]float64{}, Strings: map[string]string{}}
+	for _, s := range []*SearchFields{a, b} {
+		for k, v := range s.Doubles {
+			if _, ok := out.Doubles[k]; !ok && len(out.Doubles) < MaxSearchFields {
+				out.Doubles[k] = v
+			}
+		}
+		for k, v := range s.Strings {
+			if _, ok := out.Strings[k]; !ok && len(out.Strings) < MaxSearchFields {
+				out.Strings[k] = v
+			}
+		}
+		for _, tag := range s.Tags {
+			if len(out.Tags) < MaxSearchFields && !containsString(out.Tags, tag) {
+				out.Tags = append(out.Tags, tag)
+			}
+		}
 	}
-	return p
+	return out
 }
 
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// newTicket makes the ticket of e (a player or a whole party) in ps.
+func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int, e Enqueue, players []string, search *SearchFields) *ticket {
+	m.seq++
+	t := &ticket{id: id, prof: ps, rating: rating, members: members, created: e.Created, expires: e.Expires,
+		search: search, players: players, seq: m.seq, backend: e.Source == SourceBackend}
+	if t.expires.IsZero() {
+		ttl := m.cfg.TicketTTL
+		if ps.p.TicketTTL > 0 {
+			ttl = time.Duration(ps.p.TicketTTL)
+		}
+		t.expires = t.created.Add(ttl)
+	}
+	return t
+}
+
+func (m *Matchmaker) addTicket(t *ticket, now time.Time) {
+	m.tickets[t.id] = t
+	t.prof.add(t, now)
+	heap.Push(&m.expiry, t)
+}
+
+// dropTicket takes t out of the pools (matched, cancelled or expired).
+func (m *Matchmaker) dropTicket(t *ticket) {
+	if m.tickets[t.id] == t {
+		delete(m.tickets, t.id)
+	}
+	t.prof.remove(t)
+}
+
+// alive reports whether the ticket id is waiting.
+func (m *Matchmaker) alive(id string) bool { return m.tickets[id] != nil }
+
 func (m *Matchmaker) status(q *qentry) QueueStatus {
-	return QueueStatus{State: q.state, Mode: q.e.Mode, Room: q.room, Since: q.since}
+	st := QueueStatus{State: q.state, Profile: q.e.Profile, Mode: q.e.Profile, Room: q.room, Since: q.since}
+	if t := m.tickets[q.key]; t != nil {
+		st.Expires = t.expires
+	}
+	return st
 }
 
 // Takeover makes session the owner of uuid's queue entry if the player
@@ -467,12 +699,16 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 		return fmt.Errorf("cancel: %w: a room is being formed", ErrInRoom)
 	}
 	delete(m.players, uuid)
+	t := m.tickets[q.key]
 	if len(q.e.Party) == 0 {
-		m.pool(q.e.Mode).Remove(uuid)
-	} else if p := m.parties[q.ticketID]; p != nil {
+		if t != nil {
+			m.dropTicket(t)
+		}
+	} else if p := m.parties[q.key]; p != nil {
 		delete(p.joined, uuid)
-		if m.pool(q.e.Mode).Remove(p.key) {
-			// The ticket was in the pool: the others wait for the party again.
+		if t != nil {
+			m.dropTicket(t)
+			// The ticket was in the pools: the others wait for the party again.
 			for u := range p.joined {
 				if pq := m.players[u]; pq != nil {
 					pq.state = StatePartyPending
@@ -486,11 +722,12 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 			delete(m.parties, p.key)
 		}
 	}
-	m.publishStats(time.Now())
+	m.publishStats(time.Now(), false)
 	return nil
 }
 
-// Status returns uuid's queue state.
+// Status returns uuid's queue state (state none also when the matchmaker
+// could not answer in time).
 func (m *Matchmaker) Status(ctx context.Context, uuid string) QueueStatus {
 	st := QueueStatus{State: StateNone}
 	_ = m.do(ctx, func() {
@@ -505,7 +742,7 @@ func (m *Matchmaker) Status(ctx context.Context, uuid string) QueueStatus {
 }
 
 // RoomEnded clears the in-room state of a room's members (the fight server
-// reported the room's end with del).
+// reported the room's end).
 func (m *Matchmaker) RoomEnded(room string) {
 	m.event(func() {
 		rs := m.rooms[room]
@@ -547,103 +784,63 @@ func (m *Matchmaker) ProcessGone(port int, units []string, onFailed func(room st
 	})
 }
 
-// tick forms rooms in every pool and starts their handoffs.
-func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
-	for u, q := range m.players {
-		if q.state == StateInRoom && now.After(q.until) {
-			delete(m.players, u)
-		}
-	}
-	for mode, pool := range m.pools {
-		if pool.Len() == 0 {
+// expire takes an unmatched ticket out and tells its players why.
+func (m *Matchmaker) expire(t *ticket, reason string) {
+	m.dropTicket(t)
+	delete(m.parties, t.id)
+	m.stats.expired(t.prof.p.Name)
+	for _, u := range t.players {
+		q := m.players[u]
+		if q == nil || q.key != t.id {
 			continue
 		}
-		start := time.Now()
-		rooms := pool.Tick(now)
-		m.stats.tickSeconds(time.Since(start))
-		for _, r := range rooms {
-			m.startHandoff(ctx, mode, r, now)
+		delete(m.players, u)
+		msg := Expired{Type: "expired", Profile: t.prof.p.Name, UUID: u, Channel: q.e.Channel}
+		m.notify.Notify(u, map[string]any{"type": "expired", "profile": msg.Profile, "reason": reason,
+			"message": "the ticket lapsed unmatched; queue again"})
+		if m.OnExpire != nil {
+			e := q.e
+			go m.OnExpire(e, msg)
 		}
 	}
-	m.publishStats(now)
 }
 
-func (m *Matchmaker) startHandoff(ctx context.Context, mode string, r matcher.Room, now time.Time) {
-	fr := FormedRoom{Mode: mode, Spread: r.Spread}
-	var entries []Enqueue
-	for _, t := range r.Tickets {
-		for _, u := range t.Payload.([]string) {
-			q := m.players[u]
-			if q == nil {
-				continue
-			}
-			q.state = StateMatching
-			entries = append(entries, q.e)
-			fr.Players = append(fr.Players, q.e.Player)
-			m.stats.matched(now.Sub(q.since))
-		}
-		if p := m.parties[t.ID]; p != nil {
-			delete(m.parties, t.ID)
+// expireDue expires every ticket whose time has come.
+func (m *Matchmaker) expireDue(now time.Time) {
+	for len(m.expiry) > 0 && !m.expiry[0].expires.After(now) {
+		t := heap.Pop(&m.expiry).(*ticket)
+		if m.tickets[t.id] == t {
+			m.expire(t, "ttl")
 		}
 	}
-	m.stats.room(r.Spread, now)
-	done := m.inbox.Reserve()
-	m.handoffs.Add(1)
-	go func() {
-		defer m.handoffs.Done()
-		m.sem <- struct{}{}
-		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		msgs, err := m.handoff(hctx, fr)
-		cancel()
-		<-m.sem
-		_ = done.Post(func() { m.handoffDone(fr, entries, msgs, err, r) })
-		if err == nil {
-			for _, e := range entries {
-				msg := msgs[e.Player.UUID]
-				msg.Channel, msg.UUID = e.Channel, e.Player.UUID
-				m.notify.Notify(e.Player.UUID, msg)
-				if m.OnMatch != nil {
-					m.OnMatch(e, msg)
-				}
+	// Matched and cancelled tickets leave the heap lazily; rebuild it when
+	// they outnumber the waiting ones.
+	if len(m.expiry) > 1024 && len(m.expiry) > 2*len(m.tickets) {
+		live := m.expiry[:0]
+		for _, t := range m.expiry {
+			if m.tickets[t.id] == t {
+				live = append(live, t)
 			}
 		}
-	}()
+		clear(m.expiry[len(live):])
+		m.expiry = live
+		heap.Init(&m.expiry)
+	}
 }
 
-// handoffDone records a room in play, or puts its tickets back in the
-// pool (keeping their waiting time) when no fight server could take it.
-func (m *Matchmaker) handoffDone(fr FormedRoom, entries []Enqueue, msgs map[string]MatchMsg, err error, r matcher.Room) {
-	now := time.Now()
-	if err != nil {
-		m.log.Error("room handoff failed; players go back to the queue", "err", err, "players", len(entries))
-		for _, t := range r.Tickets {
-			for _, u := range t.Payload.([]string) {
-				if q := m.players[u]; q != nil {
-					q.state = StateQueued
-					m.notify.Notify(u, map[string]any{"type": "error", "code": "no_capacity", "message": "no fight server could take the room; still queued"})
-				}
-			}
-			_ = m.pool(fr.Mode).Add(t)
-		}
-		return
-	}
-	var room string
-	for _, msg := range msgs {
-		room = msg.Room
-		break
-	}
-	rs := &roomState{id: room}
-	for _, e := range entries {
-		q := m.players[e.Player.UUID]
-		if q == nil {
-			continue
-		}
-		q.state = StateInRoom
-		q.room = room
-		q.until = now.Add(m.RoomLife)
-		rs.members = append(rs.members, e.Player.UUID)
-	}
-	m.rooms[room] = rs
+// expiryHeap orders tickets by expiry.
+type expiryHeap []*ticket
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(*ticket)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
 }
 
 // Stats returns the latest queue statistics.
@@ -654,20 +851,29 @@ func (m *Matchmaker) Stats() QueueStats {
 	return QueueStats{}
 }
 
-func (m *Matchmaker) publishStats(now time.Time) {
-	qs := QueueStats{Queues: map[string]int{}, InRoom: 0}
-	for mode, p := range m.pools {
-		qs.Queues[mode] = p.Players()
+// publishStats makes a new snapshot: a full one (distributions, players
+// in rooms: O(players)) on ticks, otherwise the last one with the queue
+// lengths updated (O(profiles)), so a queue operation never scans.
+func (m *Matchmaker) publishStats(now time.Time, full bool) {
+	qs := QueueStats{}
+	if last := m.snapshot.Load(); last != nil && !full {
+		qs = *last
 	}
-	for _, q := range m.players {
-		switch q.state {
-		case StateInRoom, StateMatching:
-			qs.InRoom++
-		case StatePartyPending:
-			qs.PartyPending++
+	qs.Queues = make(map[string]int, len(m.order))
+	for _, ps := range m.order {
+		qs.Queues[ps.p.Name] = ps.players
+	}
+	if full {
+		for _, q := range m.players {
+			switch q.state {
+			case StateInRoom, StateMatching:
+				qs.InRoom++
+			case StatePartyPending:
+				qs.PartyPending++
+			}
 		}
+		qs.Rooms = len(m.rooms)
+		m.stats.fill(&qs, now)
 	}
-	qs.Rooms = len(m.rooms)
-	m.stats.fill(&qs, now)
 	m.snapshot.Store(&qs)
 }

@@ -9,7 +9,7 @@ import (
 
 // QueueStats is the matchmaking picture the dashboard and /v1/stats show.
 type QueueStats struct {
-	Queues        map[string]int `json:"queues"` // players waiting, by mode
+	Queues        map[string]int `json:"queues"` // players waiting, by profile
 	PartyPending  int            `json:"party_pending"`
 	InRoom        int            `json:"in_room"`
 	Rooms         int            `json:"rooms"`
@@ -18,6 +18,10 @@ type QueueStats struct {
 	Wait          Distribution   `json:"wait_s"` // queue to match, seconds, last 1000 players
 	Spread        Distribution   `json:"spread"` // rating spread per room, last 1000 rooms
 	LastTickMs    float64        `json:"last_tick_ms"`
+	// FunctionRejected counts match function answers thrown away;
+	// ProposalsLost, proposals the evaluator turned down.
+	FunctionRejected int64 `json:"function_rejected"`
+	ProposalsLost    int64 `json:"proposals_lost"`
 }
 
 // Distribution summarises recent samples: quantiles and a histogram over
@@ -45,14 +49,21 @@ type statsRecorder struct {
 	roomsAt  []time.Time
 	total    int64
 	lastTick time.Duration
+	// rejectedN and lostN count function answers rejected and proposals
+	// lost (for QueueStats).
+	rejectedN, lostN int64
 
 	matches   prometheus.Counter
 	waitHist  prometheus.Observer
 	spreadH   prometheus.Observer
-	tickHist  prometheus.Observer
+	tickHist  *prometheus.HistogramVec
 	queueSize *prometheus.GaugeVec
 	refusedC  prometheus.Counter
 	droppedC  prometheus.Counter
+	expiredC  *prometheus.CounterVec
+	rejectedC *prometheus.CounterVec
+	lostC     prometheus.Counter
+	reloadsC  *prometheus.CounterVec
 }
 
 type ring struct {
@@ -78,14 +89,54 @@ func (s *statsRecorder) register(reg prometheus.Registerer) {
 		Buckets: []float64{0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89}})
 	spread := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_room_rating_spread", Help: "Highest minus lowest rating in a formed room.",
 		Buckets: []float64{0, 10, 25, 50, 100, 150, 200, 300, 500, 1000}})
-	tick := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "arena_match_tick_seconds", Help: "Time of one matcher tick over one pool.",
-		Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)})
-	queue := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "arena_queue_players", Help: "Players waiting, by mode."}, []string{"mode"})
+	tick := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "arena_match_tick_seconds", Help: "Time of one tick of one profile's match function (all its pools).",
+		Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}, []string{"profile"})
+	queue := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "arena_queue_players", Help: "Players waiting, by profile."}, []string{"profile"})
 	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_requests_refused_total", Help: "Matchmaker requests refused because its mailbox was full."})
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_events_dropped_total", Help: "Fleet events the matchmaker dropped because its events lane was full."})
-	reg.MustRegister(matches, wait, spread, tick, queue, refused, dropped)
+	expired := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_mm_tickets_expired_total", Help: "Tickets that lapsed unmatched (TTL, or their profile removed), by profile."}, []string{"profile"})
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_mm_function_rejected_total", Help: "Match function answers rejected (the profile lost that tick), by profile, function and reason."}, []string{"profile", "function", "reason"})
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_proposals_lost_total", Help: "Proposals the evaluator turned down because a better one took a ticket."})
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_mm_profile_reloads_total", Help: "Profile file reloads, by result (ok, error: the old profiles stayed)."}, []string{"result"})
+	reg.MustRegister(matches, wait, spread, tick, queue, refused, dropped, expired, rejected, lost, reloads)
+	s.reloadsC = reloads
 	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
-	s.refusedC, s.droppedC = refused, dropped
+	s.refusedC, s.droppedC, s.expiredC, s.rejectedC, s.lostC = refused, dropped, expired, rejected, lost
+}
+
+// reloaded counts a profile reload (any goroutine).
+func (s *statsRecorder) reloaded(err error) {
+	if s.reloadsC == nil {
+		return
+	}
+	if err != nil {
+		s.reloadsC.WithLabelValues("error").Inc()
+	} else {
+		s.reloadsC.WithLabelValues("ok").Inc()
+	}
+}
+
+// expired counts a lapsed ticket.
+func (s *statsRecorder) expired(profile string) {
+	if s.expiredC != nil {
+		s.expiredC.WithLabelValues(profile).Inc()
+	}
+}
+
+// rejected counts a match function answer thrown away.
+func (s *statsRecorder) rejected(profile, function, reason string) {
+	s.rejectedN++
+	if s.rejectedC != nil {
+		s.rejectedC.WithLabelValues(profile, function, reason).Inc()
+	}
+}
+
+// evaluated counts proposals the evaluator turned down.
+func (s *statsRecorder) evaluated(lost int) {
+	s.lostN += int64(lost)
+	if s.lostC != nil {
+		s.lostC.Add(float64(lost))
+	}
 }
 
 // refused counts a request refused by a full mailbox (any goroutine).
@@ -119,10 +170,10 @@ func (s *statsRecorder) room(spread int, now time.Time) {
 	}
 }
 
-func (s *statsRecorder) tickSeconds(d time.Duration) {
+func (s *statsRecorder) tickSeconds(profile string, d time.Duration) {
 	s.lastTick = d
 	if s.tickHist != nil {
-		s.tickHist.Observe(d.Seconds())
+		s.tickHist.WithLabelValues(profile).Observe(d.Seconds())
 	}
 }
 
@@ -137,6 +188,7 @@ func (s *statsRecorder) fill(qs *QueueStats, now time.Time) {
 	qs.Wait = distribution(s.waits.v, waitBounds)
 	qs.Spread = distribution(s.spreads.v, spreadBounds)
 	qs.LastTickMs = float64(s.lastTick.Microseconds()) / 1000
+	qs.FunctionRejected, qs.ProposalsLost = s.rejectedN, s.lostN
 	if s.queueSize != nil {
 		for mode, n := range qs.Queues {
 			s.queueSize.WithLabelValues(mode).Set(float64(n))

@@ -51,6 +51,8 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.Float64Flag{Name: "window-per-second", Value: 50, Usage: "rating window growth per second waited", EnvVars: env("window-per-second")},
 		&cli.Float64Flag{Name: "window-base", Value: 0, Usage: "rating window at 0 s waited", EnvVars: env("window-base")},
 		&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking period", EnvVars: env("tick")},
+		stringFlag("profiles", "", "matchmaking profile file, JSON or YAML (docs/matchmaking.md); reloaded on SIGHUP and POST /v1/profiles/reload; empty: one default profile from --room-size and the window flags"),
+		&cli.DurationFlag{Name: "ticket-ttl", Value: 10 * time.Minute, Usage: "a ticket unmatched this long expires (a profile's ticket_ttl overrides)", EnvVars: env("ticket-ttl")},
 		boolFlag("tighten", "let the matcher trade the seed's rooms for tighter ones when no worse (docs/matchmaking.md)"),
 		stringFlag("world", "", "map world file (JSON, docs/maps.md); empty: the built-in world"),
 		&cli.StringSliceFlag{Name: "fight-option", Usage: "KEY=VALUE passed to every fight server (docs/fight.md lists them); repeatable", EnvVars: env("fight-option")},
@@ -92,7 +94,9 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		Match: matchmaking.Config{
 			RoomSize: c.Int("room-size"), WindowPerSecond: c.Float64("window-per-second"),
 			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"), Tighten: c.Bool("tighten"),
+			TicketTTL: c.Duration("ticket-ttl"),
 		},
+		ProfilesFile: c.String("profiles"),
 	}
 	if w := c.String("world"); w != "" {
 		cfg.MapOptions["world"] = w

@@ -1,5 +1,5 @@
-// Two friends queue as a party in a mode of their own and are put in one
-// room with a third player of that mode; a malformed party id is refused
+// Two friends queue as a party in the default mode (profile) and are put
+// in one room with a third player of that mode; a malformed party id is refused
 // with a message. Run by scripts/browser-test.sh against `arena up --bots 0`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ test('a party of two and a third player of the same mode share a room', { timeou
   const browser = await launch();
   try {
     const tag = Math.floor(Math.random() * 1000);
-    const mode = `duo-${tag}`;
+    const mode = 'default'; // modes are the dispatcher's profiles (docs/matchmaking.md)
     const players = [];
     for (const n of ['Ann', 'Ben', 'Cid']) players.push({ ...(await guest(browser, `${n}-${tag}`, { queue: false })), name: n });
     const [pa, pb, pc] = players.map((p) => p.page);

@@ -290,11 +290,11 @@ function onPlayError(m) {
     case 'already_queued':
       if (S.view !== 'queue' && S.view !== 'fight') { S.queuedAt = Date.now(); show('queue'); }
       break;
-    case 'bad_party': case 'party_too_large': case 'bad_mode':
+    case 'bad_party': case 'party_too_large': case 'bad_mode': case 'unknown_profile':
       S.wantQueue = false;
       show('lobby');
-      toast(m.code === 'bad_mode'
-        ? 'A mode is up to 32 letters, digits, - or _.'
+      toast(m.code === 'bad_mode' || m.code === 'unknown_profile'
+        ? 'No such mode: leave it empty, or name one of this arena\'s profiles.'
         : m.code === 'party_too_large'
           ? `A party has at most ${(S.cfg && S.cfg.room_size) || 3} players, you included.`
           : "Check your friends' player ids: letters, digits, - and _, separated by commas or spaces.", 6000);

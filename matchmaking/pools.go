@@ -1,0 +1,193 @@
+package matchmaking
+
+import (
+	"time"
+
+	"github.com/arena-game/arena/matchmaking/matcher"
+)
+
+// ticket is one waiting unit in the pools: a player, or a whole party.
+type ticket struct {
+	id      string
+	prof    *profileState
+	rating  int
+	members int
+	created time.Time
+	expires time.Time
+	search  *SearchFields
+	players []string // member uuids
+	seq     uint64   // distinguishes this ticket from a later one with the same id
+	backend bool     // made by a backend (kept in the store)
+}
+
+func (t *ticket) candidate() Candidate {
+	return Candidate{ID: t.id, Rating: t.rating, Members: t.members, Created: t.created, Search: t.search}
+}
+
+// profileState is a profile's pools and function in the matchmaker.
+type profileState struct {
+	p       *Profile
+	index   int      // place in the file
+	fn      Function // nil: the seed's rule, per pool
+	pools   []*poolState
+	tickets map[string]*ticket
+	players int
+}
+
+// poolState is one pool of a profile: the tickets admitted to it (static
+// filters passed, time bounds met), kept in a seed matcher.Pool for the
+// seed's rule or in arrival order for other functions. Time bounds are
+// applied by two FIFOs in creation order: tickets too young wait in
+// young until they are old enough, admitted tickets leave through old
+// once they are too old.
+type poolState struct {
+	spec    *Pool
+	index   int
+	seed    *matcher.Pool // seed's rule
+	in      map[string]*ticket
+	order   []*ticket // admission order (non-seed functions); may hold removed tickets
+	removed int
+	young   fifo // created_before: not yet admitted
+	old     fifo // created_after: admitted, leave when too old
+}
+
+// fifo is a queue of tickets in creation order; entries whose ticket was
+// removed since are skipped when reached.
+type fifo struct {
+	q    []*ticket
+	head int
+}
+
+func (f *fifo) push(t *ticket) { f.q = append(f.q, t) }
+
+// popWhile pops and returns tickets while ok holds for the head.
+func (f *fifo) popWhile(ok func(*ticket) bool, out []*ticket) []*ticket {
+	for f.head < len(f.q) && ok(f.q[f.head]) {
+		out = append(out, f.q[f.head])
+		f.q[f.head] = nil
+		f.head++
+	}
+	if f.head > 1024 && f.head*2 > len(f.q) {
+		f.q = append(f.q[:0], f.q[f.head:]...)
+		f.head = 0
+	}
+	return out
+}
+
+func newProfileState(p *Profile, index int, fn Function) *profileState {
+	ps := &profileState{p: p, index: index, fn: fn, tickets: map[string]*ticket{}}
+	for i := range p.Pools {
+		pl := &poolState{spec: &p.Pools[i], index: i, in: map[string]*ticket{}}
+		if fn == nil {
+			pl.seed = matcher.NewPool(p.matcherConfig())
+		}
+		ps.pools = append(ps.pools, pl)
+	}
+	return ps
+}
+
+// add puts t in every pool of the profile whose filters it passes.
+func (ps *profileState) add(t *ticket, now time.Time) {
+	ps.tickets[t.id] = t
+	ps.players += t.members
+	for _, pl := range ps.pools {
+		if !pl.spec.admits(t.search) {
+			continue
+		}
+		if pl.spec.CreatedBefore > 0 && now.Sub(t.created) < time.Duration(pl.spec.CreatedBefore) {
+			pl.young.push(t)
+			continue
+		}
+		pl.admit(t, now)
+	}
+}
+
+// remove takes t out of every pool.
+func (ps *profileState) remove(t *ticket) {
+	if ps.tickets[t.id] != t {
+		return
+	}
+	delete(ps.tickets, t.id)
+	ps.players -= t.members
+	for _, pl := range ps.pools {
+		pl.drop(t)
+	}
+}
+
+// admit puts t in the pool (unless it is too old for created_after).
+func (pl *poolState) admit(t *ticket, now time.Time) {
+	if pl.spec.CreatedAfter > 0 {
+		if now.Sub(t.created) > time.Duration(pl.spec.CreatedAfter) {
+			return
+		}
+		pl.old.push(t)
+	}
+	pl.in[t.id] = t
+	if pl.seed != nil {
+		_ = pl.seed.Add(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
+		return
+	}
+	pl.order = append(pl.order, t)
+}
+
+// drop takes t out of the pool if it is in it.
+func (pl *poolState) drop(t *ticket) {
+	if pl.in[t.id] != t {
+		return
+	}
+	delete(pl.in, t.id)
+	if pl.seed != nil {
+		pl.seed.Remove(t.id)
+		return
+	}
+	pl.removed++
+	if pl.removed > 64 && pl.removed*2 > len(pl.order) {
+		kept := pl.order[:0]
+		for _, o := range pl.order {
+			if pl.in[o.id] == o {
+				kept = append(kept, o)
+			}
+		}
+		clear(pl.order[len(kept):])
+		pl.order, pl.removed = kept, 0
+	}
+}
+
+// gate applies the pool's time bounds at now: tickets old enough enter,
+// tickets too old leave.
+func (pl *poolState) gate(ps *profileState, now time.Time, buf []*ticket) []*ticket {
+	if d := time.Duration(pl.spec.CreatedBefore); d > 0 {
+		buf = pl.young.popWhile(func(t *ticket) bool { return now.Sub(t.created) >= d }, buf[:0])
+		for _, t := range buf {
+			if ps.tickets[t.id] == t {
+				pl.admit(t, now)
+			}
+		}
+	}
+	if d := time.Duration(pl.spec.CreatedAfter); d > 0 {
+		buf = pl.old.popWhile(func(t *ticket) bool { return now.Sub(t.created) > d }, buf[:0])
+		for _, t := range buf {
+			pl.drop(t)
+		}
+	}
+	return buf
+}
+
+// candidates lists the pool's tickets in admission order.
+func (pl *poolState) candidates() []Candidate {
+	out := make([]Candidate, 0, len(pl.in))
+	for _, t := range pl.order {
+		if pl.in[t.id] == t {
+			out = append(out, t.candidate())
+		}
+	}
+	return out
+}
+
+// restore puts back a ticket the seed pool's Tick took for a proposal the
+// evaluator rejected.
+func (pl *poolState) restore(t *ticket) {
+	if pl.in[t.id] == t && pl.seed != nil {
+		_ = pl.seed.Add(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
+	}
+}
