@@ -3,11 +3,11 @@ package fightserver
 import (
 	"math"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/jsonnum"
+	"github.com/arena-game/arena/internal/jsonscan"
 )
 
 // This file is the client message decoder: a single-pass scanner for one
@@ -19,7 +19,7 @@ import (
 // maxDepth deep) and never reach other players.
 
 // maxDepth bounds the nesting of unknown field values.
-const maxDepth = 64
+const maxDepth = jsonscan.MaxDepth
 
 type fieldID uint8
 
@@ -91,87 +91,22 @@ func (f *fields) setBad(id fieldID, outOfRange bool) {
 	}
 }
 
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) peek() byte {
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
 // scanObject scans the whole message into f; false means it is not one
 // JSON object.
 func scanObject(data []byte, f *fields) bool {
-	if !utf8.Valid(data) {
-		return false
-	}
-	s := scanner{b: data}
-	s.ws()
-	if s.peek() != '{' {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.peek() == '}' {
-		s.i++
-		s.ws()
-		return s.i == len(s.b)
-	}
-	for {
-		s.ws()
-		if s.peek() != '"' {
-			return false
-		}
-		key, ok := s.str()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if s.peek() != ':' {
-			return false
-		}
-		s.i++
-		s.ws()
-		if !s.field(lookupField(key), f) {
-			return false
-		}
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.ws()
-			return s.i == len(s.b)
-		default:
-			return false
-		}
-	}
+	return jsonscan.Object(data, func(key []byte, s *jsonscan.Scanner) bool {
+		return scanField(s, lookupField(key), f)
+	})
 }
 
-// field scans one value for field id.
-func (s *scanner) field(id fieldID, f *fields) bool {
-	c := s.peek()
+// scanField scans one value for field id.
+func scanField(s *jsonscan.Scanner, id fieldID, f *fields) bool {
+	c := s.Peek()
 	if id == fNone {
-		return s.skip(0)
+		return s.Skip(0)
 	}
 	if c == 'n' {
-		if !s.lit("null") {
+		if !s.Lit("null") {
 			return false
 		}
 		f.has[id] = false
@@ -180,18 +115,18 @@ func (s *scanner) field(id fieldID, f *fields) bool {
 	wantNum := isNumField(id)
 	switch {
 	case c == '"' && !wantNum:
-		v, ok := s.str()
+		v, ok := s.Str()
 		if !ok {
 			return false
 		}
 		f.has[id], f.str[id] = true, v
 		return true
 	case (c == '-' || c >= '0' && c <= '9') && wantNum:
-		start := s.i
-		if !s.number() {
+		num, ok := s.Number()
+		if !ok {
 			return false
 		}
-		v, err := jsonnum.Parse(s.b[start:s.i])
+		v, err := jsonnum.Parse(num)
 		if err != nil {
 			f.setBad(id, true)
 			return true
@@ -201,191 +136,7 @@ func (s *scanner) field(id fieldID, f *fields) bool {
 	}
 	// A value of another type: remember, and check the rest is JSON.
 	f.setBad(id, false)
-	return s.skip(0)
-}
-
-func (s *scanner) lit(word string) bool {
-	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
-		return false
-	}
-	s.i += len(word)
-	return true
-}
-
-// skip scans any JSON value.
-func (s *scanner) skip(depth int) bool {
-	switch c := s.peek(); {
-	case c == '"':
-		_, ok := s.str()
-		return ok
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number()
-	case c == 't':
-		return s.lit("true")
-	case c == 'f':
-		return s.lit("false")
-	case c == 'n':
-		return s.lit("null")
-	case c == '[' || c == '{':
-		if depth >= maxDepth {
-			return false
-		}
-		s.i++
-		s.ws()
-		end := byte(']')
-		if c == '{' {
-			end = '}'
-		}
-		if s.peek() == end {
-			s.i++
-			return true
-		}
-		for {
-			s.ws()
-			if c == '{' {
-				if s.peek() != '"' {
-					return false
-				}
-				if _, ok := s.str(); !ok {
-					return false
-				}
-				s.ws()
-				if s.peek() != ':' {
-					return false
-				}
-				s.i++
-				s.ws()
-			}
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case end:
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
-	}
-	return false
-}
-
-// number scans a JSON number.
-func (s *scanner) number() bool {
-	n := jsonnum.Len(s.b[s.i:])
-	s.i += n
-	return n > 0
-}
-
-// str scans a JSON string at s.i (which is '"') and returns its value.
-// Without escapes the value aliases the input; with escapes it is a new,
-// decoded slice.
-func (s *scanner) str() ([]byte, bool) {
-	b := s.b
-	i := s.i + 1
-	start := i
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			return b[start:i], true
-		case c == '\\':
-			return s.strSlow(start)
-		case c < 0x20:
-			return nil, false
-		}
-		i++
-	}
-	return nil, false
-}
-
-// strSlow decodes a string with escapes; lone surrogates become U+FFFD, as
-// encoding/json does.
-func (s *scanner) strSlow(start int) ([]byte, bool) {
-	b := s.b
-	out := make([]byte, 0, len(b)-start)
-	i := start
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			return out, true
-		case c < 0x20:
-			return nil, false
-		case c != '\\':
-			out = append(out, c)
-			i++
-			continue
-		}
-		i++
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case '"', '\\', '/':
-			out = append(out, b[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(b, i+1)
-			if !ok {
-				return nil, false
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok2 := rune(-1), false
-				if i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					r2, ok2 = hex4(b, i+3)
-				}
-				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
-					r = dec
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return nil, false
-		}
-		i++
-	}
-	return nil, false
-}
-
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	return s.Skip(0)
 }
 
 // parseClient decodes and validates one client message. It never panics;

@@ -93,6 +93,14 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// PingLimiter is implemented by a Handler that counts WebSocket ping
+// frames against a rate limit: AllowPing runs on the read goroutine for
+// every ping; false leaves the ping unanswered (the handler closes the
+// connection as it sees fit). Without it every ping is answered.
+type PingLimiter interface {
+	AllowPing(c *Conn) bool
+}
+
 // Conn is one WebSocket connection. Its methods are safe for concurrent use.
 type Conn struct {
 	ws      *gws.Conn
@@ -203,6 +211,19 @@ func (c *Conn) Close(code uint16, reason string) {
 	time.AfterFunc(2*time.Second, func() { _ = ws.NetConn().Close() })
 }
 
+// Ping sends a WebSocket ping frame (after the frames already queued on
+// a server connection).
+func (c *Conn) Ping() error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if c.server {
+		c.enqueue(opPing, nil)
+		return nil
+	}
+	return c.ws.WritePing(nil)
+}
+
 // Closed reports whether Close was called or the connection ended.
 func (c *Conn) Closed() bool { return c.closed.Load() }
 
@@ -276,6 +297,9 @@ func (b *bridge) OnPing(s *gws.Conn, payload []byte) {
 	b.touch(s)
 	c := b.conn(s)
 	if c != nil && c.closed.Load() {
+		return
+	}
+	if pl, ok := b.h.(PingLimiter); ok && c != nil && !pl.AllowPing(c) {
 		return
 	}
 	if c != nil && c.server {

@@ -1,4 +1,4 @@
-package fightserver
+package sdk
 
 import (
 	"context"
@@ -13,7 +13,7 @@ type LoadReporter interface {
 	Del(ctx context.Context, roomID string) error
 }
 
-// NopReporter reports nothing; a fight process started without a
+// NopReporter reports nothing; a process started without a
 // dispatcher address uses it.
 type NopReporter struct{}
 

@@ -1,8 +1,12 @@
-package fightserver
+// Package elo computes rating changes after a multi-player game (docs/fight.md "Ratings").
+package elo
 
 import "math"
 
-// EloDeltas returns each player's rating change after one multi-player game.
+// K is arena's Elo factor.
+const K = 32
+
+// Deltas returns each player's rating change after one multi-player game.
 //
 // ranks gives each player's placement (0 is best; equal ranks drew). Every
 // pair of players is scored as one Elo game: the better-placed player scores
@@ -10,7 +14,7 @@ import "math"
 // 1/(1+10^((Rj-Ri)/400)). A player's change is the sum over its opponents,
 // scaled by k/(n-1) so a two-player game is exactly classic Elo with factor
 // k, and rounded to the nearest integer.
-func EloDeltas(ratings, ranks []int, k float64) []int {
+func Deltas(ratings, ranks []int, k float64) []int {
 	n := len(ratings)
 	out := make([]int, n)
 	if n < 2 || len(ranks) != n {

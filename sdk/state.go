@@ -1,0 +1,82 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/arena-game/arena/internal/store"
+)
+
+// snapshotKey is the store key of a room's saved game state.
+func snapshotKey(room string) string { return "gamestate:" + room }
+
+// saver writes a room's snapshots in the background, newest first: at most
+// one write per room is in flight, and a snapshot saved meanwhile replaces
+// the one waiting.
+type saver struct {
+	mu      sync.Mutex
+	next    []byte
+	writing bool
+}
+
+func (sv *saver) save(r *Room, b []byte) {
+	sv.mu.Lock()
+	sv.next = b
+	if sv.writing {
+		sv.mu.Unlock()
+		return
+	}
+	sv.writing = true
+	sv.mu.Unlock()
+	go func() {
+		for {
+			sv.mu.Lock()
+			b := sv.next
+			sv.next = nil
+			if b == nil {
+				sv.writing = false
+				sv.mu.Unlock()
+				return
+			}
+			sv.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			// The snapshot lives as long as the room could: a process that
+			// takes the room over within its timeout finds it.
+			ttl := time.Until(r.deadline) + time.Minute
+			err := r.srv.store.Set(ctx, &store.Item{Key: snapshotKey(r.id), Value: b, TTL: ttl})
+			cancel()
+			if err != nil {
+				r.srv.met.saves.WithLabelValues("error").Inc()
+				r.log.Warn("save room state", "bytes", len(b), "err", err)
+			} else {
+				r.srv.met.saves.WithLabelValues("ok").Inc()
+			}
+		}
+	}()
+}
+
+// loadSnapshot returns the saved state of room id, or nil.
+func (s *Server) loadSnapshot(ctx context.Context, id string) []byte {
+	if s.store == nil {
+		return nil
+	}
+	it, err := s.store.Get(ctx, snapshotKey(id))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("read room state", "room", id, "err", err)
+		}
+		return nil
+	}
+	return it.Value
+}
+
+func (s *Server) deleteSnapshot(ctx context.Context, id string) {
+	if s.store == nil {
+		return
+	}
+	if err := s.store.Delete(ctx, snapshotKey(id)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("delete room state", "room", id, "err", err)
+	}
+}
