@@ -14,9 +14,9 @@ import (
 
 	"github.com/arena-game/arena/fightserver"
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/sdk"
 )
 
 // fakeDispatcher implements the dispatcher's player API as docs/PROTOCOL.md
@@ -27,7 +27,7 @@ type fakeDispatcher struct {
 	t        *testing.T
 	operator string
 	signer   *auth.Signer
-	fight    *fightserver.Server
+	fight    *sdk.Server
 	srv      *httptest.Server
 	ws       *wsconn.Server
 
@@ -59,7 +59,7 @@ func newFakeDispatcher(t *testing.T) *fakeDispatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := fightserver.New(fightserver.Config{AttackCooldown: 100 * time.Millisecond, RejoinGrace: 2 * time.Second}, fightserver.Deps{Store: store.NewMemory(), Signer: signer})
+	fs, err := fightserver.New(fightserver.Config{Config: sdk.Config{RejoinGrace: 2 * time.Second}, Rules: fightserver.Rules{AttackCooldown: 100 * time.Millisecond}}, sdk.Deps{Store: store.NewMemory(), Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,10 +205,10 @@ func (h fakePlay) OnMessage(c *wsconn.Conn, data []byte) {
 
 func (d *fakeDispatcher) startRoom(members []*fakeSession) {
 	id := fmt.Sprintf("room-%d", d.rooms.Add(1))
-	fr := fleet.Room{ID: id, Expires: time.Now().Add(10 * time.Minute)}
+	fr := sdk.RoomSpec{ID: id, Expires: time.Now().Add(10 * time.Minute)}
 	var players []map[string]any
 	for _, s := range members {
-		fr.Players = append(fr.Players, fleet.Player{UUID: s.claims.Subject, Username: s.claims.Name, Score: 1500, Bot: s.claims.Bot})
+		fr.Players = append(fr.Players, sdk.PlayerSpec{UUID: s.claims.Subject, Username: s.claims.Name, Rating: 1500, Bot: s.claims.Bot})
 		players = append(players, map[string]any{"uuid": s.claims.Subject, "username": s.claims.Name, "score": 1500, "bot": s.claims.Bot})
 	}
 	if _, err := d.fight.AssignRoom(context.Background(), fr); err != nil {

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// The fight arena as the play page draws it and bots walk it: a rectangle
-// of ArenaW x ArenaH units. The fight server does not bound positions
-// (only |coordinate| <= 100000); this is the clients' shared convention,
-// documented in docs/web.md.
+// The fight arena: a rectangle of ArenaW x ArenaH units. The fight server
+// keeps every position inside it and moves players at its move speed
+// (docs/fight.md); bots model the same movement to know when a target is
+// within the attack range.
 const (
 	ArenaW = 800.0
 	ArenaH = 600.0
@@ -21,10 +21,10 @@ const (
 	margin = 40.0
 )
 
-// Spawn returns the starting position of member i of n in a room, used
-// by every client for a player who has not moved yet (the fight server
-// reports such a player at 0,0): evenly spread on an ellipse around the
-// arena's centre, in the order of the room's "state" message.
+// Spawn returns the starting position of member i of n in a room (the
+// fight server's fightserver.Spawn; clients use it for a player an older
+// server reports at 0,0): evenly spread on an ellipse around the arena's
+// centre, in the order of the room's "state" message.
 func Spawn(i, n int) (x, y float64) {
 	if n <= 0 {
 		n = 1
@@ -40,15 +40,19 @@ type (
 		UUID     string  `json:"uuid"`
 		Username string  `json:"username"`
 		HP       int     `json:"hp"`
-		X        float64 `json:"x"`
-		Y        float64 `json:"y"`
-		Status   string  `json:"status"`
+		X        float64  `json:"x"`
+		Y        float64  `json:"y"`
+		TX       *float64 `json:"tx"`
+		TY       *float64 `json:"ty"`
+		Status   string   `json:"status"`
 	}
 	fightMsg struct {
 		Type       string        `json:"type"`
 		Room       string        `json:"room"`
 		You        string        `json:"you"`
 		CooldownMS int64         `json:"attack_cooldown_ms"`
+		Range      float64       `json:"attack_range"`
+		Speed      float64       `json:"move_speed"`
 		Players    []statePlayer `json:"players"`
 		// create_player, hp, out, player_away, player_back, event
 		UUID  string   `json:"uuid"`
@@ -75,14 +79,46 @@ type (
 	}
 )
 
-// fighter is what a bot knows about one member of its room.
+// fighter is what a bot knows about one member of its room: it walks from
+// (fx, fy), where it was at t0, toward (tx, ty) at the room's speed, as
+// the server moves it.
 type fighter struct {
-	uuid   string
-	x, y   float64
-	hp     int
-	joined bool
-	out    bool
+	uuid           string
+	fx, fy, tx, ty float64
+	t0             time.Time
+	hp             int
+	joined         bool
+	out            bool
 }
+
+// pos is where f stands at now, walking at speed.
+func (f *fighter) pos(now time.Time, speed float64) (float64, float64) {
+	dx, dy := f.tx-f.fx, f.ty-f.fy
+	dist := math.Hypot(dx, dy)
+	walked := speed * now.Sub(f.t0).Seconds()
+	if dist == 0 || walked >= dist {
+		return f.tx, f.ty
+	}
+	return f.fx + dx*walked/dist, f.fy + dy*walked/dist
+}
+
+// walk starts f toward (x, y) from where it stands at now.
+func (f *fighter) walk(x, y float64, now time.Time, speed float64) {
+	f.fx, f.fy = f.pos(now, speed)
+	f.tx, f.ty, f.t0 = clamp(x, 0, ArenaW), clamp(y, 0, ArenaH), now
+}
+
+// place puts f at (x, y).
+func (f *fighter) place(x, y float64, now time.Time) {
+	f.fx, f.fy, f.tx, f.ty, f.t0 = x, y, x, y, now
+}
+
+// Movement and reach when a server does not say (older fight servers had
+// no range).
+const (
+	defaultSpeed = 240.0
+	defaultRange = 1e9
+)
 
 // Outcome is how a fight ended for a bot.
 type Outcome struct {
@@ -106,6 +142,8 @@ type game struct {
 	players  map[string]*fighter
 	order    []string
 	cooldown time.Duration
+	// speed and reach are the room's move speed and attack range.
+	speed, reach float64
 	// nextAttack and nextMove pace the bot (see act).
 	nextAttack, nextMove time.Time
 	target               string
@@ -122,7 +160,8 @@ type game struct {
 }
 
 func newGame(me string, rng *rand.Rand, attackLo, attackHi time.Duration) *game {
-	return &game{me: me, players: map[string]*fighter{}, rng: rng, attackLo: attackLo, attackHi: attackHi, bots: map[string]bool{}}
+	return &game{me: me, players: map[string]*fighter{}, rng: rng, attackLo: attackLo, attackHi: attackHi, bots: map[string]bool{},
+		speed: defaultSpeed, reach: defaultRange}
 }
 
 // humanAlive reports whether a member not known to be a bot is still in
@@ -152,6 +191,12 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 		}
 		g.room = m.Room
 		g.cooldown = time.Duration(max(0, min(m.CooldownMS, 60_000))) * time.Millisecond
+		if m.Speed > 0 {
+			g.speed = m.Speed
+		}
+		if m.Range > 0 {
+			g.reach = m.Range
+		}
 		g.order = g.order[:0]
 		n := len(m.Players)
 		for i, p := range m.Players {
@@ -164,9 +209,13 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 				g.players[p.UUID] = f
 			}
 			f.hp = p.HP
-			f.x, f.y = p.X, p.Y
-			if f.x == 0 && f.y == 0 {
-				f.x, f.y = Spawn(i, n)
+			x, y := p.X, p.Y
+			if x == 0 && y == 0 {
+				x, y = Spawn(i, n)
+			}
+			f.place(x, y, now)
+			if p.TX != nil && p.TY != nil {
+				f.walk(*p.TX, *p.TY, now, g.speed)
 			}
 			f.joined = p.Status == "playing" || p.Status == "away"
 			f.out = p.Status == "out" || p.Status == "left" || p.HP <= 0
@@ -190,12 +239,19 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 			f.joined = true
 		} else if m.UUID != "" && len(g.players) < 64 {
 			x, y := Spawn(len(g.order), len(g.order)+1)
-			g.players[m.UUID] = &fighter{uuid: m.UUID, x: x, y: y, hp: 100, joined: true}
+			f := &fighter{uuid: m.UUID, hp: 100, joined: true}
+			f.place(x, y, now)
+			g.players[m.UUID] = f
 			g.order = append(g.order, m.UUID)
 		}
 	case "event":
-		if f := g.players[m.UUID]; f != nil && (m.Event == "move_to" || m.Event == "blink") && m.TX != nil && m.TY != nil {
-			f.x, f.y = *m.TX, *m.TY
+		if f := g.players[m.UUID]; f != nil && m.TX != nil && m.TY != nil {
+			switch m.Event {
+			case "move_to":
+				f.walk(*m.TX, *m.TY, now, g.speed)
+			case "blink":
+				f.place(*m.TX, *m.TY, now)
+			}
 		}
 	case "hp":
 		if f := g.players[m.UUID]; f != nil && m.HP != nil {
@@ -238,7 +294,8 @@ func (g *game) attackPeriod() time.Duration {
 
 // act returns the messages the bot sends now (possibly none): now and then
 // a move_to near its target, and an attack on a living opponent once its
-// attack period has passed (never faster than the server's cooldown).
+// attack period has passed (never faster than the server's cooldown) and
+// the target is within reach; out of reach it walks toward it first.
 func (g *game) act(now time.Time) [][]byte {
 	me := g.players[g.me]
 	if me == nil || me.out || !g.started {
@@ -254,17 +311,31 @@ func (g *game) act(now time.Time) [][]byte {
 	}
 	if !now.Before(g.nextMove) {
 		g.nextMove = now.Add(time.Duration(600+g.rng.IntN(900)) * time.Millisecond)
-		x, y := g.wander(me, t)
-		me.x, me.y = x, y
+		x, y := g.wander(me, t, now)
+		me.walk(x, y, now, g.speed)
 		out = append(out, moveMsg(x, y))
 	}
 	if t != nil && !now.Before(g.nextAttack) {
+		mx, my := me.pos(now, g.speed)
+		tx, ty := t.pos(now, g.speed)
+		if d := math.Hypot(tx-mx, ty-my); d > g.reach*0.85 {
+			// Out of reach: walk to half the reach from the target and
+			// attack once there.
+			if math.Hypot(me.tx-tx, me.ty-ty) > g.reach*0.6 {
+				k := (d - g.reach*0.5) / d
+				x, y := math.Round(mx+(tx-mx)*k), math.Round(my+(ty-my)*k)
+				me.walk(x, y, now, g.speed)
+				out = append(out, moveMsg(x, y))
+				g.nextMove = now.Add(time.Duration(600+g.rng.IntN(900)) * time.Millisecond)
+			}
+			return out
+		}
 		period := g.attackPeriod()
 		if !g.humanAlive() {
 			period = 0
 		}
 		g.nextAttack = now.Add(max(period, g.cooldown+50*time.Millisecond+time.Duration(g.rng.IntN(200))*time.Millisecond))
-		out = append(out, attackMsg(me, t, "b"+strconv.FormatUint(g.rng.Uint64()>>16, 36)))
+		out = append(out, attackMsg(mx, my, tx, ty, t.uuid, "b"+strconv.FormatUint(g.rng.Uint64()>>16, 36)))
 	}
 	return out
 }
@@ -287,13 +358,16 @@ func (g *game) pickTarget() *fighter {
 // wander picks the next position: towards a point about 160 units from
 // the target (or anywhere when there is none), with some jitter, inside
 // the arena.
-func (g *game) wander(me, t *fighter) (float64, float64) {
+func (g *game) wander(me, t *fighter, now time.Time) (float64, float64) {
 	var x, y float64
 	if t != nil {
 		a := g.rng.Float64() * 2 * math.Pi
-		x, y = t.x+160*math.Cos(a), t.y+160*math.Sin(a)
+		r := min(160, g.reach*0.5)
+		tx, ty := t.pos(now, g.speed)
+		x, y = tx+r*math.Cos(a), ty+r*math.Sin(a)
 	} else {
-		x, y = me.x+g.rng.Float64()*200-100, me.y+g.rng.Float64()*200-100
+		mx, my := me.pos(now, g.speed)
+		x, y = mx+g.rng.Float64()*200-100, my+g.rng.Float64()*200-100
 	}
 	return math.Round(clamp(x, margin, ArenaW-margin)), math.Round(clamp(y, margin, ArenaH-margin))
 }
@@ -310,8 +384,8 @@ func moveMsg(x, y float64) []byte {
 	return b
 }
 
-func attackMsg(me, t *fighter, ball string) []byte {
-	angle := math.Atan2(t.y-me.y, t.x-me.x)
+func attackMsg(mx, my, tx, ty float64, target, ball string) []byte {
+	angle := math.Atan2(ty-my, tx-mx)
 	b, _ := json.Marshal(struct {
 		Type   string  `json:"type"`
 		Event  string  `json:"event"`
@@ -320,7 +394,7 @@ func attackMsg(me, t *fighter, ball string) []byte {
 		X      float64 `json:"x"`
 		Y      float64 `json:"y"`
 		Angle  float64 `json:"angle"`
-	}{"event", "attack", t.uuid, ball, me.x, me.y, math.Round(angle*1000) / 1000})
+	}{"event", "attack", target, ball, math.Round(mx), math.Round(my), math.Round(angle*1000) / 1000})
 	return b
 }
 

@@ -49,7 +49,7 @@ func TestGameAttacksOnlyLivingJoinedOpponents(t *testing.T) {
 	if _, err := g.apply(state("me", "a", "me", "b-pending"), now); err != nil {
 		t.Fatal(err)
 	}
-	if g.cooldown != 400*time.Millisecond || g.players["me"].x != 591 {
+	if g.cooldown != 400*time.Millisecond || g.players["me"].tx != 591 {
 		t.Fatalf("state not applied: %+v %+v", g, g.players["me"])
 	}
 	attacks := map[string]int{}

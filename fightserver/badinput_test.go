@@ -1,7 +1,6 @@
 package fightserver
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/sdk"
 )
 
 func TestJoinRefusals(t *testing.T) {
@@ -150,7 +150,7 @@ func TestEventFloodClosed(t *testing.T) {
 	// A bucket of 10 that refills once in 1000 s: the 11th message is over
 	// the limit however slow the machine. Exactly 11 are sent, so the
 	// client writes nothing after the server's close.
-	e := newEnv(t, Config{EventRate: 0.001, EventBurst: 10})
+	e := newEnv(t, Config{Config: sdk.Config{EventRate: 0.001, EventBurst: 10}})
 	r := e.newRoom(1500, 1500)
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	for i := 0; i < 11; i++ {
@@ -199,7 +199,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if b := get("/healthz"); b != "ok" {
 		t.Fatalf("healthz %q", b)
 	}
-	if b := get("/metrics"); !strings.Contains(b, "arena_fight_rooms 1") || !strings.Contains(b, "arena_fight_connections 1") {
+	if b := get("/metrics"); !strings.Contains(b, `arena_game_rooms{game="fight"} 1`) || !strings.Contains(b, `arena_game_connections{game="fight"} 1`) || !strings.Contains(b, "arena_fight_events_total") {
 		t.Fatalf("metrics:\n%s", b)
 	}
 	// A plain HTTP request to /ws is refused, not upgraded.
@@ -211,7 +211,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if resp.StatusCode < 400 {
 		t.Fatalf("plain GET /ws: %d", resp.StatusCode)
 	}
-	st, _ := e.srv.Status(context.Background())
+	st := e.srv.Status()
 	if st.Load != 1 || st.Connections != 1 {
 		t.Fatalf("status %+v", st)
 	}

@@ -1,140 +1,205 @@
 package fightserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
 
-	"github.com/arena-game/arena/internal/wsconn"
-
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/sdk"
 )
 
-// Option keys a fight process reads from fleet.StartConfig.Options. Every
-// value is a string; durations use Go syntax ("10m", "30s", "250ms").
+// Option keys of the fight's configuration (the dispatcher's fight
+// options). Every value is a string; durations use Go syntax ("10m",
+// "30s", "250ms"). room-timeout, rejoin-grace, event-rate and event-burst
+// are the SDK's own settings (sdk.Key*); the others are the fight's rules.
 const (
-	OptRoomTimeout    = "room-timeout"    // how long a room may last (default 10m)
-	OptRejoinGrace    = "rejoin-grace"    // how long a dropped (or never-arrived) player may take to (re)join (default 30s)
-	OptEventRate      = "event-rate"      // messages per second per player before close (default 40)
-	OptEventBurst     = "event-burst"     // token-bucket burst for event-rate (default 200)
-	OptAttackDamage   = "attack-damage"   // hp an attack takes (default 20)
-	OptAttackCooldown = "attack-cooldown" // minimum time between one player's attacks (default 400ms)
+	OptRoomTimeout    = sdk.KeyRoomTimeout // how long a room may last (default 10m)
+	OptRejoinGrace    = sdk.KeyRejoinGrace // how long a dropped (or never-arrived) player may take to (re)join (default 30s)
+	OptEventRate      = sdk.KeyEventRate   // messages per second per player before close (default 40)
+	OptEventBurst     = sdk.KeyEventBurst  // token-bucket burst for event-rate (default 200)
+	OptAttackDamage   = "attack-damage"    // hp an attack takes (default 20)
+	OptAttackCooldown = "attack-cooldown"  // minimum time between one player's attacks (default 400ms)
+	OptAttackRange    = "attack-range"     // farthest an attack reaches, in arena units (default 300)
+	OptMoveSpeed      = "move-speed"       // units per second a player walks (default 240)
+	OptMoveCooldown   = "move-cooldown"    // minimum time between one player's move_to events (default 0: none)
+	OptBlinkRange     = "blink-range"      // farthest a blink goes (default 160)
+	OptBlinkCooldown  = "blink-cooldown"   // minimum time between one player's blinks (default 3s)
 )
 
 // Defaults.
 const (
-	DefaultRoomTimeout = 10 * time.Minute
-	DefaultRejoinGrace = 30 * time.Second
-	DefaultEventRate   = 40.0
-	// DefaultEventBurst is five seconds at DefaultEventRate. The bucket
-	// counts messages as the server reads them, so after a stall (a server
-	// starved of CPU) what a client sent meanwhile arrives at once: at 20
-	// messages a second a client survives a 10 s stall. A flood of 1,000 a
-	// second still empties the bucket in about 0.2 s.
-	DefaultEventBurst     = 200
+	DefaultRoomTimeout    = sdk.DefaultRoomTimeout
+	DefaultRejoinGrace    = sdk.DefaultRejoinGrace
+	DefaultEventRate      = sdk.DefaultEventRate
+	DefaultEventBurst     = sdk.DefaultEventBurst
 	DefaultAttackDamage   = 20
 	DefaultAttackCooldown = 400 * time.Millisecond
+	DefaultAttackRange    = 300.0
+	DefaultMoveSpeed      = 240.0
+	DefaultBlinkRange     = 160.0
+	DefaultBlinkCooldown  = 3 * time.Second
 	// StartHP is every player's hp when a room starts.
 	StartHP = 100
 	// MinPlayers and MaxPlayers bound a room's size.
 	MinPlayers = 2
 	MaxPlayers = 16
-	// EloK is the Elo K factor.
-	EloK = 32
+	// ArenaW and ArenaH are the arena's size; positions stay inside it.
+	ArenaW = 800.0
+	ArenaH = 600.0
 )
 
-// Config is a fight server's behaviour. The zero value of a field takes its
-// default (see Defaults); use DefaultConfig or ParseOptions.
-type Config struct {
-	// RoomTimeout ends a room with reason "timeout" this long after it was
-	// assigned (earlier if the room's Expires comes first).
-	RoomTimeout time.Duration
-	// RejoinGrace is how long a member who dropped, or who never arrived,
-	// keeps its place. Past it the member has left (and lost).
-	RejoinGrace time.Duration
-	// EventRate is the sustained number of messages per second one
-	// connection may send; EventBurst is the bucket size. Past them the
-	// player gets a rate_limited error and the connection is closed.
-	EventRate  float64
-	EventBurst int
+// Rules are the fight's rules. Zero fields take the defaults; a negative
+// cooldown means none.
+type Rules struct {
 	// AttackDamage is the hp one attack takes; clients never choose it.
 	AttackDamage int
-	// AttackCooldown is the minimum time between one player's attacks;
-	// negative means none.
+	// AttackCooldown is the minimum time between one player's attacks.
 	AttackCooldown time.Duration
-	// EndedMemory is how long an ended room's id is remembered, so late
-	// joiners get room_over rather than wrong_room (default 1h).
-	EndedMemory time.Duration
-	// WS are the WebSocket limits (default: 64 KiB messages, 256 queued
-	// outbound messages per connection, 60s idle, pings every 25s, a 1 KiB
-	// read buffer).
-	WS wsconn.Options
+	// AttackRange is how far from the attacker's position (as the server
+	// moves it) a target may be.
+	AttackRange float64
+	// MoveSpeed is how fast a player walks toward its move_to target.
+	MoveSpeed float64
+	// MoveCooldown is the minimum time between one player's move_to
+	// events (zero: none).
+	MoveCooldown time.Duration
+	// BlinkRange is the farthest a blink jumps from the player's position.
+	BlinkRange float64
+	// BlinkCooldown is the minimum time between one player's blinks.
+	BlinkCooldown time.Duration
+}
+
+func (r Rules) withDefaults() Rules {
+	if r.AttackDamage <= 0 {
+		r.AttackDamage = DefaultAttackDamage
+	}
+	if r.AttackCooldown == 0 {
+		r.AttackCooldown = DefaultAttackCooldown
+	}
+	if r.AttackRange <= 0 {
+		r.AttackRange = DefaultAttackRange
+	}
+	if r.MoveSpeed <= 0 {
+		r.MoveSpeed = DefaultMoveSpeed
+	}
+	if r.BlinkRange <= 0 {
+		r.BlinkRange = DefaultBlinkRange
+	}
+	if r.BlinkCooldown == 0 {
+		r.BlinkCooldown = DefaultBlinkCooldown
+	}
+	return r
+}
+
+// Config is a fight server's behaviour: the SDK's settings and the rules.
+// The zero value of a field takes its default; use DefaultConfig or
+// ParseOptions.
+type Config struct {
+	sdk.Config
+	Rules
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{}.withDefaults() }
-
-func (c Config) withDefaults() Config {
-	if c.RoomTimeout <= 0 {
-		c.RoomTimeout = DefaultRoomTimeout
-	}
-	if c.RejoinGrace <= 0 {
-		c.RejoinGrace = DefaultRejoinGrace
-	}
-	if c.EventRate <= 0 {
-		c.EventRate = DefaultEventRate
-	}
-	if c.EventBurst <= 0 {
-		c.EventBurst = DefaultEventBurst
-	}
-	if c.AttackDamage <= 0 {
-		c.AttackDamage = DefaultAttackDamage
-	}
-	if c.AttackCooldown == 0 { // negative means no cooldown
-		c.AttackCooldown = DefaultAttackCooldown
-	}
-	if c.EndedMemory <= 0 {
-		c.EndedMemory = time.Hour
-	}
-	if c.WS.MaxMessage <= 0 {
-		c.WS.MaxMessage = 64 << 10
-	}
-	if c.WS.ReadBuffer <= 0 {
-		c.WS.ReadBuffer = 1 << 10 // fight messages are ~100 bytes; larger ones are read through
-	}
-	return c
+func DefaultConfig() Config {
+	return Config{Config: sdk.Config{Game: Name, RoomTimeout: DefaultRoomTimeout, RejoinGrace: DefaultRejoinGrace,
+		EventRate: DefaultEventRate, EventBurst: DefaultEventBurst}, Rules: Rules{}.withDefaults()}
 }
 
 // ParseOptions builds a Config from the dispatcher's option map. Keys it
 // does not know are returned in unknown (sorted) and otherwise ignored; a
 // known key with a bad or out-of-range value is an error naming the key.
 func ParseOptions(opts map[string]string) (cfg Config, unknown []string, err error) {
+	raw := sdk.ConfigFromOptions(opts)
 	cfg = DefaultConfig()
-	for k, v := range opts {
+	if cfg.Config, err = sdk.ParseConfig(cfg.Config, raw); err != nil {
+		return Config{}, nil, err
+	}
+	if cfg.Rules, err = parseRules(cfg.Rules, raw); err != nil {
+		return Config{}, nil, err
+	}
+	for k := range opts {
 		switch k {
-		case OptRoomTimeout:
-			cfg.RoomTimeout, err = fleet.OptionDuration(k, v, 10*time.Millisecond, 24*time.Hour)
-		case OptRejoinGrace:
-			cfg.RejoinGrace, err = fleet.OptionDuration(k, v, 10*time.Millisecond, time.Hour)
-		case OptEventRate:
-			cfg.EventRate, err = fleet.OptionNumber(k, v, 0.1, 100000)
-		case OptEventBurst:
-			cfg.EventBurst, err = fleet.OptionInt(k, v, 1, 1000000)
-		case OptAttackDamage:
-			cfg.AttackDamage, err = fleet.OptionInt(k, v, 1, StartHP)
-		case OptAttackCooldown:
-			cfg.AttackCooldown, err = fleet.OptionDuration(k, v, 0, time.Hour)
-			if err == nil && cfg.AttackCooldown == 0 {
-				cfg.AttackCooldown = -1 // explicit zero: no cooldown
-			}
+		case OptRoomTimeout, OptRejoinGrace, OptEventRate, OptEventBurst, sdk.KeyMaxMessage, sdk.KeyInbox, sdk.KeyCallbackDeadline,
+			OptAttackDamage, OptAttackCooldown, OptAttackRange, OptMoveSpeed, OptMoveCooldown, OptBlinkRange, OptBlinkCooldown:
 		default:
 			unknown = append(unknown, k)
-			continue
-		}
-		if err != nil {
-			return Config{}, nil, fmt.Errorf("parse options: %w", err)
 		}
 	}
 	sort.Strings(unknown)
-	return cfg.withDefaults(), unknown, nil
+	return cfg, unknown, nil
+}
+
+// parseRules reads the rules' keys from a configuration JSON object of
+// strings (or numbers) on top of base.
+func parseRules(base Rules, raw []byte) (Rules, error) {
+	var m map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return base, fmt.Errorf("parse fight options: %w", err)
+		}
+	}
+	r := base
+	str := func(k string) (string, bool) {
+		v, ok := m[k]
+		if !ok {
+			return "", false
+		}
+		switch v := v.(type) {
+		case string:
+			return v, true
+		case float64:
+			return fmt.Sprint(v), true
+		}
+		return "?", true
+	}
+	dur := func(k string, dst *time.Duration, lo, hi time.Duration) error {
+		s, ok := str(k)
+		if !ok {
+			return nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < lo || d > hi {
+			return fmt.Errorf("parse fight options: %s: %q is not a duration from %v to %v", k, s, lo, hi)
+		}
+		if d == 0 {
+			d = -1 // explicit zero: none
+		}
+		*dst = d
+		return nil
+	}
+	num := func(k string, dst *float64, lo, hi float64) error {
+		s, ok := str(k)
+		if !ok {
+			return nil
+		}
+		var f float64
+		if _, err := fmt.Sscan(s, &f); err != nil || f != f || f < lo || f > hi {
+			return fmt.Errorf("parse fight options: %s: %q is not a number from %v to %v", k, s, lo, hi)
+		}
+		*dst = f
+		return nil
+	}
+	dmg := float64(r.AttackDamage)
+	for _, err := range []error{
+		num(OptAttackDamage, &dmg, 1, StartHP),
+		dur(OptAttackCooldown, &r.AttackCooldown, 0, time.Hour),
+		num(OptAttackRange, &r.AttackRange, 1, 100000),
+		num(OptMoveSpeed, &r.MoveSpeed, 1, 1000000),
+		dur(OptMoveCooldown, &r.MoveCooldown, 0, time.Hour),
+		num(OptBlinkRange, &r.BlinkRange, 1, 100000),
+		dur(OptBlinkCooldown, &r.BlinkCooldown, 0, time.Hour),
+	} {
+		if err != nil {
+			return base, err
+		}
+	}
+	if dmg != float64(int(dmg)) {
+		return base, fmt.Errorf("parse fight options: %s: want a whole number", OptAttackDamage)
+	}
+	r.AttackDamage = int(dmg)
+	if r.MoveCooldown < 0 {
+		r.MoveCooldown = 0
+	}
+	return r.withDefaults(), nil
 }

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/sdk"
 )
 
 const testSecret = "fight-test-secret"
@@ -24,10 +24,10 @@ const wait = 10 * time.Second
 
 type env struct {
 	t      *testing.T
-	srv    *Server
+	srv    *sdk.Server
 	st     store.Store
 	signer *auth.Signer
-	rep    *MemReporter
+	rep    *sdk.MemReporter
 	addr   string
 	url    string
 }
@@ -41,8 +41,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := &MemReporter{}
-	srv, err := New(cfg, Deps{Store: st, Signer: signer, Reporter: rep, Logger: quietLogger()})
+	rep := &sdk.MemReporter{}
+	if cfg.AttackRange == 0 {
+		cfg.AttackRange = 100000 // the range has its own tests
+	}
+	srv, err := New(cfg, sdk.Deps{Store: st, Signer: signer, Reporter: rep, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +58,14 @@ func newEnv(t *testing.T, cfg Config) *env {
 }
 
 // newRoom assigns a room with one player per score (1500 each if none).
-func (e *env) newRoom(scores ...int) fleet.Room {
+func (e *env) newRoom(scores ...int) sdk.RoomSpec {
 	e.t.Helper()
 	if len(scores) == 0 {
 		scores = []int{1500, 1500}
 	}
-	r := fleet.Room{ID: auth.RandomID(6), Expires: time.Now().Add(time.Hour)}
+	r := sdk.RoomSpec{ID: auth.RandomID(6), Expires: time.Now().Add(time.Hour)}
 	for i, s := range scores {
-		r.Players = append(r.Players, fleet.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("p%d", i), Photo: fmt.Sprintf("https://img/%d.png", i), Score: s})
+		r.Players = append(r.Players, sdk.PlayerSpec{UUID: auth.NewUUID(), Username: fmt.Sprintf("p%d", i), Photo: fmt.Sprintf("https://img/%d.png", i), Rating: s})
 	}
 	if _, err := e.srv.AssignRoom(context.Background(), r); err != nil {
 		e.t.Fatalf("assign room: %v", err)
@@ -70,7 +73,7 @@ func (e *env) newRoom(scores ...int) fleet.Room {
 	return r
 }
 
-func (e *env) ticket(r fleet.Room, i int) string {
+func (e *env) ticket(r sdk.RoomSpec, i int) string {
 	e.t.Helper()
 	p := r.Players[i]
 	tok, err := e.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: r.ID, Addr: e.url}, time.Hour)
@@ -93,7 +96,7 @@ func (e *env) dial(tok string) *wsconn.Client {
 }
 
 // join dials member i and reads its state message.
-func (e *env) join(r fleet.Room, i int) *wsconn.Client {
+func (e *env) join(r sdk.RoomSpec, i int) *wsconn.Client {
 	e.t.Helper()
 	cl := e.dial(e.ticket(r, i))
 	expect(e.t, cl, "state")
@@ -192,3 +195,22 @@ func sendf(t *testing.T, cl *wsconn.Client, format string, a ...any) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// ResultPlayer is one member's line in a result message, best placed first.
+type ResultPlayer struct {
+	UUID     string `json:"uuid"`
+	Username string `json:"username"`
+	OldScore int    `json:"old_score"`
+	NewScore int    `json:"new_score"`
+	HP       int    `json:"hp"`
+	Place    int    `json:"place"`
+}
+
+// Result is the {"type":"result"} message sent when a room ends.
+type Result struct {
+	Type    string         `json:"type"`
+	Room    string         `json:"room"`
+	Winner  string         `json:"winner"`
+	Reason  string         `json:"reason"`
+	Players []ResultPlayer `json:"players"`
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/sdk"
 )
 
 // fakeDispatcher answers the line protocol's add/del with ok and records
@@ -74,7 +75,7 @@ func freePort(t *testing.T) int {
 
 // dispense serves a new Process over go-plugin's in-process gRPC
 // connection and returns the dispatcher's side of it.
-func dispense(t *testing.T) (fleet.Process, *Process) {
+func dispense(t *testing.T) (fleet.Process, *sdk.Process) {
 	impl := NewProcess(quietLogger())
 	t.Cleanup(impl.Shutdown)
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{fleet.PluginName: &fleet.GRPCPlugin{Impl: impl}})

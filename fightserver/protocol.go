@@ -2,32 +2,35 @@ package fightserver
 
 import (
 	"encoding/json"
+	"github.com/arena-game/arena/sdk"
 	"strconv"
 
 	"github.com/arena-game/arena/internal/ids"
 )
 
-// Error codes sent as {"type":"error","code":CODE,"message":...}. Codes
-// marked "then close" are followed by a close frame; the others leave the
-// connection open.
+// Error codes sent as {"type":"error","code":CODE,"message":...}. The
+// join, rate-limit and shutdown codes are the SDK's (they close the
+// connection); the fight's own leave it open.
 const (
-	CodeBadTicket      = "bad_ticket"      // missing, malformed or forged ticket; then close
-	CodeExpiredTicket  = "expired_ticket"  // the ticket's expiry passed; then close
-	CodeWrongKind      = "wrong_kind"      // a token of another kind (e.g. a player token); then close
-	CodeWrongRoom      = "wrong_room"      // the ticket's room is not hosted here; then close
-	CodeNotMember      = "not_member"      // the ticket's subject is not a member of the room; then close
-	CodeRoomOver       = "room_over"       // the room has ended; then close
-	CodeLeftRoom       = "left_room"       // the player left or its rejoin grace passed; then close
-	CodeReplaced       = "replaced"        // a newer connection with the same ticket took over; then close
-	CodeRateLimited    = "rate_limited"    // more messages than the event rate allows; then close
-	CodeServerShutdown = "server_shutdown" // the fight server is stopping; the message names the room; then close
-	CodeBadJSON        = "bad_json"        // not a JSON object
-	CodeUnknownType    = "unknown_type"    // "type" missing or not one of event, leave, ping
-	CodeUnknownEvent   = "unknown_event"   // "event" not one of the five events
-	CodeBadEvent       = "bad_event"       // a field is missing, of the wrong type or out of range
-	CodeBadTarget      = "bad_target"      // attack on a non-member, oneself, an absent or an out player
-	CodeCooldown       = "cooldown"        // attack before the attacker's cooldown passed
-	CodePlayerOut      = "player_out"      // an out player may only send message events
+	CodeBadTicket      = sdk.CodeBadTicket
+	CodeExpiredTicket  = sdk.CodeExpiredTicket
+	CodeWrongKind      = sdk.CodeWrongKind
+	CodeWrongRoom      = sdk.CodeWrongRoom
+	CodeNotMember      = sdk.CodeNotMember
+	CodeRoomOver       = sdk.CodeRoomOver
+	CodeLeftRoom       = sdk.CodeLeftRoom
+	CodeReplaced       = sdk.CodeReplaced
+	CodeRateLimited    = sdk.CodeRateLimited
+	CodeServerShutdown = sdk.CodeServerShutdown
+	CodeBadJSON        = sdk.CodeBadJSON
+	CodeUnknownType    = sdk.CodeUnknownType // "type" missing or not one of event, leave, ping
+	CodeUnknownEvent   = "unknown_event"     // "event" not one of the five events
+	CodeBadEvent       = "bad_event"         // a field is missing, of the wrong type or out of range
+	CodeBadTarget      = "bad_target"        // attack on a non-member, oneself, an absent or an out player
+	CodeCooldown       = "cooldown"          // attack, blink or move before the player's cooldown passed
+	CodeOutOfRange     = "out_of_range"      // attack on a target farther than the attack range
+	CodeTooFar         = "too_far"           // blink farther than the blink range
+	CodePlayerOut      = "player_out"        // an out player may only send message events
 )
 
 // Event names (the "event" field of {"type":"event"}).
@@ -84,11 +87,9 @@ type event struct {
 }
 
 // protoError is an error the client is told about.
-type protoError struct{ Code, Message string }
+type protoError = sdk.ClientError
 
-func (e *protoError) Error() string { return e.Code + ": " + e.Message }
-
-func perr(code, msg string) *protoError { return &protoError{Code: code, Message: msg} }
+func perr(code, msg string) *protoError { return sdk.Errorf(code, msg) }
 
 func hasControl(s string) bool {
 	for _, r := range s {
@@ -160,14 +161,4 @@ func appendID(b []byte, key, v string) []byte {
 func appendJSONString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s)
 	return append(b, q...)
-}
-
-// errorMsg encodes {"type":"error","code":code,"message":msg}.
-func errorMsg(code, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}{"error", code, msg})
-	return b
 }

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/sdk"
+	"github.com/arena-game/arena/internal/elo"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
@@ -42,7 +43,7 @@ func countCreatePlayers(t *testing.T, cl *wsconn.Client, n int) []string {
 }
 
 func TestFullRoom(t *testing.T) {
-	e := newEnv(t, Config{AttackCooldown: -1})
+	e := newEnv(t, Config{Rules: Rules{AttackCooldown: -1}})
 	ctx := context.Background()
 	r := e.newRoom(1500, 1520, 1540)
 	a, b, c := r.Players[0], r.Players[1], r.Players[2]
@@ -104,7 +105,7 @@ func TestFullRoom(t *testing.T) {
 	}
 	// Placement: a won, c went out last, b first.
 	olds := []int{1500, 1540, 1520}
-	deltas := EloDeltas(olds, []int{0, 1, 2}, EloK)
+	deltas := elo.Deltas(olds, []int{0, 1, 2}, elo.K)
 	for i, u := range []string{a.UUID, c.UUID, b.UUID} {
 		p := res.Players[i]
 		if p.UUID != u || p.Place != i+1 || p.OldScore != olds[i] || p.NewScore != olds[i]+deltas[i] {
@@ -125,11 +126,11 @@ func TestFullRoom(t *testing.T) {
 		t.Fatalf("c record %+v", rec)
 	}
 	rr, _, err := records.GetRoom(ctx, e.st, r.ID)
-	if err != nil || rr.State != records.RoomEnded || rr.Winner != a.UUID || rr.Reason != ReasonLastStanding || rr.Players[1].HP != 0 {
+	if err != nil || rr.State != records.RoomEnded || rr.Winner != a.UUID || rr.Reason != ReasonLastStanding {
 		t.Fatalf("room record %+v %v", rr, err)
 	}
 	waitfor.Cond(t, "del report", func() bool { return slices.Equal(e.rep.Calls(), []string{"add|" + r.ID, "del|" + r.ID}) })
-	if st, _ := e.srv.Status(ctx); st.Load != 0 {
+	if st := e.srv.Status(); st.Load != 0 {
 		t.Fatalf("load after the room ended: %+v", st)
 	}
 	// Late joiners hear the room is over.
@@ -139,17 +140,17 @@ func TestFullRoom(t *testing.T) {
 }
 
 func TestSpoofedFieldsAreStripped(t *testing.T) {
-	e := newEnv(t, Config{AttackCooldown: -1})
+	e := newEnv(t, Config{Rules: Rules{AttackCooldown: -1}})
 	r := e.newRoom(1500, 1500)
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	// Another player's uuid, damage, hp and unknown fields are not relayed.
-	sendf(t, ca, `{"type":"event","event":"move_to","tx":1.5,"ty":-2,"uuid":%q,"damage":99,"hp":0,"extra":{"a":[1]},"ts":42}`, r.Players[1].UUID)
+	sendf(t, ca, `{"type":"event","event":"move_to","tx":1.5,"ty":2,"uuid":%q,"damage":99,"hp":0,"extra":{"a":[1]},"ts":42}`, r.Players[1].UUID)
 	for {
 		m, raw := recv(t, cb)
 		if m.str("type") != "event" {
 			continue
 		}
-		want := `{"type":"event","event":"move_to","uuid":"` + r.Players[0].UUID + `","tx":1.5,"ty":-2,"ts":42}`
+		want := `{"type":"event","event":"move_to","uuid":"` + r.Players[0].UUID + `","tx":1.5,"ty":2,"ts":42}`
 		if string(raw) != want {
 			t.Fatalf("relayed %s, want %s", raw, want)
 		}
@@ -168,7 +169,7 @@ func TestSpoofedFieldsAreStripped(t *testing.T) {
 }
 
 func TestAttackRules(t *testing.T) {
-	e := newEnv(t, Config{AttackCooldown: time.Hour})
+	e := newEnv(t, Config{Rules: Rules{AttackCooldown: time.Hour}})
 	r := e.newRoom(1500, 1500, 1500)
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	att := func(target string) {
@@ -193,7 +194,7 @@ func TestAttackRules(t *testing.T) {
 }
 
 func TestRejoinGetsState(t *testing.T) {
-	e := newEnv(t, Config{AttackCooldown: -1})
+	e := newEnv(t, Config{Rules: Rules{AttackCooldown: -1}})
 	r := e.newRoom(1500, 1500, 1500)
 	ca, cb, cc := e.join(r, 0), e.join(r, 1), e.join(r, 2)
 	for _, cl := range []*wsconn.Client{ca, cb, cc} {
@@ -215,7 +216,7 @@ func TestRejoinGetsState(t *testing.T) {
 	}
 	players := st["players"].([]any)
 	pa, pb := msg(players[0].(map[string]any)), msg(players[1].(map[string]any))
-	if pa.num("x") != 5 || pa.num("y") != 6 || pb.num("hp") != 80 || pb.str("status") != "playing" || pa.num("hp") != 100 {
+	if pa.num("tx") != 5 || pa.num("ty") != 6 || pb.num("hp") != 80 || pb.str("status") != "playing" || pa.num("hp") != 100 {
 		t.Fatalf("state players %v", players)
 	}
 	countCreatePlayers(t, cb2, 3)
@@ -225,7 +226,7 @@ func TestRejoinGetsState(t *testing.T) {
 		}
 	}
 	// The rejoined player plays on.
-	send(t, cb2, `{"type":"event","event":"blink","tx":7,"ty":8}`)
+	send(t, cb2, `{"type":"event","event":"blink","tx":600,"ty":400}`)
 	if m := expect(t, ca, "event"); m.str("uuid") != r.Players[1].UUID || m.str("event") != "blink" {
 		t.Fatalf("relayed %v", m)
 	}
@@ -257,7 +258,7 @@ func TestSecondConnectionReplacesFirst(t *testing.T) {
 }
 
 func TestRejoinGraceExpires(t *testing.T) {
-	e := newEnv(t, Config{RejoinGrace: 200 * time.Millisecond})
+	e := newEnv(t, Config{Config: sdk.Config{RejoinGrace: 200 * time.Millisecond}})
 	r := e.newRoom(1500, 1500)
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	cb.Close(wsconn.CloseNormal, "")
@@ -300,7 +301,7 @@ func TestLeave(t *testing.T) {
 }
 
 func TestRoomTimeout(t *testing.T) {
-	e := newEnv(t, Config{RoomTimeout: 300 * time.Millisecond})
+	e := newEnv(t, Config{Config: sdk.Config{RoomTimeout: 300 * time.Millisecond}})
 	r := e.newRoom(1500, 1500, 1500)
 	ca, cb, cc := e.join(r, 0), e.join(r, 1), e.join(r, 2)
 	sendf(t, ca, `{"type":"event","event":"attack","target":%q,"ball_uuid":"b","x":0,"y":0,"angle":0}`, r.Players[1].UUID)
@@ -322,7 +323,7 @@ func TestRoomTimeout(t *testing.T) {
 }
 
 func TestNoShow(t *testing.T) {
-	e := newEnv(t, Config{RejoinGrace: 100 * time.Millisecond})
+	e := newEnv(t, Config{Config: sdk.Config{RejoinGrace: 100 * time.Millisecond}})
 	r := e.newRoom(1500, 1600)
 	waitfor.Cond(t, "the room to end", func() bool { return len(e.rep.Calls()) == 2 })
 	rr, _, err := records.GetRoom(context.Background(), e.st, r.ID)
@@ -338,25 +339,25 @@ func TestAssignRoomErrors(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := context.Background()
 	r := e.newRoom()
-	if _, err := e.srv.AssignRoom(ctx, r); !errorsIs(err, fleet.ErrExists) {
+	if _, err := e.srv.AssignRoom(ctx, r); !errorsIs(err, sdk.ErrRoomExists) {
 		t.Fatalf("assign twice: %v", err)
 	}
-	two := []fleet.Player{{UUID: "a"}, {UUID: "b"}}
-	for name, bad := range map[string]fleet.Room{
+	two := []sdk.PlayerSpec{{UUID: "a"}, {UUID: "b"}}
+	for name, bad := range map[string]sdk.RoomSpec{
 		"bad id":     {ID: "no spaces", Players: two},
 		"empty id":   {ID: "", Players: two},
 		"one player": {ID: "r1", Players: two[:1]},
-		"repeated":   {ID: "r2", Players: []fleet.Player{{UUID: "a"}, {UUID: "a"}}},
-		"bad uuid":   {ID: "r3", Players: []fleet.Player{{UUID: "a"}, {UUID: `"}`}}},
+		"repeated":   {ID: "r2", Players: []sdk.PlayerSpec{{UUID: "a"}, {UUID: "a"}}},
+		"bad uuid":   {ID: "r3", Players: []sdk.PlayerSpec{{UUID: "a"}, {UUID: `"}`}}},
 		"expired":    {ID: "r4", Players: two, Expires: time.Now().Add(-time.Minute)},
-		"too many":   {ID: "r5", Players: make([]fleet.Player, MaxPlayers+1)},
+		"too many":   {ID: "r5", Players: make([]sdk.PlayerSpec, MaxPlayers+1)},
 	} {
-		if _, err := e.srv.AssignRoom(ctx, bad); !errorsIs(err, ErrBadRoom) {
+		if _, err := e.srv.AssignRoom(ctx, bad); !errorsIs(err, sdk.ErrBadRoom) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	e.rep.Fail = errorString("dispatcher refused")
-	failed := fleet.Room{ID: "refused", Players: two}
+	failed := sdk.RoomSpec{ID: "refused", Players: two}
 	if _, err := e.srv.AssignRoom(ctx, failed); err == nil {
 		t.Fatal("assign with a failing add report succeeded")
 	}
@@ -364,13 +365,13 @@ func TestAssignRoomErrors(t *testing.T) {
 	if load, err := e.srv.AssignRoom(ctx, failed); err != nil || load != 2 {
 		t.Fatalf("assign after the report works again: %d %v", load, err)
 	}
-	if n, _ := e.srv.Drain(ctx, time.Now().Add(50*time.Millisecond)); n != 2 {
+	if n := e.srv.Drain(ctx, time.Now().Add(50*time.Millisecond)); n != 2 {
 		t.Fatalf("drain left %d rooms, want 2", n)
 	}
-	if _, err := e.srv.AssignRoom(ctx, fleet.Room{ID: "late", Players: two}); !errorsIs(err, fleet.ErrDraining) {
+	if _, err := e.srv.AssignRoom(ctx, sdk.RoomSpec{ID: "late", Players: two}); !errorsIs(err, sdk.ErrDraining) {
 		t.Fatalf("assign while draining: %v", err)
 	}
-	if st, _ := e.srv.Status(ctx); !st.Draining || st.Load != 2 {
+	if st := e.srv.Status(); !st.Draining || st.Load != 2 {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -381,7 +382,7 @@ func TestDrainWaitsForRooms(t *testing.T) {
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	done := make(chan int)
 	go func() {
-		n, _ := e.srv.Drain(context.Background(), time.Now().Add(wait))
+		n := e.srv.Drain(context.Background(), time.Now().Add(wait))
 		done <- n
 	}()
 	send(t, cb, `{"type":"leave"}`)

@@ -65,7 +65,9 @@ func (a *Arena) store(t *testing.T) store.Store {
 
 // TestMatchDoneWhen is issue 3's acceptance test.
 func TestMatchDoneWhen(t *testing.T) {
-	a := startArena(t, "dispatcher", "--tick", "200ms", "--maxnum", "10")
+	// Attacks reach across the arena: this test is about matching and
+	// ratings (the fight's range has its own tests in fightserver).
+	a := startArena(t, "dispatcher", "--tick", "200ms", "--maxnum", "10", "--fight-option", "attack-range=100000")
 	ctx := ctxT(t, 40*time.Second)
 	type player struct {
 		uuid  string

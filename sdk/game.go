@@ -103,6 +103,12 @@ type Setupper interface {
 	Setup(env Env) error
 }
 
+// Namer is implemented by a Game with a fixed name: its process refuses
+// to start as another kind (a start request's kind is the game's name).
+type Namer interface {
+	Name() string
+}
+
 // Env is what Setup receives.
 type Env struct {
 	// Config is the game's own configuration: the JSON object the

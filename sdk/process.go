@@ -76,6 +76,12 @@ func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, err
 	if p.srv != nil {
 		return p.addr, nil
 	}
+	if n, ok := p.game.(Namer); ok {
+		if cfg.Kind != "" && cfg.Kind != n.Name() {
+			return "", fmt.Errorf("start: this is a %s process, not %q", n.Name(), cfg.Kind)
+		}
+		cfg.Kind = n.Name()
+	}
 	if cfg.Kind == "" {
 		return "", errors.New("start: no kind: the game's name comes from the start request")
 	}

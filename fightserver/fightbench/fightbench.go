@@ -248,6 +248,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		// Ten seconds' worth: when the machine starves the server for
 		// seconds, a backlog arrives at once and is not a flood.
 		fightserver.OptEventBurst: strconv.Itoa(int(max(fightserver.DefaultEventBurst, 10*cfg.Rate))),
+		// The load blinks once a second across its 100-unit square from
+		// spawn points farther away: relay every blink, as before the
+		// server checked blinks.
+		fightserver.OptBlinkRange:    "100000",
+		fightserver.OptBlinkCooldown: "0",
 	}
 	start := fleet.StartConfig{Kind: fleet.KindFight, Host: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Options: opts}
 	tgt, err := startFight(ctx, cfg, start)

@@ -10,8 +10,8 @@ import { Socket, colorFor, photoURL, isBot } from './ui.js';
 export const ARENA_W = 800;
 export const ARENA_H = 600;
 const RADIUS = 24;
-const SPEED = 240; // units per second, for drawing movement
-const BLINK = 160; // how far a blink goes
+const SPEED = 240; // units per second a player walks, until the room's state says
+const BLINK = 160; // how far a blink goes, until the room's state says
 
 /** spawn is where member i of n starts (the fight server reports 0,0). */
 export function spawn(i, n) {
@@ -60,6 +60,13 @@ export class Fight {
     this.fireballs = [];
     this.floats = [];
     this.cooldown = 400;
+    // The server's rules (from state): it moves players at speed, and
+    // refuses attacks beyond range and blinks beyond blinkRange.
+    this.range = Infinity;
+    this.speed = SPEED;
+    this.blinkRange = BLINK;
+    this.blinkCooldown = 3000;
+    this.pending = null; // the uuid to attack once in range
     this.lastAttack = 0;
     this.lastBlink = 0;
     this.endsAt = 0;
@@ -126,6 +133,10 @@ export class Fight {
       case 'state': {
         this.me = m.you || this.me;
         this.cooldown = Math.max(0, Number(m.attack_cooldown_ms) || 0);
+        if (Number(m.attack_range) > 0) this.range = Number(m.attack_range);
+        if (Number(m.move_speed) > 0) this.speed = Number(m.move_speed);
+        if (Number(m.blink_range) > 0) this.blinkRange = Number(m.blink_range);
+        if (Number(m.blink_cooldown_ms) >= 0 && m.blink_cooldown_ms !== undefined) this.blinkCooldown = Number(m.blink_cooldown_ms);
         this.endsAt = Number(m.ends_at) || 0;
         const list = Array.isArray(m.players) ? m.players : [];
         list.forEach((p, i) => {
@@ -133,6 +144,7 @@ export class Fight {
           f.hp = Number(p.hp) || 0;
           f.status = p.status || 'playing';
           if (p.x || p.y) { f.x = f.tx = p.x; f.y = f.ty = p.y; }
+          if (Number.isFinite(p.tx) && Number.isFinite(p.ty)) { f.tx = p.tx; f.ty = p.ty; }
         });
         const me = this.players.get(this.me);
         if (me && me.status === 'pending') me.status = 'playing';
@@ -180,7 +192,7 @@ export class Fight {
         break;
       case 'error':
         switch (m.code) {
-          case 'cooldown': case 'bad_target': case 'player_out': break;
+          case 'cooldown': case 'bad_target': case 'player_out': case 'out_of_range': case 'too_far': break;
           case 'bad_ticket': case 'expired_ticket': case 'wrong_kind': case 'wrong_room': case 'not_member':
           case 'room_over': case 'left_room': case 'replaced': case 'rate_limited': case 'server_shutdown':
             this.refused = { code: m.code, message: m.message || m.code };
@@ -229,6 +241,7 @@ export class Fight {
         c.focus({ preventScroll: true });
         const p = this.toArena(e);
         this.mouse = { x: p.x, y: p.y, inside: e.pointerType === 'mouse' };
+        this.pending = null;
         this.moveTo(p.x, p.y);
       },
       pointermove: (e) => { const p = this.toArena(e); this.mouse = { x: p.x, y: p.y, inside: true }; },
@@ -300,10 +313,23 @@ export class Fight {
     this.sock.send({ type: 'event', event: 'move_to', tx: x, ty: y });
   }
 
-  /** attack sends an attack on t (the server applies the damage). */
+  /**
+   * attack sends an attack on t (the server applies the damage). A target
+   * beyond the attack range is walked toward first, and attacked once in
+   * range (see frame).
+   */
   attack(t) {
     const me = this.self;
     if (!me || !this.alive(me) || !this.targetable(t) || this.over) return false;
+    const d = Math.hypot(t.x - me.x, t.y - me.y);
+    if (d > this.range * 0.9) {
+      this.pending = t.uuid;
+      if (Math.hypot(me.tx - t.x, me.ty - t.y) > this.range * 0.7) {
+        const k = (d - this.range * 0.5) / d;
+        this.moveTo(me.x + (t.x - me.x) * k, me.y + (t.y - me.y) * k);
+      }
+      return false;
+    }
     const now = performance.now();
     if (now - this.lastAttack < this.cooldown) return false;
     this.lastAttack = now;
@@ -319,11 +345,11 @@ export class Fight {
     const me = this.self;
     if (!me || !this.alive(me)) return;
     const now = performance.now();
-    if (now - this.lastBlink < 3000) return;
+    if (now - this.lastBlink < this.blinkCooldown) return;
     this.lastBlink = now;
     const dx = this.mouse.x - me.x, dy = this.mouse.y - me.y;
     const d = Math.hypot(dx, dy) || 1;
-    const k = Math.min(1, BLINK / d);
+    const k = Math.min(1, (this.blinkRange - 1) / d);
     const x = Math.round(clampX(me.x + dx * k)), y = Math.round(clampY(me.y + dy * k));
     me.x = me.tx = x; me.y = me.ty = y;
     this.sock.send({ type: 'event', event: 'blink', tx: x, ty: y });
@@ -356,9 +382,14 @@ export class Fight {
     for (const f of this.players.values()) {
       const dx = f.tx - f.x, dy = f.ty - f.y, d = Math.hypot(dx, dy);
       if (d > 0.5) {
-        const step = Math.min(d, SPEED * dt);
+        const step = Math.min(d, this.speed * dt);
         f.x += dx / d * step; f.y += dy / d * step;
       }
+    }
+    if (this.pending) {
+      const t = this.players.get(this.pending);
+      if (!this.targetable(t)) this.pending = null;
+      else if (this.self && Math.hypot(t.x - this.self.x, t.y - this.self.y) <= this.range * 0.9 && this.attack(t)) this.pending = null;
     }
     this.draw(now);
     this.raf = requestAnimationFrame(this.frame);
