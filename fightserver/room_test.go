@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/sdk"
-	"github.com/arena-game/arena/internal/elo"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/sdk"
 )
 
 // attackUntilOut has attacker hit target until target is out, checking the
@@ -105,7 +105,7 @@ func TestFullRoom(t *testing.T) {
 	}
 	// Placement: a won, c went out last, b first.
 	olds := []int{1500, 1540, 1520}
-	deltas := elo.Deltas(olds, []int{0, 1, 2}, elo.K)
+	deltas := playerdb.EloDeltas(olds, []int{0, 1, 2}, playerdb.EloK)
 	for i, u := range []string{a.UUID, c.UUID, b.UUID} {
 		p := res.Players[i]
 		if p.UUID != u || p.Place != i+1 || p.OldScore != olds[i] || p.NewScore != olds[i]+deltas[i] {

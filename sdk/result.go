@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"time"
 
-	"github.com/arena-game/arena/internal/elo"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/playerdb"
 )
 
 // End reasons the SDK itself gives (a game may use any reason of its own,
@@ -57,52 +56,41 @@ type PlayerResult struct {
 	Extra map[string]any
 }
 
-// RatingChange is one player's rating before and after a result.
-type RatingChange struct {
-	Before, After int
-}
-
-// Applied is what a Recorder did with a result.
-type Applied struct {
-	// Ratings maps uuid to its rating change (absent: unchanged or unknown).
-	Ratings map[string]RatingChange
-}
-
-// ErrPending is returned (wrapped) by a Recorder that queued a result to be
-// stored later (an outbox): the result is safe, its rating changes are not
-// known yet.
-var ErrPending = errors.New("result pending")
-
-// Recorder stores a room's result and rates its players, exactly once per
-// room id. The SDK calls it once per room, from the room's goroutine, with
-// a deadline.
+// Recorder is results.Recorder's shape: it stores a room's result and
+// rates its players exactly once per room id (playerdb.Result, Elo inside
+// the database transaction), answering the rating changes, or an error
+// wrapping results.ErrPending when the result is safe but not stored yet.
+// The SDK calls it once per rated room, from the room's goroutine, with a
+// deadline; unrated results (see Result.Unrated) are not recorded.
 type Recorder interface {
-	Record(ctx context.Context, r Result) (Applied, error)
+	Record(ctx context.Context, r playerdb.Result) (playerdb.Applied, error)
 }
 
 // RecorderFunc adapts a function to Recorder.
-type RecorderFunc func(ctx context.Context, r Result) (Applied, error)
+type RecorderFunc func(ctx context.Context, r playerdb.Result) (playerdb.Applied, error)
 
 // Record implements Recorder.
-func (f RecorderFunc) Record(ctx context.Context, r Result) (Applied, error) { return f(ctx, r) }
+func (f RecorderFunc) Record(ctx context.Context, r playerdb.Result) (playerdb.Applied, error) {
+	return f(ctx, r)
+}
 
 // StoreRecorder rates players in the shared store (memcached): it reads
-// each player's record, applies the Elo changes of the ranking (K = 32,
-// docs/fight.md "Ratings") with a compare-and-swap per player, and counts
-// games and wins (a win is a sole first place). It is the recorder until
-// the database recorder lands; it is not idempotent across retries.
+// each player's record, applies the Elo changes of the ranking
+// (playerdb.EloDeltas, K = 32, docs/fight.md "Ratings") with a
+// compare-and-swap per player, and counts games and wins (a win is a sole
+// first place). It is a process's recorder while its start request names
+// no database; it is not idempotent across retries.
 type StoreRecorder struct {
 	Store store.Store
-	// Players gives a player's name, photo, bot flag and assigned rating
-	// for a record that does not exist yet (uuid -> Player).
+	// Players gives a player's assigned rating for a record that does not
+	// exist yet (uuid -> Player).
 	Players func(uuid string) *Player
-	Log     *slog.Logger
 }
 
 // Record implements Recorder.
-func (s StoreRecorder) Record(ctx context.Context, r Result) (Applied, error) {
-	out := Applied{Ratings: make(map[string]RatingChange, len(r.Players))}
-	if r.Unrated || len(r.Players) < 2 {
+func (s StoreRecorder) Record(ctx context.Context, r playerdb.Result) (playerdb.Applied, error) {
+	out := playerdb.Applied{Ratings: make(map[string]playerdb.RatingChange, len(r.Players))}
+	if len(r.Players) < 2 {
 		return out, nil
 	}
 	olds := make([]int, len(r.Players))
@@ -121,7 +109,7 @@ func (s StoreRecorder) Record(ctx context.Context, r Result) (Applied, error) {
 			return out, fmt.Errorf("record result %s: read rating of %s: %w", r.Room, pr.UUID, err)
 		}
 	}
-	deltas := elo.Deltas(olds, ranks, elo.K)
+	deltas := playerdb.EloDeltas(olds, ranks, playerdb.EloK)
 	winners := 0
 	for _, pr := range r.Players {
 		if pr.Rank == 1 {
@@ -131,16 +119,12 @@ func (s StoreRecorder) Record(ctx context.Context, r Result) (Applied, error) {
 	var firstErr error
 	for i, pr := range r.Players {
 		won := pr.Rank == 1 && winners == 1
-		p := s.player(pr.UUID)
 		rec, err := records.UpdatePlayer(ctx, s.Store, pr.UUID, func(rec *records.Player) {
 			if rec.Updated == 0 { // a fresh record: start from the rating the room was formed with
-				rec.Rating = olds[i]
-				if p != nil {
-					rec.Bot = p.Bot
-				}
+				rec.Rating, rec.Bot = olds[i], pr.Bot
 			}
-			if rec.Username == "" && p != nil {
-				rec.Username, rec.Photo = p.Username, p.Photo
+			if rec.Username == "" {
+				rec.Username, rec.Photo = pr.Name, pr.Photo
 			}
 			rec.Rating = max(0, rec.Rating+deltas[i])
 			rec.Games++
@@ -154,7 +138,7 @@ func (s StoreRecorder) Record(ctx context.Context, r Result) (Applied, error) {
 			}
 			continue
 		}
-		out.Ratings[pr.UUID] = RatingChange{Before: rec.Rating - deltas[i], After: rec.Rating}
+		out.Ratings[pr.UUID] = playerdb.RatingChange{Before: rec.Rating - deltas[i], After: rec.Rating}
 	}
 	return out, firstErr
 }
@@ -183,7 +167,7 @@ var sdkKeys = map[string]bool{"uuid": true, "username": true, "place": true, "sc
 // room, reason, winner (the sole first place, or ""), unrated, and the
 // players best first with their place, game score, rating before and
 // after (equal when unrated or not known yet) and the game's Extra fields.
-func resultMessage(res Result, names func(string) (string, int), ap Applied) []byte {
+func resultMessage(res Result, names func(string) (string, int), ap playerdb.Applied, pending bool) []byte {
 	var b []byte
 	b = append(b, `{"type":"result","room":`...)
 	b = appendJSON(b, res.Room)
@@ -193,6 +177,9 @@ func resultMessage(res Result, names func(string) (string, int), ap Applied) []b
 	b = appendJSON(b, winnerOf(res))
 	if res.Unrated {
 		b = append(b, `,"unrated":true`...)
+	}
+	if pending {
+		b = append(b, `,"pending":true`...)
 	}
 	b = append(b, `,"players":[`...)
 	for i, pr := range res.Players {

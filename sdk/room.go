@@ -13,7 +13,11 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/arena-game/arena/internal/mailbox"
+	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/results"
 )
 
 // Errors of the Room methods a Handler calls.
@@ -80,7 +84,14 @@ type Room struct {
 	players []*Player          // members in assignment order; appended (under cmu) by backfill
 	byUUID  map[string]*Player // idem
 
-	inbox inbox
+	// inbox is the room's mailbox (internal/mailbox, policy Reject):
+	// client messages past Config.Inbox are refused (the sender is told
+	// room_busy); joins, drops and leaves (reserved per connection when it
+	// is admitted), timers (reserved by After) and backfills (reserved per
+	// call) always get in, so the queue is bounded by Inbox plus three per
+	// connection, one per pending timer and one per backfill call.
+	inbox *mailbox.Mailbox[item]
+	items []item        // the owner's buffer for Take
 	done  chan struct{} // closed when the room is over
 	over  atomic.Bool   // the room's end has begun (by its goroutine, the watchdog or shutdown)
 
@@ -253,7 +264,8 @@ func (t *Timer) Stop() bool {
 // room has ended by then.
 func (r *Room) After(d time.Duration, fn func()) *Timer {
 	tm := &Timer{}
-	tm.t = time.AfterFunc(d, func() { r.inbox.post(item{kind: itTimer, timer: tm, fn: fn}, false) })
+	res := r.inbox.Reserve()
+	tm.t = time.AfterFunc(d, func() { _ = res.Post(item{kind: itTimer, timer: tm, fn: fn}) })
 	return tm
 }
 
@@ -313,70 +325,6 @@ type backfillReq struct {
 	reply   chan error
 }
 
-// inbox is a room's mailbox: posting never blocks. Client messages are
-// bounded (limit; past it post refuses them and the sender is told
-// room_busy); joins, drops, timers and backfills are always accepted (one
-// per connection or call, so bounded by them). The room's goroutine takes
-// everything queued at once.
-type inbox struct {
-	mu     sync.Mutex
-	items  []item
-	spare  []item
-	msgs   int
-	limit  int
-	closed bool
-	wake   chan struct{}
-}
-
-func (b *inbox) post(it item, client bool) bool {
-	b.mu.Lock()
-	if b.closed || client && b.msgs >= b.limit {
-		b.mu.Unlock()
-		return false
-	}
-	b.items = append(b.items, it)
-	if client {
-		b.msgs++
-	}
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (b *inbox) take() []item {
-	b.mu.Lock()
-	out := b.items
-	b.items, b.spare = b.spare[:0], nil
-	b.msgs = 0
-	b.mu.Unlock()
-	return out
-}
-
-func (b *inbox) recycle(s []item) {
-	clear(s)
-	if cap(s) > 1024 {
-		return
-	}
-	b.mu.Lock()
-	if b.spare == nil {
-		b.spare = s[:0]
-	}
-	b.mu.Unlock()
-}
-
-// close refuses further posts and returns what was queued.
-func (b *inbox) close() []item {
-	b.mu.Lock()
-	b.closed = true
-	out := b.items
-	b.items = nil
-	b.mu.Unlock()
-	return out
-}
-
 // --- the room goroutine ---
 
 func newRoom(s *Server, spec RoomSpec, now time.Time) *Room {
@@ -389,8 +337,7 @@ func newRoom(s *Server, spec RoomSpec, now time.Time) *Room {
 		done:     make(chan struct{}),
 		conns:    make(map[*wsconn.Conn]struct{}),
 	}
-	r.inbox.limit = s.cfg.Inbox
-	r.inbox.wake = make(chan struct{}, 1)
+	r.inbox = mailbox.New[item](s.cfg.Inbox, mailbox.Reject)
 	if !spec.Expires.IsZero() && spec.Expires.Unix() > 0 && spec.Expires.Before(r.deadline) {
 		r.deadline = spec.Expires
 	}
@@ -529,16 +476,15 @@ func (r *Room) run(ctx context.Context) {
 			tickC = r.ticker.C
 		}
 		select {
-		case <-r.inbox.wake:
-			items := r.inbox.take()
-			for i := range items {
+		case <-r.inbox.Ready():
+			r.items = r.inbox.Take(r.items)
+			for i := range r.items {
 				if r.ending != nil || r.over.Load() {
-					r.refuseLate(items[i:])
+					r.refuseLate(r.items[i:])
 					break
 				}
-				r.handle(&items[i])
+				r.handle(&r.items[i])
 			}
-			r.inbox.recycle(items)
 		case now := <-hk.C:
 			r.housekeep(now)
 		case now := <-tickC:
@@ -759,11 +705,7 @@ func (r *Room) finish(res Result) {
 	}
 	r.flush()
 	res = r.normalize(res)
-	for _, it := range r.inbox.close() {
-		if it.kind == itBackfill {
-			it.bf.reply <- ErrUnknownRoom
-		}
-	}
+	r.refuseLate(r.inbox.Close())
 	r.conclude(res, wsconn.CloseNormal, "room over", nil)
 }
 
@@ -779,11 +721,7 @@ func (r *Room) abort(reason string) {
 		res.Players = append(res.Players, PlayerResult{UUID: p.UUID, Rank: 1})
 	}
 	r.cmu.Unlock()
-	for _, it := range r.inbox.close() {
-		if it.kind == itBackfill {
-			it.bf.reply <- ErrUnknownRoom
-		}
-	}
+	r.refuseLate(r.inbox.Close())
 	r.conclude(res, wsconn.CloseInternal, reason, nil)
 }
 
@@ -794,7 +732,7 @@ func (r *Room) shutdown() {
 	if !r.over.CompareAndSwap(false, true) {
 		return
 	}
-	r.inbox.close()
+	r.refuseLate(r.inbox.Close())
 	res := Result{Reason: ReasonShutdown, Unrated: true}
 	for _, p := range r.players {
 		res.Players = append(res.Players, PlayerResult{UUID: p.UUID, Rank: 1})
@@ -821,9 +759,26 @@ func (r *Room) conclude(res Result, code uint16, why string, instead []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	applied, err := r.srv.rec.Record(ctx, res)
-	if err != nil && !errors.Is(err, ErrPending) {
-		r.log.Error("record result", "reason", res.Reason, "err", err)
+	var applied playerdb.Applied
+	pending := false
+	if !res.Unrated {
+		pr := playerdb.Result{Room: res.Room, Game: res.Game, Profile: res.Profile, Host: res.Host, Started: res.Started, Ended: res.Ended, Reason: res.Reason}
+		for _, p := range res.Players {
+			line := playerdb.PlayerResult{UUID: p.UUID, Rank: p.Rank, Score: p.Score, Left: p.Left}
+			if m := names[p.UUID]; m != nil {
+				line.Name, line.Photo, line.Bot = m.Username, m.Photo, m.Bot
+			}
+			pr.Players = append(pr.Players, line)
+		}
+		var err error
+		applied, err = r.srv.rec.Record(ctx, pr)
+		switch {
+		case errors.Is(err, results.ErrPending):
+			pending = true
+			r.log.Warn("result pending: the players are told so", "reason", res.Reason, "err", err)
+		case err != nil:
+			r.log.Error("record result", "reason", res.Reason, "err", err)
+		}
 	}
 	msg := instead
 	if msg == nil {
@@ -832,14 +787,21 @@ func (r *Room) conclude(res Result, code uint16, why string, instead []byte) {
 				return p.Username, p.Rating
 			}
 			return "", 0
-		}, applied)
+		}, applied, pending)
 	}
+	// The record is written before anyone is told, so what a player is
+	// shown is in the store.
+	state := records.RoomEnded
+	if res.Reason == ReasonShutdown {
+		state = records.RoomFailed
+	}
+	r.srv.saveRecord(ctx, r, state, res, applied, now)
 	for _, c := range r.takeConns() {
 		_ = c.Send(msg)
 		c.Close(code, why)
 	}
 	close(r.done)
-	r.srv.roomEnded(r, res, applied, now)
+	r.srv.roomEnded(r, res, now)
 }
 
 func errorMsg(code, msg string) []byte {

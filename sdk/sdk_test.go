@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/sdk"
 	"github.com/arena-game/arena/sdk/sdktest"
 )
@@ -236,7 +237,7 @@ func TestRejoinReplaceLeaveAndGrace(t *testing.T) {
 	}
 	// A is the last seated player; dropping for good ends the room (abandoned, unrated).
 	a.Send(`{"type":"leave"}`)
-	sdktest.Eventually(t, "room ended", func() bool { return env.Server.Status().Load == 0 })
+	waitfor.Cond(t, "room ended", func() bool { return env.Server.Status().Load == 0 })
 }
 
 func TestTimeoutWithoutHandlerIsADraw(t *testing.T) {
@@ -259,7 +260,7 @@ func TestTimeoutWithoutHandlerIsADraw(t *testing.T) {
 func TestNoShowIsUnrated(t *testing.T) {
 	env := newEnv(t, &testGame{}, sdk.Config{RejoinGrace: 50 * time.Millisecond})
 	room := env.Room(2)
-	sdktest.Eventually(t, "no-show room ended", func() bool { return env.Server.Status().Load == 0 })
+	waitfor.Cond(t, "no-show room ended", func() bool { return env.Server.Status().Load == 0 })
 	rec, _, err := records.GetRoom(context.Background(), env.Store, room.ID)
 	if err != nil || rec.Reason != sdk.ReasonNoShow {
 		t.Fatalf("record %+v %v", rec, err)
@@ -450,7 +451,7 @@ func TestSnapshotRestoresOnAnotherServer(t *testing.T) {
 	if m := a.Expect("saved"); m.Str("err") != "<nil>" {
 		t.Fatalf("save %v", m)
 	}
-	sdktest.Eventually(t, "snapshot written", func() bool {
+	waitfor.Cond(t, "snapshot written", func() bool {
 		return strings.Contains(env.Metrics(), `arena_game_state_saves_total{game="test",result="ok"} 1`)
 	})
 	// Another server sharing the store takes the room over.
@@ -474,7 +475,7 @@ func TestBackfillAddsAPlayer(t *testing.T) {
 	a := env.Join(room, 0)
 	a.Expect("joined")
 	a.Send(`{"type":"want"}`)
-	sdktest.Eventually(t, "backfill wanted", func() bool {
+	waitfor.Cond(t, "backfill wanted", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) == 1 && events[0].Kind == "backfill_wanted" && events[0].Open == 2

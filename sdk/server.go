@@ -18,10 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/jsonscan"
+	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/playerdb"
 )
 
 // Error codes the SDK sends as {"type":"error","code","message"}. Codes
@@ -182,9 +185,9 @@ func New(game Game, cfg Config, gameConfig []byte, deps Deps) (*Server, error) {
 	s.met = newMetrics(s.reg, s)
 	if s.rec == nil {
 		if s.store != nil {
-			s.rec = StoreRecorder{Store: s.store, Players: s.lookupPlayer, Log: s.log}
+			s.rec = StoreRecorder{Store: s.store, Players: s.lookupPlayer}
 		} else {
-			s.rec = RecorderFunc(func(context.Context, Result) (Applied, error) { return Applied{}, nil })
+			s.rec = RecorderFunc(func(context.Context, playerdb.Result) (playerdb.Applied, error) { return playerdb.Applied{}, nil })
 		}
 	}
 	if su, ok := game.(Setupper); ok {
@@ -384,14 +387,14 @@ func (s *Server) Backfill(ctx context.Context, id string, players []PlayerSpec) 
 	seen := map[string]bool{}
 	ps := make([]*Player, 0, len(players))
 	for _, p := range players {
-		if !validID(p.UUID) || seen[p.UUID] {
+		if !ids.Valid(p.UUID) || seen[p.UUID] {
 			return 0, fmt.Errorf("backfill room %s: %w: bad or repeated uuid %q", id, ErrBadRoom, p.UUID)
 		}
 		seen[p.UUID] = true
 		ps = append(ps, r.newPlayer(p))
 	}
 	req := &backfillReq{players: ps, reply: make(chan error, 1)}
-	if !r.inbox.post(item{kind: itBackfill, bf: req}, false) {
+	if r.inbox.Reserve().Post(item{kind: itBackfill, bf: req}) != nil {
 		return 0, fmt.Errorf("backfill room %s: %w", id, ErrUnknownRoom)
 	}
 	select {
@@ -412,7 +415,7 @@ func (r *Room) snapshotPlayers() []*Player {
 }
 
 func validateRoom(spec RoomSpec, now time.Time) error {
-	if !validID(spec.ID) {
+	if !ids.Valid(spec.ID) {
 		return fmt.Errorf("assign room: %w: id must be 1 to 64 of [A-Za-z0-9_-]", ErrBadRoom)
 	}
 	if n := len(spec.Players); n < MinPlayers || n > MaxPlayers {
@@ -420,7 +423,7 @@ func validateRoom(spec RoomSpec, now time.Time) error {
 	}
 	seen := make(map[string]bool, len(spec.Players))
 	for _, p := range spec.Players {
-		if !validID(p.UUID) || seen[p.UUID] {
+		if !ids.Valid(p.UUID) || seen[p.UUID] {
 			return fmt.Errorf("assign room %s: %w: bad or repeated player uuid %q", spec.ID, ErrBadRoom, p.UUID)
 		}
 		seen[p.UUID] = true
@@ -429,21 +432,6 @@ func validateRoom(spec RoomSpec, now time.Time) error {
 		return fmt.Errorf("assign room %s: %w: expired at %v", spec.ID, ErrBadRoom, spec.Expires)
 	}
 	return nil
-}
-
-// validID reports whether s is 1 to 64 bytes of [A-Za-z0-9_-]: the form
-// of uuids and room ids, safe to write into JSON unescaped.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Drain stops accepting rooms and waits until none are left, deadline
@@ -469,8 +457,8 @@ func (s *Server) Drain(ctx context.Context, deadline time.Time) int {
 }
 
 // roomEnded removes r, remembers its id (late joiners hear room_over),
-// writes the room record, reports del and counts the end.
-func (s *Server) roomEnded(r *Room, res Result, ap Applied, at time.Time) {
+// drops its snapshot, reports del and counts the end.
+func (s *Server) roomEnded(r *Room, res Result, at time.Time) {
 	s.mu.Lock()
 	if s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
@@ -486,11 +474,6 @@ func (s *Server) roomEnded(r *Room, res Result, ap Applied, at time.Time) {
 	s.met.ended.WithLabelValues(res.Reason).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	state := records.RoomEnded
-	if res.Reason == ReasonShutdown {
-		state = records.RoomFailed
-	}
-	s.saveRecord(ctx, r, state, res, ap, at)
 	if res.Reason != ReasonShutdown {
 		s.deleteSnapshot(ctx, r.id)
 		if err := s.rep.Del(ctx, r.id); err != nil {
@@ -548,7 +531,7 @@ func (s *Server) markPlaying(id string) {
 
 // saveRecord writes the room record's end (creating the record if the
 // dispatcher's is gone).
-func (s *Server) saveRecord(ctx context.Context, r *Room, state string, res Result, ap Applied, now time.Time) {
+func (s *Server) saveRecord(ctx context.Context, r *Room, state string, res Result, ap playerdb.Applied, now time.Time) {
 	if s.store == nil {
 		return
 	}
@@ -617,10 +600,14 @@ func (s *Server) watchdog() {
 // --- connections ---
 
 // session is one WebSocket connection's state, set before the upgrade.
+// Its reservations make sure the room hears of the connection's join,
+// leave and close even when its mailbox is full of client messages.
 type session struct {
 	reject *ClientError // non-nil: refused; tell and close on open
 	room   *Room
 	p      *Player
+
+	join, leave, closed *mailbox.Reservation[item]
 }
 
 // handleWS admits a ticket and upgrades. Refusals are told over the
@@ -663,7 +650,7 @@ func (s *Server) admit(ticket string) *session {
 	if p == nil {
 		return &session{reject: Errorf(CodeNotMember, "not a member of room "+c.Room)}
 	}
-	return &session{room: r, p: p}
+	return &session{room: r, p: p, join: r.inbox.Reserve(), leave: r.inbox.Reserve(), closed: r.inbox.Reserve()}
 }
 
 func quoteShort(s string) string {
@@ -701,7 +688,7 @@ func (h connHandler) OnOpen(c *wsconn.Conn) {
 		h.s.refuse(c, Errorf(CodeRoomOver, "room "+sess.room.id+" has ended"))
 		return
 	}
-	if !sess.room.inbox.post(item{kind: itJoin, conn: c, p: sess.p}, false) {
+	if sess.join.Post(item{kind: itJoin, conn: c, p: sess.p}) != nil {
 		h.s.refuse(c, Errorf(CodeRoomOver, "room "+sess.room.id+" has ended"))
 	}
 }
@@ -744,7 +731,7 @@ func (h connHandler) OnMessage(c *wsconn.Conn, data []byte) {
 		_ = c.Send(pongMsg)
 		return
 	case "leave":
-		sess.room.inbox.post(item{kind: itLeave, conn: c, p: sess.p}, false)
+		_ = sess.leave.Post(item{kind: itLeave, conn: c, p: sess.p}) // a second leave is ErrUsed: one is enough
 		return
 	}
 	m := Message{Type: string(typ)}
@@ -762,8 +749,8 @@ func (h connHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	} else {
 		m.Raw = append([]byte(nil), data...)
 	}
-	if !sess.room.inbox.post(item{kind: itMsg, conn: c, p: sess.p, msg: m}, true) {
-		if sess.room.over.Load() {
+	if err := sess.room.inbox.Post(item{kind: itMsg, conn: c, p: sess.p, msg: m}); err != nil {
+		if errors.Is(err, mailbox.ErrClosed) || sess.room.over.Load() {
 			s.refuse(c, Errorf(CodeRoomOver, "room "+sess.room.id+" has ended"))
 			return
 		}
@@ -779,5 +766,5 @@ func (h connHandler) OnClose(c *wsconn.Conn, _ error) {
 		return
 	}
 	sess.room.dropConn(c)
-	sess.room.inbox.post(item{kind: itClosed, conn: c, p: sess.p}, false)
+	_ = sess.closed.Post(item{kind: itClosed, conn: c, p: sess.p})
 }

@@ -301,15 +301,3 @@ func (c *Client) ExpectOpen(skip ...string) {
 		}
 	}
 }
-
-// Eventually polls cond until it holds, failing the test after Wait.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
