@@ -367,6 +367,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	e := newEnv(t, Config{Rate: 1e6, Burst: 1e6, WorldRate: -1, WS: wsconn.Options{SendQueue: 32}})
 	poster := e.dial("poster", "")
 	var got atomic.Int64
+	arrived := make(chan struct{}, 1) // a message of the poster's came back
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // the poster reads everything it is sent
@@ -377,6 +378,10 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			}
 			if m.str("type") == "message" {
 				got.Add(1)
+				select {
+				case arrived <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
@@ -393,7 +398,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		// Keep the poster itself a fast consumer: at most 8 of its own
 		// messages in flight.
 		for sent-got.Load() > 8 {
-			time.Sleep(100 * time.Microsecond)
+			waitfor.Recv(t, arrived, "one of the poster's messages back")
 		}
 		if err := poster.SendJSON(map[string]string{"type": "post", "channel": "world", "text": text}); err != nil {
 			t.Fatal(err)

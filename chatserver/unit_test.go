@@ -15,6 +15,7 @@ import (
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -133,8 +134,16 @@ func TestHistoryConcurrentWritersKeepEveryMessage(t *testing.T) {
 	st := storetest.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := newMetrics(nil)
-	// Two history logs on one store, as two chat servers would be.
+	// Two history logs on one store, as two chat servers would be. Each
+	// writes every message on its own (it waits until its last append is
+	// written), so the two logs' compare-and-swap writes race each other
+	// twenty times.
 	h1, h2 := newHistoryLog(st, 50, log, m), newHistoryLog(st, 50, log, m)
+	written := func(h *historyLog) bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.pending) == 0 && len(h.inflight) == 0
+	}
 	var wg sync.WaitGroup
 	for w, h := range []*historyLog{h1, h2} {
 		wg.Add(1)
@@ -143,7 +152,10 @@ func TestHistoryConcurrentWritersKeepEveryMessage(t *testing.T) {
 			for i := 0; i < 20; i++ {
 				id := fmt.Sprintf("w%d-%d", w, i)
 				h.Append("room:x", entry{id: id, raw: json.RawMessage(`{"id":"` + id + `"}`)})
-				time.Sleep(time.Millisecond)
+				if !waitfor.Poll(waitfor.Deadline(), func() bool { return written(h) }) {
+					t.Errorf("writer %d: message %d not written", w, i)
+					return
+				}
 			}
 		}()
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/arena-game/arena/internal/lineproto/linetest"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 var arenaBin string
@@ -175,30 +176,37 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 		t.Fatal(err)
 	}
 	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + a.HTTP + "/healthz"); err == nil {
-			resp.Body.Close()
-			if c, err := net.Dial("tcp", a.Line); err == nil {
-				c.Close()
-				break
-			}
-		}
+	exited := false
+	up := waitfor.Poll(waitfor.Deadline(), func() bool {
 		select {
 		case <-a.done:
-			log := a.log.String()
-			if strings.Contains(log, "address already in use") {
-				t.Logf("arena could not bind a picked port; retrying:\n%s", log)
-				return nil, true
-			}
-			t.Fatalf("arena exited early:\n%s", log)
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			a.Stop()
-			t.Fatalf("arena did not come up:\n%s", a.log.String())
+		resp, err := http.Get("http://" + a.HTTP + "/healthz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		c, err := net.Dial("tcp", a.Line)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	switch {
+	case exited:
+		log := a.log.String()
+		if strings.Contains(log, "address already in use") {
+			t.Logf("arena could not bind a picked port; retrying:\n%s", log)
+			return nil, true
+		}
+		t.Fatalf("arena exited early:\n%s", log)
+	case !up:
+		a.Stop()
+		t.Fatalf("arena did not come up:\n%s", a.log.String())
 	}
 	t.Cleanup(func() {
 		a.Stop()

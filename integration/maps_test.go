@@ -67,30 +67,18 @@ func (p *mapPlayer) connect(ctx context.Context, addr, ticket string) {
 	p.x, p.y = p.w.You.X, p.w.You.Y
 }
 
-// walkTo moves in steps within the max speed until at (x, y), or until
-// the server hands the player over (walking into a portal switches maps).
+// walkTo moves to (x, y) in one move, which the tests' max-speed allows
+// from a full movement budget (a fresh connection has one): the player
+// needs no clock to pace its steps. A walk into a portal makes the server
+// hand the player over.
 func (p *mapPlayer) walkTo(x, y float64) {
 	p.t.Helper()
-	step := p.w.MaxSpeed * 0.04 // per 50 ms, under the limit
-	for {
-		select {
-		case <-p.conn.Done():
-			return
-		default:
-		}
-		dx, dy := x-p.x, y-p.y
-		d := math.Hypot(dx, dy)
-		if d < 0.5 {
-			return
-		}
-		if d > step {
-			dx, dy = dx/d*step, dy/d*step
-		}
-		p.x, p.y = p.x+dx, p.y+dy
-		if err := p.conn.SendJSON(map[string]any{"type": "move", "x": p.x, "y": p.y}); err != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if d, budget := math.Hypot(x-p.x, y-p.y), p.w.MaxSpeed*mapserver.MoveBurst; d > 0.9*budget {
+		p.t.Fatalf("walk of %.0f units is over 90%% of one move's budget (%.0f): raise the map's max-speed", d, budget)
+	}
+	p.x, p.y = x, y
+	if err := p.conn.SendJSON(map[string]any{"type": "move", "x": p.x, "y": p.y}); err != nil {
+		p.t.Fatalf("move: %v", err)
 	}
 }
 
@@ -101,10 +89,7 @@ func (p *mapPlayer) switchTo(ctx context.Context, mapID string) {
 		if pt.To != mapID {
 			continue
 		}
-		p.walkTo(pt.Rect.X+pt.Rect.W/2, pt.Rect.Y+pt.Rect.H/2)
-		// Standing in the portal switches by itself; asking again is
-		// harmless (an error "switching" at worst).
-		_ = p.conn.SendJSON(map[string]any{"type": "switch", "map": mapID})
+		p.walkTo(pt.Rect.X+pt.Rect.W/2, pt.Rect.Y+pt.Rect.H/2) // walking into a portal switches
 		var sw struct {
 			Map, Addr, Ticket string
 		}
@@ -236,7 +221,10 @@ func TestMapServerKilled(t *testing.T) {
 	p := &mapPlayer{t: t}
 	p.connect(ctx, ans.Addr, ans.Ticket)
 	p.walkTo(600, 650)
-	time.Sleep(600 * time.Millisecond) // a few save intervals
+	waitfor.Cond(t, "the position saved", func() bool {
+		s, _, err := mapserver.GetState(ctx, st, uuid)
+		return err == nil && s.X == 600 && s.Y == 650
+	})
 	port := portOf(t, p.addr)
 	pid := pidOf(stat(t, a.Line), port)
 	if pid == 0 {

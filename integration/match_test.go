@@ -65,9 +65,12 @@ func (a *Arena) store(t *testing.T) store.Store {
 
 // TestMatchDoneWhen is issue 3's acceptance test.
 func TestMatchDoneWhen(t *testing.T) {
-	// Attacks reach across the arena: this test is about matching and
-	// ratings (the fight's range has its own tests in fightserver).
-	a := startArena(t, "dispatcher", "--tick", "200ms", "--maxnum", "10", "--fight-option", "attack-range=100000")
+	// Attacks reach across the arena and have no cooldown: this test is
+	// about matching and ratings (range and cooldown have their own tests
+	// in fightserver), and the attacker waits for each hit's hp message
+	// instead of for the clock.
+	a := startArena(t, "dispatcher", "--tick", "200ms", "--maxnum", "10",
+		"--fight-option", "attack-range=100000", "--fight-option", "attack-cooldown=0")
 	ctx := ctxT(t, 40*time.Second)
 	type player struct {
 		uuid  string
@@ -155,17 +158,29 @@ func TestMatchDoneWhen(t *testing.T) {
 			seen[cp.UUID] = true
 		}
 	}
-	// Player 0 knocks both others out (20 hp per attack, 400 ms cooldown).
+	// Player 0 knocks both others out (20 hp per attack), each attack
+	// after the hp message of the one before.
 	attacker := players[0]
 	for _, victim := range players[1:3] {
 		for hit := 0; hit < 5; hit++ {
+			if err := attacker.fight.SendJSON(map[string]any{"type": "event", "event": "attack", "target": victim.uuid,
+				"ball_uuid": fmt.Sprintf("b%d", hit), "x": 0.5, "y": 0.5, "angle": 0.1}); err != nil {
+				t.Fatal(err)
+			}
 			for {
-				if err := attacker.fight.SendJSON(map[string]any{"type": "event", "event": "attack", "target": victim.uuid,
-					"ball_uuid": fmt.Sprintf("b%d", hit), "x": 0.5, "y": 0.5, "angle": 0.1}); err != nil {
-					t.Fatal(err)
+				var hp struct {
+					UUID string `json:"uuid"`
+					HP   int    `json:"hp"`
 				}
-				time.Sleep(450 * time.Millisecond)
-				break
+				if err := attacker.fight.RecvType(ctx, "hp", &hp); err != nil {
+					t.Fatalf("hit %d on %s: %v", hit, victim.uuid, err)
+				}
+				if hp.UUID == victim.uuid {
+					if want := 80 - 20*hit; hp.HP != want {
+						t.Fatalf("hit %d on %s: hp %d, want %d", hit, victim.uuid, hp.HP, want)
+					}
+					break
+				}
 			}
 		}
 	}

@@ -49,7 +49,16 @@ func TestUpRunsEverything(t *testing.T) {
 	if err := cb.RecvType(ctx, "welcome", nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Once bob has joined world, ann's post reaches him live.
+	for {
+		var j struct{ Channel string }
+		if err := cb.RecvType(ctx, "joined", &j); err != nil {
+			t.Fatal(err)
+		}
+		if j.Channel == "world" {
+			break
+		}
+	}
 	if err := ca.SendJSON(map[string]string{"type": "post", "channel": "world", "text": "hello from ann"}); err != nil {
 		t.Fatal(err)
 	}

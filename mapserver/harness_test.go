@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -236,4 +239,20 @@ func remoteCode(err error) string {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// waitTicks waits until the map instances of this process have run n more
+// ticks (counted by arena_map_tick_seconds, which every server in the
+// process shares).
+func (c *cluster) waitTicks(n uint64) {
+	c.t.Helper()
+	count := func() uint64 {
+		var m dto.Metric
+		if err := c.servers[0].met.tickSeconds.Write(&m); err != nil {
+			c.t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	from := count()
+	waitfor.Cond(c.t, fmt.Sprintf("%d ticks", n), func() bool { return count() >= from+n })
 }

@@ -143,7 +143,7 @@ func TestInterestArea(t *testing.T) {
 		for i, o := range others {
 			move(t, o, 2000+float64(i*20), 2000+float64(step*10))
 		}
-		time.Sleep(cfg.Tick)
+		c.waitTicks(2) // the moves of each step land in a tick of their own
 	}
 	move(t, cb, 140, 100)
 	va.until(t, ca, "b's position", func(v *view) bool { return v.seen[b.Subject] == Point{140, 100} })
@@ -511,13 +511,7 @@ func TestSlowConsumer(t *testing.T) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.state(slow.Subject).Status == StatusPlaying {
-		if time.Now().After(deadline) {
-			t.Fatal("slow consumer was never disconnected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitfor.Cond(t, "the slow consumer disconnected", func() bool { return c.state(slow.Subject).Status != StatusPlaying })
 	if rec := c.state(slow.Subject); rec.Status != StatusOffline {
 		t.Fatalf("slow consumer's record: %+v", rec)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // holder keeps the server side of each connection for the test to drive.
@@ -36,8 +38,12 @@ func TestDirectWriteAfterQueuedWriteDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := <-h.conns
-		c.enqueue(opPing, nil) // through the flush goroutine: sets a write deadline
-		time.Sleep(3 * writeTimeout)
+		c.enqueueFrames(opPing, false, nil) // through the flush goroutine: sets a write deadline
+		waitfor.Cond(t, "the flush done and its write deadline passed", func() bool {
+			c.w.mu.Lock()
+			defer c.w.mu.Unlock()
+			return !c.w.busy && !c.w.deadline.IsZero() && time.Now().After(c.w.deadline)
+		})
 		send := func(b []byte) error { return c.SendNow(b) }
 		if writeNow {
 			send = c.Send
