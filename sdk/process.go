@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"os"
@@ -15,11 +16,17 @@ import (
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/results"
 )
 
-// Serve runs game as a fleet process: the dispatcher (or host) spawns the
-// binary through go-plugin, starts it with its configuration, assigns it
-// rooms and stops it; Serve returns when it is stopped. A binary started by
+// Serve runs game as a fleet process: an arena host spawns the binary
+// through go-plugin, starts it with its configuration, assigns it rooms
+// and stops it; Serve returns when it is stopped. It serves the public
+// process contract (package proc: plugins lifecycle and rooms) to a host
+// of that contract, and the dispatcher's older fleet contract to a
+// dispatcher that spawns with it. A binary started by
 // hand refuses with an error saying so. Nothing may be printed on stdout
 // before Serve: go-plugin speaks its handshake there.
 //
@@ -34,10 +41,15 @@ func Serve(game Game) error {
 	if v := os.Getenv("ARENA_LOG_LEVEL"); v != "" {
 		_ = lv.UnmarshalText([]byte(v))
 	}
-	p := NewProcess(game, fleet.NewProcessLogger(os.Stderr, lv))
-	err := fleet.Serve(p, p.Shutdown)
-	p.Shutdown()
-	return err
+	p := NewProcess(game, proc.NewLogger(os.Stderr, lv))
+	defer p.Shutdown()
+	switch {
+	case proc.StartedByHost():
+		return proc.Serve(p.ProcServer())
+	case fleet.StartedByDispatcher():
+		return fleet.Serve(p, p.Shutdown)
+	}
+	return proc.ErrManualStart
 }
 
 // Process is a game as a fleet process (the dispatcher's go-plugin
@@ -48,9 +60,10 @@ type Process struct {
 	game Game
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	srv  *Server
-	addr string
+	mu       sync.Mutex
+	srv      *Server
+	addr     string
+	closeRec func()
 }
 
 var _ fleet.Process = (*Process)(nil)
@@ -63,81 +76,143 @@ func NewProcess(game Game, log *slog.Logger) *Process {
 	return &Process{game: game, log: log}
 }
 
-// Start binds cfg.Host:cfg.Port (Host "" means 127.0.0.1; Port 0 picks a
-// free port), connects the store (cfg.Memcache under cfg.StorePrefix) and
-// the load reporter (add/del to cfg.Dispatcher with cfg.FleetToken), reads
-// the SDK's settings and the game's configuration from cfg.Options, and
-// returns the advertised host:port once it listens. The game's name is
-// cfg.Kind. A taken port wraps fleet.ErrPortInUse; bad settings, no secret
-// or no memcache servers are errors. Starting twice returns the address.
+// Start implements fleet.Process: it binds cfg.Host:cfg.Port (Host ""
+// means 127.0.0.1; Port 0 picks a free port), connects the store
+// (cfg.Memcache under cfg.StorePrefix) and the load reporter (add/del to
+// cfg.Dispatcher with cfg.FleetToken), reads the SDK's settings and the
+// game's configuration from cfg.Options, and returns the advertised
+// host:port once it listens. The game's name is cfg.Kind. A taken port
+// wraps fleet.ErrPortInUse; bad settings, no secret or no memcache servers
+// are errors. Starting twice returns the address.
 func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, error) {
+	addr, err := p.start(ctx, startParams{
+		kind: cfg.Kind, bind: cfg.Host, advertise: cfg.Host, port: cfg.Port, memcache: cfg.Memcache,
+		prefix: cfg.StorePrefix, secret: cfg.Secret, dispatcher: cfg.Dispatcher, fleetToken: cfg.FleetToken,
+		config: ConfigFromOptions(cfg.Options),
+	})
+	if errors.Is(err, ErrPortInUse) {
+		return "", fmt.Errorf("start: %w", fleet.ErrPortInUse)
+	}
+	return addr, err
+}
+
+// startParams is a start request, from either process contract.
+type startParams struct {
+	kind, bind, advertise string
+	port                  int
+	memcache              []string
+	prefix, secret        string
+	dispatcher            string // line protocol for add/del ("": none)
+	fleetToken            string
+	config                []byte // the game's configuration JSON
+	dsn, outbox           string // results database and outbox ("": the store recorder)
+	events                func(Event)
+}
+
+// start builds the server from sp and listens.
+func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv != nil {
 		return p.addr, nil
 	}
 	if n, ok := p.game.(Namer); ok {
-		if cfg.Kind != "" && cfg.Kind != n.Name() {
-			return "", fmt.Errorf("start: this is a %s process, not %q", n.Name(), cfg.Kind)
+		if sp.kind != "" && sp.kind != n.Name() {
+			return "", fmt.Errorf("start: this is a %s process, not %q", n.Name(), sp.kind)
 		}
-		cfg.Kind = n.Name()
+		sp.kind = n.Name()
 	}
-	if cfg.Kind == "" {
+	if sp.kind == "" {
 		return "", errors.New("start: no kind: the game's name comes from the start request")
 	}
-	raw := ConfigFromOptions(cfg.Options)
-	scfg, err := ParseConfig(Config{Game: cfg.Kind}, raw)
+	scfg, err := ParseConfig(Config{Game: sp.kind}, sp.config)
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
 	}
-	signer, err := auth.NewSigner(cfg.Secret)
+	signer, err := auth.NewSigner(sp.secret)
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
 	}
-	if len(cfg.Memcache) == 0 {
+	if len(sp.memcache) == 0 {
 		return "", errors.New("start: no memcache servers: a game server keeps ratings, rooms and snapshots in memcached")
 	}
-	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache, Timeout: time.Second})
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: sp.memcache, Timeout: time.Second})
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
 	}
-	host := cfg.Host
-	if host == "" {
-		host = "127.0.0.1"
+	st := store.Prefixed(mc, sp.prefix)
+	bind := sp.bind
+	if bind == "" {
+		bind = "127.0.0.1"
 	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		return "", fmt.Errorf("start: bad port %d", cfg.Port)
+	advertise := sp.advertise
+	if advertise == "" || advertise == "0.0.0.0" || advertise == "::" {
+		advertise = "127.0.0.1"
+	}
+	if sp.port < 0 || sp.port > 65535 {
+		return "", fmt.Errorf("start: bad port %d", sp.port)
+	}
+	reg := fleet.NewRegistry()
+	rec, closeRec, err := p.recorder(ctx, sp, st, reg)
+	if err != nil {
+		return "", fmt.Errorf("start: %w", err)
 	}
 	rep := &deferredReporter{}
-	srv, err := New(p.game, scfg, raw, Deps{
-		Store:    store.Prefixed(mc, cfg.StorePrefix),
+	srv, err := New(p.game, scfg, sp.config, Deps{
+		Store:    st,
 		Signer:   signer,
+		Recorder: rec,
 		Reporter: rep,
+		Events:   sp.events,
 		Logger:   p.log,
-		Registry: fleet.NewRegistry(),
+		Registry: reg,
 	})
 	if err != nil {
+		closeRec()
 		return "", fmt.Errorf("start: %w", err)
 	}
-	bound, err := srv.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
+	bound, err := srv.Listen(net.JoinHostPort(bind, strconv.Itoa(sp.port)))
 	if err != nil {
 		_ = srv.Close()
-		if errors.Is(err, ErrPortInUse) {
-			return "", fmt.Errorf("start: %w", fleet.ErrPortInUse)
-		}
+		closeRec()
 		return "", fmt.Errorf("start: %w", err)
 	}
 	_, portStr, _ := net.SplitHostPort(bound)
 	port, _ := strconv.Atoi(portStr)
-	if cfg.Dispatcher != "" {
-		rep.r = &lineproto.LoadReporter{C: lineproto.NewClient(cfg.Dispatcher, 2*time.Second), Port: port, Token: cfg.FleetToken}
+	if sp.dispatcher != "" {
+		rep.r = &lineproto.LoadReporter{C: lineproto.NewClient(sp.dispatcher, 2*time.Second), Port: port, Token: sp.fleetToken}
 	} else {
 		rep.r = NopReporter{}
 	}
-	p.srv, p.addr = srv, net.JoinHostPort(host, portStr)
+	p.srv, p.addr, p.closeRec = srv, net.JoinHostPort(advertise, portStr), closeRec
 	p.log.Info("game server listening", "game", scfg.Game, "addr", p.addr, "room_timeout", scfg.RoomTimeout.String(),
-		"rejoin_grace", scfg.RejoinGrace.String(), "event_rate", scfg.EventRate, "reporting", cfg.Dispatcher != "")
+		"rejoin_grace", scfg.RejoinGrace.String(), "event_rate", scfg.EventRate, "reporting", sp.dispatcher != "", "database", sp.dsn != "")
 	return p.addr, nil
+}
+
+// recorder opens the results database when the start request names one
+// (results.Recorder over playerdb, with its outbox); else results go to the
+// store (StoreRecorder, chosen by New).
+func (p *Process) recorder(ctx context.Context, sp startParams, st store.Store, reg prometheus.Registerer) (Recorder, func(), error) {
+	if sp.dsn == "" {
+		return nil, func() {}, nil
+	}
+	if sp.outbox == "" {
+		return nil, nil, errors.New("a results database needs an outbox directory")
+	}
+	db, err := playerdb.Open(ctx, playerdb.Config{DSN: sp.dsn})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the results database %s: %w", playerdb.Redact(sp.dsn), err)
+	}
+	rec, err := results.New(db, playerdb.NewCache(db, st), results.Config{Dir: sp.outbox, Logger: p.log, Registerer: reg})
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rec.Run(rctx); close(done) }()
+	return rec, func() { cancel(); <-done; _ = db.Close() }, nil
 }
 
 // deferredReporter forwards to r, which is set once the port is known
@@ -209,7 +284,14 @@ func (p *Process) Drain(ctx context.Context, deadline time.Time) (int, error) {
 // Shutdown closes the server (see Server.Close), if started. It is the
 // onOrphan hook of the fleet's Serve and runs after Serve returns.
 func (p *Process) Shutdown() {
-	if s := p.Server(); s != nil {
+	p.mu.Lock()
+	s, closeRec := p.srv, p.closeRec
+	p.closeRec = nil
+	p.mu.Unlock()
+	if s != nil {
 		_ = s.Close()
+	}
+	if closeRec != nil {
+		closeRec()
 	}
 }

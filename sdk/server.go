@@ -104,6 +104,8 @@ type Event struct {
 	// Kind is "room_ended" or "backfill_wanted".
 	Kind string
 	Room string
+	// Reason is why a room ended.
+	Reason string
 	// Load is the process's load after a room ended.
 	Load int
 	// Open is the number of seats a backfill_wanted room asks for.
@@ -289,6 +291,17 @@ func (s *Server) load() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.rooms)
+}
+
+// RoomIDs returns the ids of the rooms hosted now.
+func (s *Server) RoomIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for id := range s.rooms {
+		out = append(out, id)
+	}
+	return out
 }
 
 // Status is a server's report of itself.
@@ -480,7 +493,7 @@ func (s *Server) roomEnded(r *Room, res Result, at time.Time) {
 			s.log.Warn("report del", "room", r.id, "err", err)
 		}
 		if s.events != nil {
-			s.events(Event{Kind: "room_ended", Room: r.id, Load: load})
+			s.events(Event{Kind: "room_ended", Room: r.id, Load: load, Reason: res.Reason})
 		}
 	}
 	s.log.Info("room ended", "room", r.id, "reason", res.Reason, "winner", winnerOf(res), "load", load)
