@@ -103,14 +103,14 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 
 // recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid})
 // and streams backend matches to gRPC Assignments subscribers.
-func (d *Dispatcher) recordAssignment(e matchmaking.Enqueue, m matchmaking.MatchMsg) {
+func (d *Dispatcher) recordAssignment(m matchmaking.MatchMsg, backend bool) {
 	b, _ := json.Marshal(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(e.Player.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
-		d.log.Warn("assignment not saved", "uuid", e.Player.UUID, "err", err)
+	if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
+		d.log.Warn("assignment not saved", "uuid", m.UUID, "err", err)
 	}
-	if e.Source == matchmaking.SourceBackend {
+	if backend {
 		d.assignments.publish(m)
 	}
 }

@@ -75,52 +75,51 @@ func ValidateProposals(p *Profile, props []Proposal, members func(id string) (in
 	return nil
 }
 
-// Ranked is a proposal with where it came from, for the evaluator.
-type Ranked struct {
+// proposal is a function's proposal with where it came from and its
+// tickets, for the evaluator.
+type proposal struct {
 	Proposal
-	// Profile, Source and Index order proposals of equal score: the
+	// profile, source and index order proposals of equal score: the
 	// profile's place in the file, the pool's (or function call's) place in
 	// the profile, the proposal's place in its answer.
-	Profile, Source, Index int
+	profile, source, index int
+	tickets                []*ticket // every ticket of every roster
 }
 
-// Evaluate picks, among proposals that may share tickets, the ones that
+// evaluate picks, among proposals that may share tickets, the ones that
 // become rooms: highest score first (ties by profile, source, index, so
-// the choice is deterministic), each kept only when none of its tickets is
-// in a proposal kept before it or fails alive. It returns the kept ones in
-// that order and the rejected ones; a ticket is never in two kept
-// proposals.
-func Evaluate(props []Ranked, alive func(id string) bool) (kept, lost []Ranked) {
-	slices.SortStableFunc(props, func(a, b Ranked) int {
+// the choice is deterministic), each kept only when all its tickets still
+// wait and none is in a proposal kept before it. It returns the kept ones
+// in that order and the rest; a ticket is never in two kept proposals.
+// serial must differ from every earlier call's (it marks taken tickets).
+func evaluate(props []*proposal, serial uint64) (kept, lost []*proposal) {
+	slices.SortStableFunc(props, func(a, b *proposal) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.Profile, b.Profile); c != 0 {
+		if c := cmp.Compare(a.profile, b.profile); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.Source, b.Source); c != 0 {
+		if c := cmp.Compare(a.source, b.source); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Index, b.Index)
+		return cmp.Compare(a.index, b.index)
 	})
-	taken := map[string]bool{}
+	kept = make([]*proposal, 0, len(props))
 	for _, pr := range props {
 		ok := true
-		for _, ids := range pr.Rosters {
-			for _, id := range ids {
-				if taken[id] || !alive(id) {
-					ok = false
-				}
+		for _, t := range pr.tickets {
+			if t.mark == serial || !t.waiting {
+				ok = false
+				break
 			}
 		}
 		if !ok {
 			lost = append(lost, pr)
 			continue
 		}
-		for _, ids := range pr.Rosters {
-			for _, id := range ids {
-				taken[id] = true
-			}
+		for _, t := range pr.tickets {
+			t.mark = serial
 		}
 		kept = append(kept, pr)
 	}

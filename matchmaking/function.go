@@ -71,44 +71,52 @@ var builtinFunctions = map[string]Function{
 	FunctionFirstCome:   FunctionFunc(FirstCome),
 }
 
-// seedProposals turns the rooms a seed pool formed into proposals: the
-// room's tickets fill the profile's rosters in rating order (each to the
-// roster with most room left), and the score is minus the rating spread
-// (tighter rooms win).
-func seedProposals(p *Profile, rooms []matcher.Room) []Proposal {
-	out := make([]Proposal, 0, len(rooms))
-	for _, r := range rooms {
-		cands := make([]Candidate, len(r.Tickets))
-		for i, t := range r.Tickets {
-			cands[i] = Candidate{ID: t.ID, Rating: t.Rating, Members: t.Members}
-		}
-		out = append(out, Proposal{Rosters: fillRosters(p, cands), Score: -float64(r.Spread)})
-	}
-	return out
-}
-
-// fillRosters puts tickets (in the order given) into p's rosters, each
-// into the roster with the most room left that it fits (ties: the first).
-func fillRosters(p *Profile, tickets []Candidate) [][]string {
-	rosters := make([][]string, len(p.Rosters))
-	left := make([]int, len(p.Rosters))
+// fillRosters puts tickets (in the order given, the room's rating order
+// for the seed's rule) into p's rosters, each into the roster with the
+// most room left that it fits (ties: the first). The ids and rosters are
+// appended to the given slabs, which are returned.
+func fillRosters(p *Profile, tickets []*ticket, ids []string, rosters [][]string) ([][]string, []string, [][]string) {
+	var left [MaxRosters]int
 	for i, r := range p.Rosters {
 		left[i] = r.Size
 	}
-	for _, t := range tickets {
+	assign := make([]int8, len(tickets))
+	var count [MaxRosters]int
+	for j, t := range tickets {
 		best := -1
-		for i := range left {
-			if left[i] >= t.Members && (best < 0 || left[i] > left[best]) {
+		for i := range p.Rosters {
+			if left[i] >= t.members && (best < 0 || left[i] > left[best]) {
 				best = i
 			}
 		}
-		if best < 0 { // does not fit whole anywhere: the largest roster takes it
+		if best < 0 { // does not fit whole anywhere: the first roster takes it
 			best = 0
 		}
-		left[best] -= t.Members
-		rosters[best] = append(rosters[best], t.ID)
+		left[best] -= t.members
+		assign[j] = int8(best)
+		count[best]++
 	}
-	return rosters
+	start := len(rosters)
+	for i := range p.Rosters {
+		from := len(ids)
+		for j, t := range tickets {
+			if int(assign[j]) == i {
+				ids = append(ids, t.id)
+			}
+		}
+		rosters = append(rosters, ids[from:len(ids):len(ids)])
+	}
+	return rosters[start:len(rosters):len(rosters)], ids, rosters
+}
+
+// candidateRosters is fillRosters for candidates.
+func candidateRosters(p *Profile, room []Candidate) [][]string {
+	ts := make([]*ticket, len(room))
+	for i, c := range room {
+		ts[i] = &ticket{id: c.ID, members: c.Members}
+	}
+	rs, _, _ := fillRosters(p, ts, nil, nil)
+	return rs
 }
 
 // FirstCome proposes rooms in arrival order, ignoring ratings: the oldest
@@ -132,7 +140,7 @@ func FirstCome(_ context.Context, req *MatchRequest) ([]Proposal, error) {
 				for _, t := range room {
 					used[t.ID] = true
 				}
-				out = append(out, Proposal{Rosters: fillRosters(req.Profile, room), Score: req.Now.Sub(room[0].Created).Seconds()})
+				out = append(out, Proposal{Rosters: candidateRosters(req.Profile, room), Score: req.Now.Sub(room[0].Created).Seconds()})
 				room, n = room[:0:0], 0
 			}
 		}

@@ -249,29 +249,36 @@ profiles:
 	if len(seen) < 300 {
 		t.Fatalf("only %d players matched", len(seen))
 	}
-	if len(seen)+s.m.order[0].players != 600 {
-		t.Fatalf("%d matched + %d waiting != 600", len(seen), s.m.order[0].players)
+	if len(seen)+int(s.m.order[0].players.Load()) != 600 {
+		t.Fatalf("%d matched + %d waiting != 600", len(seen), s.m.order[0].players.Load())
 	}
 }
 
 func TestEvaluateIsDeterministicByScore(t *testing.T) {
-	props := []Ranked{
-		{Proposal: Proposal{Rosters: [][]string{{"a", "b"}}, Score: 1}, Profile: 1},
-		{Proposal: Proposal{Rosters: [][]string{{"b", "c"}}, Score: 5}, Profile: 0},
-		{Proposal: Proposal{Rosters: [][]string{{"c", "d"}}, Score: 5}, Profile: 1},
-		{Proposal: Proposal{Rosters: [][]string{{"d", "e"}}, Score: 2}, Profile: 0},
+	tk := map[string]*ticket{}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		tk[id] = &ticket{id: id, waiting: true}
 	}
-	for range 5 {
+	prop := func(score float64, profile int, ids ...string) *proposal {
+		p := &proposal{Proposal: Proposal{Rosters: [][]string{ids}, Score: score}, profile: profile}
+		for _, id := range ids {
+			p.tickets = append(p.tickets, tk[id])
+		}
+		return p
+	}
+	props := []*proposal{prop(1, 1, "a", "b"), prop(5, 0, "b", "c"), prop(5, 1, "c", "d"), prop(2, 0, "d", "e")}
+	for serial := range uint64(5) {
 		shuffled := slices.Clone(props)
 		rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		kept, lost := Evaluate(shuffled, func(string) bool { return true })
+		kept, lost := evaluate(shuffled, serial+1)
 		// b+c (5, profile 0) beats c+d (5, profile 1) on the tie; then
 		// d+e (2); a+b loses b.
 		if len(kept) != 2 || fmt.Sprint(kept[0].Rosters) != "[[b c]]" || fmt.Sprint(kept[1].Rosters) != "[[d e]]" || len(lost) != 2 {
 			t.Fatalf("kept %v lost %v", kept, lost)
 		}
 	}
-	kept, _ := Evaluate(slices.Clone(props), func(id string) bool { return id != "b" })
+	tk["b"].waiting = false
+	kept, _ := evaluate(slices.Clone(props), 99)
 	if fmt.Sprint(kept[0].Rosters) != "[[c d]]" {
 		t.Fatalf("a proposal with a ticket no longer waiting was kept: %v", kept)
 	}
@@ -460,4 +467,3 @@ func TestPlayerMayOnlySetItsProfilesFields(t *testing.T) {
 		t.Fatalf("a backend may set any field: %v", err)
 	}
 }
-

@@ -1,6 +1,7 @@
 package matchmaking
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/arena-game/arena/matchmaking/matcher"
@@ -15,9 +16,18 @@ type ticket struct {
 	created time.Time
 	expires time.Time
 	search  *SearchFields
-	players []string // member uuids
-	seq     uint64   // distinguishes this ticket from a later one with the same id
-	backend bool     // made by a backend (kept in the store)
+	players []string  // member uuids
+	owners  []*qentry // the members' queue entries, as players
+	backend bool      // made by a backend (kept in the store)
+	// in has bit i set while the ticket is in pool i of its profile (in
+	// its seed matcher pool, or in its order list); young has bit i set
+	// while it waits to be old enough for pool i.
+	in, young uint16
+	// waiting is true from addTicket until the ticket is matched,
+	// cancelled or expires.
+	waiting bool
+	// mark is the evaluator's: the tick that took the ticket.
+	mark uint64
 }
 
 func (t *ticket) candidate() Candidate {
@@ -30,8 +40,8 @@ type profileState struct {
 	index   int      // place in the file
 	fn      Function // nil: the seed's rule, per pool
 	pools   []*poolState
-	tickets map[string]*ticket
-	players int
+	tickets int
+	players atomic.Int64 // read by Stats from any goroutine
 }
 
 // poolState is one pool of a profile: the tickets admitted to it (static
@@ -43,16 +53,17 @@ type profileState struct {
 type poolState struct {
 	spec    *Pool
 	index   int
+	bit     uint16
 	seed    *matcher.Pool // seed's rule
-	in      map[string]*ticket
-	order   []*ticket // admission order (non-seed functions); may hold removed tickets
+	n       int           // tickets in the pool
+	order   []*ticket     // admission order (non-seed functions); may hold removed tickets
 	removed int
 	young   fifo // created_before: not yet admitted
 	old     fifo // created_after: admitted, leave when too old
 }
 
-// fifo is a queue of tickets in creation order; entries whose ticket was
-// removed since are skipped when reached.
+// fifo is a queue of tickets in creation order; entries whose ticket left
+// since are skipped when reached.
 type fifo struct {
 	q    []*ticket
 	head int
@@ -75,9 +86,9 @@ func (f *fifo) popWhile(ok func(*ticket) bool, out []*ticket) []*ticket {
 }
 
 func newProfileState(p *Profile, index int, fn Function) *profileState {
-	ps := &profileState{p: p, index: index, fn: fn, tickets: map[string]*ticket{}}
+	ps := &profileState{p: p, index: index, fn: fn}
 	for i := range p.Pools {
-		pl := &poolState{spec: &p.Pools[i], index: i, in: map[string]*ticket{}}
+		pl := &poolState{spec: &p.Pools[i], index: i, bit: 1 << i}
 		if fn == nil {
 			pl.seed = matcher.NewPool(p.matcherConfig())
 		}
@@ -88,13 +99,16 @@ func newProfileState(p *Profile, index int, fn Function) *profileState {
 
 // add puts t in every pool of the profile whose filters it passes.
 func (ps *profileState) add(t *ticket, now time.Time) {
-	ps.tickets[t.id] = t
-	ps.players += t.members
+	t.prof = ps
+	t.in, t.young = 0, 0
+	ps.tickets++
+	ps.players.Add(int64(t.members))
 	for _, pl := range ps.pools {
 		if !pl.spec.admits(t.search) {
 			continue
 		}
 		if pl.spec.CreatedBefore > 0 && now.Sub(t.created) < time.Duration(pl.spec.CreatedBefore) {
+			t.young |= pl.bit
 			pl.young.push(t)
 			continue
 		}
@@ -104,14 +118,12 @@ func (ps *profileState) add(t *ticket, now time.Time) {
 
 // remove takes t out of every pool.
 func (ps *profileState) remove(t *ticket) {
-	if ps.tickets[t.id] != t {
-		return
-	}
-	delete(ps.tickets, t.id)
-	ps.players -= t.members
+	ps.tickets--
+	ps.players.Add(-int64(t.members))
 	for _, pl := range ps.pools {
 		pl.drop(t)
 	}
+	t.young = 0
 }
 
 // admit puts t in the pool (unless it is too old for created_after).
@@ -122,7 +134,8 @@ func (pl *poolState) admit(t *ticket, now time.Time) {
 		}
 		pl.old.push(t)
 	}
-	pl.in[t.id] = t
+	t.in |= pl.bit
+	pl.n++
 	if pl.seed != nil {
 		_ = pl.seed.Add(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
 		return
@@ -132,10 +145,11 @@ func (pl *poolState) admit(t *ticket, now time.Time) {
 
 // drop takes t out of the pool if it is in it.
 func (pl *poolState) drop(t *ticket) {
-	if pl.in[t.id] != t {
+	if t.in&pl.bit == 0 {
 		return
 	}
-	delete(pl.in, t.id)
+	t.in &^= pl.bit
+	pl.n--
 	if pl.seed != nil {
 		pl.seed.Remove(t.id)
 		return
@@ -144,7 +158,7 @@ func (pl *poolState) drop(t *ticket) {
 	if pl.removed > 64 && pl.removed*2 > len(pl.order) {
 		kept := pl.order[:0]
 		for _, o := range pl.order {
-			if pl.in[o.id] == o {
+			if o.in&pl.bit != 0 {
 				kept = append(kept, o)
 			}
 		}
@@ -155,11 +169,12 @@ func (pl *poolState) drop(t *ticket) {
 
 // gate applies the pool's time bounds at now: tickets old enough enter,
 // tickets too old leave.
-func (pl *poolState) gate(ps *profileState, now time.Time, buf []*ticket) []*ticket {
+func (pl *poolState) gate(now time.Time, buf []*ticket) []*ticket {
 	if d := time.Duration(pl.spec.CreatedBefore); d > 0 {
 		buf = pl.young.popWhile(func(t *ticket) bool { return now.Sub(t.created) >= d }, buf[:0])
 		for _, t := range buf {
-			if ps.tickets[t.id] == t {
+			if t.waiting && t.young&pl.bit != 0 {
+				t.young &^= pl.bit
 				pl.admit(t, now)
 			}
 		}
@@ -175,19 +190,27 @@ func (pl *poolState) gate(ps *profileState, now time.Time, buf []*ticket) []*tic
 
 // candidates lists the pool's tickets in admission order.
 func (pl *poolState) candidates() []Candidate {
-	out := make([]Candidate, 0, len(pl.in))
+	out := make([]Candidate, 0, pl.n)
 	for _, t := range pl.order {
-		if pl.in[t.id] == t {
+		if t.in&pl.bit != 0 {
 			out = append(out, t.candidate())
 		}
 	}
 	return out
 }
 
+// took records that the seed pool's Tick took t out of its matcher pool.
+func (pl *poolState) took(t *ticket) {
+	t.in &^= pl.bit
+	pl.n--
+}
+
 // restore puts back a ticket the seed pool's Tick took for a proposal the
 // evaluator rejected.
 func (pl *poolState) restore(t *ticket) {
-	if pl.in[t.id] == t && pl.seed != nil {
+	if t.waiting && t.in&pl.bit == 0 {
+		t.in |= pl.bit
+		pl.n++
 		_ = pl.seed.Add(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
 	}
 }

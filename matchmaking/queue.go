@@ -196,7 +196,7 @@ type Matchmaker struct {
 	handoff Handoff
 	// OnMatch is called (off the matchmaker goroutine) for every player
 	// matched, with its match message; the dispatcher records assignments.
-	OnMatch func(e Enqueue, m MatchMsg)
+	OnMatch func(m MatchMsg, backend bool)
 	// OnExpire is called (off the matchmaker goroutine) for every player
 	// whose ticket expired or was dropped by a profile reload.
 	OnExpire func(e Enqueue, m Expired)
@@ -212,7 +212,8 @@ type Matchmaker struct {
 	order    []*profileState // file order
 	tickets  map[string]*ticket
 	expiry   expiryHeap
-	seq      uint64
+	serial   uint64                          // evaluations so far (marks tickets taken)
+	view     atomic.Pointer[[]*profileState] // the profiles, for Stats
 	players  map[string]*qentry
 	parties  map[string]*party // by party key
 	rooms    map[string]*roomState
@@ -307,10 +308,14 @@ func (m *Matchmaker) install(ps Profiles, now time.Time) error {
 		m.profiles[p.Name] = st
 		m.order = append(m.order, st)
 	}
-	for _, o := range old {
-		for _, t := range o.tickets {
-			if np := m.profiles[o.p.Name]; np != nil {
-				t.prof = np
+	if len(old) > 0 {
+		moving := make([]*ticket, 0, len(m.tickets))
+		for _, t := range m.tickets {
+			moving = append(moving, t)
+		}
+		sort.Slice(moving, func(i, j int) bool { return moving[i].created.Before(moving[j].created) })
+		for _, t := range moving {
+			if np := m.profiles[t.prof.p.Name]; np != nil {
 				np.add(t, now)
 				continue
 			}
@@ -318,6 +323,9 @@ func (m *Matchmaker) install(ps Profiles, now time.Time) error {
 		}
 	}
 	m.cfg.Profiles = ps
+	view := make([]*profileState, len(m.order))
+	copy(view, m.order)
+	m.view.Store(&view)
 	return nil
 }
 
@@ -527,6 +535,7 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	q := &qentry{e: e, since: e.Created}
 	if len(e.Party) == 0 {
 		t := m.newTicket(ps, id, e.Player.Score, 1, e, []string{id}, &q.e.Search)
+		t.owners = []*qentry{q}
 		if !t.expires.After(now) {
 			return QueueStatus{}, fmt.Errorf("enqueue: ticket expired at %v: %w", t.expires, ErrNotQueued)
 		}
@@ -577,6 +586,9 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		search = mergeSearch(search, &pq.e.Search)
 	}
 	t := m.newTicket(ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, search)
+	for _, u := range p.members {
+		t.owners = append(t.owners, m.players[u])
+	}
 	m.addTicket(t, now)
 	for _, u := range p.members {
 		m.players[u].state = StateQueued
@@ -623,9 +635,8 @@ func containsString(list []string, s string) bool {
 
 // newTicket makes the ticket of e (a player or a whole party) in ps.
 func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int, e Enqueue, players []string, search *SearchFields) *ticket {
-	m.seq++
 	t := &ticket{id: id, prof: ps, rating: rating, members: members, created: e.Created, expires: e.Expires,
-		search: search, players: players, seq: m.seq, backend: e.Source == SourceBackend}
+		search: search, players: players, backend: e.Source == SourceBackend}
 	if t.expires.IsZero() {
 		ttl := m.cfg.TicketTTL
 		if ps.p.TicketTTL > 0 {
@@ -638,20 +649,20 @@ func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int,
 
 func (m *Matchmaker) addTicket(t *ticket, now time.Time) {
 	m.tickets[t.id] = t
+	t.waiting = true
 	t.prof.add(t, now)
 	heap.Push(&m.expiry, t)
 }
 
 // dropTicket takes t out of the pools (matched, cancelled or expired).
 func (m *Matchmaker) dropTicket(t *ticket) {
-	if m.tickets[t.id] == t {
-		delete(m.tickets, t.id)
+	if !t.waiting {
+		return
 	}
+	t.waiting = false
+	delete(m.tickets, t.id)
 	t.prof.remove(t)
 }
-
-// alive reports whether the ticket id is waiting.
-func (m *Matchmaker) alive(id string) bool { return m.tickets[id] != nil }
 
 func (m *Matchmaker) status(q *qentry) QueueStatus {
 	st := QueueStatus{State: q.state, Profile: q.e.Profile, Mode: q.e.Profile, Room: q.room, Since: q.since}
@@ -808,8 +819,7 @@ func (m *Matchmaker) expire(t *ticket, reason string) {
 // expireDue expires every ticket whose time has come.
 func (m *Matchmaker) expireDue(now time.Time) {
 	for len(m.expiry) > 0 && !m.expiry[0].expires.After(now) {
-		t := heap.Pop(&m.expiry).(*ticket)
-		if m.tickets[t.id] == t {
+		if t := heap.Pop(&m.expiry).(*ticket); t.waiting {
 			m.expire(t, "ttl")
 		}
 	}
@@ -818,7 +828,7 @@ func (m *Matchmaker) expireDue(now time.Time) {
 	if len(m.expiry) > 1024 && len(m.expiry) > 2*len(m.tickets) {
 		live := m.expiry[:0]
 		for _, t := range m.expiry {
-			if m.tickets[t.id] == t {
+			if t.waiting {
 				live = append(live, t)
 			}
 		}
@@ -843,37 +853,42 @@ func (h *expiryHeap) Pop() any {
 	return t
 }
 
-// Stats returns the latest queue statistics.
+// Stats returns the latest queue statistics: the queue lengths as they
+// are now, the rest as of the last tick.
 func (m *Matchmaker) Stats() QueueStats {
+	var qs QueueStats
 	if s := m.snapshot.Load(); s != nil {
-		return *s
+		qs = *s
 	}
-	return QueueStats{}
+	if v := m.view.Load(); v != nil {
+		qs.Queues = make(map[string]int, len(*v))
+		for _, ps := range *v {
+			qs.Queues[ps.p.Name] = int(ps.players.Load())
+		}
+	}
+	return qs
 }
 
-// publishStats makes a new snapshot: a full one (distributions, players
-// in rooms: O(players)) on ticks, otherwise the last one with the queue
-// lengths updated (O(profiles)), so a queue operation never scans.
+// publishStats makes a new snapshot (distributions, players in rooms:
+// O(players)); the queue operations leave it to the next tick.
 func (m *Matchmaker) publishStats(now time.Time, full bool) {
-	qs := QueueStats{}
-	if last := m.snapshot.Load(); last != nil && !full {
-		qs = *last
+	if !full {
+		return
 	}
+	var qs QueueStats
+	for _, q := range m.players {
+		switch q.state {
+		case StateInRoom, StateMatching:
+			qs.InRoom++
+		case StatePartyPending:
+			qs.PartyPending++
+		}
+	}
+	qs.Rooms = len(m.rooms)
 	qs.Queues = make(map[string]int, len(m.order))
 	for _, ps := range m.order {
-		qs.Queues[ps.p.Name] = ps.players
+		qs.Queues[ps.p.Name] = int(ps.players.Load())
 	}
-	if full {
-		for _, q := range m.players {
-			switch q.state {
-			case StateInRoom, StateMatching:
-				qs.InRoom++
-			case StatePartyPending:
-				qs.PartyPending++
-			}
-		}
-		qs.Rooms = len(m.rooms)
-		m.stats.fill(&qs, now)
-	}
+	m.stats.fill(&qs, now)
 	m.snapshot.Store(&qs)
 }

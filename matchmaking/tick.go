@@ -2,8 +2,12 @@ package matchmaking
 
 import (
 	"context"
+	"sync/atomic"
+
 	"errors"
 	"time"
+
+	"github.com/arena-game/arena/internal/mailbox"
 
 	"github.com/arena-game/arena/matchmaking/matcher"
 )
@@ -13,16 +17,8 @@ import (
 // the last answer arrives (each call has FunctionTimeout).
 type pendingTick struct {
 	now     time.Time
-	props   []Ranked
-	taken   []takenTicket // tickets seed pools' ticks took, to restore when they lose
+	props   []*proposal
 	waiting int
-}
-
-// takenTicket is a ticket a seed pool's Tick took out of its matcher
-// pool for a proposal.
-type takenTicket struct {
-	pool *poolState
-	t    *ticket
 }
 
 // tick expires lapsed tickets, asks every profile's function for
@@ -37,10 +33,10 @@ func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
 	pt := &pendingTick{now: now}
 	for _, ps := range m.order {
 		for _, pl := range ps.pools {
-			m.scratch = pl.gate(ps, now, m.scratch)
+			m.scratch = pl.gate(now, m.scratch)
 		}
 		clear(m.scratch)
-		if len(ps.tickets) == 0 {
+		if ps.tickets == 0 {
 			continue
 		}
 		start := time.Now()
@@ -56,7 +52,7 @@ func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
 		m.stats.tickSeconds(ps.p.Name, time.Since(start))
 	}
 	if pt.waiting == 0 {
-		m.evaluate(ctx, pt)
+		m.settle(ctx, pt)
 		return
 	}
 	m.pending = pt
@@ -69,13 +65,30 @@ func (m *Matchmaker) seedTick(ps *profileState, pt *pendingTick) {
 			continue
 		}
 		rooms := pl.seed.Tick(pt.now)
-		for i, pr := range seedProposals(ps.p, rooms) {
-			pt.props = append(pt.props, Ranked{Proposal: pr, Profile: ps.index, Source: pl.index, Index: i})
+		if len(rooms) == 0 {
+			continue
 		}
+		n := 0
 		for _, r := range rooms {
-			for _, t := range r.Tickets {
-				pt.taken = append(pt.taken, takenTicket{pool: pl, t: t.Payload.(*ticket)})
+			n += len(r.Tickets)
+		}
+		// One allocation each for the proposals, their tickets and ids.
+		props := make([]proposal, len(rooms))
+		ts := make([]*ticket, 0, n)
+		ids := make([]string, 0, n)
+		rosters := make([][]string, 0, len(rooms)*len(ps.p.Rosters))
+		for i, r := range rooms {
+			start := len(ts)
+			for _, mt := range r.Tickets {
+				t := mt.Payload.(*ticket)
+				pl.took(t)
+				ts = append(ts, t)
 			}
+			var rs [][]string
+			rs, ids, rosters = fillRosters(ps.p, ts[start:], ids, rosters)
+			props[i] = proposal{Proposal: Proposal{Rosters: rs, Score: -float64(r.Spread)},
+				profile: ps.index, source: pl.index, index: i, tickets: ts[start:len(ts):len(ts)]}
+			pt.props = append(pt.props, &props[i])
 		}
 	}
 }
@@ -117,7 +130,7 @@ func (m *Matchmaker) callPlugin(ctx context.Context, ps *profileState, pt *pendi
 			pt.waiting--
 			if pt.waiting == 0 && m.pending == pt {
 				m.pending = nil
-				m.evaluate(ctx, pt)
+				m.settle(ctx, pt)
 			}
 		})
 	}()
@@ -149,140 +162,147 @@ func (m *Matchmaker) accept(ps *profileState, req *MatchRequest, props []Proposa
 		return
 	}
 	for i, pr := range props {
-		pt.props = append(pt.props, Ranked{Proposal: pr, Profile: ps.index, Source: 0, Index: i})
+		ts := make([]*ticket, 0, 8)
+		for _, ids := range pr.Rosters {
+			for _, id := range ids {
+				t := m.tickets[id]
+				if t == nil {
+					t = &ticket{id: id} // gone since the call: the proposal loses
+				}
+				ts = append(ts, t)
+			}
+		}
+		pt.props = append(pt.props, &proposal{Proposal: pr, profile: ps.index, index: i, tickets: ts})
 	}
 }
 
-// evaluate settles the tick's proposals (Evaluate), hands the kept ones
+// settle settles the tick's proposals (evaluate), hands the kept ones
 // off as rooms and puts the tickets of lost seed proposals back.
-func (m *Matchmaker) evaluate(ctx context.Context, pt *pendingTick) {
-	kept, lost := pt.props, []Ranked(nil)
-	if !disjoint(pt.props) {
-		kept, lost = Evaluate(pt.props, m.alive)
-		m.stats.evaluated(len(lost))
-	} else {
-		// One source, or no ticket shared: every proposal whose tickets
-		// are all still waiting stands.
-		kept = kept[:0:0]
-		for _, pr := range pt.props {
-			if allAlive(pr, m.alive) {
-				kept = append(kept, pr)
-			} else {
-				lost = append(lost, pr)
+func (m *Matchmaker) settle(ctx context.Context, pt *pendingTick) {
+	m.serial++
+	kept, lost := evaluate(pt.props, m.serial)
+	m.stats.evaluated(len(lost))
+	m.startHandoffs(ctx, kept, pt.now)
+	for _, pr := range lost {
+		if ps := m.order[pr.profile]; ps.fn == nil {
+			// A seed pool's Tick took these out of its matcher pool.
+			for _, t := range pr.tickets {
+				ps.pools[pr.source].restore(t)
 			}
-		}
-	}
-	for _, pr := range kept {
-		m.startHandoff(ctx, pr, pt.now)
-	}
-	for _, tt := range pt.taken {
-		if m.tickets[tt.t.id] == tt.t {
-			tt.pool.restore(tt.t)
 		}
 	}
 	m.publishStats(pt.now, true)
 }
 
-// disjoint reports whether the proposals come from one source or share
-// no ticket (then the evaluator has nothing to settle).
-func disjoint(props []Ranked) bool {
-	if len(props) < 2 {
-		return true
+// member is what placing a room needs of one of its players.
+type member struct {
+	uuid, channel string
+	backend       bool
+}
+
+// formed is a kept proposal turned into a room to place.
+type formed struct {
+	fr      FormedRoom
+	entries []member
+	tickets []*ticket
+	done    *mailbox.Reservation[func()]
+}
+
+// startHandoffs takes the kept proposals' tickets out of the pools and
+// places their rooms off the matchmaker's goroutine, on at most
+// handoffWorkers goroutines; each room's result comes back through a
+// reservation taken here.
+func (m *Matchmaker) startHandoffs(ctx context.Context, kept []*proposal, now time.Time) {
+	if len(kept) == 0 {
+		return
 	}
-	one := true
-	for _, pr := range props[1:] {
-		if pr.Profile != props[0].Profile || pr.Source != props[0].Source {
-			one = false
-			break
-		}
+	rooms := make([]formed, len(kept))
+	for i, pr := range kept {
+		rooms[i] = m.form(pr, now)
 	}
-	if one {
-		return true
-	}
-	seen := map[string]bool{}
-	for _, pr := range props {
-		for _, ids := range pr.Rosters {
-			for _, id := range ids {
-				if seen[id] {
-					return false
+	workers := min(len(rooms), handoffWorkers)
+	var next atomic.Int64
+	m.handoffs.Add(workers)
+	for range workers {
+		go func() {
+			defer m.handoffs.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(rooms) {
+					return
 				}
-				seen[id] = true
+				m.place(&rooms[i])
 			}
-		}
+		}()
 	}
-	return true
 }
 
-func allAlive(pr Ranked, alive func(string) bool) bool {
-	for _, ids := range pr.Rosters {
-		for _, id := range ids {
-			if !alive(id) {
-				return false
-			}
-		}
-	}
-	return true
-}
+// handoffWorkers bounds the goroutines placing one tick's rooms.
+const handoffWorkers = 64
 
-// startHandoff takes a kept proposal's tickets out of the pools and
-// places the room off the matchmaker's goroutine.
-func (m *Matchmaker) startHandoff(ctx context.Context, pr Ranked, now time.Time) {
-	ps := m.order[pr.Profile]
-	fr := FormedRoom{Profile: ps.p.Name, Function: ps.p.Function}
-	var entries []Enqueue
-	var tickets []*ticket
+// form takes pr's tickets out of the pools and marks its players matching.
+func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
+	ps := m.order[pr.profile]
+	f := formed{fr: FormedRoom{Profile: ps.p.Name, Function: ps.p.Function}, tickets: pr.tickets, done: m.inbox.Reserve()}
+	n := 0
+	for _, t := range pr.tickets {
+		n += t.members
+	}
+	f.entries = make([]member, 0, n)
+	f.fr.Players = make([]Player, 0, n)
+	f.fr.Teams = make([]Team, 0, len(pr.Rosters))
 	lo, hi := matcher.MaxRating, -matcher.MaxRating
+	k := 0
 	for r, idsOf := range pr.Rosters {
 		team := Team{Name: ps.p.Rosters[r].Name}
-		for _, id := range idsOf {
-			t := m.tickets[id]
-			tickets = append(tickets, t)
+		for range idsOf {
+			t := pr.tickets[k]
+			k++
 			lo, hi = min(lo, t.rating), max(hi, t.rating)
 			m.dropTicket(t)
-			delete(m.parties, t.id)
-			for _, u := range t.players {
-				q := m.players[u]
-				if q == nil {
-					continue
-				}
+			if t.members > 1 {
+				delete(m.parties, t.id)
+			}
+			for _, q := range t.owners {
 				q.state = StateMatching
-				entries = append(entries, q.e)
-				fr.Players = append(fr.Players, q.e.Player)
-				team.Players = append(team.Players, u)
+				f.entries = append(f.entries, member{uuid: q.e.Player.UUID, channel: q.e.Channel, backend: q.e.Source == SourceBackend})
+				f.fr.Players = append(f.fr.Players, q.e.Player)
+				team.Players = append(team.Players, q.e.Player.UUID)
 				m.stats.matched(now.Sub(q.since))
 			}
 		}
-		fr.Teams = append(fr.Teams, team)
+		f.fr.Teams = append(f.fr.Teams, team)
 	}
-	fr.Spread = hi - lo
-	m.stats.room(fr.Spread, now)
-	done := m.inbox.Reserve()
-	m.handoffs.Add(1)
-	go func() {
-		defer m.handoffs.Done()
-		m.sem <- struct{}{}
-		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		msgs, err := m.handoff(hctx, fr)
-		cancel()
-		<-m.sem
-		_ = done.Post(func() { m.handoffDone(fr, entries, tickets, msgs, err) })
-		if err == nil {
-			for _, e := range entries {
-				msg := msgs[e.Player.UUID]
-				msg.Channel, msg.UUID = e.Channel, e.Player.UUID
-				msg.Profile, msg.Mode, msg.Teams = fr.Profile, fr.Profile, fr.Teams
-				m.notify.Notify(e.Player.UUID, msg)
-				if m.OnMatch != nil {
-					m.OnMatch(e, msg)
-				}
-			}
+	f.fr.Spread = hi - lo
+	m.stats.room(f.fr.Spread, now)
+	return f
+}
+
+// place hands one room off and delivers its match messages (a hand-off
+// goroutine).
+func (m *Matchmaker) place(f *formed) {
+	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	msgs, err := m.handoff(hctx, f.fr)
+	cancel()
+	fr, entries, tickets := f.fr, f.entries, f.tickets
+	_ = f.done.Post(func() { m.handoffDone(fr, entries, tickets, msgs, err) })
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		msg := msgs[e.uuid]
+		msg.Channel, msg.UUID = e.channel, e.uuid
+		msg.Profile, msg.Mode, msg.Teams = fr.Profile, fr.Profile, fr.Teams
+		m.notify.Notify(e.uuid, msg)
+		if m.OnMatch != nil {
+			m.OnMatch(msg, e.backend)
 		}
-	}()
+	}
 }
 
 // handoffDone records a room in play, or puts its tickets back in the
 // pools (keeping their waiting time) when no fight server could take it.
-func (m *Matchmaker) handoffDone(fr FormedRoom, entries []Enqueue, tickets []*ticket, msgs map[string]MatchMsg, err error) {
+func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*ticket, msgs map[string]MatchMsg, err error) {
 	now := time.Now()
 	if err != nil {
 		m.log.Error("room handoff failed; players go back to the queue", "err", err, "players", len(entries))
@@ -308,14 +328,14 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []Enqueue, tickets []*ti
 	}
 	rs := &roomState{id: room}
 	for _, e := range entries {
-		q := m.players[e.Player.UUID]
+		q := m.players[e.uuid]
 		if q == nil {
 			continue
 		}
 		q.state = StateInRoom
 		q.room = room
 		q.until = now.Add(m.RoomLife)
-		rs.members = append(rs.members, e.Player.UUID)
+		rs.members = append(rs.members, e.uuid)
 	}
 	m.rooms[room] = rs
 }
