@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strconv"
-	"time"
 )
 
 // binaryMagic starts every request of memcached's binary protocol, which
@@ -27,11 +25,10 @@ type session struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 
-	// conn, when set, gets read deadlines: none while idle between
-	// commands, commandTimeout once a command's first byte has arrived.
-	conn           net.Conn
-	commandTimeout time.Duration
-	deadlineAt     time.Time // when the current read deadline was set; zero: none
+	// watch, when set, is read by the server's watchdog, which closes a
+	// connection whose command or write has taken too long (see
+	// Server.watchdog). Without it (the fuzz tests) nothing is timed.
+	watch *watch
 
 	started bool
 	keyBuf  []byte // a storage command's key, kept while its data is read
@@ -68,20 +65,18 @@ func (s *session) run() {
 }
 
 // await flushes the answers when no request is buffered and waits for the
-// next one's first byte, then arms the command deadline.
+// next one's first byte, then tells the watchdog a command has started.
 func (s *session) await() error {
 	if s.br.Buffered() == 0 {
 		if err := s.bw.Flush(); err != nil {
 			return err
 		}
-		if s.conn != nil && !s.deadlineAt.IsZero() {
-			s.conn.SetReadDeadline(time.Time{})
-			s.deadlineAt = time.Time{}
-		}
+		s.watch.idle()
 		if _, err := s.br.Peek(1); err != nil {
 			return err
 		}
 	}
+	s.watch.commandStarts()
 	// A line not complete yet: send the answers so far while waiting for
 	// the rest (the client may wait for them first), as memcached does.
 	if b, _ := s.br.Peek(s.br.Buffered()); bytes.IndexByte(b, '\n') < 0 {
@@ -93,15 +88,6 @@ func (s *session) await() error {
 		s.started = true
 		if b, _ := s.br.Peek(1); len(b) == 1 && b[0] == binaryMagic {
 			return errBinary
-		}
-	}
-	if s.conn != nil {
-		// Re-arm at most twice per timeout: a client that keeps requests
-		// streaming in is never cut off mid-command by an old deadline.
-		now := time.Now()
-		if s.deadlineAt.IsZero() || now.Sub(s.deadlineAt) > s.commandTimeout/2 {
-			s.conn.SetReadDeadline(now.Add(s.commandTimeout))
-			s.deadlineAt = now
 		}
 	}
 	return nil

@@ -34,6 +34,12 @@ func Binary(t testing.TB) string {
 	return path
 }
 
+// Available reports whether the memcached binary is on PATH.
+func Available() bool {
+	_, err := exec.LookPath("memcached")
+	return err == nil
+}
+
 // Server is a real memcached on 127.0.0.1, stopped when the test ends.
 type Server struct {
 	t    testing.TB
