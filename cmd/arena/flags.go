@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 )
@@ -50,5 +51,21 @@ func newLogger(c *cli.Context) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	procLog.Store(log)
+	return log, nil
+}
+
+// procLog is the logger the running command built with newLogger, for the
+// lines main writes itself (a stop signal), so that every line of a process
+// has one format.
+var procLog atomic.Pointer[slog.Logger]
+
+// processLogger returns the command's logger, or a text logger on stderr
+// when the command has not built one.
+func processLogger() *slog.Logger {
+	if l := procLog.Load(); l != nil {
+		return l
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,12 +17,27 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go stopOnSignal(sigs, cancel, processLogger)
 	if err := newApp().RunContext(ctx, os.Args); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "arena:", err)
-		stop()
 		os.Exit(1)
+	}
+}
+
+// stopOnSignal cancels the run when the first SIGINT or SIGTERM arrives,
+// logging which one in the process's own log format (log returns the
+// logger the command built); later ones are logged and otherwise ignored
+// while the process stops.
+func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, log func() *slog.Logger) {
+	sig := <-sigs
+	log().Info("stop signal received; stopping", "signal", sig.String())
+	cancel()
+	for sig := range sigs {
+		log().Info("stop signal received again; already stopping", "signal", sig.String())
 	}
 }
 
