@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,12 @@ type Config struct {
 
 	Memcache    []string
 	StorePrefix string
+
+	// Database is the player database's DSN, handed to fight processes
+	// (never logged); OutboxDir the results outbox directory of this
+	// host's processes. Both are required.
+	Database  string
+	OutboxDir string
 
 	LineIdleTimeout time.Duration
 	MaxConns        int
@@ -117,6 +124,9 @@ func (c *Config) Validate() error {
 	if len(c.Memcache) == 0 {
 		return errors.New("config: --memcache is required (arena up embeds one)")
 	}
+	if c.Database == "" || c.OutboxDir == "" {
+		return errors.New("config: --db and --outbox are required (arena up defaults them under .arena/)")
+	}
 	return nil
 }
 
@@ -125,6 +135,8 @@ type Dispatcher struct {
 	cfg     Config
 	log     *slog.Logger
 	store   store.Store
+	players Players
+	outbox  Outbox
 	fleet   *Fleet
 	line    *LineServer
 	metrics *Metrics
@@ -137,7 +149,10 @@ type Dispatcher struct {
 	world       *mapserver.World
 	assignments *assignmentHub
 	loginLimit  *ipLimiter
-	grpcAddr    string
+	// accountLimit limits logins per account name: 5 at once, then one
+	// every 12 s (5 a minute), whatever the addresses they come from.
+	accountLimit *ipLimiter
+	grpcAddr     string
 
 	mu       sync.Mutex
 	lineAddr string
@@ -145,13 +160,43 @@ type Dispatcher struct {
 	ready    chan struct{}
 }
 
-// New builds a dispatcher. st is the shared store (already prefixed); sp
-// spawns fleet processes (nil: a PluginSpawner running cfg.Exe).
-func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher, error) {
+// Deps are a dispatcher's collaborators.
+type Deps struct {
+	// Store is the shared state (already prefixed); required.
+	Store store.Store
+	// Players is the player database (records read through the cache);
+	// required.
+	Players Players
+	// Outbox is the results outbox this dispatcher drains, for /healthz;
+	// nil when it drains none.
+	Outbox Outbox
+	// Spawner spawns fleet processes; nil means a PluginSpawner running
+	// cfg.Exe.
+	Spawner Spawner
+}
+
+// New builds a dispatcher from cfg and deps.
+func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Store == nil || deps.Players == nil {
+		return nil, errors.New("new dispatcher: a store and a player database are required")
+	}
+	st, sp := deps.Store, deps.Spawner
+	// Fight processes record results in the player database, through
+	// the host's outbox.
+	cfg.FightOptions = maps.Clone(cfg.FightOptions)
+	if cfg.FightOptions == nil {
+		cfg.FightOptions = map[string]string{}
+	}
+	cfg.FightOptions["db"], cfg.FightOptions["outbox"] = cfg.Database, cfg.OutboxDir
 	m := NewMetrics(fleet.NewRegistry())
+	if deps.Outbox != nil {
+		if err := m.Registry.Register(deps.Outbox); err != nil {
+			return nil, fmt.Errorf("new dispatcher: outbox metrics: %w", err)
+		}
+	}
 	if sp == nil {
 		env := []string{}
 		if cfg.ChildLogLevel != "" {
@@ -190,9 +235,9 @@ func New(cfg Config, st store.Store, sp Spawner, log *slog.Logger) (*Dispatcher,
 	if err != nil {
 		return nil, fmt.Errorf("config: --world: %w", err)
 	}
-	d := &Dispatcher{cfg: cfg, log: log, store: st, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
+	d := &Dispatcher{cfg: cfg, log: log, store: st, players: deps.Players, outbox: deps.Outbox, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
 		signer: signer, sessions: newSessions(), world: world, assignments: newAssignmentHub(),
-		loginLimit: newIPLimiter(5, 30)}
+		loginLimit: newIPLimiter(5, 30), accountLimit: newIPLimiter(1.0/12, 5)}
 	if cfg.ProfilesFile != "" {
 		if cfg.Match.Profiles, err = matchmaking.LoadProfiles(cfg.ProfilesFile, cfg.Match.FunctionNames()); err != nil {
 			return nil, fmt.Errorf("config: --profiles: %w", err)

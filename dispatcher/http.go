@@ -23,6 +23,11 @@ const maxJSONBody = 16 << 10
 func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if why := d.health(r.Context()); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("unhealthy: " + why + "\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{d.metrics.Registry}, promhttp.HandlerOpts{}))
@@ -32,6 +37,7 @@ func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("GET /v1/fleet/events", d.handleFleetEvents)
 	d.playRoutes()
 	d.profileRoutes()
+	d.playerRoutes()
 	d.webRoutes()
 }
 

@@ -6,36 +6,31 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/ids"
-	"github.com/arena-game/arena/internal/records"
-	"github.com/arena-game/arena/internal/store"
-	"golang.org/x/time/rate"
+	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/playerdb"
 )
 
-// PlayerTokenTTL is how long a login lasts.
-const PlayerTokenTTL = 24 * time.Hour
+// PlayerTokenTTL is how long a player token lasts: 30 days from the last
+// login or renewal (POST /v1/refresh). A player's record is kept for good
+// (history, leaderboards); for a guest the token is its only key, so a
+// guest that comes back at least once in 30 days keeps its record, and one
+// that claimed an account (POST /v1/accounts) can always log in again.
+const PlayerTokenTTL = 30 * 24 * time.Hour
 
-// CleanUsername trims name and checks it: 1 to 32 characters, letters,
-// digits, spaces and common punctuation; no control or format characters.
-func CleanUsername(name string) (string, bool) {
-	name = strings.TrimSpace(name)
-	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 32 {
-		return "", false
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' {
-			return "", false
-		}
-	}
-	return name, true
-}
+// BackendTokenTTL is how long a token minted for a backend's account
+// (POST /v1/tokens) lasts; the backend mints a new one when it expires.
+const BackendTokenTTL = 24 * time.Hour
+
+// CleanUsername trims name and checks it: 1 to 32 characters with no
+// control or format characters and no '<' or '>' (playerdb.CleanName).
+func CleanUsername(name string) (string, bool) { return playerdb.CleanName(name) }
 
 // ValidPhoto reports whether p is empty or an http(s) URL of at most 512
 // bytes.
@@ -53,6 +48,9 @@ func ValidPhoto(p string) bool {
 // identityRoutes registers login, me, tokens and config.
 func (d *Dispatcher) identityRoutes() {
 	d.mux.HandleFunc("POST /v1/login", d.handleLogin)
+	d.mux.HandleFunc("POST /v1/accounts", d.handleClaimAccount)
+	d.mux.HandleFunc("POST /v1/accounts/login", d.handleAccountLogin)
+	d.mux.HandleFunc("POST /v1/refresh", d.handleRefresh)
 	d.mux.HandleFunc("GET /v1/me", d.handleMe)
 	d.mux.HandleFunc("POST /v1/tokens", d.backend(d.handleMintToken))
 	d.mux.HandleFunc("GET /v1/config", d.handleConfig)
@@ -65,6 +63,7 @@ type LoginResponse struct {
 	Photo    string `json:"photo"`
 	Score    int    `json:"score"`
 	Bot      bool   `json:"bot,omitempty"`
+	Account  string `json:"account,omitempty"` // the login name of a named account
 	Token    string `json:"token"`
 	Expires  int64  `json:"expires"`
 }
@@ -103,22 +102,23 @@ func (d *Dispatcher) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_photo", "photo must be empty or an http(s) URL up to 512 bytes")
 		return
 	}
-	id := auth.NewUUID()
-	rec, err := records.UpdatePlayer(r.Context(), d.store, id, func(p *records.Player) {
-		p.Username, p.Photo, p.Bot = name, body.Photo, body.Bot
-	})
+	p, err := d.players.EnsurePlayer(r.Context(), playerdb.NewPlayer{ID: auth.NewUUID(), Name: name, Photo: body.Photo, Bot: body.Bot})
 	if err != nil {
-		d.log.Error("login: save player", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "player store unavailable; try again")
+		d.playersError(w, "login: save player", err)
 		return
 	}
-	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: id, Name: name, Photo: body.Photo, Bot: body.Bot}, PlayerTokenTTL)
+	d.writeLogin(w, p)
+}
+
+// writeLogin answers a login of p with a new player token.
+func (d *Dispatcher) writeLogin(w http.ResponseWriter, p playerdb.Player) {
+	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: p.ID, Name: p.Name, Photo: p.Photo, Bot: p.Bot}, PlayerTokenTTL)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "could not mint a token")
 		return
 	}
-	writeJSON(w, http.StatusOK, LoginResponse{UUID: id, Username: name, Photo: body.Photo, Score: rec.Rating, Bot: body.Bot,
-		Token: tok, Expires: time.Now().Add(PlayerTokenTTL).Unix()})
+	writeJSON(w, http.StatusOK, LoginResponse{UUID: p.ID, Username: p.Name, Photo: p.Photo, Score: p.RatingIn(""), Bot: p.Bot,
+		Account: p.Account, Token: tok, Expires: time.Now().Add(PlayerTokenTTL).Unix()})
 }
 
 // playerFromRequest verifies the player token in "Authorization: Bearer"
@@ -150,18 +150,148 @@ func (d *Dispatcher) handleMe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, _, err := records.GetPlayer(r.Context(), d.store, c.Subject)
-	if errors.Is(err, store.ErrNotFound) {
-		p = records.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Rating: records.DefaultRating, Bot: c.Bot}
-	} else if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "player store unavailable")
+	p, err := d.players.Player(r.Context(), c.Subject)
+	switch {
+	case errors.Is(err, playerdb.ErrNotFound):
+		// A token minted by a backend for a player with no games yet.
+		p = playerdb.Player{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}
+	case err != nil:
+		d.playersError(w, "me", err)
+		return
+	default:
+		_ = d.players.Seen(r.Context(), c.Subject)
+	}
+	out := profileJSON(p)
+	writeJSON(w, http.StatusOK, struct {
+		ProfileJSON
+		Account string                  `json:"account,omitempty"`
+		Expires int64                   `json:"expires"` // the token's expiry (unix s)
+		Queue   matchmaking.QueueStatus `json:"queue"`
+	}{out, p.Account, c.Expires, d.mm.Status(r.Context(), c.Subject)})
+}
+
+// handleRefresh serves POST /v1/refresh (player token): a new token for
+// the same player, lasting PlayerTokenTTL from now. The play page renews
+// its token on every visit, so a returning guest never loses its record.
+func (d *Dispatcher) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	c, ok := d.playerFromRequest(w, r)
+	if !ok {
 		return
 	}
-	st := d.mm.Status(r.Context(), c.Subject)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"uuid": p.UUID, "username": p.Username, "photo": p.Photo, "score": p.Rating,
-		"games": p.Games, "wins": p.Wins, "bot": p.Bot, "queue": st,
-	})
+	p, err := d.players.Player(r.Context(), c.Subject)
+	switch {
+	case errors.Is(err, playerdb.ErrNotFound):
+		p = playerdb.Player{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}
+	case err != nil:
+		d.playersError(w, "refresh", err)
+		return
+	default:
+		_ = d.players.Seen(r.Context(), c.Subject)
+	}
+	d.writeLogin(w, p)
+}
+
+// handleClaimAccount serves POST /v1/accounts {"account","password"}
+// (player token): the caller's record gets a login name and password, so
+// it can be reached from another browser with POST /v1/accounts/login.
+func (d *Dispatcher) handleClaimAccount(w http.ResponseWriter, r *http.Request) {
+	c, ok := d.playerFromRequest(w, r)
+	if !ok {
+		return
+	}
+	if !d.loginLimit.allow(clientIP(r), time.Now()) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts from this address; wait a little")
+		return
+	}
+	var body struct {
+		Account  string `json:"account"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	account, ok := playerdb.NormAccount(body.Account)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "bad_account", "account must be 3 to 32 of [a-z0-9_.-]")
+		return
+	}
+	hash, err := auth.HashPassword(body.Password)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_password", "password must be 8 to 128 bytes")
+		return
+	}
+	if _, err := d.players.Player(r.Context(), c.Subject); errors.Is(err, playerdb.ErrNotFound) {
+		// A backend's player: its record is made now, from its token.
+		if _, err := d.players.EnsurePlayer(r.Context(), playerdb.NewPlayer{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}); err != nil {
+			d.playersError(w, "claim account", err)
+			return
+		}
+	}
+	switch err := d.players.ClaimAccount(r.Context(), c.Subject, account, hash); {
+	case errors.Is(err, playerdb.ErrAccountTaken):
+		writeError(w, http.StatusConflict, "account_taken", "that account name is taken")
+	case errors.Is(err, playerdb.ErrHasAccount):
+		writeError(w, http.StatusConflict, "has_account", "this player already has an account")
+	case err != nil:
+		d.playersError(w, "claim account", err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"uuid": c.Subject, "account": account})
+	}
+}
+
+// handleAccountLogin serves POST /v1/accounts/login {"account","password"}:
+// a new player token for the account's record. A wrong password and an
+// unknown account get the same answer in the same time (401
+// bad_credentials). Attempts are limited per address and per account.
+func (d *Dispatcher) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Account  string `json:"account"`
+		Password string `json:"password"`
+	}
+	now := time.Now()
+	if !d.loginLimit.allow(clientIP(r), now) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many logins from this address; wait a little")
+		return
+	}
+	if err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	account, ok := playerdb.NormAccount(body.Account)
+	if !ok {
+		auth.CheckNoPassword(body.Password)
+		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong account or password")
+		return
+	}
+	if !d.accountLimit.allow(account, now) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many logins to this account; wait a little")
+		return
+	}
+	id, hash, err := d.players.AccountCredentials(r.Context(), account)
+	if errors.Is(err, playerdb.ErrNotFound) {
+		auth.CheckNoPassword(body.Password)
+		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong account or password")
+		return
+	}
+	if err != nil {
+		d.playersError(w, "account login", err)
+		return
+	}
+	if ok, err := auth.CheckPassword(hash, body.Password); err != nil || !ok {
+		if err != nil {
+			d.log.Error("account login: stored hash unreadable", "uuid", id, "err", err)
+		}
+		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong account or password")
+		return
+	}
+	p, err := d.players.Player(r.Context(), id)
+	if err != nil {
+		d.playersError(w, "account login", err)
+		return
+	}
+	_ = d.players.Seen(r.Context(), id)
+	d.writeLogin(w, p)
 }
 
 // handleMintToken serves POST /v1/tokens (backend token): a player token
@@ -182,12 +312,12 @@ func (d *Dispatcher) handleMintToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_player", "uuid, username or photo invalid")
 		return
 	}
-	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: body.UUID, Name: name, Photo: body.Photo}, PlayerTokenTTL)
+	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: body.UUID, Name: name, Photo: body.Photo}, BackendTokenTTL)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "could not mint a token")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": time.Now().Add(PlayerTokenTTL).Unix()})
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": time.Now().Add(BackendTokenTTL).Unix()})
 }
 
 // handleConfig serves GET /v1/config: what a client needs to find the

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/playerdb"
+
+	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/records"
-	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
-	"golang.org/x/time/rate"
 )
 
 // Limits of /v1/play.
@@ -193,7 +193,7 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 			_ = c.SendJSON(errMsg("bad_party", "party too long"))
 			return
 		}
-		prof, err := d.profile(ctx, ps.claims)
+		prof, err := d.profile(ctx, ps.claims, m.Mode)
 		if err != nil {
 			_ = c.SendJSON(errMsg("store_unavailable", "player store unavailable; try again"))
 			return
@@ -240,17 +240,18 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	}
 }
 
-// profile reads the player's record for its rating (never from the
-// client); a player never seen gets the default rating.
-func (d *Dispatcher) profile(ctx context.Context, c auth.Claims) (matchmaking.Player, error) {
-	p, _, err := records.GetPlayer(ctx, d.store, c.Subject)
-	if errors.Is(err, store.ErrNotFound) {
-		return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: records.DefaultRating, Bot: c.Bot}, nil
+// profile reads the player's rating in mode from its record in the
+// player database, through the cache (never from the client); a player
+// with no record, or none in mode, gets playerdb.DefaultRating.
+func (d *Dispatcher) profile(ctx context.Context, c auth.Claims, mode string) (matchmaking.Player, error) {
+	p, err := d.players.Player(ctx, c.Subject)
+	if errors.Is(err, playerdb.ErrNotFound) {
+		return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: playerdb.DefaultRating, Bot: c.Bot}, nil
 	}
 	if err != nil {
 		return matchmaking.Player{}, err
 	}
-	return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: p.Rating, Bot: c.Bot || p.Bot}, nil
+	return matchmaking.Player{UUID: c.Subject, Username: c.Name, Photo: c.Photo, Score: p.RatingIn(mode), Bot: c.Bot || p.Bot}, nil
 }
 
 func errMsg(code, msg string) map[string]string {

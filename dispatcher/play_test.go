@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/playerdb/dbtest"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -35,6 +37,7 @@ const (
 type testDispatcher struct {
 	*Dispatcher
 	sp   *fakeSpawner
+	db   *playerdb.Cache
 	base string // http://host:port
 	ws   string // ws://host:port
 }
@@ -48,12 +51,15 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 		GuestLogin: true, Memcache: []string{"unused"},
 		Match:        matchmaking.Config{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
 		FightOptions: map[string]string{"room-timeout": "10m"},
+		Database:     "sqlite:unused", OutboxDir: t.TempDir(),
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	sp := &fakeSpawner{}
-	d, err := New(cfg, storetest.New(t), sp, quietLog())
+	st := storetest.New(t)
+	players := playerdb.NewCache(dbtest.Open(t, dbtest.SQLite), st)
+	d, err := New(cfg, Deps{Store: st, Players: players, Spawner: sp}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +75,7 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 	}
 	waitFor(t, func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == StateReady })
 	_, h := d.Addrs()
-	return &testDispatcher{Dispatcher: d, sp: sp, base: "http://" + h, ws: "ws://" + h}
+	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h}
 }
 
 func (td *testDispatcher) call(t *testing.T, method, path, bearer string, body any, out any) int {

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/playerdb"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/ids"
-	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/proto/matchpb"
 )
@@ -90,9 +90,7 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 	}
 	// The player's record learns the vouched score and profile, so fights
 	// rate from it.
-	if _, err := records.UpdatePlayer(ctx, d.store, t.UUID, func(p *records.Player) {
-		p.Username, p.Photo, p.Rating = t.Username, t.Photo, t.Score
-	}); err != nil {
+	if err := d.players.SetRating(ctx, playerdb.NewPlayer{ID: t.UUID, Name: t.Username, Photo: t.Photo}, t.Mode, t.Score); err != nil {
 		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
 	return d.mm.Enqueue(ctx, matchmaking.Enqueue{

@@ -14,11 +14,11 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/records"
-	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/playerdb/dbtest"
 	"github.com/arena-game/arena/sdk"
 )
 
@@ -107,7 +107,8 @@ func TestProcessOverGRPC(t *testing.T) {
 	cfg := fleet.StartConfig{
 		Kind: fleet.KindFight, Host: "127.0.0.1", Port: port, Memcache: addrs, StorePrefix: prefix,
 		Secret: testSecret, FleetToken: "fleet-token", Dispatcher: disp.ln.Addr().String(), MaxNum: 10,
-		Options: map[string]string{OptRoomTimeout: "1m", OptRejoinGrace: "5s", OptEventRate: "50", "unknown-option": "x"},
+		Options: map[string]string{OptRoomTimeout: "1m", OptRejoinGrace: "5s", OptEventRate: "50", "unknown-option": "x",
+			sdk.OptDatabase: dbtest.DSN(t, dbtest.SQLite), sdk.OptOutbox: t.TempDir()},
 	}
 	addr, err := p.Start(ctx, cfg)
 	for attempt := 0; attempt < 5 && errorsIs(err, fleet.ErrPortInUse); attempt++ {
@@ -162,11 +163,18 @@ func TestProcessOverGRPC(t *testing.T) {
 	if got := disp.got()[1]; got != fmt.Sprintf("del|%d|fleet-token|grpcroom1", port) {
 		t.Fatalf("del line %q", got)
 	}
-	// The result went to the memcached named in StartConfig, under its prefix.
-	mc, _ := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
-	rec, _, err := records.GetPlayer(ctx, store.Prefixed(mc, prefix), room.Players[1].UUID)
-	if err != nil || rec.Rating != 1484 || !rec.Bot {
+	// The result went to the player database named in the options, once.
+	db, err := playerdb.Open(ctx, playerdb.Config{DSN: cfg.Options[sdk.OptDatabase]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec, err := db.Player(ctx, room.Players[1].UUID)
+	if err != nil || rec.RatingIn("") != 1484 || !rec.Bot || rec.Ratings["default"].Losses != 1 {
 		t.Fatalf("loser's record %+v %v", rec, err)
+	}
+	if m, err := db.Match(ctx, room.ID); err != nil || m.Host != addr || m.Game != "fight" {
+		t.Fatalf("match %+v %v", m, err)
 	}
 	if n, err := p.Drain(ctx, time.Now().Add(time.Second)); err != nil || n != 0 {
 		t.Fatalf("drain: %d %v", n, err)
@@ -196,6 +204,12 @@ func TestProcessStartRefusals(t *testing.T) {
 		"NaN rate":        func(c *fleet.StartConfig) { c.Options = map[string]string{OptEventRate: "NaN"} },
 		"damage over 100": func(c *fleet.StartConfig) { c.Options = map[string]string{OptAttackDamage: "101"} },
 		"bad port":        func(c *fleet.StartConfig) { c.Port = 70000 },
+		"unreachable db": func(c *fleet.StartConfig) {
+			c.Options = map[string]string{sdk.OptDatabase: "postgres://u:" + testSecret + "@127.0.0.1:1/x?connect_timeout=1", sdk.OptOutbox: t.TempDir()}
+		},
+		"db without outbox": func(c *fleet.StartConfig) {
+			c.Options = map[string]string{sdk.OptDatabase: dbtest.DSN(t, dbtest.SQLite)}
+		},
 	} {
 		cfg := base
 		mod(&cfg)

@@ -104,6 +104,8 @@ type Arena struct {
 	Backend  string
 	Memcache string
 	Prefix   string
+	DB       string // player database DSN
+	Outbox   string // results outbox directory
 	log      *lockedBuffer
 	done     chan struct{}
 }
@@ -159,6 +161,8 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 		Backend:  "backend-token",
 		Memcache: strings.Join(storetest.Addrs(t), ","),
 		Prefix:   fmt.Sprintf("it%d.%d:", os.Getpid(), time.Now().UnixNano()%1e9),
+		DB:       flagValue(extra, "--db"),
+		Outbox:   flagValue(extra, "--outbox"),
 		log:      &lockedBuffer{},
 		done:     make(chan struct{}),
 	}
@@ -168,6 +172,14 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 		"--memcache", a.Memcache, "--store-prefix", a.Prefix,
 		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)),
 		"--log-level", "debug",
+	}
+	if a.DB == "" {
+		a.DB = "sqlite:" + filepath.Join(t.TempDir(), "arena.db")
+		args = append(args, "--db", a.DB)
+	}
+	if a.Outbox == "" {
+		a.Outbox = t.TempDir()
+		args = append(args, "--outbox", a.Outbox)
 	}
 	args = append(args, extra...)
 	a.cmd = exec.Command(arenaBin, args...)
@@ -215,6 +227,16 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 		}
 	})
 	return a, false
+}
+
+// flagValue returns the value following flag in args, or "".
+func flagValue(args []string, flag string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // Stop sends SIGTERM and waits for the process (SIGKILL after 20s).

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -187,6 +186,7 @@ func TestMatchDoneWhen(t *testing.T) {
 	type result struct {
 		Room    string `json:"room"`
 		Winner  string `json:"winner"`
+		Pending bool   `json:"pending"`
 		Players []struct {
 			UUID     string `json:"uuid"`
 			OldScore int    `json:"old_score"`
@@ -209,19 +209,21 @@ func TestMatchDoneWhen(t *testing.T) {
 			break
 		}
 	}
-	if res.Room != room || res.Winner != attacker.uuid || len(res.Players) != 3 {
+	if res.Room != room || res.Winner != attacker.uuid || len(res.Players) != 3 || res.Pending {
 		t.Fatalf("result %+v", res)
 	}
-	// Ratings in memcached moved by Elo: the winner up, the others down,
-	// and the record equals the result's new score.
-	st := a.store(t)
+	// Ratings in the player database moved by Elo: the winner up, the
+	// others down, and the stored rating equals the result's new score.
 	for _, rp := range res.Players {
-		rec, _, err := records.GetPlayer(context.Background(), st, rp.UUID)
-		if err != nil {
-			t.Fatal(err)
+		var prof struct {
+			Score int `json:"score"`
+			Games int `json:"games"`
 		}
-		if rec.Rating != rp.NewScore {
-			t.Errorf("%s: record %d, result new_score %d", rp.UUID, rec.Rating, rp.NewScore)
+		if code := api(t, a, "GET", "/v1/players/"+rp.UUID, "", nil, &prof); code != 200 {
+			t.Fatalf("profile of %s: %d", rp.UUID, code)
+		}
+		if prof.Score != rp.NewScore || prof.Games != 1 {
+			t.Errorf("%s: stored %+v, result new_score %d", rp.UUID, prof, rp.NewScore)
 		}
 		if rp.UUID == attacker.uuid && rp.NewScore <= rp.OldScore {
 			t.Errorf("winner's rating did not rise: %+v", rp)

@@ -15,12 +15,15 @@ import (
 // a result was applied, or a read racing the write).
 const CacheTTL = 30 * time.Second
 
-// Cache reads player records through memcached: a hit is served from the
-// cache, a miss (or a cache that fails or is slow) from the database, and
-// the record read is put back in the cache. Losing the cache loses
-// nothing: the database holds every record. Safe for concurrent use.
+// Cache is the player database with player records read through
+// memcached: Player is served from the cache on a hit, and from the
+// database on a miss (or when the cache fails or is slow), putting the
+// record back in the cache. The methods that change a player's record
+// drop its cached copy; every other method is the database's. Losing the
+// cache loses nothing: the database holds every record. Safe for
+// concurrent use.
 type Cache struct {
-	db *DB
+	*DB
 	st store.Store
 	// timeout bounds each cache operation, so a stalled memcached slows
 	// a read by at most this much before the database answers.
@@ -30,11 +33,8 @@ type Cache struct {
 // NewCache returns a read-through cache of db's player records in st
 // (already prefixed).
 func NewCache(db *DB, st store.Store) *Cache {
-	return &Cache{db: db, st: st, timeout: 250 * time.Millisecond}
+	return &Cache{DB: db, st: st, timeout: 250 * time.Millisecond}
 }
-
-// DB returns the database behind the cache.
-func (c *Cache) DB() *DB { return c.db }
 
 // cacheKey is the memcached key of a player's cached record. The version
 // in it changes whenever cachedPlayer's encoding does.
@@ -66,7 +66,7 @@ func (c *Cache) Player(ctx context.Context, id string) (Player, error) {
 		return Player{ID: cp.ID, Name: cp.Name, Photo: cp.Photo, Bot: cp.Bot, Account: cp.Account,
 			Created: fromMS(cp.Created), LastSeen: fromMS(cp.LastSeen), Ratings: cp.Ratings}, nil
 	}
-	p, err := c.db.Player(ctx, id)
+	p, err := c.DB.Player(ctx, id)
 	if err != nil {
 		return Player{}, err
 	}
@@ -100,4 +100,25 @@ func (c *Cache) Invalidate(ctx context.Context, ids ...string) error {
 		}
 	}
 	return first
+}
+
+// EnsurePlayer is DB.EnsurePlayer, dropping the player's cached record.
+func (c *Cache) EnsurePlayer(ctx context.Context, p NewPlayer) (Player, error) {
+	out, err := c.DB.EnsurePlayer(ctx, p)
+	_ = c.Invalidate(ctx, p.ID)
+	return out, err
+}
+
+// SetRating is DB.SetRating, dropping the player's cached record.
+func (c *Cache) SetRating(ctx context.Context, p NewPlayer, profile string, rating int) error {
+	err := c.DB.SetRating(ctx, p, profile, rating)
+	_ = c.Invalidate(ctx, p.ID)
+	return err
+}
+
+// ClaimAccount is DB.ClaimAccount, dropping the player's cached record.
+func (c *Cache) ClaimAccount(ctx context.Context, id, account, hash string) error {
+	err := c.DB.ClaimAccount(ctx, id, account, hash)
+	_ = c.Invalidate(ctx, id)
+	return err
 }

@@ -121,6 +121,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("open player database %s: %w", name, err)
 		}
+		// The file holds password hashes: only its owner reads it (SQLite
+		// gives its -wal and -shm files the same mode).
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open player database %s: %w", name, err)
+		}
+		f.Close()
 		// WAL lets readers run beside the one writer; synchronous FULL
 		// makes every commit durable (fsync) before Apply returns;
 		// immediate transactions take the write lock at BEGIN, so two

@@ -110,14 +110,16 @@ type Recorder struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	inflight map[string]bool // rooms a Record call is applying now
+	inflight map[string]bool     // rooms a Record call or the drain is applying now
+	queued   map[string]struct{} // rooms with an outbox entry: the last listing, plus Record's since, less the drained
 
-	pending atomic.Int64 // outbox entries, as last counted (plus Record's since)
+	pending atomic.Int64 // len(queued), for lock-free reads
 	failing atomic.Bool  // the last try at the database failed
 	stale   chan []string
 
 	outcomes *prometheus.CounterVec
 	applyDur prometheus.Histogram
+	backlog  prometheus.GaugeFunc
 }
 
 // New returns a Recorder applying results to db through the outbox in
@@ -129,7 +131,7 @@ func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
 		return nil, fmt.Errorf("new recorder: %w", err)
 	}
 	r := &Recorder{db: db, cache: cache, ob: ob, cfg: cfg, log: cfg.Logger,
-		inflight: map[string]bool{}, stale: make(chan []string, 1024),
+		inflight: map[string]bool{}, queued: map[string]struct{}{}, stale: make(chan []string, 1024),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arena_results_total",
 			Help: "Room results by outcome: applied (stored, shown), duplicate (already stored), pending (queued in the outbox), drained (applied later from the outbox), rejected (malformed), not_recorded.",
@@ -140,20 +142,31 @@ func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
+	r.backlog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arena_results_outbox_entries", Help: "Results waiting in the outbox for the database."},
+		func() float64 { return float64(r.pending.Load()) })
 	if rooms, err := ob.rooms(); err == nil {
-		r.pending.Store(int64(len(rooms)))
+		r.setQueued(rooms)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.outcomes, r.applyDur,
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arena_results_outbox_entries", Help: "Results waiting in the outbox for the database."},
-				func() float64 { return float64(r.pending.Load()) }),
-		} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("new recorder: metrics: %w", err)
-			}
+		if err := cfg.Registerer.Register(r); err != nil {
+			return nil, fmt.Errorf("new recorder: metrics: %w", err)
 		}
 	}
 	return r, nil
+}
+
+// Describe implements prometheus.Collector: the arena_results_* metrics.
+func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
+	r.outcomes.Describe(ch)
+	r.applyDur.Describe(ch)
+	r.backlog.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
+	r.outcomes.Collect(ch)
+	r.applyDur.Collect(ch)
+	r.backlog.Collect(ch)
 }
 
 // Record stores res exactly once and returns the rating changes to show.
@@ -204,6 +217,10 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 				r.log.Warn("applied result left in the outbox", "room", res.Room, "err", rerr)
 			}
 		}
+		r.mu.Lock()
+		delete(r.queued, res.Room)
+		r.pending.Store(int64(len(r.queued)))
+		r.mu.Unlock()
 		r.done(res, applied, "applied")
 		return applied, nil
 	case errors.Is(err, playerdb.ErrInvalid):
@@ -214,7 +231,10 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 		r.outcomes.WithLabelValues("not_recorded").Inc()
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, queueErr, err)
 	default:
-		r.pending.Add(1)
+		r.mu.Lock()
+		r.queued[res.Room] = struct{}{}
+		r.pending.Store(int64(len(r.queued)))
+		r.mu.Unlock()
 		r.outcomes.WithLabelValues("pending").Inc()
 		r.log.Warn("result queued in the outbox: the database failed", "room", res.Room, "err", err)
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: %v", res.Room, ErrPending, err)
@@ -303,8 +323,7 @@ func (r *Recorder) drain(ctx context.Context) bool {
 		r.log.Error("outbox unreadable", "err", err)
 		return false
 	}
-	left := int64(len(rooms))
-	r.pending.Store(left)
+	r.setQueued(rooms)
 	for _, room := range rooms {
 		if ctx.Err() != nil {
 			return true
@@ -321,14 +340,37 @@ func (r *Recorder) drain(ctx context.Context) bool {
 		ok := r.drainOne(ctx, room)
 		r.mu.Lock()
 		delete(r.inflight, room)
+		if ok {
+			delete(r.queued, room)
+			r.pending.Store(int64(len(r.queued)))
+		}
 		r.mu.Unlock()
 		if !ok {
 			return false
 		}
-		left--
-		r.pending.Store(left)
 	}
 	return true
+}
+
+// setQueued replaces the set of queued rooms with a directory listing.
+// Rooms a Record call is working on keep their state: the listing may
+// have been taken before their entry was written or after it was removed.
+func (r *Recorder) setQueued(rooms []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]struct{}, len(rooms))
+	for _, room := range rooms {
+		if !r.inflight[room] {
+			next[room] = struct{}{}
+		}
+	}
+	for room := range r.inflight {
+		if _, ok := r.queued[room]; ok {
+			next[room] = struct{}{}
+		}
+	}
+	r.queued = next
+	r.pending.Store(int64(len(next)))
 }
 
 // drainOne applies one entry; false when the database failed.

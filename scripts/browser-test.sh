@@ -66,7 +66,8 @@ const free = (p) => new Promise((ok) => { const s = net.createServer(); s.once("
 
 args=(up --http "127.0.0.1:$base" --listen "127.0.0.1:$((base + 1))" --chat-port "$((base + 3))"
   --fight-port-base "$((base + 10))" --map-port-base "$((base + 30))" --host 127.0.0.1
-  --store-prefix "browsertest-$$-$base:" --credentials "$tmp/credentials.json" --bots 0)
+  --store-prefix "browsertest-$$-$base:" --credentials "$tmp/credentials.json" --bots 0
+  --db "sqlite:$tmp/arena.db" --outbox "$tmp/outbox")
 help=$("$tmp/arena" up --help 2>&1 || true)
 if [[ $help == *--grpc* ]]; then
   args+=(--grpc "127.0.0.1:$((base + 2))")

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
@@ -66,6 +68,22 @@ type Process struct {
 	closeRec func()
 }
 
+// Options of the dispatcher's fleet contract (fleet.StartConfig.Options)
+// that configure the process rather than the game: where results go (the
+// typed proc.StartRequest has DatabaseDSN and OutboxDir instead). They are
+// taken out before the other options become the game's configuration; the
+// DSN is never logged.
+const (
+	// OptDatabase is the player database DSN (postgres://... or
+	// sqlite:PATH): results are then recorded exactly once by a
+	// results.Recorder, which also drains the outbox while the process
+	// runs. Without it results go to a StoreRecorder.
+	OptDatabase = "db"
+	// OptOutbox is the results outbox directory of the host (required
+	// with OptDatabase).
+	OptOutbox = "outbox"
+)
+
 var _ fleet.Process = (*Process)(nil)
 
 // NewProcess returns an unstarted Process of game that logs to log.
@@ -85,10 +103,16 @@ func NewProcess(game Game, log *slog.Logger) *Process {
 // wraps fleet.ErrPortInUse; bad settings, no secret or no memcache servers
 // are errors. Starting twice returns the address.
 func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, error) {
+	// The dispatcher's fleet contract carries the results database and
+	// outbox as options; they are not the game's configuration.
+	opts := maps.Clone(cfg.Options)
+	dsn, outbox := opts[OptDatabase], opts[OptOutbox]
+	delete(opts, OptDatabase)
+	delete(opts, OptOutbox)
 	addr, err := p.start(ctx, startParams{
 		kind: cfg.Kind, bind: cfg.Host, advertise: cfg.Host, port: cfg.Port, memcache: cfg.Memcache,
 		prefix: cfg.StorePrefix, secret: cfg.Secret, dispatcher: cfg.Dispatcher, fleetToken: cfg.FleetToken,
-		config: ConfigFromOptions(cfg.Options),
+		config: ConfigFromOptions(opts), dsn: dsn, outbox: outbox,
 	})
 	if errors.Is(err, ErrPortInUse) {
 		return "", fmt.Errorf("start: %w", fleet.ErrPortInUse)

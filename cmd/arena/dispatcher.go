@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/playerdb"
+	"github.com/arena-game/arena/results"
 
 	"github.com/urfave/cli/v2"
 
@@ -43,6 +46,9 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.BoolFlag{Name: "guest-login", Value: up, Usage: "allow POST /v1/login guest identities", EnvVars: env("guest-login")},
 		memcacheFlag(),
 		storePrefixFlag(),
+		dbFlag(up),
+		fileFlag("db-file", "file holding the --db DSN (keeps a password out of the process list)"),
+		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's fight servers share; the dispatcher drains it too"),
 		&cli.DurationFlag{Name: "line-idle-timeout", Value: 10 * time.Second, Usage: "line protocol connections idle this long are closed", EnvVars: env("line-idle-timeout")},
 		intFlag("max-conns", 10000, "line protocol connections served at once"),
 		&cli.DurationFlag{Name: "room-timeout", Value: 10 * time.Minute, Usage: "a fight room ends after this", EnvVars: env("room-timeout")},
@@ -76,7 +82,19 @@ func options(m map[string]string, kvs []string) error {
 
 // dispatcherConfig maps flags to dispatcher.Config.
 func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
+	dsn, err := flagOrFile(c, "db", "db-file")
+	if err != nil {
+		return dispatcher.Config{}, err
+	}
+	if dsn, err = absDSN(dsn); err != nil {
+		return dispatcher.Config{}, err
+	}
+	outbox, err := filepath.Abs(c.String("outbox"))
+	if err != nil {
+		return dispatcher.Config{}, fmt.Errorf("--outbox: %w", err)
+	}
 	cfg := dispatcher.Config{
+		Database: dsn, OutboxDir: outbox,
 		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"), Host: c.String("host"), PublicHost: c.String("public-host"),
 		FightPortBase: c.Int("fight-port-base"), MapPortBase: c.Int("map-port-base"), ChatPort: c.Int("chat-port"),
 		MaxNum: c.Int("maxnum"), MinProcesses: c.Int("min-processes"), MinMaps: c.Int("min-map-processes"),
@@ -135,18 +153,30 @@ func dispatcherCommand() *cli.Command {
 
 // runDispatcher runs a dispatcher until ctx ends.
 func runDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
-	d, err := openDispatcher(ctx, cfg, log)
+	n, err := openDispatcher(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	return d.Run(ctx)
+	return n.run(ctx)
 }
 
-// openDispatcher connects to memcached (checking that it answers) and
-// builds a dispatcher on it.
-func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+// dispatcherNode is a dispatcher with the player database it serves and
+// the results outbox it drains.
+type dispatcherNode struct {
+	*dispatcher.Dispatcher
+	db  *playerdb.DB
+	rec *results.Recorder
+}
+
+// openDispatcher connects to memcached and the player database (checking
+// that both answer; the database's schema is migrated) and builds a
+// dispatcher on them.
+func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) (*dispatcherNode, error) {
 	if len(cfg.Memcache) == 0 {
 		return nil, fmt.Errorf("arena dispatcher: --memcache is required (or run `arena up`, which embeds one)")
+	}
+	if cfg.Database == "" {
+		return nil, fmt.Errorf("arena dispatcher: --db is required (postgres://... or sqlite:PATH; `arena up` defaults to %s)", defaultUpDB)
 	}
 	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
 	if err != nil {
@@ -155,5 +185,35 @@ func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger
 	if err := mc.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("arena dispatcher: %w", err)
 	}
-	return dispatcher.New(cfg, store.Prefixed(mc, cfg.StorePrefix), nil, log)
+	st := store.Prefixed(mc, cfg.StorePrefix)
+	db, err := playerdb.Open(ctx, playerdb.Config{DSN: cfg.Database, MaxConns: 16})
+	if err != nil {
+		return nil, fmt.Errorf("arena dispatcher: --db: %w", err)
+	}
+	log.Info("player database ready", "db", playerdb.Redact(cfg.Database), "kind", db.Kind(), "schema", playerdb.SchemaVersion())
+	players := playerdb.NewCache(db, st)
+	rec, err := results.New(players, players, results.Config{Dir: cfg.OutboxDir, Logger: log})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("arena dispatcher: --outbox: %w", err)
+	}
+	d, err := dispatcher.New(cfg, dispatcher.Deps{Store: st, Players: players, Outbox: rec}, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &dispatcherNode{Dispatcher: d, db: db, rec: rec}, nil
+}
+
+// run serves until ctx ends, draining the results outbox meanwhile, and
+// closes the database.
+func (n *dispatcherNode) run(ctx context.Context) error {
+	defer n.db.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); n.rec.Run(rctx) }()
+	err := n.Run(ctx)
+	cancel()
+	<-done
+	return err
 }

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/arena-game/arena/playerdb"
 )
 
 // env returns the environment variable names for a flag: ARENA_ plus the
@@ -68,4 +71,58 @@ func processLogger() *slog.Logger {
 		return l
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// defaultUpDB is `arena up`'s player database: an SQLite file.
+const defaultUpDB = "sqlite:.arena/arena.db"
+
+// dbFlag is --db: the player database DSN (required by `arena
+// dispatcher`, an SQLite file by default in `arena up`).
+func dbFlag(up bool) *cli.StringFlag {
+	def := ""
+	if up {
+		def = defaultUpDB
+	}
+	return &cli.StringFlag{Name: "db", Value: def, EnvVars: env("db"), DefaultText: def,
+		Usage: "player database: postgres://USER:PASSWORD@HOST:PORT/DB (PostgreSQL) or sqlite:PATH (an SQLite file); a password here shows in the process list: prefer ARENA_DB or --db-file"}
+}
+
+// fileFlag is a flag naming a file that holds a secret value.
+func fileFlag(name, usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: name, Usage: usage, EnvVars: env(name)}
+}
+
+// flagOrFile returns the value of flag, or the contents of the file named
+// by fileFlag (trimmed of surrounding whitespace) when that is set; both
+// set is an error.
+func flagOrFile(c *cli.Context, flag, fileFlag string) (string, error) {
+	path := c.String(fileFlag)
+	if path == "" {
+		return c.String(flag), nil
+	}
+	if c.IsSet(flag) {
+		return "", fmt.Errorf("--%s and --%s are both set; give one", flag, fileFlag)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %w", fileFlag, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("--%s: %s is empty", fileFlag, path)
+	}
+	return v, nil
+}
+
+// absDSN makes an SQLite DSN's path absolute, so fleet processes started
+// elsewhere open the same file; other DSNs are returned as they are.
+func absDSN(dsn string) (string, error) {
+	if dsn == "" || playerdb.IsPostgres(dsn) {
+		return dsn, nil
+	}
+	abs, err := filepath.Abs(strings.TrimPrefix(dsn, "sqlite:"))
+	if err != nil {
+		return "", fmt.Errorf("--db: %w", err)
+	}
+	return "sqlite:" + abs, nil
 }

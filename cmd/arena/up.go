@@ -114,7 +114,7 @@ func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
 		d.SetBots(bf)
 		_ = bf.Run(ctx)
 	}()
-	err = d.Run(ctx)
+	err = d.run(ctx)
 	cancel()
 	<-botsDone
 	return err
