@@ -4,7 +4,7 @@
 // move_to, attack and blink events. The server owns hp and the result; this
 // is only a view of it.
 
-import { Socket, colorFor, photoURL, isBot } from './ui.js';
+import { colorFor, photoURL, isBot } from './ui.js';
 
 /** The arena's size in fight coordinates (the bots use the same). */
 export const ARENA_W = 800;
@@ -38,6 +38,7 @@ export class Fight {
   /**
    * @param {object} o
    * @param {HTMLCanvasElement} o.canvas
+   * @param {import('./arena.js').Arena} o.arena the client (arena.js), which joins the room and rejoins it after drops
    * @param {object} o.match the match message: {room, fight, ticket, players}
    * @param {string} o.me this player's uuid
    * @param {function} o.onchange called when hp, statuses or the roster change
@@ -46,7 +47,8 @@ export class Fight {
    *   left without a result (refused ticket, server gone)
    * @param {function} o.onsystem called with a line for the chat log
    */
-  constructor({ canvas, match, me, onchange, onresult, onend, onsystem }) {
+  constructor({ arena, canvas, match, me, onchange, onresult, onend, onsystem }) {
+    this.arena = arena;
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
     this.match = match;
@@ -73,7 +75,6 @@ export class Fight {
     this.mouse = { x: ARENA_W / 2, y: ARENA_H / 2, inside: false };
     this.over = false;
     this.stopped = false;
-    this.retries = 0;
     (match.players || []).forEach((p, i) => this.upsert(p, i, match.players.length));
     this.bind();
     this.connect();
@@ -99,33 +100,21 @@ export class Fight {
   }
 
   connect() {
-    const url = new URL(this.match.fight, location.href);
-    url.searchParams.set('ticket', this.match.ticket);
-    this.refused = null;
-    this.sock = new Socket(url.toString(), {
-      onopen: () => { this.retries = 0; },
-      onmessage: (m) => this.handle(m),
-      onclose: (c) => this.closed(c),
+    // arena.js's Room joins with the ticket and rejoins after a drop (the
+    // room keeps the seat for its grace) until the result or a refusal.
+    this.sock = this.arena.join(this.match);
+    this.sock.on('message', (m) => this.handle(m));
+    this.sock.on('close', (c) => {
+      if (c.retrying && !this.stopped && !this.over) {
+        this.onsystem(c.opened ? 'Connection to the fight lost; rejoining…' : 'Could not reach the fight server; retrying…');
+      }
     });
-  }
-
-  closed({ opened }) {
-    if (this.stopped || this.over) return;
-    if (this.refused) {
+    this.sock.on('giveup', () => {
+      if (this.stopped || this.over) return;
       this.finish();
-      this.onend(this.refused);
-      return;
-    }
-    // A dropped connection may rejoin with the same ticket within the
-    // room's grace period (30 s by default).
-    if (this.retries < 6) {
-      const wait = 500 * 2 ** this.retries++;
-      this.onsystem(opened ? 'Connection to the fight lost; rejoining…' : 'Could not reach the fight server; retrying…');
-      this.retryTimer = setTimeout(() => { if (!this.stopped && !this.over) this.connect(); }, wait);
-      return;
-    }
-    this.finish();
-    this.onend({ code: 'unreachable', message: 'The fight server cannot be reached.' });
+      const r = this.sock.refused;
+      this.onend(r ? { code: r.code, message: r.message || r.code } : { code: 'unreachable', message: 'The fight server cannot be reached.' });
+    });
   }
 
   handle(m) {
@@ -195,8 +184,7 @@ export class Fight {
           case 'cooldown': case 'bad_target': case 'player_out': case 'out_of_range': case 'too_far': break;
           case 'bad_ticket': case 'expired_ticket': case 'wrong_kind': case 'wrong_room': case 'not_member':
           case 'room_over': case 'left_room': case 'replaced': case 'rate_limited': case 'server_shutdown':
-            this.refused = { code: m.code, message: m.message || m.code };
-            break;
+            break; // a refusal: the Room gives up and 'giveup' ends the fight
           default:
             this.onsystem('Fight server: ' + (m.message || m.code));
         }
@@ -357,12 +345,12 @@ export class Fight {
 
   /** leave gives up the fight (the room goes on without this player). */
   leave() {
-    if (this.sock && !this.over) this.sock.send({ type: 'leave' });
+    if (this.sock && !this.over) this.sock.leave();
+    this.arena.clearMatch(this.match.room);
   }
 
   finish() {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
   }
 
   /** stop closes the connection and stops drawing. */
@@ -371,7 +359,7 @@ export class Fight {
     cancelAnimationFrame(this.raf);
     for (const [k, h] of Object.entries(this.handlers || {})) this.canvas.removeEventListener(k, h);
     document.removeEventListener('keydown', this.onkey);
-    if (this.sock) this.sock.close(1000, 'done');
+    if (this.sock) this.sock.stop(1000, 'done');
   }
 
   // --- drawing ---

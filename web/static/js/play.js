@@ -4,12 +4,15 @@
 // chat panel and the map view. Everything shown comes from the servers.
 
 import * as api from './api.js';
-import { el, $, $$, avatar, nameTag, isBot, toast, banner, backoff, Socket } from './ui.js';
+import { Arena, backoff } from './arena.js';
+import { el, $, $$, avatar, nameTag, isBot, toast, banner } from './ui.js';
 import { Fight } from './fight.js';
 import { Chat } from './chat.js';
 import { World } from './world.js';
 
-const TOKEN_KEY = 'arena.token';
+// The client library (arena.js) keeps the token and the current match in
+// this tab's sessionStorage.
+const arena = new Arena();
 const NAME_KEY = 'arena.name';
 const PHOTO_KEY = 'arena.photo';
 const AVATARS = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `/static/img/avatar-${i}.svg`);
@@ -94,10 +97,9 @@ function setupLogin() {
     try {
       const username = name.value.trim();
       // Photos are absolute http(s) URLs (docs/PROTOCOL.md).
-      const id = await api.login(username, new URL(photo, location.href).toString());
+      const id = await arena.login(username, new URL(photo, location.href).toString());
       sessionStorage.setItem(NAME_KEY, username);
       sessionStorage.setItem(PHOTO_KEY, photo);
-      sessionStorage.setItem(TOKEN_KEY, id.token);
       S.token = id.token;
       S.me = { uuid: id.uuid, username: id.username, photo: id.photo, score: id.score, games: 0, wins: 0 };
       banner('');
@@ -147,12 +149,11 @@ async function startSession() {
 
 function endSession(message) {
   S.wantQueue = false;
-  if (S.play) { const p = S.play; S.play = null; p.close(1000, 'logout'); }
+  if (S.play) { const p = S.play; S.play = null; p.stop(1000, 'logout'); }
   if (S.fight) { S.fight.stop(); S.fight = null; }
   if (S.chat) { S.chat.stop(); S.chat = null; }
   if (S.world) { S.world.stop(); S.world = null; }
-  clearTimeout(S.playTimer);
-  sessionStorage.removeItem(TOKEN_KEY);
+  arena.logout();
   S.token = '';
   S.me = null;
   renderMe();
@@ -185,29 +186,27 @@ async function checkToken() {
 function connectPlay() {
   if (!S.token || S.play) return;
   setNet('connecting…', 'warn');
-  const sock = new Socket(api.playURL(S.token), {
-    onopen: () => {
-      S.playFailures = 0;
-      setNet('online', 'ok');
-      banner('');
-      if (S.wantQueue && S.view !== 'fight') sendQueue();
-    },
-    onmessage: (m) => { if (S.play === sock) onPlay(m); },
-    onclose: async ({ opened }) => {
-      if (S.play !== sock) return;
-      S.play = null;
-      if (!S.token) return;
-      setNet('offline', 'bad');
-      if (S.replaced) return;
-      S.playFailures++;
-      if (!opened && S.playFailures >= 2 && !(await checkToken())) return;
-      if (!S.token) return;
-      if (S.playFailures >= 2) banner('Lost the connection to the arena server. Reconnecting…');
-      if (S.view === 'queue') show('lobby');
-      S.playTimer = setTimeout(connectPlay, backoff(S.playFailures));
-    },
+  // arena.js's Lobby reconnects by itself after a drop (with backoff),
+  // except after another tab took over ("replaced").
+  const lobby = arena.lobby();
+  lobby.on('open', () => {
+    S.playFailures = 0;
+    setNet('online', 'ok');
+    banner('');
+    if (S.wantQueue && S.view !== 'fight') sendQueue();
   });
-  S.play = sock;
+  lobby.on('message', (m) => { if (S.play === lobby) onPlay(m); });
+  lobby.on('close', async ({ opened, retrying }) => {
+    if (S.play !== lobby) return;
+    setNet('offline', 'bad');
+    if (S.replaced || !S.token) return;
+    S.playFailures++;
+    if (!opened && S.playFailures >= 2 && !(await checkToken())) return;
+    if (S.playFailures >= 2) banner('Lost the connection to the arena server. Reconnecting…');
+    if (S.view === 'queue') show('lobby');
+    if (!retrying && S.play === lobby) S.play = null;
+  });
+  S.play = lobby;
 }
 
 /**
@@ -278,7 +277,7 @@ function onPlayError(m) {
       S.replaced = true;
       setNet('in another tab', 'warn');
       banner('You are playing in another tab or window.', {
-        action: 'Play here', onAction: () => { S.replaced = false; banner(''); connectPlay(); },
+        action: 'Play here', onAction: () => { S.replaced = false; banner(''); if (S.play) S.play.stop(); S.play = null; connectPlay(); },
       });
       if (S.view === 'queue') show('lobby');
       break;
@@ -322,7 +321,7 @@ function roomFailed(m) {
 
 // --- fight ---
 
-function startFight(m) {
+function startFight(m, { rejoin = false } = {}) {
   if (S.fight) S.fight.stop();
   S.match = m;
   $('#roster').dataset.room = m.room || '';
@@ -332,9 +331,10 @@ function startFight(m) {
   selectTab('arena');
   const players = Array.isArray(m.players) ? m.players : [];
   const others = players.filter((p) => p.uuid !== S.me.uuid).map((p) => p.username);
-  toast(`Match found: you vs ${others.join(' and ')}`);
+  toast(rejoin ? 'Back in your fight.' : `Match found: you vs ${others.join(' and ')}`);
   if (S.chat) S.chat.joinRoom(m.room, m.ticket, players);
   S.fight = new Fight({
+    arena,
     canvas: $('#fight-canvas'), match: m, me: S.me.uuid,
     onchange: renderRoster,
     onresult: showResult,
@@ -499,7 +499,7 @@ async function boot() {
   setInterval(tickQueueTimer, 250);
   setInterval(() => { if (S.view === 'lobby') refreshLobby(); }, 5000);
 
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  const token = arena.token;
   if (!token) { setNet('ready', 'ok'); show('login'); return; }
   // Resume this tab's session if its token still works.
   for (let attempt = 0; ; attempt++) {
@@ -508,10 +508,14 @@ async function boot() {
       S.token = token;
       S.me = rec;
       startSession();
+      // A reload in the middle of a fight goes back into it: the game
+      // server keeps the seat for the rejoin grace.
+      const saved = arena.savedMatch();
+      if (saved) startFight(saved, { rejoin: true });
       return;
     } catch (e) {
       if (e.unauthorized) {
-        sessionStorage.removeItem(TOKEN_KEY);
+        arena.logout();
         show('login');
         setNet('ready', 'ok');
         banner('Your session expired. Play as guest again to continue.', { kind: 'info' });

@@ -1,6 +1,8 @@
 // ui.js: small DOM helpers shared by the pages. Text always goes in as
 // text nodes, never parsed as HTML, so names and messages cannot inject markup.
 
+import { Connection, backoff } from './arena.js';
+
 /** el builds an element: el('div', {class: 'x', onclick: f}, 'text', child). */
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -123,39 +125,20 @@ export function fmtDuration(s) {
 
 /**
  * Socket is a WebSocket carrying one JSON object per text frame, with a
- * "type" (the protocol of every arena server). Handlers: onopen(),
- * onmessage(obj), onclose({code, reason, clean, opened}).
+ * "type" (the protocol of every arena server), without reconnects: a thin
+ * wrapper of arena.js's Connection for the chat panel and the map view.
+ * Handlers: onopen(), onmessage(obj), onclose({code, reason, opened}).
  */
 export class Socket {
   constructor(url, { onopen, onmessage, onclose } = {}) {
-    this.opened = false;
-    this.ws = new WebSocket(url);
-    this.ws.addEventListener('open', () => { this.opened = true; onopen && onopen(); });
-    this.ws.addEventListener('message', (ev) => {
-      if (typeof ev.data !== 'string') return;
-      let m;
-      try { m = JSON.parse(ev.data); } catch { return; }
-      if (m && typeof m === 'object' && typeof m.type === 'string') onmessage && onmessage(m);
-    });
-    // A failed connection fires 'error' and then 'close'; 'close' reports both.
-    this.ws.addEventListener('error', () => {});
-    this.ws.addEventListener('close', (ev) => {
-      onclose && onclose({ code: ev.code, reason: ev.reason, clean: ev.wasClean, opened: this.opened });
-    });
+    this.c = new Connection(url, { retry: false });
+    if (onopen) this.c.on('open', onopen);
+    if (onmessage) this.c.on('message', onmessage);
+    if (onclose) this.c.on('close', ({ code, reason, opened }) => onclose({ code, reason, opened }));
   }
-  get open() { return this.ws.readyState === WebSocket.OPEN; }
-  send(obj) {
-    if (!this.open) return false;
-    this.ws.send(JSON.stringify(obj));
-    return true;
-  }
-  close(code = 1000, reason = 'bye') {
-    try { this.ws.close(code, reason); } catch { /* already closed */ }
-  }
+  get open() { return this.c.open; }
+  send(obj) { return this.c.send(obj); }
+  close(code = 1000, reason = 'bye') { this.c.stop(code, reason); }
 }
 
-/** backoff returns the n-th retry delay in ms: 0.5s doubling to 10s, jittered. */
-export function backoff(n) {
-  const base = Math.min(10000, 500 * 2 ** Math.min(n, 5));
-  return base / 2 + Math.random() * base / 2;
-}
+export { backoff };
