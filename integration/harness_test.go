@@ -5,6 +5,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -104,8 +105,9 @@ type Arena struct {
 	Backend  string
 	Memcache string
 	Prefix   string
-	DB       string // player database DSN
-	Outbox   string // results outbox directory
+	Args     []string // the command line after the binary
+	DB       string   // player database DSN
+	Outbox   string   // results outbox directory
 	log      *lockedBuffer
 	done     chan struct{}
 }
@@ -168,12 +170,19 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 	}
 	args := []string{sub,
 		"--listen", a.Line, "--http", a.HTTP, "--grpc", a.GRPC,
-		"--fleet-token", a.Token, "--secret", a.Secret, "--operator-token", a.Operator, "--backend-token", a.Backend,
 		"--memcache", a.Memcache, "--store-prefix", a.Prefix,
 		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)),
 		"--log-level", "debug",
 	}
-	if a.DB == "" {
+	creds := flagValue(extra, "--credentials")
+	if creds == "" {
+		for _, f := range []struct{ flag, v string }{{"--fleet-token", a.Token}, {"--secret", a.Secret}, {"--operator-token", a.Operator}, {"--backend-token", a.Backend}} {
+			if flagValue(extra, f.flag+"-file") == "" {
+				args = append(args, f.flag, f.v)
+			}
+		}
+	}
+	if a.DB == "" && flagValue(extra, "--db-file") == "" {
 		a.DB = "sqlite:" + filepath.Join(t.TempDir(), "arena.db")
 		args = append(args, "--db", a.DB)
 	}
@@ -182,6 +191,7 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 		args = append(args, "--outbox", a.Outbox)
 	}
 	args = append(args, extra...)
+	a.Args = args
 	a.cmd = exec.Command(arenaBin, args...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
@@ -219,6 +229,18 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 	case !up:
 		a.Stop()
 		t.Fatalf("arena did not come up:\n%s", a.log.String())
+	}
+	if creds != "" {
+		// arena up generated (or reused) the tokens: read them back.
+		waitfor.Cond(t, "arena up writes "+creds, func() bool {
+			var m map[string]string
+			b, err := os.ReadFile(creds)
+			if err != nil || json.Unmarshal(b, &m) != nil {
+				return false
+			}
+			a.Secret, a.Token, a.Operator, a.Backend = m["secret"], m["fleet_token"], m["operator_token"], m["backend_token"]
+			return a.Secret != ""
+		})
 	}
 	t.Cleanup(func() {
 		a.Stop()

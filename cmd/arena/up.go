@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -24,7 +26,8 @@ import (
 func upCommand() *cli.Command {
 	flags := append(dispatcherFlags(true),
 		intFlag("bots", 0, "bot players kept queueing and playing, so one person alone can be matched"),
-		stringFlag("credentials", ".arena/credentials.json", "file (mode 0600) where generated tokens are written; secrets are never logged"),
+		stringFlag("credentials", ".arena/credentials.json", "file (mode 0600) of the generated secret and tokens: reused on the next start, written only once arena listens; secrets are never logged"),
+		boolFlag("rotate-credentials", "generate a new secret and new tokens instead of the --credentials file's (every player token and the old operator token stop working)"),
 	)
 	return &cli.Command{
 		Name:  "up",
@@ -48,46 +51,121 @@ func upCommand() *cli.Command {
 				cfg.Memcache = []string{mc.Addr()}
 				log.Info("embedded memcached started", "addr", mc.Addr())
 			}
-			generated := map[string]string{}
-			for _, s := range []struct {
-				name string
-				v    *string
-			}{{"secret", &cfg.Secret}, {"fleet_token", &cfg.FleetToken}, {"operator_token", &cfg.OperatorToken}, {"backend_token", &cfg.BackendToken}} {
-				if *s.v == "" {
-					*s.v = auth.RandomID(24)
-					generated[s.name] = *s.v
-				}
-			}
-			if len(generated) > 0 {
-				path := c.String("credentials")
-				if err := writeCredentials(path, generated); err != nil {
-					return err
-				}
-				log.Info("generated tokens written (not logged)", "file", path)
+			creds, err := upCredentials(&cfg, c.String("credentials"), c.Bool("rotate-credentials"))
+			if err != nil {
+				return err
 			}
 			cfg.Bots = c.Int("bots")
-			return runUp(c.Context, cfg, log)
+			return runUp(c.Context, cfg, log, creds.save(log))
 		},
 	}
 }
 
-// writeCredentials writes generated tokens as JSON to path with mode 0600.
+// credentialNames are the secrets `arena up` generates when not given,
+// with the Config field of each.
+var credentialNames = []struct {
+	key   string
+	field func(*dispatcher.Config) *string
+}{
+	{"secret", func(c *dispatcher.Config) *string { return &c.Secret }},
+	{"fleet_token", func(c *dispatcher.Config) *string { return &c.FleetToken }},
+	{"operator_token", func(c *dispatcher.Config) *string { return &c.OperatorToken }},
+	{"backend_token", func(c *dispatcher.Config) *string { return &c.BackendToken }},
+}
+
+// credentials is the --credentials file of `arena up`.
+type credentials struct {
+	path    string
+	values  map[string]string
+	changed bool // values differ from the file: write once arena listens
+}
+
+// upCredentials fills the secrets cfg lacks (none given by flag, file or
+// environment) from the credentials file at path, so players stay signed
+// in and the operator token keeps working across restarts; what the file
+// lacks, or everything with rotate, is generated. The file is not written
+// here: see credentials.save. An unreadable or malformed file is an error
+// (never silently replaced).
+func upCredentials(cfg *dispatcher.Config, path string, rotate bool) (*credentials, error) {
+	cr := &credentials{path: path, values: map[string]string{}}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("--credentials: %w", err)
+	default:
+		if err := json.Unmarshal(b, &cr.values); err != nil {
+			return nil, fmt.Errorf("--credentials %s: not a JSON object of strings (fix or remove it, or use --rotate-credentials): %w", path, err)
+		}
+	}
+	if rotate {
+		cr.values, cr.changed = map[string]string{}, true
+	}
+	for _, n := range credentialNames {
+		v := n.field(cfg)
+		if *v != "" {
+			continue // given: not stored
+		}
+		if old := cr.values[n.key]; old != "" {
+			*v = old
+			continue
+		}
+		*v = auth.RandomID(24)
+		cr.values[n.key], cr.changed = *v, true
+	}
+	return cr, nil
+}
+
+// save returns the hook runUp calls once arena listens: it writes the
+// file when its values changed. A second `arena up` that cannot bind its
+// ports never gets there, so it never replaces a running arena's tokens.
+func (cr *credentials) save(log *slog.Logger) func() error {
+	return func() error {
+		if !cr.changed {
+			return nil
+		}
+		if err := writeCredentials(cr.path, cr.values); err != nil {
+			return err
+		}
+		log.Info("generated tokens written (not logged)", "file", cr.path)
+		return nil
+	}
+}
+
+// writeCredentials writes creds as JSON to path with mode 0600, through a
+// temporary file renamed into place.
 func writeCredentials(path string, creds map[string]string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
 	b, _ := json.MarshalIndent(creds, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")
+	if err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
-	return os.Chmod(path, 0o600)
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path) // CreateTemp made it 0600
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // runUp is runDispatcher plus the bot players: once the dispatcher is
-// ready, a bots.Fleet keeps cfg.Bots bots playing against its HTTP address
-// and is attached to the dispatcher so the dashboard (POST /v1/bots) can
-// change their number, also from 0.
-func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
+// ready (listening), onReady runs (it saves the credentials; an error
+// stops arena), then a bots.Fleet keeps cfg.Bots bots playing against its
+// HTTP address and is attached to the dispatcher so the dashboard (POST
+// /v1/bots) can change their number, also from 0.
+func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger, onReady func() error) error {
 	d, err := openDispatcher(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -95,11 +173,16 @@ func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	botsDone := make(chan struct{})
+	var readyErr error
 	go func() {
 		defer close(botsDone)
 		select {
 		case <-d.Ready():
 		case <-ctx.Done():
+			return
+		}
+		if readyErr = onReady(); readyErr != nil {
+			cancel()
 			return
 		}
 		_, httpAddr := d.Addrs()
@@ -117,6 +200,9 @@ func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
 	err = d.run(ctx)
 	cancel()
 	<-botsDone
+	if readyErr != nil {
+		return readyErr
+	}
 	return err
 }
 
