@@ -123,17 +123,20 @@ func (s *Signer) Verify(kind, token string) (Claims, error) {
 		return c, fmt.Errorf("verify token: %w: length %d", ErrMalformed, len(token))
 	}
 	p, sig, ok := strings.Cut(token, ".")
-	if !ok || p == "" || sig == "" || strings.Contains(sig, ".") {
+	if !ok || !isBase64URL(p) || !isBase64URL(sig) {
 		return c, fmt.Errorf("verify token: %w", ErrMalformed)
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: a token has one spelling (the last character's unused bits
+	// are zero); isBase64URL has already refused the line breaks base64
+	// decoding would skip.
+	got, err := b64.DecodeString(sig)
 	if err != nil {
 		return c, fmt.Errorf("verify token: %w: signature encoding", ErrMalformed)
 	}
 	if !hmac.Equal(got, s.sign(p)) {
 		return c, fmt.Errorf("verify token: %w", ErrBadSignature)
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
+	payload, err := b64.DecodeString(p)
 	if err != nil {
 		return c, fmt.Errorf("verify token: %w: payload encoding", ErrMalformed)
 	}
@@ -150,6 +153,24 @@ func (s *Signer) Verify(kind, token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("verify token: %w", ErrExpired)
 	}
 	return c, nil
+}
+
+// b64 is the tokens' encoding: unpadded base64url, strictly decoded.
+var b64 = base64.RawURLEncoding.Strict()
+
+// isBase64URL reports whether s is non-empty and only of the unpadded
+// base64url alphabet.
+func isBase64URL(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Signer) sign(payload string) []byte {
