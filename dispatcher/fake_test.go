@@ -17,7 +17,7 @@ type fakeSpawner struct {
 	mu      sync.Mutex
 	taken   map[int]bool // ports whose Start fails with ErrPortInUse
 	spawned atomic.Int32
-	delay   time.Duration
+	gate    chan struct{} // when set, Spawn waits until it is closed
 	procs   []*fakeProc
 	onRoom  func(p *fakeProc, r fleet.Room) // e.g. report add
 }
@@ -32,10 +32,10 @@ type fakeProc struct {
 }
 
 func (s *fakeSpawner) Spawn(ctx context.Context, kind string) (Handle, error) {
-	if s.delay > 0 {
-		time.Sleep(s.delay)
-	}
 	n := s.spawned.Add(1)
+	if s.gate != nil {
+		<-s.gate
+	}
 	p := &fakeProc{sp: s, pid: 10000 + int(n)}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)

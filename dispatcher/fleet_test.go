@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 func runFleet(t *testing.T, f *Fleet) {
@@ -16,18 +18,7 @@ func runFleet(t *testing.T, f *Fleet) {
 	done := make(chan struct{})
 	go func() { _ = f.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, func() bool { s := f.Snapshot(); return len(s) >= 1 && s[0].State == StateReady })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.Cond(t, "a ready process", func() bool { s := f.Snapshot(); return len(s) >= 1 && s[0].State == StateReady })
 }
 
 func TestGetLeastLoadedAndSpawnWhenFull(t *testing.T) {
@@ -77,21 +68,27 @@ func TestLoadNeverBelowZeroAndUnknownPort(t *testing.T) {
 }
 
 func TestConcurrentGetsShareOneSpawn(t *testing.T) {
-	sp := &fakeSpawner{delay: 50 * time.Millisecond}
+	sp := &fakeSpawner{}
 	f := newTestFleet(sp, 1, 1)
 	runFleet(t, f)
 	if _, err := f.Adjust(7000, 1, ""); err != nil {
 		t.Fatal(err)
 	}
+	// The next spawn waits until all 100 gets are waiting for it.
+	sp.gate = make(chan struct{})
+	var waiting atomic.Int32
 	var wg sync.WaitGroup
 	ports := make([]int, 100)
 	for i := range ports {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			waiting.Add(1)
 			ports[i], _ = f.Get(context.Background(), fleet.KindFight)
 		}(i)
 	}
+	waitfor.Cond(t, "100 gets waiting and the spawn started", func() bool { return waiting.Load() == 100 && sp.spawned.Load() == 2 })
+	close(sp.gate)
 	wg.Wait()
 	for _, p := range ports {
 		if p != 7001 {
@@ -132,7 +129,7 @@ func TestDeadProcessLeavesTableAndIsReplaced(t *testing.T) {
 	if exit.Port != 7000 || len(exit.Units) != 1 || exit.Units[0] != "room1" {
 		t.Fatalf("exit event %+v; want port 7000 with its room", exit)
 	}
-	waitFor(t, func() bool {
+	waitfor.Cond(t, "a ready replacement on another port", func() bool {
 		s := f.Snapshot()
 		return len(s) == 1 && s[0].Port != 7000 && s[0].State == StateReady
 	})
@@ -151,7 +148,7 @@ func TestIdleProcessesAboveMinimumAreStopped(t *testing.T) {
 		t.Fatalf("want a second process")
 	}
 	// 7001 is idle; 7000 is busy. Within a few status periods 7001 goes.
-	waitFor(t, func() bool { s := f.Snapshot(); return len(s) == 1 && s[0].Port == 7000 })
+	waitfor.Cond(t, "the idle process stopped", func() bool { s := f.Snapshot(); return len(s) == 1 && s[0].Port == 7000 })
 }
 
 func TestSetMaxNum(t *testing.T) {

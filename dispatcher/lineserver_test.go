@@ -14,6 +14,7 @@ import (
 
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/lineproto/linetest"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 const testToken = "fleet-secret"
@@ -147,7 +148,6 @@ func TestLineTooLongCloses(t *testing.T) {
 	_ = l2.Do(t, "get")
 	for i := 0; i < 5; i++ {
 		_, _ = l2.C.Write([]byte(strings.Repeat("y", 400)))
-		time.Sleep(5 * time.Millisecond)
 	}
 	ans, _ := l2.R.ReadString('\n')
 	if ans != "err|line too long\n" {
@@ -277,9 +277,7 @@ func FuzzLineServer(f *testing.F) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = fl.Run(ctx) }()
-	for len(fl.Snapshot()) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Cond(f, "a process", func() bool { return len(fl.Snapshot()) > 0 })
 	ls := NewLineServer(LineConfig{FleetToken: "t", IdleTimeout: 50 * time.Millisecond}, fl, quietLog(), nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		server, client := net.Pipe()
@@ -302,13 +300,7 @@ func BenchmarkHandleGet(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = f.Run(ctx) }()
-	for {
-		s := f.Snapshot()
-		if len(s) == 16 && s[15].State == StateReady {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Cond(b, "16 ready processes", func() bool { s := f.Snapshot(); return len(s) == 16 && s[15].State == StateReady })
 	for i, p := range f.Snapshot() {
 		for j := 0; j < (i*7)%13; j++ {
 			_, _ = f.Adjust(p.Port, 1, "")

@@ -24,6 +24,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/proto/matchpb"
 )
@@ -73,7 +74,7 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 	case <-time.After(10 * time.Second):
 		t.Fatal("dispatcher not ready")
 	}
-	waitFor(t, func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == StateReady })
+	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == StateReady })
 	_, h := d.Addrs()
 	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h}
 }
@@ -271,7 +272,7 @@ func TestClosingSocketLeavesQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Close(wsconn.CloseNormal, "bye")
-	waitFor(t, func() bool { return td.mm.Status(ctx, a.UUID).State == matchmaking.StateNone })
+	waitfor.Cond(t, "a's queue state back to none", func() bool { return td.mm.Status(ctx, a.UUID).State == matchmaking.StateNone })
 }
 
 type matchOut struct {
@@ -316,7 +317,7 @@ func TestThreePlayersMatchWithRoomTokens(t *testing.T) {
 	if _, err := td.fleet.Adjust(port, -1, room); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone })
+	waitfor.Cond(t, "the first player's queue state back to none", func() bool { return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone })
 }
 
 func TestPartyQueuesAsOneUnit(t *testing.T) {
@@ -332,7 +333,13 @@ func TestPartyQueuesAsOneUnit(t *testing.T) {
 		t.Fatalf("party pending: %+v %v", pend, err)
 	}
 	_ = cc.SendJSON(map[string]any{"type": "queue"})
-	time.Sleep(100 * time.Millisecond) // several ticks: a alone is not in the pool
+	if err := cc.RecvType(ctx, "queued", nil); err != nil {
+		t.Fatal(err)
+	}
+	// c is in the pool; a, whose party is not complete, is not.
+	if n := td.mm.Stats().Queues["default"]; n != 1 {
+		t.Fatalf("%d players in the pool, want 1 (c)", n)
+	}
 	if st := td.mm.Status(ctx, a.UUID); st.State != matchmaking.StatePartyPending {
 		t.Fatalf("a = %+v", st)
 	}
@@ -509,7 +516,11 @@ func TestGRPCMatchService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the stream subscribe
+	waitfor.Cond(t, "the stream subscribed", func() bool {
+		td.assignments.mu.Lock()
+		defer td.assignments.mu.Unlock()
+		return len(td.assignments.subs) == 1
+	})
 	for i, s := range []int32{1500, 1500, 1500} {
 		if _, err := c.AddPlayer(authed, &matchpb.AddPlayerRequest{Score: s, Uuid: fmt.Sprintf("g%d", i), Username: "g", ChannelName: fmt.Sprintf("ch%d", i)}); err != nil {
 			t.Fatal(err)

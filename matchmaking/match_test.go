@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
@@ -88,10 +89,9 @@ func (s *stepper) step(at time.Duration) []FormedRoom {
 	s.mu.Unlock()
 	s.m.tick(context.Background(), epoch.Add(at))
 	s.run()
-	for s.m.pending != nil {
-		time.Sleep(time.Millisecond) // a plugin function is answering
-		s.run()
-	}
+	// A plugin function may still be answering: its answer arrives in the
+	// inbox, which run handles.
+	waitfor.Cond(s.t, "the match function's answer", func() bool { s.run(); return s.m.pending == nil })
 	s.run()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -408,10 +408,7 @@ func TestTicketsExpireAndOwnersAreTold(t *testing.T) {
 	if len(s.m.tickets) != 0 || len(s.m.players) != 0 {
 		t.Fatalf("after 61s: %d tickets", len(s.m.tickets))
 	}
-	waitForLen := func() int { mu.Lock(); defer mu.Unlock(); return len(expired) }
-	for waitForLen() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Cond(t, "two expiry notices", func() bool { mu.Lock(); defer mu.Unlock(); return len(expired) >= 2 })
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	if m, ok := s.rec.msgs["fast"][0].(map[string]any); !ok || m["type"] != "expired" {

@@ -188,36 +188,55 @@ func TestTightenNeverWorsePerTick(t *testing.T) {
 }
 
 // TestTightenSimulated runs whole simulations (the bench's batch and steady
-// workloads) through a tightened Pool and through the seed's rule. Over a
-// run, tightening is better on average but not on every run (see
-// docs/matchmaking.md), so this test checks every room and reports the
-// figures rather than asserting dominance.
+// workloads, ten seeded runs each) through a tightened Pool and through
+// the seed's rule, checks every room, and asserts what docs/matchmaking.md
+// claims for tightening: averaged over the runs of every workload it lowers
+// the mean rating spread; in steady play it lowers it by at least 3 % and
+// forms no fewer rooms; in a batch it forms at most 0.1 % fewer (2 of
+// 33,328 in the 10,000-ticket batches). A single run may still be worse
+// than the seed's (that is measured and logged, not asserted: tightening
+// is guarded per tick, not per run).
 func TestTightenSimulated(t *testing.T) {
 	type tc struct {
 		name     string
 		arrivals func(*rand.Rand) [][]Ticket
 		ticks    int
+		minGain  float64 // least relative drop of the mean spread
+		roomLoss float64 // most rooms it may form fewer than the seed, relative
 	}
 	cfg := DefaultConfig()
 	cfg.Tighten = true
 	for _, c := range []tc{
-		{"batch 100", func(r *rand.Rand) [][]Ticket { return batch(r, 100) }, 20},
-		{"batch 10000", func(r *rand.Rand) [][]Ticket { return batch(r, 10000) }, 20},
-		{"steady 20/s", func(r *rand.Rand) [][]Ticket { return steady(r, 20, 120) }, 120},
-		{"steady 1000/s", func(r *rand.Rand) [][]Ticket { return steady(r, 1000, 30) }, 30},
+		{"batch 100", func(r *rand.Rand) [][]Ticket { return batch(r, 100) }, 20, 0, 0.001},
+		{"batch 10000", func(r *rand.Rand) [][]Ticket { return batch(r, 10000) }, 20, 0, 0.001},
+		{"steady 20/s", func(r *rand.Rand) [][]Ticket { return steady(r, 20, 120) }, 120, 0.03, 0},
+		{"steady 1000/s", func(r *rand.Rand) [][]Ticket { return steady(r, 1000, 30) }, 30, 0.03, 0},
 	} {
 		runs, worse := 10, 0
 		var gotMean, seedMean float64
+		var gotRooms, seedRooms int
 		for seed := range uint64(runs) {
 			arr := c.arrivals(rand.New(rand.NewPCG(seed, 11)))
 			got := simulatePool(t, cfg, arr, c.ticks)
 			ref := simulateSeed(t, cfg, arr, c.ticks)
 			gotMean += got.mean() / float64(runs)
 			seedMean += ref.mean() / float64(runs)
+			gotRooms += got.rooms
+			seedRooms += ref.rooms
 			if got.rooms < ref.rooms || got.mean() > ref.mean() {
 				worse++
 			}
 		}
-		t.Logf("%s: mean spread %.3f, seed %.3f; worse than the seed on %d of %d runs", c.name, gotMean, seedMean, worse, runs)
+		t.Logf("%s: mean spread %.3f, seed %.3f; rooms %d, seed %d; worse than the seed on %d of %d runs",
+			c.name, gotMean, seedMean, gotRooms, seedRooms, worse, runs)
+		if gotMean >= seedMean {
+			t.Errorf("%s: tightened mean spread %.3f, not below the seed's %.3f", c.name, gotMean, seedMean)
+		}
+		if gain := 1 - gotMean/seedMean; gain < c.minGain {
+			t.Errorf("%s: tightening lowered the mean spread by %.1f %%, want at least %.0f %%", c.name, 100*gain, 100*c.minGain)
+		}
+		if float64(gotRooms) < float64(seedRooms)*(1-c.roomLoss) {
+			t.Errorf("%s: tightened pools formed %d rooms, the seed's rule %d", c.name, gotRooms, seedRooms)
+		}
 	}
 }
