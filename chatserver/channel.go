@@ -32,7 +32,7 @@ import (
 //     whole queue behind drops its oldest undelivered messages (counted in
 //     arena_chat_dropped_total): its members miss them live, and they stay
 //     in the channel's history.
-// A shard handles pub before ctl in each turn; every publish carries its
+// A shard handles ctl before pub in each turn; every publish carries its
 // sequence number and a member only gets messages after the history it
 // was sent, so a member sees each message once, live or in its history.
 
@@ -231,10 +231,6 @@ func (sh *shard) run() {
 		case <-sh.ch.done:
 			return
 		}
-		pubs = sh.pub.Take(pubs)
-		for _, op := range pubs {
-			sh.fanout(op)
-		}
 		ctls = sh.ctl.Take(ctls)
 		for _, op := range ctls {
 			switch op.kind {
@@ -246,6 +242,10 @@ func (sh *shard) run() {
 				sh.ch.stop()
 				return
 			}
+		}
+		pubs = sh.pub.Take(pubs)
+		for _, op := range pubs {
+			sh.fanout(op)
 		}
 	}
 }
