@@ -3,6 +3,7 @@ module github.com/arena-game/arena
 go 1.26.8
 
 require (
+	github.com/apache/thrift v0.25.0
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0

@@ -38,6 +38,10 @@ import (
 type Config struct {
 	Listen string // line protocol, default 127.0.0.1:6000
 	GRPC   string // gRPC Match intake ("" = off)
+	// Thrift is the seed's Thrift intake (Match.add_player; "" = off),
+	// loopback only unless ThriftInsecurePublic.
+	Thrift               string
+	ThriftInsecurePublic bool
 	HTTP   string // HTTP and WebSocket, default :8080
 	// Host is where spawned processes bind and what answers advertise.
 	Host string
@@ -127,6 +131,11 @@ func (c *Config) Validate() error {
 	if c.Database == "" || c.OutboxDir == "" {
 		return errors.New("config: --db and --outbox are required (arena up defaults them under .arena/)")
 	}
+	if c.Thrift != "" {
+		if err := matchmaking.CheckThriftAddr(c.Thrift, c.ThriftInsecurePublic); err != nil {
+			return fmt.Errorf("config: --thrift: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -153,6 +162,7 @@ type Dispatcher struct {
 	// every 12 s (5 a minute), whatever the addresses they come from.
 	accountLimit *ipLimiter
 	grpcAddr     string
+	thriftAddr   string
 
 	mu       sync.Mutex
 	lineAddr string
@@ -298,6 +308,13 @@ func (d *Dispatcher) GRPCAddr() string {
 	return d.grpcAddr
 }
 
+// ThriftAddr returns the bound Thrift intake address ("" when off).
+func (d *Dispatcher) ThriftAddr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.thriftAddr
+}
+
 // Addrs returns the bound line protocol and HTTP addresses (after Ready).
 func (d *Dispatcher) Addrs() (line, httpAddr string) {
 	d.mu.Lock()
@@ -324,7 +341,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return fmt.Errorf("dispatcher: listen grpc: %w", err)
 		}
 	}
+	var thriftLn net.Listener
+	if d.cfg.Thrift != "" {
+		if thriftLn, err = net.Listen("tcp", d.cfg.Thrift); err != nil {
+			lineLn.Close()
+			httpLn.Close()
+			if grpcLn != nil {
+				grpcLn.Close()
+			}
+			return fmt.Errorf("dispatcher: listen thrift: %w", err)
+		}
+	}
 	d.mu.Lock()
+	if thriftLn != nil {
+		d.thriftAddr = thriftLn.Addr().String()
+	}
 	d.lineAddr, d.httpAddr = lineLn.Addr().String(), httpLn.Addr().String()
 	if grpcLn != nil {
 		d.grpcAddr = grpcLn.Addr().String()
@@ -337,7 +368,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -368,6 +399,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.reloadOnHUP(ctx)
 	}()
+	if thriftLn != nil {
+		ti := &matchmaking.ThriftIntake{Add: d.thriftAdd, Log: d.log}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ti.Serve(ctx, thriftLn); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	var gs *grpc.Server
 	if grpcLn != nil {
 		gs = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 10))
@@ -380,7 +421,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "grpc", d.grpcAddr, "maxnum", d.cfg.MaxNum)
+	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "grpc", d.grpcAddr, "thrift", d.thriftAddr, "maxnum", d.cfg.MaxNum)
 	close(d.ready)
 
 	fleetDone := make(chan error, 1)

@@ -46,7 +46,13 @@ type TicketRequest struct {
 	// Search are the ticket's search fields (any the profile filters on:
 	// a backend may set every field, the player's rating aside).
 	Search matchmaking.SearchFields `json:"search_fields"`
+	// seedNames allows usernames up to SeedUsernameMax (the Thrift intake).
+	seedNames bool
 }
+
+// SeedUsernameMax is the longest username the Thrift intake accepts: the
+// seed's Django app allows 150 characters.
+const SeedUsernameMax = 150
 
 // errBadTicket wraps validation failures of TicketRequest.
 var errBadTicket = errors.New("bad ticket")
@@ -56,9 +62,13 @@ func (t *TicketRequest) validate() error {
 	if !ids.Valid(t.UUID) {
 		return fmt.Errorf("%w: uuid must be "+ids.Rule, errBadTicket)
 	}
-	name, ok := CleanUsername(t.Username)
+	limit := 32
+	if t.seedNames {
+		limit = SeedUsernameMax
+	}
+	name, ok := playerdb.CleanNameMax(t.Username, limit)
 	if !ok {
-		return fmt.Errorf("%w: username must be 1 to 32 printable characters", errBadTicket)
+		return fmt.Errorf("%w: username must be 1 to %d printable characters", errBadTicket, limit)
 	}
 	t.Username = name
 	if !ValidPhoto(t.Photo) {
@@ -90,7 +100,10 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 	}
 	// The player's record learns the vouched score and profile, so fights
 	// rate from it.
-	if err := d.players.SetRating(ctx, playerdb.NewPlayer{ID: t.UUID, Name: t.Username, Photo: t.Photo}, t.Mode, t.Score); err != nil {
+	// A record's display name is at most playerdb.MaxNameRunes: a longer
+	// name (the Thrift intake allows the seed's 150) is cut there; the
+	// ticket and the room carry it whole.
+	if err := d.players.SetRating(ctx, playerdb.NewPlayer{ID: t.UUID, Name: cutRunes(t.Username, playerdb.MaxNameRunes), Photo: t.Photo}, t.Profile, t.Score); err != nil {
 		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
 	return d.mm.Enqueue(ctx, matchmaking.Enqueue{
@@ -292,4 +305,30 @@ func (s *matchService) Assignments(_ *matchpb.AssignmentsRequest, stream grpc.Se
 			}
 		}
 	}
+}
+
+// thriftAdd is the Thrift intake's add_player: a backend ticket of the
+// default profile with the score the caller vouches for.
+func (d *Dispatcher) thriftAdd(ctx context.Context, score int32, uuid, username, photo, channelName string) error {
+	_, err := d.addTicket(ctx, TicketRequest{Score: int(score), UUID: uuid, Username: username, Photo: photo,
+		ChannelName: channelName, seedNames: true})
+	if err != nil {
+		if _, code, _ := ticketError(err); code != "unavailable" {
+			return fmt.Errorf("add_player: %s: %w", code, err)
+		}
+		d.log.Error("thrift add_player", "err", err)
+		return errors.New("add_player: unavailable: could not queue; try again")
+	}
+	return nil
+}
+
+// cutRunes returns s cut to at most n runes.
+func cutRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/matchmaking/matcher"
+	"github.com/arena-game/arena/playerdb"
 )
 
 // Profile errors.
@@ -54,7 +55,8 @@ type Profiles struct {
 // filters), how many and in which teams (rosters, min and max players),
 // and which function groups them, with that function's parameters.
 type Profile struct {
-	// Name is what tickets and /v1/play name (an id: 1-64 of [A-Za-z0-9_-]).
+	// Name is what tickets and /v1/play name: 1 to 32 of [a-z0-9_-] (the
+	// player database keeps ratings per profile under it).
 	Name string `json:"name"`
 	// Pools select candidates among the profile's tickets; a ticket may be
 	// in several. None: one pool of every ticket.
@@ -218,8 +220,8 @@ func (ps *Profiles) Validate(knownFunctions []string) error {
 	seen := map[string]bool{}
 	for i := range ps.Profiles {
 		p := &ps.Profiles[i]
-		if !ids.Valid(p.Name) {
-			return bad("profile %d: name %q must be %s", i, p.Name, ids.Rule)
+		if p.Name == "" || !playerdb.ValidProfile(p.Name) {
+			return bad("profile %d: name %q must be 1 to %d of [a-z0-9_-] (ratings are kept per profile)", i, p.Name, playerdb.MaxProfileLen)
 		}
 		if seen[p.Name] {
 			return bad("profile %q twice", p.Name)

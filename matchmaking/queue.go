@@ -25,6 +25,7 @@ import (
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/matchmaking/matcher"
+	"github.com/arena-game/arena/playerdb"
 )
 
 // Queue errors, mapped to error codes at the edge.
@@ -460,7 +461,7 @@ func (m *Matchmaker) Enqueue(ctx context.Context, e Enqueue) (QueueStatus, error
 	if e.Profile == "" {
 		e.Profile = DefaultProfile
 	}
-	if !ids.Valid(e.Profile) {
+	if !playerdb.ValidProfile(e.Profile) {
 		return QueueStatus{}, fmt.Errorf("enqueue: profile %q: %w", e.Profile, ErrUnknownProfile)
 	}
 	if err := e.Search.Validate(); err != nil {

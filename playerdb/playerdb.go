@@ -177,9 +177,13 @@ type Entry struct {
 
 // CleanName trims a display name and checks it: 1 to 32 characters with
 // no control or format characters and no '<' or '>'.
-func CleanName(name string) (string, bool) {
+func CleanName(name string) (string, bool) { return CleanNameMax(name, MaxNameRunes) }
+
+// CleanNameMax is CleanName with a limit of max characters (the seed's
+// Thrift intake accepts Django's 150; records keep the first 32).
+func CleanNameMax(name string, max int) (string, bool) {
 	name = strings.TrimSpace(name)
-	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameRunes {
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > max {
 		return "", false
 	}
 	for _, r := range name {

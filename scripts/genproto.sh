@@ -12,4 +12,13 @@ for f in fleet proc match; do
   protoc -I proto --go_out=. --go_opt=module=github.com/arena-game/arena \
     --go-grpc_out=. --go-grpc_opt=module=github.com/arena-game/arena "proto/$f.proto"
 done
+# The seed's Thrift IDL (its Match.add_player), for the --thrift intake.
+# Needs thrift (Debian: thrift-compiler).
+if command -v thrift >/dev/null; then
+  rm -rf proto/matchthrift
+  thrift --gen go:package_prefix=github.com/arena-game/arena/proto/,skip_remote,package=matchthrift -out proto proto/thrift/match.thrift
+  gofmt -w proto/matchthrift
+else
+  echo "genproto: thrift not found (apt-get install -y thrift-compiler): proto/matchthrift not regenerated" >&2
+fi
 echo "genproto: ok"

@@ -29,6 +29,8 @@ func dispatcherFlags(up bool) []cli.Flag {
 		stringFlag("listen", "127.0.0.1:6000", "line protocol address (get/add/del/maxnum/stat)"),
 		stringFlag("http", ":8080", "HTTP and WebSocket address (health, metrics, fleet API, player flow, pages)"),
 		stringFlag("grpc", "127.0.0.1:6001", "gRPC Match intake address (AddPlayer, Assignments); empty: off"),
+		stringFlag("thrift", "", "the seed's Thrift intake address (Match.add_player, TBinaryProtocol, buffered transport; the seed used 127.0.0.1:9090); empty: off"),
+		boolFlag("thrift-insecure-public", "let --thrift listen beyond loopback (the seed's protocol has no authentication)"),
 		stringFlag("host", "127.0.0.1", "address spawned processes bind to and answers advertise"),
 		stringFlag("public-host", "", "host in ws:// URLs handed to clients (default: --host, or the request's host for 0.0.0.0)"),
 		intFlag("fight-port-base", 7000, "first port of fight servers; new ones take the next free port"),
@@ -105,7 +107,8 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 	}
 	cfg := dispatcher.Config{
 		Database: dsn, OutboxDir: outbox,
-		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"), Host: c.String("host"), PublicHost: c.String("public-host"),
+		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"),
+		Thrift: c.String("thrift"), ThriftInsecurePublic: c.Bool("thrift-insecure-public"), Host: c.String("host"), PublicHost: c.String("public-host"),
 		FightPortBase: c.Int("fight-port-base"), MapPortBase: c.Int("map-port-base"), ChatPort: c.Int("chat-port"),
 		MaxNum: c.Int("maxnum"), MinProcesses: c.Int("min-processes"), MinMaps: c.Int("min-map-processes"),
 		IdleTimeout: c.Duration("idle-timeout"),
