@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/arena-game/arena/internal/store"
 )
 
 // StartedByHost reports whether this process was started by an arena host
@@ -114,10 +116,11 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 }
 
 // NewRegistry returns the Prometheus registry an arena process serves on
-// its /metrics: the Go runtime's series (go_*) and the process's
-// (process_*) are registered; the server adds its own.
+// its /metrics: the Go runtime's series (go_*), the process's (process_*)
+// and the store's (arena_store_errors_total) are registered; the server
+// adds its own.
 func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.Collector())
 	return r
 }

@@ -41,7 +41,7 @@ func logLevelFlag() *cli.StringFlag {
 }
 
 func memcacheFlag() *cli.StringFlag {
-	return stringFlag("memcache", "", "memcached servers host:port[,host:port...], the same list in the same order on every process")
+	return stringFlag("memcache", "", "memcached servers host:port[,host:port...], the same servers (written the same way, any order) on every process; keys are placed by consistent hashing (docs/memcached.md)")
 }
 
 func storePrefixFlag() *cli.StringFlag {

@@ -4,27 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// Memcache is a Store over one or more memcached servers. gomemcache hashes
-// each key to one server modulo the server count, so every process of one
-// arena must be given the same server list in the same order.
+// Memcache is a Store over one or more memcached servers. Keys are placed by
+// consistent hashing (Ketama), so every process given the same servers, in
+// any order, uses the same server for a key, and adding a server to n moves
+// about 1/(n+1) of the keys.
+//
+// When a server cannot be reached, the operations on its keys fail with the
+// network error (after at most Timeout) and are counted in
+// arena_store_errors_total{op,server}; keys on the other servers are not
+// affected (each server has its own operations in flight, so a dead one's
+// backlog never holds up the others).
 type Memcache struct {
 	c     *memcache.Client
+	ring  *Ketama
 	addrs []string
-	// slots bounds operations in flight, so bursts queue here and reuse
-	// pooled connections instead of opening one per request (a burst of
-	// thousands would otherwise time out on connection setup).
-	slots chan struct{}
+	// pingers ask one server each (gomemcache's Ping stops at the first
+	// server that fails).
+	pingers []*memcache.Client
+	// slots bounds each server's operations in flight, so bursts queue
+	// here and reuse pooled connections instead of opening one per request
+	// (a burst of thousands would otherwise time out on connection setup).
+	slots []chan struct{}
 }
 
 // MemcacheConfig configures NewMemcache.
 type MemcacheConfig struct {
-	// Addrs are host:port of the servers, in the same order on every process.
+	// Addrs are host:port of the servers: the same strings on every
+	// process, in any order.
 	Addrs []string
 	// Timeout bounds each operation's network I/O; zero means 1s.
 	Timeout time.Duration
@@ -44,7 +57,11 @@ func NewMemcache(cfg MemcacheConfig) (*Memcache, error) {
 			return nil, errors.New("new memcache store: empty server address")
 		}
 	}
-	c := memcache.New(cfg.Addrs...)
+	ring, err := NewKetama(cfg.Addrs)
+	if err != nil {
+		return nil, fmt.Errorf("new memcache store: %w", err)
+	}
+	c := memcache.NewFromSelector(ring)
 	c.Timeout = cfg.Timeout
 	if c.Timeout == 0 {
 		c.Timeout = time.Second
@@ -53,25 +70,47 @@ func NewMemcache(cfg MemcacheConfig) (*Memcache, error) {
 	if c.MaxIdleConns == 0 {
 		c.MaxIdleConns = 64
 	}
-	return &Memcache{c: c, addrs: append([]string(nil), cfg.Addrs...), slots: make(chan struct{}, c.MaxIdleConns*len(cfg.Addrs))}, nil
+	m := &Memcache{c: c, ring: ring, addrs: slices.Clone(cfg.Addrs)}
+	for _, name := range ring.names {
+		m.slots = append(m.slots, make(chan struct{}, c.MaxIdleConns))
+		p := memcache.New(name)
+		p.Timeout, p.MaxIdleConns = c.Timeout, 1
+		m.pingers = append(m.pingers, p)
+	}
+	return m, nil
 }
 
-// acquire waits for an operation slot, or for ctx.
-func (m *Memcache) acquire(ctx context.Context, op, key string) error {
+// acquire waits for an operation slot on server i, or for ctx.
+func (m *Memcache) acquire(ctx context.Context, i int, op, key string) error {
 	select {
-	case m.slots <- struct{}{}:
+	case m.slots[i] <- struct{}{}:
 		return nil
 	default:
 	}
 	select {
-	case m.slots <- struct{}{}:
+	case m.slots[i] <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%s %q: waiting for a memcached connection: %w", op, key, ctx.Err())
+		return fmt.Errorf("%s %q: waiting for a connection to memcached %s: %w", op, key, m.ring.names[i], ctx.Err())
 	}
 }
 
-func (m *Memcache) release() { <-m.slots }
+func (m *Memcache) release(i int) { <-m.slots[i] }
+
+// do runs one single-key operation on key's server: slot, call, error
+// mapping and counting.
+func (m *Memcache) do(ctx context.Context, op, key string, call func() error) error {
+	if !ValidKey(key) {
+		return fmt.Errorf("%s %q: %w", op, key, ErrBadKey)
+	}
+	i := m.ring.index(key)
+	if err := m.acquire(ctx, i, op, key); err != nil {
+		return err
+	}
+	err := call()
+	m.release(i)
+	return m.mapErr(op, key, m.ring.names[i], err)
+}
 
 // ParseAddrs splits a comma-separated server list, dropping blanks.
 func ParseAddrs(list string) []string {
@@ -98,7 +137,10 @@ func ttlSeconds(d time.Duration) int32 {
 	return s
 }
 
-func mapErr(op, key string, err error) error {
+// mapErr maps gomemcache's errors to the Store's sentinels, naming the
+// server; a failure (anything but a miss, a refused add or a stale CAS) is
+// counted in arena_store_errors_total.
+func (m *Memcache) mapErr(op, key, server string, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -110,105 +152,105 @@ func mapErr(op, key string, err error) error {
 		return fmt.Errorf("%s %q: %w", op, key, ErrCASConflict)
 	case errors.Is(err, memcache.ErrMalformedKey):
 		return fmt.Errorf("%s %q: %w", op, key, ErrBadKey)
-	case strings.Contains(err.Error(), "object too large"), strings.Contains(err.Error(), "SERVER_ERROR"):
-		return fmt.Errorf("%s %q: %w: %v", op, key, ErrTooLarge, err)
-	default:
-		return fmt.Errorf("%s %q: %w", op, key, err)
 	}
+	storeErrors.WithLabelValues(op, server).Inc()
+	if strings.Contains(err.Error(), "object too large") {
+		return fmt.Errorf("%s %q on memcached %s: %w: %v", op, key, server, ErrTooLarge, err)
+	}
+	return fmt.Errorf("%s %q on memcached %s: %w", op, key, server, err)
 }
 
 // Get implements Store.
 func (m *Memcache) Get(ctx context.Context, key string) (*Item, error) {
-	if !ValidKey(key) {
-		return nil, fmt.Errorf("get %q: %w", key, ErrBadKey)
-	}
-	if err := m.acquire(ctx, "get", key); err != nil {
-		return nil, err
-	}
-	it, err := m.c.Get(key)
-	m.release()
+	var it *memcache.Item
+	err := m.do(ctx, "get", key, func() (err error) { it, err = m.c.Get(key); return err })
 	if err != nil {
-		return nil, mapErr("get", key, err)
+		return nil, err
 	}
 	return &Item{Key: it.Key, Value: it.Value, CAS: it.CasID}, nil
 }
 
-// GetMulti implements Store.
+// GetMulti implements Store: one request per server, in parallel. If a
+// server fails, GetMulti fails (naming it) rather than return the other
+// servers' items as if the failed ones were missing.
 func (m *Memcache) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
+	groups := make(map[int][]string)
 	for _, k := range keys {
 		if !ValidKey(k) {
 			return nil, fmt.Errorf("get multi %q: %w", k, ErrBadKey)
 		}
+		i := m.ring.index(k)
+		groups[i] = append(groups[i], k)
 	}
-	if err := m.acquire(ctx, "get multi", ""); err != nil {
-		return nil, err
+	type result struct {
+		items map[string]*memcache.Item
+		err   error
 	}
-	got, err := m.c.GetMulti(keys)
-	m.release()
-	if err != nil {
-		return nil, mapErr("get multi", strings.Join(keys, ","), err)
+	results := make(chan result, len(groups))
+	for i, ks := range groups {
+		go func() {
+			if err := m.acquire(ctx, i, "get multi", ks[0]); err != nil {
+				results <- result{err: err}
+				return
+			}
+			got, err := m.c.GetMulti(ks)
+			m.release(i)
+			results <- result{got, m.mapErr("get multi", strings.Join(ks, ","), m.ring.names[i], err)}
+		}()
 	}
-	out := make(map[string]*Item, len(got))
-	for k, it := range got {
-		out[k] = &Item{Key: k, Value: it.Value, CAS: it.CasID}
+	out := make(map[string]*Item, len(keys))
+	var errs []error
+	for range groups {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		for k, it := range r.items {
+			out[k] = &Item{Key: k, Value: it.Value, CAS: it.CasID}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
 
 // Set implements Store.
 func (m *Memcache) Set(ctx context.Context, it *Item) error {
-	if !ValidKey(it.Key) {
-		return fmt.Errorf("set %q: %w", it.Key, ErrBadKey)
-	}
-	if err := m.acquire(ctx, "set", it.Key); err != nil {
-		return err
-	}
-	defer m.release()
-	return mapErr("set", it.Key, m.c.Set(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)}))
+	return m.do(ctx, "set", it.Key, func() error {
+		return m.c.Set(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)})
+	})
 }
 
 // Add implements Store.
 func (m *Memcache) Add(ctx context.Context, it *Item) error {
-	if !ValidKey(it.Key) {
-		return fmt.Errorf("add %q: %w", it.Key, ErrBadKey)
-	}
-	if err := m.acquire(ctx, "add", it.Key); err != nil {
-		return err
-	}
-	defer m.release()
-	return mapErr("add", it.Key, m.c.Add(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)}))
+	return m.do(ctx, "add", it.Key, func() error {
+		return m.c.Add(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL)})
+	})
 }
 
 // CompareAndSwap implements Store with memcached's cas command.
 func (m *Memcache) CompareAndSwap(ctx context.Context, it *Item) error {
-	if !ValidKey(it.Key) {
-		return fmt.Errorf("cas %q: %w", it.Key, ErrBadKey)
-	}
-	if err := m.acquire(ctx, "cas", it.Key); err != nil {
-		return err
-	}
-	defer m.release()
-	return mapErr("cas", it.Key, m.c.CompareAndSwap(&memcache.Item{
-		Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL), CasID: it.CAS,
-	}))
+	return m.do(ctx, "cas", it.Key, func() error {
+		return m.c.CompareAndSwap(&memcache.Item{Key: it.Key, Value: it.Value, Expiration: ttlSeconds(it.TTL), CasID: it.CAS})
+	})
 }
 
 // Delete implements Store.
 func (m *Memcache) Delete(ctx context.Context, key string) error {
-	if !ValidKey(key) {
-		return fmt.Errorf("delete %q: %w", key, ErrBadKey)
-	}
-	if err := m.acquire(ctx, "delete", key); err != nil {
-		return err
-	}
-	defer m.release()
-	return mapErr("delete", key, m.c.Delete(key))
+	return m.do(ctx, "delete", key, func() error { return m.c.Delete(key) })
 }
 
-// Ping implements Store.
+// Ping implements Store: every server is asked, and the error names each
+// one that did not answer.
 func (m *Memcache) Ping(_ context.Context) error {
-	if err := m.c.Ping(); err != nil {
-		return fmt.Errorf("ping memcached %v: %w", m.addrs, err)
+	var errs []error
+	for i, p := range m.pingers {
+		if err := p.Ping(); err != nil {
+			storeErrors.WithLabelValues("ping", m.ring.names[i]).Inc()
+			errs = append(errs, fmt.Errorf("ping memcached %s: %w", m.ring.names[i], err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
