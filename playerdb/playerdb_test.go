@@ -504,3 +504,40 @@ func TestAccounts(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyGivesUpOnAStalledDatabase: Apply returns by its context's
+// deadline when another writer holds the database, and applies once the
+// writer is gone.
+func TestApplyGivesUpOnAStalledDatabase(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		dsn := dbtest.DSN(t, b)
+		db, err := playerdb.Open(ctx, playerdb.Config{DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		locker, err := playerdb.Open(ctx, playerdb.Config{DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer locker.Close()
+		release, err := locker.LockWritesForTest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		start := time.Now()
+		_, err = db.Apply(c, result("stalled", "a", "b"))
+		cancel()
+		if !errors.Is(err, playerdb.ErrUnavailable) {
+			t.Fatalf("apply against a stalled database: %v; want ErrUnavailable", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("apply took %v past its 300ms deadline", d)
+		}
+		release()
+		if got, err := db.Apply(ctx, result("stalled", "a", "b")); err != nil || got.Duplicate {
+			t.Fatalf("after the stall: %+v, %v", got, err)
+		}
+	})
+}

@@ -349,6 +349,8 @@ func (r *Recorder) drain(ctx context.Context) bool {
 			return false
 		}
 	}
+	// Everything queued is in (here or by another process).
+	r.failing.Store(false)
 	return true
 }
 
