@@ -42,7 +42,7 @@ type Config struct {
 	// loopback only unless ThriftInsecurePublic.
 	Thrift               string
 	ThriftInsecurePublic bool
-	HTTP   string // HTTP and WebSocket, default :8080
+	HTTP                 string // HTTP and WebSocket, default :8080
 	// Host is where spawned processes bind and what answers advertise.
 	Host string
 	// PublicHost is the host put in ws:// URLs given to clients (default Host).

@@ -15,7 +15,7 @@ func recordRooms(t *testing.T, td *testDispatcher, n int, winner, loser string) 
 	t.Helper()
 	for i := 0; i < n; i++ {
 		r := playerdb.Result{Room: fmt.Sprintf("r%d-%s", i, winner[:4]), Game: "fight", Host: "127.0.0.1:7000", Reason: "last_standing",
-			Ended: time.UnixMilli(int64(1_700_000_000_000 + i*1000)),
+			Ended:   time.UnixMilli(int64(1_700_000_000_000 + i*1000)),
 			Players: []playerdb.PlayerResult{{UUID: winner, Name: "w", Rank: 1}, {UUID: loser, Name: "l", Rank: 2}}}
 		if _, err := td.db.Apply(context.Background(), r); err != nil {
 			t.Fatal(err)

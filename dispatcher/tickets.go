@@ -107,7 +107,7 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
 	return d.mm.Enqueue(ctx, matchmaking.Enqueue{
-		Player: matchmaking.Player{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
+		Player:  matchmaking.Player{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
 		Profile: t.Profile, Search: t.Search, Source: matchmaking.SourceBackend, Channel: t.ChannelName,
 	})
 }
