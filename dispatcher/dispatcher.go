@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/matchmaking/matchfn"
 
 	"google.golang.org/grpc"
 
@@ -85,6 +86,9 @@ type Config struct {
 	// = the built-in default profile from Match). It is read again on
 	// SIGHUP and POST /v1/profiles/reload; a bad file keeps the old one.
 	ProfilesFile string
+	// MatchFunctions are match function plugin binaries by name
+	// (--match-function NAME=PATH), started on first use and supervised.
+	MatchFunctions map[string]string
 	// World is the map world file ("" = built-in), for map ids and entry.
 	World string
 
@@ -163,6 +167,7 @@ type Dispatcher struct {
 	accountLimit *ipLimiter
 	grpcAddr     string
 	thriftAddr   string
+	plugins      []*matchfn.Plugin
 
 	mu       sync.Mutex
 	lineAddr string
@@ -248,6 +253,15 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, log: log, store: st, players: deps.Players, outbox: deps.Outbox, metrics: m, mux: http.NewServeMux(), ready: make(chan struct{}),
 		signer: signer, sessions: newSessions(), world: world, assignments: newAssignmentHub(),
 		loginLimit: newIPLimiter(5, 30), accountLimit: newIPLimiter(1.0/12, 5)}
+	if len(cfg.MatchFunctions) > 0 {
+		fm := matchfn.NewMetrics(m.Registry)
+		cfg.Match.Functions = map[string]matchmaking.Function{}
+		for name, path := range cfg.MatchFunctions {
+			p := matchfn.NewPlugin(name, path, fm, log)
+			cfg.Match.Functions[name] = p
+			d.plugins = append(d.plugins, p)
+		}
+	}
 	if cfg.ProfilesFile != "" {
 		if cfg.Match.Profiles, err = matchmaking.LoadProfiles(cfg.ProfilesFile, cfg.Match.FunctionNames()); err != nil {
 			return nil, fmt.Errorf("config: --profiles: %w", err)
@@ -446,6 +460,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		runErr = err
 	}
 	wg.Wait()
+	for _, p := range d.plugins {
+		p.Close()
+	}
 	d.writeTable(context.Background())
 	d.log.Info("dispatcher stopped")
 	return runErr

@@ -63,6 +63,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.Float64Flag{Name: "window-per-second", Value: 50, Usage: "rating window growth per second waited", EnvVars: env("window-per-second")},
 		&cli.Float64Flag{Name: "window-base", Value: 0, Usage: "rating window at 0 s waited", EnvVars: env("window-base")},
 		&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking period", EnvVars: env("tick")},
+		&cli.StringSliceFlag{Name: "match-function", Usage: "NAME=PATH: a match function plugin binary profiles may name (docs/matchmaking.md); repeatable", EnvVars: env("match-function")},
 		stringFlag("profiles", "", "matchmaking profile file, JSON or YAML (docs/matchmaking.md); reloaded on SIGHUP and POST /v1/profiles/reload; empty: one default profile from --room-size and the window flags"),
 		&cli.DurationFlag{Name: "ticket-ttl", Value: 10 * time.Minute, Usage: "a ticket unmatched this long expires (a profile's ticket_ttl overrides)", EnvVars: env("ticket-ttl")},
 		boolFlag("tighten", "let the matcher trade the seed's rooms for tighter ones when no worse (docs/matchmaking.md)"),
@@ -127,11 +128,14 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"), Tighten: c.Bool("tighten"),
 			TicketTTL: c.Duration("ticket-ttl"),
 		},
-		ProfilesFile: c.String("profiles"),
+		ProfilesFile: c.String("profiles"), MatchFunctions: map[string]string{},
 	}
 	if w := c.String("world"); w != "" {
 		cfg.MapOptions["world"] = w
 		cfg.World = w
+	}
+	if err := options(cfg.MatchFunctions, c.StringSlice("match-function")); err != nil {
+		return cfg, fmt.Errorf("--match-function: %w", err)
 	}
 	cfg.ChatOptions = map[string]string{}
 	for _, o := range []struct {
