@@ -60,6 +60,7 @@ func (d *Dispatcher) webRoutes() {
 	pages := web.NewPages()
 	d.mux.Handle("GET /{$}", pages.PageHandler("index.html"))
 	d.mux.Handle("GET /dashboard", pages.PageHandler("dashboard.html"))
+	d.mux.Handle("GET /turns", pages.PageHandler("turns.html")) // the turns game's page (examples/turns)
 	d.mux.Handle("GET /static/", pages.StaticHandler())
 	d.mux.HandleFunc("GET /v1/bots", d.handleBotsStatus)
 	d.mux.HandleFunc("POST /v1/bots", d.operator(d.handleBotsSet))

@@ -102,6 +102,7 @@ func (p *Pages) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", p.page("index.html"))
 	mux.HandleFunc("GET /dashboard", p.page("dashboard.html"))
+	mux.HandleFunc("GET /turns", p.page("turns.html"))
 	mux.HandleFunc("GET /static/", p.static)
 	return mux
 }

@@ -38,6 +38,7 @@ func TestPagesAndStaticFiles(t *testing.T) {
 	}{
 		{"/", "text/html", `src="/static/js/play.js"`},
 		{"/dashboard", "text/html", `src="/static/js/dashboard.js"`},
+		{"/turns", "text/html", `src="/static/js/turns.js"`},
 		{"/static/js/play.js", "text/javascript", "import"},
 		{"/static/js/fight.js", "text/javascript", "export class Fight"},
 		{"/static/css/style.css", "text/css", ":root"},
@@ -114,7 +115,7 @@ var (
 func TestEveryReferenceIsEmbedded(t *testing.T) {
 	p := NewPages()
 	h := p.Handler()
-	for _, page := range []string{"index.html", "dashboard.html"} {
+	for _, page := range []string{"index.html", "dashboard.html", "turns.html"} {
 		b, err := fs.ReadFile(FS(), page)
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +148,7 @@ func TestEveryReferenceIsEmbedded(t *testing.T) {
 // Policy: no inline scripts, inline styles or event handler attributes.
 func TestPagesNeedNoInlineCode(t *testing.T) {
 	bad := regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>\s*[^<\s]|\sstyle\s*=|\son[a-z]+\s*=|javascript:`)
-	for _, page := range []string{"index.html", "dashboard.html"} {
+	for _, page := range []string{"index.html", "dashboard.html", "turns.html"} {
 		b, _ := fs.ReadFile(FS(), page)
 		if m := bad.FindString(string(b)); m != "" {
 			t.Errorf("%s has inline code: %q", page, m)
