@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/internal/memcached/mctest"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// storeErrors sums arena_store_errors_total{server=server} on a /metrics
+// page.
+func storeErrors(t *testing.T, metricsURL, server string) float64 {
+	t.Helper()
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatalf("GET %s: %v", metricsURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	re := regexp.MustCompile(`(?m)^arena_store_errors_total\{op="[^"]*",server="` + regexp.QuoteMeta(server) + `"\} (\S+)$`)
+	var sum float64
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		sum += v
+	}
+	return sum
+}
+
+// TestOneMemcachedDown is the check behind docs/memcached.md's failure
+// table: `arena up` on two real memcached servers, one of them killed
+// (the one holding the fleet table and the world chat channel's history,
+// chosen through the store prefix), then each process is used:
+//
+//   - dispatcher: stays up and healthy, logins work (players are in the
+//     database), `get` still answers from the table in memory, and its
+//     failed table saves are counted on its /metrics;
+//   - map: entering the map fails with 503 "unavailable" for exactly the
+//     players whose map state is on the dead server and works for the
+//     others;
+//   - chat: a post on world still reaches the other player live; the
+//     history write that fails is counted on the chat server's /metrics.
+func TestOneMemcachedDown(t *testing.T) {
+	mcA := mctest.Start(t)
+	mcB := mctest.Start(t)
+	servers := []string{mcA.Addr, mcB.Addr}
+	ring, err := store.NewKetama(servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A prefix that puts the fleet table and world's history on one
+	// server: that one is stopped.
+	var prefix, dead string
+	for i := 0; ; i++ {
+		p := fmt.Sprintf("down%d.%d:", time.Now().UnixNano()%1e6, i)
+		if s := ring.Server(p + "fleet:table"); s == ring.Server(p+"chat:history:world") {
+			prefix, dead = p, s
+			break
+		}
+	}
+	stop := mcA
+	if dead == mcB.Addr {
+		stop = mcB
+	}
+	chatPort := freePort(t)
+	a := startArena(t, "up", "--memcache", strings.Join(servers, ","), "--store-prefix", prefix,
+		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json")
+	waitfor.Cond(t, "fight, map and chat ready", func() bool {
+		kinds := map[string]bool{}
+		for _, p := range stat(t, a.Line).Processes {
+			if p.State == dispatcher.StateReady {
+				kinds[p.Kind] = true
+			}
+		}
+		return kinds["fight"] && kinds["map"] && kinds["chat"]
+	})
+	chatMetrics := "http://127.0.0.1:" + strconv.Itoa(chatPort) + "/metrics"
+
+	stop.Stop()
+	t.Logf("stopped memcached %s (fleet table and world history) of %v", dead, servers)
+
+	// Dispatcher.
+	if code := api(t, a, "GET", "/healthz", "", nil, nil); code != 200 {
+		t.Fatalf("dispatcher /healthz: %d", code)
+	}
+	type player struct{ uuid, token string }
+	var players []player
+	for i := range 16 {
+		uuid, tok := a.login(t, "p"+strconv.Itoa(i)) // fails the test unless 200
+		players = append(players, player{uuid, tok})
+	}
+	if ans := seed(t, a.Line, "get"); !regexp.MustCompile(`^\d+$`).MatchString(strings.TrimSpace(ans)) {
+		t.Fatalf("line protocol get with the table's server down: %q", ans)
+	}
+	waitfor.Cond(t, "the dispatcher to count a failed table save on "+dead, func() bool {
+		return storeErrors(t, "http://"+a.HTTP+"/metrics", dead) > 0
+	})
+
+	// Map: exactly the players whose state is on the dead server are
+	// refused, with 503.
+	var refused, entered int
+	for _, p := range players {
+		var ans struct{ Ticket string }
+		code := api(t, a, "POST", "/v1/maps/start/enter", p.token, nil, &ans)
+		onDead := ring.Server(prefix+"mapstate:"+p.uuid) == dead
+		switch {
+		case onDead && code == http.StatusServiceUnavailable:
+			refused++
+		case !onDead && code == http.StatusOK && ans.Ticket != "":
+			entered++
+		default:
+			t.Fatalf("enter map for %s (state on the dead server: %v): %d", p.uuid, onDead, code)
+		}
+	}
+	if refused == 0 || entered == 0 {
+		t.Fatalf("enter map: %d refused, %d entered; want both", refused, entered)
+	}
+
+	// Chat: live delivery on world works; the history write fails and is
+	// counted.
+	var cfg struct{ Chat string }
+	if code := api(t, a, "GET", "/v1/config", "", nil, &cfg); code != 200 {
+		t.Fatalf("/v1/config: %d", code)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	before := storeErrors(t, chatMetrics, dead)
+	dial := func(tok string) *wsconn.Client {
+		c, err := wsconn.DialClient(ctx, cfg.Chat+"?token="+url.QueryEscape(tok), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(wsconn.CloseNormal, "") })
+		if err := c.RecvType(ctx, "welcome", nil); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var j struct{ Channel string }
+			if err := c.RecvType(ctx, "joined", &j); err != nil {
+				t.Fatal(err)
+			}
+			if j.Channel == "world" {
+				return c
+			}
+		}
+	}
+	ca, cb := dial(players[0].token), dial(players[1].token)
+	if err := ca.SendJSON(map[string]string{"type": "post", "channel": "world", "text": "still here"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var m struct{ Text string }
+		if err := cb.RecvType(ctx, "message", &m); err != nil {
+			t.Fatalf("chat message with world's history server down: %v", err)
+		}
+		if m.Text == "still here" {
+			break
+		}
+	}
+	waitfor.Cond(t, "the chat server to count the failed history write on "+dead, func() bool {
+		return storeErrors(t, chatMetrics, dead) > before
+	})
+	if code := api(t, a, "GET", "/healthz", "", nil, nil); code != 200 {
+		t.Fatalf("dispatcher /healthz at the end: %d", code)
+	}
+	for _, p := range stat(t, a.Line).Processes {
+		if p.State != dispatcher.StateReady {
+			t.Fatalf("process %s:%d is %s with one memcached down", p.Kind, p.Port, p.State)
+		}
+	}
+}
