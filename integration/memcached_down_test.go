@@ -22,15 +22,21 @@ import (
 // page.
 func storeErrors(t *testing.T, metricsURL, server string) float64 {
 	t.Helper()
+	return metric(t, metricsURL, `arena_store_errors_total\{op="[^"]*",server="`+regexp.QuoteMeta(server)+`"\}`)
+}
+
+// metric sums the series of a /metrics page whose name and labels match
+// the pattern.
+func metric(t *testing.T, metricsURL, pattern string) float64 {
+	t.Helper()
 	resp, err := http.Get(metricsURL)
 	if err != nil {
 		t.Fatalf("GET %s: %v", metricsURL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	re := regexp.MustCompile(`(?m)^arena_store_errors_total\{op="[^"]*",server="` + regexp.QuoteMeta(server) + `"\} (\S+)$`)
 	var sum float64
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^`+pattern+` (\S+)$`).FindAllStringSubmatch(string(b), -1) {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		sum += v
 	}
@@ -49,7 +55,11 @@ func storeErrors(t *testing.T, metricsURL, server string) float64 {
 //     players whose map state is on the dead server and works for the
 //     others;
 //   - chat: a post on world still reaches the other player live; the
-//     history write that fails is counted on the chat server's /metrics.
+//     history write that fails is counted on the chat server's /metrics;
+//   - fight: with three bots queueing and playing, rooms keep forming and
+//     ending (results go to the database), and the room records and state
+//     snapshots on the dead server are failures counted on the fight
+//     server's /metrics.
 func TestOneMemcachedDown(t *testing.T) {
 	mcA := mctest.Start(t)
 	mcB := mctest.Start(t)
@@ -74,7 +84,7 @@ func TestOneMemcachedDown(t *testing.T) {
 	}
 	chatPort := freePort(t)
 	a := startArena(t, "up", "--memcache", strings.Join(servers, ","), "--store-prefix", prefix,
-		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json")
+		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json", "--bots", "3")
 	waitfor.Cond(t, "fight, map and chat ready", func() bool {
 		kinds := map[string]bool{}
 		for _, p := range stat(t, a.Line).Processes {
@@ -85,6 +95,13 @@ func TestOneMemcachedDown(t *testing.T) {
 		return kinds["fight"] && kinds["map"] && kinds["chat"]
 	})
 	chatMetrics := "http://127.0.0.1:" + strconv.Itoa(chatPort) + "/metrics"
+	var fightMetrics string
+	for _, p := range stat(t, a.Line).Processes {
+		if p.Kind == "fight" {
+			fightMetrics = "http://127.0.0.1:" + strconv.Itoa(p.Port) + "/metrics"
+		}
+	}
+	roomsEnded := func() float64 { return metric(t, fightMetrics, `arena_game_rooms_ended_total\{[^}]*\}`) }
 
 	stop.Stop()
 	t.Logf("stopped memcached %s (fleet table and world history) of %v", dead, servers)
@@ -168,6 +185,13 @@ func TestOneMemcachedDown(t *testing.T) {
 	}
 	waitfor.Cond(t, "the chat server to count the failed history write on "+dead, func() bool {
 		return storeErrors(t, chatMetrics, dead) > before
+	})
+	// Fight: the bots' rooms keep ending, and the fight server counts the
+	// failures of records on the dead server.
+	ended := roomsEnded()
+	waitfor.Cond(t, "three more bot rooms to end", func() bool { return roomsEnded() >= ended+3 })
+	waitfor.Cond(t, "the fight server to count a failure on "+dead, func() bool {
+		return storeErrors(t, fightMetrics, dead) > 0
 	})
 	if code := api(t, a, "GET", "/healthz", "", nil, nil); code != 200 {
 		t.Fatalf("dispatcher /healthz at the end: %d", code)

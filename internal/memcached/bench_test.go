@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
@@ -45,6 +46,7 @@ func BenchmarkGomemcache(b *testing.B) {
 		for _, srv := range servers {
 			mc := memcache.New(srv.addr)
 			mc.MaxIdleConns = 64
+			mc.Timeout = 10 * time.Second // a loaded shared machine stalls for longer than the 500 ms default
 			const keys = 1000
 			for i := range keys {
 				if err := mc.Set(&memcache.Item{Key: "bench" + strconv.Itoa(i), Value: value}); err != nil {
