@@ -1,19 +1,20 @@
 package chatserver
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // buildArena builds the real arena binary for process-level tests.
@@ -30,39 +31,29 @@ func buildArena(t *testing.T) string {
 	return exe
 }
 
-// TestSpawnedByDispatcher runs `arena chat` as the dispatcher does: a
+// TestSpawnedByDispatcher runs `arena chat` as a host does: a
 // go-plugin gRPC plugin, configured through Start.
 func TestSpawnedByDispatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the arena binary")
 	}
 	exe := buildArena(t)
-	spawn := func() (*plugin.Client, fleet.Process) {
-		client := plugin.NewClient(&plugin.ClientConfig{
-			HandshakeConfig:  fleet.Handshake,
-			Plugins:          fleet.PluginMap,
-			Cmd:              exec.Command(exe, "chat"),
-			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-			Logger:           hclog.NewNullLogger(),
-			StartTimeout:     20 * time.Second,
-		})
-		t.Cleanup(client.Kill)
-		rpc, err := client.Client()
+	spawn := func() proc.Lifecycle {
+		child, err := host.Spawn(context.Background(), host.SpawnConfig{Kind: proc.KindChat,
+			Command: host.Command{Path: exe, Args: []string{"chat"}}, Tag: "chat", Log: slog.New(slog.DiscardHandler),
+			StartTimeout: 20 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := rpc.Dispense(fleet.PluginName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return client, raw.(fleet.Process)
+		t.Cleanup(child.Kill)
+		return child.Client.Lifecycle
 	}
-	_, p := spawn()
+	p := spawn()
 	ctx, cancel := ctx5()
 	defer cancel()
-	cfg := fleet.StartConfig{
-		Kind: Kind, Host: "127.0.0.1", Memcache: storetest.Addrs(t), StorePrefix: "plugintest.",
-		Secret: testSecret, Options: map[string]string{"operator-token": testOperator},
+	cfg := proc.StartRequest{
+		Kind: Kind, BindHost: "127.0.0.1", Memcache: storetest.Addrs(t), StorePrefix: "plugintest.",
+		Secret: testSecret, Chat: &procpb.ChatOptions{OperatorToken: testOperator},
 	}
 	// A port found free can be taken by a parallel test process before
 	// the chat server binds it: try another.
@@ -70,7 +61,9 @@ func TestSpawnedByDispatcher(t *testing.T) {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		cfg.Port = freePort(t)
-		if addr, err = p.Start(ctx, cfg); !errors.Is(err, fleet.ErrPortInUse) {
+		var st proc.Started
+		if st, err = p.Start(ctx, cfg); !errors.Is(err, proc.ErrPortInUse) {
+			addr = st.Addr
 			break
 		}
 	}
@@ -79,12 +72,9 @@ func TestSpawnedByDispatcher(t *testing.T) {
 	}
 
 	// Port taken: the error crosses gRPC as ErrPortInUse.
-	_, p2 := spawn()
-	if _, err := p2.Start(ctx, cfg); !errors.Is(err, fleet.ErrPortInUse) {
+	p2 := spawn()
+	if _, err := p2.Start(ctx, cfg); !errors.Is(err, proc.ErrPortInUse) {
 		t.Fatalf("second start: %v", err)
-	}
-	if _, err := p.AssignRoom(ctx, fleet.Room{ID: "r"}); err == nil {
-		t.Fatal("a chat server accepted a room")
 	}
 
 	e := &testEnv{t: t, url: "ws://" + addr + "/ws"}

@@ -12,16 +12,13 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/store"
+		"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Kind is the chat server's fleet kind.
-const Kind = "chat"
-
-// ErrNoRooms is returned by the fleet calls a chat server does not serve
-// (AssignRoom, HostMap).
-var ErrNoRooms = errors.New("a chat server hosts no fight rooms or maps")
+const Kind = proc.KindChat
 
 // OpenStore returns the store chat history lives in: the memcached servers
 // addrs under prefix, or, when addrs is empty, an embedded memcached started
@@ -75,41 +72,49 @@ func RaiseFileLimit(want uint64) (uint64, error) {
 	return next.Cur, nil
 }
 
-// ConfigFromOptions applies the chat options a dispatcher passes in
-// fleet.StartConfig.Options to cfg: operator-token, rate, burst,
-// world-rate, max-conns, send-queue (docs/chat.md, "Configuration").
-// A value that does not parse or is out of range is an error wrapping
-// fleet.ErrBadOption; keys of other kinds are ignored.
-func ConfigFromOptions(cfg Config, opts map[string]string) (Config, error) {
-	for k, v := range opts {
-		var err error
-		switch k {
-		case "operator-token":
-			cfg.OperatorToken = v
-		case "rate":
-			cfg.Rate, err = fleet.OptionNumber(k, v, 0.001, 1e6)
-		case "burst":
-			cfg.Burst, err = fleet.OptionInt(k, v, 1, 1000000)
-		case "world-rate":
-			cfg.WorldRate, err = fleet.OptionNumber(k, v, -1e9, 1e9) // negative: no cap
-		case "max-conns":
-			cfg.MaxConns, err = fleet.OptionInt(k, v, 1, 100000000)
-		case "send-queue":
-			cfg.WS.SendQueue, err = fleet.OptionInt(k, v, 8, 65536)
-		default:
-			// Options of other kinds may share the map; ignore them.
-		}
-		if err != nil {
-			return cfg, fmt.Errorf("chat %w", err)
-		}
+// ConfigFromOptions applies the typed chat options a host passes in
+// proc.StartRequest to cfg (nil: cfg unchanged): operator-token, rate
+// (0.001..1e6), burst (1..1e6), world-rate (negative: no cap), max-conns
+// (1..1e8), send-queue (8..65536) (docs/chat.md, "Configuration"). A value
+// out of range is an error wrapping proc.ErrBadOptions.
+func ConfigFromOptions(cfg Config, o *procpb.ChatOptions) (Config, error) {
+	if o == nil {
+		return cfg, nil
+	}
+	var errs []error
+	if o.OperatorToken != "" {
+		cfg.OperatorToken = o.OperatorToken
+	}
+	if o.Rate != nil {
+		cfg.Rate = o.GetRate()
+		errs = append(errs, proc.CheckRange("rate", cfg.Rate, 0.001, 1e6))
+	}
+	if o.Burst != nil {
+		cfg.Burst = int(o.GetBurst())
+		errs = append(errs, proc.CheckRange("burst", cfg.Burst, 1, 1000000))
+	}
+	if o.WorldRate != nil {
+		cfg.WorldRate = o.GetWorldRate()
+	}
+	if o.MaxConns != nil {
+		cfg.MaxConns = int(o.GetMaxConns())
+		errs = append(errs, proc.CheckRange("max-conns", cfg.MaxConns, 1, 100000000))
+	}
+	if o.SendQueue != nil {
+		cfg.WS.SendQueue = int(o.GetSendQueue())
+		errs = append(errs, proc.CheckRange("send-queue", cfg.WS.SendQueue, 8, 65536))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, fmt.Errorf("chat options: %w", err)
 	}
 	return cfg, nil
 }
 
-// Process runs a chat Server as a fleet process (fleet.Process), for the
-// dispatcher to spawn with `arena chat` in `arena up`.
+// Process runs a chat Server as a fleet process (proc.Lifecycle), for a
+// host to spawn with `arena chat` in `arena up`.
 type Process struct {
-	log *slog.Logger
+	log    *slog.Logger
+	events proc.Events
 
 	mu        sync.Mutex
 	srv       *Server
@@ -117,49 +122,50 @@ type Process struct {
 	serveDone chan struct{}
 }
 
-var _ fleet.Process = (*Process)(nil)
+var _ proc.Lifecycle = (*Process)(nil)
 
 // NewProcess returns an unstarted chat fleet process logging to log.
 func NewProcess(log *slog.Logger) *Process { return &Process{log: log} }
 
-// Start opens the store (embedded when cfg.Memcache is empty), binds
-// cfg.Host:cfg.Port (an error wrapping fleet.ErrPortInUse if taken) and
-// serves chat there. It returns host:port. Starting twice fails.
-func (p *Process) Start(_ context.Context, cfg fleet.StartConfig) (string, error) {
+// Start opens the store (embedded when req.Memcache is empty), binds
+// req.Bind():req.Port (an error wrapping proc.ErrPortInUse if taken) and
+// serves chat there. It returns the advertised host:port. Starting twice
+// fails.
+func (p *Process) Start(_ context.Context, req proc.StartRequest) (proc.Started, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv != nil {
-		return "", errors.New("start chat: already started")
+		return proc.Started{}, errors.New("start chat: already started")
 	}
-	ccfg, err := ConfigFromOptions(Config{Registry: fleet.NewRegistry()}, cfg.Options)
+	ccfg, err := ConfigFromOptions(Config{Registry: proc.NewRegistry()}, req.Chat)
 	if err != nil {
-		return "", fmt.Errorf("start chat: %w", err)
+		return proc.Started{}, fmt.Errorf("start chat: %w", err)
 	}
-	signer, err := auth.NewSigner(cfg.Secret)
+	signer, err := auth.NewSigner(req.Secret)
 	if err != nil {
-		return "", fmt.Errorf("start chat: %w", err)
+		return proc.Started{}, fmt.Errorf("start chat: %w: %v", proc.ErrBadOptions, err)
 	}
 	if n, err := RaiseFileLimit(uint64(max(ccfg.MaxConns, 200000)) + 1024); err != nil {
 		p.log.Warn("could not raise the open-file limit; connections are capped by it", "limit", n, "err", err)
 	}
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	addr := net.JoinHostPort(req.Bind(), strconv.Itoa(req.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return "", fmt.Errorf("start chat on %s: %w: %v", addr, fleet.ErrPortInUse, err)
+			return proc.Started{}, fmt.Errorf("start chat on %s: %w: %v", addr, proc.ErrPortInUse, err)
 		}
-		return "", fmt.Errorf("start chat on %s: %w", addr, err)
+		return proc.Started{}, fmt.Errorf("start chat on %s: %w", addr, err)
 	}
-	st, closeFn, err := OpenStore(cfg.Memcache, cfg.StorePrefix, p.log)
+	st, closeFn, err := OpenStore(req.Memcache, req.StorePrefix, p.log)
 	if err != nil {
 		_ = ln.Close()
-		return "", fmt.Errorf("start chat: %w", err)
+		return proc.Started{}, fmt.Errorf("start chat: %w", err)
 	}
 	srv, err := New(st, signer, ccfg, p.log)
 	if err != nil {
 		_ = ln.Close()
 		closeFn()
-		return "", fmt.Errorf("start chat: %w", err)
+		return proc.Started{}, fmt.Errorf("start chat: %w", err)
 	}
 	p.srv, p.closeFn, p.serveDone = srv, closeFn, make(chan struct{})
 	go func() {
@@ -169,37 +175,32 @@ func (p *Process) Start(_ context.Context, cfg fleet.StartConfig) (string, error
 		}
 	}()
 	p.log.Info("chat server listening", "addr", ln.Addr().String())
-	return addr, nil
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return proc.Started{Addr: net.JoinHostPort(req.Advertised(), port)}, nil
 }
 
 func (p *Process) server() (*Server, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv == nil {
-		return nil, fleet.ErrNotStarted
+		return nil, proc.ErrNotStarted
 	}
 	return p.srv, nil
 }
 
 // Status reports the connections as the load.
-func (p *Process) Status(context.Context) (fleet.Status, error) {
+func (p *Process) Status(context.Context) (proc.Status, error) {
 	srv, err := p.server()
 	if err != nil {
-		return fleet.Status{}, fmt.Errorf("chat status: %w", err)
+		return proc.Status{}, fmt.Errorf("chat status: %w", err)
 	}
 	n := srv.Connections()
-	return fleet.Status{Load: n, Connections: n, Draining: srv.Draining()}, nil
+	return proc.Status{Load: n, Connections: n, Draining: srv.Draining()}, nil
 }
 
-// AssignRoom is not served by a chat server.
-func (p *Process) AssignRoom(context.Context, fleet.Room) (int, error) {
-	return 0, fmt.Errorf("assign room: %w", ErrNoRooms)
-}
-
-// HostMap is not served by a chat server.
-func (p *Process) HostMap(context.Context, string) (int, error) {
-	return 0, fmt.Errorf("host map: %w", ErrNoRooms)
-}
+// Watch implements proc.Lifecycle. A chat server publishes no events: its
+// load (connections) reaches the host through Status.
+func (p *Process) Watch(ctx context.Context) (<-chan proc.Event, error) { return p.events.Watch(ctx) }
 
 // Drain closes the listener and every connection (1001), writes pending
 // history, and returns the connections left at deadline.

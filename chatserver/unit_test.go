@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 func TestParseInbound(t *testing.T) {
@@ -218,40 +221,35 @@ func TestFleetProcess(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	addrs := storetest.Addrs(t)
 	port := freePort(t)
-	cfg := fleet.StartConfig{
-		Kind: Kind, Host: "127.0.0.1", Port: port, Memcache: addrs, StorePrefix: "fleettest.",
-		Secret: testSecret, Options: map[string]string{"operator-token": testOperator, "rate": "7", "other-kind-option": "x"},
+	cfg := proc.StartRequest{
+		Kind: Kind, BindHost: "127.0.0.1", Port: port, Memcache: addrs, StorePrefix: "fleettest.",
+		Secret: testSecret, Chat: &procpb.ChatOptions{OperatorToken: testOperator, Rate: proto.Float64(7)},
 	}
 	p := NewProcess(log)
 	ctx, cancel := ctx5()
 	defer cancel()
-	if _, err := p.Status(ctx); !errors.Is(err, fleet.ErrNotStarted) {
+	if _, err := p.Status(ctx); !errors.Is(err, proc.ErrNotStarted) {
 		t.Fatalf("status before start: %v", err)
 	}
-	addr, err := p.Start(ctx, cfg)
-	for attempt := 0; attempt < 5 && errors.Is(err, fleet.ErrPortInUse); attempt++ {
+	started, err := p.Start(ctx, cfg)
+	for attempt := 0; attempt < 5 && errors.Is(err, proc.ErrPortInUse); attempt++ {
 		// Taken by a parallel test process since freePort saw it free.
 		port = freePort(t)
 		cfg.Port = port
-		addr, err = p.Start(ctx, cfg)
+		started, err = p.Start(ctx, cfg)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := started.Addr
 	defer p.Stop(5 * time.Second)
 	if addr != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Fatalf("addr %s", addr)
 	}
 	// A second process on the same port is told the port is taken.
 	p2 := NewProcess(log)
-	if _, err := p2.Start(ctx, cfg); !errors.Is(err, fleet.ErrPortInUse) {
+	if _, err := p2.Start(ctx, cfg); !errors.Is(err, proc.ErrPortInUse) {
 		t.Fatalf("second start: %v, want ErrPortInUse", err)
-	}
-	if _, err := p.AssignRoom(ctx, fleet.Room{ID: "r"}); !errors.Is(err, ErrNoRooms) {
-		t.Fatalf("assign room: %v", err)
-	}
-	if _, err := p.HostMap(ctx, "m"); !errors.Is(err, ErrNoRooms) {
-		t.Fatalf("host map: %v", err)
 	}
 
 	e := &testEnv{t: t}
@@ -288,16 +286,16 @@ func TestFleetProcessEmbeddedStoreAndBadConfig(t *testing.T) {
 	ctx, cancel := ctx5()
 	defer cancel()
 	p := NewProcess(log)
-	if _, err := p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t)}); err == nil {
-		t.Fatal("started without a secret")
+	if _, err := p.Start(ctx, proc.StartRequest{BindHost: "127.0.0.1", Port: freePort(t)}); !errors.Is(err, proc.ErrBadOptions) {
+		t.Fatalf("started without a secret: %v", err)
 	}
-	if _, err := p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s",
-		Options: map[string]string{"rate": "fast"}}); err == nil {
-		t.Fatal("started with rate=fast")
+	if _, err := p.Start(ctx, proc.StartRequest{BindHost: "127.0.0.1", Port: freePort(t), Secret: "s",
+		Chat: &procpb.ChatOptions{Rate: proto.Float64(0)}}); !errors.Is(err, proc.ErrBadOptions) {
+		t.Fatalf("started with rate=0: %v", err)
 	}
-	_, err := p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s"})
-	for attempt := 0; attempt < 5 && errors.Is(err, fleet.ErrPortInUse); attempt++ {
-		_, err = p.Start(ctx, fleet.StartConfig{Host: "127.0.0.1", Port: freePort(t), Secret: "s"})
+	_, err := p.Start(ctx, proc.StartRequest{BindHost: "127.0.0.1", Port: freePort(t), Secret: "s"})
+	for attempt := 0; attempt < 5 && errors.Is(err, proc.ErrPortInUse); attempt++ {
+		_, err = p.Start(ctx, proc.StartRequest{BindHost: "127.0.0.1", Port: freePort(t), Secret: "s"})
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -334,20 +332,22 @@ func TestPlayersKeepBucketAfterLastConnection(t *testing.T) {
 }
 
 func TestConfigFromOptions(t *testing.T) {
-	cfg, err := ConfigFromOptions(Config{}, map[string]string{
-		"rate": "2.5", "burst": "7", "world-rate": "-1", "max-conns": "100", "send-queue": "64", "maxnum": "3",
-	})
+	o := &procpb.ChatOptions{}
+	if err := proc.SetOptions(o, []string{"rate=2.5", "burst=7", "world-rate=-1", "max-conns=100", "send-queue=64"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ConfigFromOptions(Config{}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Rate != 2.5 || cfg.Burst != 7 || cfg.WorldRate != -1 || cfg.MaxConns != 100 || cfg.WS.SendQueue != 64 {
 		t.Fatalf("%+v", cfg)
 	}
-	for _, bad := range []map[string]string{
-		{"rate": "NaN"}, {"rate": "0"}, {"burst": "0"}, {"burst": "1.5"}, {"max-conns": "-1"}, {"send-queue": "2"}, {"world-rate": "fast"},
+	for _, bad := range []*procpb.ChatOptions{
+		{Rate: proto.Float64(0)}, {Burst: proto.Int32(0)}, {MaxConns: proto.Int32(-1)}, {SendQueue: proto.Int32(2)},
 	} {
-		if _, err := ConfigFromOptions(Config{}, bad); !errors.Is(err, fleet.ErrBadOption) {
-			t.Errorf("%v: %v, want fleet.ErrBadOption", bad, err)
+		if _, err := ConfigFromOptions(Config{}, bad); !errors.Is(err, proc.ErrBadOptions) {
+			t.Errorf("%v: %v, want proc.ErrBadOptions", bad, err)
 		}
 	}
 }

@@ -6,12 +6,12 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,14 +25,16 @@ import (
 	"github.com/arena-game/arena/matchmaking/matchfn"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/matchpb"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Config is the dispatcher's configuration; cmd/arena fills it from flags.
@@ -76,9 +78,10 @@ type Config struct {
 	LineIdleTimeout time.Duration
 	MaxConns        int
 
-	FightOptions map[string]string
-	MapOptions   map[string]string
-	ChatOptions  map[string]string
+	// Typed options of every process of a kind (nil: defaults).
+	Fight *procpb.FightOptions
+	Map   *procpb.MapOptions
+	Chat  *procpb.ChatOptions
 
 	// Match configures matchmaking.
 	Match matchmaking.Config
@@ -199,14 +202,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		return nil, errors.New("new dispatcher: a store and a player database are required")
 	}
 	st, sp := deps.Store, deps.Spawner
-	// Fight processes record results in the player database, through
-	// the host's outbox.
-	cfg.FightOptions = maps.Clone(cfg.FightOptions)
-	if cfg.FightOptions == nil {
-		cfg.FightOptions = map[string]string{}
-	}
-	cfg.FightOptions["db"], cfg.FightOptions["outbox"] = cfg.Database, cfg.OutboxDir
-	m := NewMetrics(fleet.NewRegistry())
+	m := NewMetrics(proc.NewRegistry())
 	if deps.Outbox != nil {
 		if err := m.Registry.Register(deps.Outbox); err != nil {
 			return nil, fmt.Errorf("new dispatcher: outbox metrics: %w", err)
@@ -219,28 +215,16 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		}
 		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env}
 	}
-	if cfg.PublicHost != "" && cfg.PublicHost != cfg.Host {
-		// Map tickets name the server by the host clients use.
-		if cfg.MapOptions == nil {
-			cfg.MapOptions = map[string]string{}
-		}
-		if _, set := cfg.MapOptions["public-host"]; !set {
-			cfg.MapOptions["public-host"] = cfg.PublicHost
-		}
-	}
 	kinds := map[string]KindConfig{
-		fleet.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses, Options: cfg.FightOptions},
-		fleet.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps, Options: cfg.MapOptions},
+		proc.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses},
+		proc.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps},
 	}
+	chat := proto.Clone(cmp.Or(cfg.Chat, &procpb.ChatOptions{})).(*procpb.ChatOptions)
 	if cfg.ChatPort > 0 {
-		opts := map[string]string{}
-		for k, v := range cfg.ChatOptions {
-			opts[k] = v
+		if chat.OperatorToken == "" {
+			chat.OperatorToken = cfg.OperatorToken
 		}
-		if cfg.OperatorToken != "" {
-			opts["operator-token"] = cfg.OperatorToken
-		}
-		kinds[KindChat] = KindConfig{PortBase: cfg.ChatPort, PortSpan: 1, Min: 1, Fixed: true, Options: opts}
+		kinds[KindChat] = KindConfig{PortBase: cfg.ChatPort, PortSpan: 1, Min: 1, Fixed: true}
 	}
 	signer, err := auth.NewSigner(cfg.Secret)
 	if err != nil {
@@ -273,19 +257,20 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d.mm.OnMatch = d.recordAssignment
 	d.mm.RegisterMetrics(m.Registry)
-	if rl, err := time.ParseDuration(cfg.FightOptions["room-timeout"]); err == nil && rl > 0 {
-		d.mm.RoomLife = rl + time.Minute
-	}
+	d.mm.RoomLife = d.roomTimeout() + time.Minute
 	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
 	d.fleet = NewFleet(FleetConfig{
 		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds,
-		Start: fleet.StartConfig{
+		Start: proc.StartRequest{
+			BindHost: cfg.Host, AdvertiseHost: advertiseHost(cfg),
 			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
-			FleetToken: cfg.FleetToken, Dispatcher: cfg.Listen,
+			DatabaseDSN: cfg.Database, OutboxDir: cfg.OutboxDir,
+			Fight: cfg.Fight, Map: cfg.Map, Chat: chat,
+			Host: fleetLocator{d},
 		},
 		OnUnitDone: func(_ string, _ int, unit string) { d.mm.RoomEnded(unit) },
 		OnExit: func(p Proc, units []string) {
-			if p.Kind == fleet.KindFight && len(units) > 0 {
+			if p.Kind == proc.KindFight && len(units) > 0 {
 				d.mm.ProcessGone(p.Port, units, d.roomFailed)
 			}
 		},
@@ -301,7 +286,30 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 }
 
 // KindChat is the chat server's kind in the process table.
-const KindChat = "chat"
+const KindChat = proc.KindChat
+
+// advertiseHost is the host processes advertise: --public-host unless it
+// is a wildcard, else --host.
+func advertiseHost(cfg Config) string {
+	switch cfg.PublicHost {
+	case "", "0.0.0.0", "::":
+		return cfg.Host
+	}
+	return cfg.PublicHost
+}
+
+// fleetLocator is the host services the dispatcher offers its processes:
+// a map process locates the map of a switch through it (no line protocol).
+type fleetLocator struct{ d *Dispatcher }
+
+// LocateMap implements proc.HostServices with the fleet's map placement.
+func (l fleetLocator) LocateMap(ctx context.Context, mapID string) (string, error) {
+	port, err := l.d.fleet.PlaceMap(ctx, mapID)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(advertiseHost(l.d.cfg), strconv.Itoa(port)), nil
+}
 
 // Fleet returns the process table and supervisor.
 func (d *Dispatcher) Fleet() *Fleet { return d.fleet }
@@ -375,8 +383,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.grpcAddr = grpcLn.Addr().String()
 	}
 	d.mu.Unlock()
-	// Children report load to the address actually bound.
-	d.fleet.cfg.Start.Dispatcher = d.lineAddr
 	d.reapOrphans(ctx)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -552,5 +558,5 @@ func isArenaProcess(pid int, kind string) bool {
 	if err != nil {
 		return false
 	}
-	return strings.Contains(string(environ), fleet.Handshake.MagicCookieKey+"="+fleet.Handshake.MagicCookieValue)
+	return strings.Contains(string(environ), proc.Handshake.MagicCookieKey+"="+proc.Handshake.MagicCookieValue)
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/proc"
 )
 
 // Process states in the table.
@@ -34,8 +34,8 @@ var (
 
 // Handle is a running fleet process as the Fleet sees it.
 type Handle interface {
-	// Process is the RPC client of the process.
-	Process() fleet.Process
+	// Client is the process's capabilities over its plugin connection.
+	Client() proc.Client
 	// Pid is the process id (0 for in-process fakes).
 	Pid() int
 	// Exited reports whether the process has exited.
@@ -45,9 +45,11 @@ type Handle interface {
 }
 
 // Spawner starts fleet processes. The real one runs `arena KIND` as a
-// go-plugin plugin (PluginSpawner); tests use in-process fakes.
+// go-plugin plugin (PluginSpawner); tests use in-process fakes. port is
+// the port the process will be told to listen on (chosen before it starts;
+// it names the process in logs).
 type Spawner interface {
-	Spawn(ctx context.Context, kind string) (Handle, error)
+	Spawn(ctx context.Context, kind string, port int) (Handle, error)
 }
 
 // KindConfig is how the fleet runs one kind of process.
@@ -59,8 +61,6 @@ type KindConfig struct {
 	Min int
 	// Fixed kinds (chat) are never spawned on demand nor stopped when idle.
 	Fixed bool
-	// Options are passed to every process of the kind in StartConfig.
-	Options map[string]string
 }
 
 // FleetConfig configures a Fleet.
@@ -69,16 +69,22 @@ type FleetConfig struct {
 	MaxNum      int
 	IdleTimeout time.Duration
 	Kinds       map[string]KindConfig
-	// Start is the StartConfig template (memcache, secrets, dispatcher
-	// address); Kind, Host, Port, MaxNum and Options are filled per process.
-	Start fleet.StartConfig
-	// HealthEvery is the exit and health check period (default 250ms).
+	// Start is the StartRequest template (memcache, secrets, the typed
+	// options of every kind); Kind, hosts, Port and MaxNum are filled per
+	// process, and the option message of another kind is cleared.
+	Start proc.StartRequest
+	// HealthEvery is the exit check period (default 250ms).
 	HealthEvery time.Duration
+	// StatusEvery is how often every process's Status is read to correct
+	// its load, units and health (default 1s).
+	StatusEvery time.Duration
 	// SpawnTimeout bounds one spawn (default 15s).
 	SpawnTimeout time.Duration
-	// OnUnitDone, if set, is called when a fight process reports del for a
-	// room (the room ended).
+	// OnUnitDone, if set, is called when a room ended: a proc.RoomEnded
+	// event, a room missing from a Status, or a line-protocol del naming it.
 	OnUnitDone func(kind string, port int, unit string)
+	// OnBackfill, if set, is called on a proc.BackfillWanted event.
+	OnBackfill func(kind string, port int, room string, slots int)
 	// OnExit, if set, is called when a process leaves the table, with the
 	// rooms it still hosted.
 	OnExit func(p Proc, units []string)
@@ -92,7 +98,7 @@ type Proc struct {
 	Port     int            `json:"port"`
 	Pid      int            `json:"pid"`
 	State    string         `json:"state"`
-	Load     int            `json:"load"`
+	Load     int            `json:"load"` // Reported + line-protocol adjustments, never below 0
 	Pending  int            `json:"pending,omitempty"`
 	MaxNum   int            `json:"maxnum"`
 	Conns    int            `json:"connections"`
@@ -102,9 +108,21 @@ type Proc struct {
 	LastBusy time.Time      `json:"last_busy"`
 
 	handle   Handle
-	units    map[string]bool // fight: room ids reported with add
-	reserved map[string]bool // units with a slot reserved (Pending) until their add arrives
+	units    map[string]time.Time // rooms hosted (assigned, not yet ended), with when they were assigned
+	reserved map[string]bool      // units with a slot reserved (Pending) until their assignment answers
+	reported int                  // load the process reported (answers, events, Status)
+	lineLoad int                  // line-protocol add/del adjustments (seed and external servers)
 	failures int
+	watching bool
+}
+
+// setLoad recomputes Load from the reported load and the line-protocol
+// adjustments. Callers hold the fleet's lock.
+func (p *Proc) setLoad() {
+	if p.reported+p.lineLoad < 0 {
+		p.lineLoad = -p.reported
+	}
+	p.Load = p.reported + p.lineLoad
 }
 
 // FleetEvent is published on spawns, exits and drains.
@@ -138,6 +156,10 @@ type Fleet struct {
 	stopped  bool
 	version  uint64 // bumped on every change of the table
 
+	// stopCtx ends with the fleet: it stops the event streams.
+	stopCtx context.Context
+	stopFn  context.CancelFunc
+
 	subMu sync.Mutex
 	subs  map[chan FleetEvent]struct{}
 
@@ -155,6 +177,9 @@ func NewFleet(cfg FleetConfig, sp Spawner, log *slog.Logger, m *Metrics) *Fleet 
 	if cfg.HealthEvery <= 0 {
 		cfg.HealthEvery = 250 * time.Millisecond
 	}
+	if cfg.StatusEvery <= 0 {
+		cfg.StatusEvery = time.Second
+	}
 	if cfg.SpawnTimeout <= 0 {
 		cfg.SpawnTimeout = 15 * time.Second
 	}
@@ -170,7 +195,9 @@ func NewFleet(cfg FleetConfig, sp Spawner, log *slog.Logger, m *Metrics) *Fleet 
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	stopCtx, stopFn := context.WithCancel(context.Background())
 	return &Fleet{
+		stopCtx: stopCtx, stopFn: stopFn,
 		cfg: cfg, spawner: sp, log: log, metrics: m,
 		procs: map[int]*Proc{}, byKind: map[string][]*Proc{}, maxnum: cfg.MaxNum,
 		spawning: map[string]*spawnCall{}, dead: map[int]time.Time{},
@@ -187,7 +214,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	f.ensureMinimum(ctx)
 	tick := time.NewTicker(f.cfg.HealthEvery)
 	defer tick.Stop()
-	statusEvery := time.NewTicker(2 * time.Second)
+	statusEvery := time.NewTicker(f.cfg.StatusEvery)
 	defer statusEvery.Stop()
 	for {
 		select {
@@ -199,6 +226,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 		case <-statusEvery.C:
 			f.pollStatus(ctx)
 			f.drainIdle(ctx)
+			f.watchAll(ctx)
 		}
 	}
 }
@@ -321,7 +349,8 @@ func (f *Fleet) spawnShared(ctx context.Context, kind string) (*Proc, error) {
 }
 
 // nextPort returns the lowest port of kind's range not in the table and not
-// used by a process that died in the last minute. Callers hold f.mu.
+// used by a process that died in the last minute. A single-port kind
+// (chat) takes its port back at once: it has no other. Callers hold f.mu.
 func (f *Fleet) nextPort(kind string, skip map[int]bool) (int, bool) {
 	kc := f.cfg.Kinds[kind]
 	now := time.Now()
@@ -330,7 +359,7 @@ func (f *Fleet) nextPort(kind string, skip map[int]bool) (int, bool) {
 			continue
 		}
 		if t, ok := f.dead[port]; ok {
-			if now.Sub(t) < time.Minute {
+			if now.Sub(t) < time.Minute && kc.PortSpan > 1 {
 				continue
 			}
 			delete(f.dead, port)
@@ -340,18 +369,52 @@ func (f *Fleet) nextPort(kind string, skip map[int]bool) (int, bool) {
 	return 0, false
 }
 
-// spawn starts one process of kind and adds it to the table once it
-// listens. It tries the next port when one is taken.
+// startRequest is the StartRequest of a process of kind on port.
+func (f *Fleet) startRequest(kind string, port, maxnum int) proc.StartRequest {
+	req := f.cfg.Start
+	req.Kind, req.Port, req.MaxNum = kind, port, maxnum
+	if req.BindHost == "" {
+		req.BindHost = f.cfg.Host
+	}
+	if req.AdvertiseHost == "" {
+		req.AdvertiseHost = f.cfg.Host
+	}
+	if kind != proc.KindFight {
+		req.Fight = nil
+		// Only rooms record results.
+		if proc.Capabilities(kind) == nil || kind == proc.KindMap {
+			req.DatabaseDSN, req.OutboxDir = "", ""
+		}
+	}
+	if kind != proc.KindMap {
+		req.Map = nil
+	}
+	if kind != proc.KindChat {
+		req.Chat = nil
+	}
+	return req
+}
+
+// spawn picks a port for a process of kind, starts the process, and adds
+// it to the table once it listens. When the port is taken it tries the
+// next one with the same process.
 func (f *Fleet) spawn(kind string) (*Proc, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.SpawnTimeout)
 	defer cancel()
-	h, err := f.spawner.Spawn(ctx, kind)
+	skip := map[int]bool{}
+	f.mu.Lock()
+	first, ok := f.nextPort(kind, skip)
+	f.mu.Unlock()
+	if !ok {
+		f.metrics.SpawnFailures.WithLabelValues(kind).Inc()
+		return nil, fmt.Errorf("spawn %s: %w: no free port in range", kind, ErrNoCapacity)
+	}
+	h, err := f.spawner.Spawn(ctx, kind, first)
 	if err != nil {
 		f.metrics.SpawnFailures.WithLabelValues(kind).Inc()
 		return nil, fmt.Errorf("spawn %s: %w: %v", kind, ErrNoCapacity, err)
 	}
-	skip := map[int]bool{}
 	for attempt := 0; attempt < 50; attempt++ {
 		f.mu.Lock()
 		port, ok := f.nextPort(kind, skip)
@@ -361,36 +424,36 @@ func (f *Fleet) spawn(kind string) (*Proc, error) {
 		}
 		// Reserve the port in the table as starting.
 		p := &Proc{Kind: kind, Host: f.cfg.Host, Port: port, Pid: h.Pid(), State: StateStarting,
-			MaxNum: f.maxnum, Started: time.Now(), LastBusy: time.Now(), handle: h, units: map[string]bool{}, reserved: map[string]bool{}, Maps: map[string]int{}}
+			MaxNum: f.maxnum, Started: time.Now(), LastBusy: time.Now(), handle: h, units: map[string]time.Time{}, reserved: map[string]bool{}, Maps: map[string]int{}}
 		f.procs[port] = p
 		f.byKind[kind] = append(f.byKind[kind], p)
 		f.version++
-		sc := f.cfg.Start
-		sc.Kind, sc.Host, sc.Port, sc.MaxNum = kind, f.cfg.Host, port, f.maxnum
-		sc.Options = f.cfg.Kinds[kind].Options
+		req := f.startRequest(kind, port, f.maxnum)
 		f.mu.Unlock()
 
-		if t, ok := h.(interface{ SetTag(string) }); ok {
-			t.SetTag(fmt.Sprintf("%s:%d", kind, port))
-		}
-		_, err = h.Process().Start(ctx, sc)
+		var st proc.Started
+		st, err = h.Client().Lifecycle.Start(ctx, req)
 		if err == nil {
 			f.mu.Lock()
 			p.State = StateReady
+			p.reported = st.Load
+			if st.Pid != 0 {
+				p.Pid = st.Pid
+			}
+			p.setLoad()
 			f.version++
 			f.mu.Unlock()
 			f.metrics.Spawns.WithLabelValues(kind).Inc()
 			f.metrics.SpawnSeconds.Observe(time.Since(start).Seconds())
-			f.log.Info("fleet process ready", "kind", kind, "port", port, "pid", h.Pid(), "took", time.Since(start).Round(time.Millisecond))
-			f.publish(FleetEvent{Type: "spawn", Kind: kind, Port: port, Pid: h.Pid()})
-			f.wg.Add(1)
-			go func() { defer f.wg.Done(); f.afterSpawn(p) }()
+			f.log.Info("fleet process ready", "kind", kind, "port", port, "pid", p.Pid, "took", time.Since(start).Round(time.Millisecond))
+			f.publish(FleetEvent{Type: "spawn", Kind: kind, Port: port, Pid: p.Pid})
+			f.watch(p)
 			return p, nil
 		}
 		f.mu.Lock()
 		f.removeLocked(p)
 		f.mu.Unlock()
-		if errors.Is(err, fleet.ErrPortInUse) {
+		if errors.Is(err, proc.ErrPortInUse) {
 			skip[port] = true
 			f.log.Debug("fleet port taken, trying the next", "kind", kind, "port", port)
 			continue
@@ -405,8 +468,95 @@ func (f *Fleet) spawn(kind string) (*Proc, error) {
 	return nil, fmt.Errorf("spawn %s: %w: %v", kind, ErrNoCapacity, err)
 }
 
-// afterSpawn is a hook for work that follows a spawn (none yet).
-func (f *Fleet) afterSpawn(*Proc) {}
+// watchAll (re)opens the event stream of every ready process that has
+// none (a stream that ended while its process lives is reopened).
+func (f *Fleet) watchAll(context.Context) {
+	f.mu.Lock()
+	var list []*Proc
+	for _, p := range f.procs {
+		if !p.watching && (p.State == StateReady || p.State == StateDraining) {
+			list = append(list, p)
+		}
+	}
+	f.mu.Unlock()
+	for _, p := range list {
+		f.watch(p)
+	}
+}
+
+// watch consumes p's Watch stream in a goroutine of its own until the
+// stream ends (the process exited or the fleet stopped).
+func (f *Fleet) watch(p *Proc) {
+	f.mu.Lock()
+	if p.watching || f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	p.watching = true
+	f.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	events, err := p.handle.Client().Lifecycle.Watch(ctx)
+	if err != nil {
+		cancel()
+		f.mu.Lock()
+		p.watching = false
+		f.mu.Unlock()
+		f.log.Debug("fleet process watch", "kind", p.Kind, "port", p.Port, "err", err)
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer cancel()
+		stop := context.AfterFunc(f.stopCtx, cancel)
+		defer stop()
+		for ev := range events {
+			f.applyEvent(p, ev)
+		}
+		f.mu.Lock()
+		p.watching = false
+		f.mu.Unlock()
+	}()
+}
+
+// applyEvent applies one event of p to the table.
+func (f *Fleet) applyEvent(p *Proc, ev proc.Event) {
+	switch e := ev.(type) {
+	case proc.RoomEnded:
+		f.mu.Lock()
+		if p.State == StateGone {
+			f.mu.Unlock()
+			return
+		}
+		_, known := p.units[e.Room]
+		delete(p.units, e.Room)
+		p.reported = e.Load
+		p.setLoad()
+		p.LastBusy = time.Now()
+		f.version++
+		f.mu.Unlock()
+		if known && f.cfg.OnUnitDone != nil {
+			f.cfg.OnUnitDone(p.Kind, p.Port, e.Room)
+		}
+	case proc.LoadChanged:
+		f.mu.Lock()
+		if p.State != StateGone {
+			p.reported = e.Load
+			p.setLoad()
+			p.Conns = e.Connections
+			if e.Maps != nil {
+				p.Maps = e.Maps
+			}
+			p.LastBusy = time.Now()
+			f.version++
+		}
+		f.mu.Unlock()
+	case proc.BackfillWanted:
+		if f.cfg.OnBackfill != nil {
+			f.cfg.OnBackfill(p.Kind, p.Port, e.Room, e.Slots)
+		}
+	}
+}
 
 // removeLocked drops p from the table. Callers hold f.mu.
 func (f *Fleet) removeLocked(p *Proc) {
@@ -503,8 +653,11 @@ func (f *Fleet) ensureMinimum(ctx context.Context) {
 	}
 }
 
-// pollStatus asks every ready process for its status; a process that fails
-// three times in a row is killed (its exit is then reaped).
+// pollStatus asks every ready process for its status and corrects the
+// table from it, so a lost event never leaves a load wrong: the load, the
+// players per map, and the rooms (a room the table holds that the process
+// no longer hosts, and that is not being assigned, has ended). A process
+// that fails three times in a row is killed (its exit is then reaped).
 func (f *Fleet) pollStatus(ctx context.Context) {
 	f.mu.Lock()
 	var list []*Proc
@@ -515,30 +668,67 @@ func (f *Fleet) pollStatus(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	for _, p := range list {
+		asked := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := p.handle.Process().Status(cctx)
+		st, err := p.handle.Client().Lifecycle.Status(cctx)
 		cancel()
+		var ended []string
 		f.mu.Lock()
-		if err != nil {
+		switch {
+		case p.State == StateGone:
+		case err != nil:
 			p.failures++
-			if p.failures >= 3 && p.State != StateGone {
+			if p.failures >= 3 {
 				f.log.Error("fleet process unhealthy, killing it", "kind", p.Kind, "port", p.Port, "err", err)
 				go p.handle.Kill()
 			}
-		} else {
+		default:
 			p.failures = 0
-			p.Conns = st.Connections
-			if p.Kind == fleet.KindMap {
-				// Instances the process hosts but nobody counted yet.
-				for m := range st.Maps {
-					if _, ok := p.Maps[m]; !ok {
-						p.Maps[m] = 0
-					}
-				}
-			}
+			ended = f.reconcileLocked(p, st, asked)
 		}
 		f.mu.Unlock()
+		if f.cfg.OnUnitDone != nil {
+			for _, room := range ended {
+				f.cfg.OnUnitDone(p.Kind, p.Port, room)
+			}
+		}
 	}
+}
+
+// reconcileLocked makes p's row agree with its Status, asked for at asked,
+// and returns the rooms that ended without the table hearing of it: rooms
+// assigned before asked that the Status does not list. Callers hold f.mu.
+func (f *Fleet) reconcileLocked(p *Proc, st proc.Status, asked time.Time) []string {
+	if p.reported != st.Load {
+		f.metrics.Corrections.WithLabelValues(p.Kind).Inc()
+	}
+	p.reported = st.Load
+	p.setLoad()
+	p.Conns = st.Connections
+	if p.Load > 0 {
+		p.LastBusy = time.Now()
+	}
+	if st.Maps != nil || p.Kind == proc.KindMap {
+		p.Maps = st.Maps
+		if p.Maps == nil {
+			p.Maps = map[string]int{}
+		}
+	}
+	var ended []string
+	if proc.Capabilities(p.Kind) != nil && p.Kind != proc.KindMap {
+		hosted := make(map[string]bool, len(st.Rooms))
+		for _, r := range st.Rooms {
+			hosted[r] = true
+		}
+		for r, since := range p.units {
+			if !hosted[r] && since.Before(asked) {
+				delete(p.units, r)
+				ended = append(ended, r)
+			}
+		}
+	}
+	f.version++
+	return ended
 }
 
 // drainIdle stops processes above the minimum that had no load for
@@ -613,7 +803,7 @@ func (f *Fleet) stopProc(ctx context.Context, p *Proc, reason string) {
 
 func (f *Fleet) stopProcDeadline(ctx context.Context, p *Proc, reason string, deadline time.Duration) {
 	dctx, cancel := context.WithTimeout(ctx, deadline+time.Second)
-	_, _ = p.handle.Process().Drain(dctx, time.Now().Add(deadline))
+	_, _ = p.handle.Client().Lifecycle.Drain(dctx, time.Now().Add(deadline))
 	cancel()
 	f.mu.Lock()
 	f.removeLocked(p)
@@ -624,6 +814,7 @@ func (f *Fleet) stopProcDeadline(ctx context.Context, p *Proc, reason string, de
 
 // stopAll drains and stops every process; it returns when all are gone.
 func (f *Fleet) stopAll() {
+	f.stopFn()
 	f.mu.Lock()
 	f.stopped = true
 	list := make([]*Proc, 0, len(f.procs))
@@ -637,7 +828,7 @@ func (f *Fleet) stopAll() {
 		go func(p *Proc) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, _ = p.handle.Process().Drain(ctx, time.Now().Add(time.Second))
+			_, _ = p.handle.Client().Lifecycle.Drain(ctx, time.Now().Add(time.Second))
 			cancel()
 			p.handle.Kill()
 		}(p)
@@ -651,51 +842,46 @@ func (f *Fleet) stopAll() {
 	f.mu.Unlock()
 }
 
-// Adjust applies add (delta +1) or del (delta -1) to the process on port;
-// load never goes below 0. unit is the room id (fight) or map id (map) the
-// change is about, or "". ErrUnknownPort if no process listens there.
+// Adjust applies a line-protocol add (delta +1) or del (delta -1) to the
+// process on port: the seed's load reporting, for external and seed
+// servers; processes the fleet runs report their own load. The
+// adjustment adds to the load the process reports (never below 0). unit
+// is the room id (fight) or map id (map) the change is about, or "": a
+// del naming a room the process hosts ends that room. ErrUnknownPort if no
+// process listens there.
 func (f *Fleet) Adjust(port, delta int, unit string) (int, error) {
-	load, kind, err := f.adjust(port, delta, unit)
-	if err == nil && delta < 0 && unit != "" && kind == fleet.KindFight && f.cfg.OnUnitDone != nil {
+	load, kind, ended, err := f.adjust(port, delta, unit)
+	if ended && f.cfg.OnUnitDone != nil {
 		f.cfg.OnUnitDone(kind, port, unit)
 	}
 	return load, err
 }
 
-func (f *Fleet) adjust(port, delta int, unit string) (int, string, error) {
+func (f *Fleet) adjust(port, delta int, unit string) (load int, kind string, ended bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.procs[port]
 	if p == nil || p.State == StateGone {
-		return 0, "", fmt.Errorf("adjust load on %d: %w", port, ErrUnknownPort)
+		return 0, "", false, fmt.Errorf("adjust load on %d: %w", port, ErrUnknownPort)
 	}
-	p.Load += delta
-	if p.Load < 0 {
-		p.Load = 0
-	}
+	p.lineLoad += delta
+	p.setLoad()
 	p.LastBusy = time.Now()
 	if unit != "" {
 		switch p.Kind {
-		case fleet.KindMap:
-			n := p.Maps[unit] + delta
-			if n < 0 {
-				n = 0
-			}
-			p.Maps[unit] = n
+		case proc.KindMap:
+			p.Maps[unit] = max(0, p.Maps[unit]+delta)
 		default:
-			if delta > 0 && p.reserved[unit] {
-				delete(p.reserved, unit)
-				p.Pending--
-			}
-			if delta > 0 {
-				p.units[unit] = true
-			} else {
+			if _, ok := p.units[unit]; ok && delta < 0 {
 				delete(p.units, unit)
+				ended = true
+			} else if delta > 0 {
+				p.units[unit] = time.Now()
 			}
 		}
 	}
 	f.version++
-	return p.Load, p.Kind, nil
+	return p.Load, p.Kind, ended, nil
 }
 
 // Snapshot returns a copy of the table sorted by kind and port.

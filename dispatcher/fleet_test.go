@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/proc"
 )
 
 func runFleet(t *testing.T, f *Fleet) {
@@ -26,7 +28,7 @@ func TestGetLeastLoadedAndSpawnWhenFull(t *testing.T) {
 	f := newTestFleet(sp, 2, 1)
 	runFleet(t, f)
 	ctx := context.Background()
-	if port, err := f.Get(ctx, fleet.KindFight); err != nil || port != 7000 {
+	if port, err := f.Get(ctx, proc.KindFight); err != nil || port != 7000 {
 		t.Fatalf("get = %d, %v; want 7000", port, err)
 	}
 	for i := 0; i < 2; i++ {
@@ -34,7 +36,7 @@ func TestGetLeastLoadedAndSpawnWhenFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if port, err := f.Get(ctx, fleet.KindFight); err != nil || port != 7001 {
+	if port, err := f.Get(ctx, proc.KindFight); err != nil || port != 7001 {
 		t.Fatalf("get on a full fleet = %d, %v; want a new process on 7001", port, err)
 	}
 	// Least loaded wins; ties go to the lower port.
@@ -44,13 +46,13 @@ func TestGetLeastLoadedAndSpawnWhenFull(t *testing.T) {
 	if _, err := f.Adjust(7001, 1, ""); err != nil {
 		t.Fatal(err)
 	}
-	if port, _ := f.Get(ctx, fleet.KindFight); port != 7000 {
+	if port, _ := f.Get(ctx, proc.KindFight); port != 7000 {
 		t.Fatalf("get = %d, want 7000 (tie, lower port)", port)
 	}
 	if _, err := f.Adjust(7001, -1, ""); err != nil {
 		t.Fatal(err)
 	}
-	if port, _ := f.Get(ctx, fleet.KindFight); port != 7001 {
+	if port, _ := f.Get(ctx, proc.KindFight); port != 7001 {
 		t.Fatalf("get = %d, want 7001 (least loaded)", port)
 	}
 }
@@ -84,7 +86,7 @@ func TestConcurrentGetsShareOneSpawn(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			waiting.Add(1)
-			ports[i], _ = f.Get(context.Background(), fleet.KindFight)
+			ports[i], _ = f.Get(context.Background(), proc.KindFight)
 		}(i)
 	}
 	waitfor.Cond(t, "100 gets waiting and the spawn started", func() bool { return waiting.Load() == 100 && sp.spawned.Load() == 2 })
@@ -104,7 +106,7 @@ func TestSpawnSkipsTakenPort(t *testing.T) {
 	sp := &fakeSpawner{taken: map[int]bool{7000: true, 7001: true}}
 	f := newTestFleet(sp, 1, 1)
 	runFleet(t, f)
-	if port, err := f.Get(context.Background(), fleet.KindFight); err != nil || port != 7002 {
+	if port, err := f.Get(context.Background(), proc.KindFight); err != nil || port != 7002 {
 		t.Fatalf("get = %d, %v; want 7002 after two taken ports", port, err)
 	}
 }
@@ -118,7 +120,7 @@ func TestDeadProcessLeavesTableAndIsReplaced(t *testing.T) {
 	if _, err := f.Adjust(7000, 1, "room1"); err != nil {
 		t.Fatal(err)
 	}
-	sp.procs[0].exited.Store(true)
+	sp.proc(0).exited.Store(true)
 	var exit FleetEvent
 	for ev := range events {
 		if ev.Type == "exit" {
@@ -133,7 +135,7 @@ func TestDeadProcessLeavesTableAndIsReplaced(t *testing.T) {
 		s := f.Snapshot()
 		return len(s) == 1 && s[0].Port != 7000 && s[0].State == StateReady
 	})
-	if port, _ := f.Get(context.Background(), fleet.KindFight); port == 7000 {
+	if port, _ := f.Get(context.Background(), proc.KindFight); port == 7000 {
 		t.Fatal("a dead process's port was answered")
 	}
 }
@@ -144,7 +146,7 @@ func TestIdleProcessesAboveMinimumAreStopped(t *testing.T) {
 	f.cfg.IdleTimeout = 10 * time.Millisecond
 	runFleet(t, f)
 	_, _ = f.Adjust(7000, 1, "")
-	if port, _ := f.Get(context.Background(), fleet.KindFight); port != 7001 {
+	if port, _ := f.Get(context.Background(), proc.KindFight); port != 7001 {
 		t.Fatalf("want a second process")
 	}
 	// 7001 is idle; 7000 is busy. Within a few status periods 7001 goes.
@@ -157,7 +159,7 @@ func TestSetMaxNum(t *testing.T) {
 	runFleet(t, f)
 	_, _ = f.Adjust(7000, 1, "")
 	f.SetMaxNum(3)
-	if port, _ := f.Get(context.Background(), fleet.KindFight); port != 7000 {
+	if port, _ := f.Get(context.Background(), proc.KindFight); port != 7000 {
 		t.Fatalf("after raising MAXNUM the first process has room; got %d", port)
 	}
 	if n := sp.spawned.Load(); n != 1 {
@@ -168,14 +170,13 @@ func TestSetMaxNum(t *testing.T) {
 func TestAssignRoomReservesSlots(t *testing.T) {
 	sp := &fakeSpawner{}
 	f := newTestFleet(sp, 2, 1)
-	sp.onRoom = func(p *fakeProc, r fleet.Room) { _, _ = f.Adjust(p.port, 1, r.ID) }
 	runFleet(t, f)
 	var wg sync.WaitGroup
 	for i := 0; i < 6; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if _, err := f.AssignRoom(context.Background(), fleet.Room{ID: string(rune('a' + i))}); err != nil {
+			if _, err := f.AssignRoom(context.Background(), proc.Room{ID: string(rune('a' + i))}); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -203,13 +204,106 @@ func TestPlaceMap(t *testing.T) {
 	if again, _ := f.PlaceMap(ctx, "town"); again != port {
 		t.Fatalf("second place = %d, want the same instance %d", again, port)
 	}
-	_, _ = f.Adjust(7500, 1, "town")
-	_, _ = f.Adjust(7500, 1, "town")
+	sp.proc(1).setPlayers("town", 2) // the process after the fight minimum
+	waitfor.Cond(t, "town full in the table", func() bool { return f.Snapshot()[1].Maps["town"] == 2 })
 	port2, err := f.PlaceMap(ctx, "town")
 	if err != nil || port2 != 7501 {
 		t.Fatalf("full instance: got %d, %v; want a new instance on 7501", port2, err)
 	}
-	if _, err := f.PlaceMap(ctx, "nowhere"); !errors.Is(err, fleet.ErrUnknownMap) {
+	if _, err := f.PlaceMap(ctx, "nowhere"); !errors.Is(err, proc.ErrUnknownMap) {
 		t.Fatalf("unknown map: %v", err)
 	}
+}
+
+// TestLoadFromAnswersAndEvents: the load comes from the process, once:
+// AssignRoom's answer, then the room's end on Watch, which also reaches
+// OnUnitDone; nobody reports over the line protocol.
+func TestLoadFromAnswersAndEvents(t *testing.T) {
+	sp := &fakeSpawner{}
+	f := newTestFleet(sp, 5, 1)
+	ended := make(chan string, 4)
+	f.cfg.OnUnitDone = func(_ string, _ int, room string) { ended <- room }
+	runFleet(t, f)
+	ctx := context.Background()
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := f.AssignRoom(ctx, proc.Room{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := f.Snapshot()[0]; p.Load != 2 || p.Units != 2 {
+		t.Fatalf("after two assignments: %+v", p)
+	}
+	sp.proc(0).endRoom("r1")
+	if got := <-ended; got != "r1" {
+		t.Fatalf("ended %q", got)
+	}
+	waitfor.Cond(t, "the table to agree", func() bool { p := f.Snapshot()[0]; return p.Load == 1 && p.Units == 1 })
+}
+
+// TestLostEventIsCorrectedByStatus drops the process's events: the Status
+// poll still brings the load right and ends the room.
+func TestLostEventIsCorrectedByStatus(t *testing.T) {
+	sp := &fakeSpawner{}
+	f := newTestFleet(sp, 5, 1)
+	ended := make(chan string, 4)
+	f.cfg.OnUnitDone = func(_ string, _ int, room string) { ended <- room }
+	runFleet(t, f)
+	if _, err := f.AssignRoom(context.Background(), proc.Room{ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	p := sp.proc(0)
+	p.mu.Lock()
+	p.quiet = true
+	p.mu.Unlock()
+	p.endRoom("r1") // its RoomEnded is lost
+	if got := <-ended; got != "r1" {
+		t.Fatalf("ended %q", got)
+	}
+	waitfor.Cond(t, "the table to agree", func() bool { r := f.Snapshot()[0]; return r.Load == 0 && r.Units == 0 })
+	if n := testutilCount(f.metrics.Corrections.WithLabelValues(proc.KindFight)); n < 1 {
+		t.Fatalf("corrections counted %v", n)
+	}
+	// Map players likewise.
+	port, err := f.PlaceMap(context.Background(), "town")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sp.proc(1)
+	mp.mu.Lock()
+	mp.quiet = true
+	mp.mu.Unlock()
+	mp.setPlayers("town", 3)
+	waitfor.Cond(t, "the table to agree", func() bool {
+		for _, r := range f.Snapshot() {
+			if r.Port == port {
+				return r.Load == 3 && r.Maps["town"] == 3
+			}
+		}
+		return false
+	})
+}
+
+// TestLineAdjustmentsSurviveStatus: a seed-style add on the line protocol
+// adds to what the process reports and is not undone by the Status poll.
+func TestLineAdjustmentsSurviveStatus(t *testing.T) {
+	sp := &fakeSpawner{}
+	f := newTestFleet(sp, 5, 1)
+	runFleet(t, f)
+	if _, err := f.Adjust(7000, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.AssignRoom(context.Background(), proc.Room{ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	v := f.Version()
+	waitfor.Cond(t, "the table to agree", func() bool { return f.Version() > v+5 }) // several polls
+	if p := f.Snapshot()[0]; p.Load != 2 {
+		t.Fatalf("load %d, want 1 reported + 1 added", p.Load)
+	}
+}
+
+func testutilCount(c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }

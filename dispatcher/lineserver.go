@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/proc"
 )
 
 // LineConfig configures the line protocol server.
@@ -316,7 +316,7 @@ func errorReason(err error) string {
 		return "no capacity"
 	case errors.Is(err, ErrUnknownKind):
 		return "unknown process kind"
-	case errors.Is(err, fleet.ErrUnknownMap):
+	case errors.Is(err, proc.ErrUnknownMap):
 		return "unknown map"
 	case errors.Is(err, ErrStopped):
 		return "shutting down"

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/lineproto/linetest"
 	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/proc"
 )
 
 const testToken = "fleet-secret"
@@ -111,7 +111,7 @@ func TestPipelinedAndBadInput(t *testing.T) {
 	if err := json.Unmarshal([]byte(l.Do(t, "stat")), &tab); err != nil {
 		t.Fatal(err)
 	}
-	if tab.MaxNum != 3 || len(tab.Processes) != 1 || tab.Processes[0].Load != 0 || tab.Processes[0].Kind != fleet.KindFight {
+	if tab.MaxNum != 3 || len(tab.Processes) != 1 || tab.Processes[0].Load != 0 || tab.Processes[0].Kind != proc.KindFight {
 		t.Fatalf("stat = %+v", tab)
 	}
 	// Many requests in one write are answered in order.

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
 )
 
 // mapRoutes registers the map world API.
@@ -61,7 +61,7 @@ func (d *Dispatcher) handleEnterMap(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, ans)
-	case errors.Is(err, fleet.ErrUnknownMap):
+	case errors.Is(err, proc.ErrUnknownMap):
 		writeError(w, http.StatusNotFound, "unknown_map", "no such map")
 	case errors.Is(err, mapserver.ErrInMap):
 		writeError(w, http.StatusConflict, "in_map", "this player is playing on a map server now; close that connection first")

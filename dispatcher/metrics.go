@@ -12,6 +12,7 @@ type Metrics struct {
 	Spawns        *prometheus.CounterVec
 	SpawnFailures *prometheus.CounterVec
 	Exits         *prometheus.CounterVec
+	Corrections   *prometheus.CounterVec
 	SpawnSeconds  prometheus.Histogram
 	GetSeconds    *prometheus.HistogramVec
 	LineRequests  *prometheus.CounterVec
@@ -33,6 +34,8 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "arena_fleet_spawn_failures_total", Help: "Spawns that failed, by kind."}, []string{"kind"}),
 		Exits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arena_fleet_exits_total", Help: "Processes that left the table, by kind and reason."}, []string{"kind", "reason"}),
+		Corrections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arena_fleet_load_corrections_total", Help: "Status polls that found a load the table had not heard of (an event was lost), by kind."}, []string{"kind"}),
 		SpawnSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "arena_fleet_spawn_seconds", Help: "Time from spawn request to a listening process.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
@@ -46,7 +49,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		MaxNum: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "arena_fleet_maxnum", Help: "Current MAXNUM."}),
 	}
-	reg.MustRegister(m.Spawns, m.SpawnFailures, m.Exits, m.SpawnSeconds, m.GetSeconds, m.LineRequests, m.LineConns, m.MaxNum)
+	reg.MustRegister(m.Spawns, m.SpawnFailures, m.Exits, m.Corrections, m.SpawnSeconds, m.GetSeconds, m.LineRequests, m.LineConns, m.MaxNum)
 	return m
 }
 

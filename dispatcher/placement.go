@@ -6,26 +6,31 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/proc"
 )
 
 // AssignRoom hands room to the least-loaded ready fight process with
-// capacity, spawning one when all are full. The slot is reserved while the
-// process registers the room (it reports add|PORT|TOKEN|ROOM before
-// answering), so concurrent assignments never overfill a process. It
-// returns the process's table row.
-func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
+// capacity, spawning one when all are full. A slot is reserved until the
+// process answers with its load, so concurrent assignments never overfill
+// a process. It returns the process's table row.
+func (f *Fleet) AssignRoom(ctx context.Context, room proc.Room) (Proc, error) {
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		p, err := f.reserve(ctx, fleet.KindFight, nil, room.ID)
+		p, err := f.reserve(ctx, proc.KindFight, nil, room.ID)
 		if err != nil {
 			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = p.handle.Process().AssignRoom(actx, room)
+		load, err := p.handle.Client().Rooms.AssignRoom(actx, room)
 		cancel()
 		f.mu.Lock()
 		f.releaseLocked(p, room.ID)
+		if err == nil && p.State != StateGone {
+			p.units[room.ID] = time.Now()
+			p.reported = load
+			p.setLoad()
+			f.version++
+		}
 		row := *p
 		f.mu.Unlock()
 		if err == nil {
@@ -33,7 +38,7 @@ func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
 			return row, nil
 		}
 		lastErr = err
-		if errors.Is(err, fleet.ErrExists) {
+		if errors.Is(err, proc.ErrRoomExists) {
 			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
 		}
 		f.log.Warn("room assignment failed, trying another process", "room", room.ID, "port", p.Port, "err", err)
@@ -43,8 +48,7 @@ func (f *Fleet) AssignRoom(ctx context.Context, room fleet.Room) (Proc, error) {
 
 // reserve picks the least-loaded ready process of kind that accept allows,
 // spawning when none has capacity, and reserves one slot on it for unit
-// (Pending+1). The slot is consumed when the process reports add for unit,
-// or released by releaseLocked; either way it is counted once.
+// (Pending+1) until releaseLocked.
 func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) bool, unit string) (*Proc, error) {
 	for attempt := 0; attempt < 8; attempt++ {
 		f.mu.Lock()
@@ -67,7 +71,7 @@ func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) boo
 // instance of mapID with room for one more player (instance players and
 // process load under MAXNUM). When no instance has room it asks the
 // least-loaded map process with capacity to host a new instance, spawning a
-// process when all are full. Unknown maps get fleet.ErrUnknownMap.
+// process when all are full. Unknown maps get proc.ErrUnknownMap.
 func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 	// An instance with room, least loaded first.
 	f.mu.Lock()
@@ -75,7 +79,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 		n, ok := p.Maps[mapID]
 		return ok && n < f.maxnum
 	}
-	if p := f.leastLoaded(fleet.KindMap, hosting); p != nil {
+	if p := f.leastLoaded(proc.KindMap, hosting); p != nil {
 		port := p.Port
 		f.mu.Unlock()
 		return port, nil
@@ -84,12 +88,12 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 	// A new instance on the least-loaded process with capacity.
 	notHosting := func(p *Proc) bool { _, ok := p.Maps[mapID]; return !ok }
 	for attempt := 0; attempt < 4; attempt++ {
-		p, err := f.reserve(ctx, fleet.KindMap, notHosting, "map:"+mapID)
+		p, err := f.reserve(ctx, proc.KindMap, notHosting, "map:"+mapID)
 		if err != nil {
 			return 0, fmt.Errorf("place map %s: %w", mapID, err)
 		}
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = p.handle.Process().HostMap(hctx, mapID)
+		load, err := p.handle.Client().Maps.HostMap(hctx, mapID)
 		cancel()
 		f.mu.Lock()
 		f.releaseLocked(p, "map:"+mapID)
@@ -97,6 +101,8 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 			if _, ok := p.Maps[mapID]; !ok {
 				p.Maps[mapID] = 0
 			}
+			p.reported = load
+			p.setLoad()
 			f.version++
 		}
 		port := p.Port
@@ -105,7 +111,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 			f.log.Info("map instance placed", "map", mapID, "port", port)
 			return port, nil
 		}
-		if errors.Is(err, fleet.ErrUnknownMap) {
+		if errors.Is(err, proc.ErrUnknownMap) {
 			return 0, fmt.Errorf("place map %s: %w", mapID, err)
 		}
 		f.log.Warn("map placement failed, trying another process", "map", mapID, "port", port, "err", err)
@@ -113,8 +119,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (int, error) {
 	return 0, fmt.Errorf("place map %s: %w", mapID, ErrNoCapacity)
 }
 
-// releaseLocked drops unit's reservation on p if the process's add has not
-// consumed it already. Callers hold f.mu.
+// releaseLocked drops unit's reservation on p. Callers hold f.mu.
 func (f *Fleet) releaseLocked(p *Proc, unit string) {
 	if p.reserved[unit] {
 		delete(p.reserved, unit)

@@ -20,13 +20,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/proto/matchpb"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 const (
@@ -50,9 +51,9 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 		FightPortBase: 7000, MapPortBase: 7500, MaxNum: 10, MinProcesses: 1,
 		FleetToken: "fleet", Secret: tSecret, BackendToken: tBackend, OperatorToken: tOperator,
 		GuestLogin: true, Memcache: []string{"unused"},
-		Match:        matchmaking.Config{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
-		FightOptions: map[string]string{"room-timeout": "10m"},
-		Database:     "sqlite:unused", OutboxDir: t.TempDir(),
+		Match:    matchmaking.Config{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
+		Fight:    &procpb.FightOptions{RoomTimeout: durationpb.New(10 * time.Minute)},
+		Database: "sqlite:unused", OutboxDir: t.TempDir(),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -64,7 +65,6 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp.onRoom = func(p *fakeProc, r fleet.Room) { _, _ = d.fleet.Adjust(p.port, 1, r.ID) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
@@ -312,11 +312,8 @@ func TestThreePlayersMatchWithRoomTokens(t *testing.T) {
 	if code := recvErrCode(t, cls[0]); code != "in_room" {
 		t.Fatalf("queue while in a room: %s", code)
 	}
-	// The fight server reports the room's end: the players are free.
-	port := td.fleet.Snapshot()[0].Port
-	if _, err := td.fleet.Adjust(port, -1, room); err != nil {
-		t.Fatal(err)
-	}
+	// The fight server tells its host the room ended: the players are free.
+	td.sp.proc(0).endRoom(room)
 	waitfor.Cond(t, "the first player's queue state back to none", func() bool { return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone })
 }
 
@@ -380,11 +377,15 @@ func TestFightServerDiesMidRoom(t *testing.T) {
 		}
 	}
 	// Kill the fight process that hosts the room.
+	td.sp.mu.Lock()
 	for _, p := range td.sp.procs {
-		if p.rooms.Load() > 0 {
+		p.mu.Lock()
+		if len(p.rooms) > 0 {
 			p.exited.Store(true)
 		}
+		p.mu.Unlock()
 	}
+	td.sp.mu.Unlock()
 	for _, cl := range cls {
 		var e struct{ Code, Room, Message string }
 		if err := cl.RecvType(ctx, "error", &e); err != nil {

@@ -7,21 +7,24 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/arena-game/arena/matchmaking"
-
+	"github.com/arena-game/arena/fightserver"
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/records"
+	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/proc"
 )
 
-// roomTTL is how long room tokens live: the room timeout plus slack.
-func (d *Dispatcher) roomTTL() time.Duration {
-	t, err := time.ParseDuration(d.cfg.FightOptions["room-timeout"])
-	if err != nil || t <= 0 {
-		t = 10 * time.Minute
+// roomTimeout is how long a fight room lasts at most: the fight option
+// room-timeout, or the fight server's default.
+func (d *Dispatcher) roomTimeout() time.Duration {
+	if t, ok := proc.DurationOption(d.cfg.Fight.GetRoomTimeout()); ok && t > 0 {
+		return t
 	}
-	return t + 5*time.Minute
+	return fightserver.DefaultRoomTimeout
 }
+
+// roomTTL is how long room tokens live: the room timeout plus slack.
+func (d *Dispatcher) roomTTL() time.Duration { return d.roomTimeout() + 5*time.Minute }
 
 // handoffRoom places a formed room: it picks the least-loaded fight server
 // (spawning when all are full) and assigns the room over the plugin
@@ -31,9 +34,9 @@ func (d *Dispatcher) roomTTL() time.Duration {
 func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom) (map[string]matchmaking.MatchMsg, error) {
 	fr.ID = "r" + auth.RandomID(8)
 	ttl := d.roomTTL()
-	room := fleet.Room{ID: fr.ID, Mode: fr.Profile, Expires: time.Now().Add(ttl)}
+	room := proc.Room{ID: fr.ID, Profile: fr.Profile, Mode: fr.Profile, Expires: time.Now().Add(ttl)}
 	for _, p := range fr.Players {
-		room.Players = append(room.Players, fleet.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+		room.Players = append(room.Players, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
 	}
 	proc, err := d.fleet.AssignRoom(ctx, room)
 	if err != nil {

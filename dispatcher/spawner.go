@@ -5,20 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"sync"
-	"syscall"
 
-	"github.com/hashicorp/go-plugin"
-
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/proc"
 )
 
 // PluginSpawner runs fleet processes as go-plugin gRPC plugins: the arena
-// binary itself with the kind as its subcommand (`arena fight`). Each
-// child gets SIGKILL if the dispatcher dies (Pdeathsig), and also watches its
-// parent, so none outlives the dispatcher. Children's log lines are
-// forwarded to the dispatcher's logger tagged with kind and pid.
+// binary itself with the kind as its subcommand (`arena fight`), through
+// host.Spawn (parent-death signal, logs forwarded tagged KIND:PORT).
 type PluginSpawner struct {
 	// Exe is the binary to run (default: this executable).
 	Exe string
@@ -28,7 +22,7 @@ type PluginSpawner struct {
 }
 
 // Spawn implements Spawner.
-func (s *PluginSpawner) Spawn(ctx context.Context, kind string) (Handle, error) {
+func (s *PluginSpawner) Spawn(ctx context.Context, kind string, port int) (Handle, error) {
 	exe := s.Exe
 	if exe == "" {
 		var err error
@@ -36,48 +30,17 @@ func (s *PluginSpawner) Spawn(ctx context.Context, kind string) (Handle, error) 
 			return nil, fmt.Errorf("spawn %s: find executable: %w", kind, err)
 		}
 	}
-	cmd := exec.Command(exe, kind)
-	cmd.Env = append(os.Environ(), s.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	setDeathSignal(cmd.SysProcAttr)
-	tag := fleet.NewLogTag(kind)
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  fleet.Handshake,
-		Plugins:          fleet.PluginMap,
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           fleet.HCLogToSlogTagged(s.Log, tag),
-		StartTimeout:     10e9,
-	})
-	rpc, err := client.Client()
+	c, err := host.Spawn(ctx, host.SpawnConfig{Kind: kind, Command: host.Command{Path: exe, Args: []string{kind}},
+		Tag: fmt.Sprintf("%s:%d", kind, port), Log: s.Log, Env: s.Env})
 	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("spawn %s: %w", kind, err)
+		return nil, err
 	}
-	raw, err := rpc.Dispense(fleet.PluginName)
-	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("spawn %s: dispense: %w", kind, err)
-	}
-	pid := 0
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
-	}
-	return &pluginHandle{c: client, p: raw.(fleet.Process), pid: pid, tag: tag}, nil
+	return pluginHandle{c}, nil
 }
 
-type pluginHandle struct {
-	c    *plugin.Client
-	p    fleet.Process
-	pid  int
-	tag  *fleet.LogTag
-	once sync.Once
-}
+type pluginHandle struct{ c *host.Child }
 
-// SetTag names the child in forwarded log lines ("fight:7000").
-func (h *pluginHandle) SetTag(s string) { h.tag.Set(s) }
-
-func (h *pluginHandle) Process() fleet.Process { return h.p }
-func (h *pluginHandle) Pid() int               { return h.pid }
-func (h *pluginHandle) Exited() bool           { return h.c.Exited() }
-func (h *pluginHandle) Kill()                  { h.once.Do(h.c.Kill) }
+func (h pluginHandle) Client() proc.Client { return h.c.Client }
+func (h pluginHandle) Pid() int            { return h.c.Pid }
+func (h pluginHandle) Exited() bool        { return h.c.Exited() }
+func (h pluginHandle) Kill()               { h.c.Kill() }

@@ -3,15 +3,16 @@ package fightserver
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 	"github.com/arena-game/arena/sdk"
 )
 
-// Option keys of the fight's configuration (the dispatcher's fight
-// options). Every value is a string; durations use Go syntax ("10m",
-// "30s", "250ms"). room-timeout, rejoin-grace, event-rate and event-burst
+// Option keys of the fight's configuration (the typed FightOptions of the
+// process contract, as JSON keys: `--fight-option KEY=VALUE`); durations
+// use Go syntax ("10m", "30s", "250ms"). room-timeout, rejoin-grace, event-rate and event-burst
 // are the SDK's own settings (sdk.Key*); the others are the fight's rules.
 const (
 	OptRoomTimeout    = sdk.KeyRoomTimeout // how long a room may last (default 10m)
@@ -94,7 +95,7 @@ func (r Rules) withDefaults() Rules {
 
 // Config is a fight server's behaviour: the SDK's settings and the rules.
 // The zero value of a field takes its default; use DefaultConfig or
-// ParseOptions.
+// ConfigFromOptions.
 type Config struct {
 	sdk.Config
 	Rules
@@ -106,28 +107,22 @@ func DefaultConfig() Config {
 		EventRate: DefaultEventRate, EventBurst: DefaultEventBurst}, Rules: Rules{}.withDefaults()}
 }
 
-// ParseOptions builds a Config from the dispatcher's option map. Keys it
-// does not know are returned in unknown (sorted) and otherwise ignored; a
-// known key with a bad or out-of-range value is an error naming the key.
-func ParseOptions(opts map[string]string) (cfg Config, unknown []string, err error) {
-	raw := sdk.ConfigFromOptions(opts)
-	cfg = DefaultConfig()
+// ConfigFromOptions builds a Config from the typed fight options a host
+// passes in proc.StartRequest (nil: every default): the SDK's settings and
+// the rules, read from their configuration JSON (proc.OptionsJSON) by the
+// SDK's and the fight's parsers, as a fight process reads them. A value
+// out of its range is an error wrapping proc.ErrBadOptions.
+func ConfigFromOptions(o *procpb.FightOptions) (Config, error) {
+	raw := proc.OptionsJSON(o)
+	cfg := DefaultConfig()
+	var err error
 	if cfg.Config, err = sdk.ParseConfig(cfg.Config, raw); err != nil {
-		return Config{}, nil, err
+		return Config{}, fmt.Errorf("%w: %v", proc.ErrBadOptions, err)
 	}
 	if cfg.Rules, err = parseRules(cfg.Rules, raw); err != nil {
-		return Config{}, nil, err
+		return Config{}, fmt.Errorf("%w: %v", proc.ErrBadOptions, err)
 	}
-	for k := range opts {
-		switch k {
-		case OptRoomTimeout, OptRejoinGrace, OptEventRate, OptEventBurst, sdk.KeyMaxMessage, sdk.KeyInbox, sdk.KeyCallbackDeadline,
-			OptAttackDamage, OptAttackCooldown, OptAttackRange, OptMoveSpeed, OptMoveCooldown, OptBlinkRange, OptBlinkCooldown:
-		default:
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	return cfg, unknown, nil
+	return cfg, nil
 }
 
 // parseRules reads the rules' keys from a configuration JSON object of

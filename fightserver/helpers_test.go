@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ type env struct {
 	srv    *sdk.Server
 	st     store.Store
 	signer *auth.Signer
-	rep    *sdk.MemReporter
+	ended  *endedLog
 	addr   string
 	url    string
 }
@@ -41,11 +42,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := &sdk.MemReporter{}
+	ended := &endedLog{}
 	if cfg.AttackRange == 0 {
 		cfg.AttackRange = 100000 // the range has its own tests
 	}
-	srv, err := New(cfg, sdk.Deps{Store: st, Signer: signer, Reporter: rep, Logger: quietLogger()})
+	srv, err := New(cfg, sdk.Deps{Store: st, Signer: signer, Events: ended.add, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return &env{t: t, srv: srv, st: st, signer: signer, rep: rep, addr: addr, url: "ws://" + addr + "/ws"}
+	return &env{t: t, srv: srv, st: st, signer: signer, ended: ended, addr: addr, url: "ws://" + addr + "/ws"}
 }
 
 // newRoom assigns a room with one player per score (1500 each if none).
@@ -213,4 +214,25 @@ type Result struct {
 	Winner  string         `json:"winner"`
 	Reason  string         `json:"reason"`
 	Players []ResultPlayer `json:"players"`
+}
+
+// endedLog records the rooms whose end a server told its host.
+type endedLog struct {
+	mu    sync.Mutex
+	rooms []string
+}
+
+func (l *endedLog) add(ev sdk.Event) {
+	if ev.Kind != "room_ended" {
+		return
+	}
+	l.mu.Lock()
+	l.rooms = append(l.rooms, ev.Room)
+	l.mu.Unlock()
+}
+
+func (l *endedLog) got() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.rooms...)
 }

@@ -1,7 +1,6 @@
 package fightserver
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -11,57 +10,48 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/playerdb"
 	"github.com/arena-game/arena/playerdb/dbtest"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 	"github.com/arena-game/arena/sdk"
 )
 
-// fakeDispatcher answers the line protocol's add/del with ok and records
-// the lines it got.
-type fakeDispatcher struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	lines []string
+// watched collects a process's events from its Watch stream.
+type watched struct {
+	mu     sync.Mutex
+	events []proc.Event
 }
 
-func newFakeDispatcher(t *testing.T) *fakeDispatcher {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func watch(t *testing.T, l proc.Lifecycle) *watched {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := l.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &fakeDispatcher{ln: ln}
-	t.Cleanup(func() { ln.Close() })
+	w := &watched{}
 	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					d.mu.Lock()
-					d.lines = append(d.lines, sc.Text())
-					d.mu.Unlock()
-					fmt.Fprint(c, "ok\n")
-				}
-			}()
+		for ev := range ch {
+			w.mu.Lock()
+			w.events = append(w.events, ev)
+			w.mu.Unlock()
 		}
 	}()
-	return d
+	return w
 }
 
-func (d *fakeDispatcher) got() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]string(nil), d.lines...)
+func (w *watched) got() []proc.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]proc.Event(nil), w.events...)
 }
 
 func freePort(t *testing.T) int {
@@ -74,67 +64,69 @@ func freePort(t *testing.T) int {
 }
 
 // dispense serves a new Process over go-plugin's in-process gRPC
-// connection and returns the dispatcher's side of it.
-func dispense(t *testing.T) (fleet.Process, *sdk.Process) {
+// connection and returns the host's side of it.
+func dispense(t *testing.T) (proc.Client, *sdk.Process) {
 	impl := NewProcess(quietLogger())
 	t.Cleanup(impl.Shutdown)
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{fleet.PluginName: &fleet.GRPCPlugin{Impl: impl}})
+	ps := impl.ProcServer()
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		proc.PluginLifecycle: &proc.LifecyclePlugin{Impl: ps.Lifecycle},
+		proc.PluginRooms:     &proc.RoomsPlugin{Impl: ps.Rooms},
+	})
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(fleet.PluginName)
+	c, err := proc.Dispense(client, proc.KindFight)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(fleet.Process), impl
+	return c, impl
 }
 
 func TestProcessOverGRPC(t *testing.T) {
 	ctx := context.Background()
-	disp := newFakeDispatcher(t)
 	addrs := storetest.Addrs(t)
 	prefix := fmt.Sprintf("fightproc%d.", time.Now().UnixNano())
 	p, _ := dispense(t)
 
-	room := fleet.Room{ID: "grpcroom1", Expires: time.Now().Add(time.Hour), Players: []fleet.Player{
+	room := proc.Room{ID: "grpcroom1", Expires: time.Now().Add(time.Hour), Players: []proc.Player{
 		{UUID: auth.NewUUID(), Username: "ann", Score: 1500}, {UUID: auth.NewUUID(), Username: "bob", Score: 1500, Bot: true},
 	}}
-	if _, err := p.AssignRoom(ctx, room); !errorsIs(err, fleet.ErrNotStarted) {
+	if _, err := p.Rooms.AssignRoom(ctx, room); !errorsIs(err, proc.ErrNotStarted) {
 		t.Fatalf("assign before start: %v", err)
 	}
-	if _, err := p.Status(ctx); !errorsIs(err, fleet.ErrNotStarted) {
+	if _, err := p.Lifecycle.Status(ctx); !errorsIs(err, proc.ErrNotStarted) {
 		t.Fatalf("status before start: %v", err)
 	}
+	events := watch(t, p.Lifecycle)
 	port := freePort(t)
-	cfg := fleet.StartConfig{
-		Kind: fleet.KindFight, Host: "127.0.0.1", Port: port, Memcache: addrs, StorePrefix: prefix,
-		Secret: testSecret, FleetToken: "fleet-token", Dispatcher: disp.ln.Addr().String(), MaxNum: 10,
-		Options: map[string]string{OptRoomTimeout: "1m", OptRejoinGrace: "5s", OptEventRate: "50", "unknown-option": "x",
-			sdk.OptDatabase: dbtest.DSN(t, dbtest.SQLite), sdk.OptOutbox: t.TempDir()},
+	req := proc.StartRequest{
+		Kind: proc.KindFight, BindHost: "127.0.0.1", AdvertiseHost: "localhost", Port: port, Memcache: addrs, StorePrefix: prefix,
+		Secret: testSecret, MaxNum: 10,
+		Fight:       &procpb.FightOptions{RoomTimeout: durationpb.New(time.Minute), RejoinGrace: durationpb.New(5 * time.Second), EventRate: proto.Float64(50)},
+		DatabaseDSN: dbtest.DSN(t, dbtest.SQLite), OutboxDir: t.TempDir(),
 	}
-	addr, err := p.Start(ctx, cfg)
-	for attempt := 0; attempt < 5 && errorsIs(err, fleet.ErrPortInUse); attempt++ {
+	st, err := p.Lifecycle.Start(ctx, req)
+	for attempt := 0; attempt < 5 && errorsIs(err, proc.ErrPortInUse); attempt++ {
 		// Taken by a parallel test process since freePort saw it free.
 		port = freePort(t)
-		cfg.Port = port
-		addr, err = p.Start(ctx, cfg)
+		req.Port = port
+		st, err = p.Lifecycle.Start(ctx, req)
 	}
-	if err != nil || addr != fmt.Sprintf("127.0.0.1:%d", port) {
-		t.Fatalf("start: %q %v", addr, err)
+	if err != nil || st.Addr != fmt.Sprintf("localhost:%d", port) || st.Pid == 0 {
+		t.Fatalf("start: %+v %v", st, err)
 	}
-	if again, err := p.Start(ctx, cfg); err != nil || again != addr {
-		t.Fatalf("start again: %q %v", again, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if again, err := p.Lifecycle.Start(ctx, req); err != nil || again.Addr != st.Addr {
+		t.Fatalf("start again: %+v %v", again, err)
 	}
-	load, err := p.AssignRoom(ctx, room)
+	load, err := p.Rooms.AssignRoom(ctx, room)
 	if err != nil || load != 1 {
 		t.Fatalf("assign: %d %v", load, err)
 	}
-	if got := disp.got(); len(got) != 1 || got[0] != fmt.Sprintf("add|%d|fleet-token|grpcroom1", port) {
-		t.Fatalf("dispatcher got %q", got)
-	}
-	if _, err := p.AssignRoom(ctx, room); !errorsIs(err, fleet.ErrExists) {
+	if _, err := p.Rooms.AssignRoom(ctx, room); !errorsIs(err, proc.ErrRoomExists) {
 		t.Fatalf("assign twice: %v", err)
 	}
-	if _, err := p.HostMap(ctx, "town"); !errorsIs(err, fleet.ErrUnknownMap) {
-		t.Fatalf("host map: %v", err)
+	if _, err := p.Rooms.Backfill(ctx, "elsewhere", room.Players[:1]); !errorsIs(err, proc.ErrUnknownRoom) {
+		t.Fatalf("backfill an unknown room: %v", err)
 	}
 
 	// Players join the address Start returned.
@@ -152,19 +144,29 @@ func TestProcessOverGRPC(t *testing.T) {
 		return cl
 	}
 	ca, cb := dial(0), dial(1)
-	if st, err := p.Status(ctx); err != nil || st.Load != 1 || st.Connections != 2 || st.Draining {
+	if st, err := p.Lifecycle.Status(ctx); err != nil || st.Load != 1 || st.Connections != 2 || st.Draining ||
+		len(st.Rooms) != 1 || st.Rooms[0] != room.ID {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 	send(t, cb, `{"type":"leave"}`)
 	if m := expect(t, ca, "result"); m.str("winner") != room.Players[0].UUID {
 		t.Fatalf("result %v", m)
 	}
-	waitfor.Cond(t, "del report", func() bool { return len(disp.got()) == 2 })
-	if got := disp.got()[1]; got != fmt.Sprintf("del|%d|fleet-token|grpcroom1", port) {
-		t.Fatalf("del line %q", got)
+	var ended proc.RoomEnded
+	waitfor.Cond(t, "the room's end on the Watch stream", func() bool {
+		for _, ev := range events.got() {
+			if re, ok := ev.(proc.RoomEnded); ok {
+				ended = re
+				return true
+			}
+		}
+		return false
+	})
+	if ended.Room != room.ID || ended.Load != 0 {
+		t.Fatalf("event %#v", ended)
 	}
 	// The result went to the player database named in the options, once.
-	db, err := playerdb.Open(ctx, playerdb.Config{DSN: cfg.Options[sdk.OptDatabase]})
+	db, err := playerdb.Open(ctx, playerdb.Config{DSN: req.DatabaseDSN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,19 +175,19 @@ func TestProcessOverGRPC(t *testing.T) {
 	if err != nil || rec.RatingIn("") != 1484 || !rec.Bot || rec.Ratings["default"].Losses != 1 {
 		t.Fatalf("loser's record %+v %v", rec, err)
 	}
-	if m, err := db.Match(ctx, room.ID); err != nil || m.Host != addr || m.Game != "fight" {
+	if m, err := db.Match(ctx, room.ID); err != nil || m.Host != st.Addr || m.Game != "fight" {
 		t.Fatalf("match %+v %v", m, err)
 	}
-	if n, err := p.Drain(ctx, time.Now().Add(time.Second)); err != nil || n != 0 {
+	if n, err := p.Lifecycle.Drain(ctx, time.Now().Add(time.Second)); err != nil || n != 0 {
 		t.Fatalf("drain: %d %v", n, err)
 	}
-	if _, err := p.AssignRoom(ctx, fleet.Room{ID: "late", Players: room.Players}); !errorsIs(err, fleet.ErrDraining) {
+	if _, err := p.Rooms.AssignRoom(ctx, proc.Room{ID: "late", Players: room.Players}); !errorsIs(err, proc.ErrDraining) {
 		t.Fatalf("assign while draining: %v", err)
 	}
 
 	// A second process on the same port is told to try another.
 	p2, _ := dispense(t)
-	if _, err := p2.Start(ctx, cfg); !errorsIs(err, fleet.ErrPortInUse) {
+	if _, err := p2.Lifecycle.Start(ctx, req); !errorsIs(err, proc.ErrPortInUse) {
 		t.Fatalf("start on a used port: %v", err)
 	}
 }
@@ -193,49 +195,56 @@ func TestProcessOverGRPC(t *testing.T) {
 func TestProcessStartRefusals(t *testing.T) {
 	ctx := context.Background()
 	addrs := storetest.Addrs(t)
-	base := fleet.StartConfig{Kind: fleet.KindFight, Host: "127.0.0.1", Memcache: addrs, Secret: testSecret}
-	for name, mod := range map[string]func(*fleet.StartConfig){
-		"no secret":       func(c *fleet.StartConfig) { c.Secret = "" },
-		"no memcache":     func(c *fleet.StartConfig) { c.Memcache = nil },
-		"map kind":        func(c *fleet.StartConfig) { c.Kind = fleet.KindMap },
-		"bad timeout":     func(c *fleet.StartConfig) { c.Options = map[string]string{OptRoomTimeout: "soon"} },
-		"negative grace":  func(c *fleet.StartConfig) { c.Options = map[string]string{OptRejoinGrace: "-1s"} },
-		"zero rate":       func(c *fleet.StartConfig) { c.Options = map[string]string{OptEventRate: "0"} },
-		"NaN rate":        func(c *fleet.StartConfig) { c.Options = map[string]string{OptEventRate: "NaN"} },
-		"damage over 100": func(c *fleet.StartConfig) { c.Options = map[string]string{OptAttackDamage: "101"} },
-		"bad port":        func(c *fleet.StartConfig) { c.Port = 70000 },
-		"unreachable db": func(c *fleet.StartConfig) {
-			c.Options = map[string]string{sdk.OptDatabase: "postgres://u:" + testSecret + "@127.0.0.1:1/x?connect_timeout=1", sdk.OptOutbox: t.TempDir()}
+	base := proc.StartRequest{Kind: proc.KindFight, BindHost: "127.0.0.1", Memcache: addrs, Secret: testSecret}
+	for name, mod := range map[string]func(*proc.StartRequest){
+		"no secret":   func(c *proc.StartRequest) { c.Secret = "" },
+		"no memcache": func(c *proc.StartRequest) { c.Memcache = nil },
+		"map kind":    func(c *proc.StartRequest) { c.Kind = proc.KindMap },
+		"short timeout": func(c *proc.StartRequest) {
+			c.Fight = &procpb.FightOptions{RoomTimeout: durationpb.New(time.Millisecond)}
 		},
-		"db without outbox": func(c *fleet.StartConfig) {
-			c.Options = map[string]string{sdk.OptDatabase: dbtest.DSN(t, dbtest.SQLite)}
+		"negative grace":  func(c *proc.StartRequest) { c.Fight = &procpb.FightOptions{RejoinGrace: durationpb.New(-time.Second)} },
+		"zero rate":       func(c *proc.StartRequest) { c.Fight = &procpb.FightOptions{EventRate: proto.Float64(0)} },
+		"damage over 100": func(c *proc.StartRequest) { c.Fight = &procpb.FightOptions{AttackDamage: proto.Int32(101)} },
+		"bad port":        func(c *proc.StartRequest) { c.Port = 70000 },
+		"unreachable db": func(c *proc.StartRequest) {
+			c.DatabaseDSN, c.OutboxDir = "postgres://u:"+testSecret+"@127.0.0.1:1/x?connect_timeout=1", t.TempDir()
 		},
+		"db without outbox": func(c *proc.StartRequest) { c.DatabaseDSN = dbtest.DSN(t, dbtest.SQLite) },
 	} {
-		cfg := base
-		mod(&cfg)
+		req := base
+		mod(&req)
 		p, _ := dispense(t)
-		if addr, err := p.Start(ctx, cfg); err == nil {
-			t.Errorf("%s: started on %s", name, addr)
-		} else if strings.Contains(err.Error(), testSecret) {
+		st, err := p.Lifecycle.Start(ctx, req)
+		switch {
+		case err == nil:
+			t.Errorf("%s: started: %+v", name, st)
+		case strings.Contains(name, "timeout") || strings.Contains(name, "grace") || strings.Contains(name, "rate"):
+			if !errorsIs(err, proc.ErrBadOptions) {
+				t.Errorf("%s: %v, want BAD_OPTIONS", name, err)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), testSecret) {
 			t.Errorf("%s: error shows the secret: %v", name, err)
 		}
 	}
 }
 
-func TestParseOptions(t *testing.T) {
-	cfg, unknown, err := ParseOptions(map[string]string{
-		OptRoomTimeout: "2m", OptRejoinGrace: "10s", OptEventRate: "12.5", OptEventBurst: "30",
-		OptAttackDamage: "25", OptAttackCooldown: "0", "maxnum": "5",
-	})
+func TestConfigFromOptions(t *testing.T) {
+	o := &procpb.FightOptions{}
+	if err := proc.SetOptions(o, []string{"room-timeout=2m", "rejoin-grace=10s", "event-rate=12.5", "event-burst=30", "attack-damage=25", "attack-cooldown=0s"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ConfigFromOptions(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.RoomTimeout != 2*time.Minute || cfg.RejoinGrace != 10*time.Second || cfg.EventRate != 12.5 ||
-		cfg.EventBurst != 30 || cfg.AttackDamage != 25 || cfg.AttackCooldown >= 0 || len(unknown) != 1 || unknown[0] != "maxnum" {
-		t.Fatalf("%+v %v", cfg, unknown)
+		cfg.EventBurst != 30 || cfg.AttackDamage != 25 || cfg.AttackCooldown >= 0 {
+		t.Fatalf("%+v", cfg)
 	}
-	d := DefaultConfig()
-	if d.RoomTimeout != 10*time.Minute || d.RejoinGrace != 30*time.Second || d.EventRate != 40 || d.AttackCooldown != DefaultAttackCooldown {
-		t.Fatalf("defaults %+v", d)
+	d, err := ConfigFromOptions(nil)
+	if err != nil || d.RoomTimeout != 10*time.Minute || d.RejoinGrace != 30*time.Second || d.EventRate != 40 || d.AttackCooldown != DefaultAttackCooldown {
+		t.Fatalf("defaults %+v %v", d, err)
 	}
 }

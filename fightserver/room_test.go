@@ -129,7 +129,7 @@ func TestFullRoom(t *testing.T) {
 	if err != nil || rr.State != records.RoomEnded || rr.Winner != a.UUID || rr.Reason != ReasonLastStanding {
 		t.Fatalf("room record %+v %v", rr, err)
 	}
-	waitfor.Cond(t, "del report", func() bool { return slices.Equal(e.rep.Calls(), []string{"add|" + r.ID, "del|" + r.ID}) })
+	waitfor.Cond(t, "the room's end told to the host", func() bool { return slices.Equal(e.ended.got(), []string{r.ID}) })
 	if st := e.srv.Status(); st.Load != 0 {
 		t.Fatalf("load after the room ended: %+v", st)
 	}
@@ -325,7 +325,7 @@ func TestRoomTimeout(t *testing.T) {
 func TestNoShow(t *testing.T) {
 	e := newEnv(t, Config{Config: sdk.Config{RejoinGrace: 100 * time.Millisecond}})
 	r := e.newRoom(1500, 1600)
-	waitfor.Cond(t, "the room to end", func() bool { return len(e.rep.Calls()) == 2 })
+	waitfor.Cond(t, "the room to end", func() bool { return len(e.ended.got()) == 1 })
 	rr, _, err := records.GetRoom(context.Background(), e.st, r.ID)
 	if err != nil || rr.Reason != ReasonNoShow || rr.State != records.RoomEnded {
 		t.Fatalf("room record %+v %v", rr, err)
@@ -356,14 +356,8 @@ func TestAssignRoomErrors(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	e.rep.Fail = errorString("dispatcher refused")
-	failed := sdk.RoomSpec{ID: "refused", Players: two}
-	if _, err := e.srv.AssignRoom(ctx, failed); err == nil {
-		t.Fatal("assign with a failing add report succeeded")
-	}
-	e.rep.Fail = nil
-	if load, err := e.srv.AssignRoom(ctx, failed); err != nil || load != 2 {
-		t.Fatalf("assign after the report works again: %d %v", load, err)
+	if load, err := e.srv.AssignRoom(ctx, sdk.RoomSpec{ID: "second", Players: two}); err != nil || load != 2 {
+		t.Fatalf("a second room: %d %v", load, err)
 	}
 	if n := e.srv.Drain(ctx, time.Now().Add(50*time.Millisecond)); n != 2 {
 		t.Fatalf("drain left %d rooms, want 2", n)

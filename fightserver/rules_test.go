@@ -1,9 +1,15 @@
 package fightserver
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 	"github.com/arena-game/arena/sdk"
 )
 
@@ -86,15 +92,22 @@ func TestMoveCooldown(t *testing.T) {
 }
 
 func TestRulesFromOptions(t *testing.T) {
-	cfg, unknown, err := ParseOptions(map[string]string{OptAttackRange: "120", OptMoveSpeed: "300", OptBlinkRange: "50",
-		OptBlinkCooldown: "0", OptMoveCooldown: "50ms", "colour": "red"})
-	if err != nil || cfg.AttackRange != 120 || cfg.MoveSpeed != 300 || cfg.BlinkRange != 50 || cfg.BlinkCooldown >= 0 ||
-		cfg.MoveCooldown != 50*time.Millisecond || len(unknown) != 1 {
-		t.Fatalf("%+v %v %v", cfg.Rules, unknown, err)
+	o := &procpb.FightOptions{}
+	if err := proc.SetOptions(o, []string{OptAttackRange + "=120", OptMoveSpeed + "=300", OptBlinkRange + "=50",
+		OptBlinkCooldown + "=0s", OptMoveCooldown + "=50ms"}); err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []map[string]string{{OptAttackRange: "0"}, {OptMoveSpeed: "fast"}, {OptBlinkCooldown: "-1s"}, {OptAttackDamage: "2.5"}} {
-		if _, _, err := ParseOptions(bad); err == nil {
-			t.Errorf("%v accepted", bad)
+	cfg, err := ConfigFromOptions(o)
+	if err != nil || cfg.AttackRange != 120 || cfg.MoveSpeed != 300 || cfg.BlinkRange != 50 || cfg.BlinkCooldown >= 0 ||
+		cfg.MoveCooldown != 50*time.Millisecond {
+		t.Fatalf("%+v %v", cfg.Rules, err)
+	}
+	if err := proc.SetOption(&procpb.FightOptions{}, "colour", "red"); !errors.Is(err, proc.ErrBadOptions) {
+		t.Errorf("an unknown option: %v", err)
+	}
+	for _, bad := range []*procpb.FightOptions{{AttackRange: proto.Float64(0)}, {BlinkCooldown: durationpb.New(-time.Second)}} {
+		if _, err := ConfigFromOptions(bad); !errors.Is(err, proc.ErrBadOptions) {
+			t.Errorf("%v accepted: %v", bad, err)
 		}
 	}
 	// The game reads the same keys from its configuration.

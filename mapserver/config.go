@@ -1,16 +1,17 @@
 package mapserver
 
 import (
+	"errors"
 	"fmt"
-	"sort"
 	"time"
 
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Config holds a map server's limits and timings. Zero fields take the
-// defaults below; ConfigFromOptions builds one from the dispatcher's
-// StartConfig.Options (documented in docs/maps.md).
+// defaults below; ConfigFromOptions builds one from the typed options of
+// proc.StartRequest (documented in docs/maps.md).
 type Config struct {
 	// SaveInterval is how often the owner saves each player's state (and
 	// renews its lease, which lasts 3 intervals). Option "save-interval",
@@ -51,7 +52,8 @@ type Config struct {
 	SaveWorkers int
 	// PublicHost, when set, is the host put in the ws:// URL of switch
 	// answers (instead of the host the Locator answered) and is accepted
-	// as a name of this server in tickets. Option "public-host".
+	// as a name of this server in tickets: the advertised host of
+	// proc.StartRequest.
 	PublicHost string
 }
 
@@ -116,62 +118,55 @@ func (c Config) withDefaults() Config {
 // lease is how long one save keeps the record owned.
 func (c Config) lease() time.Duration { return LeaseIntervals * c.SaveInterval }
 
-// Option names accepted by ConfigFromOptions.
-const (
-	OptWorld        = "world"
-	OptSaveInterval = "save-interval"
-	OptMaxSpeed     = "max-speed"
-	OptViewRadius   = "view-radius"
-	OptTick         = "tick"
-	OptMaxVisible   = "max-visible"
-	OptSwitchReach  = "switch-reach"
-	OptMaxMsgRate   = "max-msg-rate"
-	OptSendQueue    = "send-queue"
-	OptPublicHost   = "public-host"
-)
-
-// ConfigFromOptions parses the dispatcher's options for a map process and
-// returns the config and the world file path ("" for the default world).
-// Durations are Go durations ("2s", "50ms"). Out-of-range values are
-// errors; unknown keys are returned in ignored so the caller can log them.
-func ConfigFromOptions(opts map[string]string) (cfg Config, worldPath string, ignored []string, err error) {
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
+// ConfigFromOptions builds a Config from the typed options a host passes
+// in proc.StartRequest (nil: every default) and returns the world file
+// path ("" for the built-in world). Unset fields take their defaults; a
+// value out of its range is an error wrapping proc.ErrBadOptions:
+// save-interval 50ms..1m, tick 5ms..1s, max-speed 0.001..1e6, view-radius
+// 1..1e6, switch-reach 0..1e6 (0: stand in the portal), max-msg-rate
+// 1..10000, max-visible 1..10000, send-queue 8..65536.
+func ConfigFromOptions(o *procpb.MapOptions) (cfg Config, worldPath string, err error) {
+	if o == nil {
+		return cfg, "", nil
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := opts[k]
-		switch k {
-		case OptWorld:
-			worldPath = v
-		case OptPublicHost:
-			cfg.PublicHost = v
-		case OptSaveInterval:
-			cfg.SaveInterval, err = fleet.OptionDuration(k, v, 50*time.Millisecond, time.Minute)
-		case OptTick:
-			cfg.Tick, err = fleet.OptionDuration(k, v, 5*time.Millisecond, time.Second)
-		case OptMaxSpeed:
-			cfg.MaxSpeed, err = fleet.OptionNumber(k, v, 0.001, 1e6)
-		case OptViewRadius:
-			cfg.ViewRadius, err = fleet.OptionNumber(k, v, 1, 1e6)
-		case OptSwitchReach:
-			cfg.SwitchReach, err = fleet.OptionNumber(k, v, 0, 1e6)
-			if err == nil && cfg.SwitchReach == 0 {
-				cfg.SwitchReach = -1
-			}
-		case OptMaxMsgRate:
-			cfg.MaxMsgRate, err = fleet.OptionNumber(k, v, 1, 10000)
-		case OptMaxVisible:
-			cfg.MaxVisible, err = fleet.OptionInt(k, v, 1, 10000)
-		case OptSendQueue:
-			cfg.SendQueue, err = fleet.OptionInt(k, v, 8, 65536)
-		default:
-			ignored = append(ignored, k)
-		}
-		if err != nil {
-			return Config{}, "", nil, fmt.Errorf("map %w", err)
+	var errs []error
+	if d, ok := proc.DurationOption(o.SaveInterval); ok {
+		cfg.SaveInterval = d
+		errs = append(errs, proc.CheckRange("save-interval", d, 50*time.Millisecond, time.Minute))
+	}
+	if d, ok := proc.DurationOption(o.Tick); ok {
+		cfg.Tick = d
+		errs = append(errs, proc.CheckRange("tick", d, 5*time.Millisecond, time.Second))
+	}
+	if o.MaxSpeed != nil {
+		cfg.MaxSpeed = o.GetMaxSpeed()
+		errs = append(errs, proc.CheckRange("max-speed", cfg.MaxSpeed, 0.001, 1e6))
+	}
+	if o.ViewRadius != nil {
+		cfg.ViewRadius = o.GetViewRadius()
+		errs = append(errs, proc.CheckRange("view-radius", cfg.ViewRadius, 1, 1e6))
+	}
+	if o.SwitchReach != nil {
+		cfg.SwitchReach = o.GetSwitchReach()
+		errs = append(errs, proc.CheckRange("switch-reach", cfg.SwitchReach, 0, 1e6))
+		if cfg.SwitchReach == 0 {
+			cfg.SwitchReach = -1 // explicitly "must stand in the portal"
 		}
 	}
-	return cfg, worldPath, ignored, nil
+	if o.MaxMsgRate != nil {
+		cfg.MaxMsgRate = o.GetMaxMsgRate()
+		errs = append(errs, proc.CheckRange("max-msg-rate", cfg.MaxMsgRate, 1, 10000))
+	}
+	if o.MaxVisible != nil {
+		cfg.MaxVisible = int(o.GetMaxVisible())
+		errs = append(errs, proc.CheckRange("max-visible", cfg.MaxVisible, 1, 10000))
+	}
+	if o.SendQueue != nil {
+		cfg.SendQueue = int(o.GetSendQueue())
+		errs = append(errs, proc.CheckRange("send-queue", cfg.SendQueue, 8, 65536))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, "", fmt.Errorf("map options: %w", err)
+	}
+	return cfg, o.GetWorld(), nil
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proc"
 )
 
 // TicketTTL is how long a map ticket (from Enter or a switch) may be used.
@@ -18,8 +18,8 @@ import (
 // re-points it.
 const TicketTTL = 30 * time.Second
 
-// ErrUnknownMap is fleet.ErrUnknownMap: no map with that id in the world.
-var ErrUnknownMap = fleet.ErrUnknownMap
+// ErrUnknownMap is proc.ErrUnknownMap: no map with that id in the world.
+var ErrUnknownMap = proc.ErrUnknownMap
 
 // ErrBadPlayer: the player claims have no usable uuid.
 var ErrBadPlayer = errors.New("bad player identity")

@@ -17,6 +17,7 @@ import (
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/proc"
 )
 
 const testSecret = "test-secret-for-mapserver"
@@ -54,7 +55,7 @@ type cluster struct {
 	world   *World
 	routes  *routes
 	servers []*Server
-	reps    []*MemReporter
+	reps    []*loadWatch
 }
 
 func newCluster(t *testing.T, n int, w *World, cfg Config) *cluster {
@@ -75,11 +76,11 @@ func newClusterTuned(t *testing.T, n int, w *World, cfg Config, tune func(*Serve
 	}
 	c := &cluster{t: t, st: storetest.New(t), signer: signer, world: w, routes: &routes{m: map[string]string{}}}
 	for i := 0; i < n; i++ {
-		rep := &MemReporter{}
-		s, err := New(Deps{Store: c.st, Signer: signer, Locator: c.routes, Reporter: rep, World: w, Config: cfg})
+		s, err := New(Deps{Store: c.st, Signer: signer, Locator: c.routes, World: w, Config: cfg})
 		if err != nil {
 			t.Fatal(err)
 		}
+		rep := watchLoad(t, s)
 		if tune != nil {
 			tune(s)
 		}
@@ -255,4 +256,40 @@ func (c *cluster) waitTicks(n uint64) {
 	}
 	from := count()
 	waitfor.Cond(c.t, fmt.Sprintf("%d ticks", n), func() bool { return count() >= from+n })
+}
+
+// loadWatch keeps the last proc.LoadChanged a server published: the load
+// its host would see.
+type loadWatch struct {
+	mu   sync.Mutex
+	last proc.LoadChanged
+}
+
+func watchLoad(t *testing.T, s interface {
+	Watch(context.Context) (<-chan proc.Event, error)
+}) *loadWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &loadWatch{}
+	go func() {
+		for ev := range ch {
+			if lc, ok := ev.(proc.LoadChanged); ok {
+				w.mu.Lock()
+				w.last = lc
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// Load returns the players on mapID in the last event.
+func (w *loadWatch) Load(mapID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last.Maps[mapID]
 }

@@ -364,7 +364,7 @@ func (in *instance) join(s *session) {
 	in.gridAdd(p)
 	in.count.Add(1)
 	in.srv.met.players.WithLabelValues(in.m.ID).Inc()
-	in.srv.rep.change(in.m.ID, +1)
+	in.srv.notify.changed()
 	w := Welcome{
 		Type: "welcome",
 		You: WelcomeYou{ID: s.claims.Subject, Name: name, X: p.x, Y: p.y, HP: rec.HP,
@@ -396,7 +396,7 @@ func (in *instance) remove(p *player) {
 	p.visible = nil
 	in.count.Add(-1)
 	in.srv.met.players.WithLabelValues(in.m.ID).Dec()
-	in.srv.rep.change(in.m.ID, -1)
+	in.srv.notify.changed()
 }
 
 func (in *instance) reject(p *player, code, msg string) {

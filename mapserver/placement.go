@@ -3,15 +3,14 @@ package mapserver
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/arena-game/arena/internal/lineproto"
+	"github.com/arena-game/arena/proc"
 )
 
 // Locator tells where a map is hosted.
@@ -82,148 +81,57 @@ func (s StaticLocator) Locate(_ context.Context, mapID string) (string, error) {
 	return "", fmt.Errorf("locate map %s: %w", mapID, ErrUnknownMap)
 }
 
-// LoadReporter reports a map server's load to the dispatcher: one Add per
-// player entering a map, one Del per player leaving it.
-// *lineproto.LoadReporter implements it.
-type LoadReporter interface {
-	Add(ctx context.Context, mapID string) error
-	Del(ctx context.Context, mapID string) error
+// loadNotifier publishes the server's load as proc.LoadChanged events
+// from its own goroutine, so map instances never wait on anyone: a change
+// wakes it (never blocking), and one event carries every change made since
+// the last. The host's Status polls correct an event a slow watcher missed.
+type loadNotifier struct {
+	snapshot func() proc.LoadChanged
+	events   *proc.Events
+	wake     chan struct{}
+	done     chan struct{}
+	stopped  chan struct{}
 }
 
-// MemReporter is an in-memory LoadReporter that counts players per map.
-type MemReporter struct {
-	mu   sync.Mutex
-	load map[string]int
+func newLoadNotifier(events *proc.Events, snapshot func() proc.LoadChanged) *loadNotifier {
+	n := &loadNotifier{snapshot: snapshot, events: events, wake: make(chan struct{}, 1),
+		done: make(chan struct{}), stopped: make(chan struct{})}
+	go n.run()
+	return n
 }
 
-// Add implements LoadReporter.
-func (m *MemReporter) Add(_ context.Context, mapID string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.load == nil {
-		m.load = make(map[string]int)
-	}
-	m.load[mapID]++
-	return nil
-}
-
-// Del implements LoadReporter.
-func (m *MemReporter) Del(_ context.Context, mapID string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.load == nil {
-		m.load = make(map[string]int)
-	}
-	m.load[mapID]--
-	return nil
-}
-
-// Load returns the players counted on mapID.
-func (m *MemReporter) Load(mapID string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.load[mapID]
-}
-
-// asyncReporter forwards load changes to a LoadReporter from its own
-// goroutine, so map instances never wait on the network. Changes are
-// netted per map; a failed report is retried after a pause.
-type asyncReporter struct {
-	r   LoadReporter
-	log *slog.Logger
-
-	mu    sync.Mutex
-	delta map[string]int
-	wake  chan struct{}
-	done  chan struct{}
-	idle  chan struct{} // closed and replaced when delta drains
-}
-
-func newAsyncReporter(r LoadReporter, log *slog.Logger) *asyncReporter {
-	a := &asyncReporter{r: r, log: log, delta: make(map[string]int), wake: make(chan struct{}, 1),
-		done: make(chan struct{}), idle: make(chan struct{})}
-	close(a.idle)
-	go a.run()
-	return a
-}
-
-func (a *asyncReporter) change(mapID string, d int) {
-	a.mu.Lock()
-	if len(a.delta) == 0 {
-		a.idle = make(chan struct{})
-	}
-	a.delta[mapID] += d
-	if a.delta[mapID] == 0 {
-		delete(a.delta, mapID)
-		if len(a.delta) == 0 {
-			close(a.idle)
-		}
-	}
-	a.mu.Unlock()
+// changed notes a load change.
+func (n *loadNotifier) changed() {
 	select {
-	case a.wake <- struct{}{}:
+	case n.wake <- struct{}{}:
 	default:
 	}
 }
 
-// flush waits until every change was reported or ctx ends.
-func (a *asyncReporter) flush(ctx context.Context) {
-	a.mu.Lock()
-	idle := a.idle
-	a.mu.Unlock()
-	select {
-	case <-idle:
-	case <-ctx.Done():
+func (n *loadNotifier) run() {
+	defer close(n.stopped)
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.wake:
+			n.events.Publish(n.snapshot())
+		}
 	}
 }
 
-func (a *asyncReporter) close() { close(a.done) }
+// flush publishes the load now.
+func (n *loadNotifier) flush() { n.events.Publish(n.snapshot()) }
 
-func (a *asyncReporter) run() {
-	var lastWarn time.Time
-	for {
-		select {
-		case <-a.done:
-			return
-		case <-a.wake:
-		}
-		for {
-			a.mu.Lock()
-			var mapID string
-			var d int
-			for k, v := range a.delta {
-				mapID, d = k, v
-				break
-			}
-			a.mu.Unlock()
-			if d == 0 {
-				break
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			var err error
-			step := 1
-			if d > 0 {
-				err = a.r.Add(ctx, mapID)
-			} else {
-				err = a.r.Del(ctx, mapID)
-				step = -1
-			}
-			cancel()
-			if err != nil {
-				if time.Since(lastWarn) > 10*time.Second {
-					a.log.Warn("report map load", "map", mapID, "err", err)
-					lastWarn = time.Now()
-				}
-				select {
-				case <-a.done:
-					return
-				case <-time.After(250 * time.Millisecond):
-				}
-				continue
-			}
-			a.change(mapID, -step)
-		}
+// close stops the goroutine; later changes are not published.
+func (n *loadNotifier) close() {
+	select {
+	case <-n.done:
+		return
+	default:
 	}
+	close(n.done)
+	<-n.stopped
 }
 
 // splitHostPort is net.SplitHostPort with the port as an int.

@@ -14,155 +14,139 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proc"
 )
 
 // Process is a map server as a fleet process: `arena map` serves it with
-// fleet.Serve, and the dispatcher configures it with Start. Before a
-// successful Start every other method returns fleet.ErrNotStarted.
+// proc.Serve (proc.Lifecycle and proc.Maps), and its host configures it
+// with Start. Before a successful Start every method but Start and Watch
+// returns proc.ErrNotStarted.
 type Process struct {
-	log *slog.Logger
-	reg *prometheus.Registry
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	events proc.Events
 
 	mu  sync.Mutex
 	srv *Server
 }
 
-var _ fleet.Process = (*Process)(nil)
+var (
+	_ proc.Lifecycle = (*Process)(nil)
+	_ proc.Maps      = (*Process)(nil)
+)
 
 // NewProcess returns an unstarted map process that logs to log.
 func NewProcess(log *slog.Logger) *Process {
-	return &Process{log: log, reg: fleet.NewRegistry()}
+	return &Process{log: log, reg: proc.NewRegistry()}
 }
 
-// Start builds the server from cfg and serves on cfg.Host:cfg.Port (port
-// 0: any free port): the store is cfg.Memcache with cfg.StorePrefix,
-// tickets are verified with cfg.Secret, maps are located with
-// `get|map|MAPID` and load reported with add/del (with cfg.FleetToken) on
-// the dispatcher's line protocol at cfg.Dispatcher, and cfg.Options are
-// parsed by ConfigFromOptions. It returns the advertised host:port once
-// the port accepts connections; a taken port wraps fleet.ErrPortInUse.
-func (p *Process) Start(ctx context.Context, cfg fleet.StartConfig) (string, error) {
+// Start builds the server from req and serves on req.Bind():req.Port
+// (port 0: any free port): the store is req.Memcache with req.StorePrefix,
+// tickets are verified with req.Secret, maps are located through the
+// host's services (req.Host; without them every switch is refused), and
+// req.Map is read by ConfigFromOptions. It returns the advertised
+// host:port once the port accepts connections; a taken port wraps
+// proc.ErrPortInUse, options that do not validate proc.ErrBadOptions.
+func (p *Process) Start(ctx context.Context, req proc.StartRequest) (proc.Started, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv != nil {
-		return "", errors.New("start map server: already started")
+		return proc.Started{}, errors.New("start map server: already started")
 	}
-	mcfg, worldPath, ignored, err := ConfigFromOptions(cfg.Options)
+	if req.Kind != "" && req.Kind != proc.KindMap {
+		return proc.Started{}, fmt.Errorf("start map server: %w: this is a map process, not %q", proc.ErrBadOptions, req.Kind)
+	}
+	mcfg, worldPath, err := ConfigFromOptions(req.Map)
 	if err != nil {
-		return "", fmt.Errorf("start map server: %w", err)
-	}
-	for _, k := range ignored {
-		p.log.Warn("ignoring unknown map option", "option", k)
+		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
 	world, err := LoadWorld(worldPath)
 	if err != nil {
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w: %v", proc.ErrBadOptions, err)
 	}
-	signer, err := auth.NewSigner(cfg.Secret)
+	signer, err := auth.NewSigner(req.Secret)
 	if err != nil {
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w: %v", proc.ErrBadOptions, err)
 	}
-	if len(cfg.Memcache) == 0 {
-		return "", errors.New("start map server: no memcached servers configured")
+	if len(req.Memcache) == 0 {
+		return proc.Started{}, fmt.Errorf("start map server: %w: no memcached servers configured", proc.ErrBadOptions)
 	}
 	// Save workers, handoffs and final saves each hold a connection.
-	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache, MaxIdleConns: 160})
+	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: req.Memcache, MaxIdleConns: 160})
 	if err != nil {
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
-	st := store.Prefixed(mc, cfg.StorePrefix)
-	host := cfg.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(req.Bind(), strconv.Itoa(req.Port)))
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return "", fmt.Errorf("start map server on port %d: %w", cfg.Port, fleet.ErrPortInUse)
+			return proc.Started{}, fmt.Errorf("start map server on port %d: %w", req.Port, proc.ErrPortInUse)
 		}
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
-	_, port, _ := splitHostPort(ln.Addr().String())
 	var loc Locator
-	var rep LoadReporter = &MemReporter{}
-	if cfg.Dispatcher != "" {
-		loc = NewLineLocator(cfg.Dispatcher, dispatcherHost(cfg.Dispatcher, host), 4)
-		rep = &lineproto.LoadReporter{C: lineproto.NewClient(cfg.Dispatcher, 2*time.Second), Port: port, Token: cfg.FleetToken}
+	if req.Host != nil {
+		loc = LocatorFunc(req.Host.LocateMap)
 	} else {
-		p.log.Warn("no dispatcher address: switches are refused and load is not reported")
+		p.log.Warn("no host services: switches to other maps are refused")
 	}
-	srv, err := New(Deps{Store: st, Signer: signer, Locator: loc, Reporter: rep, World: world,
-		Config: mcfg, Logger: p.log, Registry: p.reg})
+	srv, err := New(Deps{Store: store.Prefixed(mc, req.StorePrefix), Signer: signer, Locator: loc, Events: &p.events,
+		World: world, Config: mcfg, Logger: p.log, Registry: p.reg})
 	if err != nil {
 		ln.Close()
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
-	addr, err := srv.Serve(ln, host)
+	addr, err := srv.Serve(ln, req.Advertised())
 	if err != nil {
 		ln.Close()
-		return "", fmt.Errorf("start map server: %w", err)
+		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
 	p.srv = srv
-	return addr, nil
-}
-
-// dispatcherHost is the host to pair with a bare port in a get|map answer:
-// the dispatcher's host, unless it listens on a wildcard address.
-func dispatcherHost(dispatcher, fallback string) string {
-	h, _, err := net.SplitHostPort(dispatcher)
-	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
-		return fallback
-	}
-	return h
+	return proc.Started{Addr: addr}, nil
 }
 
 func (p *Process) server() (*Server, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv == nil {
-		return nil, fleet.ErrNotStarted
+		return nil, proc.ErrNotStarted
 	}
 	return p.srv, nil
 }
 
-// Status implements fleet.Process.
-func (p *Process) Status(ctx context.Context) (fleet.Status, error) {
+// Status implements proc.Lifecycle.
+func (p *Process) Status(ctx context.Context) (proc.Status, error) {
 	s, err := p.server()
 	if err != nil {
-		return fleet.Status{}, err
+		return proc.Status{}, fmt.Errorf("status: %w", err)
 	}
 	return s.Status(ctx)
 }
 
-// AssignRoom implements fleet.Process: map servers host no fight rooms.
-func (p *Process) AssignRoom(context.Context, fleet.Room) (int, error) {
-	return 0, errors.New("assign room: a map server hosts no rooms")
-}
+// Watch implements proc.Lifecycle: proc.LoadChanged on every change of
+// the players per map.
+func (p *Process) Watch(ctx context.Context) (<-chan proc.Event, error) { return p.events.Watch(ctx) }
 
-// HostMap implements fleet.Process (see Server.HostMap).
+// HostMap implements proc.Maps (see Server.HostMap).
 func (p *Process) HostMap(ctx context.Context, mapID string) (int, error) {
 	s, err := p.server()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("host map: %w", err)
 	}
 	return s.HostMap(ctx, mapID)
 }
 
-// Drain implements fleet.Process (see Server.Drain).
+// Drain implements proc.Lifecycle (see Server.Drain).
 func (p *Process) Drain(ctx context.Context, deadline time.Time) (int, error) {
 	s, err := p.server()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("drain: %w", err)
 	}
 	return s.Drain(ctx, deadline)
 }
 
-// Orphaned is fleet.Serve's onOrphan: the dispatcher died, so save every
-// player offline and stop (fleet.Serve exits the process 2 s later at the
-// latest).
+// Orphaned is proc.Serve's OnOrphan: the host died, so save every player
+// offline and stop (proc.Serve exits the process 2 s later at the latest).
 func (p *Process) Orphaned() {
 	p.mu.Lock()
 	s := p.srv

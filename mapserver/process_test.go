@@ -1,156 +1,110 @@
 package mapserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
-	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
-// fakeDispatcher answers the line protocol: get|map|X with port, add/del
-// with ok (recording them).
-type fakeDispatcher struct {
-	addr string
-	mu   sync.Mutex
-	port int
-	log  []string
+// fakeHost answers LocateMap with one address and counts the calls.
+type fakeHost struct {
+	mu    sync.Mutex
+	addr  string
+	calls []string
 }
 
-func newFakeDispatcher(t *testing.T) *fakeDispatcher {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func (h *fakeHost) LocateMap(_ context.Context, mapID string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, mapID)
+	if h.addr == "" {
+		return "", errors.New("no address yet")
 	}
-	t.Cleanup(func() { ln.Close() })
-	d := &fakeDispatcher{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					req, err := lineproto.Parse([]byte(strings.TrimSuffix(line, "\n")))
-					ans := "ok"
-					switch {
-					case err != nil:
-						ans = "err|" + err.Error()
-					case req.Verb == lineproto.VerbGet:
-						d.mu.Lock()
-						ans = strconv.Itoa(d.port)
-						d.mu.Unlock()
-					default:
-						d.mu.Lock()
-						d.log = append(d.log, line[:len(line)-1])
-						d.mu.Unlock()
-					}
-					if _, err := c.Write([]byte(ans + "\n")); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return d
-}
-
-func (d *fakeDispatcher) lines() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]string(nil), d.log...)
+	return h.addr, nil
 }
 
 func TestProcessLifecycle(t *testing.T) {
 	_, prefix := storetest.NewWithPrefix(t)
 	addrs := storetest.Addrs(t)
-	disp := newFakeDispatcher(t)
-	proc := NewProcess(slog.New(slog.DiscardHandler))
-	t.Cleanup(proc.Orphaned)
+	host := &fakeHost{}
+	p := NewProcess(slog.New(slog.DiscardHandler))
+	t.Cleanup(p.Orphaned)
+	load := watchLoad(t, p)
 	ctx := context.Background()
-	if _, err := proc.Status(ctx); !errors.Is(err, fleet.ErrNotStarted) {
+	if _, err := p.Status(ctx); !errors.Is(err, proc.ErrNotStarted) {
 		t.Fatalf("status before start: %v", err)
 	}
-	if _, err := proc.HostMap(ctx, "town"); !errors.Is(err, fleet.ErrNotStarted) {
+	if _, err := p.HostMap(ctx, "town"); !errors.Is(err, proc.ErrNotStarted) {
 		t.Fatalf("host map before start: %v", err)
 	}
-	cfg := fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1", Memcache: addrs, StorePrefix: prefix,
-		Secret: testSecret, FleetToken: "fleet-tok", Dispatcher: disp.addr,
-		Options: map[string]string{OptSaveInterval: "300ms", OptMaxSpeed: "1000000", "colour": "blue"}}
+	req := proc.StartRequest{Kind: proc.KindMap, BindHost: "127.0.0.1", Memcache: addrs, StorePrefix: prefix,
+		Secret: testSecret, Host: host,
+		Map: &procpb.MapOptions{SaveInterval: durationpb.New(300 * time.Millisecond), MaxSpeed: proto.Float64(1000000)}}
 
-	bad := cfg
-	bad.Options = map[string]string{OptSaveInterval: "forever"}
-	if _, err := proc.Start(ctx, bad); err == nil {
-		t.Fatal("started with a bad option")
+	bad := req
+	bad.Map = &procpb.MapOptions{SaveInterval: durationpb.New(time.Hour)}
+	if _, err := p.Start(ctx, bad); !errors.Is(err, proc.ErrBadOptions) {
+		t.Fatalf("started with a bad option: %v", err)
 	}
-	bad.Options = map[string]string{OptWorld: "/nonexistent/world.json"}
-	if _, err := proc.Start(ctx, bad); err == nil {
-		t.Fatal("started with a missing world file")
+	bad.Map = &procpb.MapOptions{World: "/nonexistent/world.json"}
+	if _, err := p.Start(ctx, bad); !errors.Is(err, proc.ErrBadOptions) {
+		t.Fatalf("started with a missing world file: %v", err)
 	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	busy := cfg
+	busy := req
 	busy.Port = taken.Addr().(*net.TCPAddr).Port
-	if _, err := proc.Start(ctx, busy); !errors.Is(err, fleet.ErrPortInUse) {
+	if _, err := p.Start(ctx, busy); !errors.Is(err, proc.ErrPortInUse) {
 		t.Fatalf("start on a taken port: %v", err)
 	}
 
-	addr, err := proc.Start(ctx, cfg)
+	started, err := p.Start(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := splitHostPort(addr)
-	disp.mu.Lock()
-	disp.port = port
-	disp.mu.Unlock()
-	if _, err := proc.Start(ctx, cfg); err == nil {
+	addr := started.Addr
+	host.mu.Lock()
+	host.addr = addr
+	host.mu.Unlock()
+	if _, err := p.Start(ctx, req); err == nil {
 		t.Fatal("started twice")
 	}
-	if _, err := proc.HostMap(ctx, "atlantis"); !errors.Is(err, fleet.ErrUnknownMap) {
+	if _, err := p.HostMap(ctx, "atlantis"); !errors.Is(err, proc.ErrUnknownMap) {
 		t.Fatalf("host unknown map: %v", err)
 	}
-	if load, err := proc.HostMap(ctx, "town"); err != nil || load != 0 {
+	if load, err := p.HostMap(ctx, "town"); err != nil || load != 0 {
 		t.Fatalf("host town: %d %v", load, err)
 	}
-	if _, err := proc.HostMap(ctx, "town"); err != nil {
+	if _, err := p.HostMap(ctx, "town"); err != nil {
 		t.Fatalf("host town twice: %v", err)
 	}
-	if _, err := proc.AssignRoom(ctx, fleet.Room{ID: "r"}); err == nil {
-		t.Fatal("a map server took a room")
-	}
 
-	// A player placed through the line protocol joins and leaves; the
-	// dispatcher hears add and del for its map.
+	// A player placed through the host's locator joins; the process
+	// publishes its load per map on Watch.
 	mc, _ := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
 	st := store.Prefixed(mc, prefix)
 	signer, _ := auth.NewSigner(testSecret)
-	loc := NewLineLocator(disp.addr, "127.0.0.1", 2)
-	p := newPlayer("p")
-	ans, err := Enter(ctx, st, signer, DefaultWorld(), loc, p, "town")
+	pl := newPlayer("p")
+	ans, err := Enter(ctx, st, signer, DefaultWorld(), LocatorFunc(host.LocateMap), pl, "town")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,67 +113,77 @@ func TestProcessLifecycle(t *testing.T) {
 	}
 	cl := dial(t, ans.Addr, ans.Ticket)
 	welcome(t, cl)
-	status, err := proc.Status(ctx)
+	status, err := p.Status(ctx)
 	if err != nil || status.Load != 1 || status.Maps["town"] != 1 || status.Connections != 1 {
 		t.Fatalf("status %+v %v", status, err)
 	}
-	want := "add|" + strconv.Itoa(port) + "|fleet-tok|town"
-	waitfor.Cond(t, "add reported", func() bool { l := disp.lines(); return len(l) == 1 && l[0] == want })
-	// Switch to the forest, which the dispatcher places on this same process.
+	waitfor.Cond(t, "town's load on Watch", func() bool { return load.Load("town") == 1 })
+	// Switch to the forest, which the host places on this same process:
+	// the process asks its host (HostServices), not the line protocol.
 	move(t, cl, 980, 500)
 	var sw SwitchAnswer
 	if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
 		t.Fatal(err)
 	}
 	welcome(t, dial(t, sw.Addr, sw.Ticket))
-	waitfor.Cond(t, "del town, add forest", func() bool {
-		l := strings.Join(disp.lines(), " ")
-		return strings.Contains(l, "del|"+strconv.Itoa(port)+"|fleet-tok|town") && strings.Contains(l, "add|"+strconv.Itoa(port)+"|fleet-tok|forest")
-	})
-	if load, err := proc.Drain(ctx, time.Now().Add(5*time.Second)); err != nil || load != 0 {
+	waitfor.Cond(t, "town 0, forest 1 on Watch", func() bool { return load.Load("town") == 0 && load.Load("forest") == 1 })
+	host.mu.Lock()
+	calls := strings.Join(host.calls, ",")
+	host.mu.Unlock()
+	if !strings.Contains(calls, "forest") {
+		t.Fatalf("the switch did not ask the host: %q", calls)
+	}
+	if load, err := p.Drain(ctx, time.Now().Add(5*time.Second)); err != nil || load != 0 {
 		t.Fatalf("drain: %d %v", load, err)
 	}
-	if rec, _, _ := GetState(ctx, st, p.Subject); rec.Status != StatusOffline || rec.Map != "forest" {
+	if rec, _, _ := GetState(ctx, st, pl.Subject); rec.Status != StatusOffline || rec.Map != "forest" {
 		t.Fatalf("record after drain: %+v", rec)
 	}
 }
 
 // TestProcessOverGRPC drives the process through the go-plugin gRPC
-// adapters, as the dispatcher does.
+// adapters, as a host does, including its call back to the host's
+// LocateMap over the plugin broker.
 func TestProcessOverGRPC(t *testing.T) {
 	_, prefix := storetest.NewWithPrefix(t)
 	impl := NewProcess(slog.New(slog.DiscardHandler))
 	t.Cleanup(impl.Orphaned)
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{fleet.PluginName: &fleet.GRPCPlugin{Impl: impl}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		proc.PluginLifecycle: &proc.LifecyclePlugin{Impl: impl},
+		proc.PluginMaps:      &proc.MapsPlugin{Impl: impl},
+	})
 	defer client.Close()
-	raw, err := client.Dispense(fleet.PluginName)
+	p, err := proc.Dispense(client, proc.KindMap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := raw.(fleet.Process)
 	ctx := context.Background()
-	if _, err := p.Status(ctx); !errors.Is(err, fleet.ErrNotStarted) {
+	if _, err := p.Lifecycle.Status(ctx); !errors.Is(err, proc.ErrNotStarted) {
 		t.Fatalf("status before start: %v", err)
 	}
-	addr, err := p.Start(ctx, fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1", Memcache: storetest.Addrs(t),
-		StorePrefix: prefix, Secret: testSecret})
-	if err != nil || !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Fatalf("start: %q %v", addr, err)
+	host := &fakeHost{addr: "10.1.2.3:7501"}
+	st, err := p.Lifecycle.Start(ctx, proc.StartRequest{Kind: proc.KindMap, BindHost: "127.0.0.1", Memcache: storetest.Addrs(t),
+		StorePrefix: prefix, Secret: testSecret, Host: host})
+	if err != nil || !strings.HasPrefix(st.Addr, "127.0.0.1:") {
+		t.Fatalf("start: %+v %v", st, err)
 	}
-	if _, err := p.HostMap(ctx, "nowhere"); !errors.Is(err, fleet.ErrUnknownMap) {
+	if got, err := impl.srv.loc.Locate(ctx, "cave"); err != nil || got != "10.1.2.3:7501" {
+		t.Fatalf("locate through the broker: %q %v", got, err)
+	}
+	if _, err := p.Maps.HostMap(ctx, "nowhere"); !errors.Is(err, proc.ErrUnknownMap) {
 		t.Fatalf("host unknown map: %v", err)
 	}
-	if _, err := p.HostMap(ctx, "cave"); err != nil {
+	if _, err := p.Maps.HostMap(ctx, "cave"); err != nil {
 		t.Fatal(err)
 	}
-	st, err := p.Status(ctx)
-	if err != nil || st.Maps["cave"] != 0 || len(st.Maps) != 1 {
-		t.Fatalf("status %+v %v", st, err)
+	status, err := p.Lifecycle.Status(ctx)
+	if err != nil || status.Maps["cave"] != 0 || len(status.Maps) != 1 {
+		t.Fatalf("status %+v %v", status, err)
 	}
-	if load, err := p.Drain(ctx, time.Now().Add(time.Second)); err != nil || load != 0 {
+	if load, err := p.Lifecycle.Drain(ctx, time.Now().Add(time.Second)); err != nil || load != 0 {
 		t.Fatalf("drain %d %v", load, err)
 	}
-	if _, err := p.HostMap(ctx, "town"); !errors.Is(err, fleet.ErrDraining) {
+	if _, err := p.Maps.HostMap(ctx, "town"); !errors.Is(err, proc.ErrDraining) {
 		t.Fatalf("host while draining: %v", err)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"math"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proc"
 
 	"github.com/arena-game/arena/internal/jsonnum"
 )
@@ -55,7 +55,7 @@ func errCode(err error) string {
 		return CodeAlreadyClaimed
 	case errors.Is(err, ErrOwnershipLost):
 		return CodeOwnershipLost
-	case errors.Is(err, fleet.ErrDraining):
+	case errors.Is(err, proc.ErrDraining):
 		return CodeDraining
 	case errors.Is(err, errBusy):
 		return CodeBusy

@@ -6,7 +6,7 @@
 //
 // The protocol, the world format, the handoff and lease rules and the
 // options are documented in docs/maps.md. The dispatcher places players
-// with Enter and hosts maps with the fleet.Process methods.
+// with Enter and hosts maps with the proc.Lifecycle and proc.Maps methods.
 package mapserver
 
 import (
@@ -28,21 +28,22 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/proc"
 )
 
 // Deps are a Server's collaborators. Store, Signer and World are
-// required; a nil Locator refuses every switch, a nil Reporter reports
-// nothing, a nil Logger discards, a nil Registry uses a private one.
+// required; a nil Locator refuses every switch, a nil Events publishes to
+// a hub of the server's own, a nil Logger discards, a nil Registry uses a
+// private one.
 type Deps struct {
 	Store    store.Store
 	Signer   *auth.Signer
 	Locator  Locator
-	Reporter LoadReporter
+	Events   *proc.Events // receives proc.LoadChanged on every load change
 	World    *World
 	Config   Config
 	Logger   *slog.Logger
@@ -60,7 +61,8 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 	gather prometheus.Gatherer
-	rep    *asyncReporter
+	events *proc.Events
+	notify *loadNotifier
 	ws     *wsconn.Server
 	self   owner
 
@@ -100,8 +102,8 @@ func New(d Deps) (*Server, error) {
 			return "", errors.New("no locator configured")
 		})
 	}
-	if d.Reporter == nil {
-		d.Reporter = &MemReporter{}
+	if d.Events == nil {
+		d.Events = &proc.Events{}
 	}
 	var gather prometheus.Gatherer
 	if d.Registry == nil {
@@ -115,14 +117,15 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		st: d.Store, signer: d.Signer, loc: d.Locator, world: d.World, cfg: cfg, log: d.Logger,
 		met: newMetrics(d.Registry), gather: gather,
-		rep:  newAsyncReporter(d.Reporter, d.Logger),
-		self: owner{ID: auth.RandomID(8)},
-		ctx:  ctx, cancel: cancel,
+		events: d.Events,
+		self:   owner{ID: auth.RandomID(8)},
+		ctx:    ctx, cancel: cancel,
 		saveq:     make(chan []saveJob, 1024),
 		finalSem:  make(chan struct{}, 64),
 		instances: make(map[string]*instance),
 		sessions:  make(map[*session]struct{}),
 	}
+	s.notify = newLoadNotifier(s.events, s.loadChanged)
 	s.ws = wsconn.NewServer(handler{s}, wsconn.Options{
 		MaxMessage: cfg.MaxMessage, SendQueue: cfg.SendQueue,
 		IdleTimeout: cfg.IdleTimeout, PingInterval: cfg.IdleTimeout / 3,
@@ -136,12 +139,12 @@ func New(d Deps) (*Server, error) {
 
 // Listen binds addr (host:port; port 0 picks a free one) and serves. It
 // returns the advertised host:port once the port accepts connections; a
-// taken port is an error wrapping fleet.ErrPortInUse.
+// taken port is an error wrapping proc.ErrPortInUse.
 func (s *Server) Listen(addr string) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return "", fmt.Errorf("listen %s: %w: %v", addr, fleet.ErrPortInUse, err)
+			return "", fmt.Errorf("listen %s: %w: %v", addr, proc.ErrPortInUse, err)
 		}
 		return "", fmt.Errorf("listen %s: %w", addr, err)
 	}
@@ -247,16 +250,12 @@ func (s *Server) World() *World { return s.world }
 
 // HostMap makes this server host an instance of mapID (a no-op when it
 // already does) and returns the server's load (players). ErrUnknownMap
-// for ids not in the world, fleet.ErrDraining while draining.
+// for ids not in the world, proc.ErrDraining while draining.
 func (s *Server) HostMap(_ context.Context, mapID string) (int, error) {
 	if s.draining.Load() {
-		return s.load(), fleet.ErrDraining // bare: the fleet's gRPC adapter matches its text
+		return s.load(), fmt.Errorf("host map %q: %w", mapID, proc.ErrDraining)
 	}
 	if _, err := s.instance(mapID); err != nil {
-		if errors.Is(err, fleet.ErrDraining) {
-			// Bare: the fleet's gRPC adapter recognises draining by its text.
-			return s.load(), fleet.ErrDraining
-		}
 		return s.load(), fmt.Errorf("host map %q: %w", mapID, err)
 	}
 	return s.load(), nil
@@ -274,7 +273,7 @@ func (s *Server) instance(mapID string) (*instance, error) {
 		return in, nil
 	}
 	if s.draining.Load() || s.closed.Load() {
-		return nil, fleet.ErrDraining
+		return nil, proc.ErrDraining
 	}
 	in := newInstance(s, m)
 	s.instances[mapID] = in
@@ -295,17 +294,26 @@ func (s *Server) load() int {
 
 // Status reports the load (players), the players per hosted map and the
 // open connections.
-func (s *Server) Status(context.Context) (fleet.Status, error) {
+func (s *Server) Status(context.Context) (proc.Status, error) {
+	lc := s.loadChanged()
+	return proc.Status{Load: lc.Load, Maps: lc.Maps, Connections: lc.Connections, Draining: s.draining.Load()}, nil
+}
+
+// loadChanged returns the load as a proc.LoadChanged event.
+func (s *Server) loadChanged() proc.LoadChanged {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := fleet.Status{Draining: s.draining.Load(), Connections: int(s.conns.Load()), Maps: make(map[string]int, len(s.instances))}
+	lc := proc.LoadChanged{Connections: int(s.conns.Load()), Maps: make(map[string]int, len(s.instances))}
 	for id, in := range s.instances {
 		n := int(in.count.Load())
-		st.Maps[id] = n
-		st.Load += n
+		lc.Maps[id] = n
+		lc.Load += n
 	}
-	return st, nil
+	return lc
 }
+
+// Watch returns the server's events (proc.LoadChanged) until ctx ends.
+func (s *Server) Watch(ctx context.Context) (<-chan proc.Event, error) { return s.events.Watch(ctx) }
 
 // Drain stops accepting players and hands every player on to another
 // server hosting the same map (through the Locator, as a switch to the
@@ -335,7 +343,7 @@ func (s *Server) Drain(ctx context.Context, deadline time.Time) (int, error) {
 		case <-t.C:
 		}
 	}
-	s.rep.flush(ctx)
+	s.notify.flush()
 	return 0, nil
 }
 
@@ -370,9 +378,9 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.closeSessions(wsconn.CloseGoingAway, CodeDraining, "map server shutting down")
-	s.rep.flush(ctx)
 	s.cancel()
-	s.rep.close()
+	s.notify.close()
+	s.notify.flush()
 	return nil
 }
 
@@ -390,7 +398,7 @@ func (s *Server) crash() {
 	}
 	s.cancel()
 	s.closeSessions(wsconn.CloseGoingAway, "", "")
-	s.rep.close()
+	s.notify.close()
 }
 
 func (s *Server) closeSessions(code uint16, errCode, msg string) {
@@ -435,7 +443,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // to its map instance.
 func (s *Server) join(sess *session, ticket string) error {
 	if s.draining.Load() {
-		return fmt.Errorf("join: %w", fleet.ErrDraining)
+		return fmt.Errorf("join: %w", proc.ErrDraining)
 	}
 	if ticket == "" {
 		return fmt.Errorf("join: %w", errNoTicket)
@@ -486,7 +494,7 @@ func (s *Server) join(sess *session, ticket string) error {
 		return fmt.Errorf("join: %w", errBusy)
 	case err != nil:
 		s.finalSave(sess, rec.X, rec.Y)
-		return fmt.Errorf("join: %w", fleet.ErrDraining)
+		return fmt.Errorf("join: %w", proc.ErrDraining)
 	}
 	return nil
 }

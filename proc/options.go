@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -111,4 +112,31 @@ func CheckRange[T int | int32 | float64 | time.Duration](name string, v, lo, hi 
 		return fmt.Errorf("option %s=%v: %w: want %v to %v", name, v, ErrBadOptions, lo, hi)
 	}
 	return nil
+}
+
+// OptionsJSON encodes an option message as the JSON object a game's
+// configuration is (docs/your-game.md): each set field under its dashed
+// name, durations as Go duration strings ("30s"), numbers as numbers,
+// strings and booleans as themselves. The SDK hands it to the game, which
+// reads its keys with its own configuration parser; nil gives {}.
+func OptionsJSON(m proto.Message) []byte {
+	out := map[string]any{}
+	if m != nil && m.ProtoReflect().IsValid() {
+		m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			key := strings.ReplaceAll(string(fd.Name()), "_", "-")
+			switch fd.Kind() {
+			case protoreflect.MessageKind:
+				if d, ok := v.Message().Interface().(*durationpb.Duration); ok {
+					out[key] = d.AsDuration().String()
+				}
+			case protoreflect.BytesKind:
+				out[key] = string(v.Bytes())
+			default:
+				out[key] = v.Interface()
+			}
+			return true
+		})
+	}
+	b, _ := json.Marshal(out)
+	return b
 }

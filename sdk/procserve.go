@@ -5,12 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/proc"
 )
@@ -43,7 +38,7 @@ func (a *procAdapter) Start(ctx context.Context, req proc.StartRequest) (proc.St
 	case req.Game != nil:
 		config = req.Game.GetConfigJson()
 	case req.Fight != nil:
-		config = optionsJSON(req.Fight)
+		config = proc.OptionsJSON(req.Fight)
 	}
 	sp := startParams{
 		kind: req.Kind, bind: req.Bind(), advertise: req.Advertised(), port: req.Port, memcache: req.Memcache,
@@ -150,22 +145,4 @@ func toProcErr(err error) error {
 		}
 	}
 	return err
-}
-
-// optionsJSON turns an option message's set fields into a configuration
-// JSON object of strings, keys named as in `--fight-option` (room-timeout).
-func optionsJSON(m proto.Message) []byte {
-	opts := map[string]string{}
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		key := strings.ReplaceAll(string(fd.Name()), "_", "-")
-		if fd.Kind() == protoreflect.MessageKind {
-			if d, ok := v.Message().Interface().(*durationpb.Duration); ok {
-				opts[key] = d.AsDuration().String()
-			}
-			return true
-		}
-		opts[key] = fmt.Sprint(v.Interface())
-		return true
-	})
-	return ConfigFromOptions(opts)
 }

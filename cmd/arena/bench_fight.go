@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/arena-game/arena/fightserver/fightbench"
-	"github.com/arena-game/arena/internal/fleet"
+	"github.com/arena-game/arena/proc"
 )
 
 // benchFightCommand runs the fight load generator (docs/benchmarks/fight.md).
@@ -49,7 +49,7 @@ func benchFightCommand() *cli.Command {
 				Exe: exe, Rooms: c.Int("rooms"), Players: c.Int("players"), Rate: c.Float64("rate"),
 				Duration: c.Duration("duration"), Warmup: warmup, SkipBaseline: c.Bool("skip-baseline"),
 				Client: c.String("client"),
-				Log:    log.With("bench", fleet.KindFight),
+				Log:    log.With("bench", proc.KindFight),
 			})
 			if err != nil {
 				return err

@@ -12,8 +12,8 @@ import (
 
 	"github.com/arena-game/arena/chatserver"
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/proc"
 )
 
 // chatCommand runs the chat server: by hand (flags below) or, when spawned
@@ -41,11 +41,11 @@ func chatCommand() *cli.Command {
 }
 
 func runChat(c *cli.Context) error {
-	if fleet.StartedByDispatcher() {
+	if proc.StartedByHost() {
 		var lv slog.Level
 		_ = lv.UnmarshalText([]byte(c.String("log-level")))
-		p := chatserver.NewProcess(fleet.NewProcessLogger(os.Stderr, lv))
-		err := fleet.Serve(p, func() { p.Stop(2 * time.Second) })
+		p := chatserver.NewProcess(proc.NewLogger(os.Stderr, lv))
+		err := proc.Serve(proc.Server{Lifecycle: p, OnOrphan: func() { p.Stop(2 * time.Second) }})
 		p.Stop(2 * time.Second)
 		return err
 	}

@@ -13,9 +13,16 @@ import (
 	"github.com/arena-game/arena/results"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/arena-game/arena/chatserver"
 	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/fightserver"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // dispatcherFlags are the flags of `arena dispatcher`; `arena up` shares
@@ -75,18 +82,6 @@ func dispatcherFlags(up bool) []cli.Flag {
 	}
 }
 
-// options parses repeated KEY=VALUE flags into m.
-func options(m map[string]string, kvs []string) error {
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("option %q: want KEY=VALUE", kv)
-		}
-		m[k] = v
-	}
-	return nil
-}
-
 // dispatcherConfig maps flags to dispatcher.Config.
 func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 	dsn, err := flagOrFile(c, "db", "db-file")
@@ -117,11 +112,13 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		OperatorToken: secrets["operator-token"], InsecureSeedMode: c.Bool("insecure-seed-mode"), GuestLogin: c.Bool("guest-login"),
 		Memcache: store.ParseAddrs(c.String("memcache")), StorePrefix: c.String("store-prefix"),
 		LineIdleTimeout: c.Duration("line-idle-timeout"), MaxConns: c.Int("max-conns"),
-		FightOptions: map[string]string{
-			"room-timeout": c.Duration("room-timeout").String(),
-			"rejoin-grace": c.Duration("rejoin-grace").String(),
+		Fight: &procpb.FightOptions{
+			RoomTimeout: durationpb.New(c.Duration("room-timeout")),
+			RejoinGrace: durationpb.New(c.Duration("rejoin-grace")),
 		},
-		MapOptions:    map[string]string{},
+		Map:           &procpb.MapOptions{World: c.String("world")},
+		Chat:          &procpb.ChatOptions{},
+		World:         c.String("world"),
 		ChildLogLevel: c.String("log-level"),
 		Match: matchmaking.Config{
 			RoomSize: c.Int("room-size"), WindowPerSecond: c.Float64("window-per-second"),
@@ -130,21 +127,26 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		},
 		ProfilesFile: c.String("profiles"), MatchFunctions: map[string]string{},
 	}
-	if w := c.String("world"); w != "" {
-		cfg.MapOptions["world"] = w
-		cfg.World = w
-	}
 	if err := options(cfg.MatchFunctions, c.StringSlice("match-function")); err != nil {
 		return cfg, fmt.Errorf("--match-function: %w", err)
 	}
-	cfg.ChatOptions = map[string]string{}
 	for _, o := range []struct {
-		m    map[string]string
+		m    proto.Message
 		flag string
-	}{{cfg.FightOptions, "fight-option"}, {cfg.MapOptions, "map-option"}, {cfg.ChatOptions, "chat-option"}} {
-		if err := options(o.m, c.StringSlice(o.flag)); err != nil {
+	}{{cfg.Fight, "fight-option"}, {cfg.Map, "map-option"}, {cfg.Chat, "chat-option"}} {
+		if err := proc.SetOptions(o.m, c.StringSlice(o.flag)); err != nil {
 			return cfg, fmt.Errorf("--%s: %w", o.flag, err)
 		}
+	}
+	// Refuse options out of range now rather than at every spawn.
+	if _, err := fightserver.ConfigFromOptions(cfg.Fight); err != nil {
+		return cfg, fmt.Errorf("--fight-option: %w", err)
+	}
+	if _, _, err := mapserver.ConfigFromOptions(cfg.Map); err != nil {
+		return cfg, fmt.Errorf("--map-option: %w", err)
+	}
+	if _, err := chatserver.ConfigFromOptions(chatserver.Config{}, cfg.Chat); err != nil {
+		return cfg, fmt.Errorf("--chat-option: %w", err)
 	}
 	return cfg, nil
 }
@@ -233,4 +235,16 @@ func (n *dispatcherNode) run(ctx context.Context) error {
 	cancel()
 	<-done
 	return err
+}
+
+// options parses repeated NAME=VALUE flags (--match-function) into m.
+func options(m map[string]string, kvs []string) error {
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q: want NAME=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return nil
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
 )
 
 // mapCommand runs a map server as a fleet process. The dispatcher spawns
@@ -20,7 +20,7 @@ import (
 func mapCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "map",
-		Usage: "run a map server (spawned by the dispatcher; refuses to start by hand; see docs/maps.md)",
+		Usage: "run a map server (spawned by an arena host; refuses to start by hand; see docs/maps.md)",
 		Description: "Map servers are started by `arena dispatcher` / `arena up` on ports from --map-port-base\n" +
 			"and configured over the plugin channel; their options (world, save-interval, max-speed,\n" +
 			"view-radius, ...) come from the dispatcher.",
@@ -33,8 +33,8 @@ func mapCommand() *cli.Command {
 			// After the dispatcher dies, a write to its old stderr pipe must
 			// fail rather than kill the process before the final saves.
 			signal.Ignore(syscall.SIGPIPE)
-			p := mapserver.NewProcess(fleet.NewProcessLogger(os.Stderr, lv))
-			return fleet.Serve(p, p.Orphaned)
+			p := mapserver.NewProcess(proc.NewLogger(os.Stderr, lv))
+			return proc.Serve(proc.Server{Lifecycle: p, Maps: p, OnOrphan: p.Orphaned})
 		},
 	}
 }

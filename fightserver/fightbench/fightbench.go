@@ -25,14 +25,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"github.com/lxzan/gws"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/fightserver"
+	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsload"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Config is one benchmark run.
@@ -213,7 +216,7 @@ type Targets struct {
 
 // fightTarget is the server under test.
 type fightTarget struct {
-	proc  fleet.Process
+	proc  proc.Client
 	addr  string
 	pid   int
 	close func()
@@ -242,19 +245,19 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, fmt.Errorf("bench fight: %w", err)
 	}
 	defer mc.Close()
-	opts := map[string]string{
-		fightserver.OptRoomTimeout: (cfg.Warmup + cfg.Duration + 10*time.Minute).String(),
-		fightserver.OptEventRate:   strconv.FormatFloat(max(fightserver.DefaultEventRate, 2*cfg.Rate), 'g', -1, 64),
+	opts := &procpb.FightOptions{
+		RoomTimeout: durationpb.New(cfg.Warmup + cfg.Duration + 10*time.Minute),
+		EventRate:   proto.Float64(max(fightserver.DefaultEventRate, 2*cfg.Rate)),
 		// Ten seconds' worth: when the machine starves the server for
 		// seconds, a backlog arrives at once and is not a flood.
-		fightserver.OptEventBurst: strconv.Itoa(int(max(fightserver.DefaultEventBurst, 10*cfg.Rate))),
+		EventBurst: proto.Int32(int32(max(fightserver.DefaultEventBurst, 10*cfg.Rate))),
 		// The load blinks once a second across its 100-unit square from
 		// spawn points farther away: relay every blink, as before the
 		// server checked blinks.
-		fightserver.OptBlinkRange:    "100000",
-		fightserver.OptBlinkCooldown: "0",
+		BlinkRange:    proto.Float64(100000),
+		BlinkCooldown: durationpb.New(0),
 	}
-	start := fleet.StartConfig{Kind: fleet.KindFight, Host: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Options: opts}
+	start := proc.StartRequest{Kind: proc.KindFight, BindHost: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Fight: opts}
 	tgt, err := startFight(ctx, cfg, start)
 	if err != nil {
 		return res, err
@@ -266,11 +269,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	// Rooms and tickets.
 	urls := make([]string, 0, res.Connections)
 	for i := 0; i < cfg.Rooms; i++ {
-		room := fleet.Room{ID: fmt.Sprintf("bench%06d", i), Expires: time.Now().Add(time.Hour)}
+		room := proc.Room{ID: fmt.Sprintf("bench%06d", i), Expires: time.Now().Add(time.Hour)}
 		for j := 0; j < cfg.Players; j++ {
-			room.Players = append(room.Players, fleet.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("bot%d_%d", i, j), Score: 1500, Bot: true})
+			room.Players = append(room.Players, proc.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("bot%d_%d", i, j), Score: 1500, Bot: true})
 		}
-		if _, err := tgt.proc.AssignRoom(ctx, room); err != nil {
+		if _, err := tgt.proc.Rooms.AssignRoom(ctx, room); err != nil {
 			return res, fmt.Errorf("bench fight: assign room %d: %w", i, err)
 		}
 		for _, p := range room.Players {
@@ -331,65 +334,45 @@ func ratio(a, b float64) float64 {
 
 // startFight starts the fight server: `Exe fight` through go-plugin, or in
 // this process when Exe is empty.
-func startFight(ctx context.Context, cfg Config, sc fleet.StartConfig) (*fightTarget, error) {
+func startFight(ctx context.Context, cfg Config, req proc.StartRequest) (*fightTarget, error) {
 	if cfg.Exe == "" {
 		p := fightserver.NewProcess(cfg.Log)
-		addr, err := startOnFreePort(ctx, p, sc)
+		ps := p.ProcServer()
+		addr, err := startOnFreePort(ctx, ps.Lifecycle, req)
 		if err != nil {
 			return nil, err
 		}
-		return &fightTarget{proc: p, addr: addr, pid: 0, close: p.Shutdown}, nil
+		return &fightTarget{proc: proc.Client{Lifecycle: ps.Lifecycle, Rooms: ps.Rooms}, addr: addr, pid: 0, close: p.Shutdown}, nil
 	}
-	cmd := exec.Command(cfg.Exe, "fight")
-	cmd.Env = append(os.Environ(), "ARENA_LOG_LEVEL=warn")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  fleet.Handshake,
-		Plugins:          fleet.PluginMap,
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           fleet.HCLogToSlog(cfg.Log, "fight"),
-	})
-	var once sync.Once
-	stop := func() { once.Do(client.Kill) }
-	rpc, err := client.Client()
+	child, err := host.Spawn(ctx, host.SpawnConfig{Kind: proc.KindFight, Command: host.Command{Path: cfg.Exe, Args: []string{"fight"}},
+		Tag: "fight", Log: cfg.Log, Env: []string{"ARENA_LOG_LEVEL=warn"}})
 	if err != nil {
-		stop()
-		return nil, fmt.Errorf("bench fight: start %s fight: %w", cfg.Exe, err)
+		return nil, fmt.Errorf("bench fight: %w", err)
 	}
-	raw, err := rpc.Dispense(fleet.PluginName)
+	addr, err := startOnFreePort(ctx, child.Client.Lifecycle, req)
 	if err != nil {
-		stop()
-		return nil, fmt.Errorf("bench fight: dispense: %w", err)
-	}
-	proc := raw.(fleet.Process)
-	addr, err := startOnFreePort(ctx, proc, sc)
-	if err != nil {
-		stop()
+		child.Kill()
 		return nil, err
 	}
-	pid := 0
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
-	}
-	return &fightTarget{proc: proc, addr: addr, pid: pid, close: stop}, nil
+	return &fightTarget{proc: child.Client, addr: addr, pid: child.Pid, close: child.Kill}, nil
 }
 
-func startOnFreePort(ctx context.Context, p fleet.Process, sc fleet.StartConfig) (string, error) {
+func startOnFreePort(ctx context.Context, p proc.Lifecycle, req proc.StartRequest) (string, error) {
 	var last error
 	for attempt := 0; attempt < 8; attempt++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", err
 		}
-		sc.Port = ln.Addr().(*net.TCPAddr).Port
+		req.Port = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		addr, err := p.Start(sctx, sc)
+		st, err := p.Start(sctx, req)
 		cancel()
 		if err == nil {
-			return addr, nil
+			return st.Addr, nil
 		}
-		if !errors.Is(err, fleet.ErrPortInUse) {
+		if !errors.Is(err, proc.ErrPortInUse) {
 			return "", fmt.Errorf("bench fight: start: %w", err)
 		}
 		last = err

@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -28,14 +27,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsload"
 	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Config is one benchmark run.
@@ -298,15 +298,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cleanup = append(cleanup, resp.close)
 			dispatcher, place = resp.addr(), resp.place
 		}
-		opts := map[string]string{mapserver.OptWorld: worldPath}
+		opts := &procpb.MapOptions{World: worldPath}
 		if cfg.Tick > 0 {
-			opts[mapserver.OptTick] = cfg.Tick.String()
+			opts.Tick = durationpb.New(cfg.Tick)
 		}
+		// The children locate maps through their host (this bench), which
+		// asks the responder as a host asks its dispatcher.
+		childHost := hostLocator{mapserver.NewLineLocator(dispatcher, "127.0.0.1", 8)}
 		ids := w.IDs()
 		for i := 0; i < cfg.Servers; i++ {
-			addr, pid, stop, err := startChild(ctx, cfg, fleet.StartConfig{Kind: fleet.KindMap, Host: "127.0.0.1",
-				Memcache: mcAddrs, StorePrefix: prefix, Secret: secret, FleetToken: fleetToken,
-				Dispatcher: dispatcher, MaxNum: cfg.Players, Options: opts}, ids, i)
+			addr, pid, stop, err := startChild(ctx, cfg, proc.StartRequest{Kind: proc.KindMap, BindHost: "127.0.0.1",
+				Memcache: mcAddrs, StorePrefix: prefix, Secret: secret, MaxNum: cfg.Players, Map: opts, Host: childHost}, ids, i)
 			if stop != nil {
 				cleanup = append(cleanup, stop)
 			}
@@ -521,73 +523,44 @@ func (b *bench) seed(ctx context.Context, bt *bot, mapID string) error {
 	return b.st.Set(ctx, &store.Item{Key: mapserver.StateKey(s.UUID), Value: v})
 }
 
+// hostLocator offers a Locator to map children as their host's services.
+type hostLocator struct{ loc mapserver.Locator }
+
+func (h hostLocator) LocateMap(ctx context.Context, mapID string) (string, error) {
+	return h.loc.Locate(ctx, mapID)
+}
+
 // startChild starts the i-th map server process through go-plugin and
 // hosts its share of the maps.
-func startChild(ctx context.Context, cfg Config, sc fleet.StartConfig, ids []string, i int) (string, int, func(), error) {
-	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
-	cmd.Env = append(os.Environ(), "ARENA_LOG_LEVEL=warn")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  fleet.Handshake,
-		Plugins:          fleet.PluginMap,
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           childLogger(cfg.Log, i),
-	})
-	stop := func() {
-		p, err := dispense(client)
-		if err == nil {
-			dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, _ = p.Drain(dctx, time.Now().Add(2*time.Second))
-			cancel()
-		}
-		client.Kill()
+func startChild(ctx context.Context, cfg Config, req proc.StartRequest, ids []string, i int) (string, int, func(), error) {
+	log := cfg.Log
+	if !log.Enabled(ctx, slog.LevelWarn) {
+		log = slog.New(slog.DiscardHandler)
 	}
-	p, err := dispense(client)
+	child, err := host.Spawn(ctx, host.SpawnConfig{Kind: proc.KindMap, Command: host.Command{Path: cfg.Command[0], Args: cfg.Command[1:]},
+		Tag: fmt.Sprint("map-", i), Log: log, Env: []string{"ARENA_LOG_LEVEL=warn"}})
 	if err != nil {
-		return "", 0, stop, fmt.Errorf("bench map: start map server: %w", err)
+		return "", 0, nil, fmt.Errorf("bench map: start map server: %w", err)
 	}
-	pid := 0
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
+	p := child.Client
+	stop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, _ = p.Lifecycle.Drain(dctx, time.Now().Add(2*time.Second))
+		cancel()
+		child.Kill()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	addr, err := p.Start(sctx, sc)
+	st, err := p.Lifecycle.Start(sctx, req)
 	if err != nil {
 		return "", 0, stop, fmt.Errorf("bench map: start map server: %w", err)
 	}
 	for j := i; j < len(ids); j += cfg.Servers {
-		if _, err := p.HostMap(sctx, ids[j]); err != nil {
+		if _, err := p.Maps.HostMap(sctx, ids[j]); err != nil {
 			return "", 0, stop, fmt.Errorf("bench map: host %s: %w", ids[j], err)
 		}
 	}
-	return addr, pid, stop, nil
-}
-
-// childLogger forwards a child's warnings and errors to stderr when the
-// bench logs at warn or below, and drops them otherwise.
-func childLogger(log *slog.Logger, i int) hclog.Logger {
-	level := hclog.Off
-	if log.Enabled(context.Background(), slog.LevelWarn) {
-		level = hclog.Warn
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: fmt.Sprint("map-", i), Output: os.Stderr, Level: level})
-}
-
-func dispense(c *plugin.Client) (fleet.Process, error) {
-	rpc, err := c.Client()
-	if err != nil {
-		return nil, err
-	}
-	raw, err := rpc.Dispense(fleet.PluginName)
-	if err != nil {
-		return nil, err
-	}
-	p, ok := raw.(fleet.Process)
-	if !ok {
-		return nil, errors.New("plugin is not a fleet process")
-	}
-	return p, nil
+	return st.Addr, child.Pid, stop, nil
 }
 
 func shortErr(err error) string {

@@ -10,17 +10,17 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/fleet"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/mapserver"
+	"github.com/arena-game/arena/proc"
 )
 
 // TestMain lets the test binary be the map server child: go-plugin starts
 // it with the handshake cookie set.
 func TestMain(m *testing.M) {
-	if fleet.StartedByDispatcher() {
-		p := mapserver.NewProcess(fleet.NewProcessLogger(os.Stderr, slog.LevelWarn))
-		if err := fleet.Serve(p, p.Orphaned); err != nil {
+	if proc.StartedByHost() {
+		p := mapserver.NewProcess(proc.NewLogger(os.Stderr, slog.LevelWarn))
+		if err := proc.Serve(proc.Server{Lifecycle: p, Maps: p, OnOrphan: p.Orphaned}); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -251,18 +251,28 @@ func (*StartRequest_Chat) isStartRequest_Options() {}
 
 func (*StartRequest_Game) isStartRequest_Options() {}
 
-// FightOptions are the built-in fight game's settings (docs/fight.md). An
-// unset field takes its default.
+// FightOptions are the built-in fight game's settings (docs/fight.md): the
+// SDK's room settings and the fight's rules. An unset field takes its
+// default. The fight is a game on the SDK, which reads them as its
+// configuration JSON (dashed names, proc.OptionsJSON).
 type FightOptions struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	RoomTimeout    *durationpb.Duration   `protobuf:"bytes,1,opt,name=room_timeout,json=roomTimeout,proto3" json:"room_timeout,omitempty"`
-	RejoinGrace    *durationpb.Duration   `protobuf:"bytes,2,opt,name=rejoin_grace,json=rejoinGrace,proto3" json:"rejoin_grace,omitempty"`
-	EventRate      *float64               `protobuf:"fixed64,3,opt,name=event_rate,json=eventRate,proto3,oneof" json:"event_rate,omitempty"`
-	EventBurst     *int32                 `protobuf:"varint,4,opt,name=event_burst,json=eventBurst,proto3,oneof" json:"event_burst,omitempty"`
-	AttackDamage   *int32                 `protobuf:"varint,5,opt,name=attack_damage,json=attackDamage,proto3,oneof" json:"attack_damage,omitempty"`
-	AttackCooldown *durationpb.Duration   `protobuf:"bytes,6,opt,name=attack_cooldown,json=attackCooldown,proto3" json:"attack_cooldown,omitempty"` // set to 0s: no cooldown
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	RoomTimeout      *durationpb.Duration   `protobuf:"bytes,1,opt,name=room_timeout,json=roomTimeout,proto3" json:"room_timeout,omitempty"`
+	RejoinGrace      *durationpb.Duration   `protobuf:"bytes,2,opt,name=rejoin_grace,json=rejoinGrace,proto3" json:"rejoin_grace,omitempty"`
+	EventRate        *float64               `protobuf:"fixed64,3,opt,name=event_rate,json=eventRate,proto3,oneof" json:"event_rate,omitempty"`
+	EventBurst       *int32                 `protobuf:"varint,4,opt,name=event_burst,json=eventBurst,proto3,oneof" json:"event_burst,omitempty"`
+	AttackDamage     *int32                 `protobuf:"varint,5,opt,name=attack_damage,json=attackDamage,proto3,oneof" json:"attack_damage,omitempty"`
+	AttackCooldown   *durationpb.Duration   `protobuf:"bytes,6,opt,name=attack_cooldown,json=attackCooldown,proto3" json:"attack_cooldown,omitempty"` // set to 0s: no cooldown
+	AttackRange      *float64               `protobuf:"fixed64,7,opt,name=attack_range,json=attackRange,proto3,oneof" json:"attack_range,omitempty"`
+	MoveSpeed        *float64               `protobuf:"fixed64,8,opt,name=move_speed,json=moveSpeed,proto3,oneof" json:"move_speed,omitempty"`
+	MoveCooldown     *durationpb.Duration   `protobuf:"bytes,9,opt,name=move_cooldown,json=moveCooldown,proto3" json:"move_cooldown,omitempty"`
+	BlinkRange       *float64               `protobuf:"fixed64,10,opt,name=blink_range,json=blinkRange,proto3,oneof" json:"blink_range,omitempty"`
+	BlinkCooldown    *durationpb.Duration   `protobuf:"bytes,11,opt,name=blink_cooldown,json=blinkCooldown,proto3" json:"blink_cooldown,omitempty"`
+	MaxMessage       *int32                 `protobuf:"varint,12,opt,name=max_message,json=maxMessage,proto3,oneof" json:"max_message,omitempty"`
+	Inbox            *int32                 `protobuf:"varint,13,opt,name=inbox,proto3,oneof" json:"inbox,omitempty"`
+	CallbackDeadline *durationpb.Duration   `protobuf:"bytes,14,opt,name=callback_deadline,json=callbackDeadline,proto3" json:"callback_deadline,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FightOptions) Reset() {
@@ -333,6 +343,62 @@ func (x *FightOptions) GetAttackDamage() int32 {
 func (x *FightOptions) GetAttackCooldown() *durationpb.Duration {
 	if x != nil {
 		return x.AttackCooldown
+	}
+	return nil
+}
+
+func (x *FightOptions) GetAttackRange() float64 {
+	if x != nil && x.AttackRange != nil {
+		return *x.AttackRange
+	}
+	return 0
+}
+
+func (x *FightOptions) GetMoveSpeed() float64 {
+	if x != nil && x.MoveSpeed != nil {
+		return *x.MoveSpeed
+	}
+	return 0
+}
+
+func (x *FightOptions) GetMoveCooldown() *durationpb.Duration {
+	if x != nil {
+		return x.MoveCooldown
+	}
+	return nil
+}
+
+func (x *FightOptions) GetBlinkRange() float64 {
+	if x != nil && x.BlinkRange != nil {
+		return *x.BlinkRange
+	}
+	return 0
+}
+
+func (x *FightOptions) GetBlinkCooldown() *durationpb.Duration {
+	if x != nil {
+		return x.BlinkCooldown
+	}
+	return nil
+}
+
+func (x *FightOptions) GetMaxMessage() int32 {
+	if x != nil && x.MaxMessage != nil {
+		return *x.MaxMessage
+	}
+	return 0
+}
+
+func (x *FightOptions) GetInbox() int32 {
+	if x != nil && x.Inbox != nil {
+		return *x.Inbox
+	}
+	return 0
+}
+
+func (x *FightOptions) GetCallbackDeadline() *durationpb.Duration {
+	if x != nil {
+		return x.CallbackDeadline
 	}
 	return nil
 }
@@ -1559,7 +1625,7 @@ const file_proc_proto_rawDesc = "" +
 	"\x03map\x18\x15 \x01(\v2\x19.arena.proc.v1.MapOptionsH\x00R\x03map\x120\n" +
 	"\x04chat\x18\x16 \x01(\v2\x1a.arena.proc.v1.ChatOptionsH\x00R\x04chat\x120\n" +
 	"\x04game\x18\x17 \x01(\v2\x1a.arena.proc.v1.GameOptionsH\x00R\x04gameB\t\n" +
-	"\aoptions\"\xf3\x02\n" +
+	"\aoptions\"\xba\x06\n" +
 	"\fFightOptions\x12<\n" +
 	"\froom_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vroomTimeout\x12<\n" +
 	"\frejoin_grace\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrejoinGrace\x12\"\n" +
@@ -1568,10 +1634,27 @@ const file_proc_proto_rawDesc = "" +
 	"\vevent_burst\x18\x04 \x01(\x05H\x01R\n" +
 	"eventBurst\x88\x01\x01\x12(\n" +
 	"\rattack_damage\x18\x05 \x01(\x05H\x02R\fattackDamage\x88\x01\x01\x12B\n" +
-	"\x0fattack_cooldown\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0eattackCooldownB\r\n" +
+	"\x0fattack_cooldown\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0eattackCooldown\x12&\n" +
+	"\fattack_range\x18\a \x01(\x01H\x03R\vattackRange\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"move_speed\x18\b \x01(\x01H\x04R\tmoveSpeed\x88\x01\x01\x12>\n" +
+	"\rmove_cooldown\x18\t \x01(\v2\x19.google.protobuf.DurationR\fmoveCooldown\x12$\n" +
+	"\vblink_range\x18\n" +
+	" \x01(\x01H\x05R\n" +
+	"blinkRange\x88\x01\x01\x12@\n" +
+	"\x0eblink_cooldown\x18\v \x01(\v2\x19.google.protobuf.DurationR\rblinkCooldown\x12$\n" +
+	"\vmax_message\x18\f \x01(\x05H\x06R\n" +
+	"maxMessage\x88\x01\x01\x12\x19\n" +
+	"\x05inbox\x18\r \x01(\x05H\aR\x05inbox\x88\x01\x01\x12F\n" +
+	"\x11callback_deadline\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x10callbackDeadlineB\r\n" +
 	"\v_event_rateB\x0e\n" +
 	"\f_event_burstB\x10\n" +
-	"\x0e_attack_damage\"\xd1\x03\n" +
+	"\x0e_attack_damageB\x0f\n" +
+	"\r_attack_rangeB\r\n" +
+	"\v_move_speedB\x0e\n" +
+	"\f_blink_rangeB\x0e\n" +
+	"\f_max_messageB\b\n" +
+	"\x06_inbox\"\xd1\x03\n" +
 	"\n" +
 	"MapOptions\x12\x14\n" +
 	"\x05world\x18\x01 \x01(\tR\x05world\x12>\n" +
@@ -1737,36 +1820,39 @@ var file_proc_proto_depIdxs = []int32{
 	24, // 4: arena.proc.v1.FightOptions.room_timeout:type_name -> google.protobuf.Duration
 	24, // 5: arena.proc.v1.FightOptions.rejoin_grace:type_name -> google.protobuf.Duration
 	24, // 6: arena.proc.v1.FightOptions.attack_cooldown:type_name -> google.protobuf.Duration
-	24, // 7: arena.proc.v1.MapOptions.save_interval:type_name -> google.protobuf.Duration
-	24, // 8: arena.proc.v1.MapOptions.tick:type_name -> google.protobuf.Duration
-	22, // 9: arena.proc.v1.ProcessStatus.maps:type_name -> arena.proc.v1.ProcessStatus.MapsEntry
-	12, // 10: arena.proc.v1.Event.room_ended:type_name -> arena.proc.v1.RoomEnded
-	13, // 11: arena.proc.v1.Event.load_changed:type_name -> arena.proc.v1.LoadChanged
-	14, // 12: arena.proc.v1.Event.backfill_wanted:type_name -> arena.proc.v1.BackfillWanted
-	23, // 13: arena.proc.v1.LoadChanged.maps:type_name -> arena.proc.v1.LoadChanged.MapsEntry
-	15, // 14: arena.proc.v1.AssignRoomRequest.players:type_name -> arena.proc.v1.Player
-	15, // 15: arena.proc.v1.BackfillRequest.players:type_name -> arena.proc.v1.Player
-	0,  // 16: arena.proc.v1.Lifecycle.Start:input_type -> arena.proc.v1.StartRequest
-	6,  // 17: arena.proc.v1.Lifecycle.Status:input_type -> arena.proc.v1.StatusRequest
-	8,  // 18: arena.proc.v1.Lifecycle.Drain:input_type -> arena.proc.v1.DrainRequest
-	10, // 19: arena.proc.v1.Lifecycle.Watch:input_type -> arena.proc.v1.WatchRequest
-	16, // 20: arena.proc.v1.Rooms.AssignRoom:input_type -> arena.proc.v1.AssignRoomRequest
-	17, // 21: arena.proc.v1.Rooms.Backfill:input_type -> arena.proc.v1.BackfillRequest
-	18, // 22: arena.proc.v1.Maps.HostMap:input_type -> arena.proc.v1.HostMapRequest
-	20, // 23: arena.proc.v1.HostServices.LocateMap:input_type -> arena.proc.v1.LocateMapRequest
-	5,  // 24: arena.proc.v1.Lifecycle.Start:output_type -> arena.proc.v1.Started
-	7,  // 25: arena.proc.v1.Lifecycle.Status:output_type -> arena.proc.v1.ProcessStatus
-	9,  // 26: arena.proc.v1.Lifecycle.Drain:output_type -> arena.proc.v1.DrainResponse
-	11, // 27: arena.proc.v1.Lifecycle.Watch:output_type -> arena.proc.v1.Event
-	19, // 28: arena.proc.v1.Rooms.AssignRoom:output_type -> arena.proc.v1.LoadResponse
-	19, // 29: arena.proc.v1.Rooms.Backfill:output_type -> arena.proc.v1.LoadResponse
-	19, // 30: arena.proc.v1.Maps.HostMap:output_type -> arena.proc.v1.LoadResponse
-	21, // 31: arena.proc.v1.HostServices.LocateMap:output_type -> arena.proc.v1.LocateMapResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	24, // 7: arena.proc.v1.FightOptions.move_cooldown:type_name -> google.protobuf.Duration
+	24, // 8: arena.proc.v1.FightOptions.blink_cooldown:type_name -> google.protobuf.Duration
+	24, // 9: arena.proc.v1.FightOptions.callback_deadline:type_name -> google.protobuf.Duration
+	24, // 10: arena.proc.v1.MapOptions.save_interval:type_name -> google.protobuf.Duration
+	24, // 11: arena.proc.v1.MapOptions.tick:type_name -> google.protobuf.Duration
+	22, // 12: arena.proc.v1.ProcessStatus.maps:type_name -> arena.proc.v1.ProcessStatus.MapsEntry
+	12, // 13: arena.proc.v1.Event.room_ended:type_name -> arena.proc.v1.RoomEnded
+	13, // 14: arena.proc.v1.Event.load_changed:type_name -> arena.proc.v1.LoadChanged
+	14, // 15: arena.proc.v1.Event.backfill_wanted:type_name -> arena.proc.v1.BackfillWanted
+	23, // 16: arena.proc.v1.LoadChanged.maps:type_name -> arena.proc.v1.LoadChanged.MapsEntry
+	15, // 17: arena.proc.v1.AssignRoomRequest.players:type_name -> arena.proc.v1.Player
+	15, // 18: arena.proc.v1.BackfillRequest.players:type_name -> arena.proc.v1.Player
+	0,  // 19: arena.proc.v1.Lifecycle.Start:input_type -> arena.proc.v1.StartRequest
+	6,  // 20: arena.proc.v1.Lifecycle.Status:input_type -> arena.proc.v1.StatusRequest
+	8,  // 21: arena.proc.v1.Lifecycle.Drain:input_type -> arena.proc.v1.DrainRequest
+	10, // 22: arena.proc.v1.Lifecycle.Watch:input_type -> arena.proc.v1.WatchRequest
+	16, // 23: arena.proc.v1.Rooms.AssignRoom:input_type -> arena.proc.v1.AssignRoomRequest
+	17, // 24: arena.proc.v1.Rooms.Backfill:input_type -> arena.proc.v1.BackfillRequest
+	18, // 25: arena.proc.v1.Maps.HostMap:input_type -> arena.proc.v1.HostMapRequest
+	20, // 26: arena.proc.v1.HostServices.LocateMap:input_type -> arena.proc.v1.LocateMapRequest
+	5,  // 27: arena.proc.v1.Lifecycle.Start:output_type -> arena.proc.v1.Started
+	7,  // 28: arena.proc.v1.Lifecycle.Status:output_type -> arena.proc.v1.ProcessStatus
+	9,  // 29: arena.proc.v1.Lifecycle.Drain:output_type -> arena.proc.v1.DrainResponse
+	11, // 30: arena.proc.v1.Lifecycle.Watch:output_type -> arena.proc.v1.Event
+	19, // 31: arena.proc.v1.Rooms.AssignRoom:output_type -> arena.proc.v1.LoadResponse
+	19, // 32: arena.proc.v1.Rooms.Backfill:output_type -> arena.proc.v1.LoadResponse
+	19, // 33: arena.proc.v1.Maps.HostMap:output_type -> arena.proc.v1.LoadResponse
+	21, // 34: arena.proc.v1.HostServices.LocateMap:output_type -> arena.proc.v1.LocateMapResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_proc_proto_init() }

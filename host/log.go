@@ -1,48 +1,23 @@
-package fleet
+package host
 
 import (
 	"context"
 	"io"
 	"log"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
 
 // HCLogToSlog adapts an slog.Logger to hclog.Logger, so go-plugin's client
-// forwards a child's log lines into the dispatcher's slog output, tagged
+// forwards a child's log lines into the host's slog output, tagged
 // with name as the "proc" attribute.
 func HCLogToSlog(l *slog.Logger, name string) hclog.Logger {
 	return &slogAdapter{l: l, name: name}
 }
 
-// HCLogToSlogTagged is HCLogToSlog with a tag that can change after the
-// logger is made: the dispatcher sets it to "KIND:PORT" once the child
-// listens.
-func HCLogToSlogTagged(l *slog.Logger, tag *LogTag) hclog.Logger {
-	return &slogAdapter{l: l, tag: tag}
-}
-
-// LogTag is a child's log tag, changeable after the logger is made.
-type LogTag struct{ v atomic.Value }
-
-// NewLogTag returns a tag holding s.
-func NewLogTag(s string) *LogTag {
-	t := &LogTag{}
-	t.v.Store(s)
-	return t
-}
-
-// Set changes the tag.
-func (t *LogTag) Set(s string) { t.v.Store(s) }
-
-// String returns the tag.
-func (t *LogTag) String() string { s, _ := t.v.Load().(string); return s }
-
 type slogAdapter struct {
 	l     *slog.Logger
-	tag   *LogTag
 	name  string
 	args  []any
 	level hclog.Level
@@ -66,9 +41,7 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 		return
 	}
 	all := append(append([]any{}, a.args...), args...)
-	if a.tag != nil {
-		all = append(all, "proc", a.tag.String())
-	} else if a.name != "" {
+	if a.name != "" {
 		all = append(all, "proc", a.name)
 	}
 	a.l.Log(context.Background(), lv, msg, all...)
@@ -89,12 +62,7 @@ func (a *slogAdapter) With(args ...interface{}) hclog.Logger {
 	c.args = append(append([]any{}, a.args...), args...)
 	return &c
 }
-func (a *slogAdapter) Name() string {
-	if a.tag != nil {
-		return a.tag.String()
-	}
-	return a.name
-}
+func (a *slogAdapter) Name() string { return a.name }
 
 // Named keeps the adapter's own tag: go-plugin appends the binary's name,
 // which says nothing here.

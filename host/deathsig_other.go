@@ -1,9 +1,9 @@
 //go:build !linux
 
-package dispatcher
+package host
 
 import "syscall"
 
 // setDeathSignal is a no-op where Pdeathsig does not exist; children still
-// exit when their parent changes (fleet.Serve watches it).
+// exit when their parent changes (proc.Serve watches it).
 func setDeathSignal(*syscall.SysProcAttr) {}

@@ -1,0 +1,116 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/arena-game/arena/proc"
+)
+
+// Command is how to run a process of one kind: a binary and its arguments
+// (the arena binary itself with the kind as its subcommand, `arena fight`,
+// or a game's own binary).
+type Command struct {
+	Path string
+	Args []string
+}
+
+// SpawnConfig is one process to spawn.
+type SpawnConfig struct {
+	Kind    string
+	Command Command
+	// Tag names the child in forwarded log lines ("fight:7000").
+	Tag string
+	Log *slog.Logger
+	// Env is extra environment (ARENA_LOG_LEVEL=...). The child inherits
+	// the host's environment without any ARENA_ variable (tokens and
+	// secrets travel only in Start), plus Env.
+	Env []string
+	// StartTimeout bounds the plugin handshake (default 10 s).
+	StartTimeout time.Duration
+}
+
+// Child is a spawned process: its proc.Client and its go-plugin client.
+type Child struct {
+	Client proc.Client
+	Pid    int
+
+	c    *plugin.Client
+	once sync.Once
+}
+
+// Exited reports whether the process has exited.
+func (c *Child) Exited() bool { return c.c.Exited() }
+
+// Kill stops the process (go-plugin gives it 2 s after closing its
+// connection, then SIGKILL) and waits for it; safe to call twice.
+func (c *Child) Kill() { c.once.Do(c.c.Kill) }
+
+// Spawn runs cfg.Command as a go-plugin gRPC plugin and dispenses its
+// capabilities. The child gets SIGKILL when the host dies (Linux
+// parent-death signal) and also exits by itself when its parent changes
+// (proc.Serve), so none outlives its host. Its log lines are forwarded to
+// cfg.Log tagged with cfg.Tag.
+func Spawn(ctx context.Context, cfg SpawnConfig) (*Child, error) {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	cmd := exec.Command(cfg.Command.Path, cfg.Command.Args...)
+	cmd.Env = append(childEnv(os.Environ()), cfg.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  proc.Handshake,
+		Plugins:          proc.PluginMap,
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           HCLogToSlog(cfg.Log, cfg.Tag),
+		StartTimeout:     cfg.StartTimeout,
+	})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			client.Kill()
+		case <-done:
+		}
+	}()
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("spawn %s: %w", cfg.Kind, err)
+	}
+	pc, err := proc.Dispense(rpc, cfg.Kind)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("spawn %s: %w", cfg.Kind, err)
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	return &Child{Client: pc, Pid: pid, c: client}, nil
+}
+
+// childEnv is env without ARENA_ variables: a child needs none of the
+// host's flags, and some (the fleet token) are secrets.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "ARENA_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
