@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
-		"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/procpb"
 )
