@@ -175,7 +175,7 @@ func TestProcessOverGRPC(t *testing.T) {
 	if err != nil || rec.RatingIn("") != 1484 || !rec.Bot || rec.Ratings["default"].Losses != 1 {
 		t.Fatalf("loser's record %+v %v", rec, err)
 	}
-	if m, err := db.Match(ctx, room.ID); err != nil || m.Host != st.Addr || m.Game != "fight" {
+	if m, err := db.Match(ctx, room.ID); err != nil || m.Host != addr || m.Game != "fight" {
 		t.Fatalf("match %+v %v", m, err)
 	}
 	if n, err := p.Lifecycle.Drain(ctx, time.Now().Add(time.Second)); err != nil || n != 0 {
