@@ -307,11 +307,7 @@ export class Arena {
    * @returns {Promise<Identity>}
    */
   async login(username, photo) {
-    const id = await this.api('POST', '/v1/login', { body: { username, photo } });
-    this.token = id.token;
-    this.identity = id;
-    this.storage.setItem(TOKEN_KEY, id.token);
-    return id;
+    return this.adopt(await this.api('POST', '/v1/login', { body: { username, photo } }));
   }
   /**
    * resume checks the kept token (GET /v1/me): the player's record, or null
@@ -326,6 +322,36 @@ export class Arena {
       if (e.unauthorized) { this.logout(); return null; }
       throw e;
     }
+  }
+  /**
+   * adopt keeps token (a login's, a refresh's) as the player's identity.
+   * @param {Identity} id an answer of /v1/login, /v1/accounts/login or /v1/refresh
+   */
+  adopt(id) {
+    this.token = id.token;
+    this.identity = id;
+    this.storage.setItem(TOKEN_KEY, id.token);
+    return id;
+  }
+  /** refresh renews the kept token (POST /v1/refresh: 30 more days) and keeps the new one. */
+  async refresh() { return this.adopt(await this.api('POST', '/v1/refresh', { token: this.token })); }
+  /** accountLogin logs in to a named account (from any browser) and keeps its token. */
+  async accountLogin(account, password) {
+    return this.adopt(await this.api('POST', '/v1/accounts/login', { body: { account, password } }));
+  }
+  /** claimAccount gives this player a login name and a password (POST /v1/accounts). */
+  claimAccount(account, password) { return this.api('POST', '/v1/accounts', { token: this.token, body: { account, password } }); }
+  /** history returns a page of a player's matches ({matches, next}). */
+  history(uuid, { limit = 10, after = '' } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set('after', after);
+    return this.api('GET', `/v1/players/${encodeURIComponent(uuid)}/matches?${q}`);
+  }
+  /** leaderboard returns the top of mode's leaderboard and this player's place ({entries, me, total}). */
+  leaderboard({ mode = '', limit = 10 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (mode) q.set('mode', mode);
+    return this.api('GET', `/v1/leaderboard?${q}`, { token: this.token });
   }
   /** logout forgets the token and the match. */
   logout() {

@@ -40,7 +40,8 @@ const S = {
 function show(view) {
   S.view = view;
   for (const v of ['login', 'lobby', 'queue', 'fight']) $('#view-' + v).hidden = v !== view;
-  if (view === 'lobby') refreshLobby();
+  if (view === 'lobby') { refreshLobby(); refreshRecords(); }
+  if (view === 'login') showRemembered();
 }
 
 function setNet(text, kind) {
@@ -60,6 +61,132 @@ function renderMe() {
   $('#st-score').textContent = S.me.score ?? '–';
   $('#st-games').textContent = S.me.games ?? 0;
   $('#st-wins').textContent = S.me.wins ?? 0;
+  const named = !!S.me.account;
+  $('#account-named').hidden = !named;
+  $('#account-form').hidden = named;
+  if (named) $('#account-name').textContent = S.me.account;
+}
+
+// --- records: history, leaderboard, accounts ---
+
+/** refreshRecords shows the player's recent matches and the leaderboard (from the player database). */
+async function refreshRecords() {
+  if (!S.me || !S.token) return;
+  const me = S.me.uuid;
+  try {
+    const h = await arena.history(me, { limit: 10 });
+    const list = (h && h.matches) || [];
+    $('#history').replaceChildren(...(list.length ? list.map((m) => {
+      const mine = (m.players || []).find((p) => p.uuid === me) || {};
+      const d = (mine.new_score ?? 0) - (mine.old_score ?? 0);
+      const others = (m.players || []).filter((p) => p.uuid !== me).map((p) => p.username).join(', ');
+      return el('li', { dataset: { room: m.room } },
+        el('b', {}, mine.place === 1 ? 'won' : `${ordinal(mine.place || 0)}`),
+        el('span', { class: 'muted small' }, `vs ${others}`),
+        el('span', { class: 'delta ' + (d > 0 ? 'up' : d < 0 ? 'down' : '') }, `${mine.old_score} → ${mine.new_score}`),
+        el('span', { class: 'when muted small' }, new Date(m.ended).toLocaleTimeString()));
+    }) : [el('li', { class: 'muted' }, 'No matches yet.')]));
+  } catch { /* the lobby works without history */ }
+  try {
+    const b = await arena.leaderboard({ limit: 10 });
+    const entries = (b && b.entries) || [];
+    $('#board').replaceChildren(...entries.map((e) => el('li', { class: e.uuid === me ? 'me' : '', dataset: { uuid: e.uuid } },
+      el('span', { class: 'place muted' }, `${e.place}.`),
+      nameTag({ ...e }, me),
+      el('span', { class: 'score' }, String(e.score)))));
+    $('#board-me').textContent = b && b.me ? `You are ${ordinal(b.me.place)} of ${b.total} with ${b.me.score}.`
+      : 'Play a match to get a place on the leaderboard.';
+  } catch { /* nor without the leaderboard */ }
+}
+
+const REMEMBER_KEY = 'arena.remember';
+
+/** remember keeps this browser's player (token and name) for the next visit, in localStorage. */
+function remember() {
+  if (!S.me || !S.token) return;
+  try { localStorage.setItem(REMEMBER_KEY, JSON.stringify({ token: S.token, username: S.me.username })); } catch { /* private mode */ }
+}
+
+function remembered() {
+  try { return JSON.parse(localStorage.getItem(REMEMBER_KEY) || 'null'); } catch { return null; }
+}
+
+function showRemembered() {
+  const r = remembered();
+  $('#remembered').hidden = !r;
+  if (r) $('#continue-name').textContent = r.username;
+}
+
+/** resumeWith continues as the player of id (a login's answer) or of a remembered token. */
+async function resumeWith(id) {
+  arena.adopt(id);
+  S.token = id.token;
+  const rec = await api.me(S.token);
+  S.me = rec;
+  remember();
+  banner('');
+  startSession();
+}
+
+function setupAccounts() {
+  $('#continue').addEventListener('click', async () => {
+    const r = remembered();
+    if (!r) return;
+    try {
+      await resumeWith({ token: r.token });
+      renewToken();
+    } catch (e) {
+      if (e.unauthorized) {
+        localStorage.removeItem(REMEMBER_KEY);
+        showRemembered();
+        banner('That player\'s session expired. Sign in with its account, or play as a new guest.', { kind: 'info' });
+      } else banner('The arena server is unreachable. Try again.');
+    }
+  });
+  $('#signin-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const err = $('#signin-error');
+    err.hidden = true;
+    try {
+      const id = await arena.accountLogin($('#signin-account').value.trim(), $('#signin-password').value);
+      $('#signin-password').value = '';
+      await resumeWith(id);
+    } catch (ex) {
+      err.textContent = ex.code === 'bad_credentials' ? 'Wrong account or password.'
+        : ex.code === 'rate_limited' ? 'Too many attempts; wait a minute.' : `Sign in failed: ${ex.message}`;
+      err.hidden = false;
+    }
+  });
+  $('#account-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const err = $('#account-error');
+    err.hidden = true;
+    try {
+      const r = await arena.claimAccount($('#account-new').value.trim(), $('#account-password').value);
+      $('#account-password').value = '';
+      S.me = { ...S.me, account: r.account };
+      renderMe();
+      toast(`Saved: sign in as ${r.account} from any browser.`);
+    } catch (ex) {
+      const msgs = {
+        bad_account: 'An account name is 3 to 32 of a-z, 0-9, _ . -',
+        bad_password: 'A password is 8 to 128 characters.',
+        account_taken: 'That account name is taken.',
+        has_account: 'This player already has an account.',
+      };
+      err.textContent = msgs[ex.code] || `Could not save: ${ex.message}`;
+      err.hidden = false;
+    }
+  });
+}
+
+/** renewToken trades the token for a fresh one (30 more days), so a returning player keeps its record. */
+async function renewToken() {
+  try {
+    const id = await arena.refresh();
+    S.token = id.token;
+    remember();
+  } catch { /* the old token keeps working until it expires */ }
 }
 
 async function refreshLobby() {
@@ -102,6 +229,7 @@ function setupLogin() {
       sessionStorage.setItem(PHOTO_KEY, photo);
       S.token = id.token;
       S.me = { uuid: id.uuid, username: id.username, photo: id.photo, score: id.score, games: 0, wins: 0 };
+      remember();
       banner('');
       // "Play as guest" means play: go straight into the queue.
       S.wantQueue = true;
@@ -154,6 +282,7 @@ function endSession(message) {
   if (S.chat) { S.chat.stop(); S.chat = null; }
   if (S.world) { S.world.stop(); S.world = null; }
   arena.logout();
+  if (!message) { try { localStorage.removeItem(REMEMBER_KEY); } catch { /* private mode */ } }
   S.token = '';
   S.me = null;
   renderMe();
@@ -407,17 +536,18 @@ function showResult(r) {
   $('#result-sub').textContent = won ? 'You are the last one standing.'
     : winner ? `${winner.username} won the room.` : reasonText(r.reason);
   const f = S.fight;
+  if (r.pending) $('#result-sub').textContent += ' Ratings pending: they are saved to your record as soon as the database answers.';
   $('#result-rows').replaceChildren(...players.map((p) => {
     const d = (p.new_score ?? 0) - (p.old_score ?? 0);
     const info = f && f.players.get(p.uuid);
     return el('tr', { dataset: { uuid: p.uuid } },
       el('td', {}, ordinal(p.place)),
       el('td', {}, nameTag({ ...p, bot: info && info.bot }, me)),
-      el('td', { class: 'muted' }, `${p.old_score} → ${p.new_score}`),
-      el('td', { class: 'delta ' + (d > 0 ? 'up' : d < 0 ? 'down' : '') }, (d > 0 ? '+' : '') + d));
+      r.pending ? el('td', { class: 'muted' }, 'pending') : el('td', { class: 'muted' }, `${p.old_score} → ${p.new_score}`),
+      r.pending ? el('td', {}, '') : el('td', { class: 'delta ' + (d > 0 ? 'up' : d < 0 ? 'down' : '') }, (d > 0 ? '+' : '') + d));
   }));
   $('#result').hidden = false;
-  if (mine) {
+  if (mine && !r.pending) {
     S.me.score = mine.new_score;
     S.me.games = (S.me.games || 0) + 1;
     if (won) S.me.wins = (S.me.wins || 0) + 1;
@@ -473,6 +603,7 @@ function tickQueueTimer() {
 
 async function boot() {
   setupLogin();
+  setupAccounts();
   for (const b of $$('#stage-tabs [data-tab]')) b.addEventListener('click', () => { if (!b.disabled) selectTab(b.dataset.tab); });
   $('#queue').addEventListener('click', () => { S.inRoomRetries = 0; S.queuedAt = Date.now(); sendQueue(); });
   $('#copy-id').addEventListener('click', async () => {
@@ -497,7 +628,7 @@ async function boot() {
   $('#blink-btn').addEventListener('click', () => { if (S.fight) S.fight.blink(); });
   $('#logout').addEventListener('click', () => endSession(''));
   setInterval(tickQueueTimer, 250);
-  setInterval(() => { if (S.view === 'lobby') refreshLobby(); }, 5000);
+  setInterval(() => { if (S.view === 'lobby') { refreshLobby(); refreshRecords(); } }, 5000);
 
   const token = arena.token;
   if (!token) { setNet('ready', 'ok'); show('login'); return; }
@@ -507,7 +638,9 @@ async function boot() {
       const rec = await api.me(token);
       S.token = token;
       S.me = rec;
+      remember();
       startSession();
+      renewToken();
       // A reload in the middle of a fight goes back into it: the game
       // server keeps the seat for the rejoin grace.
       const saved = arena.savedMatch();
