@@ -462,7 +462,6 @@ func (r *Room) run(ctx context.Context) {
 		if r.over.Load() {
 			return
 		}
-		r.flush()
 		if r.ending != nil {
 			r.finish(*r.ending)
 			return
@@ -491,6 +490,7 @@ func (r *Room) run(ctx context.Context) {
 			if t, ok := r.h.(Ticker); ok {
 				r.call("Tick", func() { t.Tick(now) })
 			}
+			r.flush() // the tick's messages: one write per player
 		case <-r.done:
 			return
 		case <-ctx.Done():

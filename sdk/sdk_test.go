@@ -158,7 +158,9 @@ func TestEndRecordsRanksAndRatings(t *testing.T) {
 	env := newEnv(t, &testGame{}, sdk.Config{})
 	room := env.Room(3, 1500, 1500, 1500)
 	a, b, c := env.Join(room, 0), env.Join(room, 1), env.Join(room, 2)
-	a.Expect("joined")
+	for _, cl := range []*sdktest.Client{a, b, c} {
+		cl.Expect("joined") // its own join: it is in the room
+	}
 	ids := []string{room.Players[2].UUID, room.Players[0].UUID, room.Players[1].UUID}
 	a.SendJSON(map[string]any{"type": "end", "rank": ids})
 	for _, cl := range []*sdktest.Client{a, b, c} {
@@ -188,9 +190,10 @@ func TestEndRecordsRanksAndRatings(t *testing.T) {
 	if err != nil || rec.State != records.RoomEnded || rec.Winner != ids[0] || rec.Reason != "decided" {
 		t.Fatalf("room record %+v %v", rec, err)
 	}
-	if got := env.Reporter.Calls(); len(got) != 2 || got[0] != "add|"+room.ID || got[1] != "del|"+room.ID {
-		t.Fatalf("load reports %v", got)
-	}
+	waitfor.Cond(t, "add and del reported", func() bool {
+		got := env.Reporter.Calls()
+		return len(got) == 2 && got[0] == "add|"+room.ID && got[1] == "del|"+room.ID
+	})
 	// Late joiners hear room_over; a room it does not host is wrong_room.
 	late := env.Join(room, 0)
 	late.ExpectError(sdk.CodeRoomOver)
@@ -241,7 +244,7 @@ func TestRejoinReplaceLeaveAndGrace(t *testing.T) {
 }
 
 func TestTimeoutWithoutHandlerIsADraw(t *testing.T) {
-	env := newEnv(t, &testGame{}, sdk.Config{RoomTimeout: 200 * time.Millisecond, RejoinGrace: time.Hour})
+	env := newEnv(t, &testGame{}, sdk.Config{RoomTimeout: time.Second, RejoinGrace: time.Hour})
 	room := env.Room(2)
 	a, b := env.Join(room, 0), env.Join(room, 1)
 	a.Expect("joined")
