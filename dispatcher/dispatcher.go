@@ -170,6 +170,10 @@ type Dispatcher struct {
 	accountLimit *ipLimiter
 	grpcAddr     string
 	thriftAddr   string
+	// backendTickets keeps backend tickets in memcached; assignLog is the
+	// resumable backend-wide assignment stream (an hour).
+	backendTickets *matchmaking.BackendTickets
+	assignLog      *matchmaking.Journal
 	plugins      []*matchfn.Plugin
 
 	mu       sync.Mutex
@@ -256,6 +260,17 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	d.mm.OnMatch = d.recordAssignment
+	d.mm.OnExpire = d.recordExpiry
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer jcancel()
+	tj, err := matchmaking.OpenJournal(jctx, st, "tickets", maxTicketTTL(cfg.Match))
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	d.backendTickets = matchmaking.NewBackendTickets(tj)
+	if d.assignLog, err = matchmaking.OpenJournal(jctx, st, "assignments", AssignmentTTL); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
 	d.mm.RegisterMetrics(m.Registry)
 	d.mm.RoomLife = d.roomTimeout() + time.Minute
 	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
@@ -419,6 +434,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.reloadOnHUP(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Backend tickets a previous dispatcher left waiting queue again.
+		if n, err := d.backendTickets.Restore(ctx, d.mm); err != nil {
+			d.log.Error("backend tickets not restored", "restored", n, "err", err)
+		} else if n > 0 {
+			d.log.Info("backend tickets restored", "tickets", n)
+		}
+	}()
 	if thriftLn != nil {
 		ti := &matchmaking.ThriftIntake{Add: d.thriftAdd, Log: d.log}
 		wg.Add(1)
@@ -559,4 +584,17 @@ func isArenaProcess(pid int, kind string) bool {
 		return false
 	}
 	return strings.Contains(string(environ), proc.Handshake.MagicCookieKey+"="+proc.Handshake.MagicCookieValue)
+}
+
+// maxTicketTTL is the longest a ticket may wait: the stored tickets'
+// journal keeps records that long.
+func maxTicketTTL(c matchmaking.Config) time.Duration {
+	ttl := c.TicketTTL
+	if ttl <= 0 {
+		ttl = matchmaking.DefaultTicketTTL
+	}
+	for _, p := range c.Profiles.Profiles {
+		ttl = max(ttl, time.Duration(p.TicketTTL))
+	}
+	return ttl
 }

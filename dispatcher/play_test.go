@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
@@ -38,6 +40,7 @@ const (
 
 type testDispatcher struct {
 	*Dispatcher
+	stop func() // stops it (once; cleanup does too)
 	sp   *fakeSpawner
 	db   *playerdb.Cache
 	base string // http://host:port
@@ -45,6 +48,13 @@ type testDispatcher struct {
 }
 
 func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
+	t.Helper()
+	return newTestDispatcherOn(t, storetest.New(t), mutate)
+}
+
+// newTestDispatcherOn runs a test dispatcher on st (two dispatchers one
+// after the other on one store: a restart).
+func newTestDispatcherOn(t *testing.T, st store.Store, mutate func(*Config)) *testDispatcher {
 	t.Helper()
 	cfg := Config{
 		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0",
@@ -59,7 +69,6 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 		mutate(&cfg)
 	}
 	sp := &fakeSpawner{}
-	st := storetest.New(t)
 	players := playerdb.NewCache(dbtest.Open(t, dbtest.SQLite), st)
 	d, err := New(cfg, Deps{Store: st, Players: players, Spawner: sp}, quietLog())
 	if err != nil {
@@ -68,7 +77,9 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 	select {
 	case <-d.Ready():
 	case <-time.After(10 * time.Second):
@@ -76,7 +87,7 @@ func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
 	}
 	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == StateReady })
 	_, h := d.Addrs()
-	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h}
+	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h, stop: stop}
 }
 
 func (td *testDispatcher) call(t *testing.T, method, path, bearer string, body any, out any) int {

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/playerdb"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -106,24 +104,19 @@ func (d *Dispatcher) addTicket(ctx context.Context, t TicketRequest) (matchmakin
 	if err := d.players.SetRating(ctx, playerdb.NewPlayer{ID: t.UUID, Name: cutRunes(t.Username, playerdb.MaxNameRunes), Photo: t.Photo}, t.Profile, t.Score); err != nil {
 		return matchmaking.QueueStatus{}, fmt.Errorf("add ticket: %w", err)
 	}
-	return d.mm.Enqueue(ctx, matchmaking.Enqueue{
+	e := matchmaking.Enqueue{
 		Player:  matchmaking.Player{UUID: t.UUID, Username: t.Username, Photo: t.Photo, Score: t.Score},
 		Profile: t.Profile, Search: t.Search, Source: matchmaking.SourceBackend, Channel: t.ChannelName,
-	})
-}
-
-// recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid})
-// and streams backend matches to gRPC Assignments subscribers.
-func (d *Dispatcher) recordAssignment(m matchmaking.MatchMsg, backend bool) {
-	b, _ := json.Marshal(m)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
-		d.log.Warn("assignment not saved", "uuid", m.UUID, "err", err)
 	}
-	if backend {
-		d.assignments.publish(m)
+	st, err := d.mm.Enqueue(ctx, e)
+	if err != nil {
+		return st, err
 	}
+	// Kept in memcached: a restarted dispatcher queues it again.
+	if err := d.backendTickets.Save(ctx, e, st); err != nil {
+		d.log.Warn("backend ticket not stored; it will not survive a restart", "uuid", t.UUID, "err", err)
+	}
+	return st, nil
 }
 
 func (d *Dispatcher) ticketRoutes() {
@@ -182,71 +175,50 @@ type TicketStatus struct {
 }
 
 func (d *Dispatcher) handleGetTicket(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("uuid")
-	if !ids.Valid(id) {
+	ts, err := d.ticketStatus(r.Context(), r.PathValue("uuid"))
+	switch {
+	case errors.Is(err, errBadTicket):
 		writeError(w, http.StatusBadRequest, "bad_uuid", "bad uuid")
-		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "store unavailable")
+	case ts.Queue.State == matchmaking.StateNone && ts.Assignment == nil:
+		writeJSON(w, http.StatusNotFound, ts)
+	default:
+		writeJSON(w, http.StatusOK, ts)
 	}
-	ts := TicketStatus{UUID: id, Queue: d.mm.Status(r.Context(), id)}
-	if it, err := d.store.Get(r.Context(), assignmentKey(id)); err == nil {
+}
+
+// ticketStatus is a ticket's queue state and last assignment.
+func (d *Dispatcher) ticketStatus(ctx context.Context, id string) (TicketStatus, error) {
+	if !ids.Valid(id) {
+		return TicketStatus{}, fmt.Errorf("ticket status: %w: bad uuid", errBadTicket)
+	}
+	ts := TicketStatus{UUID: id, Queue: d.mm.Status(ctx, id)}
+	if it, err := d.store.Get(ctx, assignmentKey(id)); err == nil {
 		ts.Assignment = it.Value
 	} else if !errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "store unavailable")
-		return
+		return ts, fmt.Errorf("ticket status: %w", err)
 	}
-	if ts.Queue.State == matchmaking.StateNone && ts.Assignment == nil {
-		writeJSON(w, http.StatusNotFound, ts)
-		return
+	return ts, nil
+}
+
+// cancelTicket cancels a backend's (or any) waiting ticket and forgets
+// its stored record.
+func (d *Dispatcher) cancelTicket(ctx context.Context, id string) error {
+	if err := d.mm.Cancel(ctx, id, 0); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, ts)
+	d.backendTickets.Forget(ctx, id)
+	return nil
 }
 
 func (d *Dispatcher) handleCancelTicket(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("uuid")
-	if err := d.mm.Cancel(r.Context(), id, 0); err != nil {
+	if err := d.cancelTicket(r.Context(), id); err != nil {
 		writeJSON(w, http.StatusConflict, queueErrMsg(err, matchmaking.QueueStatus{}))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"type": "cancelled", "uuid": id})
-}
-
-// assignmentHub fans backend assignments out to gRPC stream subscribers.
-// A subscriber that falls 256 assignments behind is dropped.
-type assignmentHub struct {
-	mu   sync.Mutex
-	subs map[chan matchmaking.MatchMsg]struct{}
-}
-
-func newAssignmentHub() *assignmentHub {
-	return &assignmentHub{subs: map[chan matchmaking.MatchMsg]struct{}{}}
-}
-
-func (h *assignmentHub) subscribe() (chan matchmaking.MatchMsg, func()) {
-	ch := make(chan matchmaking.MatchMsg, 256)
-	h.mu.Lock()
-	h.subs[ch] = struct{}{}
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		if _, ok := h.subs[ch]; ok {
-			delete(h.subs, ch)
-			close(ch)
-		}
-		h.mu.Unlock()
-	}
-}
-
-func (h *assignmentHub) publish(m matchmaking.MatchMsg) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for ch := range h.subs {
-		select {
-		case ch <- m:
-		default:
-			delete(h.subs, ch)
-			close(ch)
-		}
-	}
 }
 
 // matchService is the gRPC Match service (proto/match.proto).
@@ -279,32 +251,6 @@ func (s *matchService) AddPlayer(ctx context.Context, r *matchpb.AddPlayerReques
 		return nil, status.Error(gc, err.Error())
 	}
 	return nil, status.Error(codes.Unavailable, "could not queue; try again")
-}
-
-// Assignments implements matchpb.MatchServer.
-func (s *matchService) Assignments(_ *matchpb.AssignmentsRequest, stream grpc.ServerStreamingServer[matchpb.Assignment]) error {
-	if err := s.authorise(stream.Context()); err != nil {
-		return err
-	}
-	ch, cancel := s.d.assignments.subscribe()
-	defer cancel()
-	for {
-		select {
-		case <-stream.Context().Done():
-			return nil
-		case m, ok := <-ch:
-			if !ok {
-				return status.Error(codes.ResourceExhausted, "assignment stream fell behind; reconnect")
-			}
-			a := &matchpb.Assignment{Uuid: m.UUID, ChannelName: m.Channel, Room: m.Room, Fight: m.Fight, Ticket: m.Ticket}
-			for _, p := range m.Players {
-				a.Players = append(a.Players, &matchpb.MatchedPlayer{Uuid: p.UUID, Username: p.Username, Photo: p.Photo, Score: int32(p.Score)})
-			}
-			if err := stream.Send(a); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // thriftAdd is the Thrift intake's add_player: a backend ticket of the

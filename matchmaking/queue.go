@@ -139,6 +139,9 @@ type MatchMsg struct {
 	Mode    string   `json:"mode,omitempty"` // the profile, under its old name
 	Channel string   `json:"channel_name,omitempty"`
 	UUID    string   `json:"uuid,omitempty"`
+	// Connection is where a director's game server takes the players
+	// (director mode; Fight holds the same).
+	Connection string `json:"connection,omitempty"`
 }
 
 // Expired is told to a ticket's owner when it lapses unmatched.

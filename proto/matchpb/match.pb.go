@@ -26,6 +26,531 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SearchFields struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Doubles       map[string]float64     `protobuf:"bytes,1,rep,name=doubles,proto3" json:"doubles,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Strings       map[string]string      `protobuf:"bytes,2,rep,name=strings,proto3" json:"strings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Tags          []string               `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchFields) Reset() {
+	*x = SearchFields{}
+	mi := &file_match_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchFields) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchFields) ProtoMessage() {}
+
+func (x *SearchFields) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchFields.ProtoReflect.Descriptor instead.
+func (*SearchFields) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SearchFields) GetDoubles() map[string]float64 {
+	if x != nil {
+		return x.Doubles
+	}
+	return nil
+}
+
+func (x *SearchFields) GetStrings() map[string]string {
+	if x != nil {
+		return x.Strings
+	}
+	return nil
+}
+
+func (x *SearchFields) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+type Ticket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Photo         string                 `protobuf:"bytes,3,opt,name=photo,proto3" json:"photo,omitempty"`
+	Score         int32                  `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
+	ChannelName   string                 `protobuf:"bytes,5,opt,name=channel_name,json=channelName,proto3" json:"channel_name,omitempty"`
+	Profile       string                 `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
+	SearchFields  *SearchFields          `protobuf:"bytes,7,opt,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ticket) Reset() {
+	*x = Ticket{}
+	mi := &file_match_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ticket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ticket) ProtoMessage() {}
+
+func (x *Ticket) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ticket.ProtoReflect.Descriptor instead.
+func (*Ticket) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Ticket) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *Ticket) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *Ticket) GetPhoto() string {
+	if x != nil {
+		return x.Photo
+	}
+	return ""
+}
+
+func (x *Ticket) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Ticket) GetChannelName() string {
+	if x != nil {
+		return x.ChannelName
+	}
+	return ""
+}
+
+func (x *Ticket) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *Ticket) GetSearchFields() *SearchFields {
+	if x != nil {
+		return x.SearchFields
+	}
+	return nil
+}
+
+type TicketID struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TicketID) Reset() {
+	*x = TicketID{}
+	mi := &file_match_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TicketID) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TicketID) ProtoMessage() {}
+
+func (x *TicketID) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TicketID.ProtoReflect.Descriptor instead.
+func (*TicketID) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TicketID) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+type TicketStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // none, party_pending, queued, matching, in_room
+	Profile       string                 `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,4,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	Assignment    *Assignment            `protobuf:"bytes,5,opt,name=assignment,proto3" json:"assignment,omitempty"` // the last one, for an hour
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TicketStatus) Reset() {
+	*x = TicketStatus{}
+	mi := &file_match_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TicketStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TicketStatus) ProtoMessage() {}
+
+func (x *TicketStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TicketStatus.ProtoReflect.Descriptor instead.
+func (*TicketStatus) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TicketStatus) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *TicketStatus) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *TicketStatus) GetAssignment() *Assignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type FetchMatchesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Profile       string                 `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchMatchesRequest) Reset() {
+	*x = FetchMatchesRequest{}
+	mi := &file_match_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchMatchesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchMatchesRequest) ProtoMessage() {}
+
+func (x *FetchMatchesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchMatchesRequest.ProtoReflect.Descriptor instead.
+func (*FetchMatchesRequest) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FetchMatchesRequest) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+type DirectedMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MatchId       string                 `protobuf:"bytes,1,opt,name=match_id,json=matchId,proto3" json:"match_id,omitempty"`
+	Profile       string                 `protobuf:"bytes,2,opt,name=profile,proto3" json:"profile,omitempty"`
+	Players       []*MatchedPlayer       `protobuf:"bytes,3,rep,name=players,proto3" json:"players,omitempty"`
+	Teams         []*Team                `protobuf:"bytes,4,rep,name=teams,proto3" json:"teams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectedMatch) Reset() {
+	*x = DirectedMatch{}
+	mi := &file_match_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectedMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectedMatch) ProtoMessage() {}
+
+func (x *DirectedMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectedMatch.ProtoReflect.Descriptor instead.
+func (*DirectedMatch) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DirectedMatch) GetMatchId() string {
+	if x != nil {
+		return x.MatchId
+	}
+	return ""
+}
+
+func (x *DirectedMatch) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *DirectedMatch) GetPlayers() []*MatchedPlayer {
+	if x != nil {
+		return x.Players
+	}
+	return nil
+}
+
+func (x *DirectedMatch) GetTeams() []*Team {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+type Team struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Uuids         []string               `protobuf:"bytes,2,rep,name=uuids,proto3" json:"uuids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Team) Reset() {
+	*x = Team{}
+	mi := &file_match_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Team) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Team) ProtoMessage() {}
+
+func (x *Team) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Team.ProtoReflect.Descriptor instead.
+func (*Team) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Team) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Team) GetUuids() []string {
+	if x != nil {
+		return x.Uuids
+	}
+	return nil
+}
+
+type AssignTicketsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MatchId string                 `protobuf:"bytes,1,opt,name=match_id,json=matchId,proto3" json:"match_id,omitempty"`
+	// Where the players connect (the studio's game server).
+	Connection    string `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignTicketsRequest) Reset() {
+	*x = AssignTicketsRequest{}
+	mi := &file_match_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignTicketsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignTicketsRequest) ProtoMessage() {}
+
+func (x *AssignTicketsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignTicketsRequest.ProtoReflect.Descriptor instead.
+func (*AssignTicketsRequest) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AssignTicketsRequest) GetMatchId() string {
+	if x != nil {
+		return x.MatchId
+	}
+	return ""
+}
+
+func (x *AssignTicketsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+type AssignTicketsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignTicketsResponse) Reset() {
+	*x = AssignTicketsResponse{}
+	mi := &file_match_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignTicketsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignTicketsResponse) ProtoMessage() {}
+
+func (x *AssignTicketsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_match_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignTicketsResponse.ProtoReflect.Descriptor instead.
+func (*AssignTicketsResponse) Descriptor() ([]byte, []int) {
+	return file_match_proto_rawDescGZIP(), []int{8}
+}
+
 type AddPlayerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Score         int32                  `protobuf:"varint,1,opt,name=score,proto3" json:"score,omitempty"`
@@ -40,7 +565,7 @@ type AddPlayerRequest struct {
 
 func (x *AddPlayerRequest) Reset() {
 	*x = AddPlayerRequest{}
-	mi := &file_match_proto_msgTypes[0]
+	mi := &file_match_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +577,7 @@ func (x *AddPlayerRequest) String() string {
 func (*AddPlayerRequest) ProtoMessage() {}
 
 func (x *AddPlayerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_match_proto_msgTypes[0]
+	mi := &file_match_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +590,7 @@ func (x *AddPlayerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPlayerRequest.ProtoReflect.Descriptor instead.
 func (*AddPlayerRequest) Descriptor() ([]byte, []int) {
-	return file_match_proto_rawDescGZIP(), []int{0}
+	return file_match_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AddPlayerRequest) GetScore() int32 {
@@ -119,7 +644,7 @@ type AddPlayerResponse struct {
 
 func (x *AddPlayerResponse) Reset() {
 	*x = AddPlayerResponse{}
-	mi := &file_match_proto_msgTypes[1]
+	mi := &file_match_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +656,7 @@ func (x *AddPlayerResponse) String() string {
 func (*AddPlayerResponse) ProtoMessage() {}
 
 func (x *AddPlayerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_match_proto_msgTypes[1]
+	mi := &file_match_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +669,7 @@ func (x *AddPlayerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPlayerResponse.ProtoReflect.Descriptor instead.
 func (*AddPlayerResponse) Descriptor() ([]byte, []int) {
-	return file_match_proto_rawDescGZIP(), []int{1}
+	return file_match_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AddPlayerResponse) GetStatus() string {
@@ -155,14 +680,16 @@ func (x *AddPlayerResponse) GetStatus() string {
 }
 
 type AssignmentsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resume after this cursor (an Assignment's cursor); 0: from now.
+	After         uint64 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AssignmentsRequest) Reset() {
 	*x = AssignmentsRequest{}
-	mi := &file_match_proto_msgTypes[2]
+	mi := &file_match_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +701,7 @@ func (x *AssignmentsRequest) String() string {
 func (*AssignmentsRequest) ProtoMessage() {}
 
 func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_match_proto_msgTypes[2]
+	mi := &file_match_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,24 +714,41 @@ func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_match_proto_rawDescGZIP(), []int{2}
+	return file_match_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AssignmentsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
 }
 
 type Assignment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	ChannelName   string                 `protobuf:"bytes,2,opt,name=channel_name,json=channelName,proto3" json:"channel_name,omitempty"`
-	Room          string                 `protobuf:"bytes,3,opt,name=room,proto3" json:"room,omitempty"`
-	Fight         string                 `protobuf:"bytes,4,opt,name=fight,proto3" json:"fight,omitempty"`   // ws://host:port/ws
-	Ticket        string                 `protobuf:"bytes,5,opt,name=ticket,proto3" json:"ticket,omitempty"` // room token for uuid
-	Players       []*MatchedPlayer       `protobuf:"bytes,6,rep,name=players,proto3" json:"players,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Uuid        string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	ChannelName string                 `protobuf:"bytes,2,opt,name=channel_name,json=channelName,proto3" json:"channel_name,omitempty"`
+	Room        string                 `protobuf:"bytes,3,opt,name=room,proto3" json:"room,omitempty"`
+	Fight       string                 `protobuf:"bytes,4,opt,name=fight,proto3" json:"fight,omitempty"`   // ws://host:port/ws
+	Ticket      string                 `protobuf:"bytes,5,opt,name=ticket,proto3" json:"ticket,omitempty"` // room token for uuid
+	Players     []*MatchedPlayer       `protobuf:"bytes,6,rep,name=players,proto3" json:"players,omitempty"`
+	// The assignment's place in the backend-wide stream (0 on
+	// WatchAssignments of a player ticket).
+	Cursor  uint64 `protobuf:"varint,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Profile string `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	// "match", or "expired" (the ticket lapsed unmatched; room and fight
+	// are empty).
+	Event string `protobuf:"bytes,9,opt,name=event,proto3" json:"event,omitempty"`
+	// Director mode: the connection string AssignTickets gave (fight is
+	// the same).
+	Connection    string `protobuf:"bytes,10,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_match_proto_msgTypes[3]
+	mi := &file_match_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +760,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_match_proto_msgTypes[3]
+	mi := &file_match_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +773,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_match_proto_rawDescGZIP(), []int{3}
+	return file_match_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Assignment) GetUuid() string {
@@ -274,6 +818,34 @@ func (x *Assignment) GetPlayers() []*MatchedPlayer {
 	return nil
 }
 
+func (x *Assignment) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *Assignment) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *Assignment) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *Assignment) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
 type MatchedPlayer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -286,7 +858,7 @@ type MatchedPlayer struct {
 
 func (x *MatchedPlayer) Reset() {
 	*x = MatchedPlayer{}
-	mi := &file_match_proto_msgTypes[4]
+	mi := &file_match_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -298,7 +870,7 @@ func (x *MatchedPlayer) String() string {
 func (*MatchedPlayer) ProtoMessage() {}
 
 func (x *MatchedPlayer) ProtoReflect() protoreflect.Message {
-	mi := &file_match_proto_msgTypes[4]
+	mi := &file_match_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -311,7 +883,7 @@ func (x *MatchedPlayer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchedPlayer.ProtoReflect.Descriptor instead.
 func (*MatchedPlayer) Descriptor() ([]byte, []int) {
-	return file_match_proto_rawDescGZIP(), []int{4}
+	return file_match_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MatchedPlayer) GetUuid() string {
@@ -346,7 +918,51 @@ var File_match_proto protoreflect.FileDescriptor
 
 const file_match_proto_rawDesc = "" +
 	"\n" +
-	"\vmatch.proto\x12\x0earena.match.v1\"\xa5\x01\n" +
+	"\vmatch.proto\x12\x0earena.match.v1\"\xa4\x02\n" +
+	"\fSearchFields\x12C\n" +
+	"\adoubles\x18\x01 \x03(\v2).arena.match.v1.SearchFields.DoublesEntryR\adoubles\x12C\n" +
+	"\astrings\x18\x02 \x03(\v2).arena.match.v1.SearchFields.StringsEntryR\astrings\x12\x12\n" +
+	"\x04tags\x18\x03 \x03(\tR\x04tags\x1a:\n" +
+	"\fDoublesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a:\n" +
+	"\fStringsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
+	"\x06Ticket\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
+	"\x05photo\x18\x03 \x01(\tR\x05photo\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x05R\x05score\x12!\n" +
+	"\fchannel_name\x18\x05 \x01(\tR\vchannelName\x12\x18\n" +
+	"\aprofile\x18\x06 \x01(\tR\aprofile\x12A\n" +
+	"\rsearch_fields\x18\a \x01(\v2\x1c.arena.match.v1.SearchFieldsR\fsearchFields\"\x1e\n" +
+	"\bTicketID\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\xb1\x01\n" +
+	"\fTicketStatus\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\aprofile\x18\x03 \x01(\tR\aprofile\x12!\n" +
+	"\fexpires_unix\x18\x04 \x01(\x03R\vexpiresUnix\x12:\n" +
+	"\n" +
+	"assignment\x18\x05 \x01(\v2\x1a.arena.match.v1.AssignmentR\n" +
+	"assignment\"/\n" +
+	"\x13FetchMatchesRequest\x12\x18\n" +
+	"\aprofile\x18\x01 \x01(\tR\aprofile\"\xa9\x01\n" +
+	"\rDirectedMatch\x12\x19\n" +
+	"\bmatch_id\x18\x01 \x01(\tR\amatchId\x12\x18\n" +
+	"\aprofile\x18\x02 \x01(\tR\aprofile\x127\n" +
+	"\aplayers\x18\x03 \x03(\v2\x1d.arena.match.v1.MatchedPlayerR\aplayers\x12*\n" +
+	"\x05teams\x18\x04 \x03(\v2\x14.arena.match.v1.TeamR\x05teams\"0\n" +
+	"\x04Team\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05uuids\x18\x02 \x03(\tR\x05uuids\"Q\n" +
+	"\x14AssignTicketsRequest\x12\x19\n" +
+	"\bmatch_id\x18\x01 \x01(\tR\amatchId\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x02 \x01(\tR\n" +
+	"connection\"\x17\n" +
+	"\x15AssignTicketsResponse\"\xa5\x01\n" +
 	"\x10AddPlayerRequest\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x05R\x05score\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x1a\n" +
@@ -355,8 +971,9 @@ const file_match_proto_rawDesc = "" +
 	"\fchannel_name\x18\x05 \x01(\tR\vchannelName\x12\x12\n" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\"+\n" +
 	"\x11AddPlayerResponse\x12\x16\n" +
-	"\x06status\x18\x01 \x01(\tR\x06status\"\x14\n" +
-	"\x12AssignmentsRequest\"\xbe\x01\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"*\n" +
+	"\x12AssignmentsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\"\xa6\x02\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12!\n" +
@@ -364,15 +981,28 @@ const file_match_proto_rawDesc = "" +
 	"\x04room\x18\x03 \x01(\tR\x04room\x12\x14\n" +
 	"\x05fight\x18\x04 \x01(\tR\x05fight\x12\x16\n" +
 	"\x06ticket\x18\x05 \x01(\tR\x06ticket\x127\n" +
-	"\aplayers\x18\x06 \x03(\v2\x1d.arena.match.v1.MatchedPlayerR\aplayers\"k\n" +
+	"\aplayers\x18\x06 \x03(\v2\x1d.arena.match.v1.MatchedPlayerR\aplayers\x12\x16\n" +
+	"\x06cursor\x18\a \x01(\x04R\x06cursor\x12\x18\n" +
+	"\aprofile\x18\b \x01(\tR\aprofile\x12\x14\n" +
+	"\x05event\x18\t \x01(\tR\x05event\x12\x1e\n" +
+	"\n" +
+	"connection\x18\n" +
+	" \x01(\tR\n" +
+	"connection\"k\n" +
 	"\rMatchedPlayer\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05photo\x18\x03 \x01(\tR\x05photo\x12\x14\n" +
-	"\x05score\x18\x04 \x01(\x05R\x05score2\xaa\x01\n" +
+	"\x05score\x18\x04 \x01(\x05R\x05score2\xfd\x04\n" +
 	"\x05Match\x12P\n" +
 	"\tAddPlayer\x12 .arena.match.v1.AddPlayerRequest\x1a!.arena.match.v1.AddPlayerResponse\x12O\n" +
-	"\vAssignments\x12\".arena.match.v1.AssignmentsRequest\x1a\x1a.arena.match.v1.Assignment0\x01B+Z)github.com/arena-game/arena/proto/matchpbb\x06proto3"
+	"\vAssignments\x12\".arena.match.v1.AssignmentsRequest\x1a\x1a.arena.match.v1.Assignment0\x01\x12D\n" +
+	"\fCreateTicket\x12\x16.arena.match.v1.Ticket\x1a\x1c.arena.match.v1.TicketStatus\x12C\n" +
+	"\tGetTicket\x12\x18.arena.match.v1.TicketID\x1a\x1c.arena.match.v1.TicketStatus\x12F\n" +
+	"\fDeleteTicket\x12\x18.arena.match.v1.TicketID\x1a\x1c.arena.match.v1.TicketStatus\x12J\n" +
+	"\x10WatchAssignments\x12\x18.arena.match.v1.TicketID\x1a\x1a.arena.match.v1.Assignment0\x01\x12T\n" +
+	"\fFetchMatches\x12#.arena.match.v1.FetchMatchesRequest\x1a\x1d.arena.match.v1.DirectedMatch0\x01\x12\\\n" +
+	"\rAssignTickets\x12$.arena.match.v1.AssignTicketsRequest\x1a%.arena.match.v1.AssignTicketsResponseB+Z)github.com/arena-game/arena/proto/matchpbb\x06proto3"
 
 var (
 	file_match_proto_rawDescOnce sync.Once
@@ -386,25 +1016,54 @@ func file_match_proto_rawDescGZIP() []byte {
 	return file_match_proto_rawDescData
 }
 
-var file_match_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_match_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_match_proto_goTypes = []any{
-	(*AddPlayerRequest)(nil),   // 0: arena.match.v1.AddPlayerRequest
-	(*AddPlayerResponse)(nil),  // 1: arena.match.v1.AddPlayerResponse
-	(*AssignmentsRequest)(nil), // 2: arena.match.v1.AssignmentsRequest
-	(*Assignment)(nil),         // 3: arena.match.v1.Assignment
-	(*MatchedPlayer)(nil),      // 4: arena.match.v1.MatchedPlayer
+	(*SearchFields)(nil),          // 0: arena.match.v1.SearchFields
+	(*Ticket)(nil),                // 1: arena.match.v1.Ticket
+	(*TicketID)(nil),              // 2: arena.match.v1.TicketID
+	(*TicketStatus)(nil),          // 3: arena.match.v1.TicketStatus
+	(*FetchMatchesRequest)(nil),   // 4: arena.match.v1.FetchMatchesRequest
+	(*DirectedMatch)(nil),         // 5: arena.match.v1.DirectedMatch
+	(*Team)(nil),                  // 6: arena.match.v1.Team
+	(*AssignTicketsRequest)(nil),  // 7: arena.match.v1.AssignTicketsRequest
+	(*AssignTicketsResponse)(nil), // 8: arena.match.v1.AssignTicketsResponse
+	(*AddPlayerRequest)(nil),      // 9: arena.match.v1.AddPlayerRequest
+	(*AddPlayerResponse)(nil),     // 10: arena.match.v1.AddPlayerResponse
+	(*AssignmentsRequest)(nil),    // 11: arena.match.v1.AssignmentsRequest
+	(*Assignment)(nil),            // 12: arena.match.v1.Assignment
+	(*MatchedPlayer)(nil),         // 13: arena.match.v1.MatchedPlayer
+	nil,                           // 14: arena.match.v1.SearchFields.DoublesEntry
+	nil,                           // 15: arena.match.v1.SearchFields.StringsEntry
 }
 var file_match_proto_depIdxs = []int32{
-	4, // 0: arena.match.v1.Assignment.players:type_name -> arena.match.v1.MatchedPlayer
-	0, // 1: arena.match.v1.Match.AddPlayer:input_type -> arena.match.v1.AddPlayerRequest
-	2, // 2: arena.match.v1.Match.Assignments:input_type -> arena.match.v1.AssignmentsRequest
-	1, // 3: arena.match.v1.Match.AddPlayer:output_type -> arena.match.v1.AddPlayerResponse
-	3, // 4: arena.match.v1.Match.Assignments:output_type -> arena.match.v1.Assignment
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	14, // 0: arena.match.v1.SearchFields.doubles:type_name -> arena.match.v1.SearchFields.DoublesEntry
+	15, // 1: arena.match.v1.SearchFields.strings:type_name -> arena.match.v1.SearchFields.StringsEntry
+	0,  // 2: arena.match.v1.Ticket.search_fields:type_name -> arena.match.v1.SearchFields
+	12, // 3: arena.match.v1.TicketStatus.assignment:type_name -> arena.match.v1.Assignment
+	13, // 4: arena.match.v1.DirectedMatch.players:type_name -> arena.match.v1.MatchedPlayer
+	6,  // 5: arena.match.v1.DirectedMatch.teams:type_name -> arena.match.v1.Team
+	13, // 6: arena.match.v1.Assignment.players:type_name -> arena.match.v1.MatchedPlayer
+	9,  // 7: arena.match.v1.Match.AddPlayer:input_type -> arena.match.v1.AddPlayerRequest
+	11, // 8: arena.match.v1.Match.Assignments:input_type -> arena.match.v1.AssignmentsRequest
+	1,  // 9: arena.match.v1.Match.CreateTicket:input_type -> arena.match.v1.Ticket
+	2,  // 10: arena.match.v1.Match.GetTicket:input_type -> arena.match.v1.TicketID
+	2,  // 11: arena.match.v1.Match.DeleteTicket:input_type -> arena.match.v1.TicketID
+	2,  // 12: arena.match.v1.Match.WatchAssignments:input_type -> arena.match.v1.TicketID
+	4,  // 13: arena.match.v1.Match.FetchMatches:input_type -> arena.match.v1.FetchMatchesRequest
+	7,  // 14: arena.match.v1.Match.AssignTickets:input_type -> arena.match.v1.AssignTicketsRequest
+	10, // 15: arena.match.v1.Match.AddPlayer:output_type -> arena.match.v1.AddPlayerResponse
+	12, // 16: arena.match.v1.Match.Assignments:output_type -> arena.match.v1.Assignment
+	3,  // 17: arena.match.v1.Match.CreateTicket:output_type -> arena.match.v1.TicketStatus
+	3,  // 18: arena.match.v1.Match.GetTicket:output_type -> arena.match.v1.TicketStatus
+	3,  // 19: arena.match.v1.Match.DeleteTicket:output_type -> arena.match.v1.TicketStatus
+	12, // 20: arena.match.v1.Match.WatchAssignments:output_type -> arena.match.v1.Assignment
+	5,  // 21: arena.match.v1.Match.FetchMatches:output_type -> arena.match.v1.DirectedMatch
+	8,  // 22: arena.match.v1.Match.AssignTickets:output_type -> arena.match.v1.AssignTicketsResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_match_proto_init() }
@@ -418,7 +1077,7 @@ func file_match_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_match_proto_rawDesc), len(file_match_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

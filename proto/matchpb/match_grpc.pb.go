@@ -24,8 +24,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Match_AddPlayer_FullMethodName   = "/arena.match.v1.Match/AddPlayer"
-	Match_Assignments_FullMethodName = "/arena.match.v1.Match/Assignments"
+	Match_AddPlayer_FullMethodName        = "/arena.match.v1.Match/AddPlayer"
+	Match_Assignments_FullMethodName      = "/arena.match.v1.Match/Assignments"
+	Match_CreateTicket_FullMethodName     = "/arena.match.v1.Match/CreateTicket"
+	Match_GetTicket_FullMethodName        = "/arena.match.v1.Match/GetTicket"
+	Match_DeleteTicket_FullMethodName     = "/arena.match.v1.Match/DeleteTicket"
+	Match_WatchAssignments_FullMethodName = "/arena.match.v1.Match/WatchAssignments"
+	Match_FetchMatches_FullMethodName     = "/arena.match.v1.Match/FetchMatches"
+	Match_AssignTickets_FullMethodName    = "/arena.match.v1.Match/AssignTickets"
 )
 
 // MatchClient is the client API for Match service.
@@ -35,9 +41,31 @@ type MatchClient interface {
 	// AddPlayer enqueues one player. channel_name is an opaque tag the
 	// backend uses to route the assignment back (kept as in the seed).
 	AddPlayer(ctx context.Context, in *AddPlayerRequest, opts ...grpc.CallOption) (*AddPlayerResponse, error)
-	// Assignments streams every room formed for players enqueued through
-	// this service, from the moment of the call.
+	// Assignments streams every assignment (and expiry) of a ticket a
+	// backend made, from the moment of the call, or, with after set, from
+	// the assignment after that cursor (the last hour is kept), so a
+	// consumer that was down misses nothing.
 	Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Assignment], error)
+	// CreateTicket queues a backend ticket with search fields (Open Match's
+	// frontend CreateTicket; the ticket id is the player's uuid).
+	CreateTicket(ctx context.Context, in *Ticket, opts ...grpc.CallOption) (*TicketStatus, error)
+	// GetTicket reads a ticket's queue state and last assignment.
+	GetTicket(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (*TicketStatus, error)
+	// DeleteTicket cancels a waiting ticket.
+	DeleteTicket(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (*TicketStatus, error)
+	// WatchAssignments streams one ticket's assignment (at once if it has
+	// one) and its later assignments and expiry, until the caller ends it.
+	WatchAssignments(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Assignment], error)
+	// FetchMatches (director mode) streams the matches a profile forms,
+	// instead of placing them on arena's fight servers; the caller hosts
+	// them and answers with AssignTickets. One fetcher per profile at a
+	// time; matches not assigned within the assign timeout go back to the
+	// queue.
+	FetchMatches(ctx context.Context, in *FetchMatchesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DirectedMatch], error)
+	// AssignTickets gives the tickets of a fetched match their connection
+	// string; players get it on /v1/play and WatchAssignments like an
+	// arena room.
+	AssignTickets(ctx context.Context, in *AssignTicketsRequest, opts ...grpc.CallOption) (*AssignTicketsResponse, error)
 }
 
 type matchClient struct {
@@ -77,6 +105,84 @@ func (c *matchClient) Assignments(ctx context.Context, in *AssignmentsRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Match_AssignmentsClient = grpc.ServerStreamingClient[Assignment]
 
+func (c *matchClient) CreateTicket(ctx context.Context, in *Ticket, opts ...grpc.CallOption) (*TicketStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TicketStatus)
+	err := c.cc.Invoke(ctx, Match_CreateTicket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matchClient) GetTicket(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (*TicketStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TicketStatus)
+	err := c.cc.Invoke(ctx, Match_GetTicket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matchClient) DeleteTicket(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (*TicketStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TicketStatus)
+	err := c.cc.Invoke(ctx, Match_DeleteTicket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matchClient) WatchAssignments(ctx context.Context, in *TicketID, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Assignment], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Match_ServiceDesc.Streams[1], Match_WatchAssignments_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TicketID, Assignment]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Match_WatchAssignmentsClient = grpc.ServerStreamingClient[Assignment]
+
+func (c *matchClient) FetchMatches(ctx context.Context, in *FetchMatchesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DirectedMatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Match_ServiceDesc.Streams[2], Match_FetchMatches_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchMatchesRequest, DirectedMatch]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Match_FetchMatchesClient = grpc.ServerStreamingClient[DirectedMatch]
+
+func (c *matchClient) AssignTickets(ctx context.Context, in *AssignTicketsRequest, opts ...grpc.CallOption) (*AssignTicketsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AssignTicketsResponse)
+	err := c.cc.Invoke(ctx, Match_AssignTickets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatchServer is the server API for Match service.
 // All implementations must embed UnimplementedMatchServer
 // for forward compatibility.
@@ -84,9 +190,31 @@ type MatchServer interface {
 	// AddPlayer enqueues one player. channel_name is an opaque tag the
 	// backend uses to route the assignment back (kept as in the seed).
 	AddPlayer(context.Context, *AddPlayerRequest) (*AddPlayerResponse, error)
-	// Assignments streams every room formed for players enqueued through
-	// this service, from the moment of the call.
+	// Assignments streams every assignment (and expiry) of a ticket a
+	// backend made, from the moment of the call, or, with after set, from
+	// the assignment after that cursor (the last hour is kept), so a
+	// consumer that was down misses nothing.
 	Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[Assignment]) error
+	// CreateTicket queues a backend ticket with search fields (Open Match's
+	// frontend CreateTicket; the ticket id is the player's uuid).
+	CreateTicket(context.Context, *Ticket) (*TicketStatus, error)
+	// GetTicket reads a ticket's queue state and last assignment.
+	GetTicket(context.Context, *TicketID) (*TicketStatus, error)
+	// DeleteTicket cancels a waiting ticket.
+	DeleteTicket(context.Context, *TicketID) (*TicketStatus, error)
+	// WatchAssignments streams one ticket's assignment (at once if it has
+	// one) and its later assignments and expiry, until the caller ends it.
+	WatchAssignments(*TicketID, grpc.ServerStreamingServer[Assignment]) error
+	// FetchMatches (director mode) streams the matches a profile forms,
+	// instead of placing them on arena's fight servers; the caller hosts
+	// them and answers with AssignTickets. One fetcher per profile at a
+	// time; matches not assigned within the assign timeout go back to the
+	// queue.
+	FetchMatches(*FetchMatchesRequest, grpc.ServerStreamingServer[DirectedMatch]) error
+	// AssignTickets gives the tickets of a fetched match their connection
+	// string; players get it on /v1/play and WatchAssignments like an
+	// arena room.
+	AssignTickets(context.Context, *AssignTicketsRequest) (*AssignTicketsResponse, error)
 	mustEmbedUnimplementedMatchServer()
 }
 
@@ -102,6 +230,24 @@ func (UnimplementedMatchServer) AddPlayer(context.Context, *AddPlayerRequest) (*
 }
 func (UnimplementedMatchServer) Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[Assignment]) error {
 	return status.Error(codes.Unimplemented, "method Assignments not implemented")
+}
+func (UnimplementedMatchServer) CreateTicket(context.Context, *Ticket) (*TicketStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTicket not implemented")
+}
+func (UnimplementedMatchServer) GetTicket(context.Context, *TicketID) (*TicketStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTicket not implemented")
+}
+func (UnimplementedMatchServer) DeleteTicket(context.Context, *TicketID) (*TicketStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTicket not implemented")
+}
+func (UnimplementedMatchServer) WatchAssignments(*TicketID, grpc.ServerStreamingServer[Assignment]) error {
+	return status.Error(codes.Unimplemented, "method WatchAssignments not implemented")
+}
+func (UnimplementedMatchServer) FetchMatches(*FetchMatchesRequest, grpc.ServerStreamingServer[DirectedMatch]) error {
+	return status.Error(codes.Unimplemented, "method FetchMatches not implemented")
+}
+func (UnimplementedMatchServer) AssignTickets(context.Context, *AssignTicketsRequest) (*AssignTicketsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AssignTickets not implemented")
 }
 func (UnimplementedMatchServer) mustEmbedUnimplementedMatchServer() {}
 func (UnimplementedMatchServer) testEmbeddedByValue()               {}
@@ -153,6 +299,100 @@ func _Match_Assignments_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Match_AssignmentsServer = grpc.ServerStreamingServer[Assignment]
 
+func _Match_CreateTicket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Ticket)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchServer).CreateTicket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Match_CreateTicket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchServer).CreateTicket(ctx, req.(*Ticket))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Match_GetTicket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TicketID)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchServer).GetTicket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Match_GetTicket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchServer).GetTicket(ctx, req.(*TicketID))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Match_DeleteTicket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TicketID)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchServer).DeleteTicket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Match_DeleteTicket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchServer).DeleteTicket(ctx, req.(*TicketID))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Match_WatchAssignments_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TicketID)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MatchServer).WatchAssignments(m, &grpc.GenericServerStream[TicketID, Assignment]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Match_WatchAssignmentsServer = grpc.ServerStreamingServer[Assignment]
+
+func _Match_FetchMatches_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchMatchesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MatchServer).FetchMatches(m, &grpc.GenericServerStream[FetchMatchesRequest, DirectedMatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Match_FetchMatchesServer = grpc.ServerStreamingServer[DirectedMatch]
+
+func _Match_AssignTickets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssignTicketsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatchServer).AssignTickets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Match_AssignTickets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatchServer).AssignTickets(ctx, req.(*AssignTicketsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Match_ServiceDesc is the grpc.ServiceDesc for Match service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,11 +404,37 @@ var Match_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "AddPlayer",
 			Handler:    _Match_AddPlayer_Handler,
 		},
+		{
+			MethodName: "CreateTicket",
+			Handler:    _Match_CreateTicket_Handler,
+		},
+		{
+			MethodName: "GetTicket",
+			Handler:    _Match_GetTicket_Handler,
+		},
+		{
+			MethodName: "DeleteTicket",
+			Handler:    _Match_DeleteTicket_Handler,
+		},
+		{
+			MethodName: "AssignTickets",
+			Handler:    _Match_AssignTickets_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Assignments",
 			Handler:       _Match_Assignments_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchAssignments",
+			Handler:       _Match_WatchAssignments_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FetchMatches",
+			Handler:       _Match_FetchMatches_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,260 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/proto/matchpb"
+)
+
+// assignment is one event of a ticket: a match (or a director's
+// connection), or its expiry.
+type assignment struct {
+	cursor  uint64 // place in the backend-wide journal (0: a player's ticket)
+	backend bool
+	event   string // "match" or "expired"
+	msg     matchmaking.MatchMsg
+}
+
+// assignmentHub fans assignments out to gRPC stream subscribers (the
+// backend-wide stream, WatchAssignments). A subscriber that falls 256
+// assignments behind is dropped (it resumes from its cursor).
+type assignmentHub struct {
+	mu   sync.Mutex
+	subs map[chan assignment]struct{}
+}
+
+func newAssignmentHub() *assignmentHub {
+	return &assignmentHub{subs: map[chan assignment]struct{}{}}
+}
+
+func (h *assignmentHub) subscribe() (chan assignment, func()) {
+	ch := make(chan assignment, 256)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *assignmentHub) publish(a assignment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- a:
+		default:
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid},
+// GetTicket), journals a backend's (the resumable stream) and forgets its
+// stored ticket, and tells the stream subscribers.
+func (d *Dispatcher) recordAssignment(m matchmaking.MatchMsg, backend bool) {
+	d.recordEvent(m, backend, "match")
+}
+
+// recordExpiry tells the streams that a ticket lapsed unmatched.
+func (d *Dispatcher) recordExpiry(e matchmaking.Enqueue, x matchmaking.Expired) {
+	d.recordEvent(matchmaking.MatchMsg{Type: "expired", UUID: x.UUID, Channel: x.Channel, Profile: x.Profile}, e.Source == matchmaking.SourceBackend, "expired")
+}
+
+func (d *Dispatcher) recordEvent(m matchmaking.MatchMsg, backend bool, event string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a := assignment{backend: backend, event: event, msg: m}
+	if event == "match" {
+		b, _ := json.Marshal(m)
+		if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
+			d.log.Warn("assignment not saved", "uuid", m.UUID, "err", err)
+		}
+	}
+	if backend {
+		d.backendTickets.Forget(ctx, m.UUID)
+		seq, err := d.assignLog.Append(ctx, storedAssignment{Event: event, Msg: m})
+		if err != nil {
+			d.log.Warn("assignment not journaled", "uuid", m.UUID, "err", err)
+		}
+		a.cursor = seq
+	}
+	d.assignments.publish(a)
+}
+
+// storedAssignment is a journal record of the backend-wide stream.
+type storedAssignment struct {
+	Event string               `json:"event"`
+	Msg   matchmaking.MatchMsg `json:"msg"`
+}
+
+func (a assignment) pb() *matchpb.Assignment {
+	m := a.msg
+	out := &matchpb.Assignment{Uuid: m.UUID, ChannelName: m.Channel, Room: m.Room, Fight: m.Fight, Ticket: m.Ticket,
+		Cursor: a.cursor, Profile: m.Profile, Event: a.event, Connection: m.Connection}
+	for _, p := range m.Players {
+		out.Players = append(out.Players, &matchpb.MatchedPlayer{Uuid: p.UUID, Username: p.Username, Photo: p.Photo, Score: int32(p.Score)})
+	}
+	return out
+}
+
+// Assignments implements matchpb.MatchServer: the backend-wide stream,
+// resumable after a cursor for the journal's hour.
+func (s *matchService) Assignments(r *matchpb.AssignmentsRequest, stream grpc.ServerStreamingServer[matchpb.Assignment]) error {
+	if err := s.authorise(stream.Context()); err != nil {
+		return err
+	}
+	d := s.d
+	// Subscribe first, then replay: nothing falls between the two.
+	ch, cancel := d.assignments.subscribe()
+	defer cancel()
+	last := uint64(0)
+	if after := r.GetAfter(); after > 0 {
+		if after < d.assignLog.Low()-1 {
+			return status.Errorf(codes.OutOfRange, "cursor %d is older than the hour kept (oldest %d); read GET /v1/tickets", after, d.assignLog.Low())
+		}
+		err := d.assignLog.Range(stream.Context(), after+1, d.assignLog.Next(), func(seq uint64, v []byte) error {
+			var sa storedAssignment
+			if json.Unmarshal(v, &sa) != nil {
+				return nil
+			}
+			last = seq
+			return stream.Send(assignment{cursor: seq, backend: true, event: sa.Event, msg: sa.Msg}.pb())
+		})
+		if err != nil {
+			return status.Error(codes.Unavailable, "assignment journal unavailable; retry with the same cursor")
+		}
+	}
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case a, ok := <-ch:
+			if !ok {
+				return status.Error(codes.ResourceExhausted, "assignment stream fell behind; reconnect with your last cursor")
+			}
+			if !a.backend || (a.cursor != 0 && a.cursor <= last) {
+				continue
+			}
+			if err := stream.Send(a.pb()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// WatchAssignments implements matchpb.MatchServer: one ticket's
+// assignment now (if it has one) and its later ones, until the caller
+// ends the stream.
+func (s *matchService) WatchAssignments(r *matchpb.TicketID, stream grpc.ServerStreamingServer[matchpb.Assignment]) error {
+	if err := s.authorise(stream.Context()); err != nil {
+		return err
+	}
+	id := r.GetUuid()
+	if !ids.Valid(id) {
+		return status.Error(codes.InvalidArgument, "uuid must be "+ids.Rule)
+	}
+	ch, cancel := s.d.assignments.subscribe()
+	defer cancel()
+	if it, err := s.d.store.Get(stream.Context(), assignmentKey(id)); err == nil {
+		var m matchmaking.MatchMsg
+		if json.Unmarshal(it.Value, &m) == nil {
+			if err := stream.Send(assignment{event: "match", msg: m}.pb()); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return status.Error(codes.Unavailable, "store unavailable")
+	}
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case a, ok := <-ch:
+			if !ok {
+				return status.Error(codes.ResourceExhausted, "watch fell behind; watch again")
+			}
+			if a.msg.UUID != id {
+				continue
+			}
+			if err := stream.Send(a.pb()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// CreateTicket implements matchpb.MatchServer.
+func (s *matchService) CreateTicket(ctx context.Context, t *matchpb.Ticket) (*matchpb.TicketStatus, error) {
+	if err := s.authorise(ctx); err != nil {
+		return nil, err
+	}
+	req := TicketRequest{Score: int(t.GetScore()), UUID: t.GetUuid(), Username: t.GetUsername(), Photo: t.GetPhoto(),
+		ChannelName: t.GetChannelName(), Profile: t.GetProfile()}
+	if sf := t.GetSearchFields(); sf != nil {
+		req.Search = matchmaking.SearchFields{Doubles: sf.GetDoubles(), Strings: sf.GetStrings(), Tags: sf.GetTags()}
+	}
+	st, err := s.d.addTicket(ctx, req)
+	if err != nil {
+		if _, code, gc := ticketError(err); code != "unavailable" {
+			return nil, status.Error(gc, err.Error())
+		}
+		return nil, status.Error(codes.Unavailable, "could not queue; try again")
+	}
+	return &matchpb.TicketStatus{Uuid: req.UUID, State: st.State, Profile: st.Profile, ExpiresUnix: st.Expires.Unix()}, nil
+}
+
+// GetTicket implements matchpb.MatchServer.
+func (s *matchService) GetTicket(ctx context.Context, r *matchpb.TicketID) (*matchpb.TicketStatus, error) {
+	if err := s.authorise(ctx); err != nil {
+		return nil, err
+	}
+	ts, err := s.d.ticketStatus(ctx, r.GetUuid())
+	switch {
+	case errors.Is(err, errBadTicket):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		return nil, status.Error(codes.Unavailable, "store unavailable")
+	case ts.Queue.State == matchmaking.StateNone && ts.Assignment == nil:
+		return nil, status.Error(codes.NotFound, "no such ticket")
+	}
+	out := &matchpb.TicketStatus{Uuid: ts.UUID, State: ts.Queue.State, Profile: ts.Queue.Profile, ExpiresUnix: ts.Queue.Expires.Unix()}
+	if ts.Assignment != nil {
+		var m matchmaking.MatchMsg
+		if json.Unmarshal(ts.Assignment, &m) == nil {
+			out.Assignment = assignment{event: "match", msg: m}.pb()
+		}
+	}
+	return out, nil
+}
+
+// DeleteTicket implements matchpb.MatchServer.
+func (s *matchService) DeleteTicket(ctx context.Context, r *matchpb.TicketID) (*matchpb.TicketStatus, error) {
+	if err := s.authorise(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.d.cancelTicket(ctx, r.GetUuid()); err != nil {
+		if errors.Is(err, matchmaking.ErrNotQueued) {
+			return nil, status.Error(codes.NotFound, err.Error())
+		}
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &matchpb.TicketStatus{Uuid: r.GetUuid(), State: matchmaking.StateNone}, nil
+}
