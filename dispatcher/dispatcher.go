@@ -77,6 +77,8 @@ type Config struct {
 
 	LineIdleTimeout time.Duration
 	MaxConns        int
+	// LineSeedWait: see LineConfig.SeedWait.
+	LineSeedWait time.Duration
 
 	// Typed options of every process of a kind (nil: defaults).
 	Fight *procpb.FightOptions
@@ -294,7 +296,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	m.RegisterFleet(d.fleet)
 	d.line = NewLineServer(LineConfig{
 		FleetToken: cfg.FleetToken, InsecureSeedMode: cfg.InsecureSeedMode,
-		IdleTimeout: cfg.LineIdleTimeout, MaxConns: cfg.MaxConns,
+		IdleTimeout: cfg.LineIdleTimeout, MaxConns: cfg.MaxConns, SeedWait: cfg.LineSeedWait,
 	}, d.fleet, log, m)
 	d.routes()
 	return d, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -19,6 +20,10 @@ import (
 	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/proc"
 )
+
+// DefaultSeedWait is how long a first request without a newline waits for
+// the rest of its line before it is a seed request.
+const DefaultSeedWait = 10 * time.Millisecond
 
 // LineConfig configures the line protocol server.
 type LineConfig struct {
@@ -34,6 +39,10 @@ type LineConfig struct {
 	MaxConns int
 	// GetTimeout bounds a get that has to wait for a spawn (default 20s).
 	GetTimeout time.Duration
+	// SeedWait is how long a connection's first bytes without a newline
+	// wait for the rest of their line before they are taken for a seed
+	// request (default 10ms; negative: at once, on the first read).
+	SeedWait time.Duration
 }
 
 // Fleeter is what the line server needs from the fleet.
@@ -74,6 +83,9 @@ func NewLineServer(cfg LineConfig, f Fleeter, log *slog.Logger, m *Metrics) *Lin
 	}
 	if cfg.GetTimeout <= 0 {
 		cfg.GetTimeout = 20 * time.Second
+	}
+	if cfg.SeedWait == 0 {
+		cfg.SeedWait = DefaultSeedWait
 	}
 	if m == nil {
 		m = NewMetrics(nil)
@@ -158,11 +170,14 @@ func isTemporary(err error) bool {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
-// serveConn handles one connection. The first read decides the mode: if
-// it holds no '\n', the client is a seed client (one request, no newline):
-// the request is answered without a newline and the connection closed.
-// Otherwise every '\n'-terminated line is answered with one line, answers
-// to a batch of requests flushed together.
+// serveConn handles one connection. Its first request decides the mode
+// (docs/PROTOCOL.md): a '\n' makes it a newline client, whose every
+// '\n'-terminated line is answered with one line (answers to a batch of
+// requests flushed together). First bytes with no '\n' followed by a pause
+// of SeedWait, or by the client's half-close, are one seed request: it is
+// answered without a newline and the connection closed. The first read
+// alone never decides, so a newline client whose first segment splits its
+// line is served as one.
 func (s *LineServer) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	bp := bufPool.Get().(*[]byte)
@@ -171,20 +186,46 @@ func (s *LineServer) serveConn(ctx context.Context, c net.Conn) {
 	out := make([]byte, 0, 512)
 	n := 0 // bytes of buf in use (an incomplete line)
 	first := true
+	var seedBy time.Time // first bytes without a newline: a seed request unless more arrive by then
+	seed := func() {
+		out = s.handle(ctx, out[:0], bytes.TrimRight(buf[:n], "\r"))
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write(out)
+	}
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if seedBy.IsZero() {
+			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		} else {
+			_ = c.SetReadDeadline(seedBy)
+		}
 		m, err := c.Read(buf[n:])
 		if m > 0 {
 			n += m
 			data := buf[:n]
-			if first && bytes.IndexByte(data, '\n') < 0 {
-				// Seed mode: the whole first read is the request.
-				out = s.handle(ctx, out[:0], bytes.TrimRight(data, "\r"))
-				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				_, _ = c.Write(out)
-				return
+			if first && bytes.IndexByte(data, '\n') < 0 && n <= lineproto.MaxLine {
+				if s.cfg.SeedWait < 0 {
+					seed() // the seed's own rule: the first read is the request
+					return
+				}
+				if seedBy.IsZero() {
+					seedBy = time.Now().Add(s.cfg.SeedWait)
+				}
+				if err == nil {
+					continue // wait for the rest of the line, a pause or a close
+				}
+			} else {
+				first, seedBy = false, time.Time{}
 			}
-			first = false
+		}
+		if first && n > 0 && err != nil {
+			var ne net.Error
+			if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
+				seed()
+			}
+			return
+		}
+		if m > 0 {
+			data := buf[:n]
 			out = out[:0]
 			closeAfter := false
 			for {

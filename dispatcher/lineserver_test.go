@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,5 +317,58 @@ func BenchmarkHandleGet(b *testing.B) {
 	}
 	if string(out) != "7000" {
 		b.Fatalf("answer %q", out)
+	}
+}
+
+// TestSplitFirstLineIsNotASeedRequest: the framing decides on a complete
+// line, a close or a pause, never on the first read. A newline client whose
+// first segment splits its line ("ge", then "t\n") is answered as a newline
+// client; a seed client (no newline, waits) still gets its answer and the
+// close; so does one that half-closes after its request.
+func TestSplitFirstLineIsNotASeedRequest(t *testing.T) {
+	sp := &fakeSpawner{}
+	fl := newTestFleet(sp, 2, 1)
+	runFleet(t, fl)
+	ls := NewLineServer(LineConfig{FleetToken: testToken}, fl, quietLog(), nil)
+	ctx := context.Background()
+	// net.Pipe delivers each write to one read of its own: the server's
+	// first read is exactly "ge".
+	for _, parts := range [][]string{{"ge", "t\n"}, {"get", "\n"}, {"get|", "fight\nstat\n"}} {
+		server, client := net.Pipe()
+		go ls.serveConn(ctx, server)
+		_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+		for _, p := range parts {
+			if _, err := client.Write([]byte(p)); err != nil {
+				t.Fatalf("%q: write %q: %v (the server took the first read for a seed request)", parts, p, err)
+			}
+		}
+		r := bufio.NewReader(client)
+		if ans, err := r.ReadString('\n'); ans != "7000\n" {
+			t.Fatalf("%q: answer %q, %v; want 7000 and a newline", parts, ans, err)
+		}
+		client.Close()
+	}
+	// The seed's clients: no newline, then wait for the answer and the close.
+	server, client := net.Pipe()
+	go ls.serveConn(ctx, server)
+	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Write([]byte("get")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(client); string(b) != "7000" || err != nil {
+		t.Fatalf("seed client got %q, %v; want 7000 then the close", b, err)
+	}
+	// A request then a half-close is a seed request too, answered at once.
+	addr, _ := startLine(t, LineConfig{SeedWait: time.Hour})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write([]byte("get"))
+	_ = c.(*net.TCPConn).CloseWrite()
+	if b, err := io.ReadAll(c); string(b) != "7000" || err != nil {
+		t.Fatalf("half-closing seed client got %q, %v", b, err)
 	}
 }

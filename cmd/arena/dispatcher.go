@@ -64,6 +64,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's fight servers share; the dispatcher drains it too"),
 		&cli.DurationFlag{Name: "line-idle-timeout", Value: 10 * time.Second, Usage: "line protocol connections idle this long are closed", EnvVars: env("line-idle-timeout")},
 		intFlag("max-conns", 10000, "line protocol connections served at once"),
+		&cli.DurationFlag{Name: "line-seed-wait", Value: dispatcher.DefaultSeedWait, Usage: "a connection's first bytes without a newline wait this long for the rest of their line before they are one seed request (0: the first read decides, as the seed did; docs/PROTOCOL.md)", EnvVars: env("line-seed-wait")},
 		&cli.DurationFlag{Name: "room-timeout", Value: 10 * time.Minute, Usage: "a fight room ends after this", EnvVars: env("room-timeout")},
 		&cli.DurationFlag{Name: "rejoin-grace", Value: 30 * time.Second, Usage: "a dropped player may rejoin its room within this", EnvVars: env("rejoin-grace")},
 		intFlag("room-size", 3, "players per room"),
@@ -111,7 +112,7 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		FleetToken:  secrets["fleet-token"], Secret: secrets["secret"], BackendToken: secrets["backend-token"],
 		OperatorToken: secrets["operator-token"], InsecureSeedMode: c.Bool("insecure-seed-mode"), GuestLogin: c.Bool("guest-login"),
 		Memcache: store.ParseAddrs(c.String("memcache")), StorePrefix: c.String("store-prefix"),
-		LineIdleTimeout: c.Duration("line-idle-timeout"), MaxConns: c.Int("max-conns"),
+		LineIdleTimeout: c.Duration("line-idle-timeout"), MaxConns: c.Int("max-conns"), LineSeedWait: seedWait(c.Duration("line-seed-wait")),
 		Fight: &procpb.FightOptions{
 			RoomTimeout: durationpb.New(c.Duration("room-timeout")),
 			RejoinGrace: durationpb.New(c.Duration("rejoin-grace")),
@@ -247,4 +248,13 @@ func options(m map[string]string, kvs []string) error {
 		m[k] = v
 	}
 	return nil
+}
+
+// seedWait maps --line-seed-wait to LineConfig.SeedWait: 0 on the command
+// line means the first read decides.
+func seedWait(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
