@@ -176,6 +176,7 @@ type Dispatcher struct {
 	// resumable backend-wide assignment stream (an hour).
 	backendTickets *matchmaking.BackendTickets
 	assignLog      *matchmaking.Journal
+	director       *matchmaking.Director
 	plugins      []*matchfn.Plugin
 
 	mu       sync.Mutex
@@ -257,7 +258,8 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 			return nil, fmt.Errorf("config: --profiles: %w", err)
 		}
 	}
-	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.handoffRoom, log)
+	d.director = matchmaking.NewDirector(30 * time.Second)
+	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.director.Handoff(d.handoffRoom), log)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -322,9 +322,20 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		return
 	}
 	var room string
+	directed := false
 	for _, msg := range msgs {
-		room = msg.Room
+		room, directed = msg.Room, msg.Connection != ""
 		break
+	}
+	if directed {
+		// A director's game server hosts it: arena hears nothing of its
+		// end, so the players are free to queue again at once.
+		for _, e := range entries {
+			if q := m.players[e.uuid]; q != nil && q.state == StateMatching {
+				delete(m.players, e.uuid)
+			}
+		}
+		return
 	}
 	rs := &roomState{id: room}
 	for _, e := range entries {
