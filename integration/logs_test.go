@@ -5,9 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/arena-game/arena/dispatcher"
-	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // textLine is one line of slog's text format, which every arena process
@@ -20,15 +17,7 @@ var textLine = regexp.MustCompile(`^time=\S+ level=(DEBUG|INFO|WARN|ERROR)(\+\d+
 // and the stop signal is logged.
 func TestLogsOneFormatToTheEnd(t *testing.T) {
 	a := startArena(t, "up", "--memcache", "", "--chat-port", strconv.Itoa(freePort(t)), "--credentials", t.TempDir()+"/creds.json")
-	waitfor.Cond(t, "fight, map and chat ready", func() bool {
-		kinds := map[string]bool{}
-		for _, p := range stat(t, a.Line).Processes {
-			if p.State == dispatcher.StateReady {
-				kinds[p.Kind] = true
-			}
-		}
-		return kinds["fight"] && kinds["map"] && kinds["chat"]
-	})
+	waitReady(t, a, "fight", "map", "chat")
 	a.Stop()
 	log := a.log.String()
 	if !strings.Contains(log, `msg="embedded memcached started"`) {

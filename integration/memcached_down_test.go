@@ -25,6 +25,25 @@ func storeErrors(t *testing.T, metricsURL, server string) float64 {
 	return metric(t, metricsURL, `arena_store_errors_total\{op="[^"]*",server="`+regexp.QuoteMeta(server)+`"\}`)
 }
 
+// waitReady waits until a process of each kind is ready in a's table.
+func waitReady(t *testing.T, a *Arena, kinds ...string) {
+	t.Helper()
+	waitfor.Cond(t, strings.Join(kinds, ", ")+" ready", func() bool {
+		ready := map[string]bool{}
+		for _, p := range stat(t, a.Line).Processes {
+			if p.State == dispatcher.StateReady {
+				ready[p.Kind] = true
+			}
+		}
+		for _, k := range kinds {
+			if !ready[k] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // metric sums the series of a /metrics page whose name and labels match
 // the pattern.
 func metric(t *testing.T, metricsURL, pattern string) float64 {
@@ -85,15 +104,7 @@ func TestOneMemcachedDown(t *testing.T) {
 	chatPort := freePort(t)
 	a := startArena(t, "up", "--memcache", strings.Join(servers, ","), "--store-prefix", prefix,
 		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json", "--bots", "3")
-	waitfor.Cond(t, "fight, map and chat ready", func() bool {
-		kinds := map[string]bool{}
-		for _, p := range stat(t, a.Line).Processes {
-			if p.State == dispatcher.StateReady {
-				kinds[p.Kind] = true
-			}
-		}
-		return kinds["fight"] && kinds["map"] && kinds["chat"]
-	})
+	waitReady(t, a, "fight", "map", "chat")
 	chatMetrics := "http://127.0.0.1:" + strconv.Itoa(chatPort) + "/metrics"
 	var fightMetrics string
 	for _, p := range stat(t, a.Line).Processes {

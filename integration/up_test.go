@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/dispatcher"
-	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -17,15 +15,7 @@ func TestUpRunsEverything(t *testing.T) {
 	chat := freePort(t)
 	a := startArena(t, "up", "--chat-port", strconv.Itoa(chat), "--credentials", t.TempDir()+"/creds.json")
 	ctx := ctxT(t, 60*time.Second)
-	waitfor.Cond(t, "fight, map and chat ready", func() bool {
-		kinds := map[string]bool{}
-		for _, p := range stat(t, a.Line).Processes {
-			if p.State == dispatcher.StateReady {
-				kinds[p.Kind] = true
-			}
-		}
-		return kinds["fight"] && kinds["map"] && kinds["chat"]
-	})
+	waitReady(t, a, "fight", "map", "chat")
 	var cfg struct{ Chat string }
 	if code := api(t, a, "GET", "/v1/config", "", nil, &cfg); code != 200 || cfg.Chat != "ws://127.0.0.1:"+strconv.Itoa(chat)+"/ws" {
 		t.Fatalf("/v1/config: %d %+v", code, cfg)

@@ -411,19 +411,25 @@ func isCSpace(b byte) bool {
 	return b == ' ' || b == '\t' || b == '\n' || b == '\v' || b == '\f' || b == '\r'
 }
 
-// strtou64 is C's strtoull in base 10: the value (negated modulo 2^64 after
-// a '-'), the index where parsing stopped (0 when nothing was converted) and
-// whether the magnitude overflowed (ERANGE).
-func strtou64(s []byte) (v uint64, end int, overflow bool) {
-	i := 0
+// cNumberStart skips what C's strtol and strtoull accept before the
+// digits: white space, then one sign. It returns where the digits start and
+// whether the sign was '-'.
+func cNumberStart(s []byte) (i int, neg bool) {
 	for i < len(s) && isCSpace(s[i]) {
 		i++
 	}
-	neg := false
 	if i < len(s) && (s[i] == '+' || s[i] == '-') {
 		neg = s[i] == '-'
 		i++
 	}
+	return i, neg
+}
+
+// strtou64 is C's strtoull in base 10: the value (negated modulo 2^64 after
+// a '-'), the index where parsing stopped (0 when nothing was converted) and
+// whether the magnitude overflowed (ERANGE).
+func strtou64(s []byte) (v uint64, end int, overflow bool) {
+	i, neg := cNumberStart(s)
 	start := i
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		d := uint64(s[i] - '0')
@@ -447,15 +453,7 @@ func strtou64(s []byte) (v uint64, end int, overflow bool) {
 
 // strtoi64 is C's strtol in base 10 with a 64-bit long.
 func strtoi64(s []byte) (v int64, end int, overflow bool) {
-	i := 0
-	for i < len(s) && isCSpace(s[i]) {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
+	i, neg := cNumberStart(s)
 	start := i
 	var mag uint64
 	limit := uint64(math.MaxInt64)
