@@ -299,12 +299,11 @@ func parseStorage(o op, toks [][]byte, ntokens int) request {
 	if ntokens != want && ntokens != want+1 {
 		return request{reply: replyError}
 	}
-	r := request{op: o, noreply: noreplyAt(toks)}
-	bad := request{reply: replyBadFormat, noreply: r.noreply}
-	if len(toks[1]) > MaxKeyLen {
-		return bad
+	r, ok := keyed(o, toks)
+	if !ok {
+		return r
 	}
-	r.key = toks[1]
+	bad := request{reply: replyBadFormat, noreply: r.noreply}
 	var ok1, ok2, ok3 bool
 	r.flags, ok1 = safeStrtoul(toks[2])
 	if ok1 {
@@ -317,7 +316,6 @@ func parseStorage(o op, toks [][]byte, ntokens int) request {
 		return bad
 	}
 	if o == opCAS {
-		var ok bool
 		if r.cas, ok = safeStrtoull(toks[5]); !ok {
 			return bad
 		}
@@ -332,16 +330,26 @@ func parseArith(o op, toks [][]byte, ntokens int) request {
 	if ntokens != 4 && ntokens != 5 {
 		return request{reply: replyError}
 	}
-	r := request{op: o, noreply: noreplyAt(toks)}
-	if len(toks[1]) > MaxKeyLen {
-		return request{reply: replyBadFormat, noreply: r.noreply}
+	r, ok := keyed(o, toks)
+	if !ok {
+		return r
 	}
-	r.key = toks[1]
-	var ok bool
 	if r.delta, ok = safeStrtoull(toks[2]); !ok {
 		return request{reply: replyBadDelta, noreply: r.noreply}
 	}
 	return r
+}
+
+// keyed starts the request of a command whose second token is its key,
+// with "noreply" as the last token: a key over MaxKeyLen is memcached's
+// bad-format error (false).
+func keyed(o op, toks [][]byte) (request, bool) {
+	r := request{op: o, noreply: noreplyAt(toks)}
+	if len(toks[1]) > MaxKeyLen {
+		return request{reply: replyBadFormat, noreply: r.noreply}, false
+	}
+	r.key = toks[1]
+	return r, true
 }
 
 func parseDelete(toks [][]byte, ntokens int) request {
@@ -369,12 +377,10 @@ func parseTouch(toks [][]byte, ntokens int) request {
 	if ntokens != 4 && ntokens != 5 {
 		return request{reply: replyError}
 	}
-	r := request{op: opTouch, noreply: noreplyAt(toks)}
-	if len(toks[1]) > MaxKeyLen {
-		return request{reply: replyBadFormat, noreply: r.noreply}
+	r, ok := keyed(opTouch, toks)
+	if !ok {
+		return r
 	}
-	r.key = toks[1]
-	var ok bool
 	if r.exptime, ok = safeStrtol(toks[2]); !ok {
 		return request{reply: replyBadExptime, noreply: r.noreply}
 	}
