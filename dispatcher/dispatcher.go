@@ -259,6 +259,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		}
 	}
 	d.director = matchmaking.NewDirector(30 * time.Second)
+	cfg.Match.Backfill = d.backfillRoom
 	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.director.Handoff(d.handoffRoom), log)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -288,6 +289,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 			Host: fleetLocator{d},
 		},
 		OnUnitDone: func(_ string, _ int, unit string) { d.mm.RoomEnded(unit) },
+		OnBackfill: func(_ string, _ int, room string, slots int) { d.mm.WantBackfill(room, slots) },
 		OnExit: func(p Proc, units []string) {
 			if p.Kind == proc.KindFight && len(units) > 0 {
 				d.mm.ProcessGone(p.Port, units, d.roomFailed)

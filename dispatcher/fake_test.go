@@ -20,6 +20,8 @@ type fakeSpawner struct {
 	gate    chan struct{} // when set, Spawn waits until it is closed
 	procs   []*fakeProc
 	onRoom  func(p *fakeProc, r proc.Room) // e.g. publish events
+	// backfill makes Backfill accept players into rooms the process hosts.
+	backfill bool
 }
 
 // fakeProc serves the process contract in memory: rooms it hosts until
@@ -36,6 +38,8 @@ type fakeProc struct {
 	maps  map[string]int
 	// quiet drops the events of endRoom, as a lost event would.
 	quiet bool
+	// joined lists "ROOM/UUID" for each backfilled player.
+	joined []string
 }
 
 func (s *fakeSpawner) Spawn(ctx context.Context, kind string, port int) (Handle, error) {
@@ -108,8 +112,19 @@ func (p *fakeProc) AssignRoom(_ context.Context, r proc.Room) (int, error) {
 	return n, nil
 }
 
-func (p *fakeProc) Backfill(context.Context, string, []proc.Player) (int, error) {
-	return 0, proc.ErrRoomFull
+func (p *fakeProc) Backfill(_ context.Context, room string, players []proc.Player) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.rooms[room] {
+		return 0, proc.ErrUnknownRoom
+	}
+	if !p.sp.backfill {
+		return 0, proc.ErrRoomFull
+	}
+	for _, pl := range players {
+		p.joined = append(p.joined, room+"/"+pl.UUID)
+	}
+	return len(p.rooms), nil
 }
 
 // endRoom ends a room as a fight server does: RoomEnded on Watch (unless

@@ -46,6 +46,43 @@ func (f *Fleet) AssignRoom(ctx context.Context, room proc.Room) (Proc, error) {
 	return Proc{}, fmt.Errorf("assign room %s: %w: %v", room.ID, ErrNoCapacity, lastErr)
 }
 
+// ErrUnknownRoom: no process of the table hosts that room.
+var ErrUnknownRoom = errors.New("no process hosts that room")
+
+// Backfill adds players to the running room roomID on the process that
+// hosts it (the rooms plugin's Backfill) and returns that process's row.
+// The game tells the room's players who joined.
+func (f *Fleet) Backfill(ctx context.Context, roomID string, players []proc.Player) (Proc, error) {
+	f.mu.Lock()
+	var host *Proc
+	for _, p := range f.byKind[proc.KindFight] {
+		if _, ok := p.units[roomID]; ok && p.State != StateGone {
+			host = p
+			break
+		}
+	}
+	f.mu.Unlock()
+	if host == nil {
+		return Proc{}, fmt.Errorf("backfill room %s: %w", roomID, ErrUnknownRoom)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	load, err := host.handle.Client().Rooms.Backfill(bctx, roomID, players)
+	cancel()
+	if err != nil {
+		return Proc{}, fmt.Errorf("backfill room %s: %w", roomID, err)
+	}
+	f.mu.Lock()
+	if host.State != StateGone {
+		host.reported = load
+		host.setLoad()
+		f.version++
+	}
+	row := *host
+	f.mu.Unlock()
+	row.handle, row.units, row.reserved = nil, nil, nil
+	return row, nil
+}
+
 // reserve picks the least-loaded ready process of kind that accept allows,
 // spawning when none has capacity, and reserves one slot on it for unit
 // (Pending+1) until releaseLocked.

@@ -79,3 +79,30 @@ func (d *Dispatcher) roomFailed(room string, _ []string) {
 		d.log.Warn("room not marked failed", "room", room, "err", err)
 	}
 }
+
+// backfillRoom adds queued players to a running room: the fight process
+// hosting it accepts them (and tells the room who joined); each gets a
+// "match" message for that room with a room token.
+func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRoom) (map[string]matchmaking.MatchMsg, error) {
+	joining := make([]proc.Player, 0, len(br.Joining))
+	for _, p := range br.Joining {
+		joining = append(joining, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+	}
+	host, err := d.fleet.Backfill(ctx, br.ID, joining)
+	if err != nil {
+		return nil, err
+	}
+	fight := "ws://" + net.JoinHostPort(d.publicHost(nil), strconv.Itoa(host.Port)) + "/ws"
+	ttl := d.roomTTL()
+	all := append(append([]matchmaking.Player(nil), br.Members...), br.Joining...)
+	out := make(map[string]matchmaking.MatchMsg, len(br.Joining))
+	for _, p := range br.Joining {
+		tok, err := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: br.ID, Addr: fight, Bot: p.Bot}, ttl)
+		if err != nil {
+			return nil, fmt.Errorf("backfill room %s: %w", br.ID, err)
+		}
+		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: br.ID, Fight: fight, Ticket: tok, Players: all, Profile: br.Profile, Mode: br.Profile}
+	}
+	d.log.Info("room backfilled", "room", br.ID, "port", host.Port, "joined", len(br.Joining))
+	return out, nil
+}

@@ -29,10 +29,10 @@ type Journal struct {
 	name string
 	ttl  time.Duration
 
-	mu       sync.Mutex
-	next     uint64      // the next sequence number
-	marks    []seqMark   // (time, seq) once a second, to find the low mark
-	savedAt  time.Time   // when the head was last written
+	mu      sync.Mutex
+	next    uint64    // the next sequence number
+	marks   []seqMark // (time, seq) once a second, to find the low mark
+	savedAt time.Time // when the head was last written
 }
 
 type seqMark struct {

@@ -55,8 +55,9 @@ func newStepper(t *testing.T, cfg Config) *stepper {
 // run executes everything posted to the matchmaker so far.
 func (s *stepper) run() {
 	s.m.handoffs.Wait()
-	for s.m.inbox.Len() > 0 {
-		s.buf = s.m.inbox.Take(s.buf)
+	for s.m.inbox.Len() > 0 || s.m.events.Len() > 0 {
+		s.buf = s.m.events.Take(s.buf)
+		s.buf = append(s.buf, s.m.inbox.Take(nil)...)
 		for _, f := range s.buf {
 			f()
 		}
@@ -462,5 +463,70 @@ func TestPlayerMayOnlySetItsProfilesFields(t *testing.T) {
 	}
 	if err := s.enqueue(Enqueue{Player: Player{UUID: "c"}, Source: SourceBackend, Search: SearchFields{Doubles: map[string]float64{"mmr": 9000}}}); err != nil {
 		t.Fatalf("a backend may set any field: %v", err)
+	}
+}
+
+// A profile whose rooms hold more than they start with fills them from
+// the queue (within the window of the room's mean rating); a room that
+// asks for a seat (a player left) gets one too; the joining players get
+// the room.
+func TestBackfillFillsRunningRooms(t *testing.T) {
+	ps := mustProfiles(t, `
+profiles:
+  - {name: open, min_players: 3, max_players: 4, params: {window_base: 100, window_per_second: 0}}
+  - {name: closed, params: {window_base: 100, window_per_second: 0}}
+`)
+	var mu sync.Mutex
+	var calls []BackfillRoom
+	cfg := Config{Profiles: ps, Backfill: func(_ context.Context, br BackfillRoom) (map[string]MatchMsg, error) {
+		mu.Lock()
+		calls = append(calls, br)
+		mu.Unlock()
+		out := map[string]MatchMsg{}
+		for _, p := range br.Joining {
+			out[p.UUID] = MatchMsg{Type: "match", Room: br.ID, Players: append(slices.Clone(br.Members), br.Joining...)}
+		}
+		return out, nil
+	}}
+	s := newStepper(t, cfg)
+	for _, id := range []string{"o1", "o2", "o3"} {
+		_ = s.enqueue(Enqueue{Player: Player{UUID: id, Score: 1500}, Profile: "open"})
+	}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		_ = s.enqueue(Enqueue{Player: Player{UUID: id, Score: 1500}, Profile: "closed"})
+	}
+	if rooms := s.step(time.Second); len(rooms) != 2 {
+		t.Fatalf("rooms %v", rooms)
+	}
+	openRoom, closedRoom := s.m.players["o1"].room, s.m.players["c1"].room
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "far", Score: 1800}, Profile: "open"})
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "near", Score: 1550}, Profile: "open", Created: epoch.Add(time.Second)})
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "c4", Score: 1500}, Profile: "closed"})
+	s.step(2 * time.Second)
+	mu.Lock()
+	if len(calls) != 1 || calls[0].ID != openRoom || len(calls[0].Joining) != 1 || calls[0].Joining[0].UUID != "near" || len(calls[0].Members) != 3 {
+		t.Fatalf("backfill calls %+v", calls)
+	}
+	mu.Unlock()
+	if q := s.m.players["near"]; q == nil || q.state != StateInRoom || q.room != openRoom {
+		t.Fatalf("near: %+v", q)
+	}
+	if q := s.m.players["far"]; q.state != StateQueued {
+		t.Fatalf("far (outside the window): %+v", q)
+	}
+	if q := s.m.players["c4"]; q.state != StateQueued {
+		t.Fatalf("a closed profile's room was filled: %+v", q)
+	}
+	// The open room is full now; the closed room asks for a seat.
+	s.m.WantBackfill(closedRoom, 1)
+	s.run()
+	s.step(3 * time.Second)
+	if q := s.m.players["c4"]; q.state != StateInRoom || q.room != closedRoom {
+		t.Fatalf("c4 after the room asked: %+v", q)
+	}
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	if m, ok := s.rec.msgs["near"][0].(MatchMsg); !ok || m.Room != openRoom || len(m.Players) != 4 {
+		t.Fatalf("near was told %+v", s.rec.msgs["near"])
 	}
 }

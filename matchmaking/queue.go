@@ -170,6 +170,8 @@ type Config struct {
 	// FunctionTimeout (default: the tick).
 	Functions       map[string]Function
 	FunctionTimeout time.Duration
+	// Backfill adds players to running rooms (nil: no backfill).
+	Backfill Backfill
 }
 
 // Mailbox capacities and the policy of each when full.
@@ -194,10 +196,11 @@ const (
 // dropped and counted, and a room's hand-off result always fits (a
 // reservation).
 type Matchmaker struct {
-	cfg     Config
-	log     *slog.Logger
-	notify  Notifier
-	handoff Handoff
+	cfg      Config
+	log      *slog.Logger
+	notify   Notifier
+	handoff  Handoff
+	backfill Backfill
 	// OnMatch is called (off the matchmaker goroutine) for every player
 	// matched, with its match message; the dispatcher records assignments.
 	OnMatch func(m MatchMsg, backend bool)
@@ -249,6 +252,16 @@ type party struct {
 type roomState struct {
 	id      string
 	members []string
+	// For backfill: the room's profile, players and mean rating, the most
+	// players it may hold, the seats it wants filled, whether a backfill
+	// is under way, and when it was formed.
+	profile    string
+	players    []Player
+	mean       float64
+	maxPlayers int
+	open       int
+	filling    bool
+	since      time.Time
 }
 
 // NewMatchmaker returns a matchmaker; call Run.
@@ -266,7 +279,7 @@ func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logge
 		cfg.Profiles = DefaultProfiles(cfg.RoomSize, cfg.WindowBase, cfg.WindowPerSecond, cfg.Tighten)
 	}
 	m := &Matchmaker{
-		cfg: cfg, log: log, notify: notify, handoff: handoff,
+		cfg: cfg, log: log, notify: notify, handoff: handoff, backfill: cfg.Backfill,
 		RoomLife: 15 * time.Minute,
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),

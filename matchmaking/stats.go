@@ -53,17 +53,18 @@ type statsRecorder struct {
 	// lost (for QueueStats).
 	rejectedN, lostN int64
 
-	matches   prometheus.Counter
-	waitHist  prometheus.Observer
-	spreadH   prometheus.Observer
-	tickHist  *prometheus.HistogramVec
-	queueSize *prometheus.GaugeVec
-	refusedC  prometheus.Counter
-	droppedC  prometheus.Counter
-	expiredC  *prometheus.CounterVec
-	rejectedC *prometheus.CounterVec
-	lostC     prometheus.Counter
-	reloadsC  *prometheus.CounterVec
+	matches     prometheus.Counter
+	waitHist    prometheus.Observer
+	spreadH     prometheus.Observer
+	tickHist    *prometheus.HistogramVec
+	queueSize   *prometheus.GaugeVec
+	refusedC    prometheus.Counter
+	droppedC    prometheus.Counter
+	expiredC    *prometheus.CounterVec
+	rejectedC   *prometheus.CounterVec
+	lostC       prometheus.Counter
+	reloadsC    *prometheus.CounterVec
+	backfilledC prometheus.Counter
 }
 
 type ring struct {
@@ -100,6 +101,8 @@ func (s *statsRecorder) register(reg prometheus.Registerer) {
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_mm_profile_reloads_total", Help: "Profile file reloads, by result (ok, error: the old profiles stayed)."}, []string{"result"})
 	reg.MustRegister(matches, wait, spread, tick, queue, refused, dropped, expired, rejected, lost, reloads)
 	s.reloadsC = reloads
+	s.backfilledC = prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_backfilled_players_total", Help: "Players the matchmaker sent into running rooms (backfill)."})
+	reg.MustRegister(s.backfilledC)
 	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
 	s.refusedC, s.droppedC, s.expiredC, s.rejectedC, s.lostC = refused, dropped, expired, rejected, lost
 }
@@ -113,6 +116,13 @@ func (s *statsRecorder) reloaded(err error) {
 		s.reloadsC.WithLabelValues("error").Inc()
 	} else {
 		s.reloadsC.WithLabelValues("ok").Inc()
+	}
+}
+
+// backfilled counts players added to running rooms.
+func (s *statsRecorder) backfilled(n int) {
+	if s.backfilledC != nil {
+		s.backfilledC.Add(float64(n))
 	}
 }
 

@@ -30,6 +30,7 @@ func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	m.expireDue(now)
+	m.backfillTick(ctx, now)
 	pt := &pendingTick{now: now}
 	for _, ps := range m.order {
 		for _, pl := range ps.pools {
@@ -337,7 +338,18 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		}
 		return
 	}
-	rs := &roomState{id: room}
+	rs := &roomState{id: room, profile: fr.Profile, players: fr.Players, since: now, maxPlayers: len(fr.Players)}
+	sum := 0
+	for _, p := range fr.Players {
+		sum += p.Score
+	}
+	rs.mean = float64(sum) / float64(max(1, len(fr.Players)))
+	if ps := m.profiles[fr.Profile]; ps != nil {
+		rs.maxPlayers = ps.p.MaxPlayers
+		// A profile whose rooms hold more than they start with fills
+		// them from the queue.
+		rs.open = max(0, ps.p.MaxPlayers-len(fr.Players))
+	}
 	for _, e := range entries {
 		q := m.players[e.uuid]
 		if q == nil {

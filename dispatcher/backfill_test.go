@@ -1,0 +1,74 @@
+package dispatcher
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/proc"
+)
+
+// A profile whose rooms take 4 players but start with 3 backfills the
+// running room from the queue, through the fight process hosting it; a
+// room that asks (BackfillWanted) gets a seat filled too.
+func TestBackfillThroughTheFleet(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "profiles.yaml")
+	if err := os.WriteFile(file, []byte(`profiles:
+  - {name: default, min_players: 3, max_players: 4, params: {window_base: 100}}
+  - {name: closed, params: {window_base: 100}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDispatcher(t, func(c *Config) { c.ProfilesFile = file })
+	td.sp.backfill = true
+	ctx := tctx(t)
+	queue := func(name, profile string) (*wsconn.Client, string) {
+		lr := td.login(t, name)
+		cl := td.play(t, lr.Token)
+		_ = cl.SendJSON(map[string]any{"type": "queue", "profile": profile})
+		return cl, lr.UUID
+	}
+	matchAll := func(prefix, profile string) matchOut {
+		var cls []*wsconn.Client
+		for i := range 3 {
+			cl, _ := queue(fmt.Sprintf("%s%d", prefix, i), profile)
+			cls = append(cls, cl)
+		}
+		var m matchOut
+		for _, cl := range cls {
+			if err := cl.RecvType(ctx, "match", &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	first := matchAll("bf", "default")
+	late, lateID := queue("late", "default")
+	var m matchOut
+	if err := late.RecvType(ctx, "match", &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Room != first.Room || len(m.Players) != 4 || m.Ticket == "" {
+		t.Fatalf("backfilled into %+v, want room %s with 4 players", m, first.Room)
+	}
+	host := td.sp.proc(0)
+	host.mu.Lock()
+	joined := slices.Clone(host.joined)
+	host.mu.Unlock()
+	if len(joined) != 1 || joined[0] != first.Room+"/"+lateID {
+		t.Fatalf("the fight process was asked %v", joined)
+	}
+
+	// A closed profile's room asks for one seat (a player left).
+	closed := matchAll("cl", "closed")
+	extra, _ := queue("extra", "closed")
+	waitfor.Cond(t, "extra queued", func() bool { return td.mm.Stats().Queues["closed"] == 1 })
+	host.Publish(proc.BackfillWanted{Room: closed.Room, Slots: 1})
+	if err := extra.RecvType(ctx, "match", &m); err != nil || m.Room != closed.Room {
+		t.Fatalf("extra: %+v %v", m, err)
+	}
+}
