@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,7 +73,9 @@ func metric(t *testing.T, metricsURL, pattern string) float64 {
 //     failed table saves are counted on its /metrics;
 //   - map: entering the map fails with 503 "unavailable" for exactly the
 //     players whose map state is on the dead server and works for the
-//     others;
+//     others; a player already on the map whose state is there plays on
+//     (its failed saves counted on the map server's /metrics) and is
+//     refused a portal switch with "unavailable";
 //   - chat: a post on world still reaches the other player live; the
 //     history write that fails is counted on the chat server's /metrics;
 //   - fight: with three bots queueing and playing, rooms keep forming and
@@ -103,7 +106,8 @@ func TestOneMemcachedDown(t *testing.T) {
 	}
 	chatPort := freePort(t)
 	a := startArena(t, "up", "--memcache", strings.Join(servers, ","), "--store-prefix", prefix,
-		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json", "--bots", "3")
+		"--chat-port", strconv.Itoa(chatPort), "--credentials", t.TempDir()+"/creds.json", "--bots", "3",
+		"--map-option", "max-speed=4000", "--map-option", "save-interval=200ms")
 	waitReady(t, a, "fight", "map", "chat")
 	chatMetrics := "http://127.0.0.1:" + strconv.Itoa(chatPort) + "/metrics"
 	var fightMetrics string
@@ -114,6 +118,31 @@ func TestOneMemcachedDown(t *testing.T) {
 	}
 	roomsEnded := func() float64 { return metric(t, fightMetrics, `arena_game_rooms_ended_total\{[^}]*\}`) }
 
+	// Players log in, and one whose map state lands on the server about
+	// to stop enters the map and plays there.
+	type player struct{ uuid, token string }
+	var players []player
+	walker := -1
+	for i := range 16 {
+		uuid, tok := a.login(t, "p"+strconv.Itoa(i)) // fails the test unless 200
+		players = append(players, player{uuid, tok})
+		if walker < 0 && ring.Server(prefix+"mapstate:"+uuid) == dead {
+			walker = i
+		}
+	}
+	if walker < 0 {
+		t.Fatal("no player's map state on the server to stop (2^-16 odds)")
+	}
+	ctx := ctxT(t, 60*time.Second)
+	var ent enterAns
+	if code := api(t, a, "POST", "/v1/maps/start/enter", players[walker].token, nil, &ent); code != 200 {
+		t.Fatalf("enter map before the stop: %d", code)
+	}
+	mp := &mapPlayer{t: t}
+	mp.connect(ctx, ent.Addr, ent.Ticket)
+	defer mp.conn.Close(wsconn.CloseNormal, "")
+	mapMetrics := "http://127.0.0.1:" + strconv.Itoa(portOf(t, mp.addr)) + "/metrics"
+
 	stop.Stop()
 	t.Logf("stopped memcached %s (fleet table and world history) of %v", dead, servers)
 
@@ -121,11 +150,8 @@ func TestOneMemcachedDown(t *testing.T) {
 	if code := api(t, a, "GET", "/healthz", "", nil, nil); code != 200 {
 		t.Fatalf("dispatcher /healthz: %d", code)
 	}
-	type player struct{ uuid, token string }
-	var players []player
-	for i := range 16 {
-		uuid, tok := a.login(t, "p"+strconv.Itoa(i)) // fails the test unless 200
-		players = append(players, player{uuid, tok})
+	for i := range 4 {
+		a.login(t, "late"+strconv.Itoa(i)) // the database still answers
 	}
 	if ans := seed(t, a.Line, "get"); !regexp.MustCompile(`^\d+$`).MatchString(strings.TrimSpace(ans)) {
 		t.Fatalf("line protocol get with the table's server down: %q", ans)
@@ -134,10 +160,32 @@ func TestOneMemcachedDown(t *testing.T) {
 		return storeErrors(t, "http://"+a.HTTP+"/metrics", dead) > 0
 	})
 
+	// Map server: the walker's periodic saves fail and are counted, the
+	// walker plays on (a ping is answered), and a portal switch, which
+	// must save the state first, is refused with "unavailable".
+	waitfor.Cond(t, "the map server to count failed saves on "+dead, func() bool {
+		return storeErrors(t, mapMetrics, dead) > 0
+	})
+	if err := mp.conn.SendJSON(map[string]string{"type": "ping"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mp.conn.RecvType(ctx, "pong", nil); err != nil {
+		t.Fatalf("the walker after failed saves: %v", err)
+	}
+	pt := mp.w.Map.Portals[0]
+	mp.walkTo(pt.Rect.X+pt.Rect.W/2, pt.Rect.Y+pt.Rect.H/2)
+	var re *wsconn.RemoteError
+	if err := mp.conn.RecvType(ctx, "switch", nil); !errors.As(err, &re) || re.Code != "unavailable" {
+		t.Fatalf("switch with the state's server down: %v, want an unavailable error", err)
+	}
+
 	// Map: exactly the players whose state is on the dead server are
 	// refused, with 503.
 	var refused, entered int
-	for _, p := range players {
+	for i, p := range players {
+		if i == walker {
+			continue
+		}
 		var ans struct{ Ticket string }
 		code := api(t, a, "POST", "/v1/maps/start/enter", p.token, nil, &ans)
 		onDead := ring.Server(prefix+"mapstate:"+p.uuid) == dead
@@ -160,7 +208,6 @@ func TestOneMemcachedDown(t *testing.T) {
 	if code := api(t, a, "GET", "/v1/config", "", nil, &cfg); code != 200 {
 		t.Fatalf("/v1/config: %d", code)
 	}
-	ctx := ctxT(t, 30*time.Second)
 	before := storeErrors(t, chatMetrics, dead)
 	dial := func(tok string) *wsconn.Client {
 		c, err := wsconn.DialClient(ctx, cfg.Chat+"?token="+url.QueryEscape(tok), 0)
