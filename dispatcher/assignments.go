@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -121,43 +124,117 @@ func (s *matchService) Assignments(r *matchpb.AssignmentsRequest, stream grpc.Se
 	if err := s.authorise(stream.Context()); err != nil {
 		return err
 	}
-	d := s.d
+	err := s.d.followAssignments(stream.Context(), r.GetAfter(), func(a assignment) error { return stream.Send(a.pb()) })
+	switch {
+	case errors.Is(err, errCursorTooOld):
+		return status.Error(codes.OutOfRange, err.Error())
+	case errors.Is(err, errFellBehind):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, errJournal):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return err
+}
+
+var (
+	errCursorTooOld = errors.New("cursor older than the hour kept; read GET /v1/tickets/{uuid}")
+	errFellBehind   = errors.New("assignment stream fell behind; reconnect with your last cursor")
+	errJournal      = errors.New("assignment journal unavailable; retry with the same cursor")
+)
+
+// followAssignments sends the backend assignments after cursor after (0:
+// from now) from the journal, then the live ones, each once, until ctx
+// ends or send fails.
+func (d *Dispatcher) followAssignments(ctx context.Context, after uint64, send func(assignment) error) error {
 	// Subscribe first, then replay: nothing falls between the two.
 	ch, cancel := d.assignments.subscribe()
 	defer cancel()
 	last := uint64(0)
-	if after := r.GetAfter(); after > 0 {
-		if after < d.assignLog.Low()-1 {
-			return status.Errorf(codes.OutOfRange, "cursor %d is older than the hour kept (oldest %d); read GET /v1/tickets", after, d.assignLog.Low())
+	if after > 0 {
+		if after+1 < d.assignLog.Low() {
+			return fmt.Errorf("follow assignments after %d (oldest kept %d): %w", after, d.assignLog.Low(), errCursorTooOld)
 		}
-		err := d.assignLog.Range(stream.Context(), after+1, d.assignLog.Next(), func(seq uint64, v []byte) error {
+		err := d.assignLog.Range(ctx, after+1, d.assignLog.Next(), func(seq uint64, v []byte) error {
 			var sa storedAssignment
 			if json.Unmarshal(v, &sa) != nil {
 				return nil
 			}
 			last = seq
-			return stream.Send(assignment{cursor: seq, backend: true, event: sa.Event, msg: sa.Msg}.pb())
+			return send(assignment{cursor: seq, backend: true, event: sa.Event, msg: sa.Msg})
 		})
 		if err != nil {
-			return status.Error(codes.Unavailable, "assignment journal unavailable; retry with the same cursor")
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("follow assignments: %w: %v", errJournal, err)
 		}
 	}
 	for {
 		select {
-		case <-stream.Context().Done():
+		case <-ctx.Done():
 			return nil
 		case a, ok := <-ch:
 			if !ok {
-				return status.Error(codes.ResourceExhausted, "assignment stream fell behind; reconnect with your last cursor")
+				return errFellBehind
 			}
 			if !a.backend || (a.cursor != 0 && a.cursor <= last) {
 				continue
 			}
-			if err := stream.Send(a.pb()); err != nil {
+			if err := send(a); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// handleAssignments serves GET /v1/assignments?after=CURSOR (backend
+// token): the backend-wide stream as server-sent events, one event
+// "assignment" per assignment with its cursor as the event id, for
+// consumers without gRPC (examples/django-channels).
+func (d *Dispatcher) handleAssignments(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "no_streaming", "streaming unsupported")
+		return
+	}
+	var after uint64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_cursor", "after must be a cursor (a number)")
+			return
+		}
+		after = n
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" && after == 0 {
+		after, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if after > 0 && after+1 < d.assignLog.Low() {
+		writeError(w, http.StatusGone, "cursor_too_old", errCursorTooOld.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	_ = d.followAssignments(r.Context(), after, func(a assignment) error {
+		b, err := json.Marshal(assignmentJSON{Cursor: a.cursor, Event: a.event, MatchMsg: a.msg})
+		if err != nil {
+			return nil
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: assignment\ndata: %s\n\n", a.cursor, b); err != nil {
+			return err
+		}
+		fl.Flush()
+		return nil
+	})
+}
+
+// assignmentJSON is one server-sent assignment.
+type assignmentJSON struct {
+	Cursor uint64 `json:"cursor"`
+	Event  string `json:"event"`
+	matchmaking.MatchMsg
 }
 
 // WatchAssignments implements matchpb.MatchServer: one ticket's

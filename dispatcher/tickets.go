@@ -123,6 +123,7 @@ func (d *Dispatcher) ticketRoutes() {
 	d.mux.HandleFunc("POST /v1/tickets", d.backend(d.handleAddTicket))
 	d.mux.HandleFunc("GET /v1/tickets/{uuid}", d.backend(d.handleGetTicket))
 	d.mux.HandleFunc("DELETE /v1/tickets/{uuid}", d.backend(d.handleCancelTicket))
+	d.mux.HandleFunc("GET /v1/assignments", d.backend(d.handleAssignments))
 }
 
 // handleAddTicket serves POST /v1/tickets (backend token).
