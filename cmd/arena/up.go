@@ -27,6 +27,7 @@ func upCommand() *cli.Command {
 	flags := append(dispatcherFlags(true),
 		intFlag("bots", 0, "bot players kept queueing and playing, so one person alone can be matched"),
 		stringFlag("credentials", ".arena/credentials.json", "file (mode 0600) of the generated secret and tokens: reused on the next start, written only once arena listens; secrets are never logged"),
+		intFlag("embedded-memcache-mb", 64, "memory of the embedded memcached started without --memcache, in MiB; beyond it the least recently used items are evicted (and a warning logged)"),
 		boolFlag("rotate-credentials", "generate a new secret and new tokens instead of the --credentials file's (every player token and the old operator token stop working)"),
 	)
 	return &cli.Command{
@@ -43,13 +44,16 @@ func upCommand() *cli.Command {
 				return err
 			}
 			if len(cfg.Memcache) == 0 {
-				mc, err := store.StartEmbeddedConfig(memcached.Config{Logger: log.With("component", "memcached")})
+				mc, err := store.StartEmbeddedConfig(memcached.Config{
+					Logger:    log.With("component", "memcached"),
+					MaxMemory: int64(c.Int("embedded-memcache-mb")) << 20,
+				})
 				if err != nil {
 					return err
 				}
 				defer mc.Close()
 				cfg.Memcache = []string{mc.Addr()}
-				log.Info("embedded memcached started", "addr", mc.Addr())
+				log.Info("embedded memcached started", "addr", mc.Addr(), "max_memory_mb", c.Int("embedded-memcache-mb"))
 			}
 			creds, err := upCredentials(&cfg, c.String("credentials"), c.Bool("rotate-credentials"))
 			if err != nil {

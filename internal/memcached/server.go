@@ -66,7 +66,8 @@ type Config struct {
 	Port int
 	// MaxMemory bounds the bytes of items (counted as memcached counts
 	// them: key, value and a 59-byte header); the least recently used
-	// items are evicted to make room. Default 64 MiB.
+	// items are evicted to make room, and a warning is logged (at most
+	// once a minute) while that happens. Default 64 MiB.
 	MaxMemory int64
 	// MaxItemSize is the largest item (memcached's -I), default 1 MiB: a
 	// value of a bit under 1 MiB with a short key.
@@ -306,9 +307,10 @@ func (w *watchedWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// watchdog advances the coarse clock and closes connections whose command
+// watchdog advances the coarse clock, closes connections whose command
 // has been arriving longer than CommandTimeout or whose write has been
-// blocked longer than WriteTimeout. One goroutine and a few atomic
+// blocked longer than WriteTimeout, and logs evictions (at most once a
+// minute, with how many since the last line). One goroutine and a few atomic
 // operations per command replace two socket deadline changes per command
 // (a third of the server's own CPU in the get benchmark).
 func (s *Server) watchdog() {
@@ -317,6 +319,8 @@ func (s *Server) watchdog() {
 	tick = min(max(tick, 5*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var reported uint64 // evictions already logged
+	var warned time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -324,6 +328,11 @@ func (s *Server) watchdog() {
 		case now := <-t.C:
 			ns := now.UnixNano()
 			s.clock.Store(ns)
+			if _, _, ev, _ := s.cache.stats(); ev > reported && now.Sub(warned) >= time.Minute {
+				s.cfg.Logger.Warn("memcached is evicting items to stay within its memory limit: what arena keeps there can be lost; give it more memory or run a real memcached",
+					"evicted", ev-reported, "max_memory_bytes", s.cfg.MaxMemory)
+				reported, warned = ev, now
+			}
 			cmdLimit := ns - int64(s.cfg.CommandTimeout)
 			writeLimit := ns - int64(s.cfg.WriteTimeout)
 			s.mu.Lock()

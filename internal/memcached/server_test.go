@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,6 +321,34 @@ func TestEviction(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEvictionIsLogged warns when items are evicted: what arena keeps in
+// memcached is then being lost.
+func TestEvictionIsLogged(t *testing.T) {
+	var buf syncBuffer
+	s := start(t, Config{MaxMemory: 64 << 10, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	mc := memcache.New(s.Addr())
+	for i := range 200 {
+		if err := mc.Set(&memcache.Item{Key: "w" + strconv.Itoa(i), Value: bytes.Repeat([]byte("v"), 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitfor.Cond(t, "an eviction warning", func() bool {
+		return strings.Contains(buf.String(), `level=WARN msg="memcached is evicting items`)
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestExpiry uses a settable clock: relative and absolute expiry, negative
 // expiry, touch and gat, and a delayed flush_all.
