@@ -35,6 +35,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -55,6 +56,7 @@ type Server struct {
 	hub     *hub
 	players *players
 	http    *http.Server
+	guard   *httpguard.Guard
 
 	idPrefix string
 	msgSeq   atomic.Uint64
@@ -92,12 +94,8 @@ func New(st store.Store, signer *auth.Signer, cfg Config, log *slog.Logger) (*Se
 	s.hist = newHistoryLog(st, cfg.HistorySize, log, s.m)
 	s.hub = newHub(s)
 	s.ws = wsconn.NewServer(connHandler{s}, cfg.WS)
-	s.http = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	s.guard = httpguard.New("chat", httpguard.Limits{}, cfg.Registry, log)
+	s.http = s.guard.Server(s.Handler())
 	go s.tickOnline()
 	return s, nil
 }
@@ -125,7 +123,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return ErrDraining
 	}
-	err := s.http.Serve(ln)
+	err := s.http.Serve(s.guard.Listener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
@@ -417,11 +418,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
-	srv := &http.Server{Handler: d.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The HTTP server's connections (players' sockets included) may use
+	// the open-file limit less the line protocol's cap and a quarter of
+	// it, at most 1,024, for the fleet's own traffic (memcached, the
+	// database, gRPC, children).
+	files := httpguard.FileLimit()
+	guard := httpguard.New("dispatcher", httpguard.Limits{
+		Total: max(64, files-min(1024, files/4)-d.line.cfg.MaxConns),
+	}, d.metrics.Registry, d.log)
+	srv := guard.Server(d.mux)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(guard.Listener(httpLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("dispatcher: http: %w", err)
 		}
 	}()

@@ -146,12 +146,11 @@ func (d *Dispatcher) handleDrain(w http.ResponseWriter, r *http.Request) {
 // events: "table" (the JSON table, on every change, at most 4 per second),
 // "fleet" (spawn, exit, drain, maxnum) and "stats" (queue statistics,
 // every second).
+//
+// The stream outlives the server's write timeout: each event has its own
+// 10 s write deadline instead, so a reader that stops reading is dropped.
 func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "no_streaming", "streaming unsupported")
-		return
-	}
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -162,11 +161,13 @@ func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return true
 		}
+		if rc.SetWriteDeadline(time.Now().Add(10*time.Second)) != nil {
+			return false
+		}
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b); err != nil {
 			return false
 		}
-		fl.Flush()
-		return true
+		return rc.Flush() == nil
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/lineproto"
 	"github.com/arena-game/arena/proc"
 )
@@ -34,8 +35,9 @@ type LineConfig struct {
 	// IdleTimeout closes a connection that completes no request for this
 	// long (default 10s).
 	IdleTimeout time.Duration
-	// MaxConns is the most connections served at once (default 10000);
-	// more are answered err|busy and closed.
+	// MaxConns is the most connections served at once (default: a quarter
+	// of the open-file limit, at most 10000); more are answered err|busy
+	// and closed.
 	MaxConns int
 	// GetTimeout bounds a get that has to wait for a spawn (default 20s).
 	GetTimeout time.Duration
@@ -79,7 +81,7 @@ func NewLineServer(cfg LineConfig, f Fleeter, log *slog.Logger, m *Metrics) *Lin
 		cfg.IdleTimeout = 10 * time.Second
 	}
 	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = 10000
+		cfg.MaxConns = min(10000, max(64, httpguard.FileLimit()/4))
 	}
 	if cfg.GetTimeout <= 0 {
 		cfg.GetTimeout = 20 * time.Second

@@ -136,8 +136,21 @@ func (l *lockedBuffer) String() string {
 // with new addresses, up to three times.
 func startArena(t *testing.T, sub string, extra ...string) *Arena {
 	t.Helper()
+	return startArenaWith(t, startOpts{}, sub, extra...)
+}
+
+// startOpts change how startArenaWith runs arena.
+type startOpts struct {
+	// noFile, when set, is arena's open-file limit (soft and hard), set
+	// with prlimit(1).
+	noFile int
+}
+
+// startArenaWith is startArena with options.
+func startArenaWith(t *testing.T, o startOpts, sub string, extra ...string) *Arena {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		a, portTaken := tryStartArena(t, sub, extra)
+		a, portTaken := tryStartArena(t, o, sub, extra)
 		if a != nil {
 			return a
 		}
@@ -150,7 +163,7 @@ func startArena(t *testing.T, sub string, extra ...string) *Arena {
 // tryStartArena is one attempt of startArena. It returns nil and whether a
 // listen address was taken when the process exits early; other failures
 // end the test.
-func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
+func tryStartArena(t *testing.T, o startOpts, sub string, extra []string) (*Arena, bool) {
 	t.Helper()
 	a := &Arena{
 		t:        t,
@@ -192,7 +205,12 @@ func tryStartArena(t *testing.T, sub string, extra []string) (*Arena, bool) {
 	}
 	args = append(args, extra...)
 	a.Args = args
-	a.cmd = exec.Command(arenaBin, args...)
+	if o.noFile > 0 {
+		n := strconv.Itoa(o.noFile)
+		a.cmd = exec.Command("prlimit", append([]string{"--nofile=" + n + ":" + n, arenaBin}, args...)...)
+	} else {
+		a.cmd = exec.Command(arenaBin, args...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

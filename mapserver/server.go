@@ -28,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/mailbox"
 	"github.com/arena-game/arena/internal/store"
@@ -61,6 +62,7 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 	gather prometheus.Gatherer
+	reg    prometheus.Registerer
 	events *proc.Events
 	notify *loadNotifier
 	ws     *wsconn.Server
@@ -116,7 +118,7 @@ func New(d Deps) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		st: d.Store, signer: d.Signer, loc: d.Locator, world: d.World, cfg: cfg, log: d.Logger,
-		met: newMetrics(d.Registry), gather: gather,
+		met: newMetrics(d.Registry), gather: gather, reg: d.Registry,
 		events: d.Events,
 		self:   owner{ID: auth.RandomID(8)},
 		ctx:    ctx, cancel: cancel,
@@ -177,7 +179,8 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 	if s.gather != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	guard := httpguard.New("map", httpguard.Limits{}, s.reg, s.log)
+	srv := guard.Server(mux)
 	s.mu.Lock()
 	if s.httpSrv != nil {
 		s.mu.Unlock()
@@ -194,7 +197,7 @@ func (s *Server) Serve(ln net.Listener, host string) (string, error) {
 		ln = tunedListener{ln, s.tuneConn}
 	}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(guard.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("map server http", "err", err)
 		}
 	}()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/jsonscan"
 	"github.com/arena-game/arena/internal/mailbox"
@@ -231,12 +232,8 @@ func (s *Server) Listen(addr string) (string, error) {
 		}
 		return "", fmt.Errorf("listen %s: %w", addr, err)
 	}
-	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	guard := httpguard.New("game", httpguard.Limits{}, s.reg, s.log)
+	hs := guard.Server(s.mux)
 	s.mu.Lock()
 	if s.closed || s.httpSrv != nil {
 		s.mu.Unlock()
@@ -247,7 +244,7 @@ func (s *Server) Listen(addr string) (string, error) {
 	s.addr = ln.Addr().String()
 	s.mu.Unlock()
 	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(guard.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("game http server stopped", "err", err)
 		}
 	}()

@@ -63,7 +63,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		fileFlag("db-file", "file holding the --db DSN (keeps a password out of the process list)"),
 		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's fight servers share; the dispatcher drains it too"),
 		&cli.DurationFlag{Name: "line-idle-timeout", Value: 10 * time.Second, Usage: "line protocol connections idle this long are closed", EnvVars: env("line-idle-timeout")},
-		intFlag("max-conns", 10000, "line protocol connections served at once"),
+		intFlag("max-conns", 0, "line protocol connections served at once (0: a quarter of the open-file limit, at most 10000)"),
 		&cli.DurationFlag{Name: "line-seed-wait", Value: dispatcher.DefaultSeedWait, Usage: "a connection's first bytes without a newline wait this long for the rest of their line before they are one seed request (0: the first read decides, as the seed did; docs/PROTOCOL.md)", EnvVars: env("line-seed-wait")},
 		&cli.DurationFlag{Name: "room-timeout", Value: 10 * time.Minute, Usage: "a fight room ends after this", EnvVars: env("room-timeout")},
 		&cli.DurationFlag{Name: "rejoin-grace", Value: 30 * time.Second, Usage: "a dropped player may rejoin its room within this", EnvVars: env("rejoin-grace")},

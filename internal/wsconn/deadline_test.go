@@ -64,3 +64,39 @@ func TestDirectWriteAfterQueuedWriteDeadline(t *testing.T) {
 		hs.Close()
 	}
 }
+
+// TestUpgradeLeavesHTTPDeadlinesBehind: an HTTP server's read and write
+// timeouts (which net/http leaves on a hijacked connection) do not cut off
+// a WebSocket once upgraded. (gws's handshake clears them; every arena
+// HTTP server has such timeouts, internal/httpguard.)
+func TestUpgradeLeavesHTTPDeadlinesBehind(t *testing.T) {
+	const httpTimeout = 200 * time.Millisecond
+	for _, writeNow := range []bool{false, true} {
+		h := holder{conns: make(chan *Conn, 1)}
+		srv := NewServer(h, Options{WriteNow: writeNow})
+		hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Upgrade(w, r, nil)
+		}))
+		hs.Config.ReadTimeout, hs.Config.WriteTimeout = httpTimeout, httpTimeout
+		hs.Start()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cl, err := DialClient(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := <-h.conns
+		upgraded := time.Now()
+		waitfor.Cond(t, "the HTTP server's timeouts to pass", func() bool { return time.Since(upgraded) > 3*httpTimeout })
+		if err := c.Send([]byte("late")); err != nil {
+			t.Fatalf("WriteNow %v: send: %v", writeNow, err)
+		}
+		if b, err := cl.Recv(ctx); err != nil || string(b) != "late" {
+			t.Fatalf("WriteNow %v: got %q, %v (closed: %v)", writeNow, b, err, cl.CloseErr())
+		}
+		if c.Closed() {
+			t.Fatalf("WriteNow %v: the connection closed", writeNow)
+		}
+		cancel()
+		hs.Close()
+	}
+}

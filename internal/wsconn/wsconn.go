@@ -350,6 +350,10 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Co
 		return nil, err
 	}
 	c := &Conn{ws: ws, opt: s.opt, Value: value, server: true}
+	// The HTTP server's read and write deadlines (which net/http leaves on
+	// a hijacked connection) end with the upgrade: gws's handshake clears
+	// them (TestUpgradeLeavesHTTPDeadlinesBehind); from here the
+	// connection's own idle timeout, pings and write deadlines apply.
 	c.w.nc = ws.NetConn()
 	if sc, ok := c.w.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
