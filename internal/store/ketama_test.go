@@ -5,13 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/arena-game/arena/internal/memcached"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 func testKeys(n int) []string {
@@ -284,5 +290,81 @@ func BenchmarkKetamaPick(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		k.Server(keys[i%len(keys)])
+	}
+}
+
+// TestMemcacheServerHung puts a server that accepts connections and never
+// answers (a hung or stopped memcached) beside a working one: operations on
+// its keys fail after the timeout and are counted, and a burst of them does
+// not hold up the working server's keys (each server has its own
+// operations in flight).
+func TestMemcacheServerHung(t *testing.T) {
+	up, err := memcached.Start(memcached.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	const timeout = 300 * time.Millisecond
+	st, err := NewMemcache(MemcacheConfig{Addrs: []string{up.Addr(), hung.Addr().String()}, Timeout: timeout, MaxIdleConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var onHung, onUp []string
+	for _, k := range testKeys(200) {
+		if st.ring.Server(k) == hung.Addr().String() {
+			onHung = append(onHung, k)
+		} else {
+			onUp = append(onUp, k)
+		}
+	}
+	before := counterValue(t, "get", hung.Addr().String())
+	// A burst on the hung server: more operations than it has slots.
+	var wg sync.WaitGroup
+	failed := make(chan error, len(onHung))
+	for _, k := range onHung[:20] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.Get(ctx, k)
+			failed <- err
+		}()
+	}
+	// Once every slot of the hung server is taken (four connections held,
+	// sixteen operations queued), the working server still has all of its
+	// own: an operation whose context allows no waiting goes through.
+	waitfor.Cond(t, "the hung server to hold four connections", func() bool { return accepted.Load() >= 4 })
+	noWait, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, k := range onUp[:20] {
+		if err := st.Set(noWait, &Item{Key: k, Value: []byte("v")}); err != nil {
+			t.Fatalf("set on the working server while the hung one's slots are full: %v", err)
+		}
+	}
+	wg.Wait()
+	close(failed)
+	for err := range failed {
+		if err == nil || errors.Is(err, ErrNotFound) {
+			t.Fatalf("get on the hung server: %v, want a failure", err)
+		}
+	}
+	if got := counterValue(t, "get", hung.Addr().String()) - before; got != 20 {
+		t.Fatalf("arena_store_errors_total{op=get} on the hung server rose by %v, want 20", got)
 	}
 }
