@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/matchmaking/matchfn"
+	"github.com/arena-game/arena/playerdb"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -101,6 +104,17 @@ type Config struct {
 	// Bots is how many bot players to keep queueing and playing.
 	Bots int
 
+	// Games are game binaries by name (--game NAME=PATH): processes of
+	// kind NAME run PATH (go-plugin, the process contract) and host the
+	// rooms of every profile whose "game" is NAME; a game with no profile
+	// of its own gets one named after it (the default rules). Game kinds
+	// take 100 ports each from GamePortBase, in name order.
+	Games        map[string]string
+	GamePortBase int
+	// GameConfigs are games' configuration JSON by name (from
+	// --game-option NAME.KEY=VALUE; default {}).
+	GameConfigs map[string][]byte
+
 	// Exe is the binary spawned for fleet processes (default: this one).
 	Exe string
 	// ChildLogLevel is passed to children as ARENA_LOG_LEVEL.
@@ -130,6 +144,19 @@ func (c *Config) Validate() error {
 	for name, p := range map[string]int{"--fight-port-base": c.FightPortBase, "--map-port-base": c.MapPortBase} {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("config: %s %d out of range", name, p)
+		}
+	}
+	if c.GamePortBase == 0 {
+		c.GamePortBase = 7700
+	}
+	for name, path := range c.Games {
+		if !playerdb.ValidProfile(name) || name == proc.KindFight || name == proc.KindMap || name == KindChat || path == "" {
+			return fmt.Errorf("config: --game %s=%s: a game is NAME=PATH, NAME 1 to 32 of [a-z0-9_-] other than fight, map and chat", name, path)
+		}
+	}
+	for name := range c.GameConfigs {
+		if _, ok := c.Games[name]; !ok {
+			return fmt.Errorf("config: --game-option %s...: no --game %s", name, name)
 		}
 	}
 	if c.FleetToken == "" && !c.InsecureSeedMode {
@@ -178,7 +205,7 @@ type Dispatcher struct {
 	backendTickets *matchmaking.BackendTickets
 	assignLog      *matchmaking.Journal
 	director       *matchmaking.Director
-	plugins      []*matchfn.Plugin
+	plugins        []*matchfn.Plugin
 
 	mu       sync.Mutex
 	lineAddr string
@@ -221,11 +248,20 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		if cfg.ChildLogLevel != "" {
 			env = append(env, "ARENA_LOG_LEVEL="+cfg.ChildLogLevel)
 		}
-		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env}
+		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env, Games: cfg.Games}
 	}
 	kinds := map[string]KindConfig{
 		proc.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses},
 		proc.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps},
+	}
+	gameOpts := map[string]*procpb.GameOptions{}
+	for i, name := range slices.Sorted(maps.Keys(cfg.Games)) {
+		kinds[name] = KindConfig{PortBase: cfg.GamePortBase + 100*i, PortSpan: 100}
+		config := cfg.GameConfigs[name]
+		if len(config) == 0 {
+			config = []byte("{}")
+		}
+		gameOpts[name] = &procpb.GameOptions{ConfigJson: config}
 	}
 	chat := proto.Clone(cmp.Or(cfg.Chat, &procpb.ChatOptions{})).(*procpb.ChatOptions)
 	if cfg.ChatPort > 0 {
@@ -261,6 +297,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d.director = matchmaking.NewDirector(30 * time.Second)
 	cfg.Match.Backfill = d.backfillRoom
+	if len(cfg.Games) > 0 {
+		cfg.Match.Profiles = withGameProfiles(cfg.Match, cfg.Games)
+	}
 	d.mm, err = matchmaking.NewMatchmaker(cfg.Match, d.sessions, d.director.Handoff(d.handoffRoom), log)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -281,7 +320,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	d.mm.RoomLife = d.roomTimeout() + time.Minute
 	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
 	d.fleet = NewFleet(FleetConfig{
-		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds,
+		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds, Games: gameOpts,
 		Start: proc.StartRequest{
 			BindHost: cfg.Host, AdvertiseHost: advertiseHost(cfg),
 			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
@@ -612,4 +651,28 @@ func maxTicketTTL(c matchmaking.Config) time.Duration {
 		ttl = max(ttl, time.Duration(p.TicketTTL))
 	}
 	return ttl
+}
+
+// withGameProfiles returns the profiles of mc (the default one when it
+// names none) plus, for every game no profile plays, a profile named after
+// the game with the default rules.
+func withGameProfiles(mc matchmaking.Config, games map[string]string) matchmaking.Profiles {
+	ps := mc.Profiles
+	if len(ps.Profiles) == 0 {
+		ps = matchmaking.DefaultProfiles(mc.RoomSize, mc.WindowBase, mc.WindowPerSecond, mc.Tighten)
+	}
+	played := map[string]bool{}
+	for _, p := range ps.Profiles {
+		played[p.Game] = true
+	}
+	out := matchmaking.Profiles{Profiles: slices.Clone(ps.Profiles)}
+	for _, name := range slices.Sorted(maps.Keys(games)) {
+		if played[name] {
+			continue
+		}
+		p := matchmaking.DefaultProfiles(mc.RoomSize, mc.WindowBase, mc.WindowPerSecond, mc.Tighten).Profiles[0]
+		p.Name, p.Game = name, name
+		out.Profiles = append(out.Profiles, p)
+	}
+	return out
 }

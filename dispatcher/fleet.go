@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/proto/procpb"
 )
 
 // Process states in the table.
@@ -73,6 +74,9 @@ type FleetConfig struct {
 	// options of every kind); Kind, hosts, Port and MaxNum are filled per
 	// process, and the option message of another kind is cleared.
 	Start proc.StartRequest
+	// Games are the options of the game kinds (--game): each process of
+	// one gets its GameOptions (the game's configuration JSON).
+	Games map[string]*procpb.GameOptions
 	// HealthEvery is the exit check period (default 250ms).
 	HealthEvery time.Duration
 	// StatusEvery is how often every process's Status is read to correct
@@ -153,6 +157,9 @@ type Fleet struct {
 	dead     map[int]time.Time // ports of processes that died, not reused for a while
 	backoff  map[string]time.Duration
 	retryAt  map[string]time.Time
+	// failed holds kinds whose last on-demand spawn failed: until when no
+	// new spawn is tried (1 s doubling to 30 s) and why.
+	failed map[string]spawnFailure
 	stopped  bool
 	version  uint64 // bumped on every change of the table
 
@@ -162,8 +169,17 @@ type Fleet struct {
 
 	subMu sync.Mutex
 	subs  map[chan FleetEvent]struct{}
+	// recent are the last recentEvents events, replayed to a new
+	// subscriber (a dashboard opened after a spawn failed still shows it).
+	recent []FleetEvent
 
 	wg sync.WaitGroup
+}
+
+type spawnFailure struct {
+	until  time.Time
+	wait   time.Duration
+	reason string
 }
 
 type spawnCall struct {
@@ -201,7 +217,7 @@ func NewFleet(cfg FleetConfig, sp Spawner, log *slog.Logger, m *Metrics) *Fleet 
 		cfg: cfg, spawner: sp, log: log, metrics: m,
 		procs: map[int]*Proc{}, byKind: map[string][]*Proc{}, maxnum: cfg.MaxNum,
 		spawning: map[string]*spawnCall{}, dead: map[int]time.Time{},
-		backoff: map[string]time.Duration{}, retryAt: map[string]time.Time{},
+		backoff: map[string]time.Duration{}, retryAt: map[string]time.Time{}, failed: map[string]spawnFailure{},
 		subs: map[chan FleetEvent]struct{}{},
 	}
 }
@@ -322,6 +338,10 @@ func (f *Fleet) spawnShared(ctx context.Context, kind string) (*Proc, error) {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("spawn %s: %w: fixed kind is full", kind, ErrNoCapacity)
 	}
+	if sf, ok := f.failed[kind]; ok && time.Now().Before(sf.until) {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("spawn %s: %w: %s (next try in %v)", kind, ErrNoCapacity, sf.reason, time.Until(sf.until).Round(100*time.Millisecond))
+	}
 	call := f.spawning[kind]
 	if call == nil {
 		call = &spawnCall{done: make(chan struct{})}
@@ -379,6 +399,7 @@ func (f *Fleet) startRequest(kind string, port, maxnum int) proc.StartRequest {
 	if req.AdvertiseHost == "" {
 		req.AdvertiseHost = f.cfg.Host
 	}
+	req.Game = f.cfg.Games[kind]
 	if kind != proc.KindFight {
 		req.Fight = nil
 		// Only rooms record results.
@@ -412,9 +433,25 @@ func (f *Fleet) spawn(kind string) (*Proc, error) {
 	}
 	h, err := f.spawner.Spawn(ctx, kind, first)
 	if err != nil {
+		// A binary that fails the handshake, exits at once or speaks
+		// another protocol version: said plainly, on the dashboard too,
+		// and no room is sent to it; it is tried again after a backoff.
 		f.metrics.SpawnFailures.WithLabelValues(kind).Inc()
-		return nil, fmt.Errorf("spawn %s: %w: %v", kind, ErrNoCapacity, err)
+		reason := SpawnFailureReason(err)
+		f.mu.Lock()
+		sf := f.failed[kind]
+		sf.wait = min(max(sf.wait*2, time.Second), 30*time.Second)
+		sf.until, sf.reason = time.Now().Add(sf.wait), reason
+		f.failed[kind] = sf
+		f.mu.Unlock()
+		f.log.Error("a process could not be started; no room goes to it", "kind", kind, "reason", reason, "retry_in", sf.wait.String())
+		f.log.Debug("spawn error", "kind", kind, "err", err)
+		f.publish(FleetEvent{Type: "spawn_failed", Kind: kind, Reason: reason})
+		return nil, fmt.Errorf("spawn %s: %w: %s", kind, ErrNoCapacity, reason)
 	}
+	f.mu.Lock()
+	delete(f.failed, kind)
+	f.mu.Unlock()
 	for attempt := 0; attempt < 50; attempt++ {
 		f.mu.Lock()
 		port, ok := f.nextPort(kind, skip)
@@ -909,11 +946,18 @@ func (f *Fleet) Snapshot() []Proc {
 	return out
 }
 
-// Subscribe returns a channel of fleet events and a cancel func. Slow
-// subscribers miss events rather than block the fleet.
+// recentEvents is how many fleet events a new subscriber is replayed.
+const recentEvents = 32
+
+// Subscribe returns a channel of fleet events, starting with the last
+// recentEvents, and a cancel func. Slow subscribers miss events rather
+// than block the fleet.
 func (f *Fleet) Subscribe() (<-chan FleetEvent, func()) {
-	ch := make(chan FleetEvent, 64)
+	ch := make(chan FleetEvent, 64+recentEvents)
 	f.subMu.Lock()
+	for _, ev := range f.recent {
+		ch <- ev
+	}
 	f.subs[ch] = struct{}{}
 	f.subMu.Unlock()
 	return ch, func() {
@@ -929,6 +973,10 @@ func (f *Fleet) publish(ev FleetEvent) {
 	}
 	f.subMu.Lock()
 	defer f.subMu.Unlock()
+	if len(f.recent) == recentEvents {
+		f.recent = append(f.recent[:0], f.recent[1:]...)
+	}
+	f.recent = append(f.recent, ev)
 	for ch := range f.subs {
 		select {
 		case ch <- ev:

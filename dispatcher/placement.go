@@ -9,14 +9,19 @@ import (
 	"github.com/arena-game/arena/proc"
 )
 
-// AssignRoom hands room to the least-loaded ready fight process with
-// capacity, spawning one when all are full. A slot is reserved until the
+// AssignRoom hands room to the least-loaded ready process of its game
+// (room.Game: a --game kind, "" = fight) with capacity, spawning one when
+// all are full. A slot is reserved until the
 // process answers with its load, so concurrent assignments never overfill
 // a process. It returns the process's table row.
 func (f *Fleet) AssignRoom(ctx context.Context, room proc.Room) (Proc, error) {
+	kind := room.Game
+	if kind == "" {
+		kind = proc.KindFight
+	}
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		p, err := f.reserve(ctx, proc.KindFight, nil, room.ID)
+		p, err := f.reserve(ctx, kind, nil, room.ID)
 		if err != nil {
 			return Proc{}, fmt.Errorf("assign room %s: %w", room.ID, err)
 		}

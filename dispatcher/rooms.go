@@ -34,7 +34,7 @@ func (d *Dispatcher) roomTTL() time.Duration { return d.roomTimeout() + 5*time.M
 func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom) (map[string]matchmaking.MatchMsg, error) {
 	fr.ID = "r" + auth.RandomID(8)
 	ttl := d.roomTTL()
-	room := proc.Room{ID: fr.ID, Profile: fr.Profile, Mode: fr.Profile, Expires: time.Now().Add(ttl)}
+	room := proc.Room{ID: fr.ID, Game: fr.Game, Profile: fr.Profile, Mode: fr.Profile, Expires: time.Now().Add(ttl)}
 	for _, p := range fr.Players {
 		room.Players = append(room.Players, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
 	}

@@ -80,6 +80,9 @@ type Profile struct {
 	// PlayerFields are the search fields a player may set on its own
 	// ticket through /v1/play; every other field is the backend's.
 	PlayerFields FieldNames `json:"player_fields"`
+	// Game is the game whose servers host the profile's rooms: "fight"
+	// (the default) or a game given with --game NAME=PATH.
+	Game string `json:"game,omitempty"`
 }
 
 // Params are a match function's typed parameters. Built-in functions read
@@ -237,6 +240,9 @@ func (ps *Profiles) Validate(knownFunctions []string) error {
 func (p *Profile) validate(knownFunctions []string) error {
 	if p.Function == "" {
 		p.Function = FunctionSeed
+	}
+	if p.Game != "" && !playerdb.ValidProfile(p.Game) {
+		return fmt.Errorf("game %q must be 1 to 32 of [a-z0-9_-]", p.Game)
 	}
 	switch p.Function {
 	case FunctionSeed, FunctionTeamBalance, FunctionFirstCome:

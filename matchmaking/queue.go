@@ -115,6 +115,7 @@ type Handoff func(ctx context.Context, room FormedRoom) (map[string]MatchMsg, er
 type FormedRoom struct {
 	ID       string
 	Profile  string
+	Game     string // the profile's game ("" = fight)
 	Function string
 	Players  []Player
 	Teams    []Team

@@ -244,7 +244,7 @@ const handoffWorkers = 64
 // form takes pr's tickets out of the pools and marks its players matching.
 func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
 	ps := m.order[pr.profile]
-	f := formed{fr: FormedRoom{Profile: ps.p.Name, Function: ps.p.Function}, tickets: pr.tickets, done: m.inbox.Reserve()}
+	f := formed{fr: FormedRoom{Profile: ps.p.Name, Game: ps.p.Game, Function: ps.p.Function}, tickets: pr.tickets, done: m.inbox.Reserve()}
 	n := 0
 	for _, t := range pr.tickets {
 		n += t.members

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -71,6 +72,9 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.Float64Flag{Name: "window-per-second", Value: 50, Usage: "rating window growth per second waited", EnvVars: env("window-per-second")},
 		&cli.Float64Flag{Name: "window-base", Value: 0, Usage: "rating window at 0 s waited", EnvVars: env("window-base")},
 		&cli.DurationFlag{Name: "tick", Value: time.Second, Usage: "matchmaking period", EnvVars: env("tick")},
+		&cli.StringSliceFlag{Name: "game", Usage: "NAME=PATH: a game server binary built on the SDK (or any process-contract server) hosting the rooms of the profile NAME (docs/your-game.md); repeatable; the built-in fight is the default game", EnvVars: env("game")},
+		&cli.StringSliceFlag{Name: "game-option", Usage: "NAME.KEY=VALUE in game NAME's configuration (a JSON object of strings; docs/your-game.md lists the SDK's keys); repeatable", EnvVars: env("game-option")},
+		intFlag("game-port-base", 7700, "first port of game servers (100 per --game, in name order)"),
 		&cli.StringSliceFlag{Name: "match-function", Usage: "NAME=PATH: a match function plugin binary profiles may name (docs/matchmaking.md); repeatable", EnvVars: env("match-function")},
 		stringFlag("profiles", "", "matchmaking profile file, JSON or YAML (docs/matchmaking.md); reloaded on SIGHUP and POST /v1/profiles/reload; empty: one default profile from --room-size and the window flags"),
 		&cli.DurationFlag{Name: "ticket-ttl", Value: 10 * time.Minute, Usage: "a ticket unmatched this long expires (a profile's ticket_ttl overrides)", EnvVars: env("ticket-ttl")},
@@ -127,6 +131,34 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 			TicketTTL: c.Duration("ticket-ttl"),
 		},
 		ProfilesFile: c.String("profiles"), MatchFunctions: map[string]string{},
+		Games: map[string]string{}, GamePortBase: c.Int("game-port-base"), GameConfigs: map[string][]byte{},
+	}
+	if err := options(cfg.Games, c.StringSlice("game")); err != nil {
+		return cfg, fmt.Errorf("--game: %w", err)
+	}
+	for name, path := range cfg.Games {
+		// A relative path is the operator's: resolve it before children
+		// run from anywhere.
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return cfg, fmt.Errorf("--game %s: %w", name, err)
+		}
+		cfg.Games[name] = abs
+	}
+	gameOpts := map[string]map[string]string{}
+	for _, kv := range c.StringSlice("game-option") {
+		k, v, ok := strings.Cut(kv, "=")
+		name, key, dotted := strings.Cut(k, ".")
+		if !ok || !dotted || name == "" || key == "" {
+			return cfg, fmt.Errorf("--game-option %q: want NAME.KEY=VALUE", kv)
+		}
+		if gameOpts[name] == nil {
+			gameOpts[name] = map[string]string{}
+		}
+		gameOpts[name][key] = v
+	}
+	for name, opts := range gameOpts {
+		cfg.GameConfigs[name], _ = json.Marshal(opts)
 	}
 	if err := options(cfg.MatchFunctions, c.StringSlice("match-function")); err != nil {
 		return cfg, fmt.Errorf("--match-function: %w", err)
@@ -238,7 +270,7 @@ func (n *dispatcherNode) run(ctx context.Context) error {
 	return err
 }
 
-// options parses repeated NAME=VALUE flags (--match-function) into m.
+// options parses repeated NAME=VALUE flags (--match-function, --game) into m.
 func options(m map[string]string, kvs []string) error {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")

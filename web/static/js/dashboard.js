@@ -159,6 +159,7 @@ function addEvent(ev) {
   let text;
   switch (ev.type) {
     case 'spawn': text = `spawned ${ev.kind} on port ${ev.port}` + (ev.pid ? ` (pid ${ev.pid})` : ''); break;
+    case 'spawn_failed': text = `${ev.kind} could not be started (no room goes to it): ${ev.reason || 'unknown error'}`; break;
     case 'exit': text = `${ev.kind} on port ${ev.port} exited` + (ev.reason ? `: ${ev.reason}` : '') +
       (ev.units && ev.units.length ? ` (${ev.units.length} rooms failed)` : ''); break;
     case 'drain': text = `draining ${ev.kind || 'process'} on port ${ev.port}` + (ev.reason ? `: ${ev.reason}` : ''); break;

@@ -1,0 +1,330 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// buildGame builds the Go game binary at pkg (relative to the repository).
+func buildGame(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, "../"+pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// gamer is a guest with its /v1/play socket.
+type gamer struct {
+	uuid, token string
+	play        *wsconn.Client
+}
+
+func newGamer(t *testing.T, ctx context.Context, a *Arena, name string) *gamer {
+	t.Helper()
+	g := &gamer{}
+	g.uuid, g.token = a.login(t, name)
+	cl, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+url.QueryEscape(g.token), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	if err := cl.RecvType(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	g.play = cl
+	return g
+}
+
+// TestTurnsGameEndToEnd runs the second game (examples/turns) as its own
+// binary with `--game turns=PATH`: three guests queue in the turns
+// profile, are matched into one room on the turns server the dispatcher
+// spawned, play it to a result, and their ratings change.
+func TestTurnsGameEndToEnd(t *testing.T) {
+	bin := buildGame(t, "examples/turns/cmd/turns")
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms",
+		"--game", "turns="+bin, "--game-option", "turns.turn-time=10s", "--game-option", "turns.start-delay=2s")
+	ctx := ctxT(t, 90*time.Second)
+	var gs []*gamer
+	for i := range 3 {
+		g := newGamer(t, ctx, a, "turner"+strconv.Itoa(i))
+		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "turns"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.play.RecvType(ctx, "queued", nil); err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	var matches []matchMsg
+	for _, g := range gs {
+		var m matchMsg
+		if err := g.play.RecvType(ctx, "match", &m); err != nil {
+			t.Fatal(err)
+		}
+		matches = append(matches, m)
+	}
+	if matches[0].Room != matches[2].Room {
+		t.Fatalf("matches %+v", matches)
+	}
+	// The room is on the turns process, not on a fight server.
+	var table struct {
+		Processes []struct {
+			Kind string `json:"kind"`
+			Port int    `json:"port"`
+		} `json:"processes"`
+	}
+	if code := api(t, a, "GET", "/v1/fleet", "", nil, &table); code != 200 {
+		t.Fatalf("fleet: %d", code)
+	}
+	onTurns := false
+	for _, p := range table.Processes {
+		onTurns = onTurns || p.Kind == "turns" && strings.Contains(matches[0].Fight, ":"+strconv.Itoa(p.Port)+"/")
+	}
+	if !onTurns {
+		t.Fatalf("room %s at %s is not on a turns process: %+v", matches[0].Room, matches[0].Fight, table)
+	}
+	var rooms []*wsconn.Client
+	for i, g := range gs {
+		cl, err := wsconn.DialClient(ctx, matches[i].Fight+"?ticket="+url.QueryEscape(matches[i].Ticket), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		var st struct{ You string }
+		if err := cl.RecvType(ctx, "state", &st); err != nil || st.You != g.uuid {
+			t.Fatalf("state: %+v %v", st, err)
+		}
+		rooms = append(rooms, cl)
+	}
+	// Everyone on its turn attacks the last other player still in.
+	idx := map[string]int{}
+	for i, g := range gs {
+		idx[g.uuid] = i
+	}
+	out := map[string]bool{}
+	var res struct {
+		Winner  string
+		Players []struct {
+			UUID string
+			Old  int `json:"old_score"`
+			New  int `json:"new_score"`
+		}
+	}
+	for done := false; !done; {
+		b, err := rooms[0].Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Type, UUID string }
+		_ = json.Unmarshal(b, &m)
+		switch m.Type {
+		case "out":
+			out[m.UUID] = true
+		case "result":
+			_ = json.Unmarshal(b, &res)
+			done = true
+		case "turn":
+			me := idx[m.UUID]
+			target := ""
+			for j := len(gs) - 1; j >= 0; j-- {
+				if j != me && !out[gs[j].uuid] {
+					target = gs[j].uuid
+					break
+				}
+			}
+			if err := rooms[me].SendJSON(map[string]any{"type": "act", "action": "attack", "target": target}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if res.Winner != gs[0].uuid || len(res.Players) != 3 || res.Players[0].New <= res.Players[0].Old || res.Players[2].New >= res.Players[2].Old {
+		t.Fatalf("result %+v", res)
+	}
+	// The ratings changed in the player database, in the turns profile.
+	var me struct {
+		Ratings map[string]struct{ Score int } `json:"ratings"`
+	}
+	waitfor.Cond(t, "the winner's turns rating", func() bool {
+		code := api(t, a, "GET", "/v1/players/"+gs[0].uuid, "", nil, &me)
+		return code == 200 && me.Ratings["turns"].Score == res.Players[0].New
+	})
+}
+
+// TestBadGameBinariesGetNoRooms: a game binary that fails the handshake,
+// one that exits at once, and one that speaks another protocol version
+// are each reported with a clear line in the dispatcher's log and a
+// spawn_failed event on the dashboard's stream, and no room is sent to
+// them: their players stay queued.
+func TestBadGameBinariesGetNoRooms(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := map[string]string{
+		"garbage":  script("garbage", "echo 'hello, I am not a plugin'; sleep 5"),
+		"quitter":  script("quitter", "exit 3"),
+		"futurist": script("futurist", "echo '1|9|tcp|127.0.0.1:1|grpc'; sleep 5"),
+	}
+	args := []string{"dispatcher", "--guest-login", "--tick", "200ms", "--room-size", "2"}
+	for name, path := range bad {
+		args = append(args, "--game", name+"="+path)
+	}
+	a := startArena(t, args[0], args[1:]...)
+	ctx := ctxT(t, 60*time.Second)
+	// The dashboard's stream, opened first.
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+a.HTTP+"/v1/fleet/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	failed := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok && strings.Contains(line, `"spawn_failed"`) {
+				var ev struct{ Kind, Reason string }
+				_ = json.Unmarshal([]byte(line), &ev)
+				failed <- ev.Kind
+			}
+		}
+	}()
+	for name := range bad {
+		p1, p2 := newGamer(t, ctx, a, name+"1"), newGamer(t, ctx, a, name+"2")
+		for _, g := range []*gamer{p1, p2} {
+			if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// No match comes: the formed room finds no process; the players
+		// are told and stay queued.
+		for _, g := range []*gamer{p1, p2} {
+			for {
+				b, err := g.play.Recv(ctx)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				var m struct{ Type, Code string }
+				_ = json.Unmarshal(b, &m)
+				if m.Type == "match" {
+					t.Fatalf("%s: a room was sent to a broken game: %s", name, b)
+				}
+				if m.Code == "no_capacity" {
+					break
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for len(seen) < len(bad) {
+		select {
+		case k := <-failed:
+			seen[k] = true
+		case <-ctx.Done():
+			t.Fatalf("spawn_failed events for %v only", seen)
+		}
+	}
+	log := a.log.String()
+	for name := range bad {
+		if !strings.Contains(log, "a process could not be started; no room goes to it") || !strings.Contains(log, "kind="+name) {
+			t.Fatalf("no clear line for %s in the log:\n%s", name, log)
+		}
+	}
+	for _, want := range []string{
+		"speaks version 9 of the process contract; this host speaks 2",
+		"exited at once, before the go-plugin handshake",
+		`failed the handshake: printed \"hello, I am not a plugin\"`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log does not say %q", want)
+		}
+	}
+}
+
+// TestPythonGameServerGetsARoom: the dispatcher spawns the Python game
+// server of examples/pygame (`--game pygame=...`), sends it a room formed
+// in the pygame profile, and hears from it that the room ended: the
+// players can queue again.
+func TestPythonGameServerGetsARoom(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Debian's python3 with grpc and protobuf is needed: %v", err)
+		}
+		t.Skipf("no /usr/bin/python3 with grpc and protobuf: %v", err)
+	}
+	server, err := filepath.Abs("../examples/pygame/server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := filepath.Join(t.TempDir(), "pygame")
+	if err := os.WriteFile(launcher, []byte("#!/bin/sh\nexec /usr/bin/python3 "+server+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--room-size", "2",
+		"--game", "pygame="+launcher, "--game-option", "pygame.room_seconds=1")
+	ctx := ctxT(t, 60*time.Second)
+	p1, p2 := newGamer(t, ctx, a, "py1"), newGamer(t, ctx, a, "py2")
+	for _, g := range []*gamer{p1, p2} {
+		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "pygame"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m matchMsg
+	if err := p1.play.RecvType(ctx, "match", &m); err != nil {
+		t.Fatalf("%v\n%s", err, a.log.String())
+	}
+	// The room is on the Python process, which lists it.
+	addr := strings.TrimSuffix(strings.TrimPrefix(m.Fight, "ws://"), "/ws")
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Rooms []string }
+	_ = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if len(st.Rooms) != 1 || st.Rooms[0] != m.Room {
+		t.Fatalf("python server's rooms %v, want %s", st.Rooms, m.Room)
+	}
+	// Its RoomEnded reaches the dispatcher: the process's load is 0 again,
+	// and the players are out of the room and may queue again.
+	waitfor.Cond(t, "the python room's end in the fleet table", func() bool {
+		var tbl struct {
+			Processes []struct {
+				Kind string `json:"kind"`
+				Load int    `json:"load"`
+			} `json:"processes"`
+		}
+		api(t, a, "GET", "/v1/fleet", "", nil, &tbl)
+		for _, p := range tbl.Processes {
+			if p.Kind == "pygame" {
+				return p.Load == 0
+			}
+		}
+		return false
+	})
+	if err := p1.play.SendJSON(map[string]any{"type": "queue", "profile": "pygame"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.play.RecvType(ctx, "queued", nil); err != nil {
+		t.Fatalf("queue again after the room ended: %v", err)
+	}
+}
