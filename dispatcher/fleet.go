@@ -159,9 +159,9 @@ type Fleet struct {
 	retryAt  map[string]time.Time
 	// failed holds kinds whose last on-demand spawn failed: until when no
 	// new spawn is tried (1 s doubling to 30 s) and why.
-	failed map[string]spawnFailure
-	stopped  bool
-	version  uint64 // bumped on every change of the table
+	failed  map[string]spawnFailure
+	stopped bool
+	version uint64 // bumped on every change of the table
 
 	// stopCtx ends with the fleet: it stops the event streams.
 	stopCtx context.Context
