@@ -9,9 +9,11 @@ import (
 // Embedded is a memcached-protocol server inside this process
 // (internal/memcached), for `arena up` without --memcache and for tests. It
 // listens on 127.0.0.1 only, holds at most 64 MiB of items (least recently
-// used evicted first) and no input crashes it.
+// used evicted first) and no input crashes it. Its counters are among the
+// store's metrics (Collector) while it runs.
 type Embedded struct {
-	s *memcached.Server
+	s     *memcached.Server
+	limit int64
 }
 
 // StartEmbedded starts an embedded memcached on port (0: any free port).
@@ -26,7 +28,12 @@ func StartEmbeddedConfig(cfg memcached.Config) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded memcached: %w", err)
 	}
-	return &Embedded{s: s}, nil
+	e := &Embedded{s: s, limit: cfg.MaxMemory}
+	if e.limit <= 0 {
+		e.limit = memcached.DefaultMaxMemory
+	}
+	registerEmbedded(e)
+	return e, nil
 }
 
 // Addr returns host:port to hand to memcached clients.
@@ -36,4 +43,7 @@ func (e *Embedded) Addr() string { return e.s.Addr() }
 func (e *Embedded) Stats() memcached.Stats { return e.s.Stats() }
 
 // Close stops the server and drops its data.
-func (e *Embedded) Close() { e.s.Close() }
+func (e *Embedded) Close() {
+	unregisterEmbedded(e)
+	e.s.Close()
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/waitfor"
@@ -54,5 +57,53 @@ func TestEmbeddedSurvivesHostileInput(t *testing.T) {
 	}
 	if it, err := s.Get(ctx, "after"); err != nil || string(it.Value) != "ok" {
 		t.Fatalf("get after hostile input: %v %v", it, err)
+	}
+}
+
+// TestEmbeddedMetrics exports a running embedded server's counters through
+// the store's collector, and stops when it is closed.
+func TestEmbeddedMetrics(t *testing.T) {
+	e, err := store.StartEmbedded(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.NewMemcache(store.MemcacheConfig{Addrs: []string{e.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.Set(context.Background(), &store.Item{Key: "m" + strconv.Itoa(i), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(store.Collector())
+	series := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "addr" && l.GetValue() == e.Addr() {
+						out[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return out
+	}
+	got := series()
+	if got["arena_memcached_items"] != 5 || got["arena_memcached_limit_bytes"] != 64<<20 || got["arena_memcached_bytes"] <= 0 {
+		t.Fatalf("series of %s: %v", e.Addr(), got)
+	}
+	if _, ok := got["arena_memcached_evictions_total"]; !ok {
+		t.Fatalf("no evictions series: %v", got)
+	}
+	e.Close()
+	if got := series(); len(got) != 0 {
+		t.Fatalf("series after Close: %v", got)
 	}
 }
