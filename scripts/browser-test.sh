@@ -46,11 +46,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build arena"
+echo "== build arena and the turns game (examples/turns)"
 go build -o "$tmp/arena" ./cmd/arena
+go build -o "$tmp/turns" ./examples/turns/cmd/turns
 
 # A block of 60 free ports: HTTP, line protocol, gRPC, chat, then fight
-# servers from base+10 and map servers from base+30.
+# servers from base+10, map servers from base+30 and turns servers from
+# base+50.
 base=$(node -e '
 const net = require("net");
 const free = (p) => new Promise((ok) => { const s = net.createServer(); s.once("error", () => ok(false)); s.listen(p, "127.0.0.1", () => s.close(() => ok(true))); });
@@ -67,7 +69,8 @@ const free = (p) => new Promise((ok) => { const s = net.createServer(); s.once("
 args=(up --http "127.0.0.1:$base" --listen "127.0.0.1:$((base + 1))" --chat-port "$((base + 3))"
   --fight-port-base "$((base + 10))" --map-port-base "$((base + 30))" --host 127.0.0.1
   --store-prefix "browsertest-$$-$base:" --credentials "$tmp/credentials.json" --bots 0
-  --db "sqlite:$tmp/arena.db" --outbox "$tmp/outbox")
+  --db "sqlite:$tmp/arena.db" --outbox "$tmp/outbox"
+  --game "turns=$tmp/turns" --game-port-base "$((base + 50))" --game-option turns.start-delay=3s)
 help=$("$tmp/arena" up --help 2>&1 || true)
 if [[ $help == *--grpc* ]]; then
   args+=(--grpc "127.0.0.1:$((base + 2))")
@@ -94,7 +97,7 @@ if [ $# -gt 0 ]; then
   files=("$@")
 else
   # play first: it needs no bots in the queue; dashboard last: it leaves MAXNUM low for a while.
-  files=(play.test.mjs client.test.mjs rejoin.test.mjs party.test.mjs solo.test.mjs records.test.mjs world.test.mjs errors.test.mjs dashboard.test.mjs)
+  files=(play.test.mjs client.test.mjs rejoin.test.mjs turns.test.mjs party.test.mjs solo.test.mjs records.test.mjs world.test.mjs errors.test.mjs dashboard.test.mjs)
 fi
 echo "== node --test ${files[*]} (screenshots in $ARENA_SCREENSHOTS)"
 node --test --test-concurrency=1 "${files[@]}" || status=$?
