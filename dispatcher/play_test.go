@@ -47,14 +47,14 @@ type testDispatcher struct {
 	ws   string // ws://host:port
 }
 
-func newTestDispatcher(t *testing.T, mutate func(*Config)) *testDispatcher {
+func newTestDispatcher(t testing.TB, mutate func(*Config)) *testDispatcher {
 	t.Helper()
 	return newTestDispatcherOn(t, storetest.New(t), mutate)
 }
 
 // newTestDispatcherOn runs a test dispatcher on st (two dispatchers one
 // after the other on one store: a restart).
-func newTestDispatcherOn(t *testing.T, st store.Store, mutate func(*Config)) *testDispatcher {
+func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *testDispatcher {
 	t.Helper()
 	cfg := Config{
 		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0",

@@ -60,7 +60,7 @@ func (m *Matchmaker) backfillTick(ctx context.Context, now time.Time) {
 		cands, ok := byProfile[ps]
 		if !ok {
 			for _, t := range m.tickets {
-				if t.prof == ps && t.in != 0 {
+				if t.waiting && t.prof == ps && t.in != 0 {
 					cands = append(cands, t)
 				}
 			}

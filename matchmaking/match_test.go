@@ -326,8 +326,8 @@ func TestBadFunctionAnswersAreRejected(t *testing.T) {
 			t.Fatalf("%d %s: not counted", i, tc.reason)
 		}
 	}
-	if len(s.m.tickets) != 4 {
-		t.Fatalf("%d tickets waiting, want all 4", len(s.m.tickets))
+	if s.m.waiting != 4 {
+		t.Fatalf("%d tickets waiting, want all 4", s.m.waiting)
 	}
 	mu.Lock()
 	answer = []Proposal{{Rosters: [][]string{{"a"}, {"d"}}, Score: 1}}
@@ -398,7 +398,7 @@ func TestTicketsExpireAndOwnersAreTold(t *testing.T) {
 	_ = s.enqueue(Enqueue{Player: Player{UUID: "slow", Score: 1}})
 	_ = s.enqueue(Enqueue{Player: Player{UUID: "fast", Score: 5000}, Profile: "quick"})
 	s.step(4 * time.Second)
-	if len(s.m.tickets) != 2 {
+	if s.m.waiting != 2 {
 		t.Fatal("expired too early")
 	}
 	s.step(6 * time.Second)
@@ -406,8 +406,8 @@ func TestTicketsExpireAndOwnersAreTold(t *testing.T) {
 		t.Fatalf("after 6s: fast=%v slow=%v", s.m.players["fast"], s.m.players["slow"])
 	}
 	s.step(61 * time.Second)
-	if len(s.m.tickets) != 0 || len(s.m.players) != 0 {
-		t.Fatalf("after 61s: %d tickets", len(s.m.tickets))
+	if s.m.waiting != 0 || len(s.m.players) != 0 {
+		t.Fatalf("after 61s: %d tickets", s.m.waiting)
 	}
 	waitfor.Cond(t, "two expiry notices", func() bool { mu.Lock(); defer mu.Unlock(); return len(expired) >= 2 })
 	s.rec.mu.Lock()

@@ -218,7 +218,9 @@ type Matchmaker struct {
 	// Owned by the Run goroutine:
 	profiles map[string]*profileState
 	order    []*profileState // file order
-	tickets  map[string]*ticket
+	tickets  map[string]*ticket // by id; may hold dropped tickets until swept
+	retired  []*ticket          // dropped, their ids not yet swept from tickets
+	waiting  int                // tickets waiting
 	expiry   expiryHeap
 	serial   uint64                          // evaluations so far (marks tickets taken)
 	view     atomic.Pointer[[]*profileState] // the profiles, for Stats
@@ -327,9 +329,11 @@ func (m *Matchmaker) install(ps Profiles, now time.Time) error {
 		m.order = append(m.order, st)
 	}
 	if len(old) > 0 {
-		moving := make([]*ticket, 0, len(m.tickets))
+		moving := make([]*ticket, 0, m.waiting)
 		for _, t := range m.tickets {
-			moving = append(moving, t)
+			if t.waiting {
+				moving = append(moving, t)
+			}
 		}
 		sort.Slice(moving, func(i, j int) bool { return moving[i].created.Before(moving[j].created) })
 		for _, t := range moving {
@@ -666,25 +670,52 @@ func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int,
 }
 
 func (m *Matchmaker) addTicket(t *ticket, now time.Time) {
+	m.sweepTickets(2)
 	m.tickets[t.id] = t
 	t.waiting = true
+	m.waiting++
 	t.prof.add(t, now)
 	heap.Push(&m.expiry, t)
 }
 
 // dropTicket takes t out of the pools (matched, cancelled or expired).
+// Its id leaves the index later (sweepTickets), a few at a time, so a
+// tick that matches a million tickets does not delete a million map
+// entries.
 func (m *Matchmaker) dropTicket(t *ticket) {
 	if !t.waiting {
 		return
 	}
 	t.waiting = false
-	delete(m.tickets, t.id)
+	m.waiting--
+	m.retired = append(m.retired, t)
 	t.prof.remove(t)
+}
+
+// ticket returns the waiting ticket id (nil if none waits).
+func (m *Matchmaker) ticket(id string) *ticket {
+	if t := m.tickets[id]; t != nil && t.waiting {
+		return t
+	}
+	return nil
+}
+
+// sweepTickets deletes up to n ids of dropped tickets from the index
+// (unless the id queued again since).
+func (m *Matchmaker) sweepTickets(n int) {
+	for ; n > 0 && len(m.retired) > 0; n-- {
+		t := m.retired[len(m.retired)-1]
+		m.retired[len(m.retired)-1] = nil
+		m.retired = m.retired[:len(m.retired)-1]
+		if m.tickets[t.id] == t {
+			delete(m.tickets, t.id)
+		}
+	}
 }
 
 func (m *Matchmaker) status(q *qentry) QueueStatus {
 	st := QueueStatus{State: q.state, Profile: q.e.Profile, Mode: q.e.Profile, Room: q.room, Since: q.since}
-	if t := m.tickets[q.key]; t != nil {
+	if t := m.ticket(q.key); t != nil {
 		st.Expires = t.expires
 	}
 	return st
@@ -728,7 +759,7 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 		return fmt.Errorf("cancel: %w: a room is being formed", ErrInRoom)
 	}
 	delete(m.players, uuid)
-	t := m.tickets[q.key]
+	t := m.ticket(q.key)
 	if len(q.e.Party) == 0 {
 		if t != nil {
 			m.dropTicket(t)
@@ -843,7 +874,7 @@ func (m *Matchmaker) expireDue(now time.Time) {
 	}
 	// Matched and cancelled tickets leave the heap lazily; rebuild it when
 	// they outnumber the waiting ones.
-	if len(m.expiry) > 1024 && len(m.expiry) > 2*len(m.tickets) {
+	if len(m.expiry) > 1024 && len(m.expiry) > 2*m.waiting {
 		live := m.expiry[:0]
 		for _, t := range m.expiry {
 			if t.waiting {

@@ -2,6 +2,7 @@ package matchmaking
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"errors"
@@ -29,6 +30,7 @@ func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
 			delete(m.players, u)
 		}
 	}
+	m.sweepTickets(sweepBudget)
 	m.expireDue(now)
 	m.backfillTick(ctx, now)
 	pt := &pendingTick{now: now}
@@ -166,7 +168,7 @@ func (m *Matchmaker) accept(ps *profileState, req *MatchRequest, props []Proposa
 		ts := make([]*ticket, 0, 8)
 		for _, ids := range pr.Rosters {
 			for _, id := range ids {
-				t := m.tickets[id]
+				t := m.ticket(id)
 				if t == nil {
 					t = &ticket{id: id} // gone since the call: the proposal loses
 				}
@@ -223,20 +225,34 @@ func (m *Matchmaker) startHandoffs(ctx context.Context, kept []*proposal, now ti
 	}
 	workers := min(len(rooms), handoffWorkers)
 	var next atomic.Int64
-	m.handoffs.Add(workers)
+	// One deadline for the tick's rooms (a context per room costs more
+	// than placing it when the fleet answers fast).
+	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	m.handoffs.Add(workers + 1)
 	for range workers {
 		go func() {
 			defer m.handoffs.Done()
+			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(rooms) {
 					return
 				}
-				m.place(&rooms[i])
+				m.place(hctx, &rooms[i])
 			}
 		}()
 	}
+	go func() {
+		defer m.handoffs.Done()
+		wg.Wait()
+		cancel()
+	}()
 }
+
+// sweepBudget is how many dropped ids a tick deletes from the index.
+const sweepBudget = 16384
 
 // handoffWorkers bounds the goroutines placing one tick's rooms.
 const handoffWorkers = 64
@@ -281,10 +297,8 @@ func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
 
 // place hands one room off and delivers its match messages (a hand-off
 // goroutine).
-func (m *Matchmaker) place(f *formed) {
-	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (m *Matchmaker) place(hctx context.Context, f *formed) {
 	msgs, err := m.handoff(hctx, f.fr)
-	cancel()
 	fr, entries, tickets := f.fr, f.entries, f.tickets
 	_ = f.done.Post(func() { m.handoffDone(fr, entries, tickets, msgs, err) })
 	if err != nil {

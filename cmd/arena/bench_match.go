@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/matchmaking/matcher"
 	"github.com/arena-game/arena/matchmaking/matcher/matchbench"
 )
@@ -36,8 +37,13 @@ func benchMatchCommand() *cli.Command {
 			intFlag("seed-max", 1_000_000, "run the seed's rule for comparison up to this many players (above: skipped)"),
 			intFlag("literal-max", 20_000, "batch: time the seed's own quadratic loop up to this many players (above: skipped)"),
 			boolFlag("json", "print one JSON object"),
+			stringFlag("scenario", "", "the matchmaker instead of the matcher: profiles (--tickets over 4 profiles x 3 overlapping pools) or one-profile (--tickets in the default profile); one tick, beside the pure matcher on the same tickets"),
+			boolFlag("warm", "scenario: time the second tick (the pool refilled with tickets of the last second) instead of the first"),
 		},
 		Action: func(c *cli.Context) error {
+			if sc := c.String("scenario"); sc != "" {
+				return benchScenario(c, sc)
+			}
 			cfg := matcher.Config{
 				RoomSize:        c.Int("room-size"),
 				WindowBase:      c.Float64("window-base"),
@@ -111,4 +117,39 @@ func printSteady(r matchbench.SteadyResult) {
 	}
 	fmt.Printf("ticks: mean %.2f ms (%.2f ms CPU), slowest %.2f ms (%.2f ms CPU), with up to %d waiting; run %.3f s\n",
 		r.MeanTickS*1e3, r.MeanTickCPUS*1e3, r.SlowestTickS*1e3, r.SlowestTickCPUS*1e3, r.MaxWaiting, r.Seconds)
+}
+
+// benchScenario runs `arena bench match --scenario`: one matchmaker tick
+// (profiles, pools, functions, evaluator, hand-off start) beside the pure
+// matcher on the same tickets in one pool.
+func benchScenario(c *cli.Context, scenario string) error {
+	tb := matchmaking.TickBench{Tickets: c.Int("tickets"), Seed: c.Uint64("seed"), Warm: c.Bool("warm")}
+	switch scenario {
+	case "profiles":
+		ps, err := matchmaking.ParseProfiles([]byte(matchmaking.BenchProfiles), nil)
+		if err != nil {
+			return err
+		}
+		tb.Profiles, tb.Names = ps, []string{"p0", "p1", "p2", "p3"}
+	case "one-profile":
+		tb.Profiles, tb.Names = matchmaking.DefaultProfiles(3, 0, 50, false), []string{matchmaking.DefaultProfile}
+	default:
+		return fmt.Errorf("--scenario %q: want profiles or one-profile", scenario)
+	}
+	r, err := matchmaking.BenchTick(tb, true)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(os.Stdout).Encode(struct {
+			Scenario string  `json:"scenario"`
+			Load     float64 `json:"load_average"`
+			matchmaking.TickBenchResult
+		}{scenario, matchbench.LoadAverage(), r})
+	}
+	fmt.Printf("%s: %d tickets, warm %v, seed %d (load %.1f)\n", scenario, r.Tickets, r.Warm, tb.Seed, matchbench.LoadAverage())
+	fmt.Printf("matchmaker tick  %8.1f ms wall  %8.1f ms CPU  %6d rooms\n", r.WallMS, r.CPUMS, r.Rooms)
+	fmt.Printf("match pushed     p50 %.1f ms  p99 %.1f ms after the tick began (p99 %.1f ms after it ended)\n", r.PushP50MS, r.PushP99MS, r.AfterTickP99MS)
+	fmt.Printf("baseline         %8.1f ms wall: the pure matcher, one pool of the same tickets (matchmaker %.1fx)\n", r.MatcherMS, r.WallMS/max(r.MatcherMS, 0.001))
+	return nil
 }

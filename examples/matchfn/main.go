@@ -13,12 +13,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/arena-game/arena/examples/matchfn/duo"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/matchmaking/matchfn"
 )
 
 func main() {
-	if err := matchfn.Serve(matchmaking.FunctionFunc(TwoVsTwo)); err != nil {
+	if err := matchfn.Serve(matchmaking.FunctionFunc(duo.TwoVsTwo)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

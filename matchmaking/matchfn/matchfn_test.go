@@ -21,7 +21,7 @@ import (
 )
 
 // build compiles a plugin binary for the test.
-func build(t *testing.T, pkg string) string {
+func build(t testing.TB, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, pkg)

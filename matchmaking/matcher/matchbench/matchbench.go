@@ -242,7 +242,7 @@ func Batch(o BatchOptions) (BatchResult, error) {
 			res.SlowestTickSpeedup = &x
 		}
 	}
-	res.LoadAverage = loadAverage()
+	res.LoadAverage = LoadAverage()
 	return res, nil
 }
 
@@ -420,7 +420,7 @@ func Steady(o SteadyOptions) (SteadyResult, error) {
 		mean, left, w := st.mean(), len(waiting), waitsOf(sw)
 		res.SeedRooms, res.SeedLeft, res.SeedMeanSpread, res.SeedMaxSpread, res.SeedWaits = &st.rooms, &left, &mean, &st.maxSpread, &w
 	}
-	res.LoadAverage = loadAverage()
+	res.LoadAverage = LoadAverage()
 	return res, nil
 }
 
@@ -435,7 +435,8 @@ func collectWaits(w []float64, rooms []matcher.Room, now time.Time) []float64 {
 
 // loadAverage reads the 1-minute load average from /proc/loadavg (Linux);
 // 0 elsewhere.
-func loadAverage() float64 {
+// LoadAverage is the machine's 1-minute load average (0 when unknown).
+func LoadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return 0

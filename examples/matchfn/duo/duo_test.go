@@ -1,4 +1,4 @@
-package main
+package duo
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestTwoVsTwo(t *testing.T) {
-	ps, err := matchmaking.LoadProfiles("profiles.yaml", []string{"duo"})
+	ps, err := matchmaking.LoadProfiles("../profiles.yaml", []string{"duo"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package main
+// Package duo is the example match function: 2-vs-2 rooms of one region
+// with close ratings (see examples/matchfn).
+package duo
 
 import (
 	"cmp"
