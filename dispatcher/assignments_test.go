@@ -83,7 +83,11 @@ func TestAssignmentsResumeFromACursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Cond(t, "the stream subscribed", func() bool { td.assignments.mu.Lock(); defer td.assignments.mu.Unlock(); return len(td.assignments.subs) == 1 })
+	waitfor.Cond(t, "the stream subscribed", func() bool {
+		td.assignments.mu.Lock()
+		defer td.assignments.mu.Unlock()
+		return len(td.assignments.subs) == 1
+	})
 	add("a")
 	var last uint64
 	for range 3 {
@@ -141,7 +145,11 @@ func TestTicketGRPCAndWatchAssignments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Cond(t, "the watch subscribed", func() bool { td.assignments.mu.Lock(); defer td.assignments.mu.Unlock(); return len(td.assignments.subs) == 1 })
+	waitfor.Cond(t, "the watch subscribed", func() bool {
+		td.assignments.mu.Lock()
+		defer td.assignments.mu.Unlock()
+		return len(td.assignments.subs) == 1
+	})
 	for i := range 3 {
 		ts, err := c.CreateTicket(ctx, &matchpb.Ticket{Uuid: fmt.Sprintf("w%d", i), Username: "w", Score: 1500,
 			SearchFields: &matchpb.SearchFields{Strings: map[string]string{"region": "eu"}}})

@@ -217,7 +217,7 @@ type Matchmaker struct {
 
 	// Owned by the Run goroutine:
 	profiles map[string]*profileState
-	order    []*profileState // file order
+	order    []*profileState    // file order
 	tickets  map[string]*ticket // by id; may hold dropped tickets until swept
 	retired  []*ticket          // dropped, their ids not yet swept from tickets
 	waiting  int                // tickets waiting
