@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,6 +189,15 @@ func tryStartArena(t *testing.T, o startOpts, sub string, extra []string) (*Aren
 		"--log-level", "debug",
 	}
 	creds := flagValue(extra, "--credentials")
+	// With --rotate-credentials the file still holds the old secret until
+	// arena writes the new one, after it listens.
+	var staleSecret string
+	if creds != "" && slices.Contains(extra, "--rotate-credentials") {
+		var m map[string]string
+		if b, err := os.ReadFile(creds); err == nil && json.Unmarshal(b, &m) == nil {
+			staleSecret = m["secret"]
+		}
+	}
 	if creds == "" {
 		for _, f := range []struct{ flag, v string }{{"--fleet-token", a.Token}, {"--secret", a.Secret}, {"--operator-token", a.Operator}, {"--backend-token", a.Backend}} {
 			if flagValue(extra, f.flag+"-file") == "" {
@@ -257,7 +267,7 @@ func tryStartArena(t *testing.T, o startOpts, sub string, extra []string) (*Aren
 				return false
 			}
 			a.Secret, a.Token, a.Operator, a.Backend = m["secret"], m["fleet_token"], m["operator_token"], m["backend_token"]
-			return a.Secret != ""
+			return a.Secret != "" && a.Secret != staleSecret
 		})
 	}
 	t.Cleanup(func() {
