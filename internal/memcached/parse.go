@@ -157,29 +157,12 @@ func parse(line []byte) request {
 		if ntokens < 3 {
 			return request{reply: replyError}
 		}
-		switch cmd {
-		case "get":
-			return parseRetrieval(opGet, line, toks)
-		case "gets":
-			return parseRetrieval(opGets, line, toks)
-		case "gat":
-			return parseRetrieval(opGat, line, toks)
-		case "gats":
-			return parseRetrieval(opGats, line, toks)
+		if o, ok := retrievals[cmd]; ok {
+			return parseRetrieval(o, line, toks)
 		}
 		return request{reply: replyError}
-	case cmd == "set":
-		return parseStorage(opSet, toks, ntokens)
-	case cmd == "add":
-		return parseStorage(opAdd, toks, ntokens)
-	case cmd == "append":
-		return parseStorage(opAppend, toks, ntokens)
-	case cmd == "replace":
-		return parseStorage(opReplace, toks, ntokens)
-	case cmd == "prepend":
-		return parseStorage(opPrepend, toks, ntokens)
-	case cmd == "cas":
-		return parseStorage(opCAS, toks, ntokens)
+	case storages[cmd] != opNone:
+		return parseStorage(storages[cmd], toks, ntokens)
 	case cmd == "incr":
 		return parseArith(opIncr, toks, ntokens)
 	case cmd == "decr":
@@ -222,6 +205,12 @@ func parse(line []byte) request {
 	}
 	return request{reply: replyError}
 }
+
+// The get family and the storage commands, by name.
+var (
+	retrievals = map[string]op{"get": opGet, "gets": opGets, "gat": opGat, "gats": opGats}
+	storages   = map[string]op{"set": opSet, "add": opAdd, "append": opAppend, "replace": opReplace, "prepend": opPrepend, "cas": opCAS}
+)
 
 // knownUnserved reports the memcached commands outside the first-letter
 // branches that this server does not implement; they answer ERROR without

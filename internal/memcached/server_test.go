@@ -3,6 +3,7 @@ package memcached
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -325,30 +325,36 @@ func TestEviction(t *testing.T) {
 // TestEvictionIsLogged warns when items are evicted: what arena keeps in
 // memcached is then being lost.
 func TestEvictionIsLogged(t *testing.T) {
-	var buf syncBuffer
-	s := start(t, Config{MaxMemory: 64 << 10, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	warnings := make(recorder, 16)
+	s := start(t, Config{MaxMemory: 64 << 10, Logger: slog.New(warnings)})
 	mc := memcache.New(s.Addr())
 	for i := range 200 {
 		if err := mc.Set(&memcache.Item{Key: "w" + strconv.Itoa(i), Value: bytes.Repeat([]byte("v"), 1000)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitfor.Cond(t, "an eviction warning", func() bool {
-		return strings.Contains(buf.String(), `level=WARN msg="memcached is evicting items`)
-	})
+	for {
+		r := waitfor.Recv(t, warnings, "an eviction warning")
+		if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "memcached is evicting items") {
+			return
+		}
+	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// recorder is a slog handler that hands records to a channel (dropping
+// them when it is full).
+type recorder chan slog.Record
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (r recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r recorder) WithGroup(string) slog.Handler            { return r }
+func (r recorder) Handle(_ context.Context, rec slog.Record) error {
+	select {
+	case r <- rec:
+	default:
+	}
+	return nil
 }
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestExpiry uses a settable clock: relative and absolute expiry, negative
 // expiry, touch and gat, and a delayed flush_all.
