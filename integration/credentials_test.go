@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // TestUpCredentialsLast: `arena up` reuses its credentials file across
@@ -77,6 +79,17 @@ func TestUpCredentialsLast(t *testing.T) {
 	// Rotated: the old token is refused, the file has new values.
 	b.Stop()
 	c := startArena(t, common[0], append(common[1:], "--rotate-credentials")...)
+	// The harness may have read the old file before the new one was
+	// written (once arena listens): wait for the new one.
+	waitfor.Cond(t, "the rotated credentials are written", func() bool {
+		now, _ := os.ReadFile(creds)
+		var m map[string]string
+		if json.Unmarshal(now, &m) != nil || bytes.Equal(now, written) {
+			return false
+		}
+		c.Secret, c.Operator = m["secret"], m["operator_token"]
+		return true
+	})
 	if code, _ := me(c); code != 401 {
 		t.Fatalf("an old token after --rotate-credentials: %d", code)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,7 +71,7 @@ func BenchmarkResults(b *testing.B) {
 // runWriters runs op b.N times on benchWriters goroutines and reports
 // results/s.
 func runWriters(b *testing.B, op func() error) {
-	b.SetParallelism(max(1, benchWriters/runtime.GOMAXPROCS(0)))
+	b.SetParallelism(max(1, writers()/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -127,4 +129,12 @@ func BenchmarkLeaderboard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// writers is benchWriters, or ARENA_BENCH_WRITERS when set.
+func writers() int {
+	if n, err := strconv.Atoi(os.Getenv("ARENA_BENCH_WRITERS")); err == nil && n > 0 {
+		return n
+	}
+	return benchWriters
 }

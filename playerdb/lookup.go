@@ -166,7 +166,7 @@ func (db *DB) Leaderboard(ctx context.Context, profile string, offset, limit int
 	}
 	profile = NormProfile(profile)
 	var total sql.NullInt64
-	if err := db.sql.QueryRowContext(ctx, db.q("SELECT SUM(n) FROM rating_counts WHERE profile = ?"), profile).Scan(&total); err != nil {
+	if err := db.sql.QueryRowContext(ctx, db.q("SELECT SUM(n) FROM rating_shards WHERE profile = ?"), profile).Scan(&total); err != nil {
 		return nil, 0, unavailable("leaderboard", err)
 	}
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT r.player_id, p.display_name, p.bot, r.rating, r.games, r.wins, r.losses
@@ -233,7 +233,7 @@ func (db *DB) Place(ctx context.Context, profile, id string) (Entry, error) {
 // histogram (a sum over at most one row per distinct rating).
 func (db *DB) countAbove(ctx context.Context, profile string, rating int) (int, error) {
 	var n sql.NullInt64
-	if err := db.sql.QueryRowContext(ctx, db.q("SELECT SUM(n) FROM rating_counts WHERE profile = ? AND rating > ?"),
+	if err := db.sql.QueryRowContext(ctx, db.q("SELECT SUM(n) FROM rating_shards WHERE profile = ? AND rating > ?"),
 		profile, rating).Scan(&n); err != nil {
 		return 0, unavailable("leaderboard place", err)
 	}

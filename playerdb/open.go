@@ -43,6 +43,13 @@ type DB struct {
 	// processes' writers wait on the file lock (busy_timeout).
 	writeMu sync.Mutex
 	now     func() time.Time
+
+	// applyQ feeds the committers that apply results in batches (see
+	// Apply); closed ends them.
+	applyQ     chan *applyReq
+	closed     chan struct{}
+	closeOnce  sync.Once
+	committers sync.WaitGroup
 }
 
 // dialect is what differs between the two databases.
@@ -100,11 +107,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	db := &DB{now: time.Now}
+	db := &DB{now: time.Now, applyQ: make(chan *applyReq, 1024), closed: make(chan struct{})}
 	name := Redact(cfg.DSN)
 	if IsPostgres(cfg.DSN) {
 		db.dialect = dialect{name: "postgres", dollar: true, lockRows: " FOR UPDATE"}
-		s, err := sql.Open("pgx", cfg.DSN)
+		s, err := sql.Open("pgx", pgDSN(cfg.DSN))
 		if err != nil {
 			return nil, fmt.Errorf("open player database %s: %w: %v", name, ErrInvalid, redactErr(err, cfg.DSN))
 		}
@@ -149,7 +156,37 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.sql.Close()
 		return nil, fmt.Errorf("open player database %s: %w", name, err)
 	}
+	// SQLite has one writer at a time: one committer. PostgreSQL runs two
+	// batches at once, so one's round trips overlap the other's commit
+	// (more committers made smaller batches and more commits, no faster:
+	// docs/BENCHMARKS.md).
+	n := 1
+	if db.dialect.name == "postgres" {
+		n = min(2, cfg.MaxConns)
+	}
+	for range n {
+		db.committers.Add(1)
+		go db.committer()
+	}
 	return db, nil
+}
+
+// pgDSN sets pgx's query mode to "exec" unless the DSN chooses one: one
+// round trip per statement with the parameter types taken from the Go
+// values, and no server-side statement cache to fill (the batch
+// statements' shapes vary with the number of players and results).
+func pgDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	if q.Has("default_query_exec_mode") {
+		return dsn
+	}
+	q.Set("default_query_exec_mode", "exec")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // redactErr returns err's text with the DSN's password blanked, should a
@@ -164,8 +201,14 @@ func redactErr(err error, dsn string) string {
 	return msg
 }
 
-// Close closes the connections.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close stops applying results (Applies still waiting fail with
+// ErrUnavailable; a batch being written finishes) and closes the
+// connections.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.closed) })
+	db.committers.Wait()
+	return db.sql.Close()
+}
 
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
@@ -317,3 +360,4 @@ func fromMS(v int64) time.Time {
 	}
 	return time.UnixMilli(v)
 }
+

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -160,15 +161,15 @@ func (db *DB) upsertPlayers(ctx context.Context, tx *sql.Tx, ps []NewPlayer, now
 // readRatings returns the current ratings in profile of those of ids that
 // have one.
 func (db *DB) readRatings(ctx context.Context, tx *sql.Tx, profile string, ids []string) (map[string]int, error) {
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, profile)
-	marks := make([]string, len(ids))
-	for i, id := range ids {
-		args = append(args, id)
-		marks[i] = "?"
+	// (player_id, profile) pairs, so both databases look the rows up by
+	// the primary key (a profile = ? condition led SQLite to scan the
+	// profile's whole leaderboard index).
+	args := make([]any, 0, 2*len(ids))
+	for _, id := range ids {
+		args = append(args, id, profile)
 	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT player_id, rating FROM ratings WHERE profile = ? AND player_id IN (`+
-		strings.Join(marks, ", ")+`)`+db.dialect.lockRows), args...)
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT player_id, rating FROM ratings WHERE (player_id, profile) IN (VALUES `+
+		placeholders(len(ids), 2)+`)`+db.dialect.lockRows), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,8 +186,13 @@ func (db *DB) readRatings(ctx context.Context, tx *sql.Tx, profile string, ids [
 	return out, rows.Err()
 }
 
+// histogramShards is how many rows one (profile, rating) of the
+// histogram is split into (migration 0002).
+const histogramShards = 8
+
 // addCounts adds deltas to the profile's rating histogram, in rating
-// order (so concurrent transactions lock its rows in one order).
+// order (so concurrent transactions lock its rows in one order), in one
+// shard picked at random.
 func (db *DB) addCounts(ctx context.Context, tx *sql.Tx, profile string, deltas map[int]int64) error {
 	ratings := make([]int, 0, len(deltas))
 	for r, d := range deltas {
@@ -198,12 +204,13 @@ func (db *DB) addCounts(ctx context.Context, tx *sql.Tx, profile string, deltas 
 		return nil
 	}
 	slices.Sort(ratings)
-	args := make([]any, 0, len(ratings)*3)
+	shard := rand.IntN(histogramShards)
+	args := make([]any, 0, len(ratings)*4)
 	for _, r := range ratings {
-		args = append(args, profile, r, deltas[r])
+		args = append(args, profile, r, shard, deltas[r])
 	}
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO rating_counts (profile, rating, n) VALUES `+placeholders(len(ratings), 3)+
-		` ON CONFLICT (profile, rating) DO UPDATE SET n = rating_counts.n + excluded.n`), args...)
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO rating_shards (profile, rating, shard, n) VALUES `+placeholders(len(ratings), 4)+
+		` ON CONFLICT (profile, rating, shard) DO UPDATE SET n = rating_shards.n + excluded.n`), args...)
 	return err
 }
 

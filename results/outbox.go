@@ -15,8 +15,9 @@ import (
 
 // outbox is a directory of results not yet known to be in the database,
 // one file per room (ROOM.json, the JSON of an entry). A file is written
-// to a temporary name, synced, renamed into place and the directory
-// synced, so a crash leaves either no entry or a whole one. Several
+// to a temporary name and renamed into place, so a crash leaves either no
+// entry or a whole one; an entry the database did not take is synced to
+// the disk (file and directory) before the result is reported pending. Several
 // processes may share one directory: applying a result twice changes
 // nothing, so they need no lock.
 type outbox struct {
@@ -48,8 +49,12 @@ func openOutbox(dir string) (*outbox, error) {
 
 func (o *outbox) path(room string) string { return filepath.Join(o.dir, room+".json") }
 
-// put writes r's entry durably. A second put of the same room replaces
-// the first (the same result, reported again).
+// put writes r's entry to a temporary file and renames it into place: from
+// then on it survives this process (a crash, a kill). It is not synced to
+// the disk yet: call sync before relying on the entry alone (a result
+// that stays pending); until then the database commit is what lasts. A
+// second put of the same room replaces the first (the same result,
+// reported again).
 func (o *outbox) put(r playerdb.Result) error {
 	b, err := json.Marshal(entry{Version: entryVersion, Result: r})
 	if err != nil {
@@ -61,9 +66,6 @@ func (o *outbox) put(r playerdb.Result) error {
 	}
 	tmp := f.Name()
 	_, werr := f.Write(b)
-	if werr == nil {
-		werr = f.Sync()
-	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
@@ -74,8 +76,23 @@ func (o *outbox) put(r playerdb.Result) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("outbox put %s: %w", r.Room, werr)
 	}
-	if err := syncDir(o.dir); err != nil {
-		return fmt.Errorf("outbox put %s: %w", r.Room, err)
+	return nil
+}
+
+// sync makes room's entry durable on the disk: the file's data and its
+// name in the directory.
+func (o *outbox) sync(room string) error {
+	f, err := os.Open(o.path(room))
+	if err != nil {
+		return fmt.Errorf("outbox sync %s: %w", room, err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err == nil {
+		err = syncDir(o.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox sync %s: %w", room, err)
 	}
 	return nil
 }

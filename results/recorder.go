@@ -172,11 +172,13 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 // Record stores res exactly once and returns the rating changes to show.
 //
 // It checks res (playerdb.ErrInvalid, wrapped, for a malformed result:
-// nothing is stored), writes it to the outbox, and tries the database for
-// at most Config.Attempt. On success the entry is removed and the changes
+// nothing is stored), writes it to the outbox (where it survives this
+// process), and tries the database for at most Config.Attempt. On success
+// (the database's commit is durable) the entry is removed and the changes
 // returned (Duplicate when the room was already recorded: the changes
-// recorded then). When the database fails the error wraps ErrPending: the
-// result is safe in the outbox and Run applies it later. When the outbox
+// recorded then). When the database fails the entry is synced to the disk
+// and the error wraps ErrPending: the result is safe in the outbox and Run
+// applies it later. When the outbox
 // is full or cannot be written Record still tries the database, and fails
 // with ErrNotRecorded if that fails too.
 func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Applied, error) {
@@ -231,6 +233,10 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 		r.outcomes.WithLabelValues("not_recorded").Inc()
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, queueErr, err)
 	default:
+		if serr := r.ob.sync(res.Room); serr != nil {
+			r.outcomes.WithLabelValues("not_recorded").Inc()
+			return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, serr, err)
+		}
 		r.mu.Lock()
 		r.queued[res.Room] = struct{}{}
 		r.pending.Store(int64(len(r.queued)))
