@@ -1,5 +1,6 @@
 // Package relay is the smallest useful game on the SDK and the benchmark
-// workload of `arena bench fight --game`: every message a player sends is
+// workload of `arena bench fight --game` (it takes any kind name, so one
+// binary runs as "relay" and as "relaytick"): every message a player sends is
 // relayed to the other players of its room, stamped with the sender's
 // uuid. With the configuration {"tick":"50ms"} it is a tick-based game
 // instead: messages wait for the room's next tick, and each tick every
@@ -25,9 +26,6 @@ var (
 	_ sdk.Game     = (*Game)(nil)
 	_ sdk.Setupper = (*Game)(nil)
 )
-
-// Name implements sdk.Namer.
-func (g *Game) Name() string { return "relay" }
 
 // Setup reads "tick" (a Go duration, 1ms-1s) from the configuration.
 func (g *Game) Setup(env sdk.Env) error {
@@ -68,8 +66,24 @@ type pending struct {
 	msg  []byte
 }
 
+// Join announces players as the fight does, so one load generator serves
+// both: the newcomer gets {"type":"create_player","uuid"} for every player
+// already in, and everyone (the newcomer too) one for the newcomer.
 func (h *room) Join(p *sdk.Player, how sdk.JoinKind) {
-	_ = h.r.Send(p, []byte(`{"type":"joined","uuid":"`+p.UUID+`"}`))
+	for _, o := range h.r.Players() {
+		if o != p && o.Connected() {
+			_ = h.r.Send(p, createPlayer(o))
+		}
+	}
+	if how == sdk.JoinFirst {
+		_ = h.r.Broadcast(createPlayer(p))
+	} else {
+		_ = h.r.Send(p, createPlayer(p))
+	}
+}
+
+func createPlayer(p *sdk.Player) []byte {
+	return []byte(`{"type":"create_player","uuid":"` + p.UUID + `"}`) // uuids need no escaping
 }
 
 func (h *room) Leave(*sdk.Player, sdk.LeaveReason) {}

@@ -16,8 +16,11 @@ func TestRelaysToTheOthers(t *testing.T) {
 		var cl []*sdktest.Client
 		for i := range 3 {
 			c := env.Join(room, i)
-			c.Expect("joined")
 			cl = append(cl, c)
+			for _, x := range cl { // the newcomer is announced to everyone
+				for m := x.Expect("create_player"); m.Str("uuid") != room.Players[i].UUID; m = x.Expect("create_player") {
+				}
+			}
 		}
 		cl[0].Send(` {"type":"event","ts":7, "x":[1,2]} `)
 		cl[0].Send(`{"type":"event","ts":8}`)

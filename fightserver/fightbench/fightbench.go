@@ -9,6 +9,7 @@ package fightbench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +61,38 @@ type Config struct {
 	// takes less of the machine from the server) or ClientGWS (a gws
 	// client and read goroutine per player).
 	Client string
+	// Games are game binaries (the SDK's, or any process-contract server
+	// that relays the events keeping their "ts") measured after the fight
+	// with the same load, each as a phase of its own.
+	Games []Game
 	// Log receives progress and the child's log lines (nil: discard).
 	Log *slog.Logger
+}
+
+// Game is a game binary to measure beside the fight.
+type Game struct {
+	Name string
+	Path string
+	// Config is the game's configuration JSON (nil: {}).
+	Config []byte
+}
+
+// GamePhase is one game's measurement, and its ratios to the fight's.
+type GamePhase struct {
+	Name  string `json:"name"`
+	Phase Phase  `json:"phase"`
+	Mem   Mem    `json:"mem"`
+	// P50, P99 and CPUPerEvent are the game's / the fight's.
+	P50         float64 `json:"p50_vs_fight"`
+	P99         float64 `json:"p99_vs_fight"`
+	CPUPerEvent float64 `json:"cpu_per_event_vs_fight"`
+}
+
+// Mem is a server process's memory around one phase.
+type Mem struct {
+	RSSStart, RSSJoined, RSSEnd int64
+	BytesPerConn                float64 `json:"bytes_per_conn"`
+	BytesPerConnIdle            float64 `json:"bytes_per_conn_idle"`
 }
 
 // Client kinds.
@@ -138,9 +169,10 @@ type Result struct {
 	DurationS      float64 `json:"duration_s"`
 	WarmupS        float64 `json:"warmup_s"`
 	// Client is how the players connected (Config.Client).
-	Client   string `json:"client"`
-	Fight    Phase  `json:"fight"`
-	Baseline *Phase `json:"baseline,omitempty"`
+	Client   string      `json:"client"`
+	Fight    Phase       `json:"fight"`
+	Baseline *Phase      `json:"baseline,omitempty"`
+	Games    []GamePhase `json:"games,omitempty"`
 	// Fight process resident memory: after Start, after every player
 	// joined, at the end of the load.
 	FightRSSStart  int64 `json:"fight_rss_start_bytes"`
@@ -262,50 +294,38 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	defer tgt.close()
-	res.FightRSSStart = rss(tgt.pid)
-	cfg.Log.Info("fight server up", "addr", tgt.addr, "pid", tgt.pid)
-
-	// Rooms and tickets.
-	urls := make([]string, 0, res.Connections)
-	for i := 0; i < cfg.Rooms; i++ {
-		room := proc.Room{ID: fmt.Sprintf("bench%06d", i), Expires: time.Now().Add(time.Hour)}
-		for j := 0; j < cfg.Players; j++ {
-			room.Players = append(room.Players, proc.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("bot%d_%d", i, j), Score: 1500, Bot: true})
-		}
-		if _, err := tgt.proc.Rooms.AssignRoom(ctx, room); err != nil {
-			return res, fmt.Errorf("bench fight: assign room %d: %w", i, err)
-		}
-		for _, p := range room.Players {
-			tok, err := signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Room: room.ID, Bot: true}, time.Hour)
-			if err != nil {
-				return res, err
-			}
-			urls = append(urls, "ws://"+tgt.addr+"/ws?ticket="+tok)
-		}
-	}
-	cfg.Log.Info("rooms assigned", "rooms", cfg.Rooms)
-
-	st := newStats()
-	ps, err := dialAll(ctx, cfg, urls, st, cfg.Players)
+	phase, mem, rt, err := measure(ctx, cfg, tgt, signer)
 	if err != nil {
 		return res, err
 	}
-	cfg.Log.Info("players joined", "connections", len(ps.clients))
-	runtime.GC()
-	res.FightRSSJoined = rss(tgt.pid)
-	res.RuntimeJoined = runtimeMem(tgt.addr)
-	res.Fight = runLoad(ctx, cfg, ps.clients, st, cfg.Players-1, tgt.pid)
-	res.FightRSSEnd = rss(tgt.pid)
-	res.RuntimeEnd = runtimeMem(tgt.addr)
-	ps.closeAll()
-	tgt.close()
-	if res.FightRSSStart > 0 {
+	res.Fight, res.RuntimeJoined, res.RuntimeEnd = phase, rt[0], rt[1]
+	res.FightRSSStart, res.FightRSSJoined, res.FightRSSEnd = mem.RSSStart, mem.RSSJoined, mem.RSSEnd
+	if mem.RSSStart > 0 {
 		res.Targets.MemoryMeasured = true
-		res.BytesPerConn = float64(res.FightRSSEnd-res.FightRSSStart) / float64(res.Connections)
-		res.BytesPerConnIdle = float64(res.FightRSSJoined-res.FightRSSStart) / float64(res.Connections)
+		res.BytesPerConn, res.BytesPerConnIdle = mem.BytesPerConn, mem.BytesPerConnIdle
 	}
 	cfg.Log.Info("fight phase done", "delivered_per_s", res.Fight.DeliveredPerS, "p99_us", res.Fight.P99US)
+	for _, g := range cfg.Games {
+		runtime.GC()
+		config := g.Config
+		if len(config) == 0 {
+			config = []byte("{}")
+		}
+		req := proc.StartRequest{Kind: g.Name, BindHost: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:" + g.Name + ":",
+			Secret: secret, Game: &procpb.GameOptions{ConfigJson: gameConfig(config, cfg)}}
+		gt, err := startGame(ctx, cfg, g, req)
+		if err != nil {
+			return res, err
+		}
+		phase, mem, _, err := measure(ctx, cfg, gt, signer)
+		if err != nil {
+			return res, err
+		}
+		res.Games = append(res.Games, GamePhase{Name: g.Name, Phase: phase, Mem: mem,
+			P50: ratio(phase.P50US, res.Fight.P50US), P99: ratio(phase.P99US, res.Fight.P99US),
+			CPUPerEvent: ratio(phase.ServerCPUPerEventUS, res.Fight.ServerCPUPerEventUS)})
+		cfg.Log.Info("game phase done", "game", g.Name, "delivered_per_s", phase.DeliveredPerS, "p99_us", phase.P99US)
+	}
 
 	if !cfg.SkipBaseline {
 		runtime.GC()
@@ -330,6 +350,89 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// measure assigns the rooms on tgt, joins every player, runs the load and
+// closes tgt; it returns the phase, the process's memory and its Go
+// runtime's after joining and at the end.
+func measure(ctx context.Context, cfg Config, tgt *fightTarget, signer *auth.Signer) (Phase, Mem, [2]*RuntimeMem, error) {
+	defer tgt.close()
+	var mem Mem
+	var rt [2]*RuntimeMem
+	mem.RSSStart = rss(tgt.pid)
+	cfg.Log.Info("server up", "addr", tgt.addr, "pid", tgt.pid)
+	urls := make([]string, 0, cfg.Rooms*cfg.Players)
+	for i := 0; i < cfg.Rooms; i++ {
+		room := proc.Room{ID: fmt.Sprintf("bench%06d", i), Expires: time.Now().Add(time.Hour)}
+		for j := 0; j < cfg.Players; j++ {
+			room.Players = append(room.Players, proc.Player{UUID: auth.NewUUID(), Username: fmt.Sprintf("bot%d_%d", i, j), Score: 1500, Bot: true})
+		}
+		if _, err := tgt.proc.Rooms.AssignRoom(ctx, room); err != nil {
+			return Phase{}, mem, rt, fmt.Errorf("bench fight: assign room %d: %w", i, err)
+		}
+		for _, p := range room.Players {
+			tok, err := signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Room: room.ID, Bot: true}, time.Hour)
+			if err != nil {
+				return Phase{}, mem, rt, err
+			}
+			urls = append(urls, "ws://"+tgt.addr+"/ws?ticket="+tok)
+		}
+	}
+	cfg.Log.Info("rooms assigned", "rooms", cfg.Rooms)
+	st := newStats()
+	ps, err := dialAll(ctx, cfg, urls, st, cfg.Players)
+	if err != nil {
+		return Phase{}, mem, rt, err
+	}
+	cfg.Log.Info("players joined", "connections", len(ps.clients))
+	runtime.GC()
+	mem.RSSJoined = rss(tgt.pid)
+	rt[0] = runtimeMem(tgt.addr)
+	phase := runLoad(ctx, cfg, ps.clients, st, cfg.Players-1, tgt.pid)
+	mem.RSSEnd = rss(tgt.pid)
+	rt[1] = runtimeMem(tgt.addr)
+	ps.closeAll()
+	if mem.RSSStart > 0 {
+		n := float64(len(urls))
+		mem.BytesPerConn = float64(mem.RSSEnd-mem.RSSStart) / n
+		mem.BytesPerConnIdle = float64(mem.RSSJoined-mem.RSSStart) / n
+	}
+	return phase, mem, rt, nil
+}
+
+// gameConfig adds the load's limits (event rate and burst, room timeout)
+// to a game's configuration JSON object.
+func gameConfig(config []byte, cfg Config) []byte {
+	var m map[string]any
+	if json.Unmarshal(config, &m) != nil || m == nil {
+		m = map[string]any{}
+	}
+	for k, v := range map[string]any{
+		"room-timeout": (cfg.Warmup + cfg.Duration + 10*time.Minute).String(),
+		"event-rate":   max(fightserver.DefaultEventRate, 2*cfg.Rate),
+		"event-burst":  int(max(fightserver.DefaultEventBurst, 10*cfg.Rate)),
+	} {
+		if _, set := m[k]; !set {
+			m[k] = v
+		}
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// startGame starts a game binary through go-plugin.
+func startGame(ctx context.Context, cfg Config, g Game, req proc.StartRequest) (*fightTarget, error) {
+	child, err := host.Spawn(ctx, host.SpawnConfig{Kind: g.Name, Command: host.Command{Path: g.Path},
+		Tag: g.Name, Log: cfg.Log, Env: []string{"ARENA_LOG_LEVEL=warn"}})
+	if err != nil {
+		return nil, fmt.Errorf("bench fight: game %s: %w", g.Name, err)
+	}
+	addr, err := startOnFreePort(ctx, child.Client.Lifecycle, req)
+	if err != nil {
+		child.Kill()
+		return nil, err
+	}
+	return &fightTarget{proc: child.Client, addr: addr, pid: child.Pid, close: child.Kill}, nil
 }
 
 // startFight starts the fight server: `Exe fight` through go-plugin, or in
@@ -884,13 +987,20 @@ func Format(r Result) string {
 		r.Rooms, r.PlayersPerRoom, r.Connections, r.RatePerPlayer, r.DurationS, r.WarmupS)
 	fmt.Fprintf(&b, "machine: %s; load average %.1f before, %.1f after; %s clients\n", r.Machine, r.LoadAvg1Before, r.LoadAvg1After, r.Client)
 	row := func(name string, p Phase) {
-		fmt.Fprintf(&b, "%-6s %9.0f %12.0f %7.3f %9.0f %9.0f %9.0f %9.0f %6d %8.2f %8.2f\n",
+		fmt.Fprintf(&b, "%-9s %9.0f %12.0f %7.3f %9.0f %9.0f %9.0f %9.0f %6d %8.2f %8.2f\n",
 			name, p.SentPerS, p.DeliveredPerS, p.DeliveredRatio, p.P50US, p.P99US, p.P999US, p.MaxUS, p.Errors, p.ServerCPUS, p.GeneratorCPUS)
 	}
-	fmt.Fprintf(&b, "%-6s %9s %12s %7s %9s %9s %9s %9s %6s %8s %8s\n", "phase", "sent/s", "delivered/s", "deliv.", "p50 us", "p99 us", "p99.9 us", "max us", "errors", "srv cpu", "gen cpu")
+	fmt.Fprintf(&b, "%-9s %9s %12s %7s %9s %9s %9s %9s %6s %8s %8s\n", "phase", "sent/s", "delivered/s", "deliv.", "p50 us", "p99 us", "p99.9 us", "max us", "errors", "srv cpu", "gen cpu")
 	row("fight", r.Fight)
+	for _, g := range r.Games {
+		row(g.Name, g.Phase)
+	}
 	if r.Baseline != nil {
 		row("echo", *r.Baseline)
+	}
+	for _, g := range r.Games {
+		fmt.Fprintf(&b, "%s/fight: p50 %.2fx, p99 %.2fx, server CPU per event %.2fx (%.1f us, %.2f cores); %.1f KiB per connection (%.1f KiB idle)\n",
+			g.Name, g.P50, g.P99, g.CPUPerEvent, g.Phase.ServerCPUPerEventUS, g.Phase.ServerCPUS/r.DurationS, g.Mem.BytesPerConn/1024, g.Mem.BytesPerConnIdle/1024)
 	}
 	if r.Ratios != nil {
 		fmt.Fprintf(&b, "fight/echo: p50 %.2fx, p99 %.2fx, delivered/s %.2fx\n", r.Ratios.P50, r.Ratios.P99, r.Ratios.DeliveredPerS)
