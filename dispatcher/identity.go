@@ -150,16 +150,9 @@ func (d *Dispatcher) handleMe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := d.players.Player(r.Context(), c.Subject)
-	switch {
-	case errors.Is(err, playerdb.ErrNotFound):
-		// A token minted by a backend for a player with no games yet.
-		p = playerdb.Player{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}
-	case err != nil:
-		d.playersError(w, "me", err)
+	p, ok := d.visit(w, r, c, "me")
+	if !ok {
 		return
-	default:
-		_ = d.players.Seen(r.Context(), c.Subject)
 	}
 	out := profileJSON(p)
 	writeJSON(w, http.StatusOK, struct {
@@ -178,17 +171,25 @@ func (d *Dispatcher) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if p, ok := d.visit(w, r, c, "refresh"); ok {
+		d.writeLogin(w, p)
+	}
+}
+
+// visit reads the record of the player of c and marks it seen. A player
+// with no record yet (a backend's, before its first game) is described by
+// its token; a database error is written to w and reported false.
+func (d *Dispatcher) visit(w http.ResponseWriter, r *http.Request, c auth.Claims, op string) (playerdb.Player, bool) {
 	p, err := d.players.Player(r.Context(), c.Subject)
 	switch {
 	case errors.Is(err, playerdb.ErrNotFound):
-		p = playerdb.Player{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}
+		return playerdb.Player{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}, true
 	case err != nil:
-		d.playersError(w, "refresh", err)
-		return
-	default:
-		_ = d.players.Seen(r.Context(), c.Subject)
+		d.playersError(w, op, err)
+		return p, false
 	}
-	d.writeLogin(w, p)
+	_ = d.players.Seen(r.Context(), c.Subject)
+	return p, true
 }
 
 // handleClaimAccount serves POST /v1/accounts {"account","password"}

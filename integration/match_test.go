@@ -183,17 +183,7 @@ func TestMatchDoneWhen(t *testing.T) {
 			}
 		}
 	}
-	type result struct {
-		Room    string `json:"room"`
-		Winner  string `json:"winner"`
-		Pending bool   `json:"pending"`
-		Players []struct {
-			UUID     string `json:"uuid"`
-			OldScore int    `json:"old_score"`
-			NewScore int    `json:"new_score"`
-		} `json:"players"`
-	}
-	var res result
+	var res fightResult
 	for {
 		b, err := attacker.fight.Recv(ctx)
 		if err != nil {

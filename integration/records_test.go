@@ -21,31 +21,9 @@ import (
 	"github.com/arena-game/arena/playerdb/dbtest"
 )
 
-// guest is a logged-in player with its /v1/play socket.
-type guest struct {
-	uuid, token string
-	play        *wsconn.Client
-}
-
-func newGuest(t *testing.T, ctx context.Context, a *Arena, name string) *guest {
-	t.Helper()
-	g := &guest{}
-	g.uuid, g.token = a.login(t, name)
-	cl, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+url.QueryEscape(g.token), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
-	if err := cl.RecvType(ctx, "welcome", nil); err != nil {
-		t.Fatal(err)
-	}
-	g.play = cl
-	return g
-}
-
 // queue queues g (again once its last room is over) and returns the
 // rating the queue read for it.
-func (g *guest) queue(t *testing.T, ctx context.Context) int {
+func (g *gamer) queue(t *testing.T, ctx context.Context) int {
 	t.Helper()
 	for {
 		if err := g.play.SendJSON(map[string]string{"type": "queue"}); err != nil {
@@ -69,6 +47,7 @@ func (g *guest) queue(t *testing.T, ctx context.Context) int {
 	}
 }
 
+// fightResult is a fight room's result message, as the tests read it.
 type fightResult struct {
 	Room    string `json:"room"`
 	Winner  string `json:"winner"`
@@ -92,13 +71,13 @@ func (r fightResult) scores(uuid string) (old, new int) {
 // playRoom matches winner and loser in a room of two, joins them to the
 // fight, and has the loser leave; midway (both joined) it calls
 // beforeEnd. It returns the winner's result message.
-func playRoom(t *testing.T, ctx context.Context, winner, loser *guest, beforeEnd func()) fightResult {
+func playRoom(t *testing.T, ctx context.Context, winner, loser *gamer, beforeEnd func()) fightResult {
 	t.Helper()
 	winner.queue(t, ctx)
 	loser.queue(t, ctx)
-	fights := map[*guest]*wsconn.Client{}
+	fights := map[*gamer]*wsconn.Client{}
 	room := ""
-	for _, g := range []*guest{winner, loser} {
+	for _, g := range []*gamer{winner, loser} {
 		var m matchMsg
 		if err := g.play.RecvType(ctx, "match", &m); err != nil {
 			t.Fatal(err)
@@ -209,7 +188,7 @@ func TestRecordsSurviveCacheAndDatabaseTrouble(t *testing.T) {
 		a := startArena(t, "dispatcher", "--guest-login", "--room-size", "2", "--tick", "100ms",
 			"--memcache", proxy.Addr(), "--db", dsn, "--min-map-processes", "0")
 		ctx := ctxT(t, 120*time.Second)
-		ann, bob := newGuest(t, ctx, a, "ann"), newGuest(t, ctx, a, "bob")
+		ann, bob := newGamer(t, ctx, a, "ann"), newGamer(t, ctx, a, "bob")
 
 		// Two rooms, ann wins both.
 		for i := 0; i < 2; i++ {

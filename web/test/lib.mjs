@@ -97,3 +97,17 @@ export async function guest(browser, name, { queue = true } = {}) {
   await p.page.waitForSelector('#chat-status.ok', { timeout: 15_000 });
   return p;
 }
+
+/**
+ * botsQueued sets count bots playing and waits until that many are in the
+ * queue, so a guest who queues now is matched with them.
+ */
+export async function botsQueued(count) {
+  await api('POST', '/v1/bots', { token: operatorToken(), body: { count } });
+  for (let i = 0; i < 150; i++) {
+    const st = await api('GET', '/v1/bots');
+    if ((st.states.queued || 0) >= count) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('bots did not queue');
+}

@@ -5,19 +5,14 @@
 // browser (continuing as the remembered player).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, open, screenshot, api, operatorToken } from './lib.mjs';
+import { launch, open, screenshot, api, operatorToken, botsQueued } from './lib.mjs';
 
 test('history, leaderboard and accounts on the play page', { timeout: 120_000 }, async () => {
   const op = operatorToken();
-  await api('POST', '/v1/bots', { token: op, body: { count: 2 } });
   const browser = await launch();
   try {
-    for (let i = 0; ; i++) {
-      const st = await api('GET', '/v1/bots');
-      if ((st.states.queued || 0) >= 2) break;
-      assert.ok(i < 150, `bots queued: ${JSON.stringify(st)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    // Both bots log in and queue by themselves.
+    await botsQueued(2);
     const first = await open(browser, '/');
     const { page } = first;
     await page.click('#guest');

@@ -3,20 +3,14 @@
 // 10 seconds, and the bots show as bots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, open, screenshot, api, operatorToken } from './lib.mjs';
+import { launch, open, screenshot, api, operatorToken, botsQueued } from './lib.mjs';
 
 test('a lone guest is matched with bots within 10 seconds', { timeout: 90_000 }, async () => {
   const op = operatorToken();
-  await api('POST', '/v1/bots', { token: op, body: { count: 2 } });
   const browser = await launch();
   try {
-    // Wait until both bots are queued (they log in and queue by themselves).
-    for (let i = 0; ; i++) {
-      const st = await api('GET', '/v1/bots');
-      if ((st.states.queued || 0) >= 2) break;
-      assert.ok(i < 100, `bots queued: ${JSON.stringify(st)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    // Both bots log in and queue by themselves.
+    await botsQueued(2);
     const { page, errors } = await open(browser, '/');
     const t0 = Date.now();
     await page.click('#guest'); // logs in and queues
