@@ -81,20 +81,38 @@ func (h connHandler) OnClose(c *wsconn.Conn, _ error) {
 	s.m.connections.Dec()
 }
 
+// AllowPing implements wsconn.PingLimiter: a WebSocket ping spends the
+// player's budget like a message.
+func (h connHandler) AllowPing(c *wsconn.Conn) bool {
+	cl, _ := c.Value.(*client)
+	return cl == nil || cl.player == nil || cl.allow(time.Now())
+}
+
+// allow spends one message of the player's budget; a message over it is
+// refused with rate_limited, and a connection that keeps going past its
+// strikes is closed with 1008.
+func (cl *client) allow(now time.Time) bool {
+	s := cl.srv
+	if cl.player.bucket.AllowN(now, 1) {
+		return true
+	}
+	s.m.rejected.WithLabelValues(CodeRateLimited).Inc()
+	if !cl.strikes.AllowN(now, 1) {
+		s.m.floodCloses.Inc()
+		s.log.Info("chat connection closed for flooding", "player", cl.sender.UUID)
+		cl.conn.Close(wsconn.ClosePolicy, "flooding: over the message rate limit")
+		return false
+	}
+	cl.send(encodeError(CodeRateLimited,
+		fmt.Sprintf("slow down: at most %g messages per second (burst %d) per player", s.cfg.Rate, s.cfg.Burst), ""))
+	return false
+}
+
 // handle processes one client frame.
 func (cl *client) handle(data []byte) {
 	s := cl.srv
 	now := time.Now()
-	if !cl.player.bucket.AllowN(now, 1) {
-		s.m.rejected.WithLabelValues(CodeRateLimited).Inc()
-		if !cl.strikes.AllowN(now, 1) {
-			s.m.floodCloses.Inc()
-			s.log.Info("chat connection closed for flooding", "player", cl.sender.UUID)
-			cl.conn.Close(wsconn.ClosePolicy, "flooding: over the message rate limit")
-			return
-		}
-		cl.send(encodeError(CodeRateLimited,
-			fmt.Sprintf("slow down: at most %g messages per second (burst %d) per player", s.cfg.Rate, s.cfg.Burst), ""))
+	if !cl.allow(now) {
 		return
 	}
 	in, err := ParseInbound(data, s.cfg.MaxText)

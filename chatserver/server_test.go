@@ -21,6 +21,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/internal/wsconn/wsconntest"
 )
 
 func TestWelcomeAndAutoJoin(t *testing.T) {
@@ -625,4 +626,25 @@ func TestStalledShardNeverBlocksPosters(t *testing.T) {
 	if d := counterValue(e.srv.m.dropped); d != posts-roomInbox {
 		t.Fatalf("dropped %v messages, want %d (all but the newest %d)", d, posts-roomInbox, roomInbox)
 	}
+}
+
+// TestPingsCountAgainstTheRateLimit: WebSocket pings spend the player's
+// message budget like messages, and a ping flood closes the connection
+// with 1008 (20,000 pings were all answered once).
+func TestPingsCountAgainstTheRateLimit(t *testing.T) {
+	e := newEnv(t, Config{Rate: 0.001, Burst: 10})
+	ctx, cancel := ctx5()
+	defer cancel()
+	res, err := wsconntest.PingFlood(ctx, e.url+"?token="+e.playerToken("pinger", "pinger"), nil, 20000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Pongs > 10 || !res.Closed || res.CloseCode != wsconn.ClosePolicy {
+		t.Fatalf("ping flood: %+v; want at most the burst of 10 answered, then a 1008 close", res)
+	}
+	// The budget was the player's: a second connection cannot post.
+	a := e.dial("pinger", "")
+	a.sendJSON(map[string]any{"type": "post", "channel": "world", "text": "hi"})
+	a.expectError(CodeRateLimited)
 }

@@ -166,17 +166,33 @@ type playMsg struct {
 	Search matchmaking.SearchFields `json:"search_fields"`
 }
 
+// allow spends one message of the socket's budget (playRate, playBurst);
+// a message over it is refused with rate_limited, and the playStrikes-th
+// refusal closes the socket with 1008.
+func (ps *playSession) allow(c *wsconn.Conn) bool {
+	if ps.limit.Allow() {
+		return true
+	}
+	ps.strikes++
+	if ps.strikes >= playStrikes {
+		_ = c.SendJSON(errMsg("rate_limited", "too many messages; closing"))
+		c.Close(wsconn.ClosePolicy, "flood")
+		return false
+	}
+	_ = c.SendJSON(errMsg("rate_limited", "too many messages; slow down"))
+	return false
+}
+
+// AllowPing implements wsconn.PingLimiter: a WebSocket ping spends the
+// socket's budget like a message.
+func (h playHandler) AllowPing(c *wsconn.Conn) bool {
+	ps, _ := c.Value.(*playSession)
+	return ps == nil || ps.allow(c)
+}
+
 func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	ps := c.Value.(*playSession)
-	now := time.Now()
-	if !ps.limit.AllowN(now, 1) {
-		ps.strikes++
-		if ps.strikes >= playStrikes {
-			_ = c.SendJSON(errMsg("rate_limited", "too many messages; closing"))
-			c.Close(wsconn.ClosePolicy, "flood")
-			return
-		}
-		_ = c.SendJSON(errMsg("rate_limited", "too many messages; slow down"))
+	if !ps.allow(c) {
 		return
 	}
 	var m playMsg
@@ -232,7 +248,7 @@ func (h playHandler) OnMessage(c *wsconn.Conn, data []byte) {
 	case "status":
 		_ = c.SendJSON(map[string]any{"type": "status", "queue": d.mm.Status(ctx, ps.claims.Subject)})
 	case "ping":
-		_ = c.SendJSON(map[string]any{"type": "pong", "time": now.UnixMilli()})
+		_ = c.SendJSON(map[string]any{"type": "pong", "time": time.Now().UnixMilli()})
 	case "":
 		_ = c.SendJSON(errMsg("bad_message", "missing \"type\""))
 	default:

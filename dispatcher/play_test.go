@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ import (
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/internal/wsconn/wsconntest"
 	"github.com/arena-game/arena/proto/matchpb"
 	"github.com/arena-game/arena/proto/procpb"
 )
@@ -554,5 +556,32 @@ func TestGRPCMatchService(t *testing.T) {
 	}
 	if len(rooms) != 1 {
 		t.Fatalf("rooms %v", rooms)
+	}
+}
+
+// TestPlayPingsCountAgainstTheRateLimit: WebSocket pings on /v1/play spend
+// the socket's message budget (burst 20), and a ping flood closes it with
+// 1008.
+func TestPlayPingsCountAgainstTheRateLimit(t *testing.T) {
+	td := newTestDispatcher(t, nil)
+	a := td.login(t, "pinger")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := wsconntest.PingFlood(ctx, td.ws+"/v1/play?token="+a.Token, nil, 20000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Pongs > playBurst+5 || !res.Closed || res.CloseCode != wsconn.ClosePolicy {
+		t.Fatalf("ping flood: %+v; want at most the burst answered, then a 1008 close", res)
+	}
+	// A burst of pings spends the budget of messages: the status after
+	// them is refused.
+	res, err = wsconntest.PingFlood(ctx, td.ws+"/v1/play?token="+a.Token, nil, playBurst, time.Second, `{"type":"status"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Texts, func(s string) bool { return strings.Contains(s, `"rate_limited"`) }) {
+		t.Fatalf("a status after %d pings: %+v; want rate_limited", playBurst, res)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/arena-game/arena/internal/wsconn/wsconntest"
 )
 
 // plainWorld is one big map with no portals, for interest tests.
@@ -552,5 +554,36 @@ func TestTicketHostAliases(t *testing.T) {
 	for _, addr := range []string{net.JoinHostPort("192.0.2.1", fmt.Sprint(port)), net.JoinHostPort("127.0.0.1", fmt.Sprint(port+1))} {
 		tk, _ := c.signer.Mint(auth.KindMap, auth.Claims{Subject: auth.NewUUID(), Map: "town", Addr: addr, Version: 1}, time.Minute)
 		expectError(t, dial(t, WebSocketURL(c.servers[0].Addr()), tk), CodeWrongServer)
+	}
+}
+
+// TestPingsCountAgainstTheRateLimit: WebSocket pings spend the
+// connection's message budget, and a ping flood closes it with 1008.
+func TestPingsCountAgainstTheRateLimit(t *testing.T) {
+	cfg := fastCfg
+	cfg.MaxMsgRate = 10
+	c := newCluster(t, 1, nil, cfg)
+	c.place("town", 0)
+	p := newPlayer("pinger")
+	ans := c.enter(p, "town")
+	res, err := wsconntest.PingFlood(ctxT(t, 10*time.Second), ans.Addr+"?ticket="+url.QueryEscape(ans.Ticket), nil, 20000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Pongs > 20 || !res.Closed || res.CloseCode != wsconn.ClosePolicy {
+		t.Fatalf("ping flood: %+v; want at most the burst answered, then a 1008 close", res)
+	}
+	// Ten pings spend the second's budget of ten messages: the move after
+	// them is refused.
+	waitfor.Cond(t, "the flooder's record saved", func() bool { return c.state(p.Subject).Status == StatusOffline })
+	ans = c.enter(p, "town")
+	res, err = wsconntest.PingFlood(ctxT(t, 10*time.Second), ans.Addr+"?ticket="+url.QueryEscape(ans.Ticket), nil, 10, time.Second,
+		`{"type":"move","x":10,"y":10}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Texts, func(s string) bool { return strings.Contains(s, `"rate_limited"`) }) {
+		t.Fatalf("a move after ten pings: %+v; want rate_limited", res)
 	}
 }

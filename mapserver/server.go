@@ -543,6 +543,23 @@ func (h handler) OnClose(c *wsconn.Conn, _ error) {
 	}
 }
 
+// AllowPing implements wsconn.PingLimiter: a WebSocket ping spends the
+// connection's budget like a message, and a connection that keeps
+// flooding past a second's worth of refusals is closed with 1008.
+func (h handler) AllowPing(c *wsconn.Conn) bool {
+	sess, _ := c.Value.(*session)
+	if sess == nil {
+		return true
+	}
+	if sess.allow(time.Now()) {
+		return true
+	}
+	if sess.strikes++; float64(sess.strikes) > h.s.cfg.MaxMsgRate {
+		c.Close(wsconn.ClosePolicy, "flood")
+	}
+	return false
+}
+
 func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 	sess, _ := c.Value.(*session)
 	if sess == nil {
@@ -620,6 +637,7 @@ type session struct {
 	limit    *rate.Limiter // MaxMsgRate per second, one second's burst
 	lastWarn time.Time     // read goroutine only
 	lastBusy time.Time     // read goroutine only
+	strikes  int           // pings refused (read goroutine only)
 }
 
 // newMsgLimiter returns a connection's message rate limit: perSecond

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
 )
 
 // Close codes arena uses.
@@ -93,10 +94,20 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// Default ping limit, for a Handler that is no PingLimiter.
+const (
+	DefaultPingRate  = 2.0 // pings answered per second
+	DefaultPingBurst = 10
+)
+
 // PingLimiter is implemented by a Handler that counts WebSocket ping
-// frames against a rate limit: AllowPing runs on the read goroutine for
-// every ping; false leaves the ping unanswered (the handler closes the
-// connection as it sees fit). Without it every ping is answered.
+// frames against a rate limit, with the connection's other messages:
+// AllowPing runs on the read goroutine for every ping; false leaves the
+// ping unanswered (the handler closes the connection as it sees fit).
+// Without it, a server connection answers DefaultPingRate pings a second
+// (burst DefaultPingBurst), leaves the rest unanswered, and closes with
+// 1008 a connection that leaves more than DefaultPingBurst unanswered
+// faster than one a second.
 type PingLimiter interface {
 	AllowPing(c *Conn) bool
 }
@@ -118,6 +129,24 @@ type Conn struct {
 	w      writer
 	// readDeadline is the read deadline last set (unix ns), see touch.
 	readDeadline atomic.Int64
+	// pings and pingStrikes limit the pings of a connection whose
+	// Handler is no PingLimiter (read goroutine only).
+	pings, pingStrikes *rate.Limiter
+}
+
+// allowPing applies the default ping limit.
+func (c *Conn) allowPing() bool {
+	if c.pings == nil {
+		c.pings = rate.NewLimiter(DefaultPingRate, DefaultPingBurst)
+		c.pingStrikes = rate.NewLimiter(1, DefaultPingBurst)
+	}
+	if c.pings.Allow() {
+		return true
+	}
+	if !c.pingStrikes.Allow() {
+		c.Close(ClosePolicy, "ping flood")
+	}
+	return false
 }
 
 // Send queues one text message. It never blocks: when the outbound queue is
@@ -299,8 +328,14 @@ func (b *bridge) OnPing(s *gws.Conn, payload []byte) {
 	if c != nil && c.closed.Load() {
 		return
 	}
-	if pl, ok := b.h.(PingLimiter); ok && c != nil && !pl.AllowPing(c) {
-		return
+	if c != nil && c.server {
+		if pl, ok := b.h.(PingLimiter); ok {
+			if !pl.AllowPing(c) {
+				return
+			}
+		} else if !c.allowPing() {
+			return
+		}
 	}
 	if c != nil && c.server {
 		c.enqueue(opPong, payload)
