@@ -28,6 +28,16 @@ func grpcClient(t *testing.T, td *testDispatcher) (matchpb.MatchClient, context.
 	return matchpb.NewMatchClient(conn), metadata.AppendToOutgoingContext(tctx(t), "authorization", "Bearer "+tBackend)
 }
 
+// waitSubscribers waits until n assignment streams are subscribed.
+func (td *testDispatcher) waitSubscribers(t testing.TB, n int) {
+	t.Helper()
+	waitfor.Cond(t, fmt.Sprintf("%d assignment subscribers", n), func() bool {
+		td.assignments.mu.Lock()
+		defer td.assignments.mu.Unlock()
+		return len(td.assignments.subs) == n
+	})
+}
+
 // Backend tickets are kept in memcached: a dispatcher that restarts on
 // the same store queues them again and matches them.
 func TestBackendTicketsSurviveARestart(t *testing.T) {
@@ -83,11 +93,7 @@ func TestAssignmentsResumeFromACursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Cond(t, "the stream subscribed", func() bool {
-		td.assignments.mu.Lock()
-		defer td.assignments.mu.Unlock()
-		return len(td.assignments.subs) == 1
-	})
+	td.waitSubscribers(t, 1)
 	add("a")
 	var last uint64
 	for range 3 {
@@ -145,11 +151,7 @@ func TestTicketGRPCAndWatchAssignments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Cond(t, "the watch subscribed", func() bool {
-		td.assignments.mu.Lock()
-		defer td.assignments.mu.Unlock()
-		return len(td.assignments.subs) == 1
-	})
+	td.waitSubscribers(t, 1)
 	for i := range 3 {
 		ts, err := c.CreateTicket(ctx, &matchpb.Ticket{Uuid: fmt.Sprintf("w%d", i), Username: "w", Score: 1500,
 			SearchFields: &matchpb.SearchFields{Strings: map[string]string{"region": "eu"}}})

@@ -276,30 +276,36 @@ func errMsg(code, msg string) map[string]string {
 
 // queueErrMsg maps matchmaker errors to error messages.
 func queueErrMsg(err error, st matchmaking.QueueStatus) map[string]any {
-	code := "internal"
-	switch {
-	case errors.Is(err, matchmaking.ErrAlreadyQueued):
-		code = "already_queued"
-	case errors.Is(err, matchmaking.ErrInRoom):
-		code = "in_room"
-	case errors.Is(err, matchmaking.ErrNotQueued):
-		code = "not_queued"
-	case errors.Is(err, matchmaking.ErrPartyTooLarge):
-		code = "party_too_large"
-	case errors.Is(err, matchmaking.ErrBadParty):
-		code = "bad_party"
-	case errors.Is(err, matchmaking.ErrUnknownProfile):
-		code = "unknown_profile"
-	case errors.Is(err, matchmaking.ErrBadSearchFields):
-		code = "bad_search_fields"
-	case errors.Is(err, matchmaking.ErrFieldNotAllowed):
-		code = "field_not_allowed"
-	case errors.Is(err, matchmaking.ErrQueueStopped), errors.Is(err, matchmaking.ErrBusy), errors.Is(err, context.DeadlineExceeded):
-		code = "unavailable"
-	}
-	m := map[string]any{"type": "error", "code": code, "message": err.Error()}
+	m := map[string]any{"type": "error", "code": queueErrCode(err), "message": err.Error()}
 	if st.State != "" && st.State != matchmaking.StateNone {
 		m["queue"] = st
 	}
 	return m
+}
+
+// queueErrCode is the protocol error code of a queue error ("internal"
+// for one it does not know).
+func queueErrCode(err error) string {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{errBadTicket, "bad_ticket"},
+		{matchmaking.ErrAlreadyQueued, "already_queued"},
+		{matchmaking.ErrInRoom, "in_room"},
+		{matchmaking.ErrNotQueued, "not_queued"},
+		{matchmaking.ErrPartyTooLarge, "party_too_large"},
+		{matchmaking.ErrBadParty, "bad_party"},
+		{matchmaking.ErrUnknownProfile, "unknown_profile"},
+		{matchmaking.ErrBadSearchFields, "bad_search_fields"},
+		{matchmaking.ErrFieldNotAllowed, "field_not_allowed"},
+		{matchmaking.ErrQueueStopped, "unavailable"},
+		{matchmaking.ErrBusy, "unavailable"},
+		{context.DeadlineExceeded, "unavailable"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
 }

@@ -530,11 +530,7 @@ func TestGRPCMatchService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Cond(t, "the stream subscribed", func() bool {
-		td.assignments.mu.Lock()
-		defer td.assignments.mu.Unlock()
-		return len(td.assignments.subs) == 1
-	})
+	td.waitSubscribers(t, 1)
 	for i, s := range []int32{1500, 1500, 1500} {
 		if _, err := c.AddPlayer(authed, &matchpb.AddPlayerRequest{Score: s, Uuid: fmt.Sprintf("g%d", i), Username: "g", ChannelName: fmt.Sprintf("ch%d", i)}); err != nil {
 			t.Fatal(err)

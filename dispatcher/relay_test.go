@@ -9,23 +9,25 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/arena-game/arena/internal/waitfor"
 )
 
-// findPython returns a python3 (any: the relay needs only the standard
-// library); in CI it must be there.
-func findPython(t *testing.T) string {
+// findPython returns a python3 that imports the modules named (Debian's
+// first: python3-thrift installs there); in CI it must be there.
+func findPython(t *testing.T, modules ...string) string {
 	t.Helper()
 	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			continue
+		}
+		if len(modules) == 0 || exec.Command(path, "-c", "import "+strings.Join(modules, ", ")).Run() == nil {
 			return path
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("CI needs python3")
+		t.Fatalf("CI needs python3 with %v (.ci/run installs python3-thrift)", modules)
 	}
-	t.Skip("python3 not installed")
+	t.Skipf("no python3 with %v", modules)
 	return ""
 }
 
@@ -85,11 +87,7 @@ func TestDjangoRelayAgainstArena(t *testing.T) {
 		t.Fatalf("first line %v", c)
 	}
 	// Let the relay's stream subscribe before the players queue.
-	waitfor.Cond(t, "the relay subscribed", func() bool {
-		td.assignments.mu.Lock()
-		defer td.assignments.mu.Unlock()
-		return len(td.assignments.subs) > 0
-	})
+	td.waitSubscribers(t, 1)
 	for _, id := range []string{"dj1", "dj2", "dj3"} {
 		if code := td.call(t, "POST", "/v1/tickets", tBackend, map[string]any{"score": 1500, "uuid": id, "username": id, "channel_name": "specific." + id}, nil); code != 202 {
 			t.Fatalf("add %s: %d", id, code)

@@ -28,17 +28,12 @@ import (
 func seedPython(t *testing.T) (python, compiler string) {
 	t.Helper()
 	compiler, _ = exec.LookPath("thrift")
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import thrift").Run() == nil {
-			python = path
-			break
-		}
-	}
-	if python == "" || compiler == "" {
+	python = findPython(t, "thrift")
+	if compiler == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("CI needs python3-thrift and thrift-compiler (.ci/run installs them)")
+			t.Fatal("CI needs thrift-compiler (.ci/run installs it)")
 		}
-		t.Skip("python3-thrift or thrift-compiler not installed")
+		t.Skip("thrift-compiler not installed")
 	}
 	return python, compiler
 }

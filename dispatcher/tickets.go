@@ -151,19 +151,14 @@ func (d *Dispatcher) handleAddTicket(w http.ResponseWriter, r *http.Request) {
 // ticketError maps an intake error to its HTTP status, error code and
 // gRPC code.
 func ticketError(err error) (int, string, codes.Code) {
-	switch {
-	case errors.Is(err, errBadTicket):
-		return http.StatusBadRequest, "bad_ticket", codes.InvalidArgument
-	case errors.Is(err, matchmaking.ErrUnknownProfile):
-		return http.StatusBadRequest, "unknown_profile", codes.InvalidArgument
-	case errors.Is(err, matchmaking.ErrBadSearchFields):
-		return http.StatusBadRequest, "bad_search_fields", codes.InvalidArgument
-	case errors.Is(err, matchmaking.ErrBadParty), errors.Is(err, matchmaking.ErrPartyTooLarge):
+	code := queueErrCode(err)
+	switch code {
+	case "bad_ticket", "unknown_profile", "bad_search_fields", "field_not_allowed":
+		return http.StatusBadRequest, code, codes.InvalidArgument
+	case "bad_party", "party_too_large":
 		return http.StatusBadRequest, "bad_party", codes.InvalidArgument
-	case errors.Is(err, matchmaking.ErrAlreadyQueued):
-		return http.StatusConflict, "already_queued", codes.AlreadyExists
-	case errors.Is(err, matchmaking.ErrInRoom):
-		return http.StatusConflict, "in_room", codes.AlreadyExists
+	case "already_queued", "in_room":
+		return http.StatusConflict, code, codes.AlreadyExists
 	}
 	return http.StatusServiceUnavailable, "unavailable", codes.Unavailable
 }
