@@ -126,13 +126,9 @@ func BenchTick(b TickBench, baseline bool) (TickBenchResult, error) {
 		b.Spread = 10 * time.Second
 	}
 	pc := &pushClock{}
-	place := func(_ context.Context, fr FormedRoom) (map[string]MatchMsg, error) {
-		out := make(map[string]MatchMsg, len(fr.Players))
-		for _, p := range fr.Players {
-			out[p.UUID] = MatchMsg{Type: "match", Room: "r"}
-		}
-		return out, nil
-	}
+	// An instant placement: every player gets the zero match message (the
+	// fleet's work is the fleet benchmarks').
+	place := func(context.Context, FormedRoom) (map[string]MatchMsg, error) { return nil, nil }
 	m, now, err := BenchNewMatchmaker(b, pc, place)
 	if err != nil {
 		return TickBenchResult{}, err
@@ -170,7 +166,14 @@ func BenchTick(b TickBench, baseline bool) (TickBenchResult, error) {
 	}
 	if baseline {
 		epoch := now.Add(-b.Spread)
-		p := matcher.NewPool(matcher.DefaultConfig())
+		cfg := matcher.DefaultConfig()
+		if len(b.Profiles.Profiles) == 1 {
+			if err := b.Profiles.Validate(nil); err != nil {
+				return res, err
+			}
+			cfg = b.Profiles.Profiles[0].matcherConfig()
+		}
+		p := matcher.NewPool(cfg)
 		for _, t := range benchTickets(b, epoch) {
 			_ = p.Add(t)
 		}

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/arena-game/arena/internal/mailbox"
-
 	"github.com/arena-game/arena/matchmaking/matcher"
 )
 
@@ -183,7 +181,20 @@ func (m *Matchmaker) accept(ps *profileState, req *MatchRequest, props []Proposa
 // off as rooms and puts the tickets of lost seed proposals back.
 func (m *Matchmaker) settle(ctx context.Context, pt *pendingTick) {
 	m.serial++
-	kept, lost := evaluate(pt.props, m.serial)
+	var kept, lost []*proposal
+	if oneSource(pt.props) {
+		// One pool proposed everything: its proposals share no ticket.
+		kept = pt.props[:0:0]
+		for _, pr := range pt.props {
+			if allWaiting(pr) {
+				kept = append(kept, pr)
+			} else {
+				lost = append(lost, pr)
+			}
+		}
+	} else {
+		kept, lost = evaluate(pt.props, m.serial)
+	}
 	m.stats.evaluated(len(lost))
 	m.startHandoffs(ctx, kept, pt.now)
 	for _, pr := range lost {
@@ -203,26 +214,72 @@ type member struct {
 	backend       bool
 }
 
-// formed is a kept proposal turned into a room to place.
+// oneSource reports whether every proposal came from one pool (or one
+// function call), which never proposes a ticket twice.
+func oneSource(props []*proposal) bool {
+	for _, pr := range props {
+		if pr.profile != props[0].profile || pr.source != props[0].source {
+			return false
+		}
+	}
+	return true
+}
+
+func allWaiting(pr *proposal) bool {
+	for _, t := range pr.tickets {
+		if !t.waiting {
+			return false
+		}
+	}
+	return true
+}
+
+// formed is a kept proposal turned into a room to place; msgs and err
+// are its placement's answer.
 type formed struct {
 	fr      FormedRoom
 	entries []member
 	tickets []*ticket
-	done    *mailbox.Reservation[func()]
+	msgs    map[string]MatchMsg
+	err     error
+}
+
+// slab hands out sub-slices of a few large arrays, so forming a tick's
+// rooms costs a handful of allocations, not several per room.
+type slab struct {
+	members []member
+	players []Player
+	teams   []Team
+	uuids   []string
+}
+
+func take[T any](buf *[]T, n int) []T {
+	out := (*buf)[:0:n]
+	*buf = (*buf)[n:]
+	return out
 }
 
 // startHandoffs takes the kept proposals' tickets out of the pools and
 // places their rooms off the matchmaker's goroutine, on at most
-// handoffWorkers goroutines; each room's result comes back through a
-// reservation taken here.
+// handoffWorkers goroutines. The results come back together, through one
+// reservation taken here, when every room of the batch is placed.
 func (m *Matchmaker) startHandoffs(ctx context.Context, kept []*proposal, now time.Time) {
 	if len(kept) == 0 {
 		return
 	}
+	players, teams := 0, 0
+	for _, pr := range kept {
+		for _, t := range pr.tickets {
+			players += t.members
+		}
+		teams += len(pr.Rosters)
+	}
+	sl := &slab{members: make([]member, players), players: make([]Player, players), teams: make([]Team, teams), uuids: make([]string, players)}
 	rooms := make([]formed, len(kept))
 	for i, pr := range kept {
-		rooms[i] = m.form(pr, now)
+		rooms[i] = m.form(pr, now, sl)
 	}
+	done := m.inbox.Reserve()
 	workers := min(len(rooms), handoffWorkers)
 	var next atomic.Int64
 	// One deadline for the tick's rooms (a context per room costs more
@@ -248,6 +305,12 @@ func (m *Matchmaker) startHandoffs(ctx context.Context, kept []*proposal, now ti
 		defer m.handoffs.Done()
 		wg.Wait()
 		cancel()
+		_ = done.Post(func() {
+			for i := range rooms {
+				r := &rooms[i]
+				m.handoffDone(r.fr, r.entries, r.tickets, r.msgs, r.err)
+			}
+		})
 	}()
 }
 
@@ -258,20 +321,21 @@ const sweepBudget = 16384
 const handoffWorkers = 64
 
 // form takes pr's tickets out of the pools and marks its players matching.
-func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
+func (m *Matchmaker) form(pr *proposal, now time.Time, sl *slab) formed {
 	ps := m.order[pr.profile]
-	f := formed{fr: FormedRoom{Profile: ps.p.Name, Game: ps.p.Game, Function: ps.p.Function}, tickets: pr.tickets, done: m.inbox.Reserve()}
+	f := formed{fr: FormedRoom{Profile: ps.p.Name, Game: ps.p.Game, Function: ps.p.Function}, tickets: pr.tickets}
 	n := 0
 	for _, t := range pr.tickets {
 		n += t.members
 	}
-	f.entries = make([]member, 0, n)
-	f.fr.Players = make([]Player, 0, n)
-	f.fr.Teams = make([]Team, 0, len(pr.Rosters))
+	f.entries = take(&sl.members, n)
+	f.fr.Players = take(&sl.players, n)
+	f.fr.Teams = take(&sl.teams, len(pr.Rosters))
+	uuids := take(&sl.uuids, n)
 	lo, hi := matcher.MaxRating, -matcher.MaxRating
 	k := 0
 	for r, idsOf := range pr.Rosters {
-		team := Team{Name: ps.p.Rosters[r].Name}
+		from := len(uuids)
 		for range idsOf {
 			t := pr.tickets[k]
 			k++
@@ -284,11 +348,11 @@ func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
 				q.state = StateMatching
 				f.entries = append(f.entries, member{uuid: q.e.Player.UUID, channel: q.e.Channel, backend: q.e.Source == SourceBackend})
 				f.fr.Players = append(f.fr.Players, q.e.Player)
-				team.Players = append(team.Players, q.e.Player.UUID)
+				uuids = append(uuids, q.e.Player.UUID)
 				m.stats.matched(now.Sub(q.since))
 			}
 		}
-		f.fr.Teams = append(f.fr.Teams, team)
+		f.fr.Teams = append(f.fr.Teams, Team{Name: ps.p.Rosters[r].Name, Players: uuids[from:len(uuids):len(uuids)]})
 	}
 	f.fr.Spread = hi - lo
 	m.stats.room(f.fr.Spread, now)
@@ -299,8 +363,8 @@ func (m *Matchmaker) form(pr *proposal, now time.Time) formed {
 // goroutine).
 func (m *Matchmaker) place(hctx context.Context, f *formed) {
 	msgs, err := m.handoff(hctx, f.fr)
-	fr, entries, tickets := f.fr, f.entries, f.tickets
-	_ = f.done.Post(func() { m.handoffDone(fr, entries, tickets, msgs, err) })
+	f.msgs, f.err = msgs, err
+	fr, entries := f.fr, f.entries
 	if err != nil {
 		return
 	}

@@ -37,7 +37,7 @@ func benchMatchCommand() *cli.Command {
 			intFlag("seed-max", 1_000_000, "run the seed's rule for comparison up to this many players (above: skipped)"),
 			intFlag("literal-max", 20_000, "batch: time the seed's own quadratic loop up to this many players (above: skipped)"),
 			boolFlag("json", "print one JSON object"),
-			stringFlag("scenario", "", "the matchmaker instead of the matcher: profiles (--tickets over 4 profiles x 3 overlapping pools) or one-profile (--tickets in the default profile); one tick, beside the pure matcher on the same tickets"),
+			stringFlag("scenario", "", "the matchmaker instead of the matcher: profiles (--tickets over 4 profiles x 3 overlapping pools, window 0 + 50/s) or one-profile (--tickets in the default profile, with --room-size and the window flags); one tick, beside the pure matcher on the same tickets"),
 			boolFlag("warm", "scenario: time the second tick (the pool refilled with tickets of the last second) instead of the first"),
 		},
 		Action: func(c *cli.Context) error {
@@ -132,7 +132,8 @@ func benchScenario(c *cli.Context, scenario string) error {
 		}
 		tb.Profiles, tb.Names = ps, []string{"p0", "p1", "p2", "p3"}
 	case "one-profile":
-		tb.Profiles, tb.Names = matchmaking.DefaultProfiles(3, 0, 50, false), []string{matchmaking.DefaultProfile}
+		tb.Profiles = matchmaking.DefaultProfiles(c.Int("room-size"), c.Float64("window-base"), c.Float64("window-per-second"), false)
+		tb.Names = []string{matchmaking.DefaultProfile}
 	default:
 		return fmt.Errorf("--scenario %q: want profiles or one-profile", scenario)
 	}
