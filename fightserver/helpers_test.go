@@ -13,9 +13,9 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
-	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/sdk"
+	"github.com/arena-game/arena/sdk/sdktest"
 )
 
 const testSecret = "fight-test-secret"
@@ -25,6 +25,7 @@ const wait = 10 * time.Second
 
 type env struct {
 	t      *testing.T
+	se     *sdktest.Env
 	srv    *sdk.Server
 	st     store.Store
 	signer *auth.Signer
@@ -35,27 +36,16 @@ type env struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// newEnv runs the fight on a real server (sdktest), rules from cfg.
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
-	st := storetest.New(t)
-	signer, err := auth.NewSigner(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ended := &endedLog{}
 	if cfg.AttackRange == 0 {
 		cfg.AttackRange = 100000 // the range has its own tests
 	}
-	srv, err := New(cfg, sdk.Deps{Store: st, Signer: signer, Events: ended.add, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return &env{t: t, srv: srv, st: st, signer: signer, ended: ended, addr: addr, url: "ws://" + addr + "/ws"}
+	cfg.Config.Game = Name
+	se := sdktest.New(t, NewGame(cfg.Rules), cfg.Config, sdktest.Options{Events: ended.add, Log: quietLogger()})
+	return &env{t: t, se: se, srv: se.Server, st: se.Store, signer: se.Signer, ended: ended, addr: se.Server.Addr(), url: se.URL}
 }
 
 // newRoom assigns a room with one player per score (1500 each if none).
@@ -64,37 +54,14 @@ func (e *env) newRoom(scores ...int) sdk.RoomSpec {
 	if len(scores) == 0 {
 		scores = []int{1500, 1500}
 	}
-	r := sdk.RoomSpec{ID: auth.RandomID(6), Expires: time.Now().Add(time.Hour)}
-	for i, s := range scores {
-		r.Players = append(r.Players, sdk.PlayerSpec{UUID: auth.NewUUID(), Username: fmt.Sprintf("p%d", i), Photo: fmt.Sprintf("https://img/%d.png", i), Rating: s})
-	}
-	if _, err := e.srv.AssignRoom(context.Background(), r); err != nil {
-		e.t.Fatalf("assign room: %v", err)
-	}
+	r := sdktest.Spec(len(scores), scores...)
+	e.se.Assign(r)
 	return r
 }
 
-func (e *env) ticket(r sdk.RoomSpec, i int) string {
-	e.t.Helper()
-	p := r.Players[i]
-	tok, err := e.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: r.ID, Addr: e.url}, time.Hour)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
-}
+func (e *env) ticket(r sdk.RoomSpec, i int) string { return e.se.Ticket(r, i) }
 
-func (e *env) dial(tok string) *wsconn.Client {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	cl, err := wsconn.DialClient(ctx, e.url+"?ticket="+tok, 4096)
-	if err != nil {
-		e.t.Fatalf("dial: %v", err)
-	}
-	e.t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
-	return cl
-}
+func (e *env) dial(tok string) *wsconn.Client { return e.se.Dial(tok).Client }
 
 // join dials member i and reads its state message.
 func (e *env) join(r sdk.RoomSpec, i int) *wsconn.Client {

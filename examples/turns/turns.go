@@ -126,14 +126,7 @@ func (b *battle) begin() {
 // next passes the turn to the next player still in, or ends the battle.
 func (b *battle) next() {
 	b.timer.Stop()
-	alive := 0
-	for _, f := range b.fs {
-		if !f.Out {
-			alive++
-		}
-	}
-	if alive <= 1 {
-		b.r.End(b.result("last_standing"))
+	if b.checkEnd() {
 		return
 	}
 	for {
@@ -265,7 +258,8 @@ func (b *battle) knockOut(f *fighter, reason, by string) {
 	_ = b.r.BroadcastJSON(msg)
 }
 
-func (b *battle) checkEnd() {
+// checkEnd ends the battle when at most one player is still in.
+func (b *battle) checkEnd() bool {
 	alive := 0
 	for _, f := range b.fs {
 		if !f.Out {
@@ -274,7 +268,9 @@ func (b *battle) checkEnd() {
 	}
 	if alive <= 1 {
 		b.r.End(b.result("last_standing"))
+		return true
 	}
+	return false
 }
 
 // Timeout implements sdk.TimeoutHandler: most hp wins.
