@@ -113,6 +113,7 @@ type Room struct {
 	ticker    *time.Ticker
 	anyJoined bool
 	dirty     []*Player // players with batched messages
+	scratch   [][]byte  // flushPlayer's message list, reused
 	snapshot  saver
 }
 
@@ -684,16 +685,22 @@ func (r *Room) flushPlayer(p *Player) {
 		return
 	}
 	if p.conn != nil {
-		msgs := make([][]byte, len(p.batchEnd))
+		msgs := r.scratch[:0]
 		start := 0
-		for i, end := range p.batchEnd {
-			msgs[i] = p.batch[start:end]
+		for _, end := range p.batchEnd {
+			msgs = append(msgs, p.batch[start:end])
 			start = end
 		}
-		_ = p.conn.SendNow(msgs...)
+		_ = p.conn.SendNow(msgs...) // copies
+		clear(msgs)
+		r.scratch = msgs[:0]
 	}
-	if cap(p.batch) > 64<<10 {
+	// Keep small buffers for the next tick; let a burst's go.
+	if cap(p.batch) > 2<<10 {
 		p.batch = nil
+	}
+	if cap(p.batchEnd) > 64 {
+		p.batchEnd = nil
 	}
 	p.batch, p.batchEnd = p.batch[:0], p.batchEnd[:0]
 }
