@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -27,6 +28,28 @@ func buildGame(t *testing.T, pkg string) string {
 	return bin
 }
 
+// gamer is a guest with its /v1/play socket.
+type gamer struct {
+	uuid, token string
+	play        *wsconn.Client
+}
+
+func newGamer(t *testing.T, ctx context.Context, a *Arena, name string) *gamer {
+	t.Helper()
+	g := &gamer{}
+	g.uuid, g.token = a.login(t, name)
+	cl, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+url.QueryEscape(g.token), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	if err := cl.RecvType(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	g.play = cl
+	return g
+}
+
 // TestTurnsGameEndToEnd runs the second game (examples/turns) as its own
 // binary with `--game turns=PATH`: three guests queue in the turns
 // profile, are matched into one room on the turns server the dispatcher
@@ -36,9 +59,9 @@ func TestTurnsGameEndToEnd(t *testing.T) {
 	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms",
 		"--game", "turns="+bin, "--game-option", "turns.turn-time=10s", "--game-option", "turns.start-delay=2s")
 	ctx := ctxT(t, 90*time.Second)
-	var gs []*guest
+	var gs []*gamer
 	for i := range 3 {
-		g := newGuest(t, ctx, a, "turner"+strconv.Itoa(i))
+		g := newGamer(t, ctx, a, "turner"+strconv.Itoa(i))
 		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "turns"}); err != nil {
 			t.Fatal(err)
 		}
@@ -186,15 +209,15 @@ func TestBadGameBinariesGetNoRooms(t *testing.T) {
 		}
 	}()
 	for name := range bad {
-		p1, p2 := newGuest(t, ctx, a, name+"1"), newGuest(t, ctx, a, name+"2")
-		for _, g := range []*guest{p1, p2} {
+		p1, p2 := newGamer(t, ctx, a, name+"1"), newGamer(t, ctx, a, name+"2")
+		for _, g := range []*gamer{p1, p2} {
 			if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": name}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// No match comes: the formed room finds no process; the players
 		// are told and stay queued.
-		for _, g := range []*guest{p1, p2} {
+		for _, g := range []*gamer{p1, p2} {
 			for {
 				b, err := g.play.Recv(ctx)
 				if err != nil {
@@ -259,8 +282,8 @@ func TestPythonGameServerGetsARoom(t *testing.T) {
 	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--room-size", "2",
 		"--game", "pygame="+launcher, "--game-option", "pygame.room_seconds=1")
 	ctx := ctxT(t, 60*time.Second)
-	p1, p2 := newGuest(t, ctx, a, "py1"), newGuest(t, ctx, a, "py2")
-	for _, g := range []*guest{p1, p2} {
+	p1, p2 := newGamer(t, ctx, a, "py1"), newGamer(t, ctx, a, "py2")
+	for _, g := range []*gamer{p1, p2} {
 		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "pygame"}); err != nil {
 			t.Fatal(err)
 		}
