@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/arena-game/arena/internal/waitfor"
@@ -24,7 +23,6 @@ func TestBackfillThroughTheFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	td := newTestDispatcher(t, func(c *Config) { c.ProfilesFile = file })
-	td.sp.backfill = true
 	ctx := tctx(t)
 	queue := func(name, profile string) (*wsconn.Client, string) {
 		lr := td.login(t, name)
@@ -55,10 +53,8 @@ func TestBackfillThroughTheFleet(t *testing.T) {
 	if m.Room != first.Room || len(m.Players) != 4 || m.Ticket == "" {
 		t.Fatalf("backfilled into %+v, want room %s with 4 players", m, first.Room)
 	}
-	host := td.sp.proc(0)
-	host.mu.Lock()
-	joined := slices.Clone(host.joined)
-	host.mu.Unlock()
+	host := td.sp.Proc(0)
+	joined := host.Joined()
 	if len(joined) != 1 || joined[0] != first.Room+"/"+lateID {
 		t.Fatalf("the fight process was asked %v", joined)
 	}

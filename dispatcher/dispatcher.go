@@ -1,14 +1,14 @@
 // Package dispatcher is arena's dispatcher: it answers the line protocol
-// (get/add/del/maxnum/stat), keeps the process table of fight, map and chat
-// servers it spawns and supervises as go-plugin plugins, serves the HTTP API
-// (health, metrics, fleet, and the player flow), matches queued players
-// into rooms and hands each room to the least-loaded fight server.
+// (get/add/del/maxnum/stat), serves the fleet's host-control service the
+// hosts dial (package fleet; with --local-host and in `arena up` a host of
+// its own runs in this process through the same service), serves the HTTP
+// API (health, metrics, fleet, and the player flow), and wires
+// matchmaking, which hands each formed room to the fleet.
 package dispatcher
 
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,12 +17,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/matchmaking/matchfn"
 	"github.com/arena-game/arena/playerdb"
@@ -32,7 +31,6 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/httpguard"
-	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/mapserver"
@@ -50,18 +48,32 @@ type Config struct {
 	Thrift               string
 	ThriftInsecurePublic bool
 	HTTP                 string // HTTP and WebSocket, default :8080
-	// Host is where spawned processes bind and what answers advertise.
+	// Host is the address of the dispatcher's machine as processes there
+	// advertise it: `get` answers a bare PORT for them.
 	Host string
-	// PublicHost is the host put in ws:// URLs given to clients (default Host).
+	// PublicHost is the host put in ws:// URLs given to clients for
+	// processes on the dispatcher's machine (default Host).
 	PublicHost string
 
-	FightPortBase int
-	MapPortBase   int
-	ChatPort      int // 0: no chat server is spawned
-	MaxNum        int
-	MinProcesses  int // fight processes kept running
-	MinMaps       int // map processes kept running
-	IdleTimeout   time.Duration
+	// HostListen is the host-control gRPC address the hosts dial
+	// (default 127.0.0.1:6002; "none": only the local host).
+	HostListen string
+	// HostTLSCert and HostTLSKey, when set, serve HostListen with TLS.
+	HostTLSCert, HostTLSKey string
+	// LocalHost, when set, is a host run in this process (`arena up`,
+	// --local-host), connected to the same host-control service as every
+	// other host through an in-memory connection. Its Dial, FleetToken
+	// and Store are filled in.
+	LocalHost *host.Config
+	// Lease is how long a host's heartbeats may stop before it gets no
+	// new work (default 3s); HostGrace how long a host whose stream closed
+	// has to come back before its processes are removed (default 1.5s).
+	Lease, HostGrace time.Duration
+
+	MaxNum       int
+	MinProcesses int // fight processes kept running across the fleet
+	MinMaps      int // map processes kept running across the fleet
+	IdleTimeout  time.Duration
 
 	FleetToken       string
 	Secret           string
@@ -105,7 +117,7 @@ type Config struct {
 	Bots int
 
 	// Games are game binaries by name (--game NAME=PATH): processes of
-	// kind NAME run PATH (go-plugin, the process contract) and host the
+	// kind NAME run PATH on the local host (go-plugin, the process contract) and host the
 	// rooms of every profile whose "game" is NAME; a game with no profile
 	// of its own gets one named after it (the default rules). Game kinds
 	// take 100 ports each from GamePortBase, in name order.
@@ -114,11 +126,6 @@ type Config struct {
 	// GameConfigs are games' configuration JSON by name (from
 	// --game-option NAME.KEY=VALUE; default {}).
 	GameConfigs map[string][]byte
-
-	// Exe is the binary spawned for fleet processes (default: this one).
-	Exe string
-	// ChildLogLevel is passed to children as ARENA_LOG_LEVEL.
-	ChildLogLevel string
 }
 
 // Validate checks cfg and fills defaults.
@@ -135,22 +142,23 @@ func (c *Config) Validate() error {
 	if c.PublicHost == "" {
 		c.PublicHost = c.Host
 	}
+	if c.HostListen == "" {
+		c.HostListen = "127.0.0.1:6002"
+	}
+	if (c.HostTLSCert == "") != (c.HostTLSKey == "") {
+		return errors.New("config: --host-tls-cert and --host-tls-key go together")
+	}
 	if c.MaxNum < 1 || c.MaxNum > 1_000_000 {
 		return fmt.Errorf("config: --maxnum %d out of range 1..1000000", c.MaxNum)
 	}
 	if c.MinProcesses < 0 || c.MinMaps < 0 {
 		return errors.New("config: minimum process counts must not be negative")
 	}
-	for name, p := range map[string]int{"--fight-port-base": c.FightPortBase, "--map-port-base": c.MapPortBase} {
-		if p < 1 || p > 65535 {
-			return fmt.Errorf("config: %s %d out of range", name, p)
-		}
-	}
 	if c.GamePortBase == 0 {
 		c.GamePortBase = 7700
 	}
 	for name, path := range c.Games {
-		if !playerdb.ValidProfile(name) || name == proc.KindFight || name == proc.KindMap || name == KindChat || path == "" {
+		if !playerdb.ValidProfile(name) || name == proc.KindFight || name == proc.KindMap || name == proc.KindChat || path == "" {
 			return fmt.Errorf("config: --game %s=%s: a game is NAME=PATH, NAME 1 to 32 of [a-z0-9_-] other than fight, map and chat", name, path)
 		}
 	}
@@ -159,8 +167,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: --game-option %s...: no --game %s", name, name)
 		}
 	}
-	if c.FleetToken == "" && !c.InsecureSeedMode {
-		return errors.New("config: --fleet-token is required (or --insecure-seed-mode)")
+	if c.FleetToken == "" {
+		if !c.InsecureSeedMode {
+			return errors.New("config: --fleet-token is required: hosts authenticate with it (or --insecure-seed-mode, which makes one up for the local host)")
+		}
+		c.FleetToken = auth.RandomID(24)
 	}
 	if len(c.Memcache) == 0 {
 		return errors.New("config: --memcache is required (arena up embeds one)")
@@ -183,7 +194,8 @@ type Dispatcher struct {
 	store   store.Store
 	players Players
 	outbox  Outbox
-	fleet   *Fleet
+	fleet   *fleet.Fleet
+	local   *host.Agent
 	line    *LineServer
 	metrics *Metrics
 	mux     *http.ServeMux
@@ -207,9 +219,12 @@ type Dispatcher struct {
 	director       *matchmaking.Director
 	plugins        []*matchfn.Plugin
 
+	localConn *memListener
+
 	mu       sync.Mutex
 	lineAddr string
 	httpAddr string
+	hostAddr string
 	ready    chan struct{}
 }
 
@@ -223,9 +238,6 @@ type Deps struct {
 	// Outbox is the results outbox this dispatcher drains, for /healthz;
 	// nil when it drains none.
 	Outbox Outbox
-	// Spawner spawns fleet processes; nil means a PluginSpawner running
-	// cfg.Exe.
-	Spawner Spawner
 }
 
 // New builds a dispatcher from cfg and deps.
@@ -236,39 +248,34 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	if deps.Store == nil || deps.Players == nil {
 		return nil, errors.New("new dispatcher: a store and a player database are required")
 	}
-	st, sp := deps.Store, deps.Spawner
+	st := deps.Store
 	m := NewMetrics(proc.NewRegistry())
 	if deps.Outbox != nil {
 		if err := m.Registry.Register(deps.Outbox); err != nil {
 			return nil, fmt.Errorf("new dispatcher: outbox metrics: %w", err)
 		}
 	}
-	if sp == nil {
-		env := []string{}
-		if cfg.ChildLogLevel != "" {
-			env = append(env, "ARENA_LOG_LEVEL="+cfg.ChildLogLevel)
+	if cfg.LocalHost != nil && len(cfg.Games) > 0 {
+		// Game binaries run on the local host, 100 ports each from
+		// GamePortBase in name order, as many as its fight processes.
+		lh := *cfg.LocalHost
+		lh.Kinds = maps.Clone(lh.Kinds)
+		for i, name := range slices.Sorted(maps.Keys(cfg.Games)) {
+			first := cfg.GamePortBase + 100*i
+			lh.Kinds[name] = host.Kind{Command: host.Command{Path: cfg.Games[name]}, FirstPort: first, LastPort: first + 99, Max: max(lh.Kinds[proc.KindFight].Max, 1)}
 		}
-		sp = &PluginSpawner{Exe: cfg.Exe, Log: log, Env: env, Games: cfg.Games}
+		cfg.LocalHost = &lh
 	}
-	kinds := map[string]KindConfig{
-		proc.KindFight: {PortBase: cfg.FightPortBase, Min: cfg.MinProcesses},
-		proc.KindMap:   {PortBase: cfg.MapPortBase, Min: cfg.MinMaps},
-	}
-	gameOpts := map[string]*procpb.GameOptions{}
-	for i, name := range slices.Sorted(maps.Keys(cfg.Games)) {
-		kinds[name] = KindConfig{PortBase: cfg.GamePortBase + 100*i, PortSpan: 100}
-		config := cfg.GameConfigs[name]
-		if len(config) == 0 {
-			config = []byte("{}")
+	gameConfigs := map[string][]byte{}
+	for name := range cfg.Games {
+		gameConfigs[name] = cfg.GameConfigs[name]
+		if len(gameConfigs[name]) == 0 {
+			gameConfigs[name] = []byte("{}")
 		}
-		gameOpts[name] = &procpb.GameOptions{ConfigJson: config}
 	}
 	chat := proto.Clone(cmp.Or(cfg.Chat, &procpb.ChatOptions{})).(*procpb.ChatOptions)
-	if cfg.ChatPort > 0 {
-		if chat.OperatorToken == "" {
-			chat.OperatorToken = cfg.OperatorToken
-		}
-		kinds[KindChat] = KindConfig{PortBase: cfg.ChatPort, PortSpan: 1, Min: 1, Fixed: true}
+	if chat.OperatorToken == "" {
+		chat.OperatorToken = cfg.OperatorToken
 	}
 	signer, err := auth.NewSigner(cfg.Secret)
 	if err != nil {
@@ -319,25 +326,40 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	d.mm.RegisterMetrics(m.Registry)
 	d.mm.RoomLife = d.roomTimeout() + time.Minute
 	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
-	d.fleet = NewFleet(FleetConfig{
-		Host: cfg.Host, MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, Kinds: kinds, Games: gameOpts,
-		Start: proc.StartRequest{
-			BindHost: cfg.Host, AdvertiseHost: advertiseHost(cfg),
+	local := []string{cfg.Host}
+	if ah := advertiseHost(cfg); ah != cfg.Host {
+		local = append(local, ah)
+	}
+	d.fleet = fleet.New(fleet.Config{
+		MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, LocalAddrs: local,
+		Min:        map[string]int{proc.KindFight: cfg.MinProcesses, proc.KindMap: cfg.MinMaps},
+		FleetToken: cfg.FleetToken, Lease: cfg.Lease, Grace: cfg.HostGrace, Games: gameConfigs,
+		Defaults: proc.StartRequest{
 			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
 			DatabaseDSN: cfg.Database, OutboxDir: cfg.OutboxDir,
 			Fight: cfg.Fight, Map: cfg.Map, Chat: chat,
-			Host: fleetLocator{d},
 		},
-		OnUnitDone: func(_ string, _ int, unit string) { d.mm.RoomEnded(unit) },
-		OnBackfill: func(_ string, _ int, room string, slots int) { d.mm.WantBackfill(room, slots) },
-		OnExit: func(p Proc, units []string) {
-			if p.Kind == proc.KindFight && len(units) > 0 {
-				d.mm.ProcessGone(p.Port, units, d.roomFailed)
-			}
+		OnRoomEnded: d.mm.RoomEnded,
+		OnBackfill:  d.mm.WantBackfill,
+		OnRoomsFailed: func(p fleet.Proc, rooms []string) {
+			d.mm.ProcessGone(p.Port, rooms, d.roomFailed)
 		},
-	}, sp, log, m)
-	m.MaxNum.Set(float64(cfg.MaxNum))
-	m.RegisterFleet(d.fleet)
+	}, log, fleet.NewMetrics(m.Registry))
+	if cfg.LocalHost != nil {
+		lc := *cfg.LocalHost
+		lc.FleetToken = cfg.FleetToken
+		if lc.Store == nil {
+			lc.Store = st
+		}
+		if lc.Log == nil {
+			lc.Log = log
+		}
+		d.localConn = newMemListener()
+		lc.Dial = d.localConn.dial
+		if d.local, err = host.NewAgent(lc); err != nil {
+			return nil, fmt.Errorf("config: local host: %w", err)
+		}
+	}
 	d.line = NewLineServer(LineConfig{
 		FleetToken: cfg.FleetToken, InsecureSeedMode: cfg.InsecureSeedMode,
 		IdleTimeout: cfg.LineIdleTimeout, MaxConns: cfg.MaxConns, SeedWait: cfg.LineSeedWait,
@@ -346,11 +368,8 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	return d, nil
 }
 
-// KindChat is the chat server's kind in the process table.
-const KindChat = proc.KindChat
-
-// advertiseHost is the host processes advertise: --public-host unless it
-// is a wildcard, else --host.
+// advertiseHost is the host processes of the dispatcher's machine
+// advertise: --public-host unless it is a wildcard, else --host.
 func advertiseHost(cfg Config) string {
 	switch cfg.PublicHost {
 	case "", "0.0.0.0", "::":
@@ -359,21 +378,11 @@ func advertiseHost(cfg Config) string {
 	return cfg.PublicHost
 }
 
-// fleetLocator is the host services the dispatcher offers its processes:
-// a map process locates the map of a switch through it (no line protocol).
-type fleetLocator struct{ d *Dispatcher }
+// Fleet returns the fleet.
+func (d *Dispatcher) Fleet() *fleet.Fleet { return d.fleet }
 
-// LocateMap implements proc.HostServices with the fleet's map placement.
-func (l fleetLocator) LocateMap(ctx context.Context, mapID string) (string, error) {
-	port, err := l.d.fleet.PlaceMap(ctx, mapID)
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort(advertiseHost(l.d.cfg), strconv.Itoa(port)), nil
-}
-
-// Fleet returns the process table and supervisor.
-func (d *Dispatcher) Fleet() *Fleet { return d.fleet }
+// LocalHost returns the host run in this process, or nil.
+func (d *Dispatcher) LocalHost() *host.Agent { return d.local }
 
 // Ready is closed once both listeners accept connections.
 func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
@@ -444,7 +453,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.grpcAddr = grpcLn.Addr().String()
 	}
 	d.mu.Unlock()
-	d.reapOrphans(ctx)
+	hostLn, err := d.listenHosts()
+	if err != nil {
+		lineLn.Close()
+		httpLn.Close()
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -520,11 +534,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "grpc", d.grpcAddr, "thrift", d.thriftAddr, "maxnum", d.cfg.MaxNum)
+	hs, err := d.serveHosts(ctx, &wg, errc, hostLn)
+	if err != nil {
+		cancel()
+		return err
+	}
+	d.log.Info("dispatcher listening", "line", d.lineAddr, "http", d.httpAddr, "grpc", d.grpcAddr, "thrift", d.thriftAddr,
+		"hosts", d.HostAddr(), "local_host", d.local != nil, "maxnum", d.cfg.MaxNum)
 	close(d.ready)
 
 	fleetDone := make(chan error, 1)
 	go func() { fleetDone <- d.fleet.Run(ctx) }()
+	localDone := make(chan struct{})
+	if d.local != nil {
+		go func() { defer close(localDone); _ = d.local.Run(ctx) }()
+	} else {
+		close(localDone)
+	}
 
 	var runErr error
 	select {
@@ -544,6 +570,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := <-fleetDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	<-localDone
+	hs.Stop()
 	wg.Wait()
 	for _, p := range d.plugins {
 		p.Close()
@@ -553,9 +581,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return runErr
 }
 
-// persistTable writes the process table to memcached whenever it changes,
-// at most every 200ms, so `arena status` and a restarted dispatcher can
-// read it.
+// persistTable writes the fleet table to memcached whenever it changes,
+// at most every 200ms, for `arena status`, for hosts locating maps while
+// the dispatcher is away, and for a restarted dispatcher.
 func (d *Dispatcher) persistTable(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -574,70 +602,13 @@ func (d *Dispatcher) persistTable(ctx context.Context) {
 	}
 }
 
-// StoredTable is the process table as kept in memcached.
-type StoredTable struct {
-	Table
-	Dispatcher string `json:"dispatcher"`
-	HTTP       string `json:"http"`
-	Pid        int    `json:"pid"`
-}
-
 func (d *Dispatcher) writeTable(ctx context.Context) error {
 	line, httpAddr := d.Addrs()
-	st := StoredTable{Table: TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum()), Dispatcher: line, HTTP: httpAddr, Pid: os.Getpid()}
-	b, err := json.Marshal(st)
+	err := fleet.WriteStoredTable(ctx, d.store, fleet.StoredTable{Table: d.fleet.Table(), Dispatcher: line, HTTP: httpAddr, Pid: os.Getpid()})
 	if err != nil {
-		return err
-	}
-	if err := d.store.Set(ctx, &store.Item{Key: records.FleetKey, Value: b}); err != nil {
 		d.log.Warn("fleet table not saved to memcached", "err", err)
-		return err
 	}
-	return nil
-}
-
-// ReadStoredTable reads the table a dispatcher last saved.
-func ReadStoredTable(ctx context.Context, st store.Store) (StoredTable, error) {
-	var t StoredTable
-	if _, err := store.GetJSON(ctx, st, records.FleetKey, &t); err != nil {
-		return t, fmt.Errorf("read fleet table: %w", err)
-	}
-	return t, nil
-}
-
-// reapOrphans kills processes a previous dispatcher left in the table if
-// they are still alive and still arena fleet processes (children normally
-// exit by themselves when their dispatcher dies; this is the second line).
-func (d *Dispatcher) reapOrphans(ctx context.Context) {
-	old, err := ReadStoredTable(ctx, d.store)
-	if err != nil || old.Pid == os.Getpid() {
-		return
-	}
-	for _, p := range old.Processes {
-		if p.Pid <= 0 || !isArenaProcess(p.Pid, p.Kind) {
-			continue
-		}
-		d.log.Warn("stopping a process left by a previous dispatcher", "kind", p.Kind, "port", p.Port, "pid", p.Pid)
-		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
-	}
-}
-
-// isArenaProcess reports whether pid runs `... KIND` of an arena binary
-// spawned as a fleet process (its environment holds the handshake cookie).
-func isArenaProcess(pid int, kind string) bool {
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(args) < 2 || args[len(args)-1] != kind {
-		return false
-	}
-	environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return false
-	}
-	return strings.Contains(string(environ), proc.Handshake.MagicCookieKey+"="+proc.Handshake.MagicCookieValue)
+	return err
 }
 
 // maxTicketTTL is the longest a ticket may wait: the stored tickets'

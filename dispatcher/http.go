@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/auth"
 )
 
@@ -34,6 +36,7 @@ func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("GET /v1/fleet", d.handleFleet)
 	d.mux.HandleFunc("POST /v1/fleet/maxnum", d.operator(d.handleMaxNum))
 	d.mux.HandleFunc("POST /v1/fleet/{port}/drain", d.operator(d.handleDrain))
+	d.mux.HandleFunc("POST /v1/hosts/{name}/drain", d.operator(d.handleDrainHost))
 	d.mux.HandleFunc("GET /v1/fleet/events", d.handleFleetEvents)
 	d.playRoutes()
 	d.profileRoutes()
@@ -107,7 +110,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 
 // handleFleet serves GET /v1/fleet: the process table as JSON.
 func (d *Dispatcher) handleFleet(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum()))
+	writeJSON(w, http.StatusOK, d.fleet.Table())
 }
 
 // handleMaxNum serves POST /v1/fleet/maxnum {"maxnum": N} (operator).
@@ -128,18 +131,63 @@ func (d *Dispatcher) handleMaxNum(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "maxnum": body.MaxNum})
 }
 
-// handleDrain serves POST /v1/fleet/{port}/drain (operator).
+// handleDrain serves POST /v1/fleet/{port}/drain (operator): {port} is
+// PORT (a process on the dispatcher's machine) or HOST:PORT.
 func (d *Dispatcher) handleDrain(w http.ResponseWriter, r *http.Request) {
-	port, err := strconv.Atoi(r.PathValue("port"))
-	if err != nil || port < 1 || port > 65535 {
-		writeError(w, http.StatusBadRequest, "bad_port", "port must be a number")
+	k, ok := d.processKey(r.PathValue("port"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, "bad_port", "want PORT or HOST:PORT")
 		return
 	}
-	if err := d.fleet.Drain(port, 30*time.Second); err != nil {
+	if err := d.fleet.Drain(k, 30*time.Second); err != nil {
 		writeError(w, http.StatusNotFound, "unknown_port", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "port": port, "state": StateDraining})
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": k.Host, "port": k.Port, "state": fleet.Draining})
+}
+
+// processKey resolves PORT (the dispatcher's machine) or HOST:PORT (a
+// host's name or advertised address) to a process of the table.
+func (d *Dispatcher) processKey(s string) (fleet.Key, bool) {
+	h, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		h, ps = "", s
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port < 1 || port > 65535 {
+		return fleet.Key{}, false
+	}
+	for _, p := range d.fleet.Snapshot() {
+		if p.Port == port && (h == "" && p.Local || h != "" && (p.Host == h || p.Advertise == h)) {
+			return p.Key(), true
+		}
+	}
+	return fleet.Key{Host: h, Port: port}, true
+}
+
+// handleDrainHost serves POST /v1/hosts/{name}/drain (operator), with an
+// optional {"deadline_s": N} (default 600): the host takes no new work and
+// exits once its processes are idle or at the deadline.
+func (d *Dispatcher) handleDrainHost(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		DeadlineS int `json:"deadline_s"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &body); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+	}
+	if body.DeadlineS <= 0 {
+		body.DeadlineS = 600
+	}
+	name := r.PathValue("name")
+	if err := d.fleet.DrainHost(name, time.Duration(body.DeadlineS)*time.Second); err != nil {
+		writeError(w, http.StatusNotFound, "unknown_host", err.Error())
+		return
+	}
+	d.log.Info("host drain requested", "host", name, "deadline_s", body.DeadlineS, "by", "http")
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": name, "state": fleet.HostDraining, "deadline_s": body.DeadlineS})
 }
 
 // handleFleetEvents streams the table and fleet events as server-sent
@@ -176,7 +224,7 @@ func (d *Dispatcher) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		if v := d.fleet.Version(); v != last {
 			last = v
-			if !send("table", TableJSON(d.fleet.Snapshot(), d.fleet.MaxNum())) {
+			if !send("table", d.fleet.Table()) {
 				return
 			}
 		}

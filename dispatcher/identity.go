@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -334,8 +333,8 @@ func (d *Dispatcher) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"chat":       nil,
 		"maps_enter": "/v1/maps/{id}/enter",
 	}
-	if d.cfg.ChatPort > 0 {
-		cfg["chat"] = "ws://" + net.JoinHostPort(host, strconv.Itoa(d.cfg.ChatPort)) + "/ws"
+	if chat, ok := d.chatAddr(host); ok {
+		cfg["chat"] = "ws://" + chat + "/ws"
 	}
 	writeJSON(w, http.StatusOK, cfg)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/lineproto"
@@ -49,12 +50,11 @@ type LineConfig struct {
 
 // Fleeter is what the line server needs from the fleet.
 type Fleeter interface {
-	Get(ctx context.Context, kind string) (int, error)
-	PlaceMap(ctx context.Context, mapID string) (int, error)
-	Adjust(port, delta int, unit string) (int, error)
+	Get(ctx context.Context, kind string) (fleet.Placement, error)
+	PlaceMap(ctx context.Context, mapID string) (fleet.Placement, error)
+	Adjust(host string, port, delta int, unit string) (int, error)
 	SetMaxNum(n int)
-	MaxNum() int
-	Snapshot() []Proc
+	Table() fleet.Table
 }
 
 // LineServer serves the dispatcher's line protocol (docs/PROTOCOL.md).
@@ -286,26 +286,26 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 	switch req.Verb {
 	case lineproto.VerbGet:
 		start := time.Now()
-		var port int
+		var pl fleet.Placement
+		gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
 		if req.Kind == lineproto.KindMap {
-			gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
-			port, err = s.fleet.PlaceMap(gctx, req.Map)
-			cancel()
+			pl, err = s.fleet.PlaceMap(gctx, req.Map)
 		} else {
-			port, err = s.fleet.Get(ctx, req.Kind)
-			if err != nil && ctx.Err() == nil {
-				gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
-				port, err = s.fleet.Get(gctx, req.Kind)
-				cancel()
-			}
+			pl, err = s.fleet.Get(gctx, req.Kind)
 		}
+		cancel()
 		if err != nil {
 			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
 			return append(append(out, "err|"...), errorReason(err)...)
 		}
 		s.getSeconds[req.Kind].Observe(time.Since(start).Seconds())
 		s.getOK[req.Kind].Inc()
-		return strconv.AppendInt(out, int64(port), 10)
+		// A process on the dispatcher's own machine is named by its port,
+		// as the seed's clients expect; one elsewhere by HOST:PORT.
+		if !pl.Local {
+			return append(out, pl.Addr()...)
+		}
+		return strconv.AppendInt(out, int64(pl.Port), 10)
 	case lineproto.VerbAdd, lineproto.VerbDel:
 		if !s.authorised(req.Token, true) {
 			s.metrics.LineRequests.WithLabelValues(verb, "denied").Inc()
@@ -315,7 +315,7 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 		if req.Verb == lineproto.VerbDel {
 			delta = -1
 		}
-		if _, err := s.fleet.Adjust(req.Port, delta, req.Map); err != nil {
+		if _, err := s.fleet.Adjust(req.Host, req.Port, delta, req.Map); err != nil {
 			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
 			return append(append(out, "err|"...), errorReason(err)...)
 		}
@@ -331,7 +331,7 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 		s.metrics.LineRequests.WithLabelValues(verb, "ok").Inc()
 		return append(out, "ok"...)
 	case lineproto.VerbStat:
-		b, err := json.Marshal(TableJSON(s.fleet.Snapshot(), s.fleet.MaxNum()))
+		b, err := json.Marshal(s.fleet.Table())
 		if err != nil {
 			return append(out, "err|internal"...)
 		}
@@ -353,54 +353,18 @@ func (s *LineServer) authorised(token string, seedAllowed bool) bool {
 // errorReason maps errors to the reason in err|reason.
 func errorReason(err error) string {
 	switch {
-	case errors.Is(err, ErrUnknownPort):
+	case errors.Is(err, fleet.ErrUnknownProcess):
 		return "unknown port"
-	case errors.Is(err, ErrNoCapacity):
+	case errors.Is(err, fleet.ErrNoCapacity):
 		return "no capacity"
-	case errors.Is(err, ErrUnknownKind):
+	case errors.Is(err, fleet.ErrUnknownKind):
 		return "unknown process kind"
 	case errors.Is(err, proc.ErrUnknownMap):
 		return "unknown map"
-	case errors.Is(err, ErrStopped):
+	case errors.Is(err, fleet.ErrStopped):
 		return "shutting down"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timeout"
 	}
 	return "internal"
-}
-
-// TableEntry is one process as `stat`, /v1/fleet and `arena status` show it.
-type TableEntry struct {
-	Kind        string         `json:"kind"`
-	Host        string         `json:"host"`
-	Port        int            `json:"port"`
-	Pid         int            `json:"pid"`
-	State       string         `json:"state"`
-	Load        int            `json:"load"`
-	MaxNum      int            `json:"maxnum"`
-	Connections int            `json:"connections"`
-	Rooms       int            `json:"rooms,omitempty"`
-	Maps        map[string]int `json:"maps,omitempty"`
-	UptimeS     int64          `json:"uptime_s"`
-}
-
-// Table is the JSON process table.
-type Table struct {
-	MaxNum    int          `json:"maxnum"`
-	Processes []TableEntry `json:"processes"`
-	Updated   time.Time    `json:"updated"`
-}
-
-// TableJSON converts a snapshot to its JSON form.
-func TableJSON(procs []Proc, maxnum int) Table {
-	t := Table{MaxNum: maxnum, Processes: make([]TableEntry, 0, len(procs)), Updated: time.Now().UTC()}
-	for _, p := range procs {
-		e := TableEntry{Kind: p.Kind, Host: p.Host, Port: p.Port, Pid: p.Pid, State: p.State, Load: p.Load,
-			MaxNum: p.MaxNum, Connections: p.Conns, Rooms: p.Units, UptimeS: int64(time.Since(p.Started).Seconds())}
-		if len(p.Maps) > 0 {
-			e.Maps = p.Maps
-		}
-		t.Processes = append(t.Processes, e)
-	}
-	return t
 }

@@ -7,24 +7,32 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/lineproto/linetest"
-	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 )
 
 const testToken = "fleet-secret"
 
-func startLine(t *testing.T, cfg LineConfig) (addr string, f *Fleet) {
+// lineTest is a line server on a fleet with one host on the dispatcher's
+// machine; p0 and p1 are the ports its first two fight processes take,
+// unused a port no process has.
+type lineTest struct {
+	addr           string
+	f              *fleet.Fleet
+	p0, p1, unused string
+}
+
+func startLine(t *testing.T, cfg LineConfig) lineTest {
 	t.Helper()
-	sp := &fakeSpawner{}
-	f = newTestFleet(sp, 2, 1)
-	runFleet(t, f)
+	f, base := newTestFleet(t, 2, 1)
 	if cfg.FleetToken == "" {
 		cfg.FleetToken = testToken
 	}
@@ -37,7 +45,7 @@ func startLine(t *testing.T, cfg LineConfig) (addr string, f *Fleet) {
 	done := make(chan struct{})
 	go func() { _ = ls.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String(), f
+	return lineTest{addr: ln.Addr().String(), f: f, p0: strconv.Itoa(base), p1: strconv.Itoa(base + 1), unused: strconv.Itoa(base + 19)}
 }
 
 // seed sends one request the seed's way (no newline) and reads until close.
@@ -51,20 +59,21 @@ func dialLine(t *testing.T, addr string) *linetest.Conn {
 }
 
 func TestSeedClients(t *testing.T) {
-	addr, _ := startLine(t, LineConfig{InsecureSeedMode: true})
-	if got := seed(t, addr, "get"); got != "7000" {
+	lt := startLine(t, LineConfig{InsecureSeedMode: true})
+	addr := lt.addr
+	if got := seed(t, addr, "get"); got != lt.p0 {
 		t.Fatalf("seed get = %q", got)
 	}
-	if got := seed(t, addr, "add|7000"); got != "ok" {
+	if got := seed(t, addr, "add|"+lt.p0); got != "ok" {
 		t.Fatalf("seed add = %q", got)
 	}
-	if got := seed(t, addr, "add|7000"); got != "ok" {
+	if got := seed(t, addr, "add|"+lt.p0); got != "ok" {
 		t.Fatalf("seed add = %q", got)
 	}
-	if got := seed(t, addr, "get"); got != "7001" {
-		t.Fatalf("seed get on a full fleet = %q, want 7001", got)
+	if got := seed(t, addr, "get"); got != lt.p1 {
+		t.Fatalf("seed get on a full fleet = %q, want %s", got, lt.p1)
 	}
-	if got := seed(t, addr, "del|7000"); got != "ok" {
+	if got := seed(t, addr, "del|"+lt.p0); got != "ok" {
 		t.Fatalf("seed del = %q", got)
 	}
 	if got := seed(t, addr, "bogus"); got != "err|unknown verb" {
@@ -73,17 +82,18 @@ func TestSeedClients(t *testing.T) {
 }
 
 func TestPipelinedAndBadInput(t *testing.T) {
-	addr, f := startLine(t, LineConfig{})
+	lt := startLine(t, LineConfig{})
+	addr, f := lt.addr, lt.f
 	l := dialLine(t, addr)
 	cases := []struct{ req, want string }{
-		{"get", "7000"},
-		{"get|fight", "7000"},
-		{"add|7000|" + testToken, "ok"},
-		{"add|7000", "err|bad token"}, // no seed mode
-		{"add|7000|wrong", "err|bad token"},
-		{"del|7000|wrong", "err|bad token"},
+		{"get", lt.p0},
+		{"get|fight", lt.p0},
+		{"add|" + lt.p0 + "|" + testToken, "ok"},
+		{"add|" + lt.p0, "err|bad token"}, // no seed mode
+		{"add|" + lt.p0 + "|wrong", "err|bad token"},
+		{"del|" + lt.p0 + "|wrong", "err|bad token"},
 		{"maxnum|5|wrong", "err|bad token"},
-		{"add|7999|" + testToken, "err|unknown port"},
+		{"add|" + lt.unused + "|" + testToken, "err|unknown port"},
 		{"add|abc|" + testToken, "err|bad port"},
 		{"add|70000|" + testToken, "err|bad port"},
 		{"add||" + testToken, "err|bad port"},
@@ -96,8 +106,8 @@ func TestPipelinedAndBadInput(t *testing.T) {
 		{"", "err|empty request"},
 		{"get|dragon", "err|unknown process kind"},
 		{"get|map|no spaces", "err|bad map id"},
-		{"del|7000|" + testToken, "ok"},
-		{"del|7000|" + testToken, "ok"}, // never below 0
+		{"del|" + lt.p0 + "|" + testToken, "ok"},
+		{"del|" + lt.p0 + "|" + testToken, "ok"}, // never below 0
 		{"maxnum|3|" + testToken, "ok"},
 	}
 	for _, c := range cases {
@@ -108,7 +118,7 @@ func TestPipelinedAndBadInput(t *testing.T) {
 	if f.MaxNum() != 3 {
 		t.Fatalf("maxnum = %d, want 3", f.MaxNum())
 	}
-	var tab Table
+	var tab fleet.Table
 	if err := json.Unmarshal([]byte(l.Do(t, "stat")), &tab); err != nil {
 		t.Fatal(err)
 	}
@@ -125,16 +135,17 @@ func TestPipelinedAndBadInput(t *testing.T) {
 	}
 	for i := 0; i < 1000; i++ {
 		ans, err := l.R.ReadString('\n')
-		if err != nil || ans != "7000\n" {
+		if err != nil || ans != lt.p0+"\n" {
 			t.Fatalf("pipelined answer %d = %q, %v", i, ans, err)
 		}
 	}
 }
 
 func TestLineTooLongCloses(t *testing.T) {
-	addr, _ := startLine(t, LineConfig{})
+	lt := startLine(t, LineConfig{})
+	addr := lt.addr
 	l := dialLine(t, addr)
-	if got := l.Do(t, "get"); got != "7000" {
+	if got := l.Do(t, "get"); got != lt.p0 {
 		t.Fatal(got)
 	}
 	long := strings.Repeat("x", 1025)
@@ -155,13 +166,14 @@ func TestLineTooLongCloses(t *testing.T) {
 		t.Fatalf("unterminated long line = %q", ans)
 	}
 	// The server still answers others.
-	if got := seed(t, addr, "get"); got != "7000" {
+	if got := seed(t, addr, "get"); got != lt.p0 {
 		t.Fatalf("after abuse, get = %q", got)
 	}
 }
 
 func TestIdleAndHalfLineClientsAreClosed(t *testing.T) {
-	addr, _ := startLine(t, LineConfig{IdleTimeout: 100 * time.Millisecond})
+	lt := startLine(t, LineConfig{IdleTimeout: 100 * time.Millisecond})
+	addr := lt.addr
 	// Connects and sends nothing.
 	silent := dialLine(t, addr)
 	if _, err := silent.R.ReadByte(); err == nil {
@@ -169,7 +181,7 @@ func TestIdleAndHalfLineClientsAreClosed(t *testing.T) {
 	}
 	// Sends a line, then half a line, then stalls.
 	half := dialLine(t, addr)
-	if got := half.Do(t, "get"); got != "7000" {
+	if got := half.Do(t, "get"); got != lt.p0 {
 		t.Fatal(got)
 	}
 	_, _ = half.C.Write([]byte("get|fi"))
@@ -180,7 +192,7 @@ func TestIdleAndHalfLineClientsAreClosed(t *testing.T) {
 	if _, err := half.R.ReadByte(); err != io.EOF {
 		t.Fatalf("half-line client not closed: %v", err)
 	}
-	if got := seed(t, addr, "get"); got != "7000" {
+	if got := seed(t, addr, "get"); got != lt.p0 {
 		t.Fatalf("get after = %q", got)
 	}
 }
@@ -189,7 +201,8 @@ func TestFiveThousandConnectionsAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	addr, _ := startLine(t, LineConfig{})
+	lt := startLine(t, LineConfig{})
+	addr := lt.addr
 	var ok, failed atomic.Int32
 	var wg sync.WaitGroup
 	conns := make([]net.Conn, 5000)
@@ -222,7 +235,7 @@ func TestFiveThousandConnectionsAtOnce(t *testing.T) {
 			}
 			b := make([]byte, 16)
 			n, err := io.ReadAtLeast(c, b, 5)
-			if err == nil && string(b[:n]) == "7000\n" {
+			if err == nil && string(b[:n]) == lt.p0+"\n" {
 				ok.Add(1)
 			} else {
 				failed.Add(1)
@@ -236,7 +249,8 @@ func TestFiveThousandConnectionsAtOnce(t *testing.T) {
 }
 
 func TestMaxConnsRefusesExtra(t *testing.T) {
-	addr, _ := startLine(t, LineConfig{MaxConns: 2})
+	lt := startLine(t, LineConfig{MaxConns: 2})
+	addr := lt.addr
 	a := dialLine(t, addr)
 	b := dialLine(t, addr)
 	_ = a.Do(t, "get")
@@ -249,7 +263,8 @@ func TestMaxConnsRefusesExtra(t *testing.T) {
 }
 
 func TestRandomBytesNeverCrash(t *testing.T) {
-	addr, _ := startLine(t, LineConfig{})
+	lt := startLine(t, LineConfig{})
+	addr := lt.addr
 	for i := 0; i < 50; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -262,7 +277,7 @@ func TestRandomBytesNeverCrash(t *testing.T) {
 		_, _ = io.ReadAll(c)
 		c.Close()
 	}
-	if got := seed(t, addr, "get"); got != "7000" {
+	if got := seed(t, addr, "get"); got != lt.p0 {
 		t.Fatalf("get after junk = %q", got)
 	}
 }
@@ -273,12 +288,9 @@ func FuzzLineServer(f *testing.F) {
 	for _, s := range []string{"get", "get\n", "add|7000|t\nget\n", "maxnum|2|t\n", "stat\n", "\x00\n", strings.Repeat("a", 2000)} {
 		f.Add([]byte(s))
 	}
-	sp := &fakeSpawner{}
-	fl := newTestFleet(sp, 2, 1)
+	fl, _ := newTestFleet(f, 2, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = fl.Run(ctx) }()
-	waitfor.Cond(f, "a process", func() bool { return len(fl.Snapshot()) > 0 })
 	ls := NewLineServer(LineConfig{FleetToken: "t", IdleTimeout: 50 * time.Millisecond}, fl, quietLog(), nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		server, client := net.Pipe()
@@ -296,26 +308,22 @@ func FuzzLineServer(f *testing.F) {
 // request, choosing the least-loaded of 16 fight processes and formatting
 // the answer, without a socket.
 func BenchmarkHandleGet(b *testing.B) {
-	sp := &fakeSpawner{}
-	f := newTestFleet(sp, 1000, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = f.Run(ctx) }()
-	waitfor.Cond(b, "16 ready processes", func() bool { s := f.Snapshot(); return len(s) == 16 && s[15].State == StateReady })
+	f, base := newTestFleet(b, 1000, 16)
 	for i, p := range f.Snapshot() {
 		for j := 0; j < (i*7)%13; j++ {
-			_, _ = f.Adjust(p.Port, 1, "")
+			_, _ = f.Adjust(p.Host, p.Port, 1, "")
 		}
 	}
 	ls := NewLineServer(LineConfig{FleetToken: "t"}, f, quietLog(), nil)
 	line := []byte("get")
 	out := make([]byte, 0, 64)
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		out = ls.handle(ctx, out[:0], line)
 	}
-	if string(out) != "7000" {
+	if n, err := strconv.Atoi(string(out)); err != nil || n < base || n >= base+20 {
 		b.Fatalf("answer %q", out)
 	}
 }
@@ -326,9 +334,8 @@ func BenchmarkHandleGet(b *testing.B) {
 // client; a seed client (no newline, waits) still gets its answer and the
 // close; so does one that half-closes after its request.
 func TestSplitFirstLineIsNotASeedRequest(t *testing.T) {
-	sp := &fakeSpawner{}
-	fl := newTestFleet(sp, 2, 1)
-	runFleet(t, fl)
+	fl, base := newTestFleet(t, 2, 1)
+	p0 := strconv.Itoa(base)
 	ls := NewLineServer(LineConfig{FleetToken: testToken}, fl, quietLog(), nil)
 	ctx := context.Background()
 	// net.Pipe delivers each write to one read of its own: the server's
@@ -343,8 +350,8 @@ func TestSplitFirstLineIsNotASeedRequest(t *testing.T) {
 			}
 		}
 		r := bufio.NewReader(client)
-		if ans, err := r.ReadString('\n'); ans != "7000\n" {
-			t.Fatalf("%q: answer %q, %v; want 7000 and a newline", parts, ans, err)
+		if ans, err := r.ReadString('\n'); ans != p0+"\n" {
+			t.Fatalf("%q: answer %q, %v; want %s and a newline", parts, ans, err, p0)
 		}
 		client.Close()
 	}
@@ -355,11 +362,12 @@ func TestSplitFirstLineIsNotASeedRequest(t *testing.T) {
 	if _, err := client.Write([]byte("get")); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := io.ReadAll(client); string(b) != "7000" || err != nil {
-		t.Fatalf("seed client got %q, %v; want 7000 then the close", b, err)
+	if b, err := io.ReadAll(client); string(b) != p0 || err != nil {
+		t.Fatalf("seed client got %q, %v; want %s then the close", b, err, p0)
 	}
 	// A request then a half-close is a seed request too, answered at once.
-	addr, _ := startLine(t, LineConfig{SeedWait: time.Hour})
+	lt := startLine(t, LineConfig{SeedWait: time.Hour})
+	addr := lt.addr
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +376,7 @@ func TestSplitFirstLineIsNotASeedRequest(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	_, _ = c.Write([]byte("get"))
 	_ = c.(*net.TCPConn).CloseWrite()
-	if b, err := io.ReadAll(c); string(b) != "7000" || err != nil {
+	if b, err := io.ReadAll(c); string(b) != lt.p0 || err != nil {
 		t.Fatalf("half-closing seed client got %q, %v", b, err)
 	}
 }

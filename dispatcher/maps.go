@@ -3,10 +3,10 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/mapserver"
 	"github.com/arena-game/arena/proc"
@@ -51,11 +51,11 @@ func (d *Dispatcher) handleEnterMap(w http.ResponseWriter, r *http.Request) {
 	}
 	host := d.publicHost(r)
 	loc := mapserver.LocatorFunc(func(ctx context.Context, mapID string) (string, error) {
-		port, err := d.fleet.PlaceMap(ctx, mapID)
+		pl, err := d.fleet.PlaceMap(ctx, mapID)
 		if err != nil {
 			return "", err
 		}
-		return net.JoinHostPort(host, strconv.Itoa(port)), nil
+		return d.addrFor(pl, host), nil
 	})
 	ans, err := mapserver.Enter(r.Context(), d.store, d.signer, d.world, loc, c, id)
 	switch {
@@ -65,7 +65,7 @@ func (d *Dispatcher) handleEnterMap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown_map", "no such map")
 	case errors.Is(err, mapserver.ErrInMap):
 		writeError(w, http.StatusConflict, "in_map", "this player is playing on a map server now; close that connection first")
-	case errors.Is(err, ErrNoCapacity):
+	case errors.Is(err, fleet.ErrNoCapacity):
 		writeError(w, http.StatusServiceUnavailable, "no_capacity", "no map server could take the player")
 	default:
 		d.log.Error("enter map", "err", err)

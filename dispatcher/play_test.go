@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/fleet/fleettest"
+	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/playerdb"
 	"github.com/arena-game/arena/playerdb/dbtest"
@@ -43,7 +46,7 @@ const (
 type testDispatcher struct {
 	*Dispatcher
 	stop func() // stops it (once; cleanup does too)
-	sp   *fakeSpawner
+	sp   *fleettest.Host
 	db   *playerdb.Cache
 	base string // http://host:port
 	ws   string // ws://host:port
@@ -60,7 +63,7 @@ func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *te
 	t.Helper()
 	cfg := Config{
 		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0",
-		FightPortBase: 7000, MapPortBase: 7500, MaxNum: 10, MinProcesses: 1,
+		MaxNum: 10, MinProcesses: 1, HostListen: "none",
 		FleetToken: "fleet", Secret: tSecret, BackendToken: tBackend, OperatorToken: tOperator,
 		GuestLogin: true, Memcache: []string{"unused"},
 		Match:    matchmaking.Config{RoomSize: 3, WindowPerSecond: 50, Tick: 20 * time.Millisecond},
@@ -70,9 +73,13 @@ func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *te
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	sp := &fakeSpawner{}
+	sp := fleettest.NewSpawner()
+	if cfg.LocalHost == nil {
+		cfg.LocalHost = &host.Config{Name: "local", Advertise: "127.0.0.1", Kinds: fleettest.Kinds(t, 10), Spawner: sp.Spawn,
+			StatusEvery: 20 * time.Millisecond, ExitEvery: 10 * time.Millisecond}
+	}
 	players := playerdb.NewCache(dbtest.Open(t, dbtest.SQLite), st)
-	d, err := New(cfg, Deps{Store: st, Players: players, Spawner: sp}, quietLog())
+	d, err := New(cfg, Deps{Store: st, Players: players}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +94,7 @@ func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *te
 	case <-time.After(10 * time.Second):
 		t.Fatal("dispatcher not ready")
 	}
-	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == StateReady })
+	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == fleet.Ready })
 	_, h := d.Addrs()
 	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h, stop: stop}
 }
@@ -326,7 +333,7 @@ func TestThreePlayersMatchWithRoomTokens(t *testing.T) {
 		t.Fatalf("queue while in a room: %s", code)
 	}
 	// The fight server tells its host the room ended: the players are free.
-	td.sp.proc(0).endRoom(room)
+	td.sp.Proc(0).EndRoom(room)
 	waitfor.Cond(t, "the first player's queue state back to none", func() bool { return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone })
 }
 
@@ -390,15 +397,11 @@ func TestFightServerDiesMidRoom(t *testing.T) {
 		}
 	}
 	// Kill the fight process that hosts the room.
-	td.sp.mu.Lock()
-	for _, p := range td.sp.procs {
-		p.mu.Lock()
-		if len(p.rooms) > 0 {
-			p.exited.Store(true)
+	for _, p := range td.sp.Procs() {
+		if len(p.Rooms()) > 0 {
+			p.Exit()
 		}
-		p.mu.Unlock()
 	}
-	td.sp.mu.Unlock()
 	for _, cl := range cls {
 		var e struct{ Code, Room, Message string }
 		if err := cl.RecvType(ctx, "error", &e); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/fightserver"
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/matchmaking"
@@ -38,12 +39,12 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom)
 	for _, p := range fr.Players {
 		room.Players = append(room.Players, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
 	}
-	proc, err := d.fleet.AssignRoom(ctx, room)
+	pl, err := d.fleet.PlaceRoom(ctx, room)
 	if err != nil {
 		return nil, err
 	}
-	fight := "ws://" + net.JoinHostPort(d.publicHost(nil), strconv.Itoa(proc.Port)) + "/ws"
-	rec := records.Room{ID: fr.ID, Mode: fr.Profile, Fight: fight, Port: proc.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
+	fight := "ws://" + d.addrFor(pl, d.publicHost(nil)) + "/ws"
+	rec := records.Room{ID: fr.ID, Mode: fr.Profile, Fight: fight, Port: pl.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
 	for _, p := range fr.Players {
 		rec.Players = append(rec.Players, records.RoomPlayer{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, HP: 100, Bot: p.Bot})
 	}
@@ -60,7 +61,7 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom)
 		}
 		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: fr.ID, Fight: fight, Ticket: tok, Players: fr.Players, Mode: fr.Profile, Profile: fr.Profile}
 	}
-	d.log.Info("room formed", "room", fr.ID, "port", proc.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Profile)
+	d.log.Info("room formed", "room", fr.ID, "host", pl.Host, "port", pl.Port, "players", len(fr.Players), "spread", fr.Spread, "mode", fr.Profile)
 	return out, nil
 }
 
@@ -88,11 +89,11 @@ func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRo
 	for _, p := range br.Joining {
 		joining = append(joining, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
 	}
-	host, err := d.fleet.Backfill(ctx, br.ID, joining)
+	pl, err := d.fleet.Backfill(ctx, br.ID, joining)
 	if err != nil {
 		return nil, err
 	}
-	fight := "ws://" + net.JoinHostPort(d.publicHost(nil), strconv.Itoa(host.Port)) + "/ws"
+	fight := "ws://" + d.addrFor(pl, d.publicHost(nil)) + "/ws"
 	ttl := d.roomTTL()
 	all := append(append([]matchmaking.Player(nil), br.Members...), br.Joining...)
 	out := make(map[string]matchmaking.MatchMsg, len(br.Joining))
@@ -103,6 +104,27 @@ func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRo
 		}
 		out[p.UUID] = matchmaking.MatchMsg{Type: "match", Room: br.ID, Fight: fight, Ticket: tok, Players: all, Profile: br.Profile, Mode: br.Profile}
 	}
-	d.log.Info("room backfilled", "room", br.ID, "port", host.Port, "joined", len(br.Joining))
+	d.log.Info("room backfilled", "room", br.ID, "host", pl.Host, "port", pl.Port, "joined", len(br.Joining))
 	return out, nil
+}
+
+// addrFor is the host:port players use for a placement: a process on the
+// dispatcher's machine under localHost (the host the player reached the
+// dispatcher on, or --public-host), one elsewhere under its host's
+// advertised address.
+func (d *Dispatcher) addrFor(pl fleet.Placement, localHost string) string {
+	if pl.Local {
+		return net.JoinHostPort(localHost, strconv.Itoa(pl.Port))
+	}
+	return pl.Addr()
+}
+
+// chatAddr is the host:port of the chat server, if the fleet runs one.
+func (d *Dispatcher) chatAddr(localHost string) (string, bool) {
+	for _, p := range d.fleet.Snapshot() {
+		if p.Kind == proc.KindChat && p.State == fleet.Ready {
+			return d.addrFor(p.Placement(), localHost), true
+		}
+	}
+	return "", false
 }

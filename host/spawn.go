@@ -39,21 +39,29 @@ type SpawnConfig struct {
 	StartTimeout time.Duration
 }
 
-// Child is a spawned process: its proc.Client and its go-plugin client.
+// Child is a spawned process: its capabilities, its pid, and how to tell
+// it exited and to stop it.
 type Child struct {
 	Client proc.Client
 	Pid    int
 
-	c    *plugin.Client
-	once sync.Once
+	exited func() bool
+	kill   func()
+	once   sync.Once
+}
+
+// NewChild returns a Child of an in-process or otherwise started process
+// (tests): exited reports whether it exited, kill stops it.
+func NewChild(c proc.Client, pid int, exited func() bool, kill func()) *Child {
+	return &Child{Client: c, Pid: pid, exited: exited, kill: kill}
 }
 
 // Exited reports whether the process has exited.
-func (c *Child) Exited() bool { return c.c.Exited() }
+func (c *Child) Exited() bool { return c.exited() }
 
 // Kill stops the process (go-plugin gives it 2 s after closing its
 // connection, then SIGKILL) and waits for it; safe to call twice.
-func (c *Child) Kill() { c.once.Do(c.c.Kill) }
+func (c *Child) Kill() { c.once.Do(c.kill) }
 
 // Spawn runs cfg.Command as a go-plugin gRPC plugin and dispenses its
 // capabilities. The child gets SIGKILL when the host dies (Linux
@@ -88,7 +96,10 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Child, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, fmt.Errorf("spawn %s: %w", cfg.Kind, err)
+		if cfg.Log != nil {
+			cfg.Log.Debug("spawn error", "kind", cfg.Kind, "err", err)
+		}
+		return nil, fmt.Errorf("spawn %s: %s", cfg.Kind, SpawnFailureReason(err))
 	}
 	pc, err := proc.Dispense(rpc, cfg.Kind)
 	if err != nil {
@@ -99,7 +110,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Child, error) {
 	if rc := client.ReattachConfig(); rc != nil {
 		pid = rc.Pid
 	}
-	return &Child{Client: pc, Pid: pid, c: client}, nil
+	return &Child{Client: pc, Pid: pid, exited: client.Exited, kill: client.Kill}, nil
 }
 
 // childEnv is env without ARENA_ variables: a child needs none of the
@@ -113,4 +124,37 @@ func childEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// SpawnFailureReason says in one line why a process could not be started,
+// from go-plugin's error: a binary that speaks another version of the
+// process contract, one that printed something else than the handshake,
+// one that exited before it, or one that did not answer in time.
+func SpawnFailureReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		v := ""
+		if _, after, ok := strings.Cut(msg, "Plugin version: "); ok {
+			v, _, _ = strings.Cut(after, ",")
+		}
+		return fmt.Sprintf("speaks version %s of the process contract; this host speaks %d", v, proc.Handshake.ProtocolVersion)
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"), strings.Contains(msg, "plugin exited before we could connect"):
+		return "exited at once, before the go-plugin handshake"
+	case strings.Contains(msg, "Unrecognized remote plugin message: "):
+		_, after, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")
+		line, _, _ := strings.Cut(after, "\n")
+		if len(line) > 80 {
+			line = line[:80] + "..."
+		}
+		return fmt.Sprintf("failed the handshake: printed %q instead of the go-plugin handshake line", line)
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return "did not answer the handshake in time"
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file"), strings.Contains(msg, "permission denied"):
+		return "cannot be run: " + msg
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }

@@ -185,8 +185,12 @@ func tryStartArena(t *testing.T, o startOpts, sub string, extra []string) (*Aren
 	args := []string{sub,
 		"--listen", a.Line, "--http", a.HTTP, "--grpc", a.GRPC,
 		"--memcache", a.Memcache, "--store-prefix", a.Prefix,
-		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)),
+		"--fight-port-base", strconv.Itoa(portBlock(t, 20)), "--map-port-base", strconv.Itoa(portBlock(t, 20)), "--port-span", "20",
+		"--host-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"--log-level", "debug",
+	}
+	if sub == "dispatcher" && flagValue(extra, "--local-host") == "" && !slices.Contains(extra, "--local-host") {
+		args = append(args, "--local-host")
 	}
 	creds := flagValue(extra, "--credentials")
 	// With --rotate-credentials the file still holds the old secret until

@@ -8,7 +8,7 @@ export PATH="$GOBIN:$PATH"
 command -v protoc >/dev/null || { echo "genproto: protoc not found (apt-get install -y protobuf-compiler)" >&2; exit 1; }
 go install google.golang.org/protobuf/cmd/protoc-gen-go@"$(go list -m -f '{{.Version}}' google.golang.org/protobuf)"
 go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
-for f in proc match matchfn; do
+for f in proc host match matchfn; do
   protoc -I proto --go_out=. --go_opt=module=github.com/arena-game/arena \
     --go-grpc_out=. --go-grpc_opt=module=github.com/arena-game/arena "proto/$f.proto"
 done

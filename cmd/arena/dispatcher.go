@@ -33,17 +33,19 @@ func dispatcherFlags(up bool) []cli.Flag {
 	if up {
 		chatPort, minMaps = 7600, 1
 	}
-	return []cli.Flag{
+	return append([]cli.Flag{
 		stringFlag("listen", "127.0.0.1:6000", "line protocol address (get/add/del/maxnum/stat)"),
 		stringFlag("http", ":8080", "HTTP and WebSocket address (health, metrics, fleet API, player flow, pages)"),
 		stringFlag("grpc", "127.0.0.1:6001", "gRPC Match intake address (AddPlayer, Assignments); empty: off"),
 		stringFlag("thrift", "", "the seed's Thrift intake address (Match.add_player, TBinaryProtocol, buffered transport; the seed used 127.0.0.1:9090); empty: off"),
 		boolFlag("thrift-insecure-public", "let --thrift listen beyond loopback (the seed's protocol has no authentication)"),
-		stringFlag("host", "127.0.0.1", "address spawned processes bind to and answers advertise"),
-		stringFlag("public-host", "", "host in ws:// URLs handed to clients (default: --host, or the request's host for 0.0.0.0)"),
-		intFlag("fight-port-base", 7000, "first port of fight servers; new ones take the next free port"),
-		intFlag("map-port-base", 7500, "first port of map servers"),
-		intFlag("chat-port", chatPort, "port of the chat server the dispatcher runs (0: none)"),
+		stringFlag("host", "127.0.0.1", "the address of this machine's processes: the local host binds it and `get` answers a bare PORT for processes advertising it"),
+		stringFlag("public-host", "", "host in ws:// URLs handed to clients for this machine's processes (default: --host, or the request's host for 0.0.0.0)"),
+		stringFlag("host-listen", "127.0.0.1:6002", "host-control address `arena host` processes dial (gRPC; \"none\": only the local host)"),
+		stringFlag("host-tls-cert", "", "PEM certificate for --host-listen (TLS; with --host-tls-key)"),
+		stringFlag("host-tls-key", "", "PEM key for --host-listen"),
+		&cli.BoolFlag{Name: "local-host", Value: up, Usage: "run a host in this process (fight, map and chat processes on this machine); without it the dispatcher runs no process itself", EnvVars: env("local-host")},
+		&cli.DurationFlag{Name: "host-lease", Value: 3 * time.Second, Usage: "a host whose heartbeats stop this long gets no new work", EnvVars: env("host-lease")},
 		intFlag("maxnum", 1000, "MAXNUM: load (rooms or players) per process before a new one is spawned; changeable while running"),
 		intFlag("min-processes", 1, "fight processes started at boot and kept running"),
 		intFlag("min-map-processes", minMaps, "map processes started at boot and kept running"),
@@ -84,7 +86,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.StringSliceFlag{Name: "map-option", Usage: "KEY=VALUE passed to every map server (docs/maps.md lists them); repeatable", EnvVars: env("map-option")},
 		&cli.StringSliceFlag{Name: "chat-option", Usage: "KEY=VALUE passed to the chat server (docs/chat.md lists them); repeatable", EnvVars: env("chat-option")},
 		logLevelFlag(),
-	}
+	}, hostKindFlags(chatPort, false)...)
 }
 
 // dispatcherConfig maps flags to dispatcher.Config.
@@ -110,7 +112,8 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		Database: dsn, OutboxDir: outbox,
 		Listen: c.String("listen"), HTTP: c.String("http"), GRPC: c.String("grpc"),
 		Thrift: c.String("thrift"), ThriftInsecurePublic: c.Bool("thrift-insecure-public"), Host: c.String("host"), PublicHost: c.String("public-host"),
-		FightPortBase: c.Int("fight-port-base"), MapPortBase: c.Int("map-port-base"), ChatPort: c.Int("chat-port"),
+		HostListen: c.String("host-listen"), HostTLSCert: c.String("host-tls-cert"), HostTLSKey: c.String("host-tls-key"),
+		Lease:  c.Duration("host-lease"),
 		MaxNum: c.Int("maxnum"), MinProcesses: c.Int("min-processes"), MinMaps: c.Int("min-map-processes"),
 		IdleTimeout: c.Duration("idle-timeout"),
 		FleetToken:  secrets["fleet-token"], Secret: secrets["secret"], BackendToken: secrets["backend-token"],
@@ -121,10 +124,9 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 			RoomTimeout: durationpb.New(c.Duration("room-timeout")),
 			RejoinGrace: durationpb.New(c.Duration("rejoin-grace")),
 		},
-		Map:           &procpb.MapOptions{World: c.String("world")},
-		Chat:          &procpb.ChatOptions{},
-		World:         c.String("world"),
-		ChildLogLevel: c.String("log-level"),
+		Map:   &procpb.MapOptions{World: c.String("world")},
+		Chat:  &procpb.ChatOptions{},
+		World: c.String("world"),
 		Match: matchmaking.Config{
 			RoomSize: c.Int("room-size"), WindowPerSecond: c.Float64("window-per-second"),
 			WindowBase: c.Float64("window-base"), Tick: c.Duration("tick"), Tighten: c.Bool("tighten"),
@@ -162,6 +164,11 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 	}
 	if err := options(cfg.MatchFunctions, c.StringSlice("match-function")); err != nil {
 		return cfg, fmt.Errorf("--match-function: %w", err)
+	}
+	if c.Bool("local-host") {
+		if cfg.LocalHost, err = localHostConfig(c); err != nil {
+			return cfg, err
+		}
 	}
 	for _, o := range []struct {
 		m    proto.Message

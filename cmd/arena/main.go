@@ -50,6 +50,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			upCommand(),
 			dispatcherCommand(),
+			hostCommand(),
 			fightCommand(),
 			mapCommand(),
 			chatCommand(),

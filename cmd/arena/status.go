@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/store"
 )
 
@@ -44,14 +46,14 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func fetchTable(ctx context.Context, url, memcache, prefix string) (dispatcher.Table, error) {
-	var t dispatcher.Table
+func fetchTable(ctx context.Context, url, memcache, prefix string) (fleet.Table, error) {
+	var t fleet.Table
 	if addrs := store.ParseAddrs(memcache); len(addrs) > 0 {
 		mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
 		if err != nil {
 			return t, err
 		}
-		st, err := dispatcher.ReadStoredTable(ctx, store.Prefixed(mc, prefix))
+		st, err := fleet.ReadStoredTable(ctx, store.Prefixed(mc, prefix))
 		if err != nil {
 			return t, fmt.Errorf("arena status: %w (is a dispatcher running with this --memcache and --store-prefix?)", err)
 		}
@@ -77,13 +79,31 @@ func fetchTable(ctx context.Context, url, memcache, prefix string) (dispatcher.T
 	return t, nil
 }
 
-// printTable prints the process table aligned.
-func printTable(w io.Writer, t dispatcher.Table) {
+// printTable prints the hosts and the process table aligned.
+func printTable(w io.Writer, t fleet.Table) {
+	if len(t.Hosts) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "HOST\tADVERTISE\tSTATE\tPROCESSES/CAPACITY\tCLOCK SKEW\n")
+		for _, h := range t.Hosts {
+			var caps []string
+			for k, max := range h.Capacity {
+				caps = append(caps, fmt.Sprintf("%s %d/%d", k, h.Processes[k], max))
+			}
+			sort.Strings(caps)
+			name := h.Name
+			if h.Local {
+				name += " (local)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3fs\n", name, h.Advertise, h.State, strings.Join(caps, ", "), h.ClockSkewS)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "KIND\tHOST\tPORT\tPID\tSTATE\tLOAD\tMAXNUM\tCONNS\tROOMS/MAPS\tUPTIME\n")
+	fmt.Fprintf(tw, "KIND\tHOST\tADDRESS\tPID\tSTATE\tLOAD\tMAXNUM\tCONNS\tROOMS/MAPS\tUPTIME\n")
 	for _, p := range t.Processes {
 		detail := ""
-		if p.Kind == "fight" {
+		if p.Rooms > 0 {
 			detail = fmt.Sprint(p.Rooms)
 		}
 		if len(p.Maps) > 0 {
@@ -94,9 +114,9 @@ func printTable(w io.Writer, t dispatcher.Table) {
 			sort.Strings(ms)
 			detail = strings.Join(ms, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n", p.Kind, p.Host, p.Port, p.Pid, p.State, p.Load, p.MaxNum,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n", p.Kind, p.Host, net.JoinHostPort(p.Advertise, strconv.Itoa(p.Port)), p.Pid, p.State, p.Load, p.MaxNum,
 			p.Connections, detail, (time.Duration(p.UptimeS) * time.Second).String())
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d processes, MAXNUM %d\n", len(t.Processes), t.MaxNum)
+	fmt.Fprintf(w, "%d hosts, %d processes, MAXNUM %d\n", len(t.Hosts), len(t.Processes), t.MaxNum)
 }

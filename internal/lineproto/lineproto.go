@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/arena-game/arena/internal/ids"
@@ -58,6 +59,7 @@ type Request struct {
 	Verb  Verb
 	Kind  string // get: KindFight or KindMap
 	Map   string // get|map|MAPID; add/del from a map server: the map id
+	Host  string // add, del: the host of HOST:PORT; "" for a bare port (the dispatcher's host)
 	Port  int    // add, del
 	N     int    // maxnum
 	Token string // add, del, maxnum; empty when absent (seed mode)
@@ -134,11 +136,15 @@ func Parse(line []byte) (Request, error) {
 		if n < 2 || n > 4 {
 			return r, ErrFields
 		}
-		p, ok := atoi(f[1])
+		host, port, ok := splitHostPort(f[1])
+		if !ok {
+			return r, ErrBadPort
+		}
+		p, ok := atoi(port)
 		if !ok || p < 1 || p > 65535 {
 			return r, ErrBadPort
 		}
-		r.Port = p
+		r.Host, r.Port = string(host), p
 		if n >= 3 {
 			if len(f[2]) == 0 {
 				return r, ErrBadToken
@@ -176,6 +182,34 @@ func Parse(line []byte) (Request, error) {
 	return r, nil
 }
 
+// splitHostPort splits "PORT" (host "") or "HOST:PORT" ("[V6]:PORT"). A
+// host is 1-253 of letters, digits, '.', '-', and ':' inside brackets.
+func splitHostPort(b []byte) (host, port []byte, ok bool) {
+	i := bytes.LastIndexByte(b, ':')
+	if i < 0 {
+		return nil, b, true
+	}
+	host, port = b[:i], b[i+1:]
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		inner := host[1 : len(host)-1]
+		for _, c := range inner {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+				return nil, nil, false
+			}
+		}
+		return inner, port, len(inner) > 0
+	}
+	if len(host) == 0 || len(host) > 253 {
+		return nil, nil, false
+	}
+	for _, c := range host {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '-') {
+			return nil, nil, false
+		}
+	}
+	return host, port, true
+}
+
 // atoi parses a decimal of at most 7 digits, without sign.
 func atoi(b []byte) (int, bool) {
 	if len(b) == 0 || len(b) > 7 {
@@ -201,6 +235,9 @@ func (r Request) Format() string {
 		return "get"
 	case VerbAdd, VerbDel:
 		s := r.Verb.String() + "|" + strconv.Itoa(r.Port)
+		if r.Host != "" {
+			s = r.Verb.String() + "|" + net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+		}
 		if r.Token != "" || r.Map != "" {
 			s += "|" + r.Token
 		}

@@ -24,6 +24,15 @@ func TestParse(t *testing.T) {
 		{"add|7000|tok", Request{Verb: VerbAdd, Port: 7000, Token: "tok"}, nil},
 		{"add|7000", Request{Verb: VerbAdd, Port: 7000}, nil},
 		{"del|7500|tok|town", Request{Verb: VerbDel, Port: 7500, Token: "tok", Map: "town"}, nil},
+		{"add|10.0.0.7:7000|tok", Request{Verb: VerbAdd, Host: "10.0.0.7", Port: 7000, Token: "tok"}, nil},
+		{"del|host-b.example:7501|tok|town", Request{Verb: VerbDel, Host: "host-b.example", Port: 7501, Token: "tok", Map: "town"}, nil},
+		{"add|[::1]:7000|tok", Request{Verb: VerbAdd, Host: "::1", Port: 7000, Token: "tok"}, nil},
+		{"add|:7000|tok", Request{}, ErrBadPort},
+		{"add|h st:7000|tok", Request{}, ErrBadPort},
+		{"add|[zz]:7000|tok", Request{}, ErrBadPort},
+		{"add|[]:7000|tok", Request{}, ErrBadPort},
+		{"add|host:|tok", Request{}, ErrBadPort},
+		{"add|host:70000|tok", Request{}, ErrBadPort},
 		{"add|0|tok", Request{}, ErrBadPort},
 		{"add|65536|tok", Request{}, ErrBadPort},
 		{"add|-1|tok", Request{}, ErrBadPort},
@@ -64,6 +73,8 @@ func TestFormatRoundTrip(t *testing.T) {
 		{Verb: VerbGet, Kind: KindMap, Map: "m1"},
 		{Verb: VerbAdd, Port: 7000, Token: "t"},
 		{Verb: VerbDel, Port: 7500, Token: "t", Map: "town"},
+		{Verb: VerbAdd, Host: "10.1.2.3", Port: 7000, Token: "t"},
+		{Verb: VerbDel, Host: "::1", Port: 7000, Token: "t", Map: "m"},
 		{Verb: VerbMaxnum, N: 3, Token: "t"},
 		{Verb: VerbStat},
 	} {
@@ -75,7 +86,7 @@ func TestFormatRoundTrip(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"get", "get|map|a", "add|7000|t", "del|1|t|m", "maxnum|3|t", "stat", "|", "add||", "get|map|\x00"} {
+	for _, s := range []string{"get", "get|map|a", "add|7000|t", "add|10.0.0.1:7000|t", "del|[::1]:1|t|m", "del|1|t|m", "maxnum|3|t", "stat", "|", "add||", "get|map|\x00"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
