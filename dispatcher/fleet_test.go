@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
@@ -22,6 +23,9 @@ func newTestFleet(t testing.TB, maxnum, min int) (*fleet.Fleet, int) {
 	d := fleettest.NewDispatcher(t, n, func(c *fleet.Config) {
 		c.MaxNum = maxnum
 		c.Min = map[string]int{proc.KindFight: min}
+		// The production lease: a loaded test machine must not make the
+		// host look lost (these tests are not about leases).
+		c.Lease, c.Grace = 3*time.Second, 1500*time.Millisecond
 	})
 	kinds := fleettest.Kinds(t, max(min, 20))
 	fleettest.NewHost(t, n, "local", "10.0.0.1", kinds, nil)
