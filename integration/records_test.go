@@ -339,3 +339,53 @@ func TestBadDatabaseAtStart(t *testing.T) {
 		t.Fatalf("the newer database was changed: %d tables, %v", tables, err)
 	}
 }
+
+// TestDatabaseGoesAway: the PostgreSQL server becomes unreachable while
+// arena runs (every connection cut, new ones refused): rooms end with
+// their results pending, /healthz answers 503, logins answer
+// database_unavailable; when it is back every pending result is applied
+// exactly once and /healthz is ok.
+func TestDatabaseGoesAway(t *testing.T) {
+	dsn := dbtest.DSN(t, dbtest.Postgres)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgHost := u.Host
+	pg := newTCPProxy(t, pgHost)
+	u.Host = pg.Addr()
+	a := startArena(t, "dispatcher", "--guest-login", "--room-size", "2", "--tick", "100ms", "--db", u.String())
+	ctx := ctxT(t, 120*time.Second)
+	ann, bob := newGamer(t, ctx, a, "ann"), newGamer(t, ctx, a, "bob")
+	if res := playRoom(t, ctx, ann, bob, nil); res.Pending {
+		t.Fatal("pending with the database up")
+	}
+	before := profileOf(t, a, ann.uuid)
+
+	gone := func() { pg.Retarget("127.0.0.1:1") } // nothing listens on port 1
+	res := playRoom(t, ctx, ann, bob, gone)
+	if !res.Pending {
+		t.Fatalf("result with the database gone: %+v", res)
+	}
+	if old, nw := res.scores(ann.uuid); old != before.Score || nw != before.Score {
+		t.Fatalf("a pending result shows %d -> %d; stored %d", old, nw, before.Score)
+	}
+	waitfor.Cond(t, "/healthz turns unhealthy", func() bool { code, err := httpGet("http://" + a.HTTP + "/healthz"); return err == nil && code == 503 })
+	var e struct{ Code string }
+	if code := api(t, a, "POST", "/v1/login", "", map[string]string{"username": "late"}, &e); code != 503 || e.Code != "database_unavailable" {
+		t.Fatalf("login with the database gone: %d %+v", code, e)
+	}
+
+	pg.Retarget(pgHost)
+	waitfor.Cond(t, "the pending result is applied", func() bool {
+		var p profileView
+		return api(t, a, "GET", "/v1/players/"+ann.uuid, "", nil, &p) == 200 && p.Games == 2
+	})
+	waitfor.Cond(t, "/healthz is ok again", func() bool { code, err := httpGet("http://" + a.HTTP + "/healthz"); return err == nil && code == 200 })
+	if p := profileOf(t, a, ann.uuid); p.Wins != 2 || p.Score <= before.Score {
+		t.Fatalf("after the database came back: %+v (before %+v)", p, before)
+	}
+	if n := historyLen(t, a, ann.uuid); n != 2 {
+		t.Fatalf("history %d, want 2", n)
+	}
+}
