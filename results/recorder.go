@@ -415,17 +415,48 @@ func (r *Recorder) drainOne(ctx context.Context, room string) bool {
 	return true
 }
 
+// invalidateLoop drops the cached records of players whose ratings
+// changed. A record it could not drop (memcached down or stalled) is
+// retried every quarter second until it is dropped or the cache's TTL has
+// expired it anyway, so once memcached answers again a stale record lives
+// at most a retry longer.
 func (r *Recorder) invalidateLoop(ctx context.Context) {
+	retry := map[string]time.Time{} // player -> when the cache's TTL expires it anyway
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	drop := func(ids []string) {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for _, id := range ids {
+			if err := r.cache.Invalidate(ictx, id); err != nil {
+				if _, again := retry[id]; !again {
+					r.log.Warn("cached player record not dropped; retrying", "player", id, "err", err)
+					retry[id] = time.Now().Add(playerdb.CacheTTL)
+				}
+				continue
+			}
+			delete(retry, id)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ids := <-r.stale:
-			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if err := r.cache.Invalidate(ictx, ids...); err != nil {
-				r.log.Warn("cached player records not dropped; they expire within the cache TTL", "err", err)
+			drop(ids)
+		case now := <-tick.C:
+			if len(retry) == 0 {
+				continue
 			}
-			cancel()
+			ids := make([]string, 0, len(retry))
+			for id, until := range retry {
+				if now.After(until) {
+					delete(retry, id)
+					continue
+				}
+				ids = append(ids, id)
+			}
+			drop(ids)
 		}
 	}
 }

@@ -281,3 +281,32 @@ func TestCorruptEntryMovedAside(t *testing.T) {
 		t.Fatalf("a corrupt entry made the recorder unhealthy: %d %v", n, failing)
 	}
 }
+
+// flakyCache fails every invalidation while down is set.
+type flakyCache struct {
+	invalidations
+	down atomic.Bool
+}
+
+func (f *flakyCache) Invalidate(ctx context.Context, ids ...string) error {
+	if f.down.Load() {
+		return errors.New("memcached: i/o timeout")
+	}
+	return f.invalidations.Invalidate(ctx, ids...)
+}
+
+// TestInvalidationRetriedWhenTheCacheIsBack: a player's cached record that
+// could not be dropped while memcached was down is dropped once it
+// answers again.
+func TestInvalidationRetriedWhenTheCacheIsBack(t *testing.T) {
+	db := dbtest.Open(t, dbtest.SQLite)
+	c := &flakyCache{}
+	c.down.Store(true)
+	r := newRecorder(t, db, t.TempDir(), c)
+	run(t, r)
+	if _, err := r.Record(ctx, room("r1")); err != nil {
+		t.Fatal(err)
+	}
+	c.down.Store(false)
+	waitfor.Cond(t, "both players' records are dropped after memcached came back", func() bool { return c.count() == 2 })
+}
