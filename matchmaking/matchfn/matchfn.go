@@ -115,20 +115,55 @@ func EncodeRequest(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest {
 		out.Profile.Rosters = append(out.Profile.Rosters, &matchfnpb.Roster{Name: r.Name, Size: int32(r.Size)})
 	}
 	for i, pool := range req.Pools {
-		pb := &matchfnpb.Pool{Candidates: make([]*matchfnpb.Candidate, len(pool))}
+		pb := encodePool(pool)
 		if i < len(p.Pools) {
 			pb.Name = p.Pools[i].Name
-		}
-		for j, c := range pool {
-			pc := &matchfnpb.Candidate{Id: c.ID, Rating: int64(c.Rating), Members: int32(c.Members), CreatedUnixNano: c.Created.UnixNano()}
-			if c.Search != nil {
-				pc.Doubles, pc.Strings, pc.Tags = c.Search.Doubles, c.Search.Strings, c.Search.Tags
-			}
-			pb.Candidates[j] = pc
 		}
 		out.Pools = append(out.Pools, pb)
 	}
 	return out
+}
+
+// encodePool puts a pool's candidates in columns.
+func encodePool(pool []matchmaking.Candidate) *matchfnpb.Pool {
+	n := len(pool)
+	pb := &matchfnpb.Pool{Ids: make([]string, n), Ratings: make([]int64, n), Members: make([]int32, n), CreatedUnixNano: make([]int64, n)}
+	doubles, strs, tags := map[string]*matchfnpb.DoubleColumn{}, map[string]*matchfnpb.StringColumn{}, map[string]*matchfnpb.TagColumn{}
+	for i, c := range pool {
+		pb.Ids[i], pb.Ratings[i], pb.Members[i], pb.CreatedUnixNano[i] = c.ID, int64(c.Rating), int32(c.Members), c.Created.UnixNano()
+		if c.Search == nil {
+			continue
+		}
+		row := uint32(i)
+		for k, v := range c.Search.Doubles {
+			col := doubles[k]
+			if col == nil {
+				col = &matchfnpb.DoubleColumn{Name: k}
+				doubles[k] = col
+				pb.Doubles = append(pb.Doubles, col)
+			}
+			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
+		}
+		for k, v := range c.Search.Strings {
+			col := strs[k]
+			if col == nil {
+				col = &matchfnpb.StringColumn{Name: k}
+				strs[k] = col
+				pb.Strings = append(pb.Strings, col)
+			}
+			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
+		}
+		for _, k := range c.Search.Tags {
+			col := tags[k]
+			if col == nil {
+				col = &matchfnpb.TagColumn{Name: k}
+				tags[k] = col
+				pb.Tags = append(pb.Tags, col)
+			}
+			col.Rows = append(col.Rows, row)
+		}
+	}
+	return pb
 }
 
 // DecodeRequest is a request off the wire (the plugin's side).
@@ -146,15 +181,74 @@ func DecodeRequest(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, error)
 	req := &matchmaking.MatchRequest{Profile: p, Now: time.Unix(0, r.GetNowUnixNano())}
 	for _, pool := range r.GetPools() {
 		p.Pools = append(p.Pools, matchmaking.Pool{Name: pool.GetName()})
-		cands := make([]matchmaking.Candidate, len(pool.GetCandidates()))
-		for i, c := range pool.GetCandidates() {
-			cands[i] = matchmaking.Candidate{ID: c.GetId(), Rating: int(c.GetRating()), Members: int(c.GetMembers()),
-				Created: time.Unix(0, c.GetCreatedUnixNano()),
-				Search:  &matchmaking.SearchFields{Doubles: c.GetDoubles(), Strings: c.GetStrings(), Tags: c.GetTags()}}
+		cands, err := decodePool(pool)
+		if err != nil {
+			return nil, err
 		}
 		req.Pools = append(req.Pools, cands)
 	}
 	return req, nil
+}
+
+// decodePool rebuilds a pool's candidates from its columns. Candidates
+// without search fields share one empty SearchFields.
+func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
+	n := len(pool.GetIds())
+	if len(pool.GetRatings()) != n || len(pool.GetMembers()) != n || len(pool.GetCreatedUnixNano()) != n {
+		return nil, errors.New("decode match request: pool columns of different lengths")
+	}
+	cands := make([]matchmaking.Candidate, n)
+	fields := make([]matchmaking.SearchFields, n)
+	for i := range cands {
+		cands[i] = matchmaking.Candidate{ID: pool.Ids[i], Rating: int(pool.Ratings[i]), Members: int(pool.Members[i]),
+			Created: time.Unix(0, pool.CreatedUnixNano[i]), Search: &fields[i]}
+	}
+	row := func(r uint32) (*matchmaking.SearchFields, error) {
+		if int(r) >= n {
+			return nil, fmt.Errorf("decode match request: search field row %d of %d candidates", r, n)
+		}
+		return &fields[r], nil
+	}
+	for _, col := range pool.GetDoubles() {
+		if len(col.GetRows()) != len(col.GetValues()) {
+			return nil, errors.New("decode match request: a double column's rows and values differ in length")
+		}
+		for j, r := range col.GetRows() {
+			f, err := row(r)
+			if err != nil {
+				return nil, err
+			}
+			if f.Doubles == nil {
+				f.Doubles = map[string]float64{}
+			}
+			f.Doubles[col.GetName()] = col.Values[j]
+		}
+	}
+	for _, col := range pool.GetStrings() {
+		if len(col.GetRows()) != len(col.GetValues()) {
+			return nil, errors.New("decode match request: a string column's rows and values differ in length")
+		}
+		for j, r := range col.GetRows() {
+			f, err := row(r)
+			if err != nil {
+				return nil, err
+			}
+			if f.Strings == nil {
+				f.Strings = map[string]string{}
+			}
+			f.Strings[col.GetName()] = col.Values[j]
+		}
+	}
+	for _, col := range pool.GetTags() {
+		for _, r := range col.GetRows() {
+			f, err := row(r)
+			if err != nil {
+				return nil, err
+			}
+			f.Tags = append(f.Tags, col.GetName())
+		}
+	}
+	return cands, nil
 }
 
 // EncodeResponse is props on the wire.

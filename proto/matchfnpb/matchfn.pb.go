@@ -236,11 +236,21 @@ func (x *Roster) GetSize() int32 {
 	return 0
 }
 
+// Pool is a pool's candidates in columns (one entry a candidate, in
+// creation order): cheaper to encode than a message per candidate with
+// maps of search fields.
 type Pool struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The pool's tickets, in creation order.
-	Candidates    []*Candidate `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ids             []string               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	Ratings         []int64                `protobuf:"varint,3,rep,packed,name=ratings,proto3" json:"ratings,omitempty"`
+	Members         []int32                `protobuf:"varint,4,rep,packed,name=members,proto3" json:"members,omitempty"`
+	CreatedUnixNano []int64                `protobuf:"varint,5,rep,packed,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// Search fields, one column per field name: the rows (candidate
+	// indexes) that have it and their values.
+	Doubles       []*DoubleColumn `protobuf:"bytes,6,rep,name=doubles,proto3" json:"doubles,omitempty"`
+	Strings       []*StringColumn `protobuf:"bytes,7,rep,name=strings,proto3" json:"strings,omitempty"`
+	Tags          []*TagColumn    `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,40 +292,78 @@ func (x *Pool) GetName() string {
 	return ""
 }
 
-func (x *Pool) GetCandidates() []*Candidate {
+func (x *Pool) GetIds() []string {
 	if x != nil {
-		return x.Candidates
+		return x.Ids
 	}
 	return nil
 }
 
-type Candidate struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Rating          int64                  `protobuf:"varint,2,opt,name=rating,proto3" json:"rating,omitempty"`
-	Members         int32                  `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
-	CreatedUnixNano int64                  `protobuf:"varint,4,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	Doubles         map[string]float64     `protobuf:"bytes,5,rep,name=doubles,proto3" json:"doubles,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Strings         map[string]string      `protobuf:"bytes,6,rep,name=strings,proto3" json:"strings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Tags            []string               `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+func (x *Pool) GetRatings() []int64 {
+	if x != nil {
+		return x.Ratings
+	}
+	return nil
 }
 
-func (x *Candidate) Reset() {
-	*x = Candidate{}
+func (x *Pool) GetMembers() []int32 {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *Pool) GetCreatedUnixNano() []int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return nil
+}
+
+func (x *Pool) GetDoubles() []*DoubleColumn {
+	if x != nil {
+		return x.Doubles
+	}
+	return nil
+}
+
+func (x *Pool) GetStrings() []*StringColumn {
+	if x != nil {
+		return x.Strings
+	}
+	return nil
+}
+
+func (x *Pool) GetTags() []*TagColumn {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+type DoubleColumn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rows          []uint32               `protobuf:"varint,2,rep,packed,name=rows,proto3" json:"rows,omitempty"`
+	Values        []float64              `protobuf:"fixed64,3,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoubleColumn) Reset() {
+	*x = DoubleColumn{}
 	mi := &file_matchfn_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Candidate) String() string {
+func (x *DoubleColumn) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Candidate) ProtoMessage() {}
+func (*DoubleColumn) ProtoMessage() {}
 
-func (x *Candidate) ProtoReflect() protoreflect.Message {
+func (x *DoubleColumn) ProtoReflect() protoreflect.Message {
 	mi := &file_matchfn_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -327,56 +375,140 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
-func (*Candidate) Descriptor() ([]byte, []int) {
+// Deprecated: Use DoubleColumn.ProtoReflect.Descriptor instead.
+func (*DoubleColumn) Descriptor() ([]byte, []int) {
 	return file_matchfn_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *Candidate) GetId() string {
+func (x *DoubleColumn) GetName() string {
 	if x != nil {
-		return x.Id
+		return x.Name
 	}
 	return ""
 }
 
-func (x *Candidate) GetRating() int64 {
+func (x *DoubleColumn) GetRows() []uint32 {
 	if x != nil {
-		return x.Rating
-	}
-	return 0
-}
-
-func (x *Candidate) GetMembers() int32 {
-	if x != nil {
-		return x.Members
-	}
-	return 0
-}
-
-func (x *Candidate) GetCreatedUnixNano() int64 {
-	if x != nil {
-		return x.CreatedUnixNano
-	}
-	return 0
-}
-
-func (x *Candidate) GetDoubles() map[string]float64 {
-	if x != nil {
-		return x.Doubles
+		return x.Rows
 	}
 	return nil
 }
 
-func (x *Candidate) GetStrings() map[string]string {
+func (x *DoubleColumn) GetValues() []float64 {
 	if x != nil {
-		return x.Strings
+		return x.Values
 	}
 	return nil
 }
 
-func (x *Candidate) GetTags() []string {
+type StringColumn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rows          []uint32               `protobuf:"varint,2,rep,packed,name=rows,proto3" json:"rows,omitempty"`
+	Values        []string               `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StringColumn) Reset() {
+	*x = StringColumn{}
+	mi := &file_matchfn_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StringColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StringColumn) ProtoMessage() {}
+
+func (x *StringColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_matchfn_proto_msgTypes[5]
 	if x != nil {
-		return x.Tags
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StringColumn.ProtoReflect.Descriptor instead.
+func (*StringColumn) Descriptor() ([]byte, []int) {
+	return file_matchfn_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StringColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StringColumn) GetRows() []uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *StringColumn) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type TagColumn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rows          []uint32               `protobuf:"varint,2,rep,packed,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagColumn) Reset() {
+	*x = TagColumn{}
+	mi := &file_matchfn_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagColumn) ProtoMessage() {}
+
+func (x *TagColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_matchfn_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagColumn.ProtoReflect.Descriptor instead.
+func (*TagColumn) Descriptor() ([]byte, []int) {
+	return file_matchfn_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TagColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TagColumn) GetRows() []uint32 {
+	if x != nil {
+		return x.Rows
 	}
 	return nil
 }
@@ -390,7 +522,7 @@ type MatchResponse struct {
 
 func (x *MatchResponse) Reset() {
 	*x = MatchResponse{}
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +534,7 @@ func (x *MatchResponse) String() string {
 func (*MatchResponse) ProtoMessage() {}
 
 func (x *MatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +547,7 @@ func (x *MatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchResponse.ProtoReflect.Descriptor instead.
 func (*MatchResponse) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{5}
+	return file_matchfn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MatchResponse) GetProposals() []*Proposal {
@@ -437,7 +569,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +581,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +594,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{6}
+	return file_matchfn_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Proposal) GetRosters() []*RosterTickets {
@@ -488,7 +620,7 @@ type RosterTickets struct {
 
 func (x *RosterTickets) Reset() {
 	*x = RosterTickets{}
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +632,7 @@ func (x *RosterTickets) String() string {
 func (*RosterTickets) ProtoMessage() {}
 
 func (x *RosterTickets) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +645,7 @@ func (x *RosterTickets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterTickets.ProtoReflect.Descriptor instead.
 func (*RosterTickets) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{7}
+	return file_matchfn_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RosterTickets) GetTicketIds() []string {
@@ -545,26 +677,27 @@ const file_matchfn_proto_rawDesc = "" +
 	"\rplugin_params\x18\a \x01(\fR\fpluginParams\"0\n" +
 	"\x06Roster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x05R\x04size\"W\n" +
+	"\x04size\x18\x02 \x01(\x05R\x04size\"\xb1\x02\n" +
 	"\x04Pool\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
-	"\n" +
-	"candidates\x18\x02 \x03(\v2\x1b.arena.matchfn.v1.CandidateR\n" +
-	"candidates\"\x8d\x03\n" +
-	"\tCandidate\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06rating\x18\x02 \x01(\x03R\x06rating\x12\x18\n" +
-	"\amembers\x18\x03 \x01(\x05R\amembers\x12*\n" +
-	"\x11created_unix_nano\x18\x04 \x01(\x03R\x0fcreatedUnixNano\x12B\n" +
-	"\adoubles\x18\x05 \x03(\v2(.arena.matchfn.v1.Candidate.DoublesEntryR\adoubles\x12B\n" +
-	"\astrings\x18\x06 \x03(\v2(.arena.matchfn.v1.Candidate.StringsEntryR\astrings\x12\x12\n" +
-	"\x04tags\x18\a \x03(\tR\x04tags\x1a:\n" +
-	"\fDoublesEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a:\n" +
-	"\fStringsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"I\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\x12\x18\n" +
+	"\aratings\x18\x03 \x03(\x03R\aratings\x12\x18\n" +
+	"\amembers\x18\x04 \x03(\x05R\amembers\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x03(\x03R\x0fcreatedUnixNano\x128\n" +
+	"\adoubles\x18\x06 \x03(\v2\x1e.arena.matchfn.v1.DoubleColumnR\adoubles\x128\n" +
+	"\astrings\x18\a \x03(\v2\x1e.arena.matchfn.v1.StringColumnR\astrings\x12/\n" +
+	"\x04tags\x18\b \x03(\v2\x1b.arena.matchfn.v1.TagColumnR\x04tags\"N\n" +
+	"\fDoubleColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04rows\x18\x02 \x03(\rR\x04rows\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\x01R\x06values\"N\n" +
+	"\fStringColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04rows\x18\x02 \x03(\rR\x04rows\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"3\n" +
+	"\tTagColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04rows\x18\x02 \x03(\rR\x04rows\"I\n" +
 	"\rMatchResponse\x128\n" +
 	"\tproposals\x18\x01 \x03(\v2\x1a.arena.matchfn.v1.ProposalR\tproposals\"[\n" +
 	"\bProposal\x129\n" +
@@ -594,24 +727,24 @@ var file_matchfn_proto_goTypes = []any{
 	(*Profile)(nil),       // 1: arena.matchfn.v1.Profile
 	(*Roster)(nil),        // 2: arena.matchfn.v1.Roster
 	(*Pool)(nil),          // 3: arena.matchfn.v1.Pool
-	(*Candidate)(nil),     // 4: arena.matchfn.v1.Candidate
-	(*MatchResponse)(nil), // 5: arena.matchfn.v1.MatchResponse
-	(*Proposal)(nil),      // 6: arena.matchfn.v1.Proposal
-	(*RosterTickets)(nil), // 7: arena.matchfn.v1.RosterTickets
-	nil,                   // 8: arena.matchfn.v1.Candidate.DoublesEntry
-	nil,                   // 9: arena.matchfn.v1.Candidate.StringsEntry
+	(*DoubleColumn)(nil),  // 4: arena.matchfn.v1.DoubleColumn
+	(*StringColumn)(nil),  // 5: arena.matchfn.v1.StringColumn
+	(*TagColumn)(nil),     // 6: arena.matchfn.v1.TagColumn
+	(*MatchResponse)(nil), // 7: arena.matchfn.v1.MatchResponse
+	(*Proposal)(nil),      // 8: arena.matchfn.v1.Proposal
+	(*RosterTickets)(nil), // 9: arena.matchfn.v1.RosterTickets
 }
 var file_matchfn_proto_depIdxs = []int32{
 	1, // 0: arena.matchfn.v1.MatchRequest.profile:type_name -> arena.matchfn.v1.Profile
 	3, // 1: arena.matchfn.v1.MatchRequest.pools:type_name -> arena.matchfn.v1.Pool
 	2, // 2: arena.matchfn.v1.Profile.rosters:type_name -> arena.matchfn.v1.Roster
-	4, // 3: arena.matchfn.v1.Pool.candidates:type_name -> arena.matchfn.v1.Candidate
-	8, // 4: arena.matchfn.v1.Candidate.doubles:type_name -> arena.matchfn.v1.Candidate.DoublesEntry
-	9, // 5: arena.matchfn.v1.Candidate.strings:type_name -> arena.matchfn.v1.Candidate.StringsEntry
-	6, // 6: arena.matchfn.v1.MatchResponse.proposals:type_name -> arena.matchfn.v1.Proposal
-	7, // 7: arena.matchfn.v1.Proposal.rosters:type_name -> arena.matchfn.v1.RosterTickets
+	4, // 3: arena.matchfn.v1.Pool.doubles:type_name -> arena.matchfn.v1.DoubleColumn
+	5, // 4: arena.matchfn.v1.Pool.strings:type_name -> arena.matchfn.v1.StringColumn
+	6, // 5: arena.matchfn.v1.Pool.tags:type_name -> arena.matchfn.v1.TagColumn
+	8, // 6: arena.matchfn.v1.MatchResponse.proposals:type_name -> arena.matchfn.v1.Proposal
+	9, // 7: arena.matchfn.v1.Proposal.rosters:type_name -> arena.matchfn.v1.RosterTickets
 	0, // 8: arena.matchfn.v1.MatchFunction.Match:input_type -> arena.matchfn.v1.MatchRequest
-	5, // 9: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
+	7, // 9: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
 	9, // [9:10] is the sub-list for method output_type
 	8, // [8:9] is the sub-list for method input_type
 	8, // [8:8] is the sub-list for extension type_name
