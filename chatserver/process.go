@@ -141,6 +141,7 @@ func (p *Process) Start(_ context.Context, req proc.StartRequest) (proc.Started,
 	if err != nil {
 		return proc.Started{}, fmt.Errorf("start chat: %w", err)
 	}
+	ccfg.WS.AllowedOrigins = req.AllowedOrigins
 	signer, err := auth.NewSigner(req.Secret)
 	if err != nil {
 		return proc.Started{}, fmt.Errorf("start chat: %w: %v", proc.ErrBadOptions, err)

@@ -95,7 +95,7 @@ func New(st store.Store, signer *auth.Signer, cfg Config, log *slog.Logger) (*Se
 	s.hub = newHub(s)
 	s.ws = wsconn.NewServer(connHandler{s}, cfg.WS)
 	s.guard = httpguard.New("chat", httpguard.Limits{}, cfg.Registry, log)
-	s.http = s.guard.Server(s.Handler())
+	s.http = s.guard.Server(httpguard.RequireJSON(s.Handler()))
 	go s.tickOnline()
 	return s, nil
 }

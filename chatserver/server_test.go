@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -133,8 +134,9 @@ func TestAnnounceNeedsOperator(t *testing.T) {
 	}
 
 	// The HTTP form needs the operator token as a Bearer token.
-	post := func(auth string) int {
+	post := func(auth string, contentType ...string) int {
 		req, _ := http.NewRequest("POST", "http://"+e.addr+"/v1/announce", strings.NewReader(`{"text":"over http"}`))
+		req.Header.Set("Content-Type", append(contentType, "application/json")[0])
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
@@ -150,6 +152,9 @@ func TestAnnounceNeedsOperator(t *testing.T) {
 	}
 	if code := post("wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("announce with a wrong token: %d", code)
+	}
+	if code := post(testOperator, "text/plain"); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("announce as text/plain: %d, want 415", code)
 	}
 	if code := post(testOperator); code != http.StatusOK {
 		t.Fatalf("announce with the operator token: %d", code)
@@ -647,4 +652,30 @@ func TestPingsCountAgainstTheRateLimit(t *testing.T) {
 	a := e.dial("pinger", "")
 	a.sendJSON(map[string]any{"type": "post", "channel": "world", "text": "hi"})
 	a.expectError(CodeRateLimited)
+}
+
+// TestUpgradeChecksOrigin: a page of another site cannot open the chat
+// WebSocket with a visitor's token; the arena pages' host, localhost and
+// clients without an Origin can.
+func TestUpgradeChecksOrigin(t *testing.T) {
+	e := newEnv(t, Config{})
+	tok := e.playerToken("o", "o")
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{{"", true}, {"http://127.0.0.1:8080", true}, {"http://localhost:8080", true}, {"https://evil.example", false}} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		c, resp, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: e.url + "?token=" + tok, RequestHeader: h})
+		if tc.ok != (err == nil) {
+			t.Fatalf("origin %q: %v, want ok=%v", tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			c.WriteClose(1000, nil)
+		} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("origin %q: %v, want 403", tc.origin, resp)
+		}
+	}
 }

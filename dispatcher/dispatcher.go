@@ -80,6 +80,10 @@ type Config struct {
 	BackendToken     string
 	OperatorToken    string
 	InsecureSeedMode bool
+	// AllowedOrigins are the browser origins allowed to open arena's
+	// WebSockets besides the pages' own host and localhost
+	// (wsconn.OriginAllowed); every process gets them.
+	AllowedOrigins []string
 	GuestLogin       bool
 
 	Memcache    []string
@@ -325,7 +329,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d.mm.RegisterMetrics(m.Registry)
 	d.mm.RoomLife = d.roomTimeout() + time.Minute
-	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64})
+	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64, AllowedOrigins: cfg.AllowedOrigins})
 	local := []string{cfg.Host}
 	if ah := advertiseHost(cfg); ah != cfg.Host {
 		local = append(local, ah)
@@ -336,7 +340,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		FleetToken: cfg.FleetToken, Lease: cfg.Lease, Grace: cfg.HostGrace, Games: gameConfigs,
 		Defaults: proc.StartRequest{
 			Memcache: cfg.Memcache, StorePrefix: cfg.StorePrefix, Secret: cfg.Secret,
-			DatabaseDSN: cfg.Database, OutboxDir: cfg.OutboxDir,
+			DatabaseDSN: cfg.Database, OutboxDir: cfg.OutboxDir, AllowedOrigins: cfg.AllowedOrigins,
 			Fight: cfg.Fight, Map: cfg.Map, Chat: chat,
 		},
 		OnRoomEnded: d.mm.RoomEnded,
@@ -479,7 +483,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	guard := httpguard.New("dispatcher", httpguard.Limits{
 		Total: max(64, files-min(1024, files/4)-d.line.cfg.MaxConns),
 	}, d.metrics.Registry, d.log)
-	srv := guard.Server(d.mux)
+	srv := guard.Server(httpguard.RequireJSON(d.mux))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

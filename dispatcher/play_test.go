@@ -111,6 +111,9 @@ func (td *testDispatcher) call(t *testing.T, method, path, bearer string, body a
 		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, td.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

@@ -283,5 +283,5 @@ func (f *Fleet) registered() *hostpb.Registered {
 // options of each kind travel beside it in Registered.
 func startTemplate(d proc.StartRequest) *procpb.StartRequest {
 	return &procpb.StartRequest{Memcache: d.Memcache, StorePrefix: d.StorePrefix, Secret: d.Secret,
-		DatabaseDsn: d.DatabaseDSN, OutboxDir: d.OutboxDir, Maxnum: int32(d.MaxNum)}
+		DatabaseDsn: d.DatabaseDSN, OutboxDir: d.OutboxDir, Maxnum: int32(d.MaxNum), AllowedOrigins: d.AllowedOrigins}
 }

@@ -66,7 +66,7 @@ func (a *Agent) startRequestLocked(kind string, port int) (proc.StartRequest, er
 	req := proc.StartRequest{Kind: kind, BindHost: a.cfg.Bind, AdvertiseHost: a.cfg.Advertise, Port: port,
 		Memcache: d.GetMemcache(), StorePrefix: d.GetStorePrefix(), Secret: d.GetSecret(),
 		DatabaseDSN: d.GetDatabaseDsn(), OutboxDir: d.GetOutboxDir(), MaxNum: a.maxnum, HostName: a.cfg.Name,
-		Host: locator{a}}
+		AllowedOrigins: d.GetAllowedOrigins(), Host: locator{a}}
 	if len(a.cfg.Memcache) > 0 {
 		req.Memcache = a.cfg.Memcache
 	}

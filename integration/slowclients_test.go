@@ -7,11 +7,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arena-game/arena/dispatcher"
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
+	"github.com/lxzan/gws"
 )
 
 // TestTricklingBodiesDoNotStarve is issue 14's item 2 attack, retried: one
@@ -113,5 +120,79 @@ func TestTricklingBodiesDoNotStarve(t *testing.T) {
 	t.Logf("%d refused with 503, %d cut off (the last %v after its headers)", refused, cut, slowest.Round(100*time.Millisecond))
 	if refused < n-256-dialErr {
 		t.Fatalf("only %d of %d connections from one address refused; the per-address cap is 256", refused, len(conns))
+	}
+}
+
+// wsStatus tries a WebSocket upgrade of url with origin ("": none) and
+// returns the HTTP status (101 when it succeeded).
+func wsStatus(t *testing.T, url, origin string) int {
+	t.Helper()
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	c, resp, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: url, RequestHeader: h, HandshakeTimeout: 5 * time.Second})
+	if err == nil {
+		c.WriteClose(1000, nil)
+		return http.StatusSwitchingProtocols
+	}
+	if resp == nil {
+		t.Fatalf("upgrade %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestOriginsReachEveryProcess: --allowed-origins travels to every
+// process arena runs; each WebSocket (/v1/play, chat, map, fight) refuses a
+// page of another site with 403 and takes one of the allowed origin.
+func TestOriginsReachEveryProcess(t *testing.T) {
+	chat := freePort(t)
+	a := startArena(t, "up", "--chat-port", strconv.Itoa(chat), "--credentials", t.TempDir()+"/creds.json",
+		"--allowed-origins", "https://game.example", "--bots", "2")
+	waitfor.Cond(t, "fight, map and chat ready", func() bool {
+		kinds := map[string]bool{}
+		for _, p := range stat(t, a.Line).Processes {
+			if p.State == dispatcher.StateReady {
+				kinds[p.Kind] = true
+			}
+		}
+		return kinds["fight"] && kinds["map"] && kinds["chat"]
+	})
+	_, tok := a.login(t, "origin")
+	var ans enterAns
+	waitfor.Cond(t, "enter town", func() bool { return api(t, a, "GET", "/v1/maps/town/enter", tok, nil, &ans) == 200 })
+	// A match with the two bots, for a fight socket.
+	ctx := ctxT(t, 30*time.Second)
+	play, err := wsconn.DialClient(ctx, "ws://"+a.HTTP+"/v1/play?token="+url.QueryEscape(tok), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer play.Close(wsconn.CloseNormal, "")
+	_ = play.SendJSON(map[string]string{"type": "queue"})
+	var m matchMsg
+	if err := play.RecvType(ctx, "match", &m); err != nil {
+		t.Fatal(err)
+	}
+	sockets := map[string]string{
+		"play":  "ws://" + a.HTTP + "/v1/play?token=" + url.QueryEscape(tok),
+		"chat":  "ws://127.0.0.1:" + strconv.Itoa(chat) + "/ws?token=" + url.QueryEscape(tok),
+		"map":   ans.Addr + "?ticket=" + url.QueryEscape(ans.Ticket),
+		"fight": m.Fight + "?ticket=" + url.QueryEscape(m.Ticket),
+	}
+	for name, u := range sockets {
+		if got := wsStatus(t, u, "https://evil.example"); got != http.StatusForbidden {
+			t.Errorf("%s from another site: %d, want 403", name, got)
+		}
+	}
+	for name, u := range sockets {
+		if name == "map" {
+			continue // a map ticket is good once; the refused tries above did not use it
+		}
+		if got := wsStatus(t, u, "https://game.example"); got != http.StatusSwitchingProtocols {
+			t.Errorf("%s from the allowed origin: %d, want 101", name, got)
+		}
+	}
+	if got := wsStatus(t, sockets["map"], "https://game.example"); got != http.StatusSwitchingProtocols {
+		t.Errorf("map from the allowed origin: %d, want 101", got)
 	}
 }

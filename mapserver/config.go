@@ -55,6 +55,9 @@ type Config struct {
 	// as a name of this server in tickets: the advertised host of
 	// proc.StartRequest.
 	PublicHost string
+	// AllowedOrigins are the browser origins allowed to open the map
+	// WebSocket besides the defaults (wsconn.OriginAllowed).
+	AllowedOrigins []string
 }
 
 // MoveBurst is how many seconds of movement a player may bank.

@@ -61,6 +61,7 @@ func (p *Process) Start(ctx context.Context, req proc.StartRequest) (proc.Starte
 	if err != nil {
 		return proc.Started{}, fmt.Errorf("start map server: %w", err)
 	}
+	mcfg.AllowedOrigins = req.AllowedOrigins
 	world, err := LoadWorld(worldPath)
 	if err != nil {
 		return proc.Started{}, fmt.Errorf("start map server: %w: %v", proc.ErrBadOptions, err)

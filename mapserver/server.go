@@ -131,6 +131,7 @@ func New(d Deps) (*Server, error) {
 	s.ws = wsconn.NewServer(handler{s}, wsconn.Options{
 		MaxMessage: cfg.MaxMessage, SendQueue: cfg.SendQueue,
 		IdleTimeout: cfg.IdleTimeout, PingInterval: cfg.IdleTimeout / 3,
+		AllowedOrigins: cfg.AllowedOrigins,
 	})
 	for i := 0; i < cfg.SaveWorkers; i++ {
 		s.bg.Add(1)

@@ -14,7 +14,7 @@ func startToPB(r StartRequest) *procpb.StartRequest {
 	pb := &procpb.StartRequest{
 		Kind: r.Kind, BindHost: r.BindHost, AdvertiseHost: r.AdvertiseHost, Port: int32(r.Port),
 		Memcache: r.Memcache, StorePrefix: r.StorePrefix, Secret: r.Secret, DatabaseDsn: r.DatabaseDSN,
-		OutboxDir: r.OutboxDir, Maxnum: int32(r.MaxNum), HostName: r.HostName,
+		OutboxDir: r.OutboxDir, Maxnum: int32(r.MaxNum), HostName: r.HostName, AllowedOrigins: r.AllowedOrigins,
 	}
 	switch {
 	case r.Fight != nil:
@@ -34,6 +34,7 @@ func startFromPB(pb *procpb.StartRequest) StartRequest {
 		Kind: pb.GetKind(), BindHost: pb.GetBindHost(), AdvertiseHost: pb.GetAdvertiseHost(), Port: int(pb.GetPort()),
 		Memcache: pb.GetMemcache(), StorePrefix: pb.GetStorePrefix(), Secret: pb.GetSecret(), DatabaseDSN: pb.GetDatabaseDsn(),
 		OutboxDir: pb.GetOutboxDir(), MaxNum: int(pb.GetMaxnum()), HostName: pb.GetHostName(),
+		AllowedOrigins: pb.GetAllowedOrigins(),
 		Fight: pb.GetFight(), Map: pb.GetMap(), Chat: pb.GetChat(), Game: pb.GetGame(),
 	}
 }

@@ -119,6 +119,9 @@ type StartRequest struct {
 	OutboxDir     string // results outbox directory
 	MaxNum        int
 	HostName      string // the host running the process
+	// AllowedOrigins are the browser origins allowed to open the
+	// process's WebSockets besides the defaults (wsconn.OriginAllowed).
+	AllowedOrigins []string
 
 	// At most one of the option messages is set, matching Kind.
 	Fight *procpb.FightOptions

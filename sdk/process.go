@@ -73,6 +73,7 @@ type startParams struct {
 	config                []byte // the game's configuration JSON
 	dsn, outbox           string // results database and outbox ("": the store recorder)
 	events                func(Event)
+	origins               []string // browser origins allowed besides the defaults
 }
 
 // start builds the server from sp and listens.
@@ -95,6 +96,7 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)
 	}
+	scfg.WS.AllowedOrigins = sp.origins
 	signer, err := auth.NewSigner(sp.secret)
 	if err != nil {
 		return "", fmt.Errorf("start: %w", err)

@@ -43,7 +43,7 @@ func (a *procAdapter) Start(ctx context.Context, req proc.StartRequest) (proc.St
 	sp := startParams{
 		kind: req.Kind, bind: req.Bind(), advertise: req.Advertised(), port: req.Port, memcache: req.Memcache,
 		prefix: req.StorePrefix, secret: req.Secret, config: config, dsn: req.DatabaseDSN, outbox: req.OutboxDir,
-		events: a.publish,
+		events: a.publish, origins: req.AllowedOrigins,
 	}
 	if _, err := ParseConfig(Config{}, config); err != nil {
 		return proc.Started{}, fmt.Errorf("start: %w: %w", proc.ErrBadOptions, err)

@@ -27,6 +27,7 @@ func chatCommand() *cli.Command {
 			stringFlag("listen", ":7600", "chat WebSocket address (ws://HOST:PORT/ws)"),
 			memcacheFlag(),
 			storePrefixFlag(),
+			allowedOriginsFlag(),
 			secretFlag("secret", "cluster secret that signs player and room tokens (required)"),
 			secretFlag("operator-token", "operator token: ?operator=TOKEN may post to announce; empty: nobody may"),
 			&cli.Float64Flag{Name: "rate", Value: 5, Usage: "messages per second per player (all its connections together)", EnvVars: env("rate")},
@@ -65,6 +66,7 @@ func runChat(c *cli.Context) error {
 		MaxConns:      c.Int("max-conns"),
 	}
 	cfg.WS.SendQueue = c.Int("send-queue")
+	cfg.WS.AllowedOrigins = origins(c)
 	if n, err := chatserver.RaiseFileLimit(uint64(cfg.MaxConns) + 1024); err != nil {
 		log.Warn("could not raise the open-file limit; connections are capped by it", "limit", n, "err", err)
 	}

@@ -62,6 +62,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		&cli.BoolFlag{Name: "guest-login", Value: up, Usage: "allow POST /v1/login guest identities", EnvVars: env("guest-login")},
 		memcacheFlag(),
 		storePrefixFlag(),
+		allowedOriginsFlag(),
 		dbFlag(up),
 		fileFlag("db-file", "file holding the --db DSN (keeps a password out of the process list)"),
 		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's fight servers share; the dispatcher drains it too"),
@@ -118,7 +119,7 @@ func dispatcherConfig(c *cli.Context) (dispatcher.Config, error) {
 		IdleTimeout: c.Duration("idle-timeout"),
 		FleetToken:  secrets["fleet-token"], Secret: secrets["secret"], BackendToken: secrets["backend-token"],
 		OperatorToken: secrets["operator-token"], InsecureSeedMode: c.Bool("insecure-seed-mode"), GuestLogin: c.Bool("guest-login"),
-		Memcache: store.ParseAddrs(c.String("memcache")), StorePrefix: c.String("store-prefix"),
+		Memcache: store.ParseAddrs(c.String("memcache")), StorePrefix: c.String("store-prefix"), AllowedOrigins: origins(c),
 		LineIdleTimeout: c.Duration("line-idle-timeout"), MaxConns: c.Int("max-conns"), LineSeedWait: seedWait(c.Duration("line-seed-wait")),
 		Fight: &procpb.FightOptions{
 			RoomTimeout: durationpb.New(c.Duration("room-timeout")),

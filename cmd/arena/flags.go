@@ -44,6 +44,21 @@ func memcacheFlag() *cli.StringFlag {
 	return stringFlag("memcache", "", "memcached servers host:port[,host:port...], the same servers (written the same way, any order) on every process; keys are placed by consistent hashing (docs/memcached.md)")
 }
 
+func allowedOriginsFlag() *cli.StringFlag {
+	return stringFlag("allowed-origins", "", "browser origins (scheme://host[:port], comma-separated; * = any) allowed to open arena's WebSockets besides pages of the servers' own host and localhost; see docs/SECURITY.md")
+}
+
+// origins splits --allowed-origins.
+func origins(c *cli.Context) []string {
+	var out []string
+	for _, o := range strings.Split(c.String("allowed-origins"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 func storePrefixFlag() *cli.StringFlag {
 	return stringFlag("store-prefix", "arena:", "key prefix in memcached, so arenas can share one memcached")
 }

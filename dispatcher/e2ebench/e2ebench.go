@@ -207,6 +207,7 @@ func login(ctx context.Context, c *http.Client, cfg Config, i int) (string, erro
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if cfg.OperatorToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.OperatorToken)
 	}

@@ -25,7 +25,9 @@ package httpguard
 
 import (
 	"errors"
+	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"sync"
@@ -291,4 +293,29 @@ func addrKey(a net.Addr) string {
 		return ip4.String()
 	}
 	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// RequireJSON refuses, with 415 and before h runs, a request with a body
+// that is not declared JSON (Content-Type application/json, any
+// parameters). Browsers send text/plain, form and multipart bodies across
+// sites without asking (no CORS preflight), and arena answers no
+// preflight: so no other site's page can make a visitor's browser log in,
+// spend its address's login budget, or post anything else to arena. The
+// answer is arena's error JSON, code unsupported_media_type.
+func RequireJSON(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && !IsJSON(r.Header.Get("Content-Type")) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnsupportedMediaType)
+			_, _ = io.WriteString(w, `{"type":"error","code":"unsupported_media_type","message":"send the body as JSON with Content-Type: application/json"}`+"\n")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// IsJSON reports whether a Content-Type header value is application/json.
+func IsJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// connection per message); worse for connections that receive bursts,
 	// where queued frames coalesce into one write (the default).
 	WriteNow bool
+	// AllowedOrigins are the browser origins allowed to open a server's
+	// WebSockets besides the defaults; see OriginAllowed.
+	AllowedOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -379,7 +382,14 @@ func NewServer(h Handler, opt Options) *Server {
 // Upgrade upgrades the request, sets value as the Conn's Value and serves
 // the connection on its own goroutine. It returns once the handshake is
 // done (or failed, in which case an HTTP error was written).
+//
+// A request from a browser page whose origin is not allowed
+// (OriginAllowed) is answered 403 and ErrOrigin returned.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, value any) (*Conn, error) {
+	if !OriginAllowed(r, s.opt.AllowedOrigins) {
+		http.Error(w, "origin not allowed: this server's WebSockets are for its own pages (see --allowed-origins)", http.StatusForbidden)
+		return nil, ErrOrigin
+	}
 	ws, err := s.up.Upgrade(w, r)
 	if err != nil {
 		return nil, err

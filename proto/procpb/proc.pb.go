@@ -55,6 +55,9 @@ type StartRequest struct {
 	Maxnum        int32                  `protobuf:"varint,10,opt,name=maxnum,proto3" json:"maxnum,omitempty"`                                  // MAXNUM at start
 	HostName      string                 `protobuf:"bytes,11,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`               // the name of the host running the process
 	HostServices  uint32                 `protobuf:"varint,12,opt,name=host_services,json=hostServices,proto3" json:"host_services,omitempty"`  // go-plugin broker id of HostServices; 0 = none
+	// browser origins allowed to open the process's WebSockets besides its
+	// own host's pages and localhost (--allowed-origins; "*" = any)
+	AllowedOrigins []string `protobuf:"bytes,13,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
 	// Types that are valid to be assigned to Options:
 	//
 	//	*StartRequest_Fight
@@ -178,6 +181,13 @@ func (x *StartRequest) GetHostServices() uint32 {
 		return x.HostServices
 	}
 	return 0
+}
+
+func (x *StartRequest) GetAllowedOrigins() []string {
+	if x != nil {
+		return x.AllowedOrigins
+	}
+	return nil
 }
 
 func (x *StartRequest) GetOptions() isStartRequest_Options {
@@ -1605,7 +1615,7 @@ var File_proc_proto protoreflect.FileDescriptor
 const file_proc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"proc.proto\x12\rarena.proc.v1\x1a\x1egoogle/protobuf/duration.proto\"\xc0\x04\n" +
+	"proc.proto\x12\rarena.proc.v1\x1a\x1egoogle/protobuf/duration.proto\"\xe9\x04\n" +
 	"\fStartRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\tbind_host\x18\x02 \x01(\tR\bbindHost\x12%\n" +
@@ -1620,7 +1630,8 @@ const file_proc_proto_rawDesc = "" +
 	"\x06maxnum\x18\n" +
 	" \x01(\x05R\x06maxnum\x12\x1b\n" +
 	"\thost_name\x18\v \x01(\tR\bhostName\x12#\n" +
-	"\rhost_services\x18\f \x01(\rR\fhostServices\x123\n" +
+	"\rhost_services\x18\f \x01(\rR\fhostServices\x12'\n" +
+	"\x0fallowed_origins\x18\r \x03(\tR\x0eallowedOrigins\x123\n" +
 	"\x05fight\x18\x14 \x01(\v2\x1b.arena.proc.v1.FightOptionsH\x00R\x05fight\x12-\n" +
 	"\x03map\x18\x15 \x01(\v2\x19.arena.proc.v1.MapOptionsH\x00R\x03map\x120\n" +
 	"\x04chat\x18\x16 \x01(\v2\x1a.arena.proc.v1.ChatOptionsH\x00R\x04chat\x120\n" +
