@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/lxzan/gws"
@@ -149,15 +148,8 @@ func TestOriginsReachEveryProcess(t *testing.T) {
 	chat := freePort(t)
 	a := startArena(t, "up", "--chat-port", strconv.Itoa(chat), "--credentials", t.TempDir()+"/creds.json",
 		"--allowed-origins", "https://game.example", "--bots", "2")
-	waitfor.Cond(t, "fight, map and chat ready", func() bool {
-		kinds := map[string]bool{}
-		for _, p := range stat(t, a.Line).Processes {
-			if p.State == dispatcher.StateReady {
-				kinds[p.Kind] = true
-			}
-		}
-		return kinds["fight"] && kinds["map"] && kinds["chat"]
-	})
+	waitReady(t, a, "fight", "map", "chat")
+
 	_, tok := a.login(t, "origin")
 	var ans enterAns
 	waitfor.Cond(t, "enter town", func() bool { return api(t, a, "GET", "/v1/maps/town/enter", tok, nil, &ans) == 200 })
