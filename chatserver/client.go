@@ -211,16 +211,21 @@ func (cl *client) joinChannel(name string, kind ChannelKind, ref string) error {
 		s.hub.release(ch)
 		return fmt.Errorf("join %s: %w", name, err)
 	}
+	// The world count includes this player before the shard sends
+	// "joined" with it.
+	if kind == KindWorld {
+		s.players.worldDelta(cl.player, +1)
+	}
 	sh := ch.shardFor(cl)
 	leave := sh.ctl.Reserve()
 	if err := sh.ctl.Post(shardOp{kind: opJoin, c: cl, ref: ref}); err != nil {
+		if kind == KindWorld {
+			s.players.worldDelta(cl.player, -1)
+		}
 		s.hub.release(ch)
 		return perr(CodeChannelBusy, "%s is busy; try again in a moment", name)
 	}
 	cl.channels[name] = membership{ch: ch, leave: leave}
-	if kind == KindWorld {
-		s.players.worldDelta(cl.player, +1)
-	}
 	return nil
 }
 
