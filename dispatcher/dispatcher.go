@@ -346,7 +346,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		OnRoomEnded: d.mm.RoomEnded,
 		OnBackfill:  d.mm.WantBackfill,
 		OnRoomsFailed: func(p fleet.Proc, rooms []string) {
-			d.mm.ProcessGone(p.Port, rooms, d.roomFailed)
+			go d.processGone(p, rooms) // placing rooms again may spawn
 		},
 	}, log, fleet.NewMetrics(m.Registry))
 	if cfg.LocalHost != nil {

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/proc"
+	"github.com/arena-game/arena/sdk"
 )
 
 // roomTimeout is how long a fight room lasts at most: the fight option
@@ -44,7 +46,7 @@ func (d *Dispatcher) handoffRoom(ctx context.Context, fr matchmaking.FormedRoom)
 		return nil, err
 	}
 	fight := "ws://" + d.addrFor(pl, d.publicHost(nil)) + "/ws"
-	rec := records.Room{ID: fr.ID, Mode: fr.Profile, Fight: fight, Port: pl.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
+	rec := records.Room{ID: fr.ID, Mode: fr.Profile, Game: fr.Game, Expires: room.Expires.Unix(), Fight: fight, Port: pl.Port, State: records.RoomAssigned, Created: time.Now().Unix()}
 	for _, p := range fr.Players {
 		rec.Players = append(rec.Players, records.RoomPlayer{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, HP: 100, Bot: p.Bot})
 	}
@@ -127,4 +129,73 @@ func (d *Dispatcher) chatAddr(localHost string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// processGone handles the rooms of a process that died: a room whose game
+// saved its state (sdk Room.Save) is placed again on another process of
+// its game, which restores it, and its players get a new match for the
+// same room; every other room failed (its players are told room_failed).
+func (d *Dispatcher) processGone(p fleet.Proc, units []string) {
+	var failed []string
+	for _, room := range units {
+		if err := d.placeAgain(room); err != nil {
+			if !errors.Is(err, errNoSnapshot) {
+				d.log.Warn("room could not be placed again; it failed", "room", room, "err", err)
+			}
+			failed = append(failed, room)
+		}
+	}
+	if len(failed) > 0 {
+		d.mm.ProcessGone(p.Port, failed, d.roomFailed)
+	}
+}
+
+var errNoSnapshot = errors.New("no saved state")
+
+// placeAgain assigns room, from its record, to a live process of its game
+// when its game state was saved, and pushes each member a match with a
+// new ticket for the new address.
+func (d *Dispatcher) placeAgain(room string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := d.store.Get(ctx, sdk.SnapshotKey(room)); err != nil {
+		return fmt.Errorf("place room %s again: %w", room, errNoSnapshot)
+	}
+	rec, _, err := records.GetRoom(ctx, d.store, room)
+	if err != nil {
+		return fmt.Errorf("place room %s again: %w", room, err)
+	}
+	if rec.State == records.RoomEnded || rec.State == records.RoomFailed {
+		return fmt.Errorf("place room %s again: the room is %s", room, rec.State)
+	}
+	expires := time.Unix(rec.Expires, 0)
+	if rec.Expires == 0 || !expires.After(time.Now()) {
+		return fmt.Errorf("place room %s again: its tickets have expired", room)
+	}
+	pr := proc.Room{ID: room, Game: rec.Game, Profile: rec.Mode, Mode: rec.Mode, Expires: expires}
+	players := make([]matchmaking.Player, 0, len(rec.Players))
+	for _, p := range rec.Players {
+		pr.Players = append(pr.Players, proc.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+		players = append(players, matchmaking.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+	}
+	pl, err := d.fleet.PlaceRoom(ctx, pr)
+	if err != nil {
+		return fmt.Errorf("place room %s again: %w", room, err)
+	}
+	fight := "ws://" + d.addrFor(pl, d.publicHost(nil)) + "/ws"
+	if _, err := records.UpdateRoom(ctx, d.store, room, func(r *records.Room) error {
+		r.Fight, r.Port = fight, pl.Port
+		return nil
+	}); err != nil {
+		d.log.Warn("room record not updated", "room", room, "err", err)
+	}
+	for _, p := range players {
+		tok, err := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: p.UUID, Name: p.Username, Photo: p.Photo, Room: room, Addr: fight, Bot: p.Bot}, time.Until(expires))
+		if err != nil {
+			return fmt.Errorf("place room %s again: %w", room, err)
+		}
+		d.sessions.Notify(p.UUID, matchmaking.MatchMsg{Type: "match", Room: room, Fight: fight, Ticket: tok, Players: players, Mode: rec.Mode, Profile: rec.Mode})
+	}
+	d.log.Info("room placed again after its process died; its game state was restored", "room", room, "game", rec.Game, "host", pl.Host, "port", pl.Port)
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,5 +327,116 @@ func TestPythonGameServerGetsARoom(t *testing.T) {
 	}
 	if err := p1.play.RecvType(ctx, "queued", nil); err != nil {
 		t.Fatalf("queue again after the room ended: %v", err)
+	}
+}
+
+// TestGameRoomSurvivesItsProcess: the turns game saves its state every
+// turn (sdk Room.Save); when its process is killed mid-battle the
+// dispatcher places the room again on a new turns process, which restores
+// it, and the players get a match for the same room and play on.
+func TestGameRoomSurvivesItsProcess(t *testing.T) {
+	bin := buildGame(t, "examples/turns/cmd/turns")
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--room-size", "2",
+		"--game", "turns="+bin, "--game-option", "turns.turn-time=30s", "--game-option", "turns.start-delay=1s")
+	ctx := ctxT(t, 90*time.Second)
+	var gs []*gamer
+	for i := range 2 {
+		g := newGamer(t, ctx, a, "survivor"+strconv.Itoa(i))
+		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "turns"}); err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	var ms [2]matchMsg
+	var rooms [2]*wsconn.Client
+	join := func(i int) {
+		t.Helper()
+		if err := gs[i].play.RecvType(ctx, "match", &ms[i]); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := wsconn.DialClient(ctx, ms[i].Fight+"?ticket="+url.QueryEscape(ms[i].Ticket), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		rooms[i] = cl
+	}
+	join(0)
+	join(1)
+	// Player 0 (first in turn order) hits player 1 once.
+	var turn struct{ UUID string }
+	if err := rooms[0].RecvType(ctx, "turn", &turn); err != nil {
+		t.Fatal(err)
+	}
+	first := 0
+	if turn.UUID != gs[0].uuid {
+		first = 1
+	}
+	if err := rooms[first].SendJSON(map[string]any{"type": "act", "action": "attack", "target": gs[1-first].uuid}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rooms[first].RecvType(ctx, "turn", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The second turn's snapshot (victim at 75 hp) is in memcached.
+	st := a.store(t)
+	waitfor.Cond(t, "the second turn's snapshot", func() bool {
+		it, err := st.Get(ctx, "gamestate:"+ms[0].Room)
+		var snap struct{ Turn int }
+		return err == nil && json.Unmarshal(it.Value, &snap) == nil && snap.Turn == 1-first
+	})
+	// Kill the turns process.
+	var table struct {
+		Processes []struct {
+			Kind string `json:"kind"`
+			Pid  int    `json:"pid"`
+		} `json:"processes"`
+	}
+	api(t, a, "GET", "/v1/fleet", "", nil, &table)
+	killed := false
+	for _, p := range table.Processes {
+		if p.Kind == "turns" {
+			if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("no turns process in %+v", table)
+	}
+	// Both get a new match for the same room, on another process, with its state.
+	old := ms[0].Fight
+	for i := range 2 {
+		join(i)
+		if ms[i].Room != ms[0].Room || ms[i].Fight == old {
+			t.Fatalf("match after the kill %+v (before: %s)", ms[i], old)
+		}
+	}
+	var state struct {
+		Turn    string
+		Players []struct {
+			UUID string
+			HP   int
+		}
+	}
+	if err := rooms[1-first].RecvType(ctx, "state", &state); err != nil {
+		t.Fatal(err)
+	}
+	if state.Turn != gs[1-first].uuid {
+		t.Fatalf("restored turn %s, want %s", state.Turn, gs[1-first].uuid)
+	}
+	for _, p := range state.Players {
+		if p.UUID == gs[1-first].uuid && p.HP != 75 {
+			t.Fatalf("restored hp %d, want 75: %+v", p.HP, state)
+		}
+	}
+	// And the battle plays on: the restored turn's player acts.
+	if err := rooms[1-first].SendJSON(map[string]any{"type": "act", "action": "heal"}); err != nil {
+		t.Fatal(err)
+	}
+	var acted struct{ HP int }
+	if err := rooms[first].RecvType(ctx, "acted", &acted); err != nil || acted.HP != 90 {
+		t.Fatalf("acted after the restore: %+v %v", acted, err)
 	}
 }

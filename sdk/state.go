@@ -9,8 +9,12 @@ import (
 	"github.com/arena-game/arena/internal/store"
 )
 
-// snapshotKey is the store key of a room's saved game state.
-func snapshotKey(room string) string { return "gamestate:" + room }
+// SnapshotKey is the store key under which Room.Save keeps a room's game
+// state: a host that finds it for a room whose process died may place the
+// room again (the new process restores it).
+func SnapshotKey(room string) string { return "gamestate:" + room }
+
+func snapshotKey(room string) string { return SnapshotKey(room) }
 
 // saver writes a room's snapshots in the background, newest first: at most
 // one write per room is in flight, and a snapshot saved meanwhile replaces

@@ -62,6 +62,8 @@ type RoomPlayer struct {
 type Room struct {
 	ID      string       `json:"id"`
 	Mode    string       `json:"mode,omitempty"`
+	Game    string       `json:"game,omitempty"`    // the game hosting it ("" = fight)
+	Expires int64        `json:"expires,omitempty"` // when its tickets expire (unix s)
 	Fight   string       `json:"fight"` // ws://host:port/ws
 	Port    int          `json:"port"`  // fight server port (process table key)
 	State   string       `json:"state"`

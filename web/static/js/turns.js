@@ -47,6 +47,9 @@ function player(uuid) { return S.state.players.find((p) => p.uuid === uuid); }
 
 function play(match) {
   show('t-battle');
+  // A match for the room we are in: its process died and the dispatcher
+  // placed it again (the game's state restored): connect to the new one.
+  if (S.room) S.room.stop();
   S.room = arena.join(match);
   S.room.on('state', (m) => { S.state = m; S.me = m.you; S.endsAt = m.ends_at; render(); });
   S.room.on('turn', (m) => {
