@@ -18,6 +18,7 @@ import (
 
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/matchmaking"
+	"github.com/arena-game/arena/proto/matchfnpb"
 )
 
 // build compiles a plugin binary for the test.
@@ -224,4 +225,32 @@ func valueOf(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// A request whose columns disagree is refused, not a panic on the
+// plugin's side.
+func TestDecodeRefusesBrokenColumns(t *testing.T) {
+	for name, pool := range map[string]*matchfnpb.Pool{
+		"short ratings":  {Ids: []string{"a", "b"}, Ratings: []int64{1}, Members: []int32{1, 1}, CreatedUnixNano: []int64{0, 0}},
+		"row past end":   {Ids: []string{"a"}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}, Tags: []*matchfnpb.TagColumn{{Name: "x", Rows: []uint32{5}}}},
+		"values missing": {Ids: []string{"a"}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}, Doubles: []*matchfnpb.DoubleColumn{{Name: "x", Rows: []uint32{0}}}},
+	} {
+		if _, err := DecodeRequest(&matchfnpb.MatchRequest{Profile: &matchfnpb.Profile{Name: "p"}, Pools: []*matchfnpb.Pool{pool}}); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+	// Round trip.
+	req := &matchmaking.MatchRequest{Profile: &matchmaking.Profile{Name: "p", Pools: []matchmaking.Pool{{Name: "all"}}}, Now: time.Unix(5, 0),
+		Pools: [][]matchmaking.Candidate{{
+			{ID: "a", Rating: 10, Members: 1, Created: time.Unix(1, 0), Search: &matchmaking.SearchFields{Doubles: map[string]float64{"lvl": 2}, Tags: []string{"x"}}},
+			{ID: "b", Rating: 20, Members: 2, Created: time.Unix(2, 0), Search: &matchmaking.SearchFields{Strings: map[string]string{"region": "eu"}}},
+		}}}
+	got, err := DecodeRequest(EncodeRequest(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := got.Pools[0][0], got.Pools[0][1]
+	if a.ID != "a" || a.Search.Doubles["lvl"] != 2 || a.Search.Tags[0] != "x" || b.Members != 2 || b.Search.Strings["region"] != "eu" || !b.Created.Equal(time.Unix(2, 0)) {
+		t.Fatalf("round trip: %+v %+v", a, b)
+	}
 }
