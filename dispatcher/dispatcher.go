@@ -501,10 +501,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.mm.Run(ctx)
 	}()
+	hup := d.watchHUP()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.reloadOnHUP(ctx)
+		d.reloadOnHUP(ctx, hup)
 	}()
 	wg.Add(1)
 	go func() {

@@ -51,13 +51,23 @@ func (d *Dispatcher) ReloadProfiles(ctx context.Context) (int, error) {
 	return d.mm.ReloadFile(ctx, d.cfg.ProfilesFile)
 }
 
-// reloadOnHUP reloads the profiles on every SIGHUP until ctx ends.
-func (d *Dispatcher) reloadOnHUP(ctx context.Context) {
+// watchHUP starts catching SIGHUP when there is a profile file (nil
+// otherwise). It runs before Ready, so a SIGHUP sent once the dispatcher
+// is ready reloads instead of ending the process.
+func (d *Dispatcher) watchHUP() chan os.Signal {
 	if d.cfg.ProfilesFile == "" {
-		return
+		return nil
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// reloadOnHUP reloads the profiles on every SIGHUP on hup until ctx ends.
+func (d *Dispatcher) reloadOnHUP(ctx context.Context, hup chan os.Signal) {
+	if hup == nil {
+		return
+	}
 	defer signal.Stop(hup)
 	for {
 		select {
