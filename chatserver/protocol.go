@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/safetext"
 )
 
 // Channel names.
@@ -25,7 +26,7 @@ const (
 	// MaxRoomID is the longest room id accepted in a channel name.
 	MaxRoomID = ids.MaxLen
 	// MaxUUID is the longest uuid accepted as a private message recipient.
-	MaxUUID = 64
+	MaxUUID = ids.MaxLen
 	// MaxRef is the longest client "ref" echoed back in acks and errors.
 	MaxRef = 64
 	// MaxUsername is how many runes of the token's username go into messages.
@@ -40,6 +41,7 @@ const (
 	CodeUnknownType    = "unknown_type"    // "type" names no message the server knows
 	CodeBadRequest     = "bad_request"     // a field is missing, empty or too long
 	CodeTooLong        = "too_long"        // text over the rune limit
+	CodeBadText        = "bad_text"        // text with control, bidirectional or invisible characters (internal/safetext)
 	CodeUnknownChannel = "unknown_channel" // not world, announce or room:ID
 	CodeBadToken       = "bad_token"       // the room token is missing, forged, expired or not a room token
 	CodeForbidden      = "forbidden"       // not allowed: announce without operator, another room's or player's token
@@ -108,7 +110,7 @@ func ParseInbound(data []byte, maxText int) (Inbound, error) {
 		}
 		return in, checkText(in.Text, maxText)
 	case "private":
-		if in.To == "" || len(in.To) > MaxUUID || !printable(in.To) {
+		if !ids.Valid(in.To) {
 			return in, perr(CodeBadRequest, `"to" must be a player uuid`)
 		}
 		return in, checkText(in.Text, maxText)
@@ -127,6 +129,9 @@ func checkText(text string, maxText int) error {
 	}
 	if n := utf8.RuneCountInString(text); n > maxText {
 		return perr(CodeTooLong, "text is %d characters; the limit is %d", n, maxText)
+	}
+	if err := safetext.Check(text); err != nil {
+		return perr(CodeBadText, "%v", err)
 	}
 	return nil
 }
@@ -169,15 +174,6 @@ func ParseChannel(name string) (ChannelKind, error) {
 		return KindRoom, nil
 	}
 	return 0, perr(CodeUnknownChannel, "unknown channel %s: use world, announce or room:ROOMID", strconv.Quote(clip(name, 80)))
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(s string, n int) string {

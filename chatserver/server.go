@@ -36,6 +36,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/httpguard"
+	"github.com/arena-game/arena/internal/safetext"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -272,7 +273,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		operator: operator,
 		sender: Sender{
 			UUID:     claims.Subject,
-			Username: clipRunes(claims.Name, MaxUsername),
+			Username: clipRunes(safetext.StripName(claims.Name), MaxUsername),
 			Bot:      claims.Bot,
 		},
 		channels: make(map[string]membership, 4),

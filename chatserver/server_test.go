@@ -679,3 +679,42 @@ func TestUpgradeChecksOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestTextAndNamesAreSafe: chat text with control, bidirectional-override
+// or invisible characters is refused with bad_text (private messages and
+// announcements too); a display name from a token has them removed.
+func TestTextAndNamesAreSafe(t *testing.T) {
+	e := newEnv(t, Config{Rate: 1000, Burst: 1000})
+	ctx, cancel := ctx5()
+	defer cancel()
+	tok, err := e.signer.Mint(auth.KindPlayer, auth.Claims{Subject: "spoof", Name: "admin\u202e\u2066x\u2069"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := wsconn.DialClient(ctx, e.url+"?token="+tok, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &tclient{Client: cl, t: t, uuid: "spoof"}
+	if w := a.expect("welcome", nil); w.str("username") != "adminx" {
+		t.Fatalf("welcome username %q, want the name without its bidi controls", w.str("username"))
+	}
+	b := e.dial("bob", "")
+	for _, text := range []string{"evil\u202egnp.exe", "two\nlines", "nul\x00", "\u2066isolated\u2069", "bom\ufeff"} {
+		a.sendJSON(map[string]any{"type": "post", "channel": "world", "text": text})
+		a.expectError(CodeBadText)
+		a.sendJSON(map[string]any{"type": "private", "to": "bob", "text": text})
+		a.expectError(CodeBadText)
+	}
+	a.sendJSON(map[string]any{"type": "post", "channel": "world", "text": "fine 👨\u200d👩\u200d👧 ✓"})
+	m := b.expect("message", nil)
+	if m.str("text") != "fine 👨\u200d👩\u200d👧 ✓" {
+		t.Fatalf("message %v", m)
+	}
+	if f, _ := m["from"].(map[string]any); f["username"] != "adminx" {
+		t.Fatalf("from %v, want the stripped name", m["from"])
+	}
+	if _, err := e.srv.Announce(ctx, Sender{UUID: "operator", Username: "operator"}, "x\u202e"); asProtocolError(err).Code != CodeBadText {
+		t.Fatalf("announce with a bidi override: %v", err)
+	}
+}

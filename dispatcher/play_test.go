@@ -437,6 +437,8 @@ func TestLoginValidation(t *testing.T) {
 		"empty name":   {"", map[string]string{"username": "  "}, 400, "bad_username"},
 		"long name":    {"", map[string]string{"username": strings.Repeat("n", 33)}, 400, "bad_username"},
 		"control char": {"", map[string]string{"username": "a\x00b"}, 400, "bad_username"},
+		"bidi override": {"", map[string]string{"username": "a\u202eb"}, 400, "bad_username"},
+		"line separator": {"", map[string]string{"username": "a\u2028b"}, 400, "bad_username"},
 		"bad photo":    {"", map[string]string{"username": "a", "photo": "javascript:alert(1)"}, 400, "bad_photo"},
 		"bot no op":    {"", map[string]any{"username": "a", "bot": true}, 403, "forbidden"},
 		"not json":     {"", "{{{", 400, "bad_request"},

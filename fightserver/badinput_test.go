@@ -122,6 +122,9 @@ func TestBadEventFields(t *testing.T) {
 		`{"type":"event","event":"message","text":""}`,
 		`{"type":"event","event":"message","text":"` + strings.Repeat("é", MaxTextRunes+1) + `"}`,
 		`{"type":"event","event":"message","text":"bell\u0007"}`,
+		`{"type":"event","event":"message","text":"evil\u202egnp.exe"}`,
+		`{"type":"event","event":"message","text":"c1\u0085"}`,
+		`{"type":"event","event":"message","text":"sep\u2028"}`,
 		`{"type":"event","event":"message","text":{"a":1}}`,
 	} {
 		send(t, ca, in)

@@ -2,8 +2,9 @@ package fightserver
 
 import (
 	"encoding/json"
-	"github.com/arena-game/arena/sdk"
 	"strconv"
+
+	"github.com/arena-game/arena/sdk"
 
 	"github.com/arena-game/arena/internal/ids"
 )
@@ -90,15 +91,6 @@ type event struct {
 type protoError = sdk.ClientError
 
 func perr(code, msg string) *protoError { return sdk.Errorf(code, msg) }
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
 
 func quoteShort(s string) string {
 	if len(s) > 32 {

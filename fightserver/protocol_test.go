@@ -24,7 +24,7 @@ func TestParseClientAccepts(t *testing.T) {
 }
 
 func TestRelayEncoding(t *testing.T) {
-	typ, ev, e := parseClient([]byte(`{"type":"event","event":"message","text":"a\"b\\c</script>\u2028","ts":7}`))
+	typ, ev, e := parseClient([]byte(`{"type":"event","event":"message","text":"a\"b\\c</script>\u00e9","ts":7}`))
 	if e != nil || typ != msgEvent {
 		t.Fatal(e)
 	}
@@ -33,7 +33,7 @@ func TestRelayEncoding(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s: %v", b, err)
 	}
-	if m["text"] != "a\"b\\c</script>\u2028" || m["username"] != "Zoë \"z\"" || m["uuid"] != "u-1" || m["ts"] != 7.0 {
+	if m["text"] != "a\"b\\c</script>é" || m["username"] != "Zoë \"z\"" || m["uuid"] != "u-1" || m["ts"] != 7.0 {
 		t.Fatalf("%s", b)
 	}
 }

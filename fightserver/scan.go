@@ -8,6 +8,7 @@ import (
 	"github.com/arena-game/arena/internal/ids"
 	"github.com/arena-game/arena/internal/jsonnum"
 	"github.com/arena-game/arena/internal/jsonscan"
+	"github.com/arena-game/arena/internal/safetext"
 )
 
 // This file is the client message decoder: a single-pass scanner for one
@@ -237,8 +238,8 @@ func validate(f *fields) (msgType, event, *protoError) {
 			e = perr(CodeBadEvent, `empty "text"`)
 		case utf8.RuneCount(t) > MaxTextRunes:
 			e = perr(CodeBadEvent, `"text" is over 200 characters`)
-		case hasControl(string(t)):
-			e = perr(CodeBadEvent, `"text" has control characters`)
+		case safetext.Check(string(t)) != nil:
+			e = perr(CodeBadEvent, `"text" has control, bidirectional or invisible characters`)
 		default:
 			ev.text = string(t)
 		}

@@ -360,4 +360,3 @@ func fromMS(v int64) time.Time {
 	}
 	return time.UnixMilli(v)
 }
-

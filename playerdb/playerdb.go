@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/safetext"
 )
 
 // Player and room ids are arena ids (internal/ids).
@@ -187,7 +188,7 @@ func CleanNameMax(name string, max int) (string, bool) {
 		return "", false
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' {
+		if safetext.Unsafe(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' {
 			return "", false
 		}
 	}
