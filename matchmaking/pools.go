@@ -211,6 +211,6 @@ func (pl *poolState) restore(t *ticket) {
 	if t.waiting && t.in&pl.bit == 0 {
 		t.in |= pl.bit
 		pl.n++
-		_ = pl.seed.Add(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
+		_ = pl.seed.Restore(matcher.Ticket{ID: t.id, Rating: t.rating, Members: t.members, Enqueued: t.created, Payload: t})
 	}
 }

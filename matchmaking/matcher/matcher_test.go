@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -457,5 +458,53 @@ func TestCheckRoom(t *testing.T) {
 		if err := c.CheckRoom(room, at(1)); !errors.Is(err, ErrBadRoom) {
 			t.Errorf("CheckRoom(%s) = %v, want ErrBadRoom", name, err)
 		}
+	}
+}
+
+// Restore puts a matched ticket back: it is waiting again, forms rooms
+// at the next Tick, can be removed, and a later sweep does not drop it.
+func TestRestoreAfterTick(t *testing.T) {
+	p := NewPool(DefaultConfig())
+	now := time.Unix(1000, 0)
+	for i := range 6 {
+		if err := p.Add(Ticket{ID: fmt.Sprintf("t%d", i), Rating: 1500, Members: 1, Enqueued: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rooms := p.Tick(now)
+	if len(rooms) != 2 || p.Len() != 0 {
+		t.Fatalf("rooms %d, left %d", len(rooms), p.Len())
+	}
+	for _, tk := range rooms[1].Tickets {
+		if err := p.Restore(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Len() != 3 || p.Players() != 3 {
+		t.Fatalf("after restore: %d tickets, %d players", p.Len(), p.Players())
+	}
+	if err := p.Restore(rooms[1].Tickets[0]); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("restore twice: %v", err)
+	}
+	// Sweeping the retired slots leaves the restored ones live.
+	for range 10 {
+		p.sweep(100)
+	}
+	if _, ok := p.Get(rooms[1].Tickets[1].ID); !ok {
+		t.Fatal("a restored ticket was swept")
+	}
+	if _, ok := p.Get(rooms[0].Tickets[0].ID); ok {
+		t.Fatal("a matched ticket is still waiting")
+	}
+	if !p.Remove(rooms[1].Tickets[2].ID) {
+		t.Fatal("remove a restored ticket")
+	}
+	again := p.Tick(now.Add(time.Second))
+	if len(again) != 0 || p.Len() != 2 {
+		t.Fatalf("two left cannot make a room of 3: %d rooms, %d left", len(again), p.Len())
+	}
+	_ = p.Add(Ticket{ID: "new", Rating: 1500, Members: 1, Enqueued: now})
+	if got := p.Tick(now.Add(2 * time.Second)); len(got) != 1 {
+		t.Fatalf("restored tickets did not match with a newcomer: %d rooms", len(got))
 	}
 }

@@ -152,6 +152,26 @@ func (p *Pool) Add(t Ticket) error {
 	return nil
 }
 
+// Restore puts back a ticket the pool's last Tick matched, for a room the
+// caller did not keep (the matchmaker's evaluator gave its tickets to
+// another pool's room). It is Add, cheaper: the ticket's slot and index
+// entry are revived when they have not been swept yet. The ticket takes
+// part from the next Tick on, keeping its Enqueued time.
+func (p *Pool) Restore(t Ticket) error {
+	s, ok := p.ids[t.ID]
+	if !ok || int(s) >= len(p.slots) || p.slots[s].seq != 0 || p.slots[s].t.ID != t.ID {
+		return p.Add(t)
+	}
+	// A retired slot still holding the ticket: live again. Its entry in
+	// p.retired is skipped by sweep.
+	p.seq++
+	p.slots[s] = slot{t: t, seq: p.seq}
+	p.n++
+	p.players += t.Members
+	p.pending = append(p.pending, entry{rating: t.Rating, enq: int64(t.Enqueued.Sub(p.epoch)), seq: p.seq, slot: s, members: int32(t.Members)})
+	return nil
+}
+
 // Get returns the waiting ticket with id, and false if none waits.
 func (p *Pool) Get(id string) (Ticket, bool) {
 	s, ok := p.lookup(id)
@@ -198,6 +218,9 @@ func (p *Pool) sweep(max int) {
 	for ; max > 0 && len(p.retired) > 0; max-- {
 		s := p.retired[len(p.retired)-1]
 		p.retired = p.retired[:len(p.retired)-1]
+		if p.slots[s].seq != 0 {
+			continue // restored since it was retired: live again
+		}
 		id := p.slots[s].t.ID
 		if cur, ok := p.ids[id]; ok && cur == s {
 			delete(p.ids, id)
