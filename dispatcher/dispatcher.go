@@ -569,9 +569,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		go func() { time.Sleep(2 * time.Second); gs.Stop() }()
 		gs.GracefulStop()
 	}
+	// Players' /v1/play sockets get a goodbye (close code 1012) while the
+	// HTTP server stops taking requests.
+	bye := make(chan struct{})
+	go func() { defer close(bye); d.sessions.goodbye(3 * time.Second) }()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.Shutdown(shutCtx)
 	shutCancel()
+	<-bye
 	if err := <-fleetDone; err != nil && runErr == nil {
 		runErr = err
 	}

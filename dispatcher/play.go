@@ -42,9 +42,10 @@ func (d *Dispatcher) playRoutes() {
 // new one replaces the old, which gets an error and is closed). It is the
 // matchmaker's matchmaking.Notifier.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*playSession
-	next atomic.Uint64
+	mu       sync.Mutex
+	byID     map[string]*playSession
+	next     atomic.Uint64
+	stopping atomic.Bool // goodbye has begun: new sockets are sent away at once
 }
 
 type playSession struct {
@@ -73,6 +74,45 @@ func (s *sessions) add(ps *playSession) (old *playSession) {
 	old = s.byID[ps.claims.Subject]
 	s.byID[ps.claims.Subject] = ps
 	return old
+}
+
+// restartMsg is what every /v1/play socket hears when the dispatcher stops.
+var restartMsg = errMsg("restarting", "the dispatcher is restarting: reconnect and queue again")
+
+// sendAway tells c the dispatcher is stopping and closes it with 1012.
+func sendAway(c *wsconn.Conn) {
+	_ = c.SendJSON(restartMsg)
+	c.Close(wsconn.CloseServiceRestart, "dispatcher restarting")
+}
+
+// goodbye sends every /v1/play socket a "restarting" error and a close
+// frame with code 1012 (Service Restart), and waits until each socket's
+// close has been answered (or has timed out: wsconn closes the socket 2 s
+// after its close frame), or until wait passes. Sockets that open later
+// are sent away at once.
+func (s *sessions) goodbye(wait time.Duration) {
+	s.stopping.Store(true)
+	s.mu.Lock()
+	all := make([]*playSession, 0, len(s.byID))
+	for _, ps := range s.byID {
+		all = append(all, ps)
+	}
+	s.mu.Unlock()
+	for _, ps := range all {
+		sendAway(ps.conn)
+	}
+	deadline := time.Now().Add(wait)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		n := len(s.byID)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		<-t.C
+	}
 }
 
 // remove drops ps if it is still the player's current session.
@@ -129,6 +169,10 @@ type playHandler struct{ d *Dispatcher }
 func (h playHandler) OnOpen(c *wsconn.Conn) {
 	ps := c.Value.(*playSession)
 	ps.conn = c
+	if h.d.sessions.stopping.Load() {
+		sendAway(c)
+		return
+	}
 	if old := h.d.sessions.add(ps); old != nil {
 		_ = old.conn.SendJSON(map[string]string{"type": "error", "code": "replaced", "message": "another connection of this player took over"})
 		old.conn.Close(wsconn.ClosePolicy, "replaced")

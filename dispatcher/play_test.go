@@ -434,15 +434,15 @@ func TestLoginValidation(t *testing.T) {
 		status int
 		code   string
 	}{
-		"empty name":   {"", map[string]string{"username": "  "}, 400, "bad_username"},
-		"long name":    {"", map[string]string{"username": strings.Repeat("n", 33)}, 400, "bad_username"},
-		"control char": {"", map[string]string{"username": "a\x00b"}, 400, "bad_username"},
-		"bidi override": {"", map[string]string{"username": "a\u202eb"}, 400, "bad_username"},
+		"empty name":     {"", map[string]string{"username": "  "}, 400, "bad_username"},
+		"long name":      {"", map[string]string{"username": strings.Repeat("n", 33)}, 400, "bad_username"},
+		"control char":   {"", map[string]string{"username": "a\x00b"}, 400, "bad_username"},
+		"bidi override":  {"", map[string]string{"username": "a\u202eb"}, 400, "bad_username"},
 		"line separator": {"", map[string]string{"username": "a\u2028b"}, 400, "bad_username"},
-		"bad photo":    {"", map[string]string{"username": "a", "photo": "javascript:alert(1)"}, 400, "bad_photo"},
-		"bot no op":    {"", map[string]any{"username": "a", "bot": true}, 403, "forbidden"},
-		"not json":     {"", "{{{", 400, "bad_request"},
-		"huge body":    {"", `{"username":"` + strings.Repeat("a", 20000) + `"}`, 400, "bad_request"},
+		"bad photo":      {"", map[string]string{"username": "a", "photo": "javascript:alert(1)"}, 400, "bad_photo"},
+		"bot no op":      {"", map[string]any{"username": "a", "bot": true}, 403, "forbidden"},
+		"not json":       {"", "{{{", 400, "bad_request"},
+		"huge body":      {"", `{"username":"` + strings.Repeat("a", 20000) + `"}`, 400, "bad_request"},
 	} {
 		var e APIError
 		if code := td.call(t, "POST", "/v1/login", tc.bearer, tc.body, &e); code != tc.status || e.Code != tc.code {
@@ -587,5 +587,28 @@ func TestPlayPingsCountAgainstTheRateLimit(t *testing.T) {
 	}
 	if !slices.ContainsFunc(res.Texts, func(s string) bool { return strings.Contains(s, `"rate_limited"`) }) {
 		t.Fatalf("a status after %d pings: %+v; want rate_limited", playBurst, res)
+	}
+}
+
+// TestStopClosesPlaySocketsWithRestartCode: a stopping dispatcher (SIGTERM)
+// says goodbye on /v1/play: a "restarting" error, then a close frame with
+// 1012 (Service Restart), which the play page answers by reconnecting and
+// queueing again. It used to be a bare EOF.
+func TestStopClosesPlaySocketsWithRestartCode(t *testing.T) {
+	td := newTestDispatcher(t, nil)
+	cls := []*wsconn.Client{td.play(t, td.login(t, "a").Token), td.play(t, td.login(t, "b").Token)}
+	_ = cls[0].SendJSON(map[string]any{"type": "queue"})
+	if err := cls[0].RecvType(tctx(t), "queued", nil); err != nil {
+		t.Fatal(err)
+	}
+	td.stop()
+	for i, cl := range cls {
+		if err := cl.RecvType(tctx(t), "never", nil); !strings.Contains(fmt.Sprint(err), "restarting") {
+			t.Fatalf("socket %d: %v, want a restarting error first", i, err)
+		}
+		waitfor.Closed(t, cl.Done(), "the socket's close")
+		if code := wsconn.CloseCode(cl.CloseErr()); code != wsconn.CloseServiceRestart {
+			t.Fatalf("socket %d closed with %d (%v), want %d", i, code, cl.CloseErr(), wsconn.CloseServiceRestart)
+		}
 	}
 }

@@ -22,17 +22,20 @@ import (
 
 // Close codes arena uses.
 const (
-	CloseNormal      = 1000
-	CloseGoingAway   = 1001
-	CloseProtocol    = 1002
-	ClosePolicy      = 1008 // auth failures, floods
-	CloseTooBig      = 1009
-	CloseInternal    = 1011
-	CloseTryAgain    = 1013 // slow consumer, overload
-	defaultMax       = 64 << 10
-	defaultQueue     = 256
-	defaultIdle      = 60 * time.Second
-	defaultPingEvery = 25 * time.Second
+	CloseNormal    = 1000
+	CloseGoingAway = 1001
+	CloseProtocol  = 1002
+	ClosePolicy    = 1008 // auth failures, floods
+	CloseTooBig    = 1009
+	CloseInternal  = 1011
+	// CloseServiceRestart (1012, Service Restart): the server is stopping
+	// or restarting; reconnect with backoff (docs/PROTOCOL.md).
+	CloseServiceRestart = 1012
+	CloseTryAgain       = 1013 // slow consumer, overload
+	defaultMax          = 64 << 10
+	defaultQueue        = 256
+	defaultIdle         = 60 * time.Second
+	defaultPingEvery    = 25 * time.Second
 )
 
 // Errors returned by Send.

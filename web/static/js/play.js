@@ -16,6 +16,8 @@ const arena = new Arena();
 const NAME_KEY = 'arena.name';
 const PHOTO_KEY = 'arena.photo';
 const AVATARS = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `/static/img/avatar-${i}.svg`);
+/** RESTART_CODE is the /v1/play close code of a stopping or restarting dispatcher (1012, Service Restart). */
+const RESTART_CODE = 1012;
 
 const S = {
   token: '',
@@ -24,6 +26,7 @@ const S = {
   play: null, // Socket to /v1/play
   playFailures: 0,
   replaced: false,
+  restarting: false, // the dispatcher said it is restarting; reconnect and queue again
   wantQueue: false,
   inRoomRetries: 0,
   queuedAt: 0,
@@ -320,13 +323,22 @@ function connectPlay() {
   const lobby = arena.lobby();
   lobby.on('open', () => {
     S.playFailures = 0;
+    if (S.restarting) { S.restarting = false; if (S.wantQueue) toast('The arena server restarted; you are queued again.'); }
     setNet('online', 'ok');
     banner('');
     if (S.wantQueue && S.view !== 'fight') sendQueue();
   });
   lobby.on('message', (m) => { if (S.play === lobby) onPlay(m); });
-  lobby.on('close', async ({ opened, retrying }) => {
+  lobby.on('close', async ({ code, opened, retrying }) => {
     if (S.play !== lobby) return;
+    if (code === RESTART_CODE) S.restarting = true;
+    if (S.restarting) {
+      // The dispatcher is restarting (docs/PROTOCOL.md): the lobby
+      // reconnects by itself and a queued player queues again on open.
+      setNet('restarting…', 'warn');
+      if (!retrying && S.play === lobby) { S.play = null; setTimeout(connectPlay, 1000); }
+      return;
+    }
     setNet('offline', 'bad');
     if (S.replaced || !S.token) return;
     S.playFailures++;
@@ -399,6 +411,11 @@ function onPlay(m) {
 
 function onPlayError(m) {
   switch (m.code) {
+    case 'restarting':
+      // A close with RESTART_CODE follows; keep the player's wish to queue.
+      S.restarting = true;
+      setNet('restarting…', 'warn');
+      break;
     case 'room_failed':
       roomFailed(m);
       break;
