@@ -69,6 +69,11 @@ type Config struct {
 	// new work (default 3s); HostGrace how long a host whose stream closed
 	// has to come back before its processes are removed (default 1.5s).
 	Lease, HostGrace time.Duration
+	// OwnerLease is the period of this dispatcher's ownership of the
+	// fleet under StorePrefix (default 3s): a second dispatcher on the
+	// same memcached and prefix refuses to start; one started after a
+	// kill -9 waits at most this long.
+	OwnerLease time.Duration
 
 	MaxNum       int
 	MinProcesses int // fight processes kept running across the fleet
@@ -418,8 +423,16 @@ func (d *Dispatcher) Addrs() (line, httpAddr string) {
 	return d.lineAddr, d.httpAddr
 }
 
-// Run serves until ctx is done, then stops every fleet process and returns.
+// Run takes the fleet's lease, serves until ctx is done (or the lease is
+// lost), then stops its local host's processes and returns; the processes
+// of other hosts keep running.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	lease, err := fleet.AcquireLease(ctx, fleet.LeaseConfig{Store: d.store, Prefix: d.cfg.StorePrefix,
+		Period: d.cfg.OwnerLease, Addr: d.cfg.HostListen, Log: d.log})
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	previous, prevErr := fleet.ReadStoredTable(ctx, d.store)
 	lineLn, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("dispatcher: listen line protocol: %w", err)
@@ -467,7 +480,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 8)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -491,6 +504,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("dispatcher: http: %w", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := lease.Keep(ctx); err != nil {
+			errc <- fmt.Errorf("dispatcher: %w", err)
+		}
+	}()
+	if prevErr == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.failLostRooms(ctx, previous)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
