@@ -15,7 +15,6 @@ import (
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
-	"github.com/arena-game/arena/matchmaking"
 )
 
 // A room whose process died with no dispatcher watching is marked failed
@@ -116,12 +115,11 @@ func TestFleetTrafficNeverWaitsOnAnonymousClients(t *testing.T) {
 	})
 	ctx := tctx(t)
 	var cls []*wsconn.Client
-	var ids []string
 	for _, name := range []string{"a", "b", "c"} {
 		lr := td.login(t, name)
 		cl := td.play(t, lr.Token)
 		_ = cl.SendJSON(map[string]any{"type": "queue"})
-		cls, ids = append(cls, cl), append(ids, lr.UUID)
+		cls = append(cls, cl)
 	}
 	var m matchOut
 	for _, cl := range cls {
@@ -146,10 +144,17 @@ func TestFleetTrafficNeverWaitsOnAnonymousClients(t *testing.T) {
 	proc.EndRoom(m.Room)
 	waitfor.Cond(t, "the room's end reported", func() bool {
 		for _, p := range td.fleet.Snapshot() {
-			if p.Port == proc.Port() && p.Load != 0 {
+			if p.Port == proc.Port() && (p.Load != 0 || len(p.Rooms) != 0) {
 				return false
 			}
 		}
-		return td.mm.Status(ctx, ids[0]).State == matchmaking.StateNone
+		return true
+	})
+	// The room's end reached the matchmaker: its players are free to
+	// queue again.
+	waitfor.Cond(t, "a player of the room queues again", func() bool {
+		_ = cls[0].SendJSON(map[string]any{"type": "queue"})
+		b, err := cls[0].Recv(ctx)
+		return err == nil && strings.Contains(string(b), `"type":"queued"`)
 	})
 }

@@ -227,6 +227,10 @@ type Matchmaker struct {
 	players  map[string]*qentry
 	parties  map[string]*party // by party key
 	rooms    map[string]*roomState
+	// endedEarly holds rooms whose end arrived before their hand-off was
+	// recorded (the events lane overtook the inbox): handoffDone frees
+	// their players at once instead of keeping them in_room.
+	endedEarly map[string]time.Time
 	pending  *pendingTick // a tick waiting for plugin functions
 	stats    *statsRecorder
 	scratch  []*ticket
@@ -287,7 +291,7 @@ func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logge
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),
 		tickets:  map[string]*ticket{}, players: map[string]*qentry{},
-		parties: map[string]*party{}, rooms: map[string]*roomState{},
+		parties: map[string]*party{}, rooms: map[string]*roomState{}, endedEarly: map[string]time.Time{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
 	}
 	if err := m.install(cfg.Profiles, time.Now()); err != nil {
@@ -807,6 +811,13 @@ func (m *Matchmaker) RoomEnded(room string) {
 	m.event(func() {
 		rs := m.rooms[room]
 		if rs == nil {
+			now := time.Now()
+			for r, at := range m.endedEarly {
+				if now.Sub(at) > time.Minute {
+					delete(m.endedEarly, r)
+				}
+			}
+			m.endedEarly[room] = now
 			return
 		}
 		delete(m.rooms, room)

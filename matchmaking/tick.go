@@ -406,9 +406,12 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		room, directed = msg.Room, msg.Connection != ""
 		break
 	}
-	if directed {
+	_, ended := m.endedEarly[room]
+	delete(m.endedEarly, room)
+	if directed || ended {
 		// A director's game server hosts it: arena hears nothing of its
-		// end, so the players are free to queue again at once.
+		// end, so the players are free to queue again at once. (So are
+		// the players of a room that ended before this was recorded.)
 		for _, e := range entries {
 			if q := m.players[e.uuid]; q != nil && q.state == StateMatching {
 				delete(m.players, e.uuid)
