@@ -20,8 +20,8 @@ import (
 // maxJSONBody bounds every JSON request body.
 const maxJSONBody = 16 << 10
 
-// routes registers the HTTP API. Player-facing routes are added by
-// routesPlay (play.go) when present.
+// routes registers the HTTP API: the fleet's and operators' routes here,
+// the players' from the other files (playRoutes, identityRoutes, ...).
 func (d *Dispatcher) routes() {
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
