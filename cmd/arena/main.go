@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			mapCommand(),
 			chatCommand(),
 			statusCommand(),
+			lineCommand(),
 			benchCommand(),
 		},
 	}
