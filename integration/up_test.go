@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"errors"
 	"net/url"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +73,18 @@ func TestUpRunsEverything(t *testing.T) {
 	// The play page is served.
 	if code := api(t, a, "GET", "/", "", nil, nil); code != 200 {
 		t.Fatalf("GET / = %d", code)
+	}
+	// arena line speaks the line protocol without netcat.
+	out, err := exec.Command(arenaBin, "line", "--addr", a.Line, "get", "bogus").Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[1] != "err|unknown verb" {
+		t.Fatalf("arena line: %q %v", out, err)
+	}
+	if port, perr := strconv.Atoi(lines[0]); perr != nil || port <= 0 {
+		t.Fatalf("arena line get: %q", lines[0])
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("arena line with an err| answer exited %v, want status 1", err)
 	}
 }
