@@ -37,6 +37,80 @@ func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 type Network struct {
 	mu  sync.Mutex
 	lis *bufconn.Listener
+	cut map[string]*gate // per host name: a network cut
+}
+
+// gate blocks a connection's reads and writes while closed.
+type gate struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	shut bool
+}
+
+func newGate() *gate {
+	g := &gate{}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *gate) wait() {
+	g.mu.Lock()
+	for g.shut {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) set(shut bool) {
+	g.mu.Lock()
+	g.shut = shut
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// gatedConn is a connection through a gate: a cut network holds its
+// bytes (the TCP connection stays up, as when a cable is pulled).
+type gatedConn struct {
+	net.Conn
+	g *gate
+}
+
+func (c gatedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.g.wait()
+	return n, err
+}
+
+func (c gatedConn) Write(b []byte) (int, error) {
+	c.g.wait()
+	return c.Conn.Write(b)
+}
+
+// Cut cuts (true) or heals (false) the network between host name and the
+// dispatcher: bytes stop flowing both ways, connections stay open.
+func (n *Network) Cut(name string, cut bool) {
+	n.gate(name).set(cut)
+}
+
+func (n *Network) gate(name string) *gate {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cut == nil {
+		n.cut = map[string]*gate{}
+	}
+	if n.cut[name] == nil {
+		n.cut[name] = newGate()
+	}
+	return n.cut[name]
+}
+
+// DialAs dials the dispatcher as host name (through its cut gate).
+func (n *Network) DialAs(ctx context.Context, name string) (net.Conn, error) {
+	c, err := n.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gatedConn{Conn: c, g: n.gate(name)}, nil
 }
 
 func (n *Network) Listen() *bufconn.Listener {
@@ -298,7 +372,7 @@ func NewHost(t testing.TB, n *Network, name, advertise string, kinds map[string]
 		StatusEvery: 20 * time.Millisecond, ExitEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Dial: func(context.Context) (*grpc.ClientConn, error) {
 			return grpc.NewClient("passthrough:///"+name, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-				return n.Dial(ctx)
+				return n.DialAs(ctx, name)
 			}), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		},
 		Spawner: h.Spawn,
