@@ -196,7 +196,11 @@ func TestRecordsSurviveCacheAndDatabaseTrouble(t *testing.T) {
 				t.Fatalf("room %d pending with everything up", i)
 			}
 		}
-		annBefore, bobBefore := profileOf(t, a, ann.uuid), profileOf(t, a, bob.uuid)
+		var annBefore, bobBefore profileView
+		waitfor.Cond(t, "both rooms in the records", func() bool {
+			annBefore, bobBefore = profileOf(t, a, ann.uuid), profileOf(t, a, bob.uuid)
+			return annBefore.Games == 2 && bobBefore.Games == 2
+		})
 		if annBefore.Games != 2 || annBefore.Wins != 2 || bobBefore.Losses != 2 || annBefore.Score <= 1500 || bobBefore.Score >= 1500 {
 			t.Fatalf("after two rooms: ann %+v bob %+v", annBefore, bobBefore)
 		}
@@ -364,7 +368,8 @@ func TestDatabaseGoesAway(t *testing.T) {
 	if res := playRoom(t, ctx, ann, bob, nil); res.Pending {
 		t.Fatal("pending with the database up")
 	}
-	before := profileOf(t, a, ann.uuid)
+	var before profileView
+	waitfor.Cond(t, "the first room in ann's record", func() bool { before = profileOf(t, a, ann.uuid); return before.Games == 1 })
 
 	gone := func() { pg.Retarget("127.0.0.1:1") } // nothing listens on port 1
 	res := playRoom(t, ctx, ann, bob, gone)

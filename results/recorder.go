@@ -264,8 +264,9 @@ func (r *Recorder) apply(ctx context.Context, res playerdb.Result) (playerdb.App
 	return a, nil
 }
 
-// done counts an applied result and queues its players' cache
-// invalidation (dropped, and left to the cache TTL, if the queue is full).
+// done counts an applied result and drops its players' cached records
+// (retried in the background when memcached does not answer in time; left
+// to the cache TTL if that queue is full).
 func (r *Recorder) done(res playerdb.Result, a playerdb.Applied, outcome string) {
 	if a.Duplicate {
 		outcome = "duplicate"
@@ -278,11 +279,25 @@ func (r *Recorder) done(res playerdb.Result, a playerdb.Applied, outcome string)
 	for i, p := range res.Players {
 		ids[i] = p.UUID
 	}
+	// Dropped at once (memcached answers in well under a millisecond), so
+	// a player who reads its record right after seeing the result reads
+	// the new one; what memcached does not take within invalidateWait is
+	// left to invalidateLoop's retries.
+	ctx, cancel := context.WithTimeout(context.Background(), invalidateWait)
+	err := r.cache.Invalidate(ctx, ids...)
+	cancel()
+	if err == nil {
+		return
+	}
 	select {
 	case r.stale <- ids:
 	default:
 	}
 }
+
+// invalidateWait bounds how long recording a result waits for memcached
+// to drop its players' cached records before leaving it to the retries.
+const invalidateWait = 200 * time.Millisecond
 
 // Status reports how many results wait in the outbox and whether the last
 // try at the database failed: the process is unhealthy while it fails.
