@@ -100,7 +100,7 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 			delete(m.parties, t.id)
 		}
 		for _, q := range t.owners {
-			q.state = StateMatching
+			m.setState(q, StateMatching)
 			entries = append(entries, member{uuid: q.e.Player.UUID, channel: q.e.Channel, backend: q.e.Source == SourceBackend})
 			br.Joining = append(br.Joining, q.e.Player)
 			m.stats.matched(now.Sub(q.since))
@@ -143,7 +143,7 @@ func (m *Matchmaker) backfillDone(rs *roomState, br BackfillRoom, entries []memb
 			back := false
 			for _, q := range t.owners {
 				if m.players[q.e.Player.UUID] == q {
-					q.state = StateQueued
+					m.setState(q, StateQueued)
 					back = true
 				}
 			}
@@ -155,7 +155,9 @@ func (m *Matchmaker) backfillDone(rs *roomState, br BackfillRoom, entries []memb
 	}
 	for _, e := range entries {
 		if q := m.players[e.uuid]; q != nil {
-			q.state, q.room, q.until = StateInRoom, rs.id, now.Add(m.RoomLife)
+			m.setState(q, StateInRoom)
+			q.room, q.until = rs.id, now.Add(m.RoomLife)
+			m.lapse = append(m.lapse, q)
 		}
 		rs.members = append(rs.members, e.uuid)
 	}

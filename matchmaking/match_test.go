@@ -530,3 +530,29 @@ profiles:
 		t.Fatalf("near was told %+v", s.rec.msgs["near"])
 	}
 }
+
+// Stats counts players by state without scanning them, and a room whose
+// end is never heard frees its players after RoomLife.
+func TestStateCountsAndRoomLife(t *testing.T) {
+	s := newStepper(t, Config{RoomSize: 3, WindowPerSecond: 50})
+	s.m.RoomLife = time.Minute
+	for _, id := range []string{"a", "b", "c", "d"} {
+		_ = s.enqueue(Enqueue{Player: Player{UUID: id, Score: 1500}})
+	}
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "p1", Score: 1500}, Party: []string{"p2"}})
+	s.step(time.Second)
+	st := s.m.Stats()
+	if st.InRoom != 3 || st.PartyPending != 1 || st.Queues[DefaultProfile] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The room's end is never heard: RoomLife frees its players (the
+	// clock is the tick's: RoomLife counts from the hand-off's wall time).
+	s.step(time.Since(epoch) + 2*time.Minute)
+	st = s.m.Stats()
+	if st.InRoom != 0 || s.m.players["a"] != nil || s.m.states[StateInRoom] != 0 {
+		t.Fatalf("after RoomLife: %+v, a=%v", st, s.m.players["a"])
+	}
+	if _, err := s.m.enqueue(Enqueue{Player: Player{UUID: "a", Score: 1500}, Profile: DefaultProfile, Source: SourceBackend}, time.Now()); err != nil {
+		t.Fatalf("queue again: %v", err)
+	}
+}

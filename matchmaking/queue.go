@@ -225,15 +225,17 @@ type Matchmaker struct {
 	serial   uint64                          // evaluations so far (marks tickets taken)
 	view     atomic.Pointer[[]*profileState] // the profiles, for Stats
 	players  map[string]*qentry
+	states   map[string]int    // players by state (for Stats, without a scan)
+	lapse    []*qentry         // players put in a room, in order: RoomLife's safety net
 	parties  map[string]*party // by party key
 	rooms    map[string]*roomState
 	// endedEarly holds rooms whose end arrived before their hand-off was
 	// recorded (the events lane overtook the inbox): handoffDone frees
 	// their players at once instead of keeping them in_room.
 	endedEarly map[string]time.Time
-	pending  *pendingTick // a tick waiting for plugin functions
-	stats    *statsRecorder
-	scratch  []*ticket
+	pending    *pendingTick // a tick waiting for plugin functions
+	stats      *statsRecorder
+	scratch    []*ticket
 
 	snapshot atomic.Pointer[QueueStats]
 	handoffs sync.WaitGroup
@@ -290,7 +292,7 @@ func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logge
 		RoomLife: 15 * time.Minute,
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),
-		tickets:  map[string]*ticket{}, players: map[string]*qentry{},
+		tickets:  map[string]*ticket{}, players: map[string]*qentry{}, states: map[string]int{},
 		parties: map[string]*party{}, rooms: map[string]*roomState{}, endedEarly: map[string]time.Time{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
 	}
@@ -565,8 +567,10 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		if !t.expires.After(now) {
 			return QueueStatus{}, fmt.Errorf("enqueue: ticket expired at %v: %w", t.expires, ErrNotQueued)
 		}
+		m.dropPlayer(id) // a lapsed in-room entry
 		m.players[id] = q
-		q.key, q.state = id, StateQueued
+		q.key = id
+		m.setState(q, StateQueued)
 		m.addTicket(t, now)
 		m.publishStats(now, false)
 		return m.status(q), nil
@@ -580,9 +584,11 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	if p.profile != e.Profile {
 		return QueueStatus{}, fmt.Errorf("enqueue: %w: party members chose different profiles", ErrBadParty)
 	}
+	m.dropPlayer(id) // a lapsed in-room entry
 	m.players[id] = q
 	p.joined[id] = true
-	q.key, q.state = key, StatePartyPending
+	q.key = key
+	m.setState(q, StatePartyPending)
 	var pending []string
 	for _, u := range p.members {
 		if !p.joined[u] {
@@ -617,7 +623,7 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	}
 	m.addTicket(t, now)
 	for _, u := range p.members {
-		m.players[u].state = StateQueued
+		m.setState(m.players[u], StateQueued)
 		if u != id {
 			m.notify.Notify(u, map[string]any{"type": "queued", "profile": e.Profile, "mode": e.Profile, "party": p.members})
 		}
@@ -725,6 +731,43 @@ func (m *Matchmaker) status(q *qentry) QueueStatus {
 	return st
 }
 
+// setState moves q to state s, keeping the counts by state.
+func (m *Matchmaker) setState(q *qentry, s string) {
+	if q.state != "" {
+		m.states[q.state]--
+	}
+	q.state = s
+	m.states[s]++
+}
+
+// dropPlayer forgets uuid's queue entry.
+func (m *Matchmaker) dropPlayer(uuid string) {
+	if q := m.players[uuid]; q != nil {
+		m.states[q.state]--
+		delete(m.players, uuid)
+	}
+}
+
+// lapseRooms frees the players whose in-room state lapsed (RoomLife
+// passed without their room's end being heard): O(lapsed), in the order
+// they went in.
+func (m *Matchmaker) lapseRooms(now time.Time) {
+	i := 0
+	for ; i < len(m.lapse); i++ {
+		q := m.lapse[i]
+		if !now.After(q.until) {
+			break
+		}
+		if q.state == StateInRoom && m.players[q.e.Player.UUID] == q {
+			m.dropPlayer(q.e.Player.UUID)
+		}
+	}
+	if i > 0 {
+		clear(m.lapse[:i])
+		m.lapse = m.lapse[i:]
+	}
+}
+
 // Takeover makes session the owner of uuid's queue entry if the player
 // queued it on /v1/play: a player's entry belongs to the player, and the
 // socket that replaced the one that queued carries it from then on (its
@@ -762,7 +805,7 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 	case StateMatching:
 		return fmt.Errorf("cancel: %w: a room is being formed", ErrInRoom)
 	}
-	delete(m.players, uuid)
+	m.dropPlayer(uuid)
 	t := m.ticket(q.key)
 	if len(q.e.Party) == 0 {
 		if t != nil {
@@ -775,7 +818,7 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 			// The ticket was in the pools: the others wait for the party again.
 			for u := range p.joined {
 				if pq := m.players[u]; pq != nil {
-					pq.state = StatePartyPending
+					m.setState(pq, StatePartyPending)
 				}
 			}
 		}
@@ -823,7 +866,7 @@ func (m *Matchmaker) RoomEnded(room string) {
 		delete(m.rooms, room)
 		for _, u := range rs.members {
 			if q := m.players[u]; q != nil && q.room == room {
-				delete(m.players, u)
+				m.dropPlayer(u)
 			}
 		}
 	})
@@ -841,7 +884,7 @@ func (m *Matchmaker) ProcessGone(port int, units []string, onFailed func(room st
 			delete(m.rooms, room)
 			for _, u := range rs.members {
 				if q := m.players[u]; q != nil && q.room == room {
-					delete(m.players, u)
+					m.dropPlayer(u)
 				}
 				m.notify.Notify(u, map[string]any{
 					"type": "error", "code": "room_failed", "room": room,
@@ -865,7 +908,7 @@ func (m *Matchmaker) expire(t *ticket, reason string) {
 		if q == nil || q.key != t.id {
 			continue
 		}
-		delete(m.players, u)
+		m.dropPlayer(u)
 		msg := Expired{Type: "expired", Profile: t.prof.p.Name, UUID: u, Channel: q.e.Channel}
 		m.notify.Notify(u, map[string]any{"type": "expired", "profile": msg.Profile, "reason": reason,
 			"message": "the ticket lapsed unmatched; queue again"})
@@ -929,21 +972,13 @@ func (m *Matchmaker) Stats() QueueStats {
 	return qs
 }
 
-// publishStats makes a new snapshot (distributions, players in rooms:
-// O(players)); the queue operations leave it to the next tick.
+// publishStats makes a new snapshot (distributions, counts by state); the
+// queue operations leave it to the next tick.
 func (m *Matchmaker) publishStats(now time.Time, full bool) {
 	if !full {
 		return
 	}
-	var qs QueueStats
-	for _, q := range m.players {
-		switch q.state {
-		case StateInRoom, StateMatching:
-			qs.InRoom++
-		case StatePartyPending:
-			qs.PartyPending++
-		}
-	}
+	qs := QueueStats{InRoom: m.states[StateInRoom] + m.states[StateMatching], PartyPending: m.states[StatePartyPending]}
 	qs.Rooms = len(m.rooms)
 	qs.Queues = make(map[string]int, len(m.order))
 	for _, ps := range m.order {

@@ -23,11 +23,7 @@ type pendingTick struct {
 // tick expires lapsed tickets, asks every profile's function for
 // proposals, and evaluates them (now, or when the plugins have answered).
 func (m *Matchmaker) tick(ctx context.Context, now time.Time) {
-	for u, q := range m.players {
-		if q.state == StateInRoom && now.After(q.until) {
-			delete(m.players, u)
-		}
-	}
+	m.lapseRooms(now)
 	m.sweepTickets(sweepBudget)
 	m.expireDue(now)
 	m.backfillTick(ctx, now)
@@ -345,7 +341,7 @@ func (m *Matchmaker) form(pr *proposal, now time.Time, sl *slab) formed {
 				delete(m.parties, t.id)
 			}
 			for _, q := range t.owners {
-				q.state = StateMatching
+				m.setState(q, StateMatching)
 				f.entries = append(f.entries, member{uuid: q.e.Player.UUID, channel: q.e.Channel, backend: q.e.Source == SourceBackend})
 				f.fr.Players = append(f.fr.Players, q.e.Player)
 				uuids = append(uuids, q.e.Player.UUID)
@@ -389,7 +385,7 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 			back := false
 			for _, u := range t.players {
 				if q := m.players[u]; q != nil && q.key == t.id {
-					q.state = StateQueued
+					m.setState(q, StateQueued)
 					back = true
 					m.notify.Notify(u, map[string]any{"type": "error", "code": "no_capacity", "message": "no fight server could take the room; still queued"})
 				}
@@ -414,7 +410,7 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		// the players of a room that ended before this was recorded.)
 		for _, e := range entries {
 			if q := m.players[e.uuid]; q != nil && q.state == StateMatching {
-				delete(m.players, e.uuid)
+				m.dropPlayer(e.uuid)
 			}
 		}
 		return
@@ -436,9 +432,10 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		if q == nil {
 			continue
 		}
-		q.state = StateInRoom
+		m.setState(q, StateInRoom)
 		q.room = room
 		q.until = now.Add(m.RoomLife)
+		m.lapse = append(m.lapse, q)
 		rs.members = append(rs.members, e.uuid)
 	}
 	m.rooms[room] = rs
