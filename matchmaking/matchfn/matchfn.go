@@ -203,52 +203,52 @@ func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
 		cands[i] = matchmaking.Candidate{ID: pool.Ids[i], Rating: int(pool.Ratings[i]), Members: int(pool.Members[i]),
 			Created: time.Unix(0, pool.CreatedUnixNano[i]), Search: &fields[i]}
 	}
-	row := func(r uint32) (*matchmaking.SearchFields, error) {
-		if int(r) >= n {
-			return nil, fmt.Errorf("decode match request: search field row %d of %d candidates", r, n)
-		}
-		return &fields[r], nil
-	}
 	for _, col := range pool.GetDoubles() {
-		if len(col.GetRows()) != len(col.GetValues()) {
-			return nil, errors.New("decode match request: a double column's rows and values differ in length")
-		}
-		for j, r := range col.GetRows() {
-			f, err := row(r)
-			if err != nil {
-				return nil, err
-			}
+		name := col.GetName()
+		if err := decodeColumn(fields, col.GetRows(), col.GetValues(), func(f *matchmaking.SearchFields, v float64) {
 			if f.Doubles == nil {
 				f.Doubles = map[string]float64{}
 			}
-			f.Doubles[col.GetName()] = col.Values[j]
+			f.Doubles[name] = v
+		}); err != nil {
+			return nil, err
 		}
 	}
 	for _, col := range pool.GetStrings() {
-		if len(col.GetRows()) != len(col.GetValues()) {
-			return nil, errors.New("decode match request: a string column's rows and values differ in length")
-		}
-		for j, r := range col.GetRows() {
-			f, err := row(r)
-			if err != nil {
-				return nil, err
-			}
+		name := col.GetName()
+		if err := decodeColumn(fields, col.GetRows(), col.GetValues(), func(f *matchmaking.SearchFields, v string) {
 			if f.Strings == nil {
 				f.Strings = map[string]string{}
 			}
-			f.Strings[col.GetName()] = col.Values[j]
+			f.Strings[name] = v
+		}); err != nil {
+			return nil, err
 		}
 	}
 	for _, col := range pool.GetTags() {
-		for _, r := range col.GetRows() {
-			f, err := row(r)
-			if err != nil {
-				return nil, err
-			}
-			f.Tags = append(f.Tags, col.GetName())
+		name := col.GetName()
+		if err := decodeColumn(fields, col.GetRows(), make([]struct{}, len(col.GetRows())), func(f *matchmaking.SearchFields, _ struct{}) {
+			f.Tags = append(f.Tags, name)
+		}); err != nil {
+			return nil, err
 		}
 	}
 	return cands, nil
+}
+
+// decodeColumn sets one search field column's values on the rows that
+// have it.
+func decodeColumn[V any](fields []matchmaking.SearchFields, rows []uint32, values []V, set func(*matchmaking.SearchFields, V)) error {
+	if len(rows) != len(values) {
+		return errors.New("decode match request: a column's rows and values differ in length")
+	}
+	for j, r := range rows {
+		if int(r) >= len(fields) {
+			return fmt.Errorf("decode match request: search field row %d of %d candidates", r, len(fields))
+		}
+		set(&fields[r], values[j])
+	}
+	return nil
 }
 
 // EncodeResponse is props on the wire.
