@@ -1,12 +1,14 @@
 package dispatcher
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/matchmaking"
 )
 
@@ -61,4 +63,49 @@ func TestProfilesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitfor.Cond(t, "the SIGHUP reload", func() bool { got := names(); return len(got) == 2 && got[1] == "trio" })
+}
+
+// A player sets the search fields its profile allows on /v1/play, and
+// pools filter on them: players of two regions are matched by region.
+func TestPlayerSearchFieldsSelectPools(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "profiles.yaml")
+	if err := os.WriteFile(file, []byte(`profiles:
+  - name: default
+    rosters: [{name: a, size: 1}, {name: b, size: 1}]
+    player_fields: {strings: [region]}
+    pools:
+      - {name: eu, string_equals: [{field: region, value: eu}]}
+      - {name: us, string_equals: [{field: region, value: us}]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDispatcher(t, func(c *Config) { c.ProfilesFile = file })
+	ctx := tctx(t)
+	type player struct {
+		cl     *wsconn.Client
+		uuid   string
+		region string
+	}
+	var ps []player
+	for i, region := range []string{"eu", "us", "eu", "us"} {
+		lr := td.login(t, fmt.Sprintf("r%d", i))
+		cl := td.play(t, lr.Token)
+		_ = cl.SendJSON(map[string]any{"type": "queue", "search_fields": map[string]any{"strings": map[string]string{"region": region}}})
+		ps = append(ps, player{cl, lr.UUID, region})
+	}
+	region := map[string]string{}
+	for _, p := range ps {
+		region[p.uuid] = p.region
+	}
+	for _, p := range ps {
+		var m matchOut
+		if err := p.cl.RecvType(ctx, "match", &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range m.Players {
+			if region[other.UUID] != p.region {
+				t.Fatalf("%s (%s) matched with %s (%s)", p.uuid, p.region, other.UUID, region[other.UUID])
+			}
+		}
+	}
 }
