@@ -3,7 +3,6 @@ package fightserver
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/procpb"
 	"github.com/arena-game/arena/sdk"
+	"github.com/arena-game/arena/sdk/sdktest"
 )
 
 // watched collects a process's events from its Watch stream.
@@ -54,14 +54,6 @@ func (w *watched) got() []proc.Event {
 	return append([]proc.Event(nil), w.events...)
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // dispense serves a new Process over go-plugin's in-process gRPC
 // connection and returns the host's side of it.
@@ -97,7 +89,7 @@ func TestProcessOverGRPC(t *testing.T) {
 		t.Fatalf("status before start: %v", err)
 	}
 	events := watch(t, p.Lifecycle)
-	port := freePort(t)
+	port := sdktest.FreePort(t)
 	req := proc.StartRequest{
 		Kind: proc.KindFight, BindHost: "127.0.0.1", AdvertiseHost: "localhost", Port: port, Memcache: addrs, StorePrefix: prefix,
 		Secret: testSecret, MaxNum: 10,
@@ -107,7 +99,7 @@ func TestProcessOverGRPC(t *testing.T) {
 	st, err := p.Lifecycle.Start(ctx, req)
 	for attempt := 0; attempt < 5 && errorsIs(err, proc.ErrPortInUse); attempt++ {
 		// Taken by a parallel test process since freePort saw it free.
-		port = freePort(t)
+		port = sdktest.FreePort(t)
 		req.Port = port
 		st, err = p.Lifecycle.Start(ctx, req)
 	}

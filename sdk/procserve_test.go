@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,14 +19,6 @@ import (
 	"github.com/arena-game/arena/sdk/sdktest"
 )
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // The game served over the public process contract (go-plugin gRPC, in
 // process): typed start with the game's JSON config, assignment, the
@@ -65,7 +56,7 @@ func TestProcContract(t *testing.T) {
 	}
 	var started proc.Started
 	for attempt := 0; attempt < 5; attempt++ {
-		req.Port = freePort(t)
+		req.Port = sdktest.FreePort(t)
 		if started, err = c.Lifecycle.Start(ctx, req); !errors.Is(err, proc.ErrPortInUse) {
 			break
 		}
