@@ -75,6 +75,9 @@ help=$("$tmp/arena" up --help 2>&1 || true)
 if [[ $help == *--grpc* ]]; then
   args+=(--grpc "127.0.0.1:$((base + 2))")
 fi
+if [[ $help == *--host-listen* ]]; then
+  args+=(--host-listen "127.0.0.1:$((base + 4))")
+fi
 
 echo "== arena ${args[*]}"
 "$tmp/arena" "${args[@]}" >"$tmp/arena.log" 2>&1 &
