@@ -3,7 +3,8 @@
 // room:ROOMID with the room ticket while in a match, and private messages
 // to a uuid. The sender of every message comes from the server.
 
-import { el, $, Socket, backoff, colorFor, fmtTime, isBot } from './ui.js';
+import { Chat as ChatConnection } from './arena.js';
+import { el, $, colorFor, fmtTime, isBot } from './ui.js';
 
 const TABS = ['world', 'room', 'private'];
 const MAX_LINES = 300;
@@ -28,8 +29,6 @@ export class Chat {
     this.unread = { world: 0, room: 0, private: 0 };
     this.room = null; // {id, ticket}
     this.known = new Map(); // uuid -> {uuid, username, bot}
-    this.failures = 0;
-    this.refs = 0;
     this.stopped = false;
     this.log = $('#chat-log', root);
     this.form = $('#chat-form', root);
@@ -48,30 +47,27 @@ export class Chat {
   }
 
   connect() {
-    if (this.stopped) return;
+    // arena.js's Chat connection reconnects by itself (backoff) and joins
+    // the room channel again after a reconnect.
     this.setStatus('connecting…', 'warn');
-    const u = new URL(this.url);
-    u.searchParams.set('token', this.token);
     this.joined = new Set();
-    this.sock = new Socket(u.toString(), {
-      onopen: () => { this.failures = 0; },
-      onmessage: (m) => this.handle(m),
-      onclose: ({ code, opened }) => {
-        if (this.stopped) return;
-        this.setStatus('offline', 'bad');
-        if (code === 1008) this.system('world', 'The chat server closed the connection (too many messages). Reconnecting…');
-        else if (opened) this.system(this.tab, 'Chat connection lost; reconnecting…');
-        if (!opened && ++this.failures >= 3) this.onauthfail();
-        this.timer = setTimeout(() => this.connect(), backoff(this.failures));
-      },
+    const sock = new ChatConnection(this.url, this.token);
+    this.sock = sock;
+    sock.on('open', () => { this.joined = new Set(); });
+    sock.on('message', (m) => this.handle(m));
+    sock.on('close', ({ code, opened }) => {
+      if (this.stopped) return;
+      this.setStatus('offline', 'bad');
+      if (code === 1008) this.system('world', 'The chat server closed the connection (too many messages). Reconnecting…');
+      else if (opened) this.system(this.tab, 'Chat connection lost; reconnecting…');
+      if (!opened && sock.failures >= 3) this.onauthfail();
     });
   }
 
   stop() {
     this.stopped = true;
-    clearTimeout(this.timer);
     this.form.removeEventListener('submit', this.onsubmit);
-    if (this.sock) this.sock.close(1000, 'bye');
+    if (this.sock) this.sock.stop(1000, 'bye');
   }
 
   setStatus(text, kind) {
@@ -80,16 +76,14 @@ export class Chat {
   }
 
   send(obj) {
-    obj.ref = 'r' + (++this.refs);
-    return this.sock && this.sock.send(obj);
+    return !!this.sock && this.sock.send(obj);
   }
 
   handle(m) {
     switch (m.type) {
       case 'welcome':
         // The server joins every connection to world and announce.
-        this.setStatus('online', 'ok');
-        if (this.room) this.send({ type: 'join', channel: 'room:' + this.room.id, token: this.room.ticket });
+        this.setStatus('online', 'ok'); // the connection rejoins the room channel itself
         break;
       case 'joined':
         this.joined.add(m.channel);
@@ -206,14 +200,12 @@ export class Chat {
 
   /** joinRoom joins room:ID with the room ticket (and leaves the last room). */
   joinRoom(id, ticket, players) {
-    if (this.room && this.room.id !== id && this.joined.has('room:' + this.room.id)) {
-      this.send({ type: 'leave', channel: 'room:' + this.room.id });
-    }
+    if (this.room && this.room.id !== id && this.joined.has('room:' + this.room.id)) this.sock.leaveRoom();
     this.room = { id, ticket };
     this.lines.room.forEach((li) => li.remove());
     this.lines.room = [];
     for (const p of players || []) this.remember(p);
-    if (this.sock && this.sock.open) this.send({ type: 'join', channel: 'room:' + id, token: ticket });
+    if (this.sock) this.sock.joinRoom(id, ticket); // kept for reconnects; sent now when open
     this.show('room');
   }
 
@@ -221,14 +213,14 @@ export class Chat {
     const text = this.input.value.trim();
     if (!text) return;
     let ok = false;
-    if (this.tab === 'world') ok = this.send({ type: 'post', channel: 'world', text });
+    if (this.tab === 'world') ok = !!this.sock && this.sock.post('world', text);
     else if (this.tab === 'room') {
       if (!this.room) { this.system('room', 'You are not in a room yet.'); return; }
-      ok = this.send({ type: 'post', channel: 'room:' + this.room.id, text });
+      ok = !!this.sock && this.sock.post('room:' + this.room.id, text);
     } else {
       const to = this.toSel.value;
       if (!to) { this.system('private', 'Pick someone to write to (click a name in any chat).'); return; }
-      ok = this.send({ type: 'private', to, text });
+      ok = !!this.sock && this.sock.whisper(to, text);
     }
     if (ok) this.input.value = '';
     else this.system(this.tab, 'Chat is offline; the message was not sent.', 'err');
