@@ -1,7 +1,8 @@
 // The client library (web/static/js/arena.js) on its own, with no page of
 // arena's: three players in one browser page log in, queue, are matched,
 // join the room with their tickets, walk and fight to a result with
-// ratings changed; one player's dropped connection rejoins by itself.
+// ratings changed; one player's dropped connection rejoins by itself;
+// then two of them chat (world and private) and one enters a map.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, noBots, BASE } from './lib.mjs';
@@ -73,12 +74,35 @@ test('arena.js alone: login, queue, match, room, rejoin after a drop, result', {
       }
       const res = await result;
       if (a.arena.savedMatch() !== null) throw new Error('match still kept after the result');
+      // Chat through the library: world chat from one player to another,
+      // then a private message back.
+      const cfg = await a.arena.config();
+      const chatA = a.arena.chat(cfg.chat), chatB = players[1].arena.chat(cfg.chat);
+      // The server joins each connection to world after its welcome.
+      const inWorld = (c) => until(c, 'joined', (m) => m.channel === 'world');
+      await Promise.all([inWorld(chatA), inWorld(chatB)]);
+      const heard = until(chatB, 'message', (m) => m.channel === 'world' && m.text === 'hello from arena.js');
+      chatA.post('world', 'hello from arena.js');
+      await heard;
+      const whispered = until(chatA, 'private', (m) => m.text === 'psst');
+      chatB.whisper(a.id.uuid, 'psst');
+      await whispered;
+      chatA.stop(); chatB.stop();
+      log.push('chat');
+      // Maps through the library: enter the start map and walk.
+      const entry = await a.arena.enterMap('start');
+      const map = a.arena.map(entry);
+      const welcome = await until(map, 'welcome');
+      map.move(welcome.you.x + 1, welcome.you.y);
+      map.stop();
+      log.push('map ' + entry.map);
       return { log, winner: res.winner, me: a.id.uuid, players: res.players };
     });
     assert.equal(out.winner, out.me, JSON.stringify(out));
     assert.equal(out.players.length, 3);
     assert.ok(out.players[0].new_score > out.players[0].old_score, 'the winner gains rating');
     assert.ok(out.players[2].new_score < out.players[2].old_score, 'the first out loses rating');
+    assert.ok(out.log.includes('chat') && out.log.some((l) => l.startsWith('map ')), `steps ${out.log}`);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

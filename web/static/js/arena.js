@@ -269,11 +269,16 @@ export class Chat extends Connection {
 export class MapSession extends Connection {
   /** @param {{addr:string, ticket:string}} entry the answer of Arena.enterMap */
   constructor(entry) {
-    super(() => { const u = new URL(this.entry.addr); u.searchParams.set('ticket', this.entry.ticket); return u.toString(); },
+    // The URL is built for every attempt from the latest entry (a switch
+    // replaces it); the holder exists before super() connects.
+    const cur = { entry };
+    super(() => { const u = new URL(cur.entry.addr); u.searchParams.set('ticket', cur.entry.ticket); return u.toString(); },
       { shouldRetry: (info) => info.reason === 'switched' });
-    this.entry = entry;
-    this.on('switch', (m) => { this.entry = { addr: m.addr, ticket: m.ticket, map: m.map }; });
+    this.cur = cur;
+    this.on('switch', (m) => { cur.entry = { addr: m.addr, ticket: m.ticket, map: m.map }; });
   }
+  /** entry is where the session is (or goes next): {addr, ticket, map}. */
+  get entry() { return this.cur.entry; }
   /** move walks toward x, y. */
   move(x, y) { return this.send({ type: 'move', x, y }); }
 }
