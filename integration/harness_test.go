@@ -189,7 +189,7 @@ func tryStartArena(t *testing.T, o startOpts, sub string, extra []string) (*Aren
 		"--host-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"--log-level", "debug",
 	}
-	if sub == "dispatcher" && flagValue(extra, "--local-host") == "" && !slices.Contains(extra, "--local-host") {
+	if sub == "dispatcher" && !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--local-host") }) {
 		args = append(args, "--local-host")
 	}
 	creds := flagValue(extra, "--credentials")

@@ -27,6 +27,9 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== go test -race (the fleet: proc, host, fleet, dispatcher)"
+go test -race -count=1 -timeout 10m "$@" ./proc/... ./host/... ./fleet/... ./dispatcher/...
+
 echo "== go test (embedded memcached)"
 go test -count=1 -timeout 15m "$@" ./...
 
