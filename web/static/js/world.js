@@ -5,7 +5,8 @@
 // through a portal hands the player to the next map server.
 
 import * as api from './api.js';
-import { el, $, Socket, backoff, colorFor } from './ui.js';
+import { MapSession, backoff } from './arena.js';
+import { el, $, colorFor } from './ui.js';
 
 const W = 800, H = 600;
 const STEP_MS = 100;
@@ -53,7 +54,7 @@ export class World {
     clearTimeout(this.timer);
     cancelAnimationFrame(this.raf);
     this.canvas.removeEventListener('pointerdown', this.onclick);
-    if (this.sock) this.sock.close(1000, 'bye');
+    if (this.sock) this.sock.stop(1000, 'bye');
   }
 
   async enter(id) {
@@ -77,21 +78,21 @@ export class World {
 
   connect(addr, ticket) {
     if (this.stopped) return;
-    if (this.sock) { const s = this.sock; this.sock = null; s.close(1000, 'switch'); }
-    const u = new URL(addr, location.href);
-    u.searchParams.set('ticket', ticket);
-    this.refused = null;
-    const sock = new Socket(u.toString(), {
-      onmessage: (m) => { if (this.sock === sock) this.handle(m); },
-      onclose: ({ opened }) => {
-        if (this.sock !== sock || this.stopped) return;
-        this.sock = null;
-        this.others.clear();
-        // A map server that stops or refuses the ticket: enter again through
-        // the dispatcher, which resumes the saved state.
-        this.setStatus(opened ? 'Lost the map server; reconnecting…' : 'Could not reach the map server; retrying…');
-        this.timer = setTimeout(() => this.enter(this.map ? this.map.id : 'start'), backoff(this.failures++));
-      },
+    if (this.sock) { const s = this.sock; this.sock = null; s.stop(1000, 'reconnect'); }
+    // arena.js's MapSession follows switch answers to the next map server
+    // by itself; any other drop ends it (giveup) and the player enters
+    // again through the dispatcher, which resumes the saved state.
+    const sock = new MapSession({ addr: new URL(addr, location.href).toString(), ticket });
+    sock.on('message', (m) => { if (this.sock === sock) this.handle(m); });
+    sock.on('close', ({ opened, retrying }) => {
+      if (this.sock !== sock || this.stopped) return;
+      this.others.clear();
+      if (!retrying) this.setStatus(opened ? 'Lost the map server; reconnecting…' : 'Could not reach the map server; retrying…');
+    });
+    sock.on('giveup', () => {
+      if (this.sock !== sock || this.stopped) return;
+      this.sock = null;
+      this.timer = setTimeout(() => this.enter(this.map ? this.map.id : 'start'), backoff(this.failures++));
     });
     this.sock = sock;
   }
@@ -131,8 +132,7 @@ export class World {
       case 'switch': {
         this.switching = true;
         this.dest = null;
-        this.setStatus(`Travelling to ${this.names.get(m.map) || m.map}…`);
-        this.connect(m.addr, m.ticket);
+        this.setStatus(`Travelling to ${this.names.get(m.map) || m.map}…`); // the session follows it
         break;
       }
       case 'error':
