@@ -440,3 +440,72 @@ func TestGameRoomSurvivesItsProcess(t *testing.T) {
 		t.Fatalf("acted after the restore: %+v %v", acted, err)
 	}
 }
+
+// TestTurnsSeatBackfilledFromTheQueue: a player quits a running turns
+// battle; the game asks for a player (BackfillWanted), the matchmaker takes
+// one queued in the turns profile and the dispatcher's Backfill puts it in
+// the running room, where it is seated and plays.
+func TestTurnsSeatBackfilledFromTheQueue(t *testing.T) {
+	bin := buildGame(t, "examples/turns/cmd/turns")
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms",
+		"--game", "turns="+bin, "--game-option", "turns.turn-time=30s", "--game-option", "turns.start-delay=1s")
+	ctx := ctxT(t, 90*time.Second)
+	var gs []*gamer
+	var rooms []*wsconn.Client
+	var room string
+	for i := range 3 {
+		g := newGamer(t, ctx, a, "seat"+strconv.Itoa(i))
+		if err := g.play.SendJSON(map[string]any{"type": "queue", "profile": "turns"}); err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		var m matchMsg
+		if err := g.play.RecvType(ctx, "match", &m); err != nil {
+			t.Fatal(err)
+		}
+		room = m.Room
+		cl, err := wsconn.DialClient(ctx, m.Fight+"?ticket="+url.QueryEscape(m.Ticket), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+		rooms = append(rooms, cl)
+	}
+	if err := rooms[0].RecvType(ctx, "turn", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The third player quits.
+	if err := rooms[2].SendJSON(map[string]string{"type": "leave"}); err != nil {
+		t.Fatal(err)
+	}
+	// A fourth player queues in the turns profile and is put in that room.
+	late := newGamer(t, ctx, a, "latecomer")
+	if err := late.play.SendJSON(map[string]any{"type": "queue", "profile": "turns"}); err != nil {
+		t.Fatal(err)
+	}
+	var m matchMsg
+	if err := late.play.RecvType(ctx, "match", &m); err != nil {
+		t.Fatalf("backfill match: %v\n%s", err, a.log.String())
+	}
+	if m.Room != room {
+		t.Fatalf("the latecomer got room %s, want the running %s", m.Room, room)
+	}
+	var seated struct{ UUID string }
+	if err := rooms[0].RecvType(ctx, "seated", &seated); err != nil || seated.UUID != late.uuid {
+		t.Fatalf("seated %+v %v", seated, err)
+	}
+	cl, err := wsconn.DialClient(ctx, m.Fight+"?ticket="+url.QueryEscape(m.Ticket), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	var st struct {
+		You     string
+		Players []struct{ UUID string }
+	}
+	if err := cl.RecvType(ctx, "state", &st); err != nil || st.You != late.uuid || len(st.Players) != 4 {
+		t.Fatalf("latecomer's state %+v %v", st, err)
+	}
+}

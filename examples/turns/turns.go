@@ -1,8 +1,11 @@
 // Package turns is a turn-based battle built on arena's game SDK, after
 // the original design's rooms: three players, 100 hp each, one action per
 // turn in a fixed order with a turn timer; a player whose timer runs out
-// loses the turn. The last player standing wins. Its binary is
-// examples/turns/cmd/turns (sdk.Serve); its protocol is in README.md.
+// loses the turn. The last player standing wins. A seat left by a player
+// who quits is offered to the queue (Room.WantPlayers) and a backfilled
+// player takes it with full hp. Its binary is examples/turns/cmd/turns
+// (sdk.Serve); it saves its state every turn, so a battle outlives its
+// process.
 package turns
 
 import (
@@ -26,6 +29,9 @@ const (
 	// DefaultStartDelay is how long the first turn waits for everyone to
 	// connect (it starts earlier once all are in).
 	DefaultStartDelay = 5 * time.Second
+	// Seats is how many players a battle holds at once: a seat left by a
+	// player who quit is offered to the queue (backfill).
+	Seats = 3
 )
 
 // Game is the turns game (an sdk.Game).
@@ -35,9 +41,10 @@ type Game struct {
 }
 
 var (
-	_ sdk.Game     = (*Game)(nil)
-	_ sdk.Setupper = (*Game)(nil)
-	_ sdk.Namer    = (*Game)(nil)
+	_ sdk.Game       = (*Game)(nil)
+	_ sdk.Setupper   = (*Game)(nil)
+	_ sdk.Namer      = (*Game)(nil)
+	_ sdk.Backfiller = (*battle)(nil)
 )
 
 // Name implements sdk.Namer.
@@ -183,9 +190,38 @@ func (b *battle) Leave(p *sdk.Player, why sdk.LeaveReason) {
 	b.knockOut(f, "left", "")
 	if b.turn >= 0 && b.fs[b.turn] == f {
 		b.next()
-		return
+	} else {
+		b.checkEnd()
 	}
-	b.checkEnd()
+	if !b.r.Ended() {
+		b.r.WantPlayers(Seats - b.in()) // offer the empty seat
+	}
+}
+
+// in counts the players still in the battle.
+func (b *battle) in() int {
+	n := 0
+	for _, f := range b.fs {
+		if !f.Out {
+			n++
+		}
+	}
+	return n
+}
+
+// Backfill implements sdk.Backfiller: players join a running battle into
+// seats left empty, with full hp, at the end of the turn order.
+func (b *battle) Backfill(ps []*sdk.Player) error {
+	if b.in()+len(ps) > Seats {
+		return fmt.Errorf("turns: %d seats free, %d players", Seats-b.in(), len(ps))
+	}
+	for _, p := range ps {
+		f := &fighter{p: p, HP: StartHP}
+		p.Data = f
+		b.fs = append(b.fs, f)
+		_ = b.r.BroadcastJSON(map[string]any{"type": "seated", "uuid": p.UUID, "username": p.Username, "hp": StartHP})
+	}
+	return nil
 }
 
 // Message takes the player's action on its turn:
@@ -260,13 +296,7 @@ func (b *battle) knockOut(f *fighter, reason, by string) {
 
 // checkEnd ends the battle when at most one player is still in.
 func (b *battle) checkEnd() bool {
-	alive := 0
-	for _, f := range b.fs {
-		if !f.Out {
-			alive++
-		}
-	}
-	if alive <= 1 {
+	if b.in() <= 1 {
 		b.r.End(b.result("last_standing"))
 		return true
 	}

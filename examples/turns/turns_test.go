@@ -2,6 +2,8 @@ package turns_test
 
 import (
 	"encoding/json"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +146,56 @@ func TestBattleSurvivesItsProcess(t *testing.T) {
 	st := b2.Expect("state")
 	if st.Str("turn") != room.Players[1].UUID || st.List("players")[1].Num("hp") != 75 {
 		t.Fatalf("restored state %v", st)
+	}
+}
+
+// A player who quits frees a seat; the room asks for a player (backfill)
+// and the newcomer takes the seat with full hp and gets turns.
+func TestQuitterSeatIsBackfilled(t *testing.T) {
+	var wanted []sdk.Event
+	var mu sync.Mutex
+	env := sdktest.New(t, &turns.Game{TurnTime: time.Minute}, sdk.Config{}, sdktest.Options{Events: func(e sdk.Event) {
+		mu.Lock()
+		wanted = append(wanted, e)
+		mu.Unlock()
+	}})
+	room := env.Room(3)
+	a, b, c := env.Join(room, 0), env.Join(room, 1), env.Join(room, 2)
+	a.Expect("turn")
+	c.Send(`{"type":"leave"}`)
+	if m := a.Expect("out"); m.Str("uuid") != room.Players[2].UUID || m.Str("reason") != "left" {
+		t.Fatalf("out %v", m)
+	}
+	waitfor.Cond(t, "a backfill request", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(wanted) > 0 && wanted[len(wanted)-1].Kind == "backfill_wanted" && wanted[len(wanted)-1].Open == 1
+	})
+	extra := sdktest.Spec(1)
+	if _, err := env.Server.Backfill(t.Context(), room.ID, extra.Players); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Expect("seated"); m.Str("uuid") != extra.Players[0].UUID || m.Num("hp") != turns.StartHP {
+		t.Fatalf("seated %v", m)
+	}
+	full := room
+	full.Players = append(append([]sdk.PlayerSpec(nil), room.Players...), extra.Players...)
+	d := env.Join(full, 3)
+	if st := d.Expect("state"); len(st.List("players")) != 4 {
+		t.Fatalf("newcomer's state %v", st)
+	}
+	// A and B act; the newcomer's turn comes.
+	a.Sendf(`{"type":"act","action":"heal"}`)
+	b.Expect("turn")
+	b.Sendf(`{"type":"act","action":"heal"}`)
+	for {
+		if m := d.Expect("turn"); m.Str("uuid") == extra.Players[0].UUID {
+			break
+		}
+	}
+	// A fourth seat is not there.
+	more := sdktest.Spec(1)
+	if _, err := env.Server.Backfill(t.Context(), room.ID, more.Players); !errors.Is(err, sdk.ErrRoomFull) {
+		t.Fatalf("backfill over the seats: %v", err)
 	}
 }

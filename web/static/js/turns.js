@@ -68,6 +68,12 @@ function play(match) {
     render();
   });
   S.room.on('turn_timeout', (m) => logLine(`${name(m.uuid)} ran out of time and loses the turn`));
+  S.room.on('seated', (m) => {
+    if (!S.state || player(m.uuid)) return;
+    S.state.players.push({ uuid: m.uuid, username: m.username, hp: m.hp, out: false, defending: false });
+    logLine(`${m.username} takes the empty seat`);
+    render();
+  });
   S.room.on('out', (m) => { const p = player(m.uuid); if (p) p.out = true; logLine(`${name(m.uuid)} is out`); render(); });
   S.room.on('result', (r) => showResult(r));
   S.room.on('refused', (e) => { banner(`The room refused you: ${e.message || e.code}`, { kind: 'info' }); toLobby(); });
