@@ -57,11 +57,7 @@ func (d *Dispatcher) botManager() BotManager {
 // control: GET /v1/bots (status, public) and POST /v1/bots {"count": N}
 // (operator token). docs/web.md describes them.
 func (d *Dispatcher) webRoutes() {
-	pages := web.NewPages()
-	d.mux.Handle("GET /{$}", pages.PageHandler("index.html"))
-	d.mux.Handle("GET /dashboard", pages.PageHandler("dashboard.html"))
-	d.mux.Handle("GET /turns", pages.PageHandler("turns.html")) // the turns game's page (examples/turns)
-	d.mux.Handle("GET /static/", pages.StaticHandler())
+	web.NewPages().Register(d.mux) // /, /dashboard, /turns (the turns game's page), /static/...
 	d.mux.HandleFunc("GET /v1/bots", d.handleBotsStatus)
 	d.mux.HandleFunc("POST /v1/bots", d.operator(d.handleBotsSet))
 }

@@ -94,17 +94,26 @@ func NewPages() *Pages {
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data: http: https:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
-// Handler serves GET / (the play page), GET /dashboard (the dashboard)
-// and GET /static/NAME (any embedded file); anything else is 404. Pages
-// and files are sent with Cache-Control: no-cache and an ETag, so a
-// browser revalidates and a new binary's pages show at once.
+// Handler serves GET / (the play page), GET /dashboard (the dashboard),
+// GET /turns and GET /static/NAME (any embedded file), with /dashboard/
+// and /turns/ redirected to their pages; anything else is 404. Pages and
+// files are sent with Cache-Control: no-cache and an ETag, so a browser
+// revalidates and a new binary's pages show at once.
 func (p *Pages) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", p.page("index.html"))
-	mux.HandleFunc("GET /dashboard", p.page("dashboard.html"))
-	mux.HandleFunc("GET /turns", p.page("turns.html"))
-	mux.HandleFunc("GET /static/", p.static)
+	p.Register(mux)
 	return mux
+}
+
+// Register adds Handler's routes to mux, for a server that mounts the
+// pages beside its own routes (the dispatcher).
+func (p *Pages) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", p.page("index.html"))
+	mux.HandleFunc("GET /static/", p.static)
+	for _, name := range []string{"dashboard", "turns"} {
+		mux.HandleFunc("GET /"+name, p.page(name+".html"))
+		mux.Handle("GET /"+name+"/{$}", http.RedirectHandler("/"+name, http.StatusMovedPermanently))
+	}
 }
 
 // Handler returns NewPages().Handler().
@@ -118,13 +127,6 @@ func (p *Pages) page(name string) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, name) }
 }
-
-// PageHandler returns a handler for the embedded page name ("index.html"
-// or "dashboard.html"), for callers that mount pages on their own mux.
-func (p *Pages) PageHandler(name string) http.Handler { return p.page(name) }
-
-// StaticHandler serves /static/NAME from the embedded files.
-func (p *Pages) StaticHandler() http.Handler { return http.HandlerFunc(p.static) }
 
 func (p *Pages) static(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, "/static/")

@@ -210,3 +210,15 @@ func benchServe(b *testing.B, h http.Handler, url string, hdr ...string) {
 	}
 	b.ReportMetric(float64(bytes), "body-bytes/op")
 }
+
+// TestTrailingSlashPages: /dashboard/ and /turns/ (a typed URL, a
+// bookmark) lead to their pages instead of a 404.
+func TestTrailingSlashPages(t *testing.T) {
+	h := Handler()
+	for _, c := range []struct{ url, to string }{{"/dashboard/", "/dashboard"}, {"/turns/", "/turns"}} {
+		r := get(t, h, "GET", c.url)
+		if r.StatusCode != http.StatusMovedPermanently || r.Header.Get("Location") != c.to {
+			t.Errorf("GET %s: %d to %q, want 301 to %s", c.url, r.StatusCode, r.Header.Get("Location"), c.to)
+		}
+	}
+}

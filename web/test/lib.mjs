@@ -46,11 +46,15 @@ export async function open(browser, url, { width = 1280, height = 860 } = {}) {
   return { context, page, errors };
 }
 
-export async function screenshot(page, name) {
+/**
+ * screenshot saves the whole page, from the top; with viewport, only what
+ * is on screen now, as the player sees it (scrolled as it is).
+ */
+export async function screenshot(page, name, { viewport = false } = {}) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, name + '.png');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: file, fullPage: true });
+  if (!viewport) await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: file, fullPage: !viewport });
   return file;
 }
 

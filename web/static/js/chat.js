@@ -209,6 +209,15 @@ export class Chat {
     this.show('room');
   }
 
+  /** leaveRoom leaves the room channel of a finished (or left) fight. */
+  leaveRoom() {
+    if (!this.room) return;
+    if (this.joined.has('room:' + this.room.id)) this.send({ type: 'leave', channel: 'room:' + this.room.id });
+    this.room = null;
+    this.system('room', 'You left the room channel.');
+    if (this.tab === 'room') this.show('room'); // the placeholder says there is no room now
+  }
+
   submit() {
     const text = this.input.value.trim();
     if (!text) return;

@@ -160,8 +160,13 @@ function addEvent(ev) {
   switch (ev.type) {
     case 'spawn': text = `spawned ${ev.kind} on port ${ev.port}` + (ev.pid ? ` (pid ${ev.pid})` : ''); break;
     case 'spawn_failed': text = `${ev.kind} could not be started (no room goes to it): ${ev.reason || 'unknown error'}`; break;
-    case 'exit': text = `${ev.kind} on port ${ev.port} exited` + (ev.reason ? `: ${ev.reason}` : '') +
-      (ev.units && ev.units.length ? ` (${ev.units.length} rooms failed)` : ''); break;
+    case 'exit': {
+      const rooms = ev.rooms || ev.units || [];
+      text = `${ev.kind} on port ${ev.port} exited` + (ev.reason ? `: ${ev.reason}` : '') +
+        (rooms.length ? ` (${rooms.length} rooms failed)` : '');
+      break;
+    }
+    case 'host': text = `host ${ev.host || '?'} ${ev.state || ''}` + (ev.reason ? ` (${ev.reason})` : ''); break;
     case 'drain': text = `draining ${ev.kind || 'process'} on port ${ev.port}` + (ev.reason ? `: ${ev.reason}` : ''); break;
     case 'maxnum': text = `MAXNUM set to ${ev.maxnum}`; break;
     default: text = `${ev.type} ${ev.kind || ''} ${ev.port || ''}`;

@@ -51,6 +51,7 @@ export class Fight {
     this.arena = arena;
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
+    this.ts = 1; // text scale, set each frame (font)
     this.match = match;
     this.me = me;
     this.onchange = onchange || (() => {});
@@ -383,11 +384,21 @@ export class Fight {
     this.raf = requestAnimationFrame(this.frame);
   }
 
+  /**
+   * font returns a canvas font of size px at this frame's text scale: on a
+   * small screen the 800-unit arena is drawn small, so text is drawn larger
+   * in arena units to stay readable (about 11 px on screen for names).
+   */
+  font(weight, px) { return `${weight} ${Math.round(px * this.ts)}px system-ui, sans-serif`; }
+
   draw(now) {
     const c = this.canvas, ctx = this.ctx;
     const dpr = Math.min(2, window.devicePixelRatio || 1);
     if (c.width !== ARENA_W * dpr) { c.width = ARENA_W * dpr; c.height = ARENA_H * dpr; }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const shown = c.clientWidth || ARENA_W;
+    this.ts = Math.min(2.5, Math.max(1, 0.85 * ARENA_W / shown));
+    c.dataset.labelPx = (13 * this.ts * shown / ARENA_W).toFixed(1); // on-screen size of the names (tests read it)
     // floor
     const g = ctx.createRadialGradient(ARENA_W / 2, ARENA_H / 2, 60, ARENA_W / 2, ARENA_H / 2, 520);
     g.addColorStop(0, '#18223a'); g.addColorStop(1, '#0b101b');
@@ -434,7 +445,7 @@ export class Fight {
     }
     // damage numbers
     this.floats = this.floats.filter((t) => now - t.t0 < 900);
-    ctx.font = 'bold 16px system-ui, sans-serif';
+    ctx.font = this.font('bold', 16);
     ctx.textAlign = 'center';
     for (const t of this.floats) {
       const k = (now - t.t0) / 900;
@@ -447,25 +458,25 @@ export class Fight {
     // clock and cooldown
     if (this.endsAt) {
       const left = Math.max(0, Math.floor((this.endsAt - Date.now()) / 1000));
-      ctx.font = '600 14px system-ui, sans-serif';
+      ctx.font = this.font(600, 14);
       ctx.textAlign = 'right';
       ctx.fillStyle = 'rgba(231,235,243,0.7)';
-      ctx.fillText(`${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`, ARENA_W - 14, 24);
+      ctx.fillText(`${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`, ARENA_W - 14, 10 + 14 * this.ts);
     }
     if (me && this.alive(me) && this.cooldown > 0) {
       const k = Math.min(1, (now - this.lastAttack) / this.cooldown);
       ctx.textAlign = 'left';
-      ctx.font = '600 13px system-ui, sans-serif';
+      ctx.font = this.font(600, 13);
       ctx.fillStyle = k >= 1 ? 'rgba(62,207,142,0.9)' : 'rgba(255,181,69,0.9)';
-      ctx.fillText(k >= 1 ? 'attack ready' : 'reloading…', 14, 24);
+      ctx.fillText(k >= 1 ? 'attack ready' : 'reloading…', 14, 10 + 14 * this.ts);
     }
     if (me && !this.alive(me) && !this.over) {
       ctx.fillStyle = 'rgba(8,11,19,0.55)';
       ctx.fillRect(0, ARENA_H / 2 - 34, ARENA_W, 68);
       ctx.fillStyle = '#ffd3d8';
       ctx.textAlign = 'center';
-      ctx.font = '800 26px system-ui, sans-serif';
-      ctx.fillText('You are out. Waiting for the result…', ARENA_W / 2, ARENA_H / 2 + 9);
+      ctx.font = this.font(800, 26);
+      ctx.fillText('You are out. Waiting for the result…', ARENA_W / 2, ARENA_H / 2 + 9, ARENA_W - 24);
     }
   }
 
@@ -504,24 +515,28 @@ export class Fight {
       ctx.moveTo(f.x + 12, f.y - 12); ctx.lineTo(f.x - 12, f.y + 12);
       ctx.stroke();
     }
-    // name and badge
-    ctx.font = '700 13px system-ui, sans-serif';
+    // name and badge, kept inside the arena (a player at the edge keeps a
+    // whole label)
+    const ts = this.ts;
+    ctx.font = this.font(700, 13);
     ctx.textAlign = 'center';
     const label = f.username + (isMe ? ' (you)' : '');
     const w = ctx.measureText(label).width;
     const bot = isBot(f);
-    const total = w + (bot ? 36 : 0);
-    const lx = f.x - total / 2;
+    const total = w + (bot ? 36 * ts : 0);
+    const lx = Math.max(4, Math.min(ARENA_W - 4 - total, f.x - total / 2));
+    const ly = f.y - RADIUS - 6 - 10 * ts;
+    if (isMe) this.canvas.dataset.you = `${Math.round(f.x)} ${Math.floor(lx)} ${Math.ceil(lx + total)}`; // tests read it
     ctx.fillStyle = '#e7ebf3';
     ctx.textAlign = 'left';
-    ctx.fillText(label, lx, f.y - RADIUS - 16);
+    ctx.fillText(label, lx, ly);
     if (bot) {
       ctx.fillStyle = '#4b5568';
-      roundRect(ctx, lx + w + 5, f.y - RADIUS - 28, 30, 15, 4);
+      roundRect(ctx, lx + w + 5 * ts, ly - 12 * ts, 30 * ts, 15 * ts, 4);
       ctx.fill();
       ctx.fillStyle = '#e6ebf5';
-      ctx.font = '800 9px system-ui, sans-serif';
-      ctx.fillText('BOT', lx + w + 10, f.y - RADIUS - 17);
+      ctx.font = this.font(800, 9);
+      ctx.fillText('BOT', lx + w + 10 * ts, ly - 1 * ts);
     }
     // hp bar
     const bw = 54, bh = 6, bx = f.x - bw / 2, by = f.y + RADIUS + 8;
@@ -531,17 +546,19 @@ export class Fight {
     ctx.fillStyle = hp > 40 ? '#3ecf8e' : hp > 20 ? '#ffb545' : '#ff5d6c';
     if (hp > 0) { roundRect(ctx, bx, by, bw * hp / 100, bh, 3); ctx.fill(); }
     ctx.fillStyle = 'rgba(231,235,243,0.75)';
-    ctx.font = '600 10px system-ui, sans-serif';
+    ctx.font = this.font(600, 10);
     ctx.textAlign = 'center';
-    ctx.fillText(f.status === 'away' ? 'away…' : f.status === 'pending' ? 'joining…' : `${hp} hp`, f.x, by + 18);
-    // speech bubble
+    ctx.fillText(f.status === 'away' ? 'away…' : f.status === 'pending' ? 'joining…' : `${hp} hp`, f.x, by + bh + 2 + 10 * ts);
+    // speech bubble, above the name
     if (f.bubble && now < f.bubbleUntil) {
-      ctx.font = '600 12px system-ui, sans-serif';
-      const tw = Math.min(220, ctx.measureText(f.bubble).width) + 14;
+      ctx.font = this.font(600, 12);
+      const tw = Math.min(220 * ts, ctx.measureText(f.bubble).width) + 14;
+      const th = 10 + 12 * ts, ty = ly - 16 * ts - th;
+      const tx = Math.max(2, Math.min(ARENA_W - 2 - tw, f.x - tw / 2));
       ctx.fillStyle = 'rgba(231,235,243,0.95)';
-      roundRect(ctx, f.x - tw / 2, f.y - RADIUS - 56, tw, 22, 8); ctx.fill();
+      roundRect(ctx, tx, ty, tw, th, 8); ctx.fill();
       ctx.fillStyle = '#182136';
-      ctx.fillText(f.bubble, f.x, f.y - RADIUS - 41, 210);
+      ctx.fillText(f.bubble, tx + tw / 2, ty + th - 5 - 2 * ts, tw - 14);
     }
     ctx.restore();
   }

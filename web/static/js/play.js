@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import { Arena, backoff } from './arena.js';
-import { el, $, $$, avatar, nameTag, isBot, toast, banner } from './ui.js';
+import { el, $, $$, avatar, nameTag, isBot, toast, hideToast, banner } from './ui.js';
 import { Fight } from './fight.js';
 import { Chat } from './chat.js';
 import { World } from './world.js';
@@ -365,6 +365,7 @@ function queueMessage() {
 
 function sendQueue() {
   S.wantQueue = true;
+  $('#lobby-note').textContent = '';
   if (!S.play || !S.play.open) { connectPlay(); return; }
   S.play.send(queueMessage());
   $('#party-wait').hidden = true;
@@ -460,6 +461,7 @@ function roomFailed(m) {
   if (S.fight && (!m.room || S.match && S.match.room === m.room)) {
     S.fight.stop();
     S.fight = null;
+    if (S.chat) S.chat.leaveRoom();
   }
   toast(m.message || 'The fight server of your room stopped. Queue again.', 5000);
   show('lobby');
@@ -487,6 +489,7 @@ function startFight(m, { rejoin = false } = {}) {
     onend: (e) => {
       S.fight && S.fight.stop();
       S.fight = null;
+      if (S.chat) S.chat.leaveRoom();
       toast(fightError(e), 5000);
       show('lobby');
     },
@@ -591,13 +594,23 @@ function ordinal(n) {
   return n + (s[(v - 20) % 10] || s[v] || s[0]);
 }
 
+/**
+ * leaveFight closes the fight view: after its result (Play again, Back to
+ * lobby) or in the middle of it (Leave the fight). The match toast goes,
+ * the chat leaves the room's channel, and the lobby says what happened.
+ */
 function leaveFight(thenQueue) {
+  let left = false;
   if (S.fight) {
-    if (!S.fight.over) S.fight.leave();
+    left = !S.fight.over;
+    if (left) S.fight.leave();
     S.fight.stop();
     S.fight = null;
   }
+  hideToast();
+  if (S.chat) S.chat.leaveRoom();
   $('#result').hidden = true;
+  $('#lobby-note').textContent = left ? 'You left the fight: the others play on without you.' : '';
   if (thenQueue) { S.inRoomRetries = 0; S.queuedAt = Date.now(); sendQueue(); } else show('lobby');
 }
 

@@ -84,17 +84,27 @@ export function nameTag(p, meId) {
 }
 
 let toastTimer = 0;
-/** toast shows a short message at the bottom of the page. */
+/**
+ * toast shows a short message just below the pinned header (away from the
+ * controls at the bottom of the fight).
+ */
 export function toast(text, ms = 3500) {
   let t = $('#toast');
   if (!t) {
     t = el('div', { id: 'toast', class: 'toast', role: 'status' });
-    document.body.append(t);
+    ($('#pinned') || document.body).append(t);
   }
   t.textContent = text;
   t.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { t.hidden = true; }, ms);
+}
+
+/** hideToast takes the toast down at once (its news is over). */
+export function hideToast() {
+  clearTimeout(toastTimer);
+  const t = $('#toast');
+  if (t) t.hidden = true;
 }
 
 /** banner shows (or, with text "", hides) the page's alert banner. */

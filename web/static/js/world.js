@@ -341,9 +341,16 @@ export class World {
     ctx.lineWidth = me ? 3 : 2;
     ctx.strokeStyle = me ? '#fff' : 'rgba(255,255,255,0.4)';
     ctx.stroke();
+    // The name stays on the canvas (a player at the map's edge keeps a
+    // whole label), at a size readable on a small screen.
+    const shown = this.canvas.clientWidth || W;
+    const ts = Math.min(2.5, Math.max(1, 0.85 * W / shown));
     ctx.fillStyle = '#e7ebf3';
-    ctx.font = `${me ? 700 : 600} 12px system-ui, sans-serif`;
+    ctx.font = `${me ? 700 : 600} ${Math.round(12 * ts)}px system-ui, sans-serif`;
     ctx.textAlign = 'center';
-    ctx.fillText(name, x, y - 15);
+    const half = ctx.measureText(name).width / 2;
+    const lx = Math.max(4 + half, Math.min(W - 4 - half, x));
+    if (me) this.canvas.dataset.you = `${Math.round(x)} ${Math.floor(lx - half)} ${Math.ceil(lx + half)}`; // tests read it
+    ctx.fillText(name, lx, y - 9 - 6 * ts);
   }
 }
