@@ -195,6 +195,16 @@ func (l *Lease) Keep(ctx context.Context) error {
 		switch {
 		case err == nil:
 			last = time.Now()
+		case errors.Is(err, store.ErrNotFound) && l.retake(ctx) == nil:
+			// The record vanished (memcached restarted empty, or evicted
+			// it) and nobody else had added one: it is ours again.
+			last = time.Now()
+			l.cfg.Log.Warn("the fleet lease record was gone from memcached; taken again", "prefix", l.cfg.Prefix)
+		case errors.Is(err, store.ErrCASConflict) && l.reread(ctx) == nil:
+			// Our own earlier renewal, which timed out here but reached
+			// memcached late (a stalled memcached), changed the version:
+			// the record still names us.
+			last = time.Now()
 		case errors.Is(err, store.ErrCASConflict), errors.Is(err, store.ErrNotFound):
 			return l.lose(fmt.Errorf("%w under store prefix %q: another dispatcher took it", ErrLeaseLost, l.cfg.Prefix))
 		case time.Since(last) > l.cfg.Period:
@@ -203,6 +213,19 @@ func (l *Lease) Keep(ctx context.Context) error {
 			l.cfg.Log.Warn("fleet lease not renewed; retrying", "prefix", l.cfg.Prefix, "err", err)
 		}
 	}
+}
+
+// retake adds the lease record again after it vanished; it fails when
+// another dispatcher added one first.
+func (l *Lease) retake(ctx context.Context) error {
+	l.me.Renewed = time.Now().UnixMilli()
+	value, _ := json.Marshal(l.me)
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.Period/3)
+	defer cancel()
+	if err := l.cfg.Store.Add(rctx, &store.Item{Key: LeaseKey, Value: value, TTL: l.ttl()}); err != nil {
+		return err
+	}
+	return l.reread(rctx)
 }
 
 func (l *Lease) renew(ctx context.Context) error {

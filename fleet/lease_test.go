@@ -9,6 +9,7 @@ import (
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // TestLease: a second dispatcher on the same store and prefix refuses to
@@ -65,4 +66,36 @@ func TestLease(t *testing.T) {
 		t.Fatal("Lost not closed")
 	}
 	_ = third
+}
+
+// TestLeaseSurvivesAnEmptiedMemcached: when the lease record vanishes
+// (memcached restarted empty) the owner takes it again instead of
+// stopping, and a second dispatcher is still refused.
+func TestLeaseSurvivesAnEmptiedMemcached(t *testing.T) {
+	st := storetest.New(t)
+	period := 300 * time.Millisecond
+	cfg := fleet.LeaseConfig{Store: st, Prefix: "arena-test:", Period: period, Addr: "owner"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := fleet.AcquireLease(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepDone := make(chan error, 1)
+	go func() { keepDone <- l.Keep(ctx) }()
+	if err := st.Delete(ctx, fleet.LeaseKey); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, "the owner writes the lease again", func() bool { _, err := st.Get(ctx, fleet.LeaseKey); return err == nil })
+	select {
+	case err := <-keepDone:
+		t.Fatalf("the owner stopped: %v", err)
+	case <-l.Lost():
+		t.Fatal("the lease was lost")
+	default:
+	}
+	cfg.Addr = "second"
+	if _, err := fleet.AcquireLease(ctx, cfg); !errors.Is(err, fleet.ErrLeaseHeld) {
+		t.Fatalf("a second dispatcher after the record was taken again: %v", err)
+	}
 }

@@ -47,7 +47,10 @@ func TestUpCredentialsLast(t *testing.T) {
 	// nothing, even asked to rotate.
 	for _, extra := range [][]string{nil, {"--rotate-credentials"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		out, err := exec.CommandContext(ctx, arenaBin, append(append([]string(nil), a.Args...), extra...)...).CombinedOutput()
+		// Another store prefix, so it gets past the fleet lease to its
+		// ports (the same prefix is refused earlier, as another owner).
+		args := append(append([]string(nil), a.Args...), "--store-prefix", a.Prefix+"second:")
+		out, err := exec.CommandContext(ctx, arenaBin, append(args, extra...)...).CombinedOutput()
 		cancel()
 		if err == nil || !strings.Contains(string(out), "address already in use") {
 			t.Fatalf("second arena up %v: %v\n%s", extra, err, out)

@@ -32,6 +32,9 @@ func (g *gamer) queue(t *testing.T, ctx context.Context) int {
 		var q struct{ Score int }
 		err := g.play.RecvType(ctx, "queued", &q)
 		var re *wsconn.RemoteError
+		if errors.As(err, &re) && re.Code == "restarting" {
+			t.Fatalf("the dispatcher is restarting: %v", err)
+		}
 		if errors.As(err, &re) && re.Code == "in_room" {
 			select { // the dispatcher has not heard of the room's end yet
 			case <-ctx.Done():
@@ -185,8 +188,11 @@ func TestRecordsSurviveCacheAndDatabaseTrouble(t *testing.T) {
 			t.Fatal(err)
 		}
 		proxy := newTCPProxy(t, mc1.Addr())
+		// The stall lasts a few seconds (the fight's memcached writes time
+		// out one after the other); the fleet lease outlasts it, so the
+		// dispatcher keeps the fleet.
 		a := startArena(t, "dispatcher", "--guest-login", "--room-size", "2", "--tick", "100ms",
-			"--memcache", proxy.Addr(), "--db", dsn, "--min-map-processes", "0")
+			"--memcache", proxy.Addr(), "--db", dsn, "--min-map-processes", "0", "--owner-lease", "15s")
 		ctx := ctxT(t, 120*time.Second)
 		ann, bob := newGamer(t, ctx, a, "ann"), newGamer(t, ctx, a, "bob")
 
