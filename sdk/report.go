@@ -5,9 +5,11 @@ import (
 	"sync"
 )
 
-// LoadReporter tells the dispatcher about load changes: one Add when a room
-// is assigned here, one Del when it ends. *lineproto.LoadReporter (add|PORT|
-// TOKEN|ROOMID over the line protocol) implements it.
+// LoadReporter tells a dispatcher about load changes: one Add when a room
+// is assigned here, one Del when it ends. A fleet process reports through
+// the process contract instead (Deps.Events, AssignRoom answers, Status);
+// a Server embedded in a program of its own may report over the line
+// protocol with *lineproto.LoadReporter (add|PORT|TOKEN|ROOMID).
 type LoadReporter interface {
 	Add(ctx context.Context, roomID string) error
 	Del(ctx context.Context, roomID string) error
