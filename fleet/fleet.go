@@ -148,6 +148,7 @@ type Proc struct {
 	Started   time.Time
 	LastBusy  time.Time
 
+	h        *host                // its host (the same pointer while it is in the fleet)
 	units    map[string]time.Time // rooms hosted (assigned, not yet ended) and when the table learned of them
 	reserved map[string]bool      // units whose assignment is in flight
 	reported int                  // the load the process reported
@@ -311,6 +312,9 @@ type Fleet struct {
 	stopped  bool
 	version  uint64
 	local    map[string]bool
+	// picks caches Get's answer per kind for the version it was chosen at:
+	// a get changes nothing, so until the table changes the answer stands.
+	picks map[string]pick
 
 	// failed holds kinds whose last spawn failed (a binary that fails the
 	// handshake, exits at once, speaks another contract version): until
@@ -335,7 +339,8 @@ func New(cfg Config, log *slog.Logger, m *Metrics) *Fleet {
 	f := &Fleet{cfg: cfg, log: log, metrics: m,
 		hosts: map[string]*host{}, procs: map[Key]*Proc{}, byKind: map[string][]*Proc{},
 		maxnum: cfg.MaxNum, spawning: map[string]*spawnCall{}, local: map[string]bool{}, failed: map[string]spawnFailure{},
-		subs: map[chan Event]struct{}{}}
+		picks: map[string]pick{},
+		subs:  map[chan Event]struct{}{}}
 	for _, a := range cfg.LocalAddrs {
 		f.local[a] = true
 	}
@@ -413,7 +418,7 @@ func (f *Fleet) copyLocked(p *Proc) Proc {
 		c.Rooms = append(c.Rooms, r)
 	}
 	sort.Strings(c.Rooms)
-	c.units, c.reserved = nil, nil
+	c.units, c.reserved, c.h = nil, nil, nil
 	return c
 }
 

@@ -17,6 +17,11 @@ type spawnFailure struct {
 	reason string
 }
 
+type pick struct {
+	version uint64
+	p       *Proc
+}
+
 type spawnCall struct {
 	done chan struct{}
 	proc *Proc
@@ -36,7 +41,7 @@ func (f *Fleet) availableLocked(h *host) bool {
 func (f *Fleet) leastLoaded(kind string, accept func(*Proc) bool) *Proc {
 	var best *Proc
 	for _, p := range f.byKind[kind] {
-		if p.State != Ready || p.Load+p.Pending >= f.maxnum || !f.availableLocked(f.hosts[p.Host]) {
+		if p.State != Ready || p.Load+p.Pending >= f.maxnum || !f.availableLocked(p.h) {
 			continue
 		}
 		if accept != nil && !accept(p) {
@@ -70,7 +75,14 @@ func less(p, q *Proc) bool {
 // most free capacity when all are full. It changes no load.
 func (f *Fleet) Get(ctx context.Context, kind string) (Placement, error) {
 	f.mu.Lock()
-	if p := f.leastLoaded(kind, nil); p != nil {
+	p := f.picks[kind].p
+	if p == nil || f.picks[kind].version != f.version {
+		p = f.leastLoaded(kind, nil)
+		if p != nil {
+			f.picks[kind] = pick{f.version, p}
+		}
+	}
+	if p != nil {
 		pl := p.Placement()
 		f.mu.Unlock()
 		return pl, nil
@@ -237,7 +249,8 @@ func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) boo
 			p.Pending++
 			p.reserved[unit] = true
 			p.LastBusy = time.Now()
-			s := f.hosts[p.Host].sess
+			f.version++
+			s := p.h.sess
 			f.mu.Unlock()
 			return p, s, nil
 		}
@@ -254,6 +267,7 @@ func (f *Fleet) releaseLocked(p *Proc, unit string) {
 	if p.reserved[unit] {
 		delete(p.reserved, unit)
 		p.Pending--
+		f.version++
 	}
 }
 

@@ -439,7 +439,7 @@ func (f *Fleet) addLocked(h *host, info *hostpb.ProcessInfo) *Proc {
 		started = time.UnixMilli(ms)
 	}
 	p := &Proc{Kind: info.GetKind(), Host: h.name, Advertise: h.advertise, Port: int(info.GetPort()), Pid: int(info.GetPid()),
-		State: Starting, MaxNum: f.maxnum, Local: h.local, Started: started, LastBusy: time.Now(),
+		State: Starting, MaxNum: f.maxnum, Local: h.local, Started: started, LastBusy: time.Now(), h: h,
 		Maps: map[string]int{}, units: map[string]time.Time{}, reserved: map[string]bool{}}
 	f.procs[p.Key()] = p
 	f.byKind[p.Kind] = append(f.byKind[p.Kind], p)

@@ -98,35 +98,44 @@ type hostErr string
 func (e hostErr) Error() string { return string(e) }
 
 // ensureMinimum spawns processes until every kind has its minimum across
-// the fleet. A kind whose spawn fails waits (backoff up to 30 s).
+// the fleet, one after the other. A kind whose spawn fails waits 5 s.
 func (f *Fleet) ensureMinimum(ctx context.Context, retryAt map[string]time.Time) {
 	for kind, min := range f.cfg.Min {
-		if time.Now().Before(retryAt[kind]) {
-			continue
-		}
-		f.mu.Lock()
-		n := 0
-		for _, p := range f.byKind[kind] {
-			if p.State == Ready || p.State == Starting {
-				n++
-			}
-		}
-		hosts := 0
-		for _, h := range f.hosts {
-			if _, ok := h.kinds[kind]; ok && f.availableLocked(h) {
-				hosts++
-			}
-		}
-		stopped := f.stopped
-		f.mu.Unlock()
-		if stopped || n >= min || hosts == 0 {
-			continue
-		}
-		if _, err := f.spawnShared(ctx, kind); err != nil {
-			retryAt[kind] = time.Now().Add(5 * time.Second)
-			f.log.Warn("fleet cannot keep its minimum; retrying", "kind", kind, "min", min, "err", err)
+		for f.spawnIfBelow(ctx, kind, min, retryAt) {
 		}
 	}
+}
+
+// spawnIfBelow spawns one process of kind when the fleet runs fewer than
+// min of them (and some host takes the kind), and reports whether it did.
+func (f *Fleet) spawnIfBelow(ctx context.Context, kind string, min int, retryAt map[string]time.Time) bool {
+	if time.Now().Before(retryAt[kind]) || ctx.Err() != nil {
+		return false
+	}
+	f.mu.Lock()
+	n := 0
+	for _, p := range f.byKind[kind] {
+		if p.State == Ready || p.State == Starting {
+			n++
+		}
+	}
+	hosts := 0
+	for _, h := range f.hosts {
+		if _, ok := h.kinds[kind]; ok && f.availableLocked(h) {
+			hosts++
+		}
+	}
+	stopped := f.stopped
+	f.mu.Unlock()
+	if stopped || n >= min || hosts == 0 {
+		return false
+	}
+	if _, err := f.spawnShared(ctx, kind); err != nil {
+		retryAt[kind] = time.Now().Add(5 * time.Second)
+		f.log.Warn("fleet cannot keep its minimum; retrying", "kind", kind, "min", min, "err", err)
+		return false
+	}
+	return true
 }
 
 // drainIdle drains processes above the minimum of their kind that had no

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,10 +107,17 @@ func startBenchDispatcher(ctx context.Context, memcache string, extra ...string)
 		closeMC()
 		return nil, err
 	}
-	args := []string{"dispatcher", "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
+	dir, err := os.MkdirTemp("", "arena-bench-")
+	if err != nil {
+		closeMC()
+		return nil, err
+	}
+	closeStore := closeMC
+	closeMC = func() { closeStore(); os.RemoveAll(dir) }
+	args := []string{"dispatcher", "--db", "sqlite:" + filepath.Join(dir, "arena.db"), "--outbox", filepath.Join(dir, "outbox"), "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
 		"--memcache", mcAddr, "--store-prefix", "bench" + auth.RandomID(4) + ":", "--fleet-token", bd.fleet, "--secret", auth.RandomID(16), "--operator-token", bd.operator,
 		"--fight-port-base", strconv.Itoa(30000 + free()%20000), "--map-port-base", strconv.Itoa(25000 + free()%5000),
-		"--max-conns", "20000", "--log-level", "warn"}
+		"--max-conns", "20000", "--log-level", "warn", "--local-host", "--host-listen", "127.0.0.1:0"}
 	cmd := exec.CommandContext(ctx, exe, append(args, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/fleet/fakeproc"
 	"github.com/arena-game/arena/host"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
@@ -194,180 +194,23 @@ func (d *Dispatcher) FailedRooms() []string {
 	return append([]string(nil), d.failed...)
 }
 
-// Proc serves the process contract in memory.
-type Proc struct {
-	proc.Events
-	kind   string
-	pid    int
-	exited atomic.Bool
-
-	mu     sync.Mutex
-	port   int
-	rooms  map[string]bool
-	maps   map[string]int
-	quiet  bool // drop events, as a lost event would
-	joined []string
-	host   *Host
-}
-
-// Quiet makes the process drop its events from now on, as lost events
-// are lost.
-func (p *Proc) Quiet() {
-	p.mu.Lock()
-	p.quiet = true
-	p.mu.Unlock()
-}
-
-// Exit makes the process exit, as kill -9 does.
-func (p *Proc) Exit() { p.exited.Store(true) }
-
-// Port returns the port the process was started on.
-func (p *Proc) Port() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.port
-}
-
-// Rooms returns the rooms it hosts.
-func (p *Proc) Rooms() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.rooms))
-	for r := range p.rooms {
-		out = append(out, r)
-	}
-	return out
-}
-
-// SetPlayers sets the players on a map, as a map server does, and tells
-// the host (LoadChanged) unless quiet.
-func (p *Proc) SetPlayers(mapID string, n int) {
-	p.mu.Lock()
-	p.maps[mapID] = n
-	lc := proc.LoadChanged{Maps: map[string]int{}}
-	for m, k := range p.maps {
-		lc.Maps[m] = k
-		lc.Load += k
-	}
-	for range p.rooms {
-		lc.Load++
-	}
-	q := p.quiet
-	p.mu.Unlock()
-	if !q {
-		p.Publish(lc)
-	}
-}
-
-// Start implements proc.Lifecycle.
-func (p *Proc) Start(_ context.Context, req proc.StartRequest) (proc.Started, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.port = req.Port
-	return proc.Started{Addr: fmt.Sprintf("%s:%d", req.Advertised(), req.Port), Pid: p.pid}, nil
-}
-
-// Status implements proc.Lifecycle.
-func (p *Proc) Status(context.Context) (proc.Status, error) {
-	if p.exited.Load() {
-		return proc.Status{}, fmt.Errorf("gone")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st := proc.Status{Maps: map[string]int{}}
-	for r := range p.rooms {
-		st.Rooms = append(st.Rooms, r)
-		st.Load++
-	}
-	for m, n := range p.maps {
-		st.Maps[m] = n
-		st.Load += n
-	}
-	return st, nil
-}
-
-// Drain implements proc.Lifecycle.
-func (p *Proc) Drain(context.Context, time.Time) (int, error) { return 0, nil }
-
-// AssignRoom implements proc.Rooms.
-func (p *Proc) AssignRoom(_ context.Context, r proc.Room) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.rooms[r.ID] {
-		return 0, proc.ErrRoomExists
-	}
-	p.rooms[r.ID] = true
-	return len(p.rooms), nil
-}
-
-// Backfill implements proc.Rooms: players join a hosted room (recorded
-// as "ROOM/UUID", see Joined) unless the host's NoBackfill is set.
-func (p *Proc) Backfill(_ context.Context, id string, players []proc.Player) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.rooms[id] {
-		return 0, proc.ErrUnknownRoom
-	}
-	if p.host != nil && p.host.NoBackfill.Load() {
-		return 0, proc.ErrRoomFull
-	}
-	for _, pl := range players {
-		p.joined = append(p.joined, id+"/"+pl.UUID)
-	}
-	return len(p.rooms), nil
-}
-
-// Joined lists "ROOM/UUID" for each player backfilled into the process.
-func (p *Proc) Joined() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.joined...)
-}
-
-// HostMap implements proc.Maps.
-func (p *Proc) HostMap(_ context.Context, id string) (int, error) {
-	if id == "nowhere" {
-		return 0, proc.ErrUnknownMap
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.maps[id]; !ok {
-		p.maps[id] = 0
-	}
-	return 0, nil
-}
-
-// EndRoom ends a room as a fight process does.
-func (p *Proc) EndRoom(id string) {
-	p.mu.Lock()
-	delete(p.rooms, id)
-	n, q := len(p.rooms), p.quiet
-	p.mu.Unlock()
-	if !q {
-		p.Publish(proc.RoomEnded{Room: id, Load: n})
-	}
-}
+// Proc is a fake process (fakeproc.Proc).
+type Proc = fakeproc.Proc
 
 // Host is an Agent whose processes are Procs.
 type Host struct {
+	*fakeproc.Spawner
 	A      *host.Agent
 	cancel context.CancelFunc
 	// Done is closed when the agent's Run returned.
 	Done chan struct{}
-	// NoBackfill makes its processes refuse backfills (ROOM_FULL).
-	NoBackfill atomic.Bool
-
-	mu    sync.Mutex
-	procs []*Proc
 }
-
-var pids atomic.Int32
 
 // NewHost starts an Agent named name advertising advertise on n,
 // with the given capacity per kind.
 func NewHost(t testing.TB, n *Network, name, advertise string, kinds map[string]host.Kind, mutate func(*host.Config)) *Host {
 	t.Helper()
-	h := &Host{Done: make(chan struct{})}
+	h := &Host{Spawner: &fakeproc.Spawner{}, Done: make(chan struct{})}
 	cfg := host.Config{Name: name, Advertise: advertise, Bind: "127.0.0.1", FleetToken: Token, Kinds: kinds, Log: Quiet(),
 		StatusEvery: 20 * time.Millisecond, ExitEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Dial: func(context.Context) (*grpc.ClientConn, error) {
@@ -392,56 +235,17 @@ func NewHost(t testing.TB, n *Network, name, advertise string, kinds map[string]
 	return h
 }
 
-// Stop ends the agent as a kill would, its processes with it.
-// Spawn is a host.Spawner of Procs (the Host's own, and for agents a
-// test builds itself).
-func (h *Host) Spawn(_ context.Context, sc host.SpawnConfig) (*host.Child, error) {
-	p := &Proc{kind: sc.Kind, pid: int(pids.Add(1)) + 40000, rooms: map[string]bool{}, maps: map[string]int{}, host: h}
-	h.mu.Lock()
-	h.procs = append(h.procs, p)
-	h.mu.Unlock()
-	return host.NewChild(proc.Client{Lifecycle: p, Rooms: p, Maps: p}, p.pid, p.exited.Load, func() { p.exited.Store(true) }), nil
-}
-
 // NewSpawner returns a Host with no agent, whose Spawn a test passes to an
 // agent it configures itself (the dispatcher's local host).
-func NewSpawner() *Host { return &Host{Done: make(chan struct{})} }
+func NewSpawner() *Host { return &Host{Spawner: &fakeproc.Spawner{}, Done: make(chan struct{})} }
 
+// Stop ends the agent as a kill would, its processes with it.
 func (h *Host) Stop() {
 	if h.cancel == nil {
 		return
 	}
 	h.cancel()
 	<-h.Done
-}
-
-// Proc returns the i-th process the host spawned.
-func (h *Host) Proc(i int) *Proc {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.procs[i]
-}
-
-// Procs returns the processes the host spawned, in order.
-func (h *Host) Procs() []*Proc {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]*Proc(nil), h.procs...)
-}
-
-// ByPort returns the live process listening on port.
-func (h *Host) ByPort(port int) *Proc {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, p := range h.procs {
-		p.mu.Lock()
-		pp := p.port
-		p.mu.Unlock()
-		if pp == port && !p.exited.Load() {
-			return p
-		}
-	}
-	return nil
 }
 
 // PortBlock returns the first of n ports free now, for a kind's range,

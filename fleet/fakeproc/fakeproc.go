@@ -1,0 +1,216 @@
+// Package fakeproc is an in-process fake of a fleet process: it serves the
+// process contract (lifecycle, rooms, maps) from memory, for tests and for
+// `arena bench fleet`, where the fleet's own costs are measured without
+// the processes'.
+package fakeproc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/proc"
+)
+
+// Proc serves the process contract in memory.
+type Proc struct {
+	proc.Events
+	kind   string
+	pid    int
+	exited atomic.Bool
+
+	mu     sync.Mutex
+	port   int
+	rooms  map[string]bool
+	maps   map[string]int
+	quiet  bool // drop events, as a lost event would
+	joined []string
+	sp     *Spawner
+}
+
+// Quiet makes the process drop its events from now on, as lost events
+// are lost.
+func (p *Proc) Quiet() {
+	p.mu.Lock()
+	p.quiet = true
+	p.mu.Unlock()
+}
+
+// Exit makes the process exit, as kill -9 does.
+func (p *Proc) Exit() { p.exited.Store(true) }
+
+// Port returns the port the process was started on.
+func (p *Proc) Port() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.port
+}
+
+// Rooms returns the rooms it hosts.
+func (p *Proc) Rooms() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.rooms))
+	for r := range p.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// SetPlayers sets the players on a map, as a map server does, and tells
+// the host (LoadChanged) unless quiet.
+func (p *Proc) SetPlayers(mapID string, n int) {
+	p.mu.Lock()
+	p.maps[mapID] = n
+	lc := proc.LoadChanged{Maps: map[string]int{}}
+	for m, k := range p.maps {
+		lc.Maps[m] = k
+		lc.Load += k
+	}
+	for range p.rooms {
+		lc.Load++
+	}
+	q := p.quiet
+	p.mu.Unlock()
+	if !q {
+		p.Publish(lc)
+	}
+}
+
+// Start implements proc.Lifecycle.
+func (p *Proc) Start(_ context.Context, req proc.StartRequest) (proc.Started, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.port = req.Port
+	return proc.Started{Addr: fmt.Sprintf("%s:%d", req.Advertised(), req.Port), Pid: p.pid}, nil
+}
+
+// Status implements proc.Lifecycle.
+func (p *Proc) Status(context.Context) (proc.Status, error) {
+	if p.exited.Load() {
+		return proc.Status{}, fmt.Errorf("gone")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := proc.Status{Maps: map[string]int{}}
+	for r := range p.rooms {
+		st.Rooms = append(st.Rooms, r)
+		st.Load++
+	}
+	for m, n := range p.maps {
+		st.Maps[m] = n
+		st.Load += n
+	}
+	return st, nil
+}
+
+// Drain implements proc.Lifecycle.
+func (p *Proc) Drain(context.Context, time.Time) (int, error) { return 0, nil }
+
+// AssignRoom implements proc.Rooms.
+func (p *Proc) AssignRoom(_ context.Context, r proc.Room) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rooms[r.ID] {
+		return 0, proc.ErrRoomExists
+	}
+	p.rooms[r.ID] = true
+	return len(p.rooms), nil
+}
+
+// Backfill implements proc.Rooms: players join a hosted room (recorded
+// as "ROOM/UUID", see Joined) unless the host's NoBackfill is set.
+func (p *Proc) Backfill(_ context.Context, id string, players []proc.Player) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.rooms[id] {
+		return 0, proc.ErrUnknownRoom
+	}
+	if p.sp != nil && p.sp.NoBackfill.Load() {
+		return 0, proc.ErrRoomFull
+	}
+	for _, pl := range players {
+		p.joined = append(p.joined, id+"/"+pl.UUID)
+	}
+	return len(p.rooms), nil
+}
+
+// Joined lists "ROOM/UUID" for each player backfilled into the process.
+func (p *Proc) Joined() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.joined...)
+}
+
+// HostMap implements proc.Maps.
+func (p *Proc) HostMap(_ context.Context, id string) (int, error) {
+	if id == "nowhere" {
+		return 0, proc.ErrUnknownMap
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.maps[id]; !ok {
+		p.maps[id] = 0
+	}
+	return 0, nil
+}
+
+// EndRoom ends a room as a fight process does.
+func (p *Proc) EndRoom(id string) {
+	p.mu.Lock()
+	delete(p.rooms, id)
+	n, q := len(p.rooms), p.quiet
+	p.mu.Unlock()
+	if !q {
+		p.Publish(proc.RoomEnded{Room: id, Load: n})
+	}
+}
+
+var pids atomic.Int32
+
+// Spawner is a host.Spawner of Procs; it keeps every Proc it started.
+type Spawner struct {
+	// NoBackfill makes its processes refuse backfills (ROOM_FULL).
+	NoBackfill atomic.Bool
+
+	mu    sync.Mutex
+	procs []*Proc
+}
+
+// Spawn implements host.Spawner.
+func (s *Spawner) Spawn(_ context.Context, sc host.SpawnConfig) (*host.Child, error) {
+	p := &Proc{kind: sc.Kind, pid: int(pids.Add(1)) + 40000, rooms: map[string]bool{}, maps: map[string]int{}, sp: s}
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	return host.NewChild(proc.Client{Lifecycle: p, Rooms: p, Maps: p}, p.pid, p.exited.Load, func() { p.exited.Store(true) }), nil
+}
+
+// Proc returns the i-th process started.
+func (s *Spawner) Proc(i int) *Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[i]
+}
+
+// Procs returns the processes started, in order.
+func (s *Spawner) Procs() []*Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Proc(nil), s.procs...)
+}
+
+// ByPort returns the live process listening on port.
+func (s *Spawner) ByPort(port int) *Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.Port() == port && !p.exited.Load() {
+			return p
+		}
+	}
+	return nil
+}
