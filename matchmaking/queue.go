@@ -553,6 +553,10 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 			if now.Before(q.until) {
 				return m.status(q), fmt.Errorf("enqueue: %w (room %s)", ErrInRoom, q.room)
 			}
+		case StateMatching:
+			// Its match message may already be out (the hand-off is
+			// recorded after the players are told): as for cancel.
+			return m.status(q), fmt.Errorf("enqueue: %w: a room is being formed", ErrInRoom)
 		default:
 			return m.status(q), fmt.Errorf("enqueue: %w", ErrAlreadyQueued)
 		}
