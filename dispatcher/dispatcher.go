@@ -89,7 +89,7 @@ type Config struct {
 	// WebSockets besides the pages' own host and localhost
 	// (wsconn.OriginAllowed); every process gets them.
 	AllowedOrigins []string
-	GuestLogin       bool
+	GuestLogin     bool
 
 	Memcache    []string
 	StorePrefix string
@@ -204,10 +204,12 @@ type Dispatcher struct {
 	players Players
 	outbox  Outbox
 	fleet   *fleet.Fleet
-	local   *host.Agent
-	line    *LineServer
-	metrics *Metrics
-	mux     *http.ServeMux
+	// fleetMetrics are the fleet's metrics; the lease counts on them too.
+	fleetMetrics *fleet.Metrics
+	local        *host.Agent
+	line         *LineServer
+	metrics      *Metrics
+	mux          *http.ServeMux
 
 	signer      *auth.Signer
 	mm          *matchmaking.Matchmaker
@@ -339,6 +341,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	if ah := advertiseHost(cfg); ah != cfg.Host {
 		local = append(local, ah)
 	}
+	d.fleetMetrics = fleet.NewMetrics(m.Registry)
 	d.fleet = fleet.New(fleet.Config{
 		MaxNum: cfg.MaxNum, IdleTimeout: cfg.IdleTimeout, LocalAddrs: local,
 		Min:        map[string]int{proc.KindFight: cfg.MinProcesses, proc.KindMap: cfg.MinMaps},
@@ -353,7 +356,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		OnRoomsFailed: func(p fleet.Proc, rooms []string) {
 			go d.processGone(p, rooms) // placing rooms again may spawn
 		},
-	}, log, fleet.NewMetrics(m.Registry))
+	}, log, d.fleetMetrics)
 	if cfg.LocalHost != nil {
 		lc := *cfg.LocalHost
 		lc.FleetToken = cfg.FleetToken
@@ -428,7 +431,7 @@ func (d *Dispatcher) Addrs() (line, httpAddr string) {
 // of other hosts keep running.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	lease, err := fleet.AcquireLease(ctx, fleet.LeaseConfig{Store: d.store, Prefix: d.cfg.StorePrefix,
-		Period: d.cfg.OwnerLease, Addr: d.cfg.HostListen, Log: d.log})
+		Period: d.cfg.OwnerLease, Addr: d.cfg.HostListen, Log: d.log, RenewFailures: d.fleetMetrics.LeaseRenewFailures})
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
 )
@@ -38,6 +40,9 @@ type LeaseConfig struct {
 	// HTTP address), for the message another one gets.
 	Addr string
 	Log  *slog.Logger
+	// RenewFailures, if set, counts renewals that could not reach the
+	// store (arena_fleet_lease_renew_failures_total).
+	RenewFailures prometheus.Counter
 }
 
 // leaseRecord is the lease as stored.
@@ -177,13 +182,22 @@ func (l *Lease) reread(ctx context.Context) error {
 }
 
 // Keep renews the lease every Period/3 until ctx ends (then releases it)
-// or the lease is lost: taken by another dispatcher, or not renewed for a
-// whole period (memcached unreachable); then Lost is closed and Keep
-// returns ErrLeaseLost.
+// or the lease is lost to another dispatcher (its record names another
+// owner); then Lost is closed and Keep returns ErrLeaseLost.
+//
+// A store that cannot be reached (the memcached server holding the record
+// is down or stalled) does not end the lease: a dispatcher that stopped on
+// it would turn one memcached node's failure into a fleet-wide outage.
+// The owner keeps serving, logs once a period and counts each failed
+// renewal (RenewFailures), and renews or takes the record again once the
+// store answers; only then can it learn that another dispatcher took it,
+// which another can do only by watching the record unrenewed for a whole
+// period through a store this one could not reach (a partition between
+// this dispatcher and that memcached server: docs/hosts.md).
 func (l *Lease) Keep(ctx context.Context) error {
 	t := time.NewTicker(l.cfg.Period / 3)
 	defer t.Stop()
-	last := time.Now()
+	var lastWarn time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -192,25 +206,31 @@ func (l *Lease) Keep(ctx context.Context) error {
 		case <-t.C:
 		}
 		err := l.renew(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			// The record vanished (memcached restarted empty, or evicted
+			// it): take it again unless another dispatcher added one.
+			if err = l.retake(ctx); err == nil {
+				l.cfg.Log.Warn("the fleet lease record was gone from memcached; taken again", "prefix", l.cfg.Prefix)
+			}
+		}
+		if errors.Is(err, store.ErrCASConflict) || errors.Is(err, store.ErrNotStored) {
+			// Either our own earlier renewal, which timed out here but
+			// reached memcached late, changed the version (the record
+			// still names us), or another dispatcher holds it.
+			err = l.reread(ctx)
+		}
 		switch {
 		case err == nil:
-			last = time.Now()
-		case errors.Is(err, store.ErrNotFound) && l.retake(ctx) == nil:
-			// The record vanished (memcached restarted empty, or evicted
-			// it) and nobody else had added one: it is ours again.
-			last = time.Now()
-			l.cfg.Log.Warn("the fleet lease record was gone from memcached; taken again", "prefix", l.cfg.Prefix)
-		case errors.Is(err, store.ErrCASConflict) && l.reread(ctx) == nil:
-			// Our own earlier renewal, which timed out here but reached
-			// memcached late (a stalled memcached), changed the version:
-			// the record still names us.
-			last = time.Now()
-		case errors.Is(err, store.ErrCASConflict), errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, ErrLeaseHeld):
 			return l.lose(fmt.Errorf("%w under store prefix %q: another dispatcher took it", ErrLeaseLost, l.cfg.Prefix))
-		case time.Since(last) > l.cfg.Period:
-			return l.lose(fmt.Errorf("%w under store prefix %q: not renewed for %v: %v", ErrLeaseLost, l.cfg.Prefix, l.cfg.Period, err))
 		default:
-			l.cfg.Log.Warn("fleet lease not renewed; retrying", "prefix", l.cfg.Prefix, "err", err)
+			if l.cfg.RenewFailures != nil {
+				l.cfg.RenewFailures.Inc()
+			}
+			if time.Since(lastWarn) >= l.cfg.Period {
+				lastWarn = time.Now()
+				l.cfg.Log.Warn("fleet lease not renewed: the store is unreachable; still serving and retrying", "prefix", l.cfg.Prefix, "err", err)
+			}
 		}
 	}
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
 )
@@ -97,5 +102,97 @@ func TestLeaseSurvivesAnEmptiedMemcached(t *testing.T) {
 	cfg.Addr = "second"
 	if _, err := fleet.AcquireLease(ctx, cfg); !errors.Is(err, fleet.ErrLeaseHeld) {
 		t.Fatalf("a second dispatcher after the record was taken again: %v", err)
+	}
+}
+
+// downStore fails every operation while down is set, as a stopped
+// memcached server does, and counts the operations it failed.
+type downStore struct {
+	store.Store
+	down   atomic.Bool
+	failed atomic.Int64
+}
+
+var errDown = errors.New("dial tcp: connection refused")
+
+func (d *downStore) fail() bool {
+	if d.down.Load() {
+		d.failed.Add(1)
+		return true
+	}
+	return false
+}
+
+func (d *downStore) Get(ctx context.Context, key string) (*store.Item, error) {
+	if d.fail() {
+		return nil, errDown
+	}
+	return d.Store.Get(ctx, key)
+}
+
+func (d *downStore) Add(ctx context.Context, it *store.Item) error {
+	if d.fail() {
+		return errDown
+	}
+	return d.Store.Add(ctx, it)
+}
+
+func (d *downStore) CompareAndSwap(ctx context.Context, it *store.Item) error {
+	if d.fail() {
+		return errDown
+	}
+	return d.Store.CompareAndSwap(ctx, it)
+}
+
+// TestLeaseOutlivesAnUnreachableStore: while the memcached server holding
+// the lease cannot be reached for many periods, the owner keeps its lease
+// (a dispatcher that stopped on it turned one memcached node's failure
+// into an outage of the whole fleet) and counts the failed renewals; once
+// the store answers it writes the record again, and a second dispatcher
+// is still refused.
+func TestLeaseOutlivesAnUnreachableStore(t *testing.T) {
+	st := &downStore{Store: storetest.New(t)}
+	period := 100 * time.Millisecond
+	failures := prometheus.NewCounter(prometheus.CounterOpts{Name: "failures"})
+	cfg := fleet.LeaseConfig{Store: st, Prefix: "arena-test:", Period: period, Addr: "owner", RenewFailures: failures}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := fleet.AcquireLease(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepDone := make(chan error, 1)
+	go func() { keepDone <- l.Keep(ctx) }()
+
+	st.down.Store(true)
+	// Ten periods of renewals (three a period) that all fail.
+	waitfor.Cond(t, "thirty failed store operations, or the owner stopping", func() bool {
+		return st.failed.Load() >= 30 || len(keepDone) > 0
+	})
+	select {
+	case err := <-keepDone:
+		t.Fatalf("the owner stopped while the store was unreachable: %v", err)
+	case <-l.Lost():
+		t.Fatal("the lease was lost while the store was unreachable")
+	default:
+	}
+	if n := testutil.ToFloat64(failures); n < 20 {
+		t.Fatalf("%v failed renewals counted, want one per renewal", n)
+	}
+	// Down for longer than the record's TTL: it expired meanwhile, and the
+	// owner writes it again once the store answers.
+	st.down.Store(false)
+	waitfor.Cond(t, "the owner writes the lease once the store answers", func() bool {
+		it, err := st.Get(ctx, fleet.LeaseKey)
+		return err == nil && strings.Contains(string(it.Value), `"owner"`)
+	})
+	cfg.Addr = "second"
+	if _, err := fleet.AcquireLease(ctx, cfg); !errors.Is(err, fleet.ErrLeaseHeld) {
+		t.Fatalf("a second dispatcher after the store came back: %v, want ErrLeaseHeld", err)
+	}
+	select {
+	case <-l.Lost():
+		t.Fatal("the lease was lost")
+	default:
 	}
 }

@@ -17,6 +17,9 @@ type Metrics struct {
 	HostRefusals  *prometheus.CounterVec
 	HostConnects  prometheus.Counter
 	StreamEnds    *prometheus.CounterVec
+	// LeaseRenewFailures counts renewals of the fleet lease that could not
+	// reach the store (LeaseConfig.RenewFailures).
+	LeaseRenewFailures prometheus.Counter
 }
 
 // NewMetrics registers the fleet's metrics on reg (none when nil).
@@ -40,9 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "arena_fleet_host_connects_total", Help: "Host registrations accepted."}),
 		StreamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arena_fleet_host_stream_ends_total", Help: "Host streams that ended, by how (eof, canceled, error: a broken or truncated stream)."}, []string{"how"}),
+		LeaseRenewFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arena_fleet_lease_renew_failures_total", Help: "Renewals of the dispatcher's fleet lease that could not reach memcached (the dispatcher keeps serving)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Spawns, m.SpawnFailures, m.Exits, m.SpawnSeconds, m.MaxNum, m.HostRefusals, m.HostConnects, m.StreamEnds)
+		reg.MustRegister(m.Spawns, m.SpawnFailures, m.Exits, m.SpawnSeconds, m.MaxNum, m.HostRefusals, m.HostConnects, m.StreamEnds, m.LeaseRenewFailures)
 	}
 	return m
 }

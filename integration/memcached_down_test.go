@@ -65,12 +65,14 @@ func metric(t *testing.T, metricsURL, pattern string) float64 {
 
 // TestOneMemcachedDown is the check behind docs/memcached.md's failure
 // table: `arena up` on two real memcached servers, one of them killed
-// (the one holding the fleet table and the world chat channel's history,
-// chosen through the store prefix), then each process is used:
+// (the one holding the fleet table, the fleet lease and the world chat
+// channel's history, chosen through the store prefix), then each process
+// is used:
 //
 //   - dispatcher: stays up and healthy, logins work (players are in the
-//     database), `get` still answers from the table in memory, and its
-//     failed table saves are counted on its /metrics;
+//     database), `get` still answers from the table in memory, its
+//     failed table saves and lease renewals are counted on its /metrics,
+//     and it is still serving after several lease periods;
 //   - map: entering the map fails with 503 "unavailable" for exactly the
 //     players whose map state is on the dead server and works for the
 //     others; a player already on the map whose state is there plays on
@@ -90,12 +92,12 @@ func TestOneMemcachedDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A prefix that puts the fleet table and world's history on one
-	// server: that one is stopped.
+	// A prefix that puts the fleet table, the fleet lease and world's
+	// history on one server: that one is stopped.
 	var prefix, dead string
 	for i := 0; ; i++ {
 		p := fmt.Sprintf("down%d.%d:", time.Now().UnixNano()%1e6, i)
-		if s := ring.Server(p + "fleet:table"); s == ring.Server(p+"chat:history:world") {
+		if s := ring.Server(p + "fleet:table"); s == ring.Server(p+"chat:history:world") && s == ring.Server(p+fleet.LeaseKey) {
 			prefix, dead = p, s
 			break
 		}
@@ -250,6 +252,12 @@ func TestOneMemcachedDown(t *testing.T) {
 	waitfor.Cond(t, "three more bot rooms to end", func() bool { return roomsEnded() >= ended+3 })
 	waitfor.Cond(t, "the fight server to count a failure on "+dead, func() bool {
 		return storeErrors(t, fightMetrics, dead) > 0
+	})
+	// The lease's server has been down for longer than a lease period (3 s,
+	// one renewal a second): the dispatcher counts the failed renewals and
+	// keeps serving (it stopped itself after one period before).
+	waitfor.Cond(t, "four failed lease renewals counted", func() bool {
+		return metric(t, "http://"+a.HTTP+"/metrics", `arena_fleet_lease_renew_failures_total`) >= 4
 	})
 	if code := api(t, a, "GET", "/healthz", "", nil, nil); code != 200 {
 		t.Fatalf("dispatcher /healthz at the end: %d", code)
