@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: go vet, the whole suite against the embedded memcached,
-# then again against a real memcached on a free port when the memcached
-# binary exists. The player database tests run against SQLite and against a
+# Runs every test: go vet, the whole suite with the race detector against
+# the embedded memcached, then the packages that talk to memcached again
+# (without the race detector, which the first pass already ran over them)
+# against a real memcached on a free port when the memcached binary exists. The player database tests run against SQLite and against a
 # PostgreSQL started on a free port in a temporary directory
 # (scripts/postgres.sh; skipped with a message when PostgreSQL is not
 # installed, a failure under CI=true). Browser tests run when Chromium and
@@ -27,11 +28,10 @@ fi
 echo "== go vet"
 go vet ./...
 
-echo "== go test -race (the fleet: proc, host, fleet, dispatcher)"
-go test -race -count=1 -timeout 10m "$@" ./proc/... ./host/... ./fleet/... ./dispatcher/...
-
-echo "== go test (embedded memcached)"
-go test -count=1 -timeout 15m "$@" ./...
+echo "== go test -race (embedded memcached)"
+start=$(date +%s)
+go test -race -count=1 -timeout 15m "$@" ./...
+echo "== go test -race took $(( $(date +%s) - start ))s"
 
 if command -v memcached >/dev/null 2>&1; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 21211)
