@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/dispatcher/dispatchbench"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
@@ -37,12 +38,13 @@ func benchDispatchCommand() *cli.Command {
 			secretFlag("token", "fleet token of the target (spawn mode; the bench knows its own dispatcher's)"),
 			intFlag("spawns", 10, "spawns timed in spawn mode"),
 			boolFlag("json", "print one JSON object"),
+			&cli.DurationFlag{Name: "line-seed-wait", Value: dispatcher.DefaultSeedWait, Usage: "the started dispatcher's --line-seed-wait (0: the first read decides)", EnvVars: env("bench-line-seed-wait")},
 		},
 		Action: func(c *cli.Context) error {
 			addr, token := c.String("addr"), c.String("token")
 			modes := strings.Split(c.String("modes"), ",")
 			if addr == "" {
-				bd, err := startBenchDispatcher(c.Context, c.String("memcache"))
+				bd, err := startBenchDispatcher(c.Context, c.String("memcache"), "--line-seed-wait", c.Duration("line-seed-wait").String())
 				if err != nil {
 					return err
 				}
