@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -664,18 +663,9 @@ func TestUpgradeChecksOrigin(t *testing.T) {
 		origin string
 		ok     bool
 	}{{"", true}, {"http://127.0.0.1:8080", true}, {"http://localhost:8080", true}, {"https://evil.example", false}} {
-		h := http.Header{}
-		if tc.origin != "" {
-			h.Set("Origin", tc.origin)
-		}
-		c, resp, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: e.url + "?token=" + tok, RequestHeader: h})
-		if tc.ok != (err == nil) {
-			t.Fatalf("origin %q: %v, want ok=%v", tc.origin, err, tc.ok)
-		}
-		if err == nil {
-			c.WriteClose(1000, nil)
-		} else if resp == nil || resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("origin %q: %v, want 403", tc.origin, resp)
+		code, err := wsconntest.UpgradeStatus(e.url+"?token="+tok, tc.origin)
+		if want := map[bool]int{true: 101, false: 403}[tc.ok]; code != want {
+			t.Fatalf("origin %q: %d %v, want %d", tc.origin, code, err, want)
 		}
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/lxzan/gws"
+	"github.com/arena-game/arena/internal/wsconn/wsconntest"
 )
 
 // post sends body to path with the given Content-Type and returns the
@@ -51,26 +50,15 @@ func TestJSONEndpointsRequireJSON(t *testing.T) {
 	}
 }
 
-type nopEvents struct{ gws.BuiltinEventHandler }
-
 // upgrade tries a /v1/play upgrade with origin ("" sends none) and returns
 // the HTTP status (101 on success).
 func upgrade(t *testing.T, td *testDispatcher, token, origin string) int {
 	t.Helper()
-	h := http.Header{}
-	if origin != "" {
-		h.Set("Origin", origin)
-	}
-	c, resp, err := gws.NewClient(nopEvents{}, &gws.ClientOption{Addr: td.ws + "/v1/play?token=" + token, RequestHeader: h,
-		HandshakeTimeout: 5 * time.Second})
-	if err == nil {
-		c.WriteClose(1000, nil)
-		return http.StatusSwitchingProtocols
-	}
-	if resp == nil {
+	code, err := wsconntest.UpgradeStatus(td.ws+"/v1/play?token="+token, origin)
+	if err != nil {
 		t.Fatalf("upgrade with origin %q: %v", origin, err)
 	}
-	return resp.StatusCode
+	return code
 }
 
 // TestPlayUpgradeChecksOrigin: a browser page of another site cannot open

@@ -17,7 +17,7 @@ import (
 
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
-	"github.com/lxzan/gws"
+	"github.com/arena-game/arena/internal/wsconn/wsconntest"
 )
 
 // TestTricklingBodiesDoNotStarve is issue 14's item 2 attack, retried: one
@@ -126,19 +126,11 @@ func TestTricklingBodiesDoNotStarve(t *testing.T) {
 // returns the HTTP status (101 when it succeeded).
 func wsStatus(t *testing.T, url, origin string) int {
 	t.Helper()
-	h := http.Header{}
-	if origin != "" {
-		h.Set("Origin", origin)
-	}
-	c, resp, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: url, RequestHeader: h, HandshakeTimeout: 5 * time.Second})
-	if err == nil {
-		c.WriteClose(1000, nil)
-		return http.StatusSwitchingProtocols
-	}
-	if resp == nil {
+	code, err := wsconntest.UpgradeStatus(url, origin)
+	if err != nil {
 		t.Fatalf("upgrade %s: %v", url, err)
 	}
-	return resp.StatusCode
+	return code
 }
 
 // TestOriginsReachEveryProcess: --allowed-origins travels to every

@@ -1,8 +1,7 @@
 package mapserver
 
 import (
-	"errors"
-
+	"github.com/arena-game/arena/proc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -53,33 +52,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		busy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_map_busy_total",
 			Help: "Joins, moves and switches refused with busy because their map instance's queue was full."}, []string{"type"}),
 	}
-	m.players = register(reg, m.players)
-	m.connections = register(reg, m.connections)
-	m.claims = register(reg, m.claims)
-	m.handoffs = register(reg, m.handoffs)
-	m.moves = register(reg, m.moves)
-	m.saves = register(reg, m.saves)
-	m.kicks = register(reg, m.kicks)
-	m.saveSeconds = register(reg, m.saveSeconds)
-	m.handoffSeconds = register(reg, m.handoffSeconds)
-	m.claimSeconds = register(reg, m.claimSeconds)
-	m.tickSeconds = register(reg, m.tickSeconds)
-	m.messagesOut = register(reg, m.messagesOut)
-	m.busy = register(reg, m.busy)
+	m.players = proc.Register(reg, m.players)
+	m.connections = proc.Register(reg, m.connections)
+	m.claims = proc.Register(reg, m.claims)
+	m.handoffs = proc.Register(reg, m.handoffs)
+	m.moves = proc.Register(reg, m.moves)
+	m.saves = proc.Register(reg, m.saves)
+	m.kicks = proc.Register(reg, m.kicks)
+	m.saveSeconds = proc.Register(reg, m.saveSeconds)
+	m.handoffSeconds = proc.Register(reg, m.handoffSeconds)
+	m.claimSeconds = proc.Register(reg, m.claimSeconds)
+	m.tickSeconds = proc.Register(reg, m.tickSeconds)
+	m.messagesOut = proc.Register(reg, m.messagesOut)
+	m.busy = proc.Register(reg, m.busy)
 	return m
-}
-
-// register registers c on reg, or returns the collector already registered
-// under the same name (several map servers in one process share metrics).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(T); ok {
-				return old
-			}
-		}
-		panic("mapserver: register metrics: " + err.Error())
-	}
-	return c
 }

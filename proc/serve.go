@@ -124,3 +124,20 @@ func NewRegistry() *prometheus.Registry {
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.Collector())
 	return r
 }
+
+// Register registers c on reg and returns it, or returns the collector of
+// the same description already registered there (several servers of one
+// kind in one process, as tests run them, share their series). Any other
+// registration error panics: it is a programming error.
+func Register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(T); ok {
+				return old
+			}
+		}
+		panic("register metrics: " + err.Error())
+	}
+	return c
+}

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arena-game/arena/proc"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -132,22 +133,10 @@ func New(name string, lim Limits, reg prometheus.Registerer, log *slog.Logger) *
 			Help: "Connections refused with 503 at accept, by cap: total or addr.", ConstLabels: prometheus.Labels{"server": name}}, []string{"cap"}),
 	}
 	if reg != nil {
-		g.conns = register(reg, g.conns)
-		g.refused = register(reg, g.refused)
+		g.conns = proc.Register(reg, g.conns)
+		g.refused = proc.Register(reg, g.refused)
 	}
 	return g
-}
-
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(T); ok {
-				return old
-			}
-		}
-	}
-	return c
 }
 
 // Limits returns the limits in force (defaults filled in).

@@ -58,6 +58,27 @@ export async function screenshot(page, name, { viewport = false } = {}) {
   return file;
 }
 
+/**
+ * waitReady waits until the arena at base answers and its chat, fight and
+ * map servers are ready (the pages connect to all three at once); it
+ * throws after ms.
+ */
+export async function waitReady(base = BASE, ms = 60_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(base + '/v1/fleet');
+      if (r.ok) {
+        const t = await r.json();
+        const ready = new Set((t.processes || []).filter((p) => p.state === 'ready').map((p) => p.kind));
+        if (['chat', 'fight', 'map'].every((k) => ready.has(k))) return;
+      }
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`arena at ${base} did not become ready`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** api calls the arena's HTTP API from the test (for setup, not assertions about pages). */
 export async function api(method, p, { token, body } = {}) {
   const headers = { 'Content-Type': 'application/json' };

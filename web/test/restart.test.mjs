@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, screenshot } from './lib.mjs';
+import { launch, screenshot, waitReady } from './lib.mjs';
 
 const BIN = process.env.ARENA_BIN;
 
@@ -29,23 +29,6 @@ async function portBlock(n) {
     if (all) return b;
   }
   throw new Error('no free ports');
-}
-
-/** ready waits until base's fleet has ready chat, fight and map servers. */
-async function ready(base, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const r = await fetch(base + '/v1/fleet');
-      if (r.ok) {
-        const t = await r.json();
-        const kinds = new Set((t.processes || []).filter((p) => p.state === 'ready').map((p) => p.kind));
-        if (['chat', 'fight', 'map'].every((k) => kinds.has(k))) return;
-      }
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error(`arena at ${base} did not become ready`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** queued reports how many players base's queues hold. */
@@ -74,7 +57,7 @@ test('a queued player is queued again after the dispatcher restarts', { timeout:
   let arena = start();
   const browser = await launch();
   try {
-    await ready(base);
+    await waitReady(base);
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const errors = [];
@@ -95,7 +78,7 @@ test('a queued player is queued again after the dispatcher restarts', { timeout:
     await screenshot(page, 'restart-waiting', { viewport: true });
 
     arena = start();
-    await ready(base);
+    await waitReady(base);
     await page.waitForFunction(() => document.querySelector('#net').textContent === 'online', null, { timeout: 30_000 });
     for (let i = 0; (await queued(base)) !== 1; i++) {
       assert.ok(i < 100, 'the page queued the player again by itself');

@@ -103,3 +103,22 @@ func PingFlood(ctx context.Context, url string, header http.Header, n int, settl
 		last, lastTexts = p, nt
 	}
 }
+
+// UpgradeStatus tries a WebSocket upgrade of url as a browser page of
+// origin would ("" sends no Origin) and returns the HTTP status: 101 when
+// the upgrade succeeded (the connection is then closed), else the refusal's.
+func UpgradeStatus(url, origin string) (int, error) {
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	c, resp, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: url, RequestHeader: h, HandshakeTimeout: 5 * time.Second})
+	if err == nil {
+		_ = c.WriteClose(1000, nil)
+		return http.StatusSwitchingProtocols, nil
+	}
+	if resp == nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
