@@ -552,7 +552,7 @@ func (h handler) AllowPing(c *wsconn.Conn) bool {
 	if sess == nil {
 		return true
 	}
-	if sess.allow(time.Now()) {
+	if sess.allow(c, time.Now()) {
 		return true
 	}
 	if sess.strikes++; float64(sess.strikes) > h.s.cfg.MaxMsgRate {
@@ -567,12 +567,12 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		return
 	}
 	now := time.Now()
-	if !sess.allow(now) {
+	if !sess.allow(c, now) {
 		return
 	}
 	m, err := parseClientMsg(data)
 	if err != nil {
-		sess.sendError(CodeBadMessage, err.Error())
+		sendError(c, CodeBadMessage, err.Error())
 		return
 	}
 	switch m.Type {
@@ -581,14 +581,14 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		return
 	case msgMove, msgSwitch:
 	default:
-		sess.sendError(CodeUnknownType, fmt.Sprintf("unknown message type %.32q", m.Type))
+		sendError(c, CodeUnknownType, fmt.Sprintf("unknown message type %.32q", m.Type))
 		return
 	}
 	sess.mu.Lock()
 	joined := sess.joined
 	sess.mu.Unlock()
 	if !joined {
-		sess.sendError(CodeNotReady, "wait for the welcome before sending "+m.Type)
+		sendError(c, CodeNotReady, "wait for the welcome before sending "+m.Type)
 		return
 	}
 	if m.Type == msgMove {
@@ -600,7 +600,7 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		h.s.met.busy.WithLabelValues(m.Type).Inc()
 		if now.Sub(sess.lastBusy) >= time.Second {
 			sess.lastBusy = now
-			sess.sendError(CodeBusy, "the map is busy; "+m.Type+" dropped (this error is sent at most once a second)")
+			sendError(c, CodeBusy, "the map is busy; "+m.Type+" dropped (this error is sent at most once a second)")
 		}
 	}
 }
@@ -648,18 +648,21 @@ func newMsgLimiter(perSecond float64) *rate.Limiter {
 }
 
 // allow applies the per-connection message rate limit; a refused message
-// gets a rate_limited error, at most one a second.
-func (ss *session) allow(now time.Time) bool {
+// gets a rate_limited error on c, at most one a second. It runs on the
+// connection's read goroutine, which is given c: it may run before the
+// upgrading goroutine has set ss.conn.
+func (ss *session) allow(c clientConn, now time.Time) bool {
 	if ss.limit.AllowN(now, 1) {
 		return true
 	}
 	if now.Sub(ss.lastWarn) >= time.Second {
 		ss.lastWarn = now
-		ss.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", ss.srv.cfg.MaxMsgRate))
+		sendError(c, CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", ss.srv.cfg.MaxMsgRate))
 	}
 	return false
 }
 
-func (ss *session) sendError(code, msg string) {
-	_ = ss.conn.SendJSON(newError(code, msg))
-}
+func (ss *session) sendError(code, msg string) { sendError(ss.conn, code, msg) }
+
+// sendError sends an error message on c.
+func sendError(c clientConn, code, msg string) { _ = c.SendJSON(newError(code, msg)) }
