@@ -209,12 +209,19 @@ func (c *cluster) state(uuid string) State {
 // change hp or inventory between maps.
 func (c *cluster) poke(uuid string, fn func(*State)) {
 	c.t.Helper()
-	s, cas, err := GetState(context.Background(), c.st, uuid)
+	// The owner's periodic save may write between the read and the
+	// compare-and-swap: read again and retry, as a real writer would.
+	var err error
+	waitfor.Cond(c.t, "a poke of "+uuid+" that wins its compare-and-swap", func() bool {
+		s, cas, gerr := GetState(context.Background(), c.st, uuid)
+		if gerr != nil {
+			c.t.Fatal(gerr)
+		}
+		fn(&s)
+		err = casState(context.Background(), c.st, s, cas)
+		return !errors.Is(err, store.ErrCASConflict)
+	})
 	if err != nil {
-		c.t.Fatal(err)
-	}
-	fn(&s)
-	if err := casState(context.Background(), c.st, s, cas); err != nil {
 		c.t.Fatal(err)
 	}
 }

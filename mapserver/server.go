@@ -600,7 +600,8 @@ func (h handler) OnMessage(c *wsconn.Conn, data []byte) {
 		h.s.met.busy.WithLabelValues(m.Type).Inc()
 		if now.Sub(sess.lastBusy) >= time.Second {
 			sess.lastBusy = now
-			sendError(c, CodeBusy, "the map is busy; "+m.Type+" dropped (this error is sent at most once a second)")
+			// Joined (read under sess.mu above): ss.conn is set.
+			sess.sendError(CodeBusy, "the map is busy; "+m.Type+" dropped (this error is sent at most once a second)")
 		}
 	}
 }
