@@ -50,6 +50,8 @@ type LineConfig struct {
 
 // Fleeter is what the line server needs from the fleet.
 type Fleeter interface {
+	// Pick is Get when a process has room (no spawn, no deadline).
+	Pick(kind string) (fleet.Placement, bool)
 	Get(ctx context.Context, kind string) (fleet.Placement, error)
 	PlaceMap(ctx context.Context, mapID string) (fleet.Placement, error)
 	Adjust(host string, port, delta int, unit string) (int, error)
@@ -286,14 +288,21 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 	switch req.Verb {
 	case lineproto.VerbGet:
 		start := time.Now()
-		var pl fleet.Placement
-		gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
-		if req.Kind == lineproto.KindMap {
-			pl, err = s.fleet.PlaceMap(gctx, req.Map)
-		} else {
-			pl, err = s.fleet.Get(gctx, req.Kind)
+		pl, ok := fleet.Placement{}, false
+		if req.Kind != lineproto.KindMap {
+			// Most gets find a process: no deadline (its timer costs
+			// more than the rest of the answer) unless one is spawned.
+			pl, ok = s.fleet.Pick(req.Kind)
 		}
-		cancel()
+		if !ok {
+			gctx, cancel := context.WithTimeout(ctx, s.cfg.GetTimeout)
+			if req.Kind == lineproto.KindMap {
+				pl, err = s.fleet.PlaceMap(gctx, req.Map)
+			} else {
+				pl, err = s.fleet.Get(gctx, req.Kind)
+			}
+			cancel()
+		}
 		if err != nil {
 			s.metrics.LineRequests.WithLabelValues(verb, "error").Inc()
 			return append(append(out, "err|"...), errorReason(err)...)
@@ -303,7 +312,7 @@ func (s *LineServer) handle(ctx context.Context, out, line []byte) []byte {
 		// A process on the dispatcher's own machine is named by its port,
 		// as the seed's clients expect; one elsewhere by HOST:PORT.
 		if !pl.Local {
-			return append(out, pl.Addr()...)
+			return pl.AppendAddr(out)
 		}
 		return strconv.AppendInt(out, int64(pl.Port), 10)
 	case lineproto.VerbAdd, lineproto.VerbDel:

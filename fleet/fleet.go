@@ -18,6 +18,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,7 +128,18 @@ type Placement struct {
 }
 
 // Addr is the advertised host:port.
-func (p Placement) Addr() string { return net.JoinHostPort(p.Advertise, strconv.Itoa(p.Port)) }
+func (p Placement) Addr() string { return string(p.AppendAddr(nil)) }
+
+// AppendAddr appends Addr to b (the line server's answers, without
+// allocating).
+func (p Placement) AppendAddr(b []byte) []byte {
+	if strings.IndexByte(p.Advertise, ':') >= 0 {
+		b = append(append(append(b, '['), p.Advertise...), ']')
+	} else {
+		b = append(b, p.Advertise...)
+	}
+	return strconv.AppendInt(append(b, ':'), int64(p.Port), 10)
+}
 
 // Proc is one row of the process table. Copies are handed out; the live
 // row belongs to the Fleet.

@@ -324,3 +324,13 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+func TestPlacementAddr(t *testing.T) {
+	for _, c := range []struct {
+		adv, want string
+	}{{"10.0.0.2", "10.0.0.2:7001"}, {"fight-1.example", "fight-1.example:7001"}, {"fd00::2", "[fd00::2]:7001"}} {
+		if got := (fleet.Placement{Advertise: c.adv, Port: 7001}).Addr(); got != c.want {
+			t.Errorf("Addr of %s: %s, want %s", c.adv, got, c.want)
+		}
+	}
+}

@@ -74,25 +74,31 @@ func less(p, q *Proc) bool {
 // kind, spawning one (shared by concurrent callers) on the host with the
 // most free capacity when all are full. It changes no load.
 func (f *Fleet) Get(ctx context.Context, kind string) (Placement, error) {
-	f.mu.Lock()
-	p := f.picks[kind].p
-	if p == nil || f.picks[kind].version != f.version {
-		p = f.leastLoaded(kind, nil)
-		if p != nil {
-			f.picks[kind] = pick{f.version, p}
-		}
-	}
-	if p != nil {
-		pl := p.Placement()
-		f.mu.Unlock()
+	if pl, ok := f.Pick(kind); ok {
 		return pl, nil
 	}
-	f.mu.Unlock()
 	p, err := f.spawnShared(ctx, kind)
 	if err != nil {
 		return Placement{}, err
 	}
 	return p.Placement(), nil
+}
+
+// Pick is Get without the spawn: the least-loaded ready process of kind
+// below MAXNUM, or false. The choice is cached per kind until the table
+// changes, so most calls cost a lock and a copy.
+func (f *Fleet) Pick(kind string) (Placement, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.picks[kind].p
+	if p == nil || f.picks[kind].version != f.version {
+		p = f.leastLoaded(kind, nil)
+		if p == nil {
+			return Placement{}, false
+		}
+		f.picks[kind] = pick{f.version, p}
+	}
+	return p.Placement(), true
 }
 
 // pickHostLocked returns the host that should start a new process of kind:

@@ -4,21 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/arena-game/arena/dispatcher"
 	"github.com/arena-game/arena/dispatcher/dispatchbench"
-	"github.com/arena-game/arena/internal/auth"
-	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/benchdisp"
 )
 
 func benchDispatchCommand() *cli.Command {
@@ -48,8 +42,8 @@ func benchDispatchCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				defer bd.stop()
-				addr, token = bd.line, bd.fleet
+				defer bd.Stop()
+				addr, token = bd.Line, bd.Fleet
 			} else if token == "" && !c.IsSet("modes") {
 				modes = []string{"seed", "pipelined"}
 			}
@@ -77,74 +71,17 @@ func benchDispatchCommand() *cli.Command {
 	}
 }
 
-// benchDispatcher is a dispatcher a load generator started for itself.
-type benchDispatcher struct {
-	line, http, operator, fleet string
-	stop                        func()
-}
-
-// startBenchDispatcher runs `arena dispatcher` on free ports with an
-// embedded memcached (plus extra flags) and waits until it answers.
-func startBenchDispatcher(ctx context.Context, memcache string, extra ...string) (*benchDispatcher, error) {
-	mcAddr, closeMC := memcache, func() {}
-	if mcAddr == "" {
-		mc, err := store.StartEmbedded(0)
-		if err != nil {
-			return nil, err
-		}
-		mcAddr, closeMC = mc.Addr(), mc.Close
-	}
-	free := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	line := "127.0.0.1:" + strconv.Itoa(free())
-	bd := &benchDispatcher{line: line, http: "http://127.0.0.1:" + strconv.Itoa(free()), operator: auth.RandomID(16), fleet: auth.RandomID(16)}
-	exe, err := os.Executable()
+// startBenchDispatcher runs `arena dispatcher` with its own host on free
+// ports with an embedded memcached (plus extra flags) and waits until its
+// get answers.
+func startBenchDispatcher(ctx context.Context, memcache string, extra ...string) (*benchdisp.Dispatcher, error) {
+	d, err := benchdisp.Start(benchdisp.Options{Memcache: memcache, LocalHost: true, Extra: extra})
 	if err != nil {
-		closeMC()
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "arena-bench-")
-	if err != nil {
-		closeMC()
+	if err := d.Up(ctx, true); err != nil {
+		d.Stop()
 		return nil, err
 	}
-	closeStore := closeMC
-	closeMC = func() { closeStore(); os.RemoveAll(dir) }
-	args := []string{"dispatcher", "--db", "sqlite:" + filepath.Join(dir, "arena.db"), "--outbox", filepath.Join(dir, "outbox"), "--listen", line, "--http", strings.TrimPrefix(bd.http, "http://"), "--grpc", "",
-		"--memcache", mcAddr, "--store-prefix", "bench" + auth.RandomID(4) + ":", "--fleet-token", bd.fleet, "--secret", auth.RandomID(16), "--operator-token", bd.operator,
-		"--fight-port-base", strconv.Itoa(30000 + free()%20000), "--map-port-base", strconv.Itoa(25000 + free()%5000),
-		"--max-conns", "20000", "--log-level", "warn", "--local-host", "--host-listen", "127.0.0.1:0"}
-	cmd := exec.CommandContext(ctx, exe, append(args, extra...)...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		closeMC()
-		return nil, err
-	}
-	bd.stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		closeMC()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", line); err == nil {
-			_, _ = c.Write([]byte("get"))
-			b := make([]byte, 16)
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			n, _ := c.Read(b)
-			c.Close()
-			if _, err := strconv.Atoi(string(b[:n])); err == nil {
-				return bd, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	bd.stop()
-	return nil, fmt.Errorf("bench: the dispatcher did not come up")
+	return d, nil
 }

@@ -34,8 +34,8 @@ func benchE2ECommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				defer bd.stop()
-				base, op = bd.http, bd.operator
+				defer bd.Stop()
+				base, op = bd.HTTP, bd.Operator
 			}
 			res, err := e2ebench.Run(c.Context, e2ebench.Config{HTTP: base, OperatorToken: op, Players: c.Int("players"),
 				Connect: c.Int("connect"), Timeout: c.Duration("timeout")})

@@ -67,6 +67,7 @@ func benchCommand() *cli.Command {
 		Usage: "load generators (see docs/BENCHMARKS.md)",
 		Subcommands: []*cli.Command{
 			benchDispatchCommand(),
+			benchFleetCommand(),
 			benchMatchCommand(),
 			benchFightCommand(),
 			benchMapCommand(),

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,8 +132,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // runSpawn times spawn-to-answer: MAXNUM is set to 1, every fight process
-// is filled with add, and a get then has to spawn a process and answers
-// once it listens.
+// is filled with add (naming it HOST:PORT, wherever it runs), and a get
+// then has to spawn a process and answers once it listens.
 func runSpawn(cfg Config) (Figures, error) {
 	if cfg.Token == "" {
 		return Figures{}, errors.New("bench dispatch: spawn mode needs the fleet token")
@@ -163,6 +164,7 @@ func runSpawn(cfg Config) (Figures, error) {
 		return Figures{}, err
 	}
 	lat := make([]time.Duration, 0, n)
+	var ex atomic.Value
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		tab, err := do("stat")
@@ -172,6 +174,7 @@ func runSpawn(cfg Config) (Figures, error) {
 		var t struct {
 			Processes []struct {
 				Kind  string
+				Host  string
 				Port  int
 				Load  int
 				State string
@@ -182,18 +185,19 @@ func runSpawn(cfg Config) (Figures, error) {
 		}
 		for _, p := range t.Processes {
 			if p.Kind == "fight" && p.Load == 0 {
-				if _, err := do(fmt.Sprintf("add|%d|%s", p.Port, cfg.Token)); err != nil {
+				if _, err := do(fmt.Sprintf("add|%s|%s", net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), cfg.Token)); err != nil {
 					return Figures{}, err
 				}
 			}
 		}
 		t0 := time.Now()
-		if _, err := do("get"); err != nil {
+		ans, err := do("get")
+		if err != nil {
 			return Figures{}, err
 		}
 		lat = append(lat, time.Since(t0))
+		ex.Store(ans)
 	}
-	var ex atomic.Value
 	return figures(int64(n), 0, time.Since(start), [][]time.Duration{lat}, ex), nil
 }
 
@@ -221,13 +225,13 @@ func alternate(ctx context.Context, cfg Config, seed bool, run func(context.Cont
 			a = append(a, f)
 		}
 	}
-	return merge(a), merge(b), nil
+	return Merge(a), Merge(b), nil
 }
 
-// merge combines runs of one target: requests and errors add up, rates
+// Merge combines runs of one target: requests and errors add up, rates
 // are over the summed time, latencies are the runs' request-weighted means
 // of their quantiles.
-func merge(fs []Figures) Figures {
+func Merge(fs []Figures) Figures {
 	var m Figures
 	var secs float64
 	for _, f := range fs {

@@ -7,6 +7,8 @@ package fakeproc
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,12 @@ func (p *Proc) Quiet() {
 
 // Exit makes the process exit, as kill -9 does.
 func (p *Proc) Exit() { p.exited.Store(true) }
+
+// Pid returns the process's (made-up) pid.
+func (p *Proc) Pid() int { return p.pid }
+
+// Exited reports whether the process exited (Exit, or killed by its host).
+func (p *Proc) Exited() bool { return p.exited.Load() }
 
 // Port returns the port the process was started on.
 func (p *Proc) Port() int {
@@ -213,4 +221,26 @@ func (s *Spawner) ByPort(port int) *Proc {
 		}
 	}
 	return nil
+}
+
+// PortBlock returns the first of n ports free now on 127.0.0.1, for a
+// kind's range, below the ephemeral range (busy machines fill that with
+// connections).
+func PortBlock(n int) (int, error) {
+	for try := 0; try < 200; try++ {
+		base := 20000 + rand.IntN(12000-n)
+		ok := true
+		for p := base; p < base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no block of %d free ports", n)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -252,23 +251,11 @@ func (h *Host) Stop() {
 // below the ephemeral range (busy machines fill that with connections).
 func PortBlock(t testing.TB, n int) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		base := 20000 + rand.IntN(12000-n)
-		ok := true
-		for p := base; p < base+n; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := fakeproc.PortBlock(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no block of free ports")
-	return 0
+	return base
 }
 
 // Kinds is a fight and a map kind with max processes each, on free ports.
