@@ -471,14 +471,16 @@ func (f *Fleet) Lookup(k Key) (Proc, bool) {
 // "" (a bare port) means a process on the dispatcher's own machine; a
 // host is matched by name or advertised address. Callers hold f.mu.
 func (f *Fleet) resolveLocked(hostName string, port int) *Proc {
-	for _, p := range f.procs {
-		if p.Port != port {
+	if hostName != "" {
+		if p := f.procs[Key{hostName, port}]; p != nil {
+			return p
+		}
+	}
+	for _, h := range f.hosts {
+		if hostName == "" && !h.local || hostName != "" && h.advertise != hostName {
 			continue
 		}
-		switch {
-		case hostName == "" && p.Local:
-			return p
-		case hostName != "" && (p.Host == hostName || p.Advertise == hostName):
+		if p := f.procs[Key{h.name, port}]; p != nil {
 			return p
 		}
 	}
