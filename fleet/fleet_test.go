@@ -12,6 +12,7 @@ import (
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 )
@@ -349,5 +350,57 @@ func TestPlacementAddr(t *testing.T) {
 		if got := (fleet.Placement{Advertise: c.adv, Port: 7001}).Addr(); got != c.want {
 			t.Errorf("Addr of %s: %s, want %s", c.adv, got, c.want)
 		}
+	}
+}
+
+// TestLocateMapThroughTheHost: a map process locates a map through its
+// host (proc.HostServices): the host asks the dispatcher, which places
+// the map; while the dispatcher is away the host answers from the table
+// the dispatcher keeps in memcached, so handoffs to running maps go on; a
+// map no running process hosts is refused then.
+func TestLocateMapThroughTheHost(t *testing.T) {
+	n := &fleettest.Network{}
+	st := store.NewMemory()
+	d := fleettest.NewDispatcher(t, n, nil)
+	h := fleettest.NewHost(t, n, "host-a", "10.0.0.1", fleettest.Kinds(t, 2), func(c *host.Config) { c.Store = st })
+	fleettest.WaitHosts(t, d.F, 1)
+	ctx := context.Background()
+	town, err := d.F.PlaceMap(ctx, "town")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := h.ByPort(town.Port)
+	if addr, err := mp.LocateMap(ctx, "town"); err != nil || addr != town.Addr() {
+		t.Fatalf("locate town: %q %v, want %s", addr, err, town.Addr())
+	}
+	forest, err := mp.LocateMap(ctx, "forest")
+	if err != nil || forest == "" {
+		t.Fatalf("locate forest (placed by the locate): %q %v", forest, err)
+	}
+	if _, err := mp.LocateMap(ctx, "nowhere"); !errors.Is(err, proc.ErrUnknownMap) {
+		t.Fatalf("locate an unknown map: %v", err)
+	}
+	// The dispatcher stores its table as it does every second, and dies.
+	waitfor.Cond(t, "forest in the table", func() bool {
+		for _, p := range d.F.Table().Processes {
+			if _, ok := p.Maps["forest"]; ok {
+				return true
+			}
+		}
+		return false
+	})
+	if err := fleet.WriteStoredTable(ctx, st, fleet.StoredTable{Table: d.F.Table()}); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	waitfor.Cond(t, "the host sees the dispatcher gone", func() bool { return !h.A.Connected() })
+	if addr, err := mp.LocateMap(ctx, "town"); err != nil || addr != town.Addr() {
+		t.Fatalf("locate town with the dispatcher away: %q %v, want %s", addr, err, town.Addr())
+	}
+	if addr, err := mp.LocateMap(ctx, "forest"); err != nil || addr != forest {
+		t.Fatalf("locate forest with the dispatcher away: %q %v, want %s", addr, err, forest)
+	}
+	if addr, err := mp.LocateMap(ctx, "castle"); err == nil {
+		t.Fatalf("a map no process hosts was located at %s with the dispatcher away", addr)
 	}
 }

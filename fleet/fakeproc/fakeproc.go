@@ -31,6 +31,7 @@ type Proc struct {
 	quiet  bool // drop events, as a lost event would
 	joined []string
 	sp     *Spawner
+	host   proc.HostServices
 }
 
 // Quiet makes the process drop its events from now on, as lost events
@@ -43,6 +44,18 @@ func (p *Proc) Quiet() {
 
 // Exit makes the process exit, as kill -9 does.
 func (p *Proc) Exit() { p.exited.Store(true) }
+
+// LocateMap locates a map through the process's host, as a map server
+// does for a portal to a map it does not host.
+func (p *Proc) LocateMap(ctx context.Context, mapID string) (string, error) {
+	p.mu.Lock()
+	h := p.host
+	p.mu.Unlock()
+	if h == nil {
+		return "", fmt.Errorf("locate map %s: the host offered no services", mapID)
+	}
+	return h.LocateMap(ctx, mapID)
+}
 
 // Pid returns the process's (made-up) pid.
 func (p *Proc) Pid() int { return p.pid }
@@ -92,7 +105,7 @@ func (p *Proc) SetPlayers(mapID string, n int) {
 func (p *Proc) Start(_ context.Context, req proc.StartRequest) (proc.Started, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.port = req.Port
+	p.port, p.host = req.Port, req.Host
 	return proc.Started{Addr: fmt.Sprintf("%s:%d", req.Advertised(), req.Port), Pid: p.pid}, nil
 }
 
