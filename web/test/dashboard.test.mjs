@@ -16,6 +16,10 @@ test('dashboard: lowering MAXNUM under load spawns a process, live', { timeout: 
     for (const kind of ['fight', 'map', 'chat']) {
       assert.ok(await page.$(`#procs-body tr[data-kind="${kind}"]`), `a ${kind} row`);
     }
+    // The dispatcher's own host is listed, and each process names its host.
+    await page.waitForSelector('#hosts-body tr[data-state="connected"]');
+    const hosts = await page.$$eval('#procs-body tr[data-kind]', (r) => r.map((e) => e.dataset.host));
+    assert.ok(hosts.every((h) => h !== ''), `every process names its host: ${hosts}`);
     await page.fill('#op-token', op);
     await page.click('#token-form button');
     // Lower MAXNUM to 1, then ask for six bots: two rooms at once need two fight servers.

@@ -2,7 +2,8 @@
 // GET /v1/fleet/events ("table": the process table, "fleet": spawn, exit,
 // drain and maxnum events, "stats": queues and match statistics); operator
 // actions with the operator token: POST /v1/fleet/maxnum,
-// POST /v1/fleet/{port}/drain and POST /v1/bots.
+// POST /v1/fleet/{HOST:PORT}/drain, POST /v1/hosts/{name}/drain and
+// POST /v1/bots.
 
 import * as api from './api.js';
 import { el, $, banner, fmtDuration } from './ui.js';
@@ -82,8 +83,9 @@ function renderTable(t) {
   const procs = Array.isArray(t.processes) ? t.processes : [];
   const body = $('#procs-body');
   const seen = new Set();
+  renderHosts(Array.isArray(t.hosts) ? t.hosts : []);
   const rows = procs.map((p) => {
-    const key = p.kind + ':' + p.port;
+    const key = p.host + ':' + p.kind + ':' + p.port;
     seen.add(key);
     const isNew = !D.firstTable && !D.ports.has(key);
     const max = p.maxnum || t.maxnum || 1;
@@ -92,8 +94,9 @@ function renderTable(t) {
     fill.style.width = (frac * 100).toFixed(1) + '%';
     const bar = el('div', { class: 'loadbar' + (frac >= 1 ? ' full' : ''), title: `${p.load} of ${max}` },
       fill, el('span', {}, `${p.load} / ${max}`));
-    return el('tr', { class: isNew ? 'new' : '', dataset: { kind: p.kind, port: p.port, state: p.state } },
+    return el('tr', { class: isNew ? 'new' : '', dataset: { kind: p.kind, host: p.host || '', port: p.port, state: p.state } },
       el('td', {}, el('span', { class: 'badge ' + p.kind }, p.kind)),
+      el('td', { class: 'mono', title: p.advertise ? `players reach it on ${p.advertise}:${p.port}` : '' }, p.host || '–'),
       el('td', { class: 'mono' }, String(p.port)),
       el('td', { class: 'mono muted' }, p.pid ? String(p.pid) : '–'),
       el('td', {}, el('span', { class: 'state ' + p.state }, p.state)),
@@ -101,9 +104,9 @@ function renderTable(t) {
       el('td', {}, units(p)),
       el('td', {}, String(p.connections ?? 0)),
       el('td', { class: 'muted' }, fmtDuration(p.uptime_s || 0)),
-      el('td', {}, p.kind !== 'chat' && p.state === 'ready' ? drainButton(p.port) : ''));
+      el('td', {}, p.kind !== 'chat' && p.state === 'ready' ? drainButton(p) : ''));
   });
-  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'no processes'))]));
+  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 10, class: 'muted' }, 'no processes'))]));
   D.ports = seen;
   D.firstTable = false;
   const count = (k) => procs.filter((p) => p.kind === k && p.state !== 'gone').length;
@@ -124,8 +127,10 @@ function units(p) {
   return `${p.connections ?? p.load ?? 0} conns`;
 }
 
-function drainButton(port) {
-  const b = el('button', { class: 'small danger', type: 'button', title: 'stop sending work here, then stop it' }, 'Drain');
+// confirmButton is a Drain button that asks for a second click, then runs
+// action with the operator token.
+function confirmButton(title, action) {
+  const b = el('button', { class: 'small danger', type: 'button', title }, 'Drain');
   let armed = 0;
   b.addEventListener('click', async () => {
     if (!needToken()) return;
@@ -138,8 +143,7 @@ function drainButton(port) {
     armed = 0;
     b.disabled = true;
     try {
-      await api.request('POST', `/v1/fleet/${port}/drain`, { token: D.token, body: {} });
-      opMsg(`Draining the process on port ${port}.`, true);
+      opMsg(await action(), true);
     } catch (e) {
       opError(e);
       b.disabled = false;
@@ -147,6 +151,42 @@ function drainButton(port) {
     }
   });
   return b;
+}
+
+function drainButton(p) {
+  const addr = `${p.host}:${p.port}`;
+  return confirmButton('stop sending work here, then stop it', async () => {
+    await api.request('POST', `/v1/fleet/${encodeURIComponent(p.host)}:${p.port}/drain`, { token: D.token, body: {} });
+    return `Draining the ${p.kind} process ${addr}.`;
+  });
+}
+
+// --- hosts ---
+
+function renderHosts(hosts) {
+  const body = $('#hosts-body');
+  if (!body) return;
+  const rows = hosts.map((h) => {
+    const kinds = Object.keys(h.capacity || {}).sort();
+    const procs = kinds.map((k) => `${k} ${(h.processes || {})[k] || 0}/${h.capacity[k]}`).join(' · ');
+    const skew = Number(h.clock_skew_s) || 0;
+    return el('tr', { dataset: { host: h.name, state: h.state } },
+      el('td', { class: 'mono' }, h.name + (h.local ? ' (dispatcher)' : '')),
+      el('td', { class: 'mono muted' }, h.advertise || '–'),
+      el('td', {}, el('span', { class: 'state ' + h.state }, h.state)),
+      el('td', {}, procs || '–'),
+      el('td', { class: Math.abs(skew) > 1 ? 'warn' : 'muted' }, `${skew.toFixed(2)} s`),
+      el('td', { class: 'muted' }, fmtDuration(h.since_s || 0)),
+      el('td', {}, h.state === 'connected' ? hostDrainButton(h.name) : ''));
+  });
+  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'no hosts'))]));
+}
+
+function hostDrainButton(name) {
+  return confirmButton('send this host no new work; it exits when its processes are idle (10 min at most)', async () => {
+    await api.request('POST', `/v1/hosts/${encodeURIComponent(name)}/drain`, { token: D.token, body: {} });
+    return `Draining host ${name}.`;
+  });
 }
 
 // --- events ---
@@ -158,16 +198,16 @@ function addEvent(ev) {
   const t = ev.time ? new Date(ev.time) : new Date();
   let text;
   switch (ev.type) {
-    case 'spawn': text = `spawned ${ev.kind} on port ${ev.port}` + (ev.pid ? ` (pid ${ev.pid})` : ''); break;
+    case 'spawn': text = `spawned ${ev.kind} on ${ev.host ? ev.host + ':' : 'port '}${ev.port}` + (ev.pid ? ` (pid ${ev.pid})` : ''); break;
     case 'spawn_failed': text = `${ev.kind} could not be started (no room goes to it): ${ev.reason || 'unknown error'}`; break;
     case 'exit': {
       const rooms = ev.rooms || ev.units || [];
-      text = `${ev.kind} on port ${ev.port} exited` + (ev.reason ? `: ${ev.reason}` : '') +
+      text = `${ev.kind} on ${ev.host ? ev.host + ':' : 'port '}${ev.port} exited` + (ev.reason ? `: ${ev.reason}` : '') +
         (rooms.length ? ` (${rooms.length} rooms failed)` : '');
       break;
     }
     case 'host': text = `host ${ev.host || '?'} ${ev.state || ''}` + (ev.reason ? ` (${ev.reason})` : ''); break;
-    case 'drain': text = `draining ${ev.kind || 'process'} on port ${ev.port}` + (ev.reason ? `: ${ev.reason}` : ''); break;
+    case 'drain': text = `draining ${ev.kind || 'process'} on ${ev.host ? ev.host + ':' : 'port '}${ev.port}` + (ev.reason ? `: ${ev.reason}` : ''); break;
     case 'maxnum': text = `MAXNUM set to ${ev.maxnum}`; break;
     default: text = `${ev.type} ${ev.kind || ''} ${ev.port || ''}`;
   }
