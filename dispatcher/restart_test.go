@@ -23,20 +23,7 @@ import (
 func TestRoomsOfAGoneProcessFailAfterARestart(t *testing.T) {
 	st := storetest.New(t)
 	first := newTestDispatcherOn(t, st, nil)
-	ctx := tctx(t)
-	var cls []*wsconn.Client
-	for _, name := range []string{"a", "b", "c"} {
-		lr := first.login(t, name)
-		cl := first.play(t, lr.Token)
-		_ = cl.SendJSON(map[string]any{"type": "queue"})
-		cls = append(cls, cl)
-	}
-	var m matchOut
-	for _, cl := range cls {
-		if err := cl.RecvType(ctx, "match", &m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, _ := matchThree(t, first)
 	waitfor.Cond(t, "the table with the room saved", func() bool {
 		tab, err := fleet.ReadStoredTable(context.Background(), st)
 		if err != nil {
@@ -113,20 +100,8 @@ func TestFleetTrafficNeverWaitsOnAnonymousClients(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		return strings.HasPrefix(string(b), "err|busy")
 	})
+	m, cls := matchThree(t, td)
 	ctx := tctx(t)
-	var cls []*wsconn.Client
-	for _, name := range []string{"a", "b", "c"} {
-		lr := td.login(t, name)
-		cl := td.play(t, lr.Token)
-		_ = cl.SendJSON(map[string]any{"type": "queue"})
-		cls = append(cls, cl)
-	}
-	var m matchOut
-	for _, cl := range cls {
-		if err := cl.RecvType(ctx, "match", &m); err != nil {
-			t.Fatalf("no room placed with the line protocol full: %v", err)
-		}
-	}
 	var proc *fleettest.Proc
 	for _, p := range td.sp.Procs() {
 		if len(p.Rooms()) > 0 {
@@ -157,4 +132,25 @@ func TestFleetTrafficNeverWaitsOnAnonymousClients(t *testing.T) {
 		b, err := cls[0].Recv(ctx)
 		return err == nil && strings.Contains(string(b), `"type":"queued"`)
 	})
+}
+
+// matchThree logs in players a, b and c, queues them and returns their
+// match (a room placed) and sockets.
+func matchThree(t *testing.T, td *testDispatcher) (matchOut, []*wsconn.Client) {
+	t.Helper()
+	ctx := tctx(t)
+	var cls []*wsconn.Client
+	for _, name := range []string{"a", "b", "c"} {
+		lr := td.login(t, name)
+		cl := td.play(t, lr.Token)
+		_ = cl.SendJSON(map[string]any{"type": "queue"})
+		cls = append(cls, cl)
+	}
+	var m matchOut
+	for _, cl := range cls {
+		if err := cl.RecvType(ctx, "match", &m); err != nil {
+			t.Fatalf("no room placed: %v", err)
+		}
+	}
+	return m, cls
 }

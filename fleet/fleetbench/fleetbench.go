@@ -235,6 +235,37 @@ func (fh *fakeHosts) stop() {
 	fh.wg.Wait()
 }
 
+// startFakeFleet starts a dispatcher with no host of its own (plus extra
+// flags) and cfg.Hosts fake hosts, and waits until they run the perHost
+// fight processes each that the dispatcher's minimum asks for. stop stops
+// them all.
+func startFakeFleet(ctx context.Context, cfg Config, scenario string, perHost int, extra ...string) (d *benchdisp.Dispatcher, fh *fakeHosts, stop func(), err error) {
+	total := cfg.Hosts * perHost
+	d, err = benchdisp.Start(benchdisp.Options{Exe: cfg.Exe, Memcache: cfg.Memcache, Extra: append([]string{
+		"--min-processes", strconv.Itoa(total), "--min-map-processes", "0", "--idle-timeout", "1h"}, extra...)})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := d.Up(ctx, false); err != nil {
+		d.Stop()
+		return nil, nil, nil, err
+	}
+	if fh, err = startFakeHosts(d, cfg.Hosts, perHost); err != nil {
+		d.Stop()
+		return nil, nil, nil, err
+	}
+	stop = func() {
+		fh.stop()
+		d.Stop()
+	}
+	fmt.Fprintf(cfg.Progress, "%s: %d hosts x %d processes spawning\n", scenario, cfg.Hosts, perHost)
+	if _, err := waitTable(ctx, d.Line, 120*time.Second, "the fleet spawned", func(t fleet.Table) bool { return readyFights(t) == total }); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return d, fh, stop, nil
+}
+
 // stat reads the dispatcher's process table over the line protocol.
 func stat(addr string) (fleet.Table, error) {
 	var t fleet.Table
@@ -288,25 +319,11 @@ type procWant struct{ pid, load int }
 
 func runRestart(ctx context.Context, cfg Config) (*Restart, error) {
 	total := cfg.Hosts * cfg.PerHost
-	d, err := benchdisp.Start(benchdisp.Options{Exe: cfg.Exe, Memcache: cfg.Memcache, Extra: []string{
-		"--min-processes", strconv.Itoa(total), "--min-map-processes", "0", "--fleet-lease", cfg.FleetLease.String(),
-		"--idle-timeout", "1h"}})
+	d, fh, stop, err := startFakeFleet(ctx, cfg, "restart", cfg.PerHost, "--fleet-lease", cfg.FleetLease.String())
 	if err != nil {
 		return nil, err
 	}
-	defer d.Stop()
-	if err := d.Up(ctx, false); err != nil {
-		return nil, err
-	}
-	fh, err := startFakeHosts(d, cfg.Hosts, cfg.PerHost)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.stop()
-	fmt.Fprintf(cfg.Progress, "restart: %d hosts x %d processes spawning\n", cfg.Hosts, cfg.PerHost)
-	if _, err := waitTable(ctx, d.Line, 60*time.Second, "the fleet spawned", func(t fleet.Table) bool { return readyFights(t) == total }); err != nil {
-		return nil, err
-	}
+	defer stop()
 	// Loads: rooms given to the processes behind the dispatcher's back
 	// (their hosts learn them from Status), 0 to 3 each.
 	for _, sp := range fh.spawners {
@@ -498,24 +515,11 @@ func runSeed(ctx context.Context, cfg Config) (*Seed, error) {
 	if err := single.Up(ctx, true); err != nil {
 		return nil, err
 	}
-	big, err := benchdisp.Start(benchdisp.Options{Exe: cfg.Exe, Memcache: cfg.Memcache, Extra: []string{
-		"--min-processes", strconv.Itoa(total), "--min-map-processes", "0", "--idle-timeout", "1h", "--line-seed-wait", "0"}})
+	big, _, stop, err := startFakeFleet(ctx, cfg, "seed", cfg.SeedPerHost, "--line-seed-wait", "0")
 	if err != nil {
 		return nil, err
 	}
-	defer big.Stop()
-	if err := big.Up(ctx, false); err != nil {
-		return nil, err
-	}
-	fh, err := startFakeHosts(big, cfg.Hosts, cfg.SeedPerHost)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.stop()
-	fmt.Fprintf(cfg.Progress, "seed: %d hosts x %d processes spawning\n", cfg.Hosts, cfg.SeedPerHost)
-	if _, err := waitTable(ctx, big.Line, 120*time.Second, "the fleet spawned", func(t fleet.Table) bool { return readyFights(t) == total }); err != nil {
-		return nil, err
-	}
+	defer stop()
 	s := &Seed{Processes: total}
 	for _, mode := range []string{"seed", "pipelined"} {
 		// single, fleet, fleet, single: neither always runs second.
