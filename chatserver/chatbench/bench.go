@@ -30,6 +30,7 @@ import (
 
 	"github.com/arena-game/arena/chatserver"
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/httpguard"
 )
 
 // Config is one benchmark run.
@@ -170,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Chat, res.Clients = chat, n
 	if n < cfg.Clients {
 		res.ClientsRequested = cfg.Clients
-		res.Note = fmt.Sprintf("clients capped at %d by the server process's open-file limit (RLIMIT_NOFILE); raising it needs CAP_SYS_RESOURCE", n)
+		res.Note = fmt.Sprintf("clients capped at %d by the server process's open-file limit (RLIMIT_NOFILE) less the reserve its connection cap keeps (internal/httpguard); raising the limit needs CAP_SYS_RESOURCE", n)
 	}
 	res.Pass = chat.LastP99Ms < res.Targets.LastP99Ms && chat.RSSPerConn < res.Targets.RSSPerConn && chat.Incomplete == 0
 	if !cfg.NoBaseline {
@@ -274,8 +275,9 @@ func runSide(ctx context.Context, cfg Config, clients int, t target) (Side, int,
 	if err != nil {
 		return side, 0, err
 	}
-	// One process holds at most RLIMIT_NOFILE descriptors: keep the
-	// server's connections (clients and the poster) under its limit.
+	// One process holds at most RLIMIT_NOFILE descriptors, and arena's
+	// chat server takes at most httpguard.TotalFor(that) connections:
+	// keep the server's connections (clients and the poster) under both.
 	if capacity, err := connCapacity(pid); err == nil && clients > capacity {
 		cfg.Log.Warn("server's open-file limit caps the clients", "server", t.name, "requested", clients, "clients", capacity)
 		clients = capacity
@@ -460,7 +462,7 @@ func connCapacity(pid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return limit - len(fds) - 32, nil
+	return min(limit-len(fds)-32, httpguard.TotalFor(limit)-1), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -83,16 +83,28 @@ func (l Limits) WithDefaults() Limits {
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = DefaultIdleTimeout
 	}
-	if l.Reserve <= 0 {
-		l.Reserve = min(DefaultReserve, FileLimit()/4)
-	}
+	files := FileLimit()
 	if l.Total <= 0 {
-		l.Total = max(64, FileLimit()-l.Reserve)
+		if l.Reserve > 0 {
+			l.Total = max(64, files-l.Reserve)
+		} else {
+			l.Total = TotalFor(files)
+		}
+	}
+	if l.Reserve <= 0 {
+		l.Reserve = min(DefaultReserve, files/4)
 	}
 	if l.PerAddr <= 0 {
 		l.PerAddr = max(1, min(DefaultPerAddr, l.Total/8))
 	}
 	return l
+}
+
+// TotalFor is the default Total of a process whose open-file limit is
+// files: files less a quarter of them, at most DefaultReserve, and at least
+// 64. A load generator uses it to stay under a server's cap.
+func TotalFor(files int) int {
+	return max(64, files-min(DefaultReserve, files/4))
 }
 
 // FileLimit returns the process's soft open-file limit (a large number
