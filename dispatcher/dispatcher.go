@@ -494,10 +494,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// The HTTP server's connections (players' sockets included) may use
 	// the open-file limit less the line protocol's cap and a quarter of
 	// it, at most 1,024, for the fleet's own traffic (memcached, the
-	// database, gRPC, children).
+	// database, gRPC, children); at least half of it, when --max-conns
+	// was set high.
 	files := httpguard.FileLimit()
 	guard := httpguard.New("dispatcher", httpguard.Limits{
-		Total: max(64, files-min(1024, files/4)-d.line.cfg.MaxConns),
+		Total: max(64, files/2, files-min(1024, files/4)-d.line.cfg.MaxConns),
 	}, d.metrics.Registry, d.log)
 	srv := guard.Server(httpguard.RequireJSON(d.mux))
 	wg.Add(1)

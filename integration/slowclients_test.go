@@ -117,8 +117,10 @@ func TestTricklingBodiesDoNotStarve(t *testing.T) {
 		slowest = max(slowest, time.Since(h.sent))
 	}
 	t.Logf("%d refused with 503, %d cut off (the last %v after its headers)", refused, cut, slowest.Round(100*time.Millisecond))
-	if refused < n-256-dialErr {
-		t.Fatalf("only %d of %d connections from one address refused; the per-address cap is 256", refused, len(conns))
+	// The dispatcher's total here is 512 (1,024 files less the line
+	// protocol's 256 and the fleet's reserve of 256): an eighth per address.
+	if refused < n-64-dialErr {
+		t.Fatalf("only %d of %d connections from one address refused; the per-address cap is 64", refused, len(conns))
 	}
 }
 

@@ -47,8 +47,9 @@ type Limits struct {
 	WriteTimeout  time.Duration // default 30s
 	IdleTimeout   time.Duration // default 60s
 	// PerAddr is the most connections in their HTTP phase from one remote
-	// address (default: an eighth of Total, at most 256), so one address
-	// never fills Total.
+	// address (default: an eighth of Total, at most 1,024), so one address
+	// never fills Total; players behind one NAT (a browser opens up to six
+	// connections) and load generators stay under it.
 	PerAddr int
 	// Total is the most connections at once (default: the open-file limit
 	// less Reserve, at least 64).
@@ -65,7 +66,7 @@ const (
 	DefaultBodyTimeout   = 10 * time.Second
 	DefaultWriteTimeout  = 30 * time.Second
 	DefaultIdleTimeout   = 60 * time.Second
-	DefaultPerAddr       = 256 // at most; see Limits.PerAddr
+	DefaultPerAddr       = 1024 // at most; see Limits.PerAddr
 	DefaultReserve       = 256 // at most; see Limits.Reserve
 )
 

@@ -178,7 +178,7 @@ func TestAddrKey(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	l := Limits{}.WithDefaults()
-	if l.BodyTimeout != 10*time.Second || l.Total != max(64, FileLimit()-min(256, FileLimit()/4)) || l.PerAddr != min(256, l.Total/8) {
+	if l.BodyTimeout != 10*time.Second || l.Total != max(64, FileLimit()-min(256, FileLimit()/4)) || l.PerAddr != min(1024, l.Total/8) {
 		t.Fatalf("defaults %+v", l)
 	}
 	if l := (Limits{Total: 400}).WithDefaults(); l.PerAddr != 50 {
