@@ -46,7 +46,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		stringFlag("host-tls-key", "", "PEM key for --host-listen"),
 		&cli.BoolFlag{Name: "local-host", Value: up, Usage: "run a host in this process (fight, map and chat processes on this machine); without it the dispatcher runs no process itself", EnvVars: env("local-host")},
 		&cli.DurationFlag{Name: "host-lease", Value: 3 * time.Second, Usage: "a host whose heartbeats stop this long gets no new work", EnvVars: env("host-lease")},
-		&cli.DurationFlag{Name: "fleet-lease", Aliases: []string{"owner-lease"}, Value: 3 * time.Second, Usage: "this dispatcher's ownership of the fleet under --store-prefix lasts this long unrenewed: another dispatcher there refuses to start, a restart after a kill -9 waits at most this long, and memcached unreachable this long stops the dispatcher", EnvVars: append(env("fleet-lease"), env("owner-lease")...)},
+		&cli.DurationFlag{Name: "fleet-lease", Aliases: []string{"owner-lease"}, Value: 3 * time.Second, Usage: "this dispatcher's ownership of the fleet under --store-prefix lasts this long unrenewed: another dispatcher there refuses to start, and a restart after a kill -9 waits at most this long", EnvVars: append(env("fleet-lease"), env("owner-lease")...)},
 		intFlag("maxnum", 1000, "MAXNUM: load (rooms or players) per process before a new one is spawned; changeable while running"),
 		intFlag("min-processes", 1, "fight processes started at boot and kept running"),
 		intFlag("min-map-processes", minMaps, "map processes started at boot and kept running"),
