@@ -58,7 +58,7 @@ const net = require("net");
 const free = (p) => new Promise((ok) => { const s = net.createServer(); s.once("error", () => ok(false)); s.listen(p, "127.0.0.1", () => s.close(() => ok(true))); });
 (async () => {
   for (let t = 0; t < 50; t++) {
-    const b = 20000 + Math.floor(Math.random() * 400) * 100;
+    const b = 20000 + Math.floor(Math.random() * 120) * 100; // below the ephemeral ports (32768-)
     let all = true;
     for (let p = b; p < b + 60 && all; p++) all = await free(p);
     if (all) { console.log(b); return; }
