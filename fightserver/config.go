@@ -26,6 +26,7 @@ const (
 	OptMoveCooldown   = "move-cooldown"    // minimum time between one player's move_to events (default 0: none)
 	OptBlinkRange     = "blink-range"      // farthest a blink goes (default 160)
 	OptBlinkCooldown  = "blink-cooldown"   // minimum time between one player's blinks (default 3s)
+	OptMaxPlayers     = "max-players"      // the most players alive in one fight at once (default 16)
 )
 
 // Defaults.
@@ -42,7 +43,8 @@ const (
 	DefaultBlinkCooldown  = 3 * time.Second
 	// StartHP is every player's hp when a room starts.
 	StartHP = 100
-	// MinPlayers and MaxPlayers bound a room's size.
+	// MinPlayers and MaxPlayers bound a room's size (MaxPlayers is also
+	// the default and the largest max-players).
 	MinPlayers = 2
 	MaxPlayers = 16
 	// ArenaW and ArenaH are the arena's size; positions stay inside it.
@@ -69,6 +71,10 @@ type Rules struct {
 	BlinkRange float64
 	// BlinkCooldown is the minimum time between one player's blinks.
 	BlinkCooldown time.Duration
+	// MaxPlayers is the most players alive in one fight at once
+	// (MinPlayers to MaxPlayers): a larger room is refused, and so is a
+	// backfill that would pass it.
+	MaxPlayers int
 }
 
 func (r Rules) withDefaults() Rules {
@@ -89,6 +95,9 @@ func (r Rules) withDefaults() Rules {
 	}
 	if r.BlinkCooldown == 0 {
 		r.BlinkCooldown = DefaultBlinkCooldown
+	}
+	if r.MaxPlayers <= 0 || r.MaxPlayers > MaxPlayers {
+		r.MaxPlayers = MaxPlayers
 	}
 	return r
 }
@@ -175,9 +184,10 @@ func parseRules(base Rules, raw []byte) (Rules, error) {
 		*dst = f
 		return nil
 	}
-	dmg := float64(r.AttackDamage)
+	dmg, most := float64(r.AttackDamage), float64(r.MaxPlayers)
 	for _, err := range []error{
 		num(OptAttackDamage, &dmg, 1, StartHP),
+		num(OptMaxPlayers, &most, MinPlayers, MaxPlayers),
 		dur(OptAttackCooldown, &r.AttackCooldown, 0, time.Hour),
 		num(OptAttackRange, &r.AttackRange, 1, 100000),
 		num(OptMoveSpeed, &r.MoveSpeed, 1, 1000000),
@@ -192,7 +202,10 @@ func parseRules(base Rules, raw []byte) (Rules, error) {
 	if dmg != float64(int(dmg)) {
 		return base, fmt.Errorf("parse fight options: %s: want a whole number", OptAttackDamage)
 	}
-	r.AttackDamage = int(dmg)
+	if most != float64(int(most)) {
+		return base, fmt.Errorf("parse fight options: %s: want a whole number", OptMaxPlayers)
+	}
+	r.AttackDamage, r.MaxPlayers = int(dmg), int(most)
 	if r.MoveCooldown < 0 {
 		r.MoveCooldown = 0
 	}

@@ -2,6 +2,7 @@ package fightserver
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -33,7 +34,6 @@ type fighter struct {
 	lastAttack     time.Time
 	lastMove       time.Time
 	lastBlink      time.Time
-	createMsg      []byte
 }
 
 func (f *fighter) alive() bool { return !f.out && !f.left }
@@ -87,19 +87,23 @@ func Spawn(i, n int) (x, y float64) {
 func clampX(x float64) float64 { return min(max(x, 0), ArenaW) }
 func clampY(y float64) float64 { return min(max(y, 0), ArenaH) }
 
-// fight is one room's rules (an sdk.Handler).
+// fight is one room's rules (an sdk.Handler and sdk.Backfiller).
 type fight struct {
 	r      *sdk.Room
 	g      *Game
 	rules  Rules
 	fs     []*fighter
 	outSeq int
+	// lost counts the seats of players who left for good while alive and
+	// that no backfilled player has taken yet: the seats the room asks
+	// the queue for (Room.WantPlayers).
+	lost int
 }
 
 // NewRoom implements sdk.Game.
 func (g *Game) NewRoom(r *sdk.Room) (sdk.Handler, error) {
-	if n := len(r.Players()); n < MinPlayers || n > MaxPlayers {
-		return nil, perr(CodeBadEvent, "a fight has "+strconv.Itoa(MinPlayers)+" to "+strconv.Itoa(MaxPlayers)+" players, not "+strconv.Itoa(n))
+	if n := len(r.Players()); n < MinPlayers || n > g.rules.MaxPlayers {
+		return nil, perr(CodeBadEvent, "a fight has "+strconv.Itoa(MinPlayers)+" to "+strconv.Itoa(g.rules.MaxPlayers)+" players, not "+strconv.Itoa(n))
 	}
 	f := &fight{r: r, g: g, rules: g.rules}
 	now := time.Now()
@@ -108,16 +112,87 @@ func (g *Game) NewRoom(r *sdk.Room) (sdk.Handler, error) {
 		m := &fighter{p: p, hp: StartHP}
 		x, y := Spawn(i, len(ps))
 		m.place(x, y, now)
-		m.createMsg, _ = json.Marshal(struct {
-			Type     string `json:"type"`
-			UUID     string `json:"uuid"`
-			Username string `json:"username"`
-			Photo    string `json:"photo"`
-		}{"create_player", p.UUID, p.Username, p.Photo})
 		p.Data = m
 		f.fs = append(f.fs, m)
 	}
 	return f, nil
+}
+
+// Backfill implements sdk.Backfiller: players join the running fight
+// with full hp, each at the spawn point farthest from the fighters alive
+// (see spawnPoint), and take the seats of players who left. The others
+// hear create_player when a newcomer connects, as for every first join.
+// A fight whose alive players and newcomers would pass max-players
+// refuses them all (the SDK answers ROOM_FULL; a room already over is
+// refused by the SDK as UNKNOWN_ROOM).
+func (f *fight) Backfill(ps []*sdk.Player) error {
+	alive := f.alive()
+	if alive+len(ps) > f.rules.MaxPlayers {
+		return fmt.Errorf("fight: %d players alive and %d joining is more than %d", alive, len(ps), f.rules.MaxPlayers)
+	}
+	now := time.Now()
+	for _, p := range ps {
+		m := &fighter{p: p, hp: StartHP}
+		x, y := f.spawnPoint(now)
+		m.place(x, y, now)
+		p.Data = m
+		f.fs = append(f.fs, m)
+	}
+	f.lost = max(0, f.lost-len(ps))
+	return nil
+}
+
+// spawnPoints are the places a backfilled player may start: 8 points on
+// the spawn ellipse.
+const spawnPoints = 8
+
+// spawnPoint is where a backfilled player starts: of the spawnPoints
+// points Spawn(i, spawnPoints), the one farthest from the nearest fighter
+// alive (the first such point on a tie).
+func (f *fight) spawnPoint(now time.Time) (float64, float64) {
+	bx, by, best := 0.0, 0.0, -1.0
+	for i := range spawnPoints {
+		x, y := Spawn(i, spawnPoints)
+		near := math.Inf(1)
+		for _, o := range f.fs {
+			if o.alive() {
+				ox, oy := o.pos(now, f.rules.MoveSpeed)
+				near = min(near, math.Hypot(ox-x, oy-y))
+			}
+		}
+		if near > best {
+			bx, by, best = x, y, near
+		}
+	}
+	return bx, by
+}
+
+// alive counts the fighters alive (the pending ones included).
+func (f *fight) alive() int {
+	n := 0
+	for _, m := range f.fs {
+		if m.alive() {
+			n++
+		}
+	}
+	return n
+}
+
+// createMsg is the create_player announcement of m: its identity, and
+// its hp and position now (so a client places a player who joined a
+// running fight where the server has it).
+func (f *fight) createMsg(m *fighter, now time.Time) []byte {
+	x, y := m.pos(now, f.rules.MoveSpeed)
+	b, _ := json.Marshal(struct {
+		Type     string  `json:"type"`
+		UUID     string  `json:"uuid"`
+		Username string  `json:"username"`
+		Photo    string  `json:"photo"`
+		HP       int     `json:"hp"`
+		X        float64 `json:"x"`
+		Y        float64 `json:"y"`
+	}{"create_player", m.p.UUID, m.p.Username, m.p.Photo, m.hp, math.Round(x), math.Round(y)})
+	return b
 }
 
 func fighterOf(p *sdk.Player) *fighter { return p.Data.(*fighter) }
@@ -132,19 +207,21 @@ func (f *fight) Join(p *sdk.Player, how sdk.JoinKind) {
 	me.joined = true
 	for _, o := range f.fs {
 		if o.joined && !o.left {
-			_ = f.r.Send(p, o.createMsg)
+			_ = f.r.Send(p, f.createMsg(o, now))
 		}
 	}
 	switch how {
 	case sdk.JoinFirst:
-		_ = f.r.BroadcastExcept(p, me.createMsg)
+		_ = f.r.BroadcastExcept(p, f.createMsg(me, now))
 	case sdk.JoinRejoin:
 		_ = f.r.BroadcastExcept(p, playerMsg("player_back", p.UUID))
 	}
 }
 
 // Leave: a drop is player_away (the seat is kept for the grace); quitting
-// or losing the seat is out with reason "left".
+// or losing the seat is out with reason "left", and a fight that goes on
+// without the player asks the queue for as many players as it lost
+// (Room.WantPlayers; see Backfill).
 func (f *fight) Leave(p *sdk.Player, why sdk.LeaveReason) {
 	me := fighterOf(p)
 	if why == sdk.LeaveAway {
@@ -160,6 +237,10 @@ func (f *fight) Leave(p *sdk.Player, why sdk.LeaveReason) {
 		f.outSeq++
 		f.markOut(me, true, "left", "", f.outSeq)
 		f.evaluate()
+		if !f.r.Ended() {
+			f.lost++
+			f.r.WantPlayers(f.lost)
+		}
 	} else {
 		me.left = true
 	}

@@ -26,9 +26,10 @@ type Game struct {
 }
 
 var (
-	_ sdk.Game     = (*Game)(nil)
-	_ sdk.Parser   = (*Game)(nil)
-	_ sdk.Setupper = (*Game)(nil)
+	_ sdk.Game       = (*Game)(nil)
+	_ sdk.Parser     = (*Game)(nil)
+	_ sdk.Setupper   = (*Game)(nil)
+	_ sdk.Backfiller = (*fight)(nil)
 )
 
 // NewGame returns the fight with rules (zero fields: defaults).
@@ -45,7 +46,8 @@ func (g *Game) Name() string { return Name }
 
 // Setup implements sdk.Setupper: the rules' keys of the configuration
 // (attack-damage, attack-cooldown, attack-range, move-speed,
-// move-cooldown, blink-range, blink-cooldown) override the game's rules;
+// move-cooldown, blink-range, blink-cooldown, max-players) override the
+// game's rules;
 // arena_fight_events_total{event} is registered.
 func (g *Game) Setup(env sdk.Env) error {
 	r, err := parseRules(g.rules, env.Config)

@@ -183,23 +183,52 @@ type Result struct {
 	Players []ResultPlayer `json:"players"`
 }
 
-// endedLog records the rooms whose end a server told its host.
+// endedLog records the rooms whose end a server told its host, and the
+// seats rooms asked the queue for.
 type endedLog struct {
-	mu    sync.Mutex
-	rooms []string
+	mu     sync.Mutex
+	rooms  []string
+	wanted []sdk.Event
 }
 
 func (l *endedLog) add(ev sdk.Event) {
-	if ev.Kind != "room_ended" {
-		return
-	}
 	l.mu.Lock()
-	l.rooms = append(l.rooms, ev.Room)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	switch ev.Kind {
+	case "room_ended":
+		l.rooms = append(l.rooms, ev.Room)
+	case "backfill_wanted":
+		l.wanted = append(l.wanted, ev)
+	}
+}
+
+// asked returns the open seats of each backfill_wanted of room, in order.
+func (l *endedLog) asked(room string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for _, ev := range l.wanted {
+		if ev.Room == room {
+			out = append(out, ev.Open)
+		}
+	}
+	return out
 }
 
 func (l *endedLog) got() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.rooms...)
+}
+
+// readResult reads until the result message and decodes it.
+func readResult(t *testing.T, cl *wsconn.Client) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var res Result
+	if err := cl.RecvType(ctx, "result", &res); err != nil {
+		t.Fatalf("result: %v", err)
+	}
+	return res
 }

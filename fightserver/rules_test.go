@@ -94,18 +94,19 @@ func TestMoveCooldown(t *testing.T) {
 func TestRulesFromOptions(t *testing.T) {
 	o := &procpb.FightOptions{}
 	if err := proc.SetOptions(o, []string{OptAttackRange + "=120", OptMoveSpeed + "=300", OptBlinkRange + "=50",
-		OptBlinkCooldown + "=0s", OptMoveCooldown + "=50ms"}); err != nil {
+		OptBlinkCooldown + "=0s", OptMoveCooldown + "=50ms", OptMaxPlayers + "=3"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := ConfigFromOptions(o)
 	if err != nil || cfg.AttackRange != 120 || cfg.MoveSpeed != 300 || cfg.BlinkRange != 50 || cfg.BlinkCooldown >= 0 ||
-		cfg.MoveCooldown != 50*time.Millisecond {
+		cfg.MoveCooldown != 50*time.Millisecond || cfg.MaxPlayers != 3 {
 		t.Fatalf("%+v %v", cfg.Rules, err)
 	}
 	if err := proc.SetOption(&procpb.FightOptions{}, "colour", "red"); !errors.Is(err, proc.ErrBadOptions) {
 		t.Errorf("an unknown option: %v", err)
 	}
-	for _, bad := range []*procpb.FightOptions{{AttackRange: proto.Float64(0)}, {BlinkCooldown: durationpb.New(-time.Second)}} {
+	for _, bad := range []*procpb.FightOptions{{AttackRange: proto.Float64(0)}, {BlinkCooldown: durationpb.New(-time.Second)},
+		{MaxPlayers: proto.Int32(1)}, {MaxPlayers: proto.Int32(MaxPlayers + 1)}} {
 		if _, err := ConfigFromOptions(bad); !errors.Is(err, proc.ErrBadOptions) {
 			t.Errorf("%v accepted: %v", bad, err)
 		}

@@ -281,8 +281,11 @@ type FightOptions struct {
 	MaxMessage       *int32                 `protobuf:"varint,12,opt,name=max_message,json=maxMessage,proto3,oneof" json:"max_message,omitempty"`
 	Inbox            *int32                 `protobuf:"varint,13,opt,name=inbox,proto3,oneof" json:"inbox,omitempty"`
 	CallbackDeadline *durationpb.Duration   `protobuf:"bytes,14,opt,name=callback_deadline,json=callbackDeadline,proto3" json:"callback_deadline,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The most players alive in one fight at once (2-16, default 16): a
+	// larger room is refused, and so is a backfill beyond it (ROOM_FULL).
+	MaxPlayers    *int32 `protobuf:"varint,15,opt,name=max_players,json=maxPlayers,proto3,oneof" json:"max_players,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FightOptions) Reset() {
@@ -411,6 +414,13 @@ func (x *FightOptions) GetCallbackDeadline() *durationpb.Duration {
 		return x.CallbackDeadline
 	}
 	return nil
+}
+
+func (x *FightOptions) GetMaxPlayers() int32 {
+	if x != nil && x.MaxPlayers != nil {
+		return *x.MaxPlayers
+	}
+	return 0
 }
 
 // MapOptions are a map server's settings (docs/maps.md).
@@ -1636,7 +1646,7 @@ const file_proc_proto_rawDesc = "" +
 	"\x03map\x18\x15 \x01(\v2\x19.arena.proc.v1.MapOptionsH\x00R\x03map\x120\n" +
 	"\x04chat\x18\x16 \x01(\v2\x1a.arena.proc.v1.ChatOptionsH\x00R\x04chat\x120\n" +
 	"\x04game\x18\x17 \x01(\v2\x1a.arena.proc.v1.GameOptionsH\x00R\x04gameB\t\n" +
-	"\aoptions\"\xba\x06\n" +
+	"\aoptions\"\xf0\x06\n" +
 	"\fFightOptions\x12<\n" +
 	"\froom_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vroomTimeout\x12<\n" +
 	"\frejoin_grace\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrejoinGrace\x12\"\n" +
@@ -1657,7 +1667,9 @@ const file_proc_proto_rawDesc = "" +
 	"\vmax_message\x18\f \x01(\x05H\x06R\n" +
 	"maxMessage\x88\x01\x01\x12\x19\n" +
 	"\x05inbox\x18\r \x01(\x05H\aR\x05inbox\x88\x01\x01\x12F\n" +
-	"\x11callback_deadline\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x10callbackDeadlineB\r\n" +
+	"\x11callback_deadline\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x10callbackDeadline\x12$\n" +
+	"\vmax_players\x18\x0f \x01(\x05H\bR\n" +
+	"maxPlayers\x88\x01\x01B\r\n" +
 	"\v_event_rateB\x0e\n" +
 	"\f_event_burstB\x10\n" +
 	"\x0e_attack_damageB\x0f\n" +
@@ -1665,7 +1677,8 @@ const file_proc_proto_rawDesc = "" +
 	"\v_move_speedB\x0e\n" +
 	"\f_blink_rangeB\x0e\n" +
 	"\f_max_messageB\b\n" +
-	"\x06_inbox\"\xd1\x03\n" +
+	"\x06_inboxB\x0e\n" +
+	"\f_max_players\"\xd1\x03\n" +
 	"\n" +
 	"MapOptions\x12\x14\n" +
 	"\x05world\x18\x01 \x01(\tR\x05world\x12>\n" +
