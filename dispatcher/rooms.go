@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -84,8 +85,10 @@ func (d *Dispatcher) roomFailed(room string, _ []string) {
 }
 
 // backfillRoom adds queued players to a running room: the fight process
-// hosting it accepts them (and tells the room who joined); each gets a
-// "match" message for that room with a room token.
+// hosting it accepts them (and tells the room who joined), the room
+// record lists them after its members (so a room placed again from its
+// record, see placeAgain, has them), and each gets a "match" message for
+// that room with a room token.
 func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRoom) (map[string]matchmaking.MatchMsg, error) {
 	joining := make([]proc.Player, 0, len(br.Joining))
 	for _, p := range br.Joining {
@@ -94,6 +97,18 @@ func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRo
 	pl, err := d.fleet.Backfill(ctx, br.ID, joining)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := records.UpdateRoom(ctx, d.store, br.ID, func(r *records.Room) error {
+		for _, p := range br.Joining {
+			if !slices.ContainsFunc(r.Players, func(q records.RoomPlayer) bool { return q.UUID == p.UUID }) {
+				r.Players = append(r.Players, records.RoomPlayer{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, HP: 100, Bot: p.Bot})
+			}
+		}
+		return nil
+	}); err != nil {
+		// The room has the players; without them in the record the room
+		// cannot be placed again if its process dies.
+		d.log.Warn("room record: backfilled players not saved", "room", br.ID, "err", err)
 	}
 	fight := "ws://" + d.addrFor(pl, d.publicHost(nil)) + "/ws"
 	ttl := d.roomTTL()

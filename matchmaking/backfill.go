@@ -107,7 +107,6 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 		}
 	}
 	rs.filling = true
-	m.stats.backfilled(len(br.Joining))
 	done := m.inbox.Reserve()
 	m.handoffs.Add(1)
 	go func() {
@@ -136,6 +135,7 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 func (m *Matchmaker) backfillDone(rs *roomState, br BackfillRoom, entries []member, take []*ticket, err error) {
 	now := time.Now()
 	rs.filling = false
+	m.stats.backfilled(len(br.Joining), err)
 	if err != nil {
 		m.log.Warn("backfill refused; the players stay queued", "room", rs.id, "err", err)
 		rs.open = 0

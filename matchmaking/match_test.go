@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/arena-game/arena/internal/waitfor"
@@ -528,6 +529,62 @@ profiles:
 	defer s.rec.mu.Unlock()
 	if m, ok := s.rec.msgs["near"][0].(MatchMsg); !ok || m.Room != openRoom || len(m.Players) != 4 {
 		t.Fatalf("near was told %+v", s.rec.msgs["near"])
+	}
+}
+
+// A room that refuses a backfill (full, over) gets no more tries; the
+// tickets go back to the queue with their waiting time, their players
+// are told nothing, and they are matched into the next room formed.
+func TestRefusedBackfillPutsTheTicketsBack(t *testing.T) {
+	ps := mustProfiles(t, `
+profiles:
+  - {name: open, min_players: 3, max_players: 4, params: {window_base: 100, window_per_second: 0}}
+`)
+	calls := 0
+	cfg := Config{Profiles: ps, Backfill: func(_ context.Context, br BackfillRoom) (map[string]MatchMsg, error) {
+		calls++ // the hand-off goroutine; read after s.run (handoffs.Wait)
+		return nil, fmt.Errorf("backfill room %s: %w", br.ID, errors.New("room full"))
+	}}
+	s := newStepper(t, cfg)
+	for _, id := range []string{"o1", "o2", "o3"} {
+		_ = s.enqueue(Enqueue{Player: Player{UUID: id, Score: 1500}, Profile: "open"})
+	}
+	first := s.step(time.Second)
+	if len(first) != 1 {
+		t.Fatalf("rooms %v", first)
+	}
+	late := epoch.Add(1500 * time.Millisecond)
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "late", Score: 1500}, Profile: "open", Created: late})
+	s.step(2 * time.Second)
+	if calls != 1 {
+		t.Fatalf("backfill calls %d, want 1", calls)
+	}
+	q := s.m.players["late"]
+	if q == nil || q.state != StateQueued || s.m.Stats().Queues["open"] != 1 {
+		t.Fatalf("late after the refusal: %+v, stats %+v", q, s.m.Stats())
+	}
+	if got := testutil.ToFloat64(s.m.stats.bfRefusedC); got != 1 || testutil.ToFloat64(s.m.stats.backfilledC) != 0 {
+		t.Fatalf("refused %v, backfilled %v", got, testutil.ToFloat64(s.m.stats.backfilledC))
+	}
+	s.step(3 * time.Second)
+	if calls != 1 {
+		t.Fatalf("the room that refused was asked again (%d calls)", calls)
+	}
+	s.rec.mu.Lock()
+	told := len(s.rec.msgs["late"])
+	s.rec.mu.Unlock()
+	if told != 0 {
+		t.Fatalf("late was told %v", s.rec.msgs["late"])
+	}
+	for _, id := range []string{"n1", "n2"} {
+		_ = s.enqueue(Enqueue{Player: Player{UUID: id, Score: 1500}, Profile: "open", Created: epoch.Add(3 * time.Second)})
+	}
+	rooms := s.step(4 * time.Second)
+	if len(rooms) != 1 || !slices.Contains(roomIDs(rooms[0]), "late") {
+		t.Fatalf("rooms after the refusal %v", rooms)
+	}
+	if tk := s.m.tickets["late"]; tk != nil && tk.waiting {
+		t.Fatalf("late's ticket still queued: %+v", tk)
 	}
 }
 

@@ -65,6 +65,7 @@ type statsRecorder struct {
 	lostC       prometheus.Counter
 	reloadsC    *prometheus.CounterVec
 	backfilledC prometheus.Counter
+	bfRefusedC  prometheus.Counter
 }
 
 type ring struct {
@@ -101,8 +102,9 @@ func (s *statsRecorder) register(reg prometheus.Registerer) {
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arena_mm_profile_reloads_total", Help: "Profile file reloads, by result (ok, error: the old profiles stayed)."}, []string{"result"})
 	reg.MustRegister(matches, wait, spread, tick, queue, refused, dropped, expired, rejected, lost, reloads)
 	s.reloadsC = reloads
-	s.backfilledC = prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_backfilled_players_total", Help: "Players the matchmaker sent into running rooms (backfill)."})
-	reg.MustRegister(s.backfilledC)
+	s.backfilledC = prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_backfilled_players_total", Help: "Players running rooms accepted from the queue (backfill)."})
+	s.bfRefusedC = prometheus.NewCounter(prometheus.CounterOpts{Name: "arena_mm_backfills_refused_total", Help: "Backfills a room refused (full, over, gone): their players went back to the queue."})
+	reg.MustRegister(s.backfilledC, s.bfRefusedC)
 	s.matches, s.waitHist, s.spreadH, s.tickHist, s.queueSize = matches, wait, spread, tick, queue
 	s.refusedC, s.droppedC, s.expiredC, s.rejectedC, s.lostC = refused, dropped, expired, rejected, lost
 }
@@ -119,9 +121,14 @@ func (s *statsRecorder) reloaded(err error) {
 	}
 }
 
-// backfilled counts players added to running rooms.
-func (s *statsRecorder) backfilled(n int) {
-	if s.backfilledC != nil {
+// backfilled counts players a running room accepted (err nil), or a
+// backfill it refused.
+func (s *statsRecorder) backfilled(n int, err error) {
+	switch {
+	case s.backfilledC == nil:
+	case err != nil:
+		s.bfRefusedC.Inc()
+	default:
 		s.backfilledC.Add(float64(n))
 	}
 }
