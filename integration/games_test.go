@@ -385,26 +385,7 @@ func TestGameRoomSurvivesItsProcess(t *testing.T) {
 		var snap struct{ Turn int }
 		return err == nil && json.Unmarshal(it.Value, &snap) == nil && snap.Turn == 1-first
 	})
-	// Kill the turns process.
-	var table struct {
-		Processes []struct {
-			Kind string `json:"kind"`
-			Pid  int    `json:"pid"`
-		} `json:"processes"`
-	}
-	api(t, a, "GET", "/v1/fleet", "", nil, &table)
-	killed := false
-	for _, p := range table.Processes {
-		if p.Kind == "turns" {
-			if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	if !killed {
-		t.Fatalf("no turns process in %+v", table)
-	}
+	killKind(t, a, "turns")
 	// Both get a new match for the same room, on another process, with its state.
 	old := ms[0].Fight
 	for i := range 2 {
@@ -441,10 +422,37 @@ func TestGameRoomSurvivesItsProcess(t *testing.T) {
 	}
 }
 
+// killKind kills (SIGKILL) every process of kind in a's fleet; there must
+// be one.
+func killKind(t *testing.T, a *Arena, kind string) {
+	t.Helper()
+	var table struct {
+		Processes []struct {
+			Kind string `json:"kind"`
+			Pid  int    `json:"pid"`
+		} `json:"processes"`
+	}
+	api(t, a, "GET", "/v1/fleet", "", nil, &table)
+	killed := false
+	for _, p := range table.Processes {
+		if p.Kind == kind {
+			if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("no %s process in %+v", kind, table)
+	}
+}
+
 // TestTurnsSeatBackfilledFromTheQueue: a player quits a running turns
 // battle; the game asks for a player (BackfillWanted), the matchmaker takes
 // one queued in the turns profile and the dispatcher's Backfill puts it in
-// the running room, where it is seated and plays.
+// the running room, where it is seated and plays. Then the turns process
+// is killed: the room, whose record and saved state list the newcomer, is
+// placed again, and the newcomer gets a match for it and its seat back.
 func TestTurnsSeatBackfilledFromTheQueue(t *testing.T) {
 	bin := buildGame(t, "examples/turns/cmd/turns")
 	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms",
@@ -507,5 +515,43 @@ func TestTurnsSeatBackfilledFromTheQueue(t *testing.T) {
 	}
 	if err := cl.RecvType(ctx, "state", &st); err != nil || st.You != late.uuid || len(st.Players) != 4 {
 		t.Fatalf("latecomer's state %+v %v", st, err)
+	}
+
+	// The saved state has the newcomer; the process dies.
+	mc := a.store(t)
+	waitfor.Cond(t, "a snapshot with the newcomer", func() bool {
+		it, err := mc.Get(ctx, "gamestate:"+room)
+		var snap struct{ Fighters []json.RawMessage }
+		return err == nil && json.Unmarshal(it.Value, &snap) == nil && len(snap.Fighters) == 4
+	})
+	killKind(t, a, "turns")
+	for _, g := range []*gamer{gs[0], late} {
+		var again matchMsg
+		if err := g.play.RecvType(ctx, "match", &again); err != nil {
+			t.Fatalf("match after the kill: %v\n%s", err, a.log.String())
+		}
+		if again.Room != room || len(again.Players) != 4 {
+			t.Fatalf("placed again %+v", again)
+		}
+		m = again
+	}
+	back, err := wsconn.DialClient(ctx, m.Fight+"?ticket="+url.QueryEscape(m.Ticket), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close(wsconn.CloseNormal, "") })
+	var restored struct {
+		You     string
+		Players []struct {
+			UUID string
+			HP   int
+			Out  bool
+		}
+	}
+	if err := back.RecvType(ctx, "state", &restored); err != nil || restored.You != late.uuid || len(restored.Players) != 4 {
+		t.Fatalf("the newcomer's restored state %+v %v", restored, err)
+	}
+	if p := restored.Players[3]; p.UUID != late.uuid || p.HP != 100 || p.Out {
+		t.Fatalf("the newcomer's seat after the restore %+v", restored)
 	}
 }

@@ -221,6 +221,7 @@ func (b *battle) Backfill(ps []*sdk.Player) error {
 		b.fs = append(b.fs, f)
 		_ = b.r.BroadcastJSON(map[string]any{"type": "seated", "uuid": p.UUID, "username": p.Username, "hp": StartHP})
 	}
+	_ = b.r.Save() // the newcomers are in the snapshot, as they are in the room's record
 	return nil
 }
 
