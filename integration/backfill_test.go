@@ -1,0 +1,213 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
+	"github.com/arena-game/arena/internal/wsconn"
+)
+
+// fighter is a gamer in a fight room.
+type fighter struct {
+	*gamer
+	match matchMsg
+	fight *wsconn.Client
+}
+
+// joinFight reads g's match and opens its room connection.
+func joinFight(t *testing.T, ctx context.Context, g *gamer) *fighter {
+	t.Helper()
+	f := &fighter{gamer: g}
+	if err := g.play.RecvType(ctx, "match", &f.match); err != nil {
+		t.Fatalf("match: %v", err)
+	}
+	cl, err := wsconn.DialClient(ctx, f.match.Fight+"?ticket="+url.QueryEscape(f.match.Ticket), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
+	f.fight = cl
+	return f
+}
+
+// createPlayer is a fight's create_player message.
+type createPlayer struct {
+	UUID, Username string
+	HP             int
+	X, Y           float64
+}
+
+// queueState is a player's queue state (GET /v1/tickets/{uuid}).
+func queueState(t *testing.T, a *Arena, uuid string) string {
+	t.Helper()
+	var s struct {
+		Queue struct{ State string } `json:"queue"`
+	}
+	api(t, a, "GET", "/v1/tickets/"+uuid, a.Backend, nil, &s)
+	return s.Queue.State
+}
+
+// TestFightSeatBackfilledFromTheQueue is issue 11 item 5 with real fight
+// processes: in a 3-player fight one player drops and never comes back;
+// once its rejoin grace has passed the fight asks for a player, a guest
+// waiting in the queue is matched into that running room (a match for the
+// same room id), joins, the two players left receive create_player for
+// it, and the room plays to a rated result that includes it.
+func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms",
+		"--fight-option", "rejoin-grace=3s", "--fight-option", "attack-range=100000",
+		"--fight-option", "attack-cooldown=0", "--fight-option", "attack-damage=50")
+	ctx := ctxT(t, 90*time.Second)
+	var fs []*fighter
+	var gs []*gamer
+	for i := range 3 {
+		g := newGamer(t, ctx, a, fmt.Sprintf("bf%d", i))
+		g.queue(t, ctx)
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		fs = append(fs, joinFight(t, ctx, g))
+	}
+	room := fs[0].match.Room
+	for _, f := range fs {
+		for range 3 {
+			if err := f.fight.RecvType(ctx, "create_player", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stay, gone := fs[:2], fs[2]
+	// The third drops and never comes back; a latecomer queues meanwhile.
+	gone.fight.Close(wsconn.CloseNormal, "")
+	var away struct{ UUID string }
+	if err := stay[0].fight.RecvType(ctx, "player_away", &away); err != nil || away.UUID != gone.uuid {
+		t.Fatalf("player_away %+v %v", away, err)
+	}
+	late := newGamer(t, ctx, a, "latecomer")
+	late.queue(t, ctx)
+	if s := queueState(t, a, late.uuid); s != "queued" {
+		t.Fatalf("the latecomer during the grace: %s", s)
+	}
+	var out struct{ UUID, Reason string }
+	if err := stay[0].fight.RecvType(ctx, "out", &out); err != nil || out.UUID != gone.uuid || out.Reason != "left" {
+		t.Fatalf("out %+v %v", out, err)
+	}
+	lf := joinFight(t, ctx, late)
+	if lf.match.Room != room || len(lf.match.Players) != 4 {
+		t.Fatalf("the latecomer's match %+v, want the running room %s with 4 players", lf.match, room)
+	}
+	var st struct {
+		You     string
+		Players []struct {
+			UUID   string
+			HP     int
+			X, Y   float64
+			Status string
+		}
+	}
+	if err := lf.fight.RecvType(ctx, "state", &st); err != nil || st.You != late.uuid || len(st.Players) != 4 {
+		t.Fatalf("the latecomer's state %+v %v", st, err)
+	}
+	me := st.Players[3]
+	if me.UUID != late.uuid || me.HP != 100 || me.Status != "playing" || me.X == 0 && me.Y == 0 {
+		t.Fatalf("the latecomer in its state %+v", st)
+	}
+	for _, f := range stay {
+		var cp createPlayer
+		if err := f.fight.RecvType(ctx, "create_player", &cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp.UUID != late.uuid || cp.Username != "latecomer" || cp.HP != 100 || cp.X != me.X || cp.Y != me.Y {
+			t.Fatalf("%s heard %+v, want the latecomer at %v,%v", f.uuid, cp, me.X, me.Y)
+		}
+	}
+	// The latecomer knocks out the two others (two hits each) and wins.
+	for _, victim := range stay {
+		for hit := range 2 {
+			if err := lf.fight.SendJSON(map[string]any{"type": "event", "event": "attack", "target": victim.uuid,
+				"ball_uuid": fmt.Sprintf("b%d", hit), "x": 1, "y": 1, "angle": 0.1}); err != nil {
+				t.Fatal(err)
+			}
+			var hp struct {
+				UUID string
+				HP   int
+			}
+			if err := lf.fight.RecvType(ctx, "hp", &hp); err != nil || hp.UUID != victim.uuid || hp.HP != 50-50*hit {
+				t.Fatalf("hit %d on %s: %+v %v", hit, victim.uuid, hp, err)
+			}
+		}
+	}
+	var res fightResult
+	if err := lf.fight.RecvType(ctx, "result", &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Room != room || res.Winner != late.uuid || len(res.Players) != 4 || res.Pending {
+		t.Fatalf("result %+v", res)
+	}
+	old, now := res.scores(late.uuid)
+	if now <= old {
+		t.Fatalf("the latecomer's rating %d -> %d", old, now)
+	}
+	for _, f := range append(fs, lf) {
+		_, want := res.scores(f.uuid)
+		if p := profileOf(t, a, f.uuid); p.Games != 1 || p.Score != want {
+			t.Errorf("%s stored %+v, result new_score %d", f.uuid, p, want)
+		}
+	}
+	waitfor.Cond(t, "the latecomer leaves the in-room state", func() bool { return queueState(t, a, late.uuid) == "none" })
+}
+
+// TestFightRefusesBackfillWhenFull: a profile's rooms start with 3 and
+// may take 4, but the fight holds at most 3 (max-players): the fight
+// refuses the queued player the matchmaker tries to add, whose ticket goes
+// back to the queue (no match), and it is matched into the next room
+// formed.
+func TestFightRefusesBackfillWhenFull(t *testing.T) {
+	profiles := filepath.Join(t.TempDir(), "profiles.yaml")
+	if err := os.WriteFile(profiles, []byte("profiles:\n  - {name: default, min_players: 3, max_players: 4, params: {window_base: 100}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", profiles, "--fight-option", "max-players=3")
+	ctx := ctxT(t, 60*time.Second)
+	var fs []*fighter
+	var gs []*gamer
+	for i := range 3 {
+		g := newGamer(t, ctx, a, fmt.Sprintf("full%d", i))
+		g.queue(t, ctx)
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		fs = append(fs, joinFight(t, ctx, g))
+	}
+	full := fs[0].match.Room
+	metrics := "http://" + a.HTTP + "/metrics"
+	late := newGamer(t, ctx, a, "refused")
+	late.queue(t, ctx)
+	waitfor.Cond(t, "the fight refuses the backfill", func() bool { return metric(t, metrics, "arena_mm_backfills_refused_total") == 1 })
+	if s := queueState(t, a, late.uuid); s != "queued" {
+		t.Fatalf("the refused player's queue state: %s", s)
+	}
+	if n := metric(t, metrics, "arena_mm_backfilled_players_total"); n != 0 {
+		t.Fatalf("backfilled players %v", n)
+	}
+	// Back in the queue: two more guests make a new room with it.
+	for i := range 2 {
+		newGamer(t, ctx, a, fmt.Sprintf("next%d", i)).queue(t, ctx)
+	}
+	lf := joinFight(t, ctx, late)
+	if lf.match.Room == full || len(lf.match.Players) != 3 {
+		t.Fatalf("the refused player's match %+v (the full room is %s)", lf.match, full)
+	}
+	if err := lf.fight.RecvType(ctx, "state", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := metric(t, metrics, "arena_mm_backfills_refused_total"); n != 1 {
+		t.Fatalf("the full room was asked again: %v refusals", n)
+	}
+}
