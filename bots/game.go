@@ -37,9 +37,9 @@ func Spawn(i, n int) (x, y float64) {
 // ignored; unknown types are skipped.
 type (
 	statePlayer struct {
-		UUID     string  `json:"uuid"`
-		Username string  `json:"username"`
-		HP       int     `json:"hp"`
+		UUID     string   `json:"uuid"`
+		Username string   `json:"username"`
+		HP       int      `json:"hp"`
 		X        float64  `json:"x"`
 		Y        float64  `json:"y"`
 		TX       *float64 `json:"tx"`
@@ -57,6 +57,8 @@ type (
 		// create_player, hp, out, player_away, player_back, event
 		UUID  string   `json:"uuid"`
 		HP    *int     `json:"hp"`
+		X     *float64 `json:"x"` // create_player: where the member stands
+		Y     *float64 `json:"y"`
 		Event string   `json:"event"`
 		TX    *float64 `json:"tx"`
 		TY    *float64 `json:"ty"`
@@ -238,8 +240,17 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 		if f := g.players[m.UUID]; f != nil {
 			f.joined = true
 		} else if m.UUID != "" && len(g.players) < 64 {
+			// A member the bot did not know: one backfilled into the
+			// running fight, placed where the server says (an older
+			// server: the next spawn point).
 			x, y := Spawn(len(g.order), len(g.order)+1)
+			if m.X != nil && m.Y != nil {
+				x, y = clamp(*m.X, 0, ArenaW), clamp(*m.Y, 0, ArenaH)
+			}
 			f := &fighter{uuid: m.UUID, hp: 100, joined: true}
+			if m.HP != nil {
+				f.hp = *m.HP
+			}
 			f.place(x, y, now)
 			g.players[m.UUID] = f
 			g.order = append(g.order, m.UUID)

@@ -94,6 +94,42 @@ func TestGameAttacksOnlyLivingJoinedOpponents(t *testing.T) {
 	}
 }
 
+// A player backfilled into the running fight (a create_player after the
+// start, for a member the bot did not know) stands where the server says,
+// with its hp, and is fought like the others.
+func TestGameBackfilledPlayerJoinsMidFight(t *testing.T) {
+	g := newTestGame()
+	now := time.Now()
+	g.apply(state("me", "me", "a", "gone"), now)
+	g.apply([]byte(`{"type":"out","uuid":"gone","reason":"left"}`), now)
+	g.apply([]byte(`{"type":"create_player","uuid":"new","username":"new","photo":"","hp":100,"x":612,"y":181}`), now)
+	f := g.players["new"]
+	if f == nil || !f.joined || f.out || f.hp != 100 {
+		t.Fatalf("the newcomer %+v", f)
+	}
+	if x, y := f.pos(now, g.speed); x != 612 || y != 181 {
+		t.Fatalf("the newcomer at %v,%v, want 612,181", x, y)
+	}
+	g.apply([]byte(`{"type":"out","uuid":"a","reason":"killed","by":"me"}`), now)
+	attacked := false
+	for range 100 {
+		now = now.Add(50 * time.Millisecond)
+		for _, m := range g.act(now) {
+			var ev struct{ Event, Target string }
+			_ = json.Unmarshal(m, &ev)
+			if ev.Event == "attack" {
+				if ev.Target != "new" {
+					t.Fatalf("attacked %s", ev.Target)
+				}
+				attacked = true
+			}
+		}
+	}
+	if !attacked {
+		t.Fatal("the bot never attacked the newcomer")
+	}
+}
+
 func TestGameMovesStayInTheArena(t *testing.T) {
 	g := newTestGame()
 	now := time.Now()
@@ -182,6 +218,7 @@ func FuzzGameApply(f *testing.F) {
 	for _, s := range []string{
 		string(state("me", "me", "a", "b")),
 		`{"type":"create_player","uuid":"c","username":"c"}`,
+		`{"type":"create_player","uuid":"c","hp":-3,"x":1e308,"y":-1e308}`,
 		`{"type":"event","event":"move_to","uuid":"a","tx":1e308,"ty":-1e308}`,
 		`{"type":"hp","uuid":"a","hp":-5}`,
 		`{"type":"hp","uuid":"a"}`,

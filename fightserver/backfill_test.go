@@ -83,7 +83,8 @@ func TestLeaverSeatIsBackfilled(t *testing.T) {
 	}
 	for _, cl := range []*wsconn.Client{ca, cb} {
 		m := expect(t, cl, "create_player")
-		if m.str("uuid") != d.UUID || m.str("username") != d.Username || m.num("hp") != StartHP || m.num("x") != dx || m.num("y") != dy {
+		if m.str("uuid") != d.UUID || m.str("username") != d.Username || m.num("score") != float64(d.Rating) || m.num("hp") != StartHP ||
+			m.num("x") != dx || m.num("y") != dy {
 			t.Fatalf("create_player for the newcomer: %v (at %v,%v)", m, dx, dy)
 		}
 	}

@@ -178,9 +178,9 @@ func (f *fight) alive() int {
 	return n
 }
 
-// createMsg is the create_player announcement of m: its identity, and
-// its hp and position now (so a client places a player who joined a
-// running fight where the server has it).
+// createMsg is the create_player announcement of m: its identity and
+// rating, and its hp and position now (so a client shows a player who
+// joined a running fight as the server has it).
 func (f *fight) createMsg(m *fighter, now time.Time) []byte {
 	x, y := m.pos(now, f.rules.MoveSpeed)
 	b, _ := json.Marshal(struct {
@@ -188,10 +188,11 @@ func (f *fight) createMsg(m *fighter, now time.Time) []byte {
 		UUID     string  `json:"uuid"`
 		Username string  `json:"username"`
 		Photo    string  `json:"photo"`
+		Score    int     `json:"score"`
 		HP       int     `json:"hp"`
 		X        float64 `json:"x"`
 		Y        float64 `json:"y"`
-	}{"create_player", m.p.UUID, m.p.Username, m.p.Photo, m.hp, math.Round(x), math.Round(y)})
+	}{"create_player", m.p.UUID, m.p.Username, m.p.Photo, m.p.Rating, m.hp, math.Round(x), math.Round(y)})
 	return b
 }
 

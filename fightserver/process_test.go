@@ -54,7 +54,6 @@ func (w *watched) got() []proc.Event {
 	return append([]proc.Event(nil), w.events...)
 }
 
-
 // dispense serves a new Process over go-plugin's in-process gRPC
 // connection and returns the host's side of it.
 func dispense(t *testing.T) (proc.Client, *sdk.Process) {

@@ -1,6 +1,8 @@
 // fight.js: one fight room, drawn on a canvas and played with the mouse and
 // keyboard, over the fight server's WebSocket (docs/fight.md):
-// join with ?ticket=, read state/create_player/event/hp/out/result, send
+// join with ?ticket=, read state/create_player/event/hp/out/result (a
+// create_player for a player not in the match: one who joined the running
+// fight), send
 // move_to, attack and blink events. The server owns hp and the result; this
 // is only a view of it.
 
@@ -142,7 +144,15 @@ export class Fight {
         break;
       }
       case 'create_player': {
+        // A member not in the match message joined the running fight
+        // (backfill): it stands where the server says, with its hp.
+        const known = this.players.has(m.uuid);
         const f = this.upsert(m, this.order.length, this.order.length + 1);
+        if (!known) {
+          if (Number.isFinite(m.x) && Number.isFinite(m.y)) { f.x = f.tx = clampX(m.x); f.y = f.ty = clampY(m.y); }
+          if (Number.isFinite(m.hp)) f.hp = Math.max(0, m.hp);
+          this.onsystem(`${f.username} joined the fight.`);
+        }
         if (f.status === 'pending' || f.status === 'away') f.status = 'playing';
         this.onchange();
         break;
