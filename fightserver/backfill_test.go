@@ -155,3 +155,26 @@ func TestBackfillRefusedWhenFullOrOver(t *testing.T) {
 		t.Fatalf("backfill into a room that is over: %v", err)
 	}
 }
+
+// A fight whose members alive have all dropped (it was played; they are
+// away within their grace) refuses newcomers: they would find nobody to
+// fight in a room that is likely to end. Once one is back it takes them.
+func TestBackfillRefusedWhileNobodyPlays(t *testing.T) {
+	e := newEnv(t, Config{})
+	r := e.newRoom(1500, 1500, 1500)
+	ca, cb, cc := e.join(r, 0), e.join(r, 1), e.join(r, 2)
+	send(t, cc, `{"type":"leave"}`)
+	waitfor.Cond(t, "the quitter's seat asked for", func() bool { return slices.Equal(e.ended.asked(r.ID), []int{1}) })
+	ca.Close(wsconn.CloseNormal, "")
+	cb.Close(wsconn.CloseNormal, "")
+	// The drops are in the room's mailbox once the server counts no
+	// connection, so the backfill, posted after them, finds both away.
+	waitfor.Cond(t, "no connection left", func() bool { return e.srv.Status().Connections == 0 })
+	if _, err := e.backfill(r, 1); !errors.Is(err, sdk.ErrRoomFull) {
+		t.Fatalf("a backfill while nobody plays: %v", err)
+	}
+	e.join(r, 0)
+	if _, err := e.backfill(r, 1); err != nil {
+		t.Fatalf("a backfill once a player is back: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package fightserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -122,13 +123,27 @@ func (g *Game) NewRoom(r *sdk.Room) (sdk.Handler, error) {
 // with full hp, each at the spawn point farthest from the fighters alive
 // (see spawnPoint), and take the seats of players who left. The others
 // hear create_player when a newcomer connects, as for every first join.
-// A fight whose alive players and newcomers would pass max-players
-// refuses them all (the SDK answers ROOM_FULL; a room already over is
-// refused by the SDK as UNKNOWN_ROOM).
+// The fight refuses them all (the SDK answers ROOM_FULL) when its alive
+// players and the newcomers would pass max-players, or when it has been
+// played and no member alive is connected now (they all dropped: the room
+// is dying, a newcomer would find nobody to fight). A room already over
+// is refused by the SDK (UNKNOWN_ROOM).
 func (f *fight) Backfill(ps []*sdk.Player) error {
-	alive := f.alive()
-	if alive+len(ps) > f.rules.MaxPlayers {
+	alive, playing, played := 0, 0, false
+	for _, m := range f.fs {
+		played = played || m.joined
+		if m.alive() {
+			alive++
+			if m.p.Connected() {
+				playing++
+			}
+		}
+	}
+	switch {
+	case alive+len(ps) > f.rules.MaxPlayers:
 		return fmt.Errorf("fight: %d players alive and %d joining is more than %d", alive, len(ps), f.rules.MaxPlayers)
+	case played && playing == 0:
+		return errors.New("fight: no player alive is connected")
 	}
 	now := time.Now()
 	for _, p := range ps {
@@ -165,17 +180,6 @@ func (f *fight) spawnPoint(now time.Time) (float64, float64) {
 		}
 	}
 	return bx, by
-}
-
-// alive counts the fighters alive (the pending ones included).
-func (f *fight) alive() int {
-	n := 0
-	for _, m := range f.fs {
-		if m.alive() {
-			n++
-		}
-	}
-	return n
 }
 
 // createMsg is the create_player announcement of m: its identity and
