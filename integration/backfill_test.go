@@ -163,17 +163,64 @@ func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
 	waitfor.Cond(t, "the latecomer leaves the in-room state", func() bool { return queueState(t, a, late.uuid) == "none" })
 }
 
+// writeProfiles writes a profile file of one default profile whose rooms
+// start with 3 players and may hold 4.
+func writeProfiles(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "profiles.yaml")
+	if err := os.WriteFile(file, []byte("profiles:\n  - {name: default, min_players: 3, max_players: 4, params: {window_base: 100}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestFightRoomForMoreIsBackfilled: a profile's rooms start with 3 and
+// may hold 4, so a running fight takes the next queued player without
+// anyone leaving; the three hear create_player for it.
+func TestFightRoomForMoreIsBackfilled(t *testing.T) {
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", writeProfiles(t))
+	ctx := ctxT(t, 60*time.Second)
+	var fs []*fighter
+	var gs []*gamer
+	for i := range 3 {
+		g := newGamer(t, ctx, a, fmt.Sprintf("more%d", i))
+		g.queue(t, ctx)
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		fs = append(fs, joinFight(t, ctx, g))
+	}
+	for _, f := range fs {
+		if err := f.fight.RecvType(ctx, "state", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := newGamer(t, ctx, a, "fourth")
+	late.queue(t, ctx)
+	lf := joinFight(t, ctx, late)
+	if lf.match.Room != fs[0].match.Room || len(lf.match.Players) != 4 {
+		t.Fatalf("the fourth's match %+v, want room %s", lf.match, fs[0].match.Room)
+	}
+	for _, f := range fs {
+		for {
+			var cp createPlayer
+			if err := f.fight.RecvType(ctx, "create_player", &cp); err != nil {
+				t.Fatalf("%s: %v", f.uuid, err)
+			}
+			if cp.UUID == late.uuid {
+				break
+			}
+		}
+	}
+}
+
 // TestFightRefusesBackfillWhenFull: a profile's rooms start with 3 and
 // may take 4, but the fight holds at most 3 (max-players): the fight
 // refuses the queued player the matchmaker tries to add, whose ticket goes
 // back to the queue (no match), and it is matched into the next room
 // formed.
 func TestFightRefusesBackfillWhenFull(t *testing.T) {
-	profiles := filepath.Join(t.TempDir(), "profiles.yaml")
-	if err := os.WriteFile(profiles, []byte("profiles:\n  - {name: default, min_players: 3, max_players: 4, params: {window_base: 100}}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", profiles, "--fight-option", "max-players=3")
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", writeProfiles(t), "--fight-option", "max-players=3")
 	ctx := ctxT(t, 60*time.Second)
 	var fs []*fighter
 	var gs []*gamer
