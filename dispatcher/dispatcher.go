@@ -22,6 +22,7 @@ import (
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/matchmaking/matchfn"
 	"github.com/arena-game/arena/playerdb"
@@ -435,7 +436,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	previous, prevErr := fleet.ReadStoredTable(ctx, d.store)
+	previous, prevErr := hostctl.ReadStoredTable(ctx, d.store)
 	lineLn, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("dispatcher: listen line protocol: %w", err)
@@ -645,7 +646,7 @@ func (d *Dispatcher) persistTable(ctx context.Context) {
 
 func (d *Dispatcher) writeTable(ctx context.Context) error {
 	line, httpAddr := d.Addrs()
-	err := fleet.WriteStoredTable(ctx, d.store, fleet.StoredTable{Table: d.fleet.Table(), Dispatcher: line, HTTP: httpAddr, Pid: os.Getpid()})
+	err := hostctl.WriteStoredTable(ctx, d.store, hostctl.StoredTable{Table: d.fleet.Table(), Dispatcher: line, HTTP: httpAddr, Pid: os.Getpid()})
 	if err != nil {
 		d.log.Warn("fleet table not saved to memcached", "err", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 )
@@ -33,7 +34,7 @@ func newTestFleet(t testing.TB, maxnum, min int) (*fleet.Fleet, int) {
 	waitfor.Cond(t, "the minimum fight processes ready", func() bool {
 		ready := 0
 		for _, p := range d.F.Snapshot() {
-			if p.Kind == proc.KindFight && p.State == fleet.Ready {
+			if p.Kind == proc.KindFight && p.State == hostctl.Ready {
 				ready++
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/auth"
 )
 
@@ -143,7 +144,7 @@ func (d *Dispatcher) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown_port", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": k.Host, "port": k.Port, "state": fleet.Draining})
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": k.Host, "port": k.Port, "state": hostctl.Draining})
 }
 
 // processKey resolves PORT (the dispatcher's machine) or HOST:PORT (a
@@ -187,7 +188,7 @@ func (d *Dispatcher) handleDrainHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("host drain requested", "host", name, "deadline_s", body.DeadlineS, "by", "http")
-	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": name, "state": fleet.HostDraining, "deadline_s": body.DeadlineS})
+	writeJSON(w, http.StatusOK, map[string]any{"type": "ok", "host": name, "state": hostctl.HostDraining, "deadline_s": body.DeadlineS})
 }
 
 // handleFleetEvents streams the table and fleet events as server-sent

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/httpguard"
 	"github.com/arena-game/arena/internal/lineproto"
@@ -56,7 +57,7 @@ type Fleeter interface {
 	PlaceMap(ctx context.Context, mapID string) (fleet.Placement, error)
 	Adjust(host string, port, delta int, unit string) (int, error)
 	SetMaxNum(n int)
-	Table() fleet.Table
+	Table() hostctl.Table
 }
 
 // LineServer serves the dispatcher's line protocol (docs/PROTOCOL.md).

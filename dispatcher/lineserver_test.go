@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/lineproto/linetest"
 	"github.com/arena-game/arena/proc"
 )
@@ -118,7 +119,7 @@ func TestPipelinedAndBadInput(t *testing.T) {
 	if f.MaxNum() != 3 {
 		t.Fatalf("maxnum = %d, want 3", f.MaxNum())
 	}
-	var tab fleet.Table
+	var tab hostctl.Table
 	if err := json.Unmarshal([]byte(l.Do(t, "stat")), &tab); err != nil {
 		t.Fatal(err)
 	}

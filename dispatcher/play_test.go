@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/playerdb"
 	"github.com/arena-game/arena/playerdb/dbtest"
@@ -94,7 +94,7 @@ func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *te
 	case <-time.After(10 * time.Second):
 		t.Fatal("dispatcher not ready")
 	}
-	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == fleet.Ready })
+	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == hostctl.Ready })
 	_, h := d.Addrs()
 	return &testDispatcher{Dispatcher: d, sp: sp, db: players, base: "http://" + h, ws: "ws://" + h, stop: stop}
 }

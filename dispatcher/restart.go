@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 )
@@ -21,7 +21,7 @@ const takeoverWait = 15 * time.Second
 // dispatcher was watching), so no record says "playing" for an hour.
 // Rooms that ended meanwhile were recorded by their process and are left
 // alone.
-func (d *Dispatcher) failLostRooms(ctx context.Context, old fleet.StoredTable) {
+func (d *Dispatcher) failLostRooms(ctx context.Context, old hostctl.StoredTable) {
 	rooms := map[string]bool{}
 	hosts := map[string]bool{}
 	for _, p := range old.Processes {
@@ -40,7 +40,7 @@ func (d *Dispatcher) failLostRooms(ctx context.Context, old fleet.StoredTable) {
 	for waiting := true; waiting; {
 		back := 0
 		for _, h := range d.fleet.Hosts() {
-			if hosts[h.Name] && h.State == fleet.HostConnected {
+			if hosts[h.Name] && h.State == hostctl.HostConnected {
 				back++
 			}
 		}

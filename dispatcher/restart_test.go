@@ -11,6 +11,7 @@ import (
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
@@ -25,7 +26,7 @@ func TestRoomsOfAGoneProcessFailAfterARestart(t *testing.T) {
 	first := newTestDispatcherOn(t, st, nil)
 	m, _ := matchThree(t, first)
 	waitfor.Cond(t, "the table with the room saved", func() bool {
-		tab, err := fleet.ReadStoredTable(context.Background(), st)
+		tab, err := hostctl.ReadStoredTable(context.Background(), st)
 		if err != nil {
 			return false
 		}
@@ -40,9 +41,9 @@ func TestRoomsOfAGoneProcessFailAfterARestart(t *testing.T) {
 	})
 	// The dispatcher stops with its local host: the room's process is
 	// gone, and the saved table still names the room.
-	saved, _ := fleet.ReadStoredTable(context.Background(), st)
+	saved, _ := hostctl.ReadStoredTable(context.Background(), st)
 	first.stop()
-	_ = fleet.WriteStoredTable(context.Background(), st, saved)
+	_ = hostctl.WriteStoredTable(context.Background(), st, saved)
 	second := newTestDispatcherOn(t, st, nil)
 	_ = second
 	waitfor.Cond(t, "the room marked failed", func() bool {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/arena-game/arena/fightserver"
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/matchmaking"
@@ -139,7 +140,7 @@ func (d *Dispatcher) addrFor(pl fleet.Placement, localHost string) string {
 // chatAddr is the host:port of the chat server, if the fleet runs one.
 func (d *Dispatcher) chatAddr(localHost string) (string, bool) {
 	for _, p := range d.fleet.Snapshot() {
-		if p.Kind == proc.KindChat && p.State == fleet.Ready {
+		if p.Kind == proc.KindChat && p.State == hostctl.Ready {
 			return d.addrFor(p.Placement(), localHost), true
 		}
 	}

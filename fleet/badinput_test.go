@@ -21,6 +21,7 @@ import (
 
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
@@ -91,11 +92,11 @@ func healthy(t *testing.T) (*fleettest.Network, *fleettest.Dispatcher, func()) {
 	return n, d, func() {
 		t.Helper()
 		p, ok := d.F.Lookup(fleet.Key{Host: "good", Port: pl.Port})
-		if !ok || p.State != fleet.Ready || !slices.Contains(p.Rooms, "keep") || p.Load != len(p.Rooms) {
+		if !ok || p.State != hostctl.Ready || !slices.Contains(p.Rooms, "keep") || p.Load != len(p.Rooms) {
 			t.Fatalf("the good host's process changed: %+v %v", p, ok)
 		}
 		for _, h := range d.F.Hosts() {
-			if h.Name == "good" && h.State != fleet.HostConnected {
+			if h.Name == "good" && h.State != hostctl.HostConnected {
 				t.Fatalf("the good host is %s", h.State)
 			}
 		}
@@ -287,7 +288,7 @@ func TestNetworkCutAndHeal(t *testing.T) {
 	waitfor.Cond(t, "host-a lost after its lease", func() bool {
 		for _, h := range d.F.Hosts() {
 			if h.Name == "host-a" {
-				return h.State == fleet.HostLost
+				return h.State == hostctl.HostLost
 			}
 		}
 		return false

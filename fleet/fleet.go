@@ -22,76 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/proc"
 )
-
-// State is a process's state in the table.
-type State uint8
-
-// Process states.
-const (
-	Starting State = iota + 1 // spawned, binding its port
-	Ready                     // takes work
-	Draining                  // no new work; stopped when idle or at a deadline
-	Gone                      // left the table
-)
-
-var stateNames = [...]string{Starting: "starting", Ready: "ready", Draining: "draining", Gone: "gone"}
-
-func (s State) String() string {
-	if int(s) < len(stateNames) && stateNames[s] != "" {
-		return stateNames[s]
-	}
-	return "unknown"
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, n := range stateNames {
-		if n != "" && n == string(b) {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("process state %q: unknown", b)
-}
-
-// HostState is a host's state in the fleet.
-type HostState uint8
-
-// Host states.
-const (
-	HostConnected HostState = iota + 1 // heartbeating; takes new work
-	HostDraining                       // takes no new work; exits when idle or at a deadline
-	HostLost                           // missed heartbeats past the lease: no new work, its processes kept
-	HostGone                           // stream closed and not back within the grace: its processes removed
-)
-
-var hostStateNames = [...]string{HostConnected: "connected", HostDraining: "draining", HostLost: "lost", HostGone: "gone"}
-
-func (s HostState) String() string {
-	if int(s) < len(hostStateNames) && hostStateNames[s] != "" {
-		return hostStateNames[s]
-	}
-	return "unknown"
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (s HostState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (s *HostState) UnmarshalText(b []byte) error {
-	for i, n := range hostStateNames {
-		if n != "" && n == string(b) {
-			*s = HostState(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("host state %q: unknown", b)
-}
 
 // Sentinel errors of the fleet.
 var (
@@ -149,7 +82,7 @@ type Proc struct {
 	Advertise string
 	Port      int
 	Pid       int
-	State     State
+	State     hostctl.State
 	Load      int // the load the process reports plus line-protocol adjustments, never below 0
 	Pending   int // slots reserved for assignments in flight
 	MaxNum    int
@@ -194,7 +127,7 @@ type KindCap struct {
 type HostInfo struct {
 	Name      string
 	Advertise string
-	State     HostState
+	State     hostctl.HostState
 	Local     bool
 	Kinds     map[string]KindCap
 	Processes map[string]int // processes per kind
@@ -298,7 +231,7 @@ type host struct {
 	name      string
 	instance  string
 	advertise string
-	state     HostState
+	state     hostctl.HostState
 	local     bool
 	draining  bool
 	kinds     map[string]KindCap
@@ -496,7 +429,7 @@ func (f *Fleet) resolveLocked(hostName string, port int) *Proc {
 func (f *Fleet) Adjust(hostName string, port, delta int, unit string) (int, error) {
 	f.mu.Lock()
 	p := f.resolveLocked(hostName, port)
-	if p == nil || p.State == Gone {
+	if p == nil || p.State == hostctl.Gone {
 		f.mu.Unlock()
 		return 0, fmt.Errorf("adjust load on %s: %w", net.JoinHostPort(hostName, strconv.Itoa(port)), ErrUnknownProcess)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fleettest"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
@@ -389,7 +390,7 @@ func TestLocateMapThroughTheHost(t *testing.T) {
 		}
 		return false
 	})
-	if err := fleet.WriteStoredTable(ctx, st, fleet.StoredTable{Table: d.F.Table()}); err != nil {
+	if err := hostctl.WriteStoredTable(ctx, st, hostctl.StoredTable{Table: d.F.Table()}); err != nil {
 		t.Fatal(err)
 	}
 	d.Stop()

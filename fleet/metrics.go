@@ -3,6 +3,7 @@ package fleet
 import (
 	"strconv"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -93,7 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.procs, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 	hosts := map[string]int{}
-	for _, st := range []HostState{HostConnected, HostDraining, HostLost} {
+	for _, st := range []hostctl.HostState{hostctl.HostConnected, hostctl.HostDraining, hostctl.HostLost} {
 		hosts[st.String()] = 0
 	}
 	for _, h := range c.f.Hosts() {

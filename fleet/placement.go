@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
 	"github.com/arena-game/arena/proto/procpb"
@@ -30,7 +31,7 @@ type spawnCall struct {
 
 // availableLocked reports whether h takes new work. Callers hold f.mu.
 func (f *Fleet) availableLocked(h *host) bool {
-	return h != nil && h.state == HostConnected && !h.draining && h.sess != nil
+	return h != nil && h.state == hostctl.HostConnected && !h.draining && h.sess != nil
 }
 
 // leastLoaded returns the ready process of kind on a host that takes new
@@ -41,7 +42,7 @@ func (f *Fleet) availableLocked(h *host) bool {
 func (f *Fleet) leastLoaded(kind string, accept func(*Proc) bool) *Proc {
 	var best *Proc
 	for _, p := range f.byKind[kind] {
-		if p.State != Ready || p.Load+p.Pending >= f.maxnum || !f.availableLocked(p.h) {
+		if p.State != hostctl.Ready || p.Load+p.Pending >= f.maxnum || !f.availableLocked(p.h) {
 			continue
 		}
 		if accept != nil && !accept(p) {
@@ -231,7 +232,7 @@ func (f *Fleet) spawnOn(sess *session, kind string) (*Proc, error) {
 	f.mu.Lock()
 	p := f.procs[Key{sess.name, int(res.GetPort())}]
 	var row *Proc
-	if p != nil && p.State == Ready {
+	if p != nil && p.State == hostctl.Ready {
 		row = p
 	}
 	f.mu.Unlock()
@@ -299,7 +300,7 @@ func (f *Fleet) PlaceRoom(ctx context.Context, room proc.Room) (Placement, error
 		cancel()
 		f.mu.Lock()
 		f.releaseLocked(p, room.ID)
-		if err == nil && p.State != Gone {
+		if err == nil && p.State != hostctl.Gone {
 			p.units[room.ID] = time.Now()
 			p.reported = int(res.GetLoad())
 			p.setLoad()
@@ -352,7 +353,7 @@ func (f *Fleet) Backfill(ctx context.Context, roomID string, players []proc.Play
 		return Placement{}, fmt.Errorf("backfill %s: %w", roomID, err)
 	}
 	f.mu.Lock()
-	if p.State != Gone {
+	if p.State != hostctl.Gone {
 		p.reported = int(res.GetLoad())
 		p.setLoad()
 		f.version++
@@ -390,7 +391,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (Placement, error) {
 		cancel()
 		f.mu.Lock()
 		f.releaseLocked(p, "map:"+mapID)
-		if err == nil && p.State != Gone {
+		if err == nil && p.State != hostctl.Gone {
 			if _, ok := p.Maps[mapID]; !ok {
 				p.Maps[mapID] = 0
 			}
@@ -417,7 +418,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (Placement, error) {
 func (f *Fleet) Drain(k Key, deadline time.Duration) error {
 	f.mu.Lock()
 	p := f.procs[k]
-	if p == nil || p.State != Ready {
+	if p == nil || p.State != hostctl.Ready {
 		f.mu.Unlock()
 		return fmt.Errorf("drain %s: %w", k, ErrUnknownProcess)
 	}
@@ -426,7 +427,7 @@ func (f *Fleet) Drain(k Key, deadline time.Duration) error {
 		f.mu.Unlock()
 		return fmt.Errorf("drain %s: %w", k, ErrHostAway)
 	}
-	p.State = Draining
+	p.State = hostctl.Draining
 	f.version++
 	sess := h.sess
 	f.mu.Unlock()
@@ -447,12 +448,12 @@ func (f *Fleet) DrainHost(name string, deadline time.Duration) error {
 		return fmt.Errorf("drain host %s: %w", name, ErrUnknownHost)
 	}
 	h.draining = true
-	h.state = HostDraining
+	h.state = hostctl.HostDraining
 	f.version++
 	sess := h.sess
 	f.mu.Unlock()
 	f.log.Info("host draining", "host", name, "deadline", deadline)
-	f.publish(Event{Type: "host", Host: name, State: HostDraining.String(), Reason: "operator"})
+	f.publish(Event{Type: "host", Host: name, State: hostctl.HostDraining.String(), Reason: "operator"})
 	sess.post(&hostpb.Command{Cmd: &hostpb.Command_DrainHost{DrainHost: &hostpb.DrainHost{DeadlineUnixMs: time.Now().Add(deadline).UnixMilli()}}})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
@@ -199,9 +200,9 @@ func (f *Fleet) attach(sess *session, reg *hostpb.Register, skew time.Duration) 
 	h.instance, h.advertise, h.sess, h.skew = reg.GetInstance(), reg.GetAdvertise(), sess, skew
 	h.local = f.local[h.advertise]
 	h.draining = reg.GetDraining()
-	h.state = HostConnected
+	h.state = hostctl.HostConnected
 	if h.draining {
-		h.state = HostDraining
+		h.state = hostctl.HostDraining
 	}
 	h.since, h.lastSeen, h.closedAt = time.Now(), time.Now(), time.Time{}
 	h.kinds = map[string]KindCap{}

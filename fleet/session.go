@@ -12,16 +12,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
-)
-
-// Host result reasons besides the process contract's.
-const (
-	ReasonNoCapacity     = "NO_CAPACITY"
-	ReasonUnknownProcess = "UNKNOWN_PROCESS"
-	ReasonUnknownCommand = "UNKNOWN_COMMAND"
-	ReasonUnknownKind    = "UNKNOWN_KIND"
 )
 
 // outQueue is how many messages to one host may wait to be sent; past it
@@ -185,11 +178,11 @@ func resultError(reason, msg string) error {
 		return fmt.Errorf("%w: %s", e, msg)
 	}
 	switch reason {
-	case ReasonNoCapacity:
+	case hostctl.ReasonNoCapacity:
 		return fmt.Errorf("%w: %s", ErrNoCapacity, msg)
-	case ReasonUnknownProcess:
+	case hostctl.ReasonUnknownProcess:
 		return fmt.Errorf("%w: %s", ErrUnknownProcess, msg)
-	case ReasonUnknownKind:
+	case hostctl.ReasonUnknownKind:
 		return fmt.Errorf("%w: %s", ErrUnknownKind, msg)
 	}
 	return fmt.Errorf("host: %s", msg)
@@ -250,7 +243,7 @@ func (s *session) locate(req *hostpb.LocateMap) {
 	if err != nil {
 		ans.ErrorReason, ans.Error = proc.Reason(err), err.Error()
 		if ans.ErrorReason == "" && errors.Is(err, ErrNoCapacity) {
-			ans.ErrorReason = ReasonNoCapacity
+			ans.ErrorReason = hostctl.ReasonNoCapacity
 		}
 	} else {
 		ans.Addr = pl.Addr()
@@ -267,10 +260,10 @@ func (f *Fleet) seen(s *session) {
 		return
 	}
 	h.lastSeen = time.Now()
-	if h.state == HostLost {
-		h.state = HostConnected
+	if h.state == hostctl.HostLost {
+		h.state = hostctl.HostConnected
 		if h.draining {
-			h.state = HostDraining
+			h.state = hostctl.HostDraining
 		}
 		h.since = time.Now()
 		f.version++
@@ -295,19 +288,6 @@ func (f *Fleet) heartbeat(s *session, hb *hostpb.Heartbeat) error {
 	return nil
 }
 
-// stateFromPB maps a wire state.
-func stateFromPB(s hostpb.ProcessState) State {
-	switch s {
-	case hostpb.ProcessState_PROCESS_STATE_STARTING:
-		return Starting
-	case hostpb.ProcessState_PROCESS_STATE_READY:
-		return Ready
-	case hostpb.ProcessState_PROCESS_STATE_DRAINING:
-		return Draining
-	}
-	return Gone
-}
-
 // hasRooms reports whether processes of kind host rooms.
 func hasRooms(kind string) bool { return slices.Contains(proc.Capabilities(kind), proc.PluginRooms) }
 
@@ -318,7 +298,7 @@ func hasRooms(kind string) bool { return slices.Contains(proc.Capabilities(kind)
 // spawned is true for the answer of a spawn.
 func (f *Fleet) applyProcess(s *session, info *hostpb.ProcessInfo, spawned bool) {
 	k := Key{s.name, int(info.GetPort())}
-	st := stateFromPB(info.GetState())
+	st := hostctl.StateFromPB(info.GetState())
 	var ended, failed []string
 	var gone *Proc
 	f.mu.Lock()
@@ -329,7 +309,7 @@ func (f *Fleet) applyProcess(s *session, info *hostpb.ProcessInfo, spawned bool)
 	}
 	p := f.procs[k]
 	if p == nil {
-		if st == Gone {
+		if st == hostctl.Gone {
 			f.mu.Unlock()
 			return
 		}
@@ -351,12 +331,12 @@ func (f *Fleet) applyProcess(s *session, info *hostpb.ProcessInfo, spawned bool)
 		p = f.addLocked(h, info)
 	}
 	switch {
-	case st == Gone:
+	case st == hostctl.Gone:
 		failed = roomsOf(p)
 		f.removeLocked(p)
 		gone = p
 	default:
-		if !(p.State == Draining && st == Ready) {
+		if !(p.State == hostctl.Draining && st == hostctl.Ready) {
 			p.State = st
 		}
 		if pid := int(info.GetPid()); pid != 0 {
@@ -439,7 +419,7 @@ func (f *Fleet) addLocked(h *host, info *hostpb.ProcessInfo) *Proc {
 		started = time.UnixMilli(ms)
 	}
 	p := &Proc{Kind: info.GetKind(), Host: h.name, Advertise: h.advertise, Port: int(info.GetPort()), Pid: int(info.GetPid()),
-		State: Starting, MaxNum: f.maxnum, Local: h.local, Started: started, LastBusy: time.Now(), h: h,
+		State: hostctl.Starting, MaxNum: f.maxnum, Local: h.local, Started: started, LastBusy: time.Now(), h: h,
 		Maps: map[string]int{}, units: map[string]time.Time{}, reserved: map[string]bool{}}
 	f.procs[p.Key()] = p
 	f.byKind[p.Kind] = append(f.byKind[p.Kind], p)
@@ -458,7 +438,7 @@ func (f *Fleet) removeLocked(p *Proc) {
 			break
 		}
 	}
-	p.State = Gone
+	p.State = hostctl.Gone
 	f.version++
 }
 

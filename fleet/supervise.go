@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"time"
+
+	"github.com/arena-game/arena/hostctl"
 )
 
 // superviseEvery is the period of the supervisor's checks.
@@ -52,7 +54,7 @@ func (f *Fleet) checkHosts(now time.Time) {
 	for name, h := range f.hosts {
 		switch {
 		case h.sess == nil && !h.closedAt.IsZero() && now.Sub(h.closedAt) > f.cfg.Grace,
-			h.state == HostLost && now.Sub(h.lastSeen) > f.cfg.HostExpiry:
+			h.state == hostctl.HostLost && now.Sub(h.lastSeen) > f.cfg.HostExpiry:
 			why := "stream closed and not back within the grace"
 			if h.sess != nil {
 				why = "lost past the expiry"
@@ -66,12 +68,12 @@ func (f *Fleet) checkHosts(now time.Time) {
 			}
 			delete(f.hosts, name)
 			f.version++
-			changes = append(changes, change{name, HostGone.String(), why})
-		case h.sess != nil && h.state != HostLost && now.Sub(h.lastSeen) > f.cfg.Lease:
-			h.state = HostLost
+			changes = append(changes, change{name, hostctl.HostGone.String(), why})
+		case h.sess != nil && h.state != hostctl.HostLost && now.Sub(h.lastSeen) > f.cfg.Lease:
+			h.state = hostctl.HostLost
 			h.since = now
 			f.version++
-			changes = append(changes, change{name, HostLost.String(), "missed heartbeats past the lease"})
+			changes = append(changes, change{name, hostctl.HostLost.String(), "missed heartbeats past the lease"})
 		}
 	}
 	for _, p := range removed {
@@ -115,7 +117,7 @@ func (f *Fleet) spawnIfBelow(ctx context.Context, kind string, min int, retryAt 
 	f.mu.Lock()
 	n := 0
 	for _, p := range f.byKind[kind] {
-		if p.State == Ready || p.State == Starting {
+		if p.State == hostctl.Ready || p.State == hostctl.Starting {
 			n++
 		}
 	}
@@ -150,7 +152,7 @@ func (f *Fleet) drainIdle() {
 	for kind, list := range f.byKind {
 		ready := 0
 		for _, p := range list {
-			if p.State == Ready {
+			if p.State == hostctl.Ready {
 				ready++
 			}
 		}
@@ -161,7 +163,7 @@ func (f *Fleet) drainIdle() {
 			if h := f.hosts[p.Host]; h == nil || h.kinds[kind].Fixed {
 				continue
 			}
-			if p.State == Ready && p.Load == 0 && p.Pending == 0 && now.Sub(p.LastBusy) >= f.cfg.IdleTimeout {
+			if p.State == hostctl.Ready && p.Load == 0 && p.Pending == 0 && now.Sub(p.LastBusy) >= f.cfg.IdleTimeout {
 				ready--
 				victims = append(victims, p.Key())
 			}

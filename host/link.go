@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
 )
@@ -263,7 +263,7 @@ func (l *link) command(cmd *hostpb.Command) {
 		a.maxnum = int(c.Maxnum.GetMaxnum())
 		a.mu.Unlock()
 	default:
-		res.ErrorReason, res.Error = fleet.ReasonUnknownCommand, fmt.Sprintf("unknown command %T", cmd.GetCmd())
+		res.ErrorReason, res.Error = hostctl.ReasonUnknownCommand, fmt.Sprintf("unknown command %T", cmd.GetCmd())
 	}
 	res.Load = int32(load)
 	if err != nil {
@@ -279,11 +279,11 @@ func reasonOf(err error) string {
 	}
 	switch {
 	case errors.Is(err, ErrNoCapacity):
-		return fleet.ReasonNoCapacity
+		return hostctl.ReasonNoCapacity
 	case errors.Is(err, ErrUnknownProcess):
-		return fleet.ReasonUnknownProcess
+		return hostctl.ReasonUnknownProcess
 	case errors.Is(err, ErrUnknownKind):
-		return fleet.ReasonUnknownKind
+		return hostctl.ReasonUnknownKind
 	}
 	return ""
 }
@@ -353,14 +353,14 @@ func (a *Agent) locateStored(ctx context.Context, mapID string) (string, error) 
 	if a.cfg.Store == nil {
 		return "", fmt.Errorf("locate map %s: the dispatcher is away and no stored table is configured", mapID)
 	}
-	t, err := fleet.ReadStoredTable(ctx, a.cfg.Store)
+	t, err := hostctl.ReadStoredTable(ctx, a.cfg.Store)
 	if err != nil {
 		return "", fmt.Errorf("locate map %s: the dispatcher is away: %w", mapID, err)
 	}
 	best, bestN := "", -1
 	for _, p := range t.Processes {
 		n, ok := p.Maps[mapID]
-		if p.Kind != proc.KindMap || p.State != fleet.Ready || !ok || (p.MaxNum > 0 && n >= p.MaxNum) {
+		if p.Kind != proc.KindMap || p.State != hostctl.Ready || !ok || (p.MaxNum > 0 && n >= p.MaxNum) {
 			continue
 		}
 		if bestN < 0 || n < bestN {

@@ -10,20 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 )
 
-func stat(t *testing.T, line string) fleet.Table {
+func stat(t *testing.T, line string) hostctl.Table {
 	t.Helper()
-	var tab fleet.Table
+	var tab hostctl.Table
 	if err := json.Unmarshal([]byte(seed(t, line, "stat")), &tab); err != nil {
 		t.Fatal(err)
 	}
 	return tab
 }
 
-func pidOf(tab fleet.Table, port int) int {
+func pidOf(tab hostctl.Table, port int) int {
 	for _, p := range tab.Processes {
 		if p.Port == port {
 			return p.Pid
@@ -102,7 +102,7 @@ func TestFleetDoneWhen(t *testing.T) {
 // fleet processes must notice and exit.
 func TestChildrenExitWhenDispatcherKilled(t *testing.T) {
 	a := startArena(t, "dispatcher", "--maxnum", "1", "--min-processes", "2")
-	var tab fleet.Table
+	var tab hostctl.Table
 	waitfor.Cond(t, "two fight processes", func() bool {
 		tab = stat(t, a.Line)
 		return len(tab.Processes) == 2
@@ -136,7 +136,7 @@ func TestMaxnumWhileRunningAndFleetHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tab fleet.Table
+	var tab hostctl.Table
 	_ = json.NewDecoder(resp.Body).Decode(&tab)
 	resp.Body.Close()
 	if tab.MaxNum != 5 || len(tab.Processes) != 1 || tab.Processes[0].Load != 1 {

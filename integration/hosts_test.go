@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -191,7 +191,7 @@ func (a *Arena) restart(t *testing.T) {
 	})
 }
 
-func hostsIn(tab fleet.Table, state fleet.HostState) []string {
+func hostsIn(tab hostctl.Table, state hostctl.HostState) []string {
 	var out []string
 	for _, h := range tab.Hosts {
 		if h.State == state {
@@ -202,8 +202,8 @@ func hostsIn(tab fleet.Table, state fleet.HostState) []string {
 	return out
 }
 
-func processesOn(tab fleet.Table, host string) []fleet.TableEntry {
-	var out []fleet.TableEntry
+func processesOn(tab hostctl.Table, host string) []hostctl.TableEntry {
+	var out []hostctl.TableEntry
 	for _, p := range tab.Processes {
 		if p.Host == host {
 			out = append(out, p)
@@ -237,7 +237,7 @@ func TestThreeHosts(t *testing.T) {
 		hosts[m.name] = startHost(t, a, m, net.JoinHostPort(m.rootIP, strconv.Itoa(hostPort)), mc)
 	}
 	waitfor.Cond(t, "three hosts connected", func() bool {
-		return len(hostsIn(stat(t, a.Line), fleet.HostConnected)) == 3
+		return len(hostsIn(stat(t, a.Line), hostctl.HostConnected)) == 3
 	})
 
 	// Spawning across hosts: MAXNUM 1; each get on a full fleet spawns on
@@ -320,10 +320,10 @@ func TestThreeHosts(t *testing.T) {
 	}
 	a.restart(t)
 	start := time.Now()
-	var after fleet.Table
+	var after hostctl.Table
 	waitfor.Within(t, 30*time.Second, "the restarted dispatcher has the whole fleet", func() bool {
 		after = stat(t, a.Line)
-		return len(hostsIn(after, fleet.HostConnected)) == 3 && len(after.Processes) == len(before.Processes)
+		return len(hostsIn(after, hostctl.HostConnected)) == 3 && len(after.Processes) == len(before.Processes)
 	})
 	t.Logf("the fleet was back %v after the restarted dispatcher answered", time.Since(start).Round(time.Millisecond))
 	pids := map[int]bool{}
@@ -376,7 +376,7 @@ func TestThreeHosts(t *testing.T) {
 		cutAt := time.Now()
 		cutHost.cut(t, true)
 		waitfor.Cond(t, "the cut host lost", func() bool {
-			return slices.Contains(hostsIn(stat(t, a.Line), fleet.HostLost), cutHost.name)
+			return slices.Contains(hostsIn(stat(t, a.Line), hostctl.HostLost), cutHost.name)
 		})
 		if ans := seed(t, a.Line, "get"); strings.HasPrefix(ans, cutHost.ip+":") {
 			t.Fatalf("get during the cut = %q: new work went to the lost host", ans)
@@ -385,7 +385,7 @@ func TestThreeHosts(t *testing.T) {
 		cutHost.cut(t, false)
 		waitfor.Cond(t, "the healed host taken back", func() bool {
 			tab := stat(t, a.Line)
-			if !slices.Contains(hostsIn(tab, fleet.HostConnected), cutHost.name) {
+			if !slices.Contains(hostsIn(tab, hostctl.HostConnected), cutHost.name) {
 				return false
 			}
 			back := processesOn(tab, cutHost.name)

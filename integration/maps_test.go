@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
@@ -148,7 +148,7 @@ func TestMapWalkDoneWhen(t *testing.T) {
 	waitfor.Cond(t, "three map processes", func() bool {
 		n := 0
 		for _, p := range stat(t, a.Line).Processes {
-			if p.Kind == "map" && p.State == fleet.Ready {
+			if p.Kind == "map" && p.State == hostctl.Ready {
 				n++
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/memcached/mctest"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/waitfor"
@@ -32,7 +33,7 @@ func waitReady(t *testing.T, a *Arena, kinds ...string) {
 	waitfor.Cond(t, strings.Join(kinds, ", ")+" ready", func() bool {
 		ready := map[string]bool{}
 		for _, p := range stat(t, a.Line).Processes {
-			if p.State == fleet.Ready {
+			if p.State == hostctl.Ready {
 				ready[p.Kind] = true
 			}
 		}
@@ -263,7 +264,7 @@ func TestOneMemcachedDown(t *testing.T) {
 		t.Fatalf("dispatcher /healthz at the end: %d", code)
 	}
 	for _, p := range stat(t, a.Line).Processes {
-		if p.State != fleet.Ready {
+		if p.State != hostctl.Ready {
 			t.Fatalf("process %s:%d is %s with one memcached down", p.Kind, p.Port, p.State)
 		}
 	}

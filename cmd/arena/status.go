@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/arena-game/arena/fleet"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/store"
 )
 
@@ -46,14 +46,14 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func fetchTable(ctx context.Context, url, memcache, prefix string) (fleet.Table, error) {
-	var t fleet.Table
+func fetchTable(ctx context.Context, url, memcache, prefix string) (hostctl.Table, error) {
+	var t hostctl.Table
 	if addrs := store.ParseAddrs(memcache); len(addrs) > 0 {
 		mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: addrs})
 		if err != nil {
 			return t, err
 		}
-		st, err := fleet.ReadStoredTable(ctx, store.Prefixed(mc, prefix))
+		st, err := hostctl.ReadStoredTable(ctx, store.Prefixed(mc, prefix))
 		if err != nil {
 			return t, fmt.Errorf("arena status: %w (is a dispatcher running with this --memcache and --store-prefix?)", err)
 		}
@@ -80,7 +80,7 @@ func fetchTable(ctx context.Context, url, memcache, prefix string) (fleet.Table,
 }
 
 // printTable prints the hosts and the process table aligned.
-func printTable(w io.Writer, t fleet.Table) {
+func printTable(w io.Writer, t hostctl.Table) {
 	if len(t.Hosts) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "HOST\tADVERTISE\tSTATE\tPROCESSES/CAPACITY\tCLOCK SKEW\n")

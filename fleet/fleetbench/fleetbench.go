@@ -38,9 +38,9 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/dispatcher/dispatchbench"
-	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fakeproc"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/benchdisp"
 	"github.com/arena-game/arena/proc"
 )
@@ -259,7 +259,7 @@ func startFakeFleet(ctx context.Context, cfg Config, scenario string, perHost in
 		d.Stop()
 	}
 	fmt.Fprintf(cfg.Progress, "%s: %d hosts x %d processes spawning\n", scenario, cfg.Hosts, perHost)
-	if _, err := waitTable(ctx, d.Line, 120*time.Second, "the fleet spawned", func(t fleet.Table) bool { return readyFights(t) == total }); err != nil {
+	if _, err := waitTable(ctx, d.Line, 120*time.Second, "the fleet spawned", func(t hostctl.Table) bool { return readyFights(t) == total }); err != nil {
 		stop()
 		return nil, nil, nil, err
 	}
@@ -267,8 +267,8 @@ func startFakeFleet(ctx context.Context, cfg Config, scenario string, perHost in
 }
 
 // stat reads the dispatcher's process table over the line protocol.
-func stat(addr string) (fleet.Table, error) {
-	var t fleet.Table
+func stat(addr string) (hostctl.Table, error) {
+	var t hostctl.Table
 	ans, err := benchdisp.Ask(addr, "stat")
 	if err != nil {
 		return t, err
@@ -280,9 +280,9 @@ func stat(addr string) (fleet.Table, error) {
 }
 
 // waitTable polls the table every millisecond until ok holds.
-func waitTable(ctx context.Context, addr string, within time.Duration, what string, ok func(fleet.Table) bool) (fleet.Table, error) {
+func waitTable(ctx context.Context, addr string, within time.Duration, what string, ok func(hostctl.Table) bool) (hostctl.Table, error) {
 	deadline := time.Now().Add(within)
-	var last fleet.Table
+	var last hostctl.Table
 	var lastErr error
 	for time.Now().Before(deadline) {
 		t, err := stat(addr)
@@ -299,10 +299,10 @@ func waitTable(ctx context.Context, addr string, within time.Duration, what stri
 	return last, fmt.Errorf("%s: not within %v (%d processes, last error %v)", what, within, len(last.Processes), lastErr)
 }
 
-func readyFights(t fleet.Table) int {
+func readyFights(t hostctl.Table) int {
 	n := 0
 	for _, p := range t.Processes {
-		if p.Kind == proc.KindFight && p.State == fleet.Ready {
+		if p.Kind == proc.KindFight && p.State == hostctl.Ready {
 			n++
 		}
 	}
@@ -341,7 +341,7 @@ func runRestart(ctx context.Context, cfg Config) (*Restart, error) {
 			want[procKey{fh.agents[h].Name(), p.Port()}] = procWant{pid: p.Pid(), load: i % 4}
 		}
 	}
-	complete := func(t fleet.Table) bool {
+	complete := func(t hostctl.Table) bool {
 		if len(t.Processes) != len(want) {
 			return false
 		}
@@ -490,7 +490,7 @@ func runSpawn(ctx context.Context, cfg Config) (*Spawn, error) {
 		_ = h.Wait()
 	}()
 	fmt.Fprintf(cfg.Progress, "spawn: arena host advertised on %s\n", addr)
-	if _, err := waitTable(ctx, d.Line, 30*time.Second, "the remote host's first fight process", func(t fleet.Table) bool { return readyFights(t) >= 1 }); err != nil {
+	if _, err := waitTable(ctx, d.Line, 30*time.Second, "the remote host's first fight process", func(t hostctl.Table) bool { return readyFights(t) >= 1 }); err != nil {
 		return nil, err
 	}
 	r, err := dispatchbench.Run(ctx, dispatchbench.Config{Addr: d.Line, Modes: []string{"spawn"}, Token: d.Fleet, Spawns: cfg.Spawns})

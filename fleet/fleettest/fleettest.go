@@ -20,6 +20,7 @@ import (
 	"github.com/arena-game/arena/fleet"
 	"github.com/arena-game/arena/fleet/fakeproc"
 	"github.com/arena-game/arena/host"
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/hostpb"
@@ -272,7 +273,7 @@ func HostsConnected(f *fleet.Fleet, n int) func() bool {
 	return func() bool {
 		c := 0
 		for _, h := range f.Hosts() {
-			if h.State == fleet.HostConnected {
+			if h.State == hostctl.HostConnected {
 				c++
 			}
 		}
