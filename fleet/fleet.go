@@ -98,6 +98,7 @@ type Proc struct {
 	reserved map[string]bool      // units whose assignment is in flight
 	reported int                  // the load the process reported
 	lineLoad int                  // line-protocol add/del (seed and external servers)
+	heapPos  int                  // 1 + its place in its kind's ready heap; 0 when not in it
 }
 
 // setLoad recomputes Load. Callers hold the fleet's lock.
@@ -257,9 +258,9 @@ type Fleet struct {
 	stopped  bool
 	version  uint64
 	local    map[string]bool
-	// picks caches Get's answer per kind for the version it was chosen at:
-	// a get changes nothing, so until the table changes the answer stands.
-	picks map[string]pick
+	// ready indexes, per kind, the processes that can take work, least
+	// loaded first (index.go).
+	ready map[string]*readyHeap
 
 	// failed holds kinds whose last spawn failed (a binary that fails the
 	// handshake, exits at once, speaks another contract version): until
@@ -284,7 +285,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics) *Fleet {
 	f := &Fleet{cfg: cfg, log: log, metrics: m,
 		hosts: map[string]*host{}, procs: map[Key]*Proc{}, byKind: map[string][]*Proc{},
 		maxnum: cfg.MaxNum, spawning: map[string]*spawnCall{}, local: map[string]bool{}, failed: map[string]spawnFailure{},
-		picks: map[string]pick{},
+		ready: map[string]*readyHeap{},
 		subs:  map[chan Event]struct{}{}}
 	for _, a := range cfg.LocalAddrs {
 		f.local[a] = true
@@ -363,7 +364,7 @@ func (f *Fleet) copyLocked(p *Proc) Proc {
 		c.Rooms = append(c.Rooms, r)
 	}
 	sort.Strings(c.Rooms)
-	c.units, c.reserved, c.h = nil, nil, nil
+	c.units, c.reserved, c.h, c.heapPos = nil, nil, nil, 0
 	return c
 }
 
@@ -447,6 +448,7 @@ func (f *Fleet) Adjust(hostName string, port, delta int, unit string) (int, erro
 			p.units[unit] = time.Now()
 		}
 	}
+	f.indexLocked(p)
 	f.version++
 	load := p.Load
 	f.mu.Unlock()

@@ -18,11 +18,6 @@ type spawnFailure struct {
 	reason string
 }
 
-type pick struct {
-	version uint64
-	p       *Proc
-}
-
 type spawnCall struct {
 	done chan struct{}
 	proc *Proc
@@ -35,11 +30,22 @@ func (f *Fleet) availableLocked(h *host) bool {
 }
 
 // leastLoaded returns the ready process of kind on a host that takes new
-// work with the lowest load+pending under MAXNUM, or nil. Ties go to the
-// process hosting fewer map instances (spreading maps), then to a process
-// on the dispatcher's own machine, then to the lowest host name and port.
-// Callers hold f.mu.
+// work with the lowest load+pending under MAXNUM that accept allows (nil:
+// any), or nil. Ties go to the process hosting fewer map instances
+// (spreading maps), then to a process on the dispatcher's own machine,
+// then to the lowest host name and port (less). Without accept it is the
+// top of the kind's ready heap; with one, a pass over the kind's
+// processes. Callers hold f.mu.
 func (f *Fleet) leastLoaded(kind string, accept func(*Proc) bool) *Proc {
+	if accept == nil {
+		return f.leastReadyLocked(kind)
+	}
+	return f.scanLeastLoaded(kind, accept)
+}
+
+// scanLeastLoaded is leastLoaded by a pass over every process of kind.
+// Callers hold f.mu.
+func (f *Fleet) scanLeastLoaded(kind string, accept func(*Proc) bool) *Proc {
 	var best *Proc
 	for _, p := range f.byKind[kind] {
 		if p.State != hostctl.Ready || p.Load+p.Pending >= f.maxnum || !f.availableLocked(p.h) {
@@ -86,18 +92,14 @@ func (f *Fleet) Get(ctx context.Context, kind string) (Placement, error) {
 }
 
 // Pick is Get without the spawn: the least-loaded ready process of kind
-// below MAXNUM, or false. The choice is cached per kind until the table
-// changes, so most calls cost a lock and a copy.
+// below MAXNUM, or false. It reads the top of the kind's ready heap, so a
+// call costs a lock and a copy whether or not the table changed.
 func (f *Fleet) Pick(kind string) (Placement, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := f.picks[kind].p
-	if p == nil || f.picks[kind].version != f.version {
-		p = f.leastLoaded(kind, nil)
-		if p == nil {
-			return Placement{}, false
-		}
-		f.picks[kind] = pick{f.version, p}
+	p := f.leastReadyLocked(kind)
+	if p == nil {
+		return Placement{}, false
 	}
 	return p.Placement(), true
 }
@@ -256,6 +258,7 @@ func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) boo
 			p.Pending++
 			p.reserved[unit] = true
 			p.LastBusy = time.Now()
+			f.indexLocked(p)
 			f.version++
 			s := p.h.sess
 			f.mu.Unlock()
@@ -274,6 +277,7 @@ func (f *Fleet) releaseLocked(p *Proc, unit string) {
 	if p.reserved[unit] {
 		delete(p.reserved, unit)
 		p.Pending--
+		f.indexLocked(p)
 		f.version++
 	}
 }
@@ -304,6 +308,7 @@ func (f *Fleet) PlaceRoom(ctx context.Context, room proc.Room) (Placement, error
 			p.units[room.ID] = time.Now()
 			p.reported = int(res.GetLoad())
 			p.setLoad()
+			f.indexLocked(p)
 			f.version++
 		}
 		pl := p.Placement()
@@ -356,6 +361,7 @@ func (f *Fleet) Backfill(ctx context.Context, roomID string, players []proc.Play
 	if p.State != hostctl.Gone {
 		p.reported = int(res.GetLoad())
 		p.setLoad()
+		f.indexLocked(p)
 		f.version++
 	}
 	pl := p.Placement()
@@ -397,6 +403,7 @@ func (f *Fleet) PlaceMap(ctx context.Context, mapID string) (Placement, error) {
 			}
 			p.reported = int(res.GetLoad())
 			p.setLoad()
+			f.indexLocked(p)
 			f.version++
 		}
 		pl := p.Placement()
@@ -428,6 +435,7 @@ func (f *Fleet) Drain(k Key, deadline time.Duration) error {
 		return fmt.Errorf("drain %s: %w", k, ErrHostAway)
 	}
 	p.State = hostctl.Draining
+	f.indexLocked(p)
 	f.version++
 	sess := h.sess
 	f.mu.Unlock()
@@ -449,6 +457,7 @@ func (f *Fleet) DrainHost(name string, deadline time.Duration) error {
 	}
 	h.draining = true
 	h.state = hostctl.HostDraining
+	f.indexHostLocked(h)
 	f.version++
 	sess := h.sess
 	f.mu.Unlock()

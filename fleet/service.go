@@ -229,6 +229,7 @@ func (f *Fleet) attach(sess *session, reg *hostpb.Register, skew time.Duration) 
 		failed[p] = roomsOf(p)
 		f.removeLocked(p)
 	}
+	f.indexHostLocked(h)
 	f.version++
 	f.mu.Unlock()
 	if old != nil {
@@ -259,6 +260,7 @@ func (f *Fleet) detach(sess *session) {
 	}
 	h.sess = nil
 	h.closedAt = time.Now()
+	f.indexHostLocked(h)
 	f.version++
 	f.mu.Unlock()
 	f.publish(Event{Type: "host", Host: sess.name, State: "away", Reason: "stream closed"})

@@ -266,6 +266,7 @@ func (f *Fleet) seen(s *session) {
 			h.state = hostctl.HostDraining
 		}
 		h.since = time.Now()
+		f.indexHostLocked(h)
 		f.version++
 		f.log.Info("host back within its session", "host", h.name)
 		go f.publish(Event{Type: "host", Host: h.name, State: h.state.String(), Reason: "heartbeat"})
@@ -358,6 +359,7 @@ func (f *Fleet) applyProcess(s *session, info *hostpb.ProcessInfo, spawned bool)
 		if hasRooms(p.Kind) {
 			ended = f.reconcileRoomsLocked(p, info.GetRooms())
 		}
+		f.indexLocked(p)
 	}
 	f.version++
 	f.mu.Unlock()
@@ -439,6 +441,7 @@ func (f *Fleet) removeLocked(p *Proc) {
 		}
 	}
 	p.State = hostctl.Gone
+	f.indexLocked(p)
 	f.version++
 }
 

@@ -72,6 +72,7 @@ func (f *Fleet) checkHosts(now time.Time) {
 		case h.sess != nil && h.state != hostctl.HostLost && now.Sub(h.lastSeen) > f.cfg.Lease:
 			h.state = hostctl.HostLost
 			h.since = now
+			f.indexHostLocked(h)
 			f.version++
 			changes = append(changes, change{name, hostctl.HostLost.String(), "missed heartbeats past the lease"})
 		}
