@@ -112,14 +112,15 @@ const (
 
 // ParseConfig reads the SDK's settings from a game's configuration JSON
 // (an object; empty means {}) on top of base. Values out of range are an
-// error naming the key; other keys are left for the game.
+// error naming the key (wrapping ErrBadConfig); other keys are left for
+// the game.
 func ParseConfig(base Config, raw []byte) (Config, error) {
 	if len(raw) == 0 {
 		return base, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return base, fmt.Errorf("parse config: not a JSON object: %w", err)
+		return base, fmt.Errorf("parse config: %w: not a JSON object: %w", ErrBadConfig, err)
 	}
 	c := base
 	var err error
@@ -147,7 +148,7 @@ func ParseConfig(base Config, raw []byte) (Config, error) {
 			c.Inbox = int(f)
 		}
 		if err != nil {
-			return base, fmt.Errorf("parse config: %w", err)
+			return base, fmt.Errorf("parse config: %w: %w", ErrBadConfig, err)
 		}
 	}
 	return c, nil

@@ -76,7 +76,16 @@ type startParams struct {
 	origins               []string // browser origins allowed besides the defaults
 }
 
-// start builds the server from sp and listens.
+// badConfig is a start error of the configuration: it wraps ErrBadConfig
+// (BAD_OPTIONS over the process contract).
+func badConfig(format string, args ...any) error {
+	return fmt.Errorf("start: %w: %s", ErrBadConfig, fmt.Sprintf(format, args...))
+}
+
+// start builds the server from sp and listens. Whatever in sp does not
+// validate (kind, the configuration JSON, the secret, the memcached list,
+// the port, the database DSN, what the game's Setup refuses) is an error
+// wrapping ErrBadConfig; a taken port wraps ErrPortInUse.
 func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -85,12 +94,12 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 	}
 	if n, ok := p.game.(Namer); ok {
 		if sp.kind != "" && sp.kind != n.Name() {
-			return "", fmt.Errorf("start: this is a %s process, not %q", n.Name(), sp.kind)
+			return "", badConfig("this is a %s process, not %q", n.Name(), sp.kind)
 		}
 		sp.kind = n.Name()
 	}
 	if sp.kind == "" {
-		return "", errors.New("start: no kind: the game's name comes from the start request")
+		return "", badConfig("no kind: the game's name comes from the start request")
 	}
 	scfg, err := ParseConfig(Config{Game: sp.kind}, sp.config)
 	if err != nil {
@@ -99,14 +108,14 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 	scfg.WS.AllowedOrigins = sp.origins
 	signer, err := auth.NewSigner(sp.secret)
 	if err != nil {
-		return "", fmt.Errorf("start: %w", err)
+		return "", badConfig("%v", err)
 	}
 	if len(sp.memcache) == 0 {
-		return "", errors.New("start: no memcache servers: a game server keeps ratings, rooms and snapshots in memcached")
+		return "", badConfig("no memcache servers: a game server keeps ratings, rooms and snapshots in memcached")
 	}
 	mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: sp.memcache, Timeout: time.Second})
 	if err != nil {
-		return "", fmt.Errorf("start: %w", err)
+		return "", badConfig("%v", err)
 	}
 	st := store.Prefixed(mc, sp.prefix)
 	bind := sp.bind
@@ -118,7 +127,7 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 		advertise = "127.0.0.1"
 	}
 	if sp.port < 0 || sp.port > 65535 {
-		return "", fmt.Errorf("start: bad port %d", sp.port)
+		return "", badConfig("bad port %d", sp.port)
 	}
 	reg := proc.NewRegistry()
 	rec, closeRec, err := p.recorder(ctx, sp, st, reg)
@@ -126,12 +135,13 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 		return "", fmt.Errorf("start: %w", err)
 	}
 	srv, err := New(p.game, scfg, sp.config, Deps{
-		Store:    st,
-		Signer:   signer,
-		Recorder: rec,
-		Events:   sp.events,
-		Logger:   p.log,
-		Registry: reg,
+		Store:     st,
+		Signer:    signer,
+		Recorder:  rec,
+		Events:    sp.events,
+		Logger:    p.log,
+		Registry:  reg,
+		Advertise: advertise,
 	})
 	if err != nil {
 		closeRec()
@@ -143,8 +153,7 @@ func (p *Process) start(ctx context.Context, sp startParams) (string, error) {
 		closeRec()
 		return "", fmt.Errorf("start: %w", err)
 	}
-	_, portStr, _ := net.SplitHostPort(bound)
-	p.srv, p.addr, p.closeRec = srv, net.JoinHostPort(advertise, portStr), closeRec
+	p.srv, p.addr, p.closeRec = srv, publicAddr(bound, advertise), closeRec
 	p.log.Info("game server listening", "game", scfg.Game, "addr", p.addr, "room_timeout", scfg.RoomTimeout.String(),
 		"rejoin_grace", scfg.RejoinGrace.String(), "event_rate", scfg.EventRate, "database", sp.dsn != "")
 	return p.addr, nil
@@ -158,9 +167,12 @@ func (p *Process) recorder(ctx context.Context, sp startParams, st store.Store, 
 		return nil, func() {}, nil
 	}
 	if sp.outbox == "" {
-		return nil, nil, errors.New("a results database needs an outbox directory")
+		return nil, nil, fmt.Errorf("%w: a results database needs an outbox directory", ErrBadConfig)
 	}
 	db, err := playerdb.Open(ctx, playerdb.Config{DSN: sp.dsn})
+	if errors.Is(err, playerdb.ErrInvalid) {
+		return nil, nil, fmt.Errorf("open the results database %s: %w: %w", playerdb.Redact(sp.dsn), ErrBadConfig, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the results database %s: %w", playerdb.Redact(sp.dsn), err)
 	}

@@ -31,7 +31,9 @@ var (
 
 // Start implements proc.Lifecycle. The game's configuration is
 // req.Game.ConfigJson (or req.Fight's fields, named as in
-// `--fight-option`); bad settings are proc.ErrBadOptions.
+// `--fight-option`); whatever does not validate (ErrBadConfig: that JSON,
+// an SDK setting, what the game's Setup refuses, the request's own
+// fields) is proc.ErrBadOptions, a taken port proc.ErrPortInUse.
 func (a *procAdapter) Start(ctx context.Context, req proc.StartRequest) (proc.Started, error) {
 	var config []byte
 	switch {
@@ -45,15 +47,9 @@ func (a *procAdapter) Start(ctx context.Context, req proc.StartRequest) (proc.St
 		prefix: req.StorePrefix, secret: req.Secret, config: config, dsn: req.DatabaseDSN, outbox: req.OutboxDir,
 		events: a.publish, origins: req.AllowedOrigins,
 	}
-	if _, err := ParseConfig(Config{}, config); err != nil {
-		return proc.Started{}, fmt.Errorf("start: %w: %w", proc.ErrBadOptions, err)
-	}
 	addr, err := a.p.start(ctx, sp)
-	switch {
-	case errors.Is(err, ErrPortInUse):
-		return proc.Started{}, fmt.Errorf("start: %w", proc.ErrPortInUse)
-	case err != nil:
-		return proc.Started{}, err
+	if err != nil {
+		return proc.Started{}, toProcErr(err)
 	}
 	return proc.Started{Addr: addr, Pid: os.Getpid(), Load: a.p.Server().Status().Load}, nil
 }
@@ -138,7 +134,8 @@ func (a *procAdapter) Backfill(ctx context.Context, roomID string, players []pro
 func toProcErr(err error) error {
 	for _, m := range []struct{ sdk, proc error }{
 		{ErrDraining, proc.ErrDraining}, {ErrRoomExists, proc.ErrRoomExists}, {ErrUnknownRoom, proc.ErrUnknownRoom},
-		{ErrRoomFull, proc.ErrRoomFull}, {ErrBadRoom, proc.ErrBadOptions},
+		{ErrRoomFull, proc.ErrRoomFull}, {ErrBadRoom, proc.ErrBadOptions}, {ErrBadConfig, proc.ErrBadOptions},
+		{ErrPortInUse, proc.ErrPortInUse},
 	} {
 		if errors.Is(err, m.sdk) {
 			return fmt.Errorf("%w: %w", err, m.proc)

@@ -752,7 +752,7 @@ func (r *Room) shutdown() {
 // instead when not nil), closes them and frees the room.
 func (r *Room) conclude(res Result, code uint16, why string, instead []byte) {
 	now := time.Now()
-	res.Room, res.Game, res.Profile, res.Host = r.id, r.srv.cfg.Game, r.mode, r.srv.Addr()
+	res.Room, res.Game, res.Profile, res.Host = r.id, r.srv.cfg.Game, r.mode, r.srv.PublicAddr()
 	res.Started, res.Ended = r.started, now
 	r.cmu.Lock()
 	names := make(map[string]*Player, len(r.players))

@@ -56,6 +56,12 @@ var (
 	ErrRoomFull    = errors.New("room full")
 	ErrDraining    = errors.New("process is draining")
 	ErrPortInUse   = errors.New("port in use")
+	// ErrBadConfig: the configuration does not validate: the game's
+	// configuration JSON, an SDK setting out of range, a value the game's
+	// Setup refuses, or a start request's own fields (kind, secret,
+	// memcached list, port, database DSN). Over the process contract it is
+	// proc.ErrBadOptions (BAD_OPTIONS).
+	ErrBadConfig = errors.New("bad configuration")
 )
 
 // PlayerSpec is a member as the dispatcher assigns it.
@@ -98,6 +104,10 @@ type Deps struct {
 	// Registry receives the metrics and is served on /metrics; nil means
 	// a registry of the server's own.
 	Registry *prometheus.Registry
+	// Advertise is the host (name or IP, no port) players and the fleet
+	// reach this server at: results name ADVERTISE:PORT as the room's host
+	// (PublicAddr). Empty: the address Listen bound.
+	Advertise string
 }
 
 // Event is something the process tells its host about a room.
@@ -142,7 +152,8 @@ type Server struct {
 	draining bool
 	closed   bool
 	httpSrv  *http.Server
-	addr     string
+	addr     string // bound
+	adv      string // Deps.Advertise
 	roomsWG  sync.WaitGroup
 
 	conns atomic.Int64
@@ -170,6 +181,7 @@ func New(game Game, cfg Config, gameConfig []byte, deps Deps) (*Server, error) {
 		events:  deps.Events,
 		log:     deps.Logger,
 		reg:     deps.Registry,
+		adv:     deps.Advertise,
 		rooms:   make(map[string]*Room),
 		pending: make(map[string]bool),
 		ended:   make(map[string]time.Time),
@@ -198,7 +210,7 @@ func New(game Game, cfg Config, gameConfig []byte, deps Deps) (*Server, error) {
 			gameConfig = []byte("{}")
 		}
 		if err := su.Setup(Env{Config: gameConfig, Log: s.log, Metrics: s.reg}); err != nil {
-			return nil, fmt.Errorf("new game server: setup %s: %w", s.cfg.Game, err)
+			return nil, fmt.Errorf("new game server: setup %s: %w: %w", s.cfg.Game, ErrBadConfig, err)
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -256,6 +268,25 @@ func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
+}
+
+// PublicAddr returns Deps.Advertise with the port Listen bound (the
+// address players and the match history know the server by), or Addr
+// when no advertised host was given; "" before Listen.
+func (s *Server) PublicAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return publicAddr(s.addr, s.adv)
+}
+
+// publicAddr is advertise with bound's port; bound itself without an
+// advertised host or a bound address.
+func publicAddr(bound, advertise string) string {
+	_, port, err := net.SplitHostPort(bound)
+	if advertise == "" || err != nil {
+		return bound
+	}
+	return net.JoinHostPort(advertise, port)
 }
 
 // Close ends every room with reason "shutdown" (players get
