@@ -148,7 +148,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		s.SetMaxIdleConns(cfg.MaxConns)
 		db.sql = s
 	}
-	if err := db.sql.PingContext(ctx); err != nil {
+	if err := db.connect(ctx); err != nil {
 		db.sql.Close()
 		return nil, fmt.Errorf("open player database %s: %w: %v", name, ErrUnavailable, redactErr(err, cfg.DSN))
 	}
@@ -169,6 +169,29 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		go db.committer()
 	}
 	return db, nil
+}
+
+// connect opens the first connection. Several processes opening one new
+// SQLite file at once race to switch it to WAL, and the loser gets
+// SQLITE_BUSY from the journal_mode pragma without SQLite's busy handler
+// being consulted; connect retries that (and any other transient conflict)
+// with a short backoff until ctx ends.
+func (db *DB) connect(ctx context.Context) error {
+	wait := 5 * time.Millisecond
+	for {
+		err := db.sql.PingContext(ctx)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // pgDSN sets pgx's query mode to "exec" unless the DSN chooses one: one
