@@ -100,7 +100,7 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 			delete(m.parties, t.id)
 		}
 		for _, q := range t.owners {
-			m.setState(q, StateMatching)
+			m.setState(q, qMatching)
 			entries = append(entries, member{uuid: q.e.Player.UUID, channel: q.e.Channel, backend: q.e.Source == SourceBackend})
 			br.Joining = append(br.Joining, q.e.Player)
 			m.stats.matched(now.Sub(q.since))
@@ -121,7 +121,7 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 		for _, e := range entries {
 			msg := msgs[e.uuid]
 			msg.Channel, msg.UUID, msg.Profile, msg.Mode = e.channel, e.uuid, br.Profile, br.Profile
-			m.notify.Notify(e.uuid, msg)
+			m.notify.Notify(e.uuid, &msg)
 			if m.OnMatch != nil {
 				m.OnMatch(msg, e.backend)
 			}
@@ -143,19 +143,19 @@ func (m *Matchmaker) backfillDone(rs *roomState, br BackfillRoom, entries []memb
 			back := false
 			for _, q := range t.owners {
 				if m.players[q.e.Player.UUID] == q {
-					m.setState(q, StateQueued)
+					m.setState(q, qQueued)
 					back = true
 				}
 			}
-			if back && m.profiles[t.prof.p.Name] == t.prof {
-				m.addTicket(t, now)
+			if back {
+				m.requeue(t, now)
 			}
 		}
 		return
 	}
 	for _, e := range entries {
 		if q := m.players[e.uuid]; q != nil {
-			m.setState(q, StateInRoom)
+			m.setState(q, qInRoom)
 			q.room, q.until = rs.id, now.Add(m.RoomLife)
 			m.lapse = append(m.lapse, q)
 		}

@@ -71,51 +71,46 @@ var builtinFunctions = map[string]Function{
 	FunctionFirstCome:   FunctionFunc(FirstCome),
 }
 
-// fillRosters puts tickets (in the order given, the room's rating order
-// for the seed's rule) into p's rosters, each into the roster with the
-// most room left that it fits (ties: the first). The ids and rosters are
-// appended to the given slabs, which are returned.
-func fillRosters(p *Profile, tickets []*ticket, ids []string, rosters [][]string) ([][]string, []string, [][]string) {
+// fillRosters assigns tickets (in the order given, the room's rating
+// order for the seed's rule) to p's rosters, each to the roster with the
+// most room left that it fits (ties: the first; one that fits nowhere
+// whole: the first). It appends each ticket's roster to out.
+func fillRosters(p *Profile, tickets []*ticket, out []int8) []int8 {
 	var left [MaxRosters]int
 	for i, r := range p.Rosters {
 		left[i] = r.Size
 	}
-	assign := make([]int8, len(tickets))
-	var count [MaxRosters]int
-	for j, t := range tickets {
+	for _, t := range tickets {
 		best := -1
 		for i := range p.Rosters {
 			if left[i] >= t.members && (best < 0 || left[i] > left[best]) {
 				best = i
 			}
 		}
-		if best < 0 { // does not fit whole anywhere: the first roster takes it
+		if best < 0 {
 			best = 0
 		}
 		left[best] -= t.members
-		assign[j] = int8(best)
-		count[best]++
+		out = append(out, int8(best))
 	}
-	start := len(rosters)
-	for i := range p.Rosters {
-		from := len(ids)
-		for j, t := range tickets {
-			if int(assign[j]) == i {
-				ids = append(ids, t.id)
-			}
-		}
-		rosters = append(rosters, ids[from:len(ids):len(ids)])
-	}
-	return rosters[start:len(rosters):len(rosters)], ids, rosters
+	return out
 }
 
-// candidateRosters is fillRosters for candidates.
+// candidateRosters is room's ticket ids in p's rosters (fillRosters).
 func candidateRosters(p *Profile, room []Candidate) [][]string {
 	ts := make([]*ticket, len(room))
 	for i, c := range room {
 		ts[i] = &ticket{id: c.ID, members: c.Members}
 	}
-	rs, _, _ := fillRosters(p, ts, nil, nil)
+	assign := fillRosters(p, ts, nil)
+	rs := make([][]string, len(p.Rosters))
+	for i := range rs {
+		for j, t := range ts {
+			if int(assign[j]) == i {
+				rs[i] = append(rs[i], t.id)
+			}
+		}
+	}
 	return rs
 }
 

@@ -509,25 +509,25 @@ profiles:
 		t.Fatalf("backfill calls %+v", calls)
 	}
 	mu.Unlock()
-	if q := s.m.players["near"]; q == nil || q.state != StateInRoom || q.room != openRoom {
+	if q := s.m.players["near"]; q == nil || s.m.stateOf(q) != qInRoom || q.room != openRoom {
 		t.Fatalf("near: %+v", q)
 	}
-	if q := s.m.players["far"]; q.state != StateQueued {
+	if q := s.m.players["far"]; s.m.stateOf(q) != qQueued {
 		t.Fatalf("far (outside the window): %+v", q)
 	}
-	if q := s.m.players["c4"]; q.state != StateQueued {
+	if q := s.m.players["c4"]; s.m.stateOf(q) != qQueued {
 		t.Fatalf("a closed profile's room was filled: %+v", q)
 	}
 	// The open room is full now; the closed room asks for a seat.
 	s.m.WantBackfill(closedRoom, 1)
 	s.run()
 	s.step(3 * time.Second)
-	if q := s.m.players["c4"]; q.state != StateInRoom || q.room != closedRoom {
+	if q := s.m.players["c4"]; s.m.stateOf(q) != qInRoom || q.room != closedRoom {
 		t.Fatalf("c4 after the room asked: %+v", q)
 	}
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
-	if m, ok := s.rec.msgs["near"][0].(MatchMsg); !ok || m.Room != openRoom || len(m.Players) != 4 {
+	if m, ok := s.rec.msgs["near"][0].(*MatchMsg); !ok || m.Room != openRoom || len(m.Players) != 4 {
 		t.Fatalf("near was told %+v", s.rec.msgs["near"])
 	}
 }
@@ -560,7 +560,7 @@ profiles:
 		t.Fatalf("backfill calls %d, want 1", calls)
 	}
 	q := s.m.players["late"]
-	if q == nil || q.state != StateQueued || s.m.Stats().Queues["open"] != 1 {
+	if q == nil || s.m.stateOf(q) != qQueued || s.m.Stats().Queues["open"] != 1 {
 		t.Fatalf("late after the refusal: %+v, stats %+v", q, s.m.Stats())
 	}
 	if got := testutil.ToFloat64(s.m.stats.bfRefusedC); got != 1 || testutil.ToFloat64(s.m.stats.backfilledC) != 0 {
@@ -606,7 +606,7 @@ func TestStateCountsAndRoomLife(t *testing.T) {
 	// clock is the tick's: RoomLife counts from the hand-off's wall time).
 	s.step(time.Since(epoch) + 2*time.Minute)
 	st = s.m.Stats()
-	if st.InRoom != 0 || s.m.players["a"] != nil || s.m.states[StateInRoom] != 0 {
+	if st.InRoom != 0 || s.m.players["a"] != nil || s.m.states[qInRoom] != 0 {
 		t.Fatalf("after RoomLife: %+v, a=%v", st, s.m.players["a"])
 	}
 	if _, err := s.m.enqueue(Enqueue{Player: Player{UUID: "a", Score: 1500}, Profile: DefaultProfile, Source: SourceBackend}, time.Now()); err != nil {

@@ -61,16 +61,18 @@ type Player struct {
 
 // Enqueue asks the matchmaker to queue one player.
 type Enqueue struct {
-	Player Player
+	// Player, Source and Channel come first: what a formed room's
+	// hand-off reads of each player, in two adjacent cache lines.
+	Player  Player
+	Source  string
+	Channel string // backend routing tag (the seed's channel_name)
 	// Profile names the profile ("" = the default profile).
 	Profile string
 	// Party lists member uuids, including the player; empty: solo.
 	Party []string
 	// Search are the ticket's search fields (a party's ticket takes its
 	// members' union, the first member's value winning a clash).
-	Search  SearchFields
-	Source  string
-	Channel string // backend routing tag (the seed's channel_name)
+	Search SearchFields
 	// Session identifies the /v1/play socket that owns the entry (0:
 	// none); its close leaves the queue (see Takeover).
 	Session uint64
@@ -101,9 +103,26 @@ const (
 	StateInRoom       = "in_room"
 )
 
+// qstate is a queue entry's state (stateNames: its name in QueueStatus).
+type qstate uint8
+
+const (
+	qNone qstate = iota
+	qPartyPending
+	qQueued
+	qMatching
+	qInRoom
+	nStates
+)
+
+var stateNames = [nStates]string{StateNone, StatePartyPending, StateQueued, StateMatching, StateInRoom}
+
 // Notifier delivers matchmaking messages to players.
 type Notifier interface {
-	// Notify sends msg to the player's /v1/play socket, if any.
+	// Notify sends msg to the player's /v1/play socket, if any. A match
+	// message is a *MatchMsg, the player's own (it may be kept, not
+	// modified); the others are JSON objects as maps. It is called from
+	// several goroutines at once.
 	Notify(uuid string, msg any)
 }
 
@@ -225,7 +244,7 @@ type Matchmaker struct {
 	serial   uint64                          // evaluations so far (marks tickets taken)
 	view     atomic.Pointer[[]*profileState] // the profiles, for Stats
 	players  map[string]*qentry
-	states   map[string]int    // players by state (for Stats, without a scan)
+	states   [nStates]int      // players by state (for Stats, without a scan)
 	lapse    []*qentry         // players put in a room, in order: RoomLife's safety net
 	parties  map[string]*party // by party key
 	rooms    map[string]*roomState
@@ -236,6 +255,13 @@ type Matchmaker struct {
 	pending    *pendingTick // a tick waiting for plugin functions
 	stats      *statsRecorder
 	scratch    []*ticket
+	// seedTick's buffers, reused from tick to tick: the pools' rooms and
+	// their tickets, and the most tickets a profile's pools matched in
+	// this tick.
+	seedRooms []poolRooms
+	roomBuf   []matcher.Room
+	ticketBuf []matcher.Ticket
+	bufUsed   int
 
 	snapshot atomic.Pointer[QueueStats]
 	handoffs sync.WaitGroup
@@ -243,12 +269,16 @@ type Matchmaker struct {
 }
 
 type qentry struct {
+	since time.Time // (since and e's first fields: what a hand-off reads)
 	e     Enqueue
-	state string
-	since time.Time
-	key   string // the ticket's id: the uuid, or the party key
+	key   string  // the ticket's id: the uuid, or the party key
+	t     *ticket // the ticket, once it is in the pools
 	room  string
 	until time.Time // in_room: when the state lapses
+	// state is the entry's own state; a queued entry whose ticket a tick
+	// matched is matching (stateOf) until its room's hand-off is recorded.
+	// (Last, where it costs no padding.)
+	state qstate
 }
 
 type party struct {
@@ -292,7 +322,7 @@ func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logge
 		RoomLife: 15 * time.Minute,
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),
-		tickets:  map[string]*ticket{}, players: map[string]*qentry{}, states: map[string]int{},
+		tickets:  map[string]*ticket{}, players: map[string]*qentry{},
 		parties: map[string]*party{}, rooms: map[string]*roomState{}, endedEarly: map[string]time.Time{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
 	}
@@ -548,12 +578,12 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	e.Party = members
 	id := e.Player.UUID
 	if q := m.players[id]; q != nil {
-		switch q.state {
-		case StateInRoom:
+		switch m.stateOf(q) {
+		case qInRoom:
 			if now.Before(q.until) {
 				return m.status(q), fmt.Errorf("enqueue: %w (room %s)", ErrInRoom, q.room)
 			}
-		case StateMatching:
+		case qMatching:
 			// Its match message may already be out (the hand-off is
 			// recorded after the players are told): as for cancel.
 			return m.status(q), fmt.Errorf("enqueue: %w: a room is being formed", ErrInRoom)
@@ -564,17 +594,22 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	if e.Created.IsZero() || e.Created.After(now) {
 		e.Created = now
 	}
-	q := &qentry{e: e, since: e.Created}
 	if len(e.Party) == 0 {
-		t := m.newTicket(ps, id, e.Player.Score, 1, e, []string{id}, &q.e.Search)
-		t.owners = []*qentry{q}
+		// A solo's entry and ticket are one allocation: a tick and the
+		// hand-off that follows it find the one from the other without
+		// another trip to memory.
+		s := &solo{q: qentry{e: e, since: e.Created, key: id}}
+		q, t := &s.q, &s.t
+		s.owner[0], s.id[0] = q, id
+		m.initTicket(t, ps, id, e.Player.Score, 1, e, s.id[:], &q.e.Search)
+		t.owners, t.solo = s.owner[:], q
 		if !t.expires.After(now) {
 			return QueueStatus{}, fmt.Errorf("enqueue: ticket expired at %v: %w", t.expires, ErrNotQueued)
 		}
 		m.dropPlayer(id) // a lapsed in-room entry
 		m.players[id] = q
-		q.key = id
-		m.setState(q, StateQueued)
+		m.setState(q, qQueued)
+		q.t = t
 		m.addTicket(t, now)
 		m.publishStats(now, false)
 		return m.status(q), nil
@@ -588,11 +623,12 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 	if p.profile != e.Profile {
 		return QueueStatus{}, fmt.Errorf("enqueue: %w: party members chose different profiles", ErrBadParty)
 	}
+	q := &qentry{e: e, since: e.Created}
 	m.dropPlayer(id) // a lapsed in-room entry
 	m.players[id] = q
 	p.joined[id] = true
 	q.key = key
-	m.setState(q, StatePartyPending)
+	m.setState(q, qPartyPending)
 	var pending []string
 	for _, u := range p.members {
 		if !p.joined[u] {
@@ -621,13 +657,15 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		}
 		search = mergeSearch(search, &pq.e.Search)
 	}
-	t := m.newTicket(ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, search)
+	t := &ticket{}
+	m.initTicket(t, ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, search)
 	for _, u := range p.members {
 		t.owners = append(t.owners, m.players[u])
 	}
 	m.addTicket(t, now)
 	for _, u := range p.members {
-		m.setState(m.players[u], StateQueued)
+		m.setState(m.players[u], qQueued)
+		m.players[u].t = t
 		if u != id {
 			m.notify.Notify(u, map[string]any{"type": "queued", "profile": e.Profile, "mode": e.Profile, "party": p.members})
 		}
@@ -669,9 +707,20 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// newTicket makes the ticket of e (a player or a whole party) in ps.
-func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int, e Enqueue, players []string, search *SearchFields) *ticket {
-	t := &ticket{id: id, prof: ps, rating: rating, members: members, created: e.Created, expires: e.Expires,
+// solo is a solo player's queue entry and ticket, allocated together
+// (512 bytes, in a 512-byte size class): what a tick reads and writes of
+// the ticket is in the sixth cache line, what a hand-off reads of the
+// entry in the first two.
+type solo struct {
+	q     qentry
+	t     ticket
+	owner [1]*qentry
+	id    [1]string
+}
+
+// initTicket makes t the ticket of e (a player or a whole party) in ps.
+func (m *Matchmaker) initTicket(t *ticket, ps *profileState, id string, rating, members int, e Enqueue, players []string, search *SearchFields) {
+	*t = ticket{id: id, prof: ps, rating: rating, members: members, created: e.Created, expires: e.Expires,
 		search: search, players: players, backend: e.Source == SourceBackend}
 	if t.expires.IsZero() {
 		ttl := m.cfg.TicketTTL
@@ -680,13 +729,12 @@ func (m *Matchmaker) newTicket(ps *profileState, id string, rating, members int,
 		}
 		t.expires = t.created.Add(ttl)
 	}
-	return t
 }
 
 func (m *Matchmaker) addTicket(t *ticket, now time.Time) {
 	m.sweepTickets(2)
 	m.tickets[t.id] = t
-	t.waiting = true
+	t.waiting, t.matched = true, false
 	m.waiting++
 	t.prof.add(t, now)
 	heap.Push(&m.expiry, t)
@@ -728,17 +776,26 @@ func (m *Matchmaker) sweepTickets(n int) {
 }
 
 func (m *Matchmaker) status(q *qentry) QueueStatus {
-	st := QueueStatus{State: q.state, Profile: q.e.Profile, Mode: q.e.Profile, Room: q.room, Since: q.since}
+	st := QueueStatus{State: stateNames[m.stateOf(q)], Profile: q.e.Profile, Mode: q.e.Profile, Room: q.room, Since: q.since}
 	if t := m.ticket(q.key); t != nil {
 		st.Expires = t.expires
 	}
 	return st
 }
 
+// stateOf is q's state: a queued entry whose ticket a tick matched is
+// matching (the tick counts it so without touching the entry).
+func (m *Matchmaker) stateOf(q *qentry) qstate {
+	if q.state == qQueued && q.t != nil && q.t.matched {
+		return qMatching
+	}
+	return q.state
+}
+
 // setState moves q to state s, keeping the counts by state.
-func (m *Matchmaker) setState(q *qentry, s string) {
-	if q.state != "" {
-		m.states[q.state]--
+func (m *Matchmaker) setState(q *qentry, s qstate) {
+	if old := m.stateOf(q); old != qNone {
+		m.states[old]--
 	}
 	q.state = s
 	m.states[s]++
@@ -747,7 +804,7 @@ func (m *Matchmaker) setState(q *qentry, s string) {
 // dropPlayer forgets uuid's queue entry.
 func (m *Matchmaker) dropPlayer(uuid string) {
 	if q := m.players[uuid]; q != nil {
-		m.states[q.state]--
+		m.states[m.stateOf(q)]--
 		delete(m.players, uuid)
 	}
 }
@@ -762,7 +819,7 @@ func (m *Matchmaker) lapseRooms(now time.Time) {
 		if !now.After(q.until) {
 			break
 		}
-		if q.state == StateInRoom && m.players[q.e.Player.UUID] == q {
+		if q.state == qInRoom && m.players[q.e.Player.UUID] == q {
 			m.dropPlayer(q.e.Player.UUID)
 		}
 	}
@@ -803,10 +860,10 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 	if q == nil || (session != 0 && q.e.Session != session) {
 		return fmt.Errorf("cancel: %w", ErrNotQueued)
 	}
-	switch q.state {
-	case StateInRoom:
+	switch m.stateOf(q) {
+	case qInRoom:
 		return fmt.Errorf("cancel: %w (room %s)", ErrInRoom, q.room)
-	case StateMatching:
+	case qMatching:
 		return fmt.Errorf("cancel: %w: a room is being formed", ErrInRoom)
 	}
 	m.dropPlayer(uuid)
@@ -822,7 +879,7 @@ func (m *Matchmaker) cancel(uuid string, session uint64) error {
 			// The ticket was in the pools: the others wait for the party again.
 			for u := range p.joined {
 				if pq := m.players[u]; pq != nil {
-					m.setState(pq, StatePartyPending)
+					m.setState(pq, qPartyPending)
 				}
 			}
 		}
@@ -843,7 +900,7 @@ func (m *Matchmaker) Status(ctx context.Context, uuid string) QueueStatus {
 	st := QueueStatus{State: StateNone}
 	_ = m.do(ctx, func() {
 		if q := m.players[uuid]; q != nil {
-			if q.state == StateInRoom && time.Now().After(q.until) {
+			if q.state == qInRoom && time.Now().After(q.until) {
 				return
 			}
 			st = m.status(q)
@@ -982,7 +1039,7 @@ func (m *Matchmaker) publishStats(now time.Time, full bool) {
 	if !full {
 		return
 	}
-	qs := QueueStats{InRoom: m.states[StateInRoom] + m.states[StateMatching], PartyPending: m.states[StatePartyPending]}
+	qs := QueueStats{InRoom: m.states[qInRoom] + m.states[qMatching], PartyPending: m.states[qPartyPending]}
 	qs.Rooms = len(m.rooms)
 	qs.Queues = make(map[string]int, len(m.order))
 	for _, ps := range m.order {

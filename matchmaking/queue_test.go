@@ -129,7 +129,7 @@ func TestMatchReachesEveryMember(t *testing.T) {
 		if len(rec.msgs[u]) != 1 {
 			t.Fatalf("%s got %v", u, rec.msgs[u])
 		}
-		if mm, ok := rec.msgs[u][0].(MatchMsg); !ok || len(mm.Players) != 3 || mm.UUID != u {
+		if mm, ok := rec.msgs[u][0].(*MatchMsg); !ok || len(mm.Players) != 3 || mm.UUID != u {
 			t.Fatalf("%s got %+v", u, rec.msgs[u][0])
 		}
 	}

@@ -44,9 +44,11 @@ var (
 
 // statsRecorder keeps recent samples; owned by the matchmaker goroutine.
 type statsRecorder struct {
-	waits    ring
-	spreads  ring
-	roomsAt  []time.Time
+	waits   ring
+	spreads ring
+	// formed counts rooms formed by tick (oldest first), for the rooms
+	// of the last minute.
+	formed   []formedAt
 	total    int64
 	lastTick time.Duration
 	// rejectedN and lostN count function answers rejected and proposals
@@ -66,6 +68,11 @@ type statsRecorder struct {
 	reloadsC    *prometheus.CounterVec
 	backfilledC prometheus.Counter
 	bfRefusedC  prometheus.Counter
+}
+
+type formedAt struct {
+	at    time.Time
+	rooms int
 }
 
 type ring struct {
@@ -177,13 +184,36 @@ func (s *statsRecorder) matched(wait time.Duration) {
 	}
 }
 
+// room records a room formed at now (the matchmaker's goroutine; its
+// metrics are observeRoom's).
 func (s *statsRecorder) room(spread int, now time.Time) {
 	s.spreads.add(float64(spread))
-	s.roomsAt = append(s.roomsAt, now)
+	if n := len(s.formed); n > 0 && s.formed[n-1].at.Equal(now) {
+		s.formed[n-1].rooms++
+	} else {
+		s.formed = append(s.formed, formedAt{now, 1})
+	}
 	s.total++
-	if s.matches != nil {
-		s.matches.Inc()
-		s.spreadH.Observe(float64(spread))
+}
+
+// observeRoom exports a formed room's spread and its players' waits
+// (seconds) as metrics (any goroutine).
+func (s *statsRecorder) observeRoom(spread int, waits []float64) {
+	if s.matches == nil {
+		return
+	}
+	s.matches.Inc()
+	s.spreadH.Observe(float64(spread))
+	for _, w := range waits {
+		s.waitHist.Observe(w)
+	}
+}
+
+// waited records players' waits, seconds (the matchmaker's goroutine;
+// the ring keeps the last ones).
+func (s *statsRecorder) waited(waits []float64) {
+	for _, w := range waits[max(0, len(waits)-1000):] {
+		s.waits.add(w)
 	}
 }
 
@@ -195,12 +225,17 @@ func (s *statsRecorder) tickSeconds(profile string, d time.Duration) {
 }
 
 func (s *statsRecorder) fill(qs *QueueStats, now time.Time) {
-	cut := 0
-	for cut < len(s.roomsAt) && now.Sub(s.roomsAt[cut]) > time.Minute {
+	cut, rooms := 0, 0
+	for cut < len(s.formed) && now.Sub(s.formed[cut].at) > time.Minute {
 		cut++
 	}
-	s.roomsAt = s.roomsAt[cut:]
-	qs.MatchesPerMin = float64(len(s.roomsAt))
+	if cut > 0 {
+		s.formed = append(s.formed[:0], s.formed[cut:]...)
+	}
+	for _, f := range s.formed {
+		rooms += f.rooms
+	}
+	qs.MatchesPerMin = float64(rooms)
 	qs.RoomsTotal = s.total
 	qs.Wait = distribution(s.waits.v, waitBounds)
 	qs.Spread = distribution(s.spreads.v, spreadBounds)

@@ -21,6 +21,7 @@ func (p *Pool) clone() *Pool {
 	q.slots = slices.Clone(p.slots)
 	q.free = slices.Clone(p.free)
 	q.retired = slices.Clone(p.retired)
+	q.held = slices.Clone(p.held)
 	q.sorted = slices.Clone(p.sorted)
 	q.pending = slices.Clone(p.pending)
 	q.removed = slices.Clone(p.removed)

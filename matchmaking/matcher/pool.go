@@ -24,11 +24,18 @@ type Pool struct {
 	ids     map[string]int32
 	slots   []slot
 	retired []int32 // slots of matched tickets, not yet swept
-	free    []int32
-	seq     uint64
-	n       int // tickets waiting
-	peak    int // recent pool size at tick start, decaying: shrink's hysteresis
-	dels    int // index deletes since it was last rebuilt
+	// held are the slots the last Tick matched: not swept before the next
+	// Tick or Add, so that Unmatch can put their tickets back in place;
+	// lastRooms are that Tick's rooms as positions in sorted, where its
+	// matched entries stay (members 0) until the next merge (holes).
+	held      []int32
+	lastRooms *groups
+	holes     bool
+	free      []int32
+	seq       uint64
+	n         int // tickets waiting
+	peak      int // recent pool size at tick start, decaying: shrink's hysteresis
+	dels      int // index deletes since it was last rebuilt
 
 	// Enqueue times are kept as offsets from epoch, the first Enqueued
 	// seen, so windows are integer arithmetic on a compact entry.
@@ -36,7 +43,7 @@ type Pool struct {
 	hasEpoch bool
 	players  int
 
-	sorted  []entry // the pool at the last tick, by (rating, seq); may hold entries listed in removed
+	sorted  []entry // the pool at the last tick, by (rating, seq); may hold entries listed in removed, and holes
 	spare   []entry // the other merge buffer
 	pending []entry // added since the last tick, unsorted
 	removed []entry // removed since the last tick (rating and seq set)
@@ -47,10 +54,13 @@ type Pool struct {
 }
 
 // slot holds a waiting ticket; seq is 0 in a free or retired slot (a
-// retired slot still holds its matched ticket until swept).
+// retired slot still holds its matched ticket until swept). listed is
+// true while the slot is in retired or held: sweep frees it then, not
+// Remove (a ticket put back by Restore or Unmatch and removed again).
 type slot struct {
-	t   Ticket
-	seq uint64
+	t      Ticket
+	seq    uint64
+	listed bool
 }
 
 // entry is a ticket's place in the sorted pool.
@@ -125,6 +135,7 @@ func (p *Pool) Add(t Ticket) error {
 	if _, ok := p.lookup(t.ID); ok {
 		return fmt.Errorf("add ticket %q: %w", t.ID, ErrDuplicate)
 	}
+	p.endHold()
 	p.sweep(2)
 	if !p.hasEpoch {
 		p.epoch, p.hasEpoch = t.Enqueued, true
@@ -165,11 +176,53 @@ func (p *Pool) Restore(t Ticket) error {
 	// A retired slot still holding the ticket: live again. Its entry in
 	// p.retired is skipped by sweep.
 	p.seq++
-	p.slots[s] = slot{t: t, seq: p.seq}
+	p.slots[s] = slot{t: t, seq: p.seq, listed: p.slots[s].listed}
 	p.n++
 	p.players += t.Members
 	p.pending = append(p.pending, entry{rating: t.Rating, enq: int64(t.Enqueued.Sub(p.epoch)), seq: p.seq, slot: s, members: int32(t.Members)})
 	return nil
+}
+
+// Unmatch puts back, in its place, ticket j of room i of the rooms the
+// last Tick returned (Room.Tickets[j]), for a room the caller did not
+// keep: cheaper than Restore (no index lookup, no sorting), and the
+// ticket keeps its arrival order among equal ratings, as if it had never
+// been taken. It is valid until the next Tick or Add (Remove and Restore
+// may come between) and returns false when the ticket cannot be put back
+// so (out of range, already back, or an Add or Tick came since): Restore
+// it then.
+func (p *Pool) Unmatch(i, j int) bool {
+	g := p.lastRooms
+	if g == nil || i < 0 || i >= g.rooms() {
+		return false
+	}
+	start := int32(0)
+	if i > 0 {
+		start = g.ends[i-1]
+	}
+	if j < 0 || start+int32(j) >= g.ends[i] {
+		return false
+	}
+	e := &p.sorted[g.idx[start+int32(j)]]
+	sl := &p.slots[e.slot]
+	if e.members != 0 || sl.seq != 0 {
+		return false
+	}
+	e.members = int32(sl.t.Members)
+	sl.seq = e.seq
+	p.n++
+	p.players += sl.t.Members
+	return true
+}
+
+// endHold ends what Unmatch may put back: the last Tick's matched slots
+// join the retired ones, to be swept.
+func (p *Pool) endHold() {
+	if len(p.held) > 0 {
+		p.retired = append(p.retired, p.held...)
+		p.held = p.held[:0]
+	}
+	p.lastRooms = nil
 }
 
 // Get returns the waiting ticket with id, and false if none waits.
@@ -195,8 +248,13 @@ func (p *Pool) Remove(id string) bool {
 	p.n--
 	delete(p.ids, id)
 	p.dels++
-	p.slots[s] = slot{}
-	p.free = append(p.free, s)
+	if p.slots[s].listed {
+		// Put back since a Tick matched it: sweep frees the slot.
+		p.slots[s] = slot{listed: true}
+	} else {
+		p.slots[s] = slot{}
+		p.free = append(p.free, s)
+	}
 	p.reindex()
 	return true
 }
@@ -218,8 +276,9 @@ func (p *Pool) sweep(max int) {
 	for ; max > 0 && len(p.retired) > 0; max-- {
 		s := p.retired[len(p.retired)-1]
 		p.retired = p.retired[:len(p.retired)-1]
+		p.slots[s].listed = false
 		if p.slots[s].seq != 0 {
-			continue // restored since it was retired: live again
+			continue // put back since it was retired: live again
 		}
 		id := p.slots[s].t.ID
 		if cur, ok := p.ids[id]; ok && cur == s {
@@ -241,53 +300,64 @@ const sweepBudget = 8192
 // Calling Tick with a time earlier than a ticket's Enqueued treats that
 // ticket as having waited zero.
 func (p *Pool) Tick(now time.Time) []Room {
+	rooms, _ := p.TickAppend(now, nil, nil)
+	return rooms
+}
+
+// TickAppend is Tick, appending the rooms to rooms and their tickets to
+// tickets, and returning both: a caller that ticks often reuses its
+// buffers instead of allocating the rooms' tickets every tick. The rooms
+// returned (rooms[len(rooms):] of the ones given) point into tickets.
+func (p *Pool) TickAppend(now time.Time, rooms []Room, tickets []Ticket) ([]Room, []Ticket) {
+	p.endHold()
 	p.sweep(sweepBudget)
 	p.merge()
 	p.peak = max(p.n, p.peak-p.peak/8)
+	p.shrink()
 	p.last = TickStats{Tickets: len(p.sorted), Players: p.players}
 	if len(p.sorted) == 0 {
-		return nil
+		return rooms, tickets
 	}
 	g, tightened := p.sc.plan(p.cfg, p.sorted, int64(now.Sub(p.epoch)))
 	p.last.Rooms, p.last.Spread, p.last.Tightened = g.rooms(), g.spread, tightened
 	if g.rooms() == 0 {
-		return nil
+		return rooms, tickets
 	}
-	tickets := make([]Ticket, len(g.idx))
-	rooms := make([]Room, g.rooms())
+	base := len(tickets)
+	tickets = slices.Grow(tickets, len(g.idx))[:base+len(g.idx)]
+	rooms = slices.Grow(rooms, g.rooms())
 	start := 0
-	for r, end := range g.ends {
+	for _, end := range g.ends {
 		for k := start; k < int(end); k++ {
 			e := &p.sorted[g.idx[k]]
 			sl := &p.slots[e.slot]
-			tickets[k] = sl.t
+			tickets[base+k] = sl.t
 			sl.seq = 0
-			p.retired = append(p.retired, e.slot)
+			sl.listed = true
+			p.held = append(p.held, e.slot)
 			p.players -= sl.t.Members
 			e.members = 0
 		}
-		rt := tickets[start:end:end]
-		rooms[r] = Room{Tickets: rt, Spread: rt[len(rt)-1].Rating - rt[0].Rating}
+		rt := tickets[base+start : base+int(end) : base+int(end)]
+		rooms = append(rooms, Room{Tickets: rt, Spread: rt[len(rt)-1].Rating - rt[0].Rating})
 		start = int(end)
 	}
-	p.n -= len(tickets)
-	// Drop the matched entries, keeping the order.
-	kept := p.sorted[:0]
-	for _, e := range p.sorted {
-		if e.members != 0 {
-			kept = append(kept, e)
-		}
-	}
-	p.sorted = kept
-	p.shrink()
-	p.reindex()
-	return rooms
+	p.n -= len(g.idx)
+	// The matched entries stay in sorted, as holes, until the next merge
+	// (Unmatch may fill them again).
+	p.holes, p.lastRooms = true, g
+	return rooms, tickets
 }
 
 // merge folds the tickets added and removed since the last tick into the
 // sorted pool: O(N + K log K + R log R).
 func (p *Pool) merge() {
+	holes := p.holes
+	p.holes = false
 	if len(p.pending) == 0 && len(p.removed) == 0 {
+		if holes {
+			p.sorted = slices.DeleteFunc(p.sorted, func(e entry) bool { return e.members == 0 })
+		}
 		return
 	}
 	p.sortPending()
@@ -308,6 +378,9 @@ func (p *Pool) merge() {
 		if j == len(add) || (i < len(old) && lessEntry(old[i], add[j])) {
 			e = old[i]
 			i++
+			if e.members == 0 {
+				continue // matched by the last tick
+			}
 		} else {
 			e = add[j]
 			j++
@@ -332,8 +405,8 @@ func (p *Pool) merge() {
 // ever longer chains. Entries of retired slots go too (sweep only deletes
 // an entry that still points at the slot it frees).
 func (p *Pool) reindex() {
-	if p.dels <= 2*len(p.ids)+1024 {
-		return
+	if p.dels <= 2*len(p.ids)+1024 || len(p.held) > 0 {
+		return // (held slots' tickets may be put back: keep their ids)
 	}
 	ids := make(map[string]int32, p.n)
 	for id, s := range p.ids {
@@ -349,8 +422,8 @@ func (p *Pool) reindex() {
 // decays by 1/8 a tick) are reallocated, and slots and the ID index are
 // rebuilt from the waiting tickets (O(N) for the N left; retired slots and
 // their IDs go at once). A pool that empties at every tick and refills
-// before the next keeps its memory. It runs at the end of a tick, when
-// every waiting ticket is in p.sorted.
+// before the next keeps its memory. It runs at the start of a tick, after
+// the merge, when every waiting ticket is in p.sorted and none is held.
 func (p *Pool) shrink() {
 	n := max(len(p.sorted), p.peak)
 	if cap(p.spare) > 4*n+1024 {
@@ -371,6 +444,7 @@ func (p *Pool) shrink() {
 	for i := range p.sorted {
 		e := &p.sorted[i]
 		slots[i] = p.slots[e.slot]
+		slots[i].listed = false // retired is emptied
 		ids[slots[i].t.ID] = int32(i)
 		e.slot = int32(i)
 	}
