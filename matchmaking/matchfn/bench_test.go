@@ -57,10 +57,13 @@ func BenchmarkFunction10k(b *testing.B) {
 		props, _ := duo.TwoVsTwo(context.Background(), req)
 		for b.Loop() {
 			wire := EncodeRequest(req)
-			if _, err := DecodeRequest(wire); err != nil {
+			got, err := DecodeRequest(wire)
+			if err != nil {
 				b.Fatal(err)
 			}
-			DecodeResponse(EncodeResponse(props))
+			if _, err := DecodeResponse(req, EncodeResponse(got, props)); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -38,7 +38,9 @@ import (
 
 // Handshake is the match function plugins' go-plugin handshake.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
+	// 2: candidates and proposals in packed columns, search field sets
+	// once each (a plugin built for 1 fails the handshake).
+	ProtocolVersion:  2,
 	MagicCookieKey:   "ARENA_MATCHFN_PLUGIN",
 	MagicCookieValue: "b6e2c54d-arena-matchfn-v1",
 }
@@ -95,10 +97,13 @@ func (s *server) Match(ctx context.Context, r *matchfnpb.MatchRequest) (*matchfn
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	return EncodeResponse(props), nil
+	return EncodeResponse(req, props), nil
 }
 
-// EncodeRequest is req on the wire.
+// EncodeRequest is req on the wire: each pool's candidates in packed
+// columns, their ids end to end in one byte string, and each distinct
+// search field set once (candidates sharing a *SearchFields share it on
+// the wire too).
 func EncodeRequest(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest {
 	p := req.Profile
 	out := &matchfnpb.MatchRequest{NowUnixNano: req.Now.UnixNano(), Profile: &matchfnpb.Profile{
@@ -114,59 +119,102 @@ func EncodeRequest(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest {
 	for _, r := range p.Rosters {
 		out.Profile.Rosters = append(out.Profile.Rosters, &matchfnpb.Roster{Name: r.Name, Size: int32(r.Size)})
 	}
+	sets := searchSets{index: map[*matchmaking.SearchFields]uint32{}}
 	for i, pool := range req.Pools {
-		pb := encodePool(pool)
+		pb := encodePool(pool, &sets)
 		if i < len(p.Pools) {
 			pb.Name = p.Pools[i].Name
 		}
 		out.Pools = append(out.Pools, pb)
 	}
+	out.SearchFields = sets.encode()
 	return out
 }
 
-// encodePool puts a pool's candidates in columns.
-func encodePool(pool []matchmaking.Candidate) *matchfnpb.Pool {
-	n := len(pool)
-	pb := &matchfnpb.Pool{Ids: make([]string, n), Ratings: make([]int64, n), Members: make([]int32, n), CreatedUnixNano: make([]int64, n)}
+// searchSets numbers the distinct search field sets of a request (by
+// pointer).
+type searchSets struct {
+	index map[*matchmaking.SearchFields]uint32
+	list  []*matchmaking.SearchFields
+}
+
+// number is 1 + f's index (0 for no fields).
+func (ss *searchSets) number(f *matchmaking.SearchFields) uint32 {
+	if f == nil || len(f.Doubles)+len(f.Strings)+len(f.Tags) == 0 {
+		return 0
+	}
+	k, ok := ss.index[f]
+	if !ok {
+		ss.list = append(ss.list, f)
+		k = uint32(len(ss.list))
+		ss.index[f] = k
+	}
+	return k
+}
+
+// encode puts the sets in columns.
+func (ss *searchSets) encode() *matchfnpb.SearchFieldSets {
+	out := &matchfnpb.SearchFieldSets{Count: uint32(len(ss.list))}
 	doubles, strs, tags := map[string]*matchfnpb.DoubleColumn{}, map[string]*matchfnpb.StringColumn{}, map[string]*matchfnpb.TagColumn{}
-	for i, c := range pool {
-		pb.Ids[i], pb.Ratings[i], pb.Members[i], pb.CreatedUnixNano[i] = c.ID, int64(c.Rating), int32(c.Members), c.Created.UnixNano()
-		if c.Search == nil {
-			continue
-		}
+	for i, f := range ss.list {
 		row := uint32(i)
-		for k, v := range c.Search.Doubles {
+		for k, v := range f.Doubles {
 			col := doubles[k]
 			if col == nil {
 				col = &matchfnpb.DoubleColumn{Name: k}
 				doubles[k] = col
-				pb.Doubles = append(pb.Doubles, col)
+				out.Doubles = append(out.Doubles, col)
 			}
 			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
 		}
-		for k, v := range c.Search.Strings {
+		for k, v := range f.Strings {
 			col := strs[k]
 			if col == nil {
 				col = &matchfnpb.StringColumn{Name: k}
 				strs[k] = col
-				pb.Strings = append(pb.Strings, col)
+				out.Strings = append(out.Strings, col)
 			}
 			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
 		}
-		for _, k := range c.Search.Tags {
+		for _, k := range f.Tags {
 			col := tags[k]
 			if col == nil {
 				col = &matchfnpb.TagColumn{Name: k}
 				tags[k] = col
-				pb.Tags = append(pb.Tags, col)
+				out.Tags = append(out.Tags, col)
 			}
 			col.Rows = append(col.Rows, row)
 		}
 	}
+	return out
+}
+
+// encodePool puts a pool's candidates in columns, numbering their search
+// field sets.
+func encodePool(pool []matchmaking.Candidate, sets *searchSets) *matchfnpb.Pool {
+	n, size := len(pool), 0
+	for i := range pool {
+		size += len(pool[i].ID)
+	}
+	ids := make([]byte, 0, size)
+	pb := &matchfnpb.Pool{IdEnds: make([]uint32, n), Ratings: make([]int64, n), Members: make([]int32, n),
+		CreatedUnixNano: make([]int64, n), SearchFields: make([]uint32, n)}
+	for i := range pool {
+		c := &pool[i]
+		ids = append(ids, c.ID...)
+		pb.IdEnds[i], pb.Ratings[i], pb.Members[i], pb.CreatedUnixNano[i] = uint32(len(ids)), int64(c.Rating), int32(c.Members), c.Created.UnixNano()
+		pb.SearchFields[i] = sets.number(c.Search)
+	}
+	pb.Ids = ids
 	return pb
 }
 
-// DecodeRequest is a request off the wire (the plugin's side).
+// noFields is the search fields of decoded candidates that have none.
+var noFields = &matchmaking.SearchFields{}
+
+// DecodeRequest is a request off the wire (the plugin's side). Candidates
+// with equal search fields share one SearchFields; candidates without
+// any share an empty one; ids are slices of one string.
 func DecodeRequest(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, error) {
 	pp := r.GetProfile()
 	if pp == nil {
@@ -178,10 +226,18 @@ func DecodeRequest(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, error)
 	for _, r := range pp.GetRosters() {
 		p.Rosters = append(p.Rosters, matchmaking.Roster{Name: r.GetName(), Size: int(r.GetSize())})
 	}
+	n := 0
+	for _, pool := range r.GetPools() {
+		n += len(pool.GetIdEnds())
+	}
+	sets, err := decodeSets(r.GetSearchFields(), n)
+	if err != nil {
+		return nil, err
+	}
 	req := &matchmaking.MatchRequest{Profile: p, Now: time.Unix(0, r.GetNowUnixNano())}
 	for _, pool := range r.GetPools() {
 		p.Pools = append(p.Pools, matchmaking.Pool{Name: pool.GetName()})
-		cands, err := decodePool(pool)
+		cands, err := decodePool(pool, sets)
 		if err != nil {
 			return nil, err
 		}
@@ -190,20 +246,14 @@ func DecodeRequest(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, error)
 	return req, nil
 }
 
-// decodePool rebuilds a pool's candidates from its columns. Candidates
-// without search fields share one empty SearchFields.
-func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
-	n := len(pool.GetIds())
-	if len(pool.GetRatings()) != n || len(pool.GetMembers()) != n || len(pool.GetCreatedUnixNano()) != n {
-		return nil, errors.New("decode match request: pool columns of different lengths")
+// decodeSets rebuilds the search field sets from their columns (no more
+// than the candidates').
+func decodeSets(ss *matchfnpb.SearchFieldSets, candidates int) ([]matchmaking.SearchFields, error) {
+	if int64(ss.GetCount()) > int64(candidates) {
+		return nil, fmt.Errorf("decode match request: %d search field sets for %d candidates", ss.GetCount(), candidates)
 	}
-	cands := make([]matchmaking.Candidate, n)
-	fields := make([]matchmaking.SearchFields, n)
-	for i := range cands {
-		cands[i] = matchmaking.Candidate{ID: pool.Ids[i], Rating: int(pool.Ratings[i]), Members: int(pool.Members[i]),
-			Created: time.Unix(0, pool.CreatedUnixNano[i]), Search: &fields[i]}
-	}
-	for _, col := range pool.GetDoubles() {
+	fields := make([]matchmaking.SearchFields, ss.GetCount())
+	for _, col := range ss.GetDoubles() {
 		name := col.GetName()
 		if err := decodeColumn(fields, col.GetRows(), col.GetValues(), func(f *matchmaking.SearchFields, v float64) {
 			if f.Doubles == nil {
@@ -214,7 +264,7 @@ func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
 			return nil, err
 		}
 	}
-	for _, col := range pool.GetStrings() {
+	for _, col := range ss.GetStrings() {
 		name := col.GetName()
 		if err := decodeColumn(fields, col.GetRows(), col.GetValues(), func(f *matchmaking.SearchFields, v string) {
 			if f.Strings == nil {
@@ -225,7 +275,7 @@ func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
 			return nil, err
 		}
 	}
-	for _, col := range pool.GetTags() {
+	for _, col := range ss.GetTags() {
 		name := col.GetName()
 		if err := decodeColumn(fields, col.GetRows(), make([]struct{}, len(col.GetRows())), func(f *matchmaking.SearchFields, _ struct{}) {
 			f.Tags = append(f.Tags, name)
@@ -233,10 +283,10 @@ func decodePool(pool *matchfnpb.Pool) ([]matchmaking.Candidate, error) {
 			return nil, err
 		}
 	}
-	return cands, nil
+	return fields, nil
 }
 
-// decodeColumn sets one search field column's values on the rows that
+// decodeColumn sets one search field column's values on the sets that
 // have it.
 func decodeColumn[V any](fields []matchmaking.SearchFields, rows []uint32, values []V, set func(*matchmaking.SearchFields, V)) error {
 	if len(rows) != len(values) {
@@ -244,38 +294,131 @@ func decodeColumn[V any](fields []matchmaking.SearchFields, rows []uint32, value
 	}
 	for j, r := range rows {
 		if int(r) >= len(fields) {
-			return fmt.Errorf("decode match request: search field row %d of %d candidates", r, len(fields))
+			return fmt.Errorf("decode match request: search field row %d of %d sets", r, len(fields))
 		}
 		set(&fields[r], values[j])
 	}
 	return nil
 }
 
-// EncodeResponse is props on the wire.
-func EncodeResponse(props []matchmaking.Proposal) *matchfnpb.MatchResponse {
-	out := &matchfnpb.MatchResponse{Proposals: make([]*matchfnpb.Proposal, len(props))}
-	for i, pr := range props {
-		pp := &matchfnpb.Proposal{Score: pr.Score, Rosters: make([]*matchfnpb.RosterTickets, len(pr.Rosters))}
-		for j, ids := range pr.Rosters {
-			pp.Rosters[j] = &matchfnpb.RosterTickets{TicketIds: ids}
+// decodePool rebuilds a pool's candidates from its columns.
+func decodePool(pool *matchfnpb.Pool, sets []matchmaking.SearchFields) ([]matchmaking.Candidate, error) {
+	n := len(pool.GetIdEnds())
+	if len(pool.GetRatings()) != n || len(pool.GetMembers()) != n || len(pool.GetCreatedUnixNano()) != n || len(pool.GetSearchFields()) != n {
+		return nil, errors.New("decode match request: pool columns of different lengths")
+	}
+	ids := string(pool.GetIds())
+	cands := make([]matchmaking.Candidate, n)
+	from := uint32(0)
+	for i := range cands {
+		end, k := pool.IdEnds[i], pool.SearchFields[i]
+		if end < from || int(end) > len(ids) {
+			return nil, fmt.Errorf("decode match request: candidate %d's id ends at %d, past %d..%d", i, end, from, len(ids))
 		}
-		out.Proposals[i] = pp
+		if int(k) > len(sets) {
+			return nil, fmt.Errorf("decode match request: candidate %d's search fields %d of %d", i, k, len(sets))
+		}
+		search := noFields
+		if k > 0 {
+			search = &sets[k-1]
+		}
+		cands[i] = matchmaking.Candidate{ID: ids[from:end], Rating: int(pool.Ratings[i]), Members: int(pool.Members[i]),
+			Created: time.Unix(0, pool.CreatedUnixNano[i]), Search: search}
+		from = end
+	}
+	return cands, nil
+}
+
+// EncodeResponse is props, the answer to req, on the wire (the plugin's
+// side): tickets by their place among req's candidates.
+func EncodeResponse(req *matchmaking.MatchRequest, props []matchmaking.Proposal) *matchfnpb.MatchResponse {
+	n := 0
+	for _, pool := range req.Pools {
+		n += len(pool)
+	}
+	place := make(map[string]uint32, n)
+	i := uint32(0)
+	for _, pool := range req.Pools {
+		for _, c := range pool {
+			if _, ok := place[c.ID]; !ok {
+				place[c.ID] = i
+			}
+			i++
+		}
+	}
+	out := &matchfnpb.MatchResponse{Scores: make([]float64, len(props)), Rosters: make([]uint32, len(props))}
+	for j, pr := range props {
+		out.Scores[j], out.Rosters[j] = pr.Score, uint32(len(pr.Rosters))
+		for _, ids := range pr.Rosters {
+			out.RosterSizes = append(out.RosterSizes, uint32(len(ids)))
+			for _, id := range ids {
+				k, ok := place[id]
+				if !ok {
+					k = uint32(n + len(out.UnknownIds))
+					out.UnknownIds = append(out.UnknownIds, id)
+				}
+				out.Tickets = append(out.Tickets, k)
+			}
+		}
 	}
 	return out
 }
 
-// DecodeResponse is an answer off the wire (the dispatcher's side); the
-// matchmaker validates the proposals against the request.
-func DecodeResponse(r *matchfnpb.MatchResponse) []matchmaking.Proposal {
-	out := make([]matchmaking.Proposal, len(r.GetProposals()))
-	for i, pp := range r.GetProposals() {
-		out[i].Score = pp.GetScore()
-		out[i].Rosters = make([][]string, len(pp.GetRosters()))
-		for j, rt := range pp.GetRosters() {
-			out[i].Rosters[j] = rt.GetTicketIds()
+// DecodeResponse is an answer to req off the wire (the dispatcher's
+// side); the matchmaker validates the proposals against the request. An
+// answer whose columns do not add up is an error.
+func DecodeResponse(req *matchmaking.MatchRequest, r *matchfnpb.MatchResponse) ([]matchmaking.Proposal, error) {
+	scores, counts, sizes, tickets := r.GetScores(), r.GetRosters(), r.GetRosterSizes(), r.GetTickets()
+	if len(counts) != len(scores) {
+		return nil, fmt.Errorf("decode match response: %d scores, %d roster counts", len(scores), len(counts))
+	}
+	nr, nt := 0, 0
+	for _, c := range counts {
+		nr += int(c)
+	}
+	if nr != len(sizes) {
+		return nil, fmt.Errorf("decode match response: %d rosters counted, %d sized", nr, len(sizes))
+	}
+	for _, c := range sizes {
+		nt += int(c)
+	}
+	if nt != len(tickets) {
+		return nil, fmt.Errorf("decode match response: %d tickets counted, %d given", nt, len(tickets))
+	}
+	// Where each pool's candidates start among all of them.
+	starts := make([]int, len(req.Pools)+1)
+	for i, pool := range req.Pools {
+		starts[i+1] = starts[i] + len(pool)
+	}
+	total := starts[len(req.Pools)]
+	ids := make([]string, len(tickets))
+	for j, k := range tickets {
+		switch {
+		case int(k) < total:
+			pi := 0
+			for int(k) >= starts[pi+1] {
+				pi++
+			}
+			ids[j] = req.Pools[pi][int(k)-starts[pi]].ID
+		case int(k)-total < len(r.GetUnknownIds()):
+			ids[j] = r.UnknownIds[int(k)-total]
+		default:
+			return nil, fmt.Errorf("decode match response: ticket %d of %d candidates and %d unknown ids", k, total, len(r.GetUnknownIds()))
 		}
 	}
-	return out
+	out := make([]matchmaking.Proposal, len(scores))
+	rosters := make([][]string, len(sizes))
+	ri, ti := 0, 0
+	for j := range out {
+		out[j].Score = scores[j]
+		out[j].Rosters = rosters[ri : ri+int(counts[j]) : ri+int(counts[j])]
+		for k := range out[j].Rosters {
+			n := int(sizes[ri])
+			out[j].Rosters[k] = ids[ti : ti+n : ti+n]
+			ri, ti = ri+1, ti+n
+		}
+	}
+	return out, nil
 }
 
 // Failure reasons (the reason label of arena_mm_function_failures_total).
@@ -284,6 +427,9 @@ const (
 	FailCrash    = "crash"    // the process died or the connection broke
 	FailDeadline = "deadline" // no answer before the call's deadline
 	FailError    = "error"    // the function answered an error
+	// FailMalformed: the answer's columns do not add up (the process is
+	// restarted).
+	FailMalformed = "malformed"
 )
 
 // Plugin is a match function plugin binary as a matchmaking.Function: it
@@ -359,7 +505,14 @@ func (p *Plugin) Match(ctx context.Context, req *matchmaking.MatchRequest) ([]ma
 		}
 		return nil, fmt.Errorf("match function %s: %s: %w", p.name, reason, err)
 	}
-	return DecodeResponse(resp), nil
+	props, err := DecodeResponse(req, resp)
+	if err != nil {
+		// Garbage: the process is not trusted with the next call.
+		p.failures.WithLabelValues(p.name, FailMalformed).Inc()
+		p.stopLocked(FailMalformed)
+		return nil, fmt.Errorf("match function %s: %s: %w", p.name, FailMalformed, err)
+	}
+	return props, nil
 }
 
 func (p *Plugin) startLocked() error {

@@ -35,7 +35,10 @@ type MatchRequest struct {
 	// One entry per pool of the profile, in the profile's order.
 	Pools []*Pool `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
 	// The tick's time, Unix nanoseconds.
-	NowUnixNano   int64 `protobuf:"varint,3,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	NowUnixNano int64 `protobuf:"varint,3,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	// The candidates' search fields, each distinct set once (candidates
+	// with equal fields share one: Pool.search_fields refers to it).
+	SearchFields  *SearchFieldSets `protobuf:"bytes,4,opt,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -89,6 +92,13 @@ func (x *MatchRequest) GetNowUnixNano() int64 {
 		return x.NowUnixNano
 	}
 	return 0
+}
+
+func (x *MatchRequest) GetSearchFields() *SearchFieldSets {
+	if x != nil {
+		return x.SearchFields
+	}
+	return nil
 }
 
 type Profile struct {
@@ -237,20 +247,21 @@ func (x *Roster) GetSize() int32 {
 }
 
 // Pool is a pool's candidates in columns (one entry a candidate, in
-// creation order): cheaper to encode than a message per candidate with
-// maps of search fields.
+// creation order): packed arrays, cheap to encode and to decode, and no
+// message or string allocated per candidate.
 type Pool struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ids             []string               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
-	Ratings         []int64                `protobuf:"varint,3,rep,packed,name=ratings,proto3" json:"ratings,omitempty"`
-	Members         []int32                `protobuf:"varint,4,rep,packed,name=members,proto3" json:"members,omitempty"`
-	CreatedUnixNano []int64                `protobuf:"varint,5,rep,packed,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	// Search fields, one column per field name: the rows (candidate
-	// indexes) that have it and their values.
-	Doubles       []*DoubleColumn `protobuf:"bytes,6,rep,name=doubles,proto3" json:"doubles,omitempty"`
-	Strings       []*StringColumn `protobuf:"bytes,7,rep,name=strings,proto3" json:"strings,omitempty"`
-	Tags          []*TagColumn    `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The candidates' ids end to end: id i is ids[id_ends[i-1]:id_ends[i]]
+	// (from 0 for the first).
+	Ids             []byte   `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`
+	IdEnds          []uint32 `protobuf:"varint,3,rep,packed,name=id_ends,json=idEnds,proto3" json:"id_ends,omitempty"`
+	Ratings         []int64  `protobuf:"varint,4,rep,packed,name=ratings,proto3" json:"ratings,omitempty"`
+	Members         []int32  `protobuf:"varint,5,rep,packed,name=members,proto3" json:"members,omitempty"`
+	CreatedUnixNano []int64  `protobuf:"varint,6,rep,packed,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// 1 + the index in MatchRequest.search_fields of each candidate's
+	// search fields; 0 for none.
+	SearchFields  []uint32 `protobuf:"varint,7,rep,packed,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,9 +303,16 @@ func (x *Pool) GetName() string {
 	return ""
 }
 
-func (x *Pool) GetIds() []string {
+func (x *Pool) GetIds() []byte {
 	if x != nil {
 		return x.Ids
+	}
+	return nil
+}
+
+func (x *Pool) GetIdEnds() []uint32 {
+	if x != nil {
+		return x.IdEnds
 	}
 	return nil
 }
@@ -320,21 +338,77 @@ func (x *Pool) GetCreatedUnixNano() []int64 {
 	return nil
 }
 
-func (x *Pool) GetDoubles() []*DoubleColumn {
+func (x *Pool) GetSearchFields() []uint32 {
+	if x != nil {
+		return x.SearchFields
+	}
+	return nil
+}
+
+// SearchFieldSets is sets of search fields in columns, one column per
+// field name: the sets (indexes) that have it and their values.
+type SearchFieldSets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	Doubles       []*DoubleColumn        `protobuf:"bytes,2,rep,name=doubles,proto3" json:"doubles,omitempty"`
+	Strings       []*StringColumn        `protobuf:"bytes,3,rep,name=strings,proto3" json:"strings,omitempty"`
+	Tags          []*TagColumn           `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchFieldSets) Reset() {
+	*x = SearchFieldSets{}
+	mi := &file_matchfn_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchFieldSets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchFieldSets) ProtoMessage() {}
+
+func (x *SearchFieldSets) ProtoReflect() protoreflect.Message {
+	mi := &file_matchfn_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchFieldSets.ProtoReflect.Descriptor instead.
+func (*SearchFieldSets) Descriptor() ([]byte, []int) {
+	return file_matchfn_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SearchFieldSets) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *SearchFieldSets) GetDoubles() []*DoubleColumn {
 	if x != nil {
 		return x.Doubles
 	}
 	return nil
 }
 
-func (x *Pool) GetStrings() []*StringColumn {
+func (x *SearchFieldSets) GetStrings() []*StringColumn {
 	if x != nil {
 		return x.Strings
 	}
 	return nil
 }
 
-func (x *Pool) GetTags() []*TagColumn {
+func (x *SearchFieldSets) GetTags() []*TagColumn {
 	if x != nil {
 		return x.Tags
 	}
@@ -352,7 +426,7 @@ type DoubleColumn struct {
 
 func (x *DoubleColumn) Reset() {
 	*x = DoubleColumn{}
-	mi := &file_matchfn_proto_msgTypes[4]
+	mi := &file_matchfn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +438,7 @@ func (x *DoubleColumn) String() string {
 func (*DoubleColumn) ProtoMessage() {}
 
 func (x *DoubleColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[4]
+	mi := &file_matchfn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +451,7 @@ func (x *DoubleColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoubleColumn.ProtoReflect.Descriptor instead.
 func (*DoubleColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{4}
+	return file_matchfn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DoubleColumn) GetName() string {
@@ -412,7 +486,7 @@ type StringColumn struct {
 
 func (x *StringColumn) Reset() {
 	*x = StringColumn{}
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +498,7 @@ func (x *StringColumn) String() string {
 func (*StringColumn) ProtoMessage() {}
 
 func (x *StringColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +511,7 @@ func (x *StringColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringColumn.ProtoReflect.Descriptor instead.
 func (*StringColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{5}
+	return file_matchfn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StringColumn) GetName() string {
@@ -471,7 +545,7 @@ type TagColumn struct {
 
 func (x *TagColumn) Reset() {
 	*x = TagColumn{}
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +557,7 @@ func (x *TagColumn) String() string {
 func (*TagColumn) ProtoMessage() {}
 
 func (x *TagColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +570,7 @@ func (x *TagColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagColumn.ProtoReflect.Descriptor instead.
 func (*TagColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{6}
+	return file_matchfn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TagColumn) GetName() string {
@@ -513,16 +587,28 @@ func (x *TagColumn) GetRows() []uint32 {
 	return nil
 }
 
+// MatchResponse is the proposals in columns. Tickets are named by their
+// place among the request's candidates, pool after pool (the first pool's
+// candidates 0.., then the next pool's); a place past them names
+// unknown_ids[place - candidates] (the function proposed a ticket it was
+// not given: the answer is rejected).
 type MatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Proposals     []*Proposal            `protobuf:"bytes,1,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per proposal: its score and its number of rosters.
+	Scores  []float64 `protobuf:"fixed64,1,rep,packed,name=scores,proto3" json:"scores,omitempty"`
+	Rosters []uint32  `protobuf:"varint,2,rep,packed,name=rosters,proto3" json:"rosters,omitempty"`
+	// One entry per roster of each proposal, in order: its tickets.
+	RosterSizes []uint32 `protobuf:"varint,3,rep,packed,name=roster_sizes,json=rosterSizes,proto3" json:"roster_sizes,omitempty"`
+	// The tickets of every roster, in order.
+	Tickets       []uint32 `protobuf:"varint,4,rep,packed,name=tickets,proto3" json:"tickets,omitempty"`
+	UnknownIds    []string `protobuf:"bytes,5,rep,name=unknown_ids,json=unknownIds,proto3" json:"unknown_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MatchResponse) Reset() {
 	*x = MatchResponse{}
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +620,7 @@ func (x *MatchResponse) String() string {
 func (*MatchResponse) ProtoMessage() {}
 
 func (x *MatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,110 +633,40 @@ func (x *MatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchResponse.ProtoReflect.Descriptor instead.
 func (*MatchResponse) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{7}
+	return file_matchfn_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *MatchResponse) GetProposals() []*Proposal {
+func (x *MatchResponse) GetScores() []float64 {
 	if x != nil {
-		return x.Proposals
+		return x.Scores
 	}
 	return nil
 }
 
-type Proposal struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// One entry per roster of the profile, in the profile's order.
-	Rosters []*RosterTickets `protobuf:"bytes,1,rep,name=rosters,proto3" json:"rosters,omitempty"`
-	// Higher wins where proposals share a ticket.
-	Score         float64 `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Proposal) Reset() {
-	*x = Proposal{}
-	mi := &file_matchfn_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Proposal) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Proposal) ProtoMessage() {}
-
-func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
-func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *Proposal) GetRosters() []*RosterTickets {
+func (x *MatchResponse) GetRosters() []uint32 {
 	if x != nil {
 		return x.Rosters
 	}
 	return nil
 }
 
-func (x *Proposal) GetScore() float64 {
+func (x *MatchResponse) GetRosterSizes() []uint32 {
 	if x != nil {
-		return x.Score
+		return x.RosterSizes
 	}
-	return 0
+	return nil
 }
 
-type RosterTickets struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TicketIds     []string               `protobuf:"bytes,1,rep,name=ticket_ids,json=ticketIds,proto3" json:"ticket_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RosterTickets) Reset() {
-	*x = RosterTickets{}
-	mi := &file_matchfn_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RosterTickets) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RosterTickets) ProtoMessage() {}
-
-func (x *RosterTickets) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[9]
+func (x *MatchResponse) GetTickets() []uint32 {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
+		return x.Tickets
 	}
-	return mi.MessageOf(x)
+	return nil
 }
 
-// Deprecated: Use RosterTickets.ProtoReflect.Descriptor instead.
-func (*RosterTickets) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *RosterTickets) GetTicketIds() []string {
+func (x *MatchResponse) GetUnknownIds() []string {
 	if x != nil {
-		return x.TicketIds
+		return x.UnknownIds
 	}
 	return nil
 }
@@ -659,11 +675,12 @@ var File_matchfn_proto protoreflect.FileDescriptor
 
 const file_matchfn_proto_rawDesc = "" +
 	"\n" +
-	"\rmatchfn.proto\x12\x10arena.matchfn.v1\"\x95\x01\n" +
+	"\rmatchfn.proto\x12\x10arena.matchfn.v1\"\xdd\x01\n" +
 	"\fMatchRequest\x123\n" +
 	"\aprofile\x18\x01 \x01(\v2\x19.arena.matchfn.v1.ProfileR\aprofile\x12,\n" +
 	"\x05pools\x18\x02 \x03(\v2\x16.arena.matchfn.v1.PoolR\x05pools\x12\"\n" +
-	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\"\x85\x02\n" +
+	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\x12F\n" +
+	"\rsearch_fields\x18\x04 \x01(\v2!.arena.matchfn.v1.SearchFieldSetsR\fsearchFields\"\x85\x02\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\arosters\x18\x02 \x03(\v2\x18.arena.matchfn.v1.RosterR\arosters\x12\x1f\n" +
@@ -677,16 +694,20 @@ const file_matchfn_proto_rawDesc = "" +
 	"\rplugin_params\x18\a \x01(\fR\fpluginParams\"0\n" +
 	"\x06Roster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x05R\x04size\"\xb1\x02\n" +
+	"\x04size\x18\x02 \x01(\x05R\x04size\"\xca\x01\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
-	"\x03ids\x18\x02 \x03(\tR\x03ids\x12\x18\n" +
-	"\aratings\x18\x03 \x03(\x03R\aratings\x12\x18\n" +
-	"\amembers\x18\x04 \x03(\x05R\amembers\x12*\n" +
-	"\x11created_unix_nano\x18\x05 \x03(\x03R\x0fcreatedUnixNano\x128\n" +
-	"\adoubles\x18\x06 \x03(\v2\x1e.arena.matchfn.v1.DoubleColumnR\adoubles\x128\n" +
-	"\astrings\x18\a \x03(\v2\x1e.arena.matchfn.v1.StringColumnR\astrings\x12/\n" +
-	"\x04tags\x18\b \x03(\v2\x1b.arena.matchfn.v1.TagColumnR\x04tags\"N\n" +
+	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x17\n" +
+	"\aid_ends\x18\x03 \x03(\rR\x06idEnds\x12\x18\n" +
+	"\aratings\x18\x04 \x03(\x03R\aratings\x12\x18\n" +
+	"\amembers\x18\x05 \x03(\x05R\amembers\x12*\n" +
+	"\x11created_unix_nano\x18\x06 \x03(\x03R\x0fcreatedUnixNano\x12#\n" +
+	"\rsearch_fields\x18\a \x03(\rR\fsearchFields\"\xcc\x01\n" +
+	"\x0fSearchFieldSets\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\x128\n" +
+	"\adoubles\x18\x02 \x03(\v2\x1e.arena.matchfn.v1.DoubleColumnR\adoubles\x128\n" +
+	"\astrings\x18\x03 \x03(\v2\x1e.arena.matchfn.v1.StringColumnR\astrings\x12/\n" +
+	"\x04tags\x18\x04 \x03(\v2\x1b.arena.matchfn.v1.TagColumnR\x04tags\"N\n" +
 	"\fDoubleColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04rows\x18\x02 \x03(\rR\x04rows\x12\x16\n" +
@@ -697,15 +718,14 @@ const file_matchfn_proto_rawDesc = "" +
 	"\x06values\x18\x03 \x03(\tR\x06values\"3\n" +
 	"\tTagColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04rows\x18\x02 \x03(\rR\x04rows\"I\n" +
-	"\rMatchResponse\x128\n" +
-	"\tproposals\x18\x01 \x03(\v2\x1a.arena.matchfn.v1.ProposalR\tproposals\"[\n" +
-	"\bProposal\x129\n" +
-	"\arosters\x18\x01 \x03(\v2\x1f.arena.matchfn.v1.RosterTicketsR\arosters\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x01R\x05score\".\n" +
-	"\rRosterTickets\x12\x1d\n" +
-	"\n" +
-	"ticket_ids\x18\x01 \x03(\tR\tticketIds2Y\n" +
+	"\x04rows\x18\x02 \x03(\rR\x04rows\"\x9f\x01\n" +
+	"\rMatchResponse\x12\x16\n" +
+	"\x06scores\x18\x01 \x03(\x01R\x06scores\x12\x18\n" +
+	"\arosters\x18\x02 \x03(\rR\arosters\x12!\n" +
+	"\froster_sizes\x18\x03 \x03(\rR\vrosterSizes\x12\x18\n" +
+	"\atickets\x18\x04 \x03(\rR\atickets\x12\x1f\n" +
+	"\vunknown_ids\x18\x05 \x03(\tR\n" +
+	"unknownIds2Y\n" +
 	"\rMatchFunction\x12H\n" +
 	"\x05Match\x12\x1e.arena.matchfn.v1.MatchRequest\x1a\x1f.arena.matchfn.v1.MatchResponseB-Z+github.com/arena-game/arena/proto/matchfnpbb\x06proto3"
 
@@ -721,35 +741,33 @@ func file_matchfn_proto_rawDescGZIP() []byte {
 	return file_matchfn_proto_rawDescData
 }
 
-var file_matchfn_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_matchfn_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_matchfn_proto_goTypes = []any{
-	(*MatchRequest)(nil),  // 0: arena.matchfn.v1.MatchRequest
-	(*Profile)(nil),       // 1: arena.matchfn.v1.Profile
-	(*Roster)(nil),        // 2: arena.matchfn.v1.Roster
-	(*Pool)(nil),          // 3: arena.matchfn.v1.Pool
-	(*DoubleColumn)(nil),  // 4: arena.matchfn.v1.DoubleColumn
-	(*StringColumn)(nil),  // 5: arena.matchfn.v1.StringColumn
-	(*TagColumn)(nil),     // 6: arena.matchfn.v1.TagColumn
-	(*MatchResponse)(nil), // 7: arena.matchfn.v1.MatchResponse
-	(*Proposal)(nil),      // 8: arena.matchfn.v1.Proposal
-	(*RosterTickets)(nil), // 9: arena.matchfn.v1.RosterTickets
+	(*MatchRequest)(nil),    // 0: arena.matchfn.v1.MatchRequest
+	(*Profile)(nil),         // 1: arena.matchfn.v1.Profile
+	(*Roster)(nil),          // 2: arena.matchfn.v1.Roster
+	(*Pool)(nil),            // 3: arena.matchfn.v1.Pool
+	(*SearchFieldSets)(nil), // 4: arena.matchfn.v1.SearchFieldSets
+	(*DoubleColumn)(nil),    // 5: arena.matchfn.v1.DoubleColumn
+	(*StringColumn)(nil),    // 6: arena.matchfn.v1.StringColumn
+	(*TagColumn)(nil),       // 7: arena.matchfn.v1.TagColumn
+	(*MatchResponse)(nil),   // 8: arena.matchfn.v1.MatchResponse
 }
 var file_matchfn_proto_depIdxs = []int32{
 	1, // 0: arena.matchfn.v1.MatchRequest.profile:type_name -> arena.matchfn.v1.Profile
 	3, // 1: arena.matchfn.v1.MatchRequest.pools:type_name -> arena.matchfn.v1.Pool
-	2, // 2: arena.matchfn.v1.Profile.rosters:type_name -> arena.matchfn.v1.Roster
-	4, // 3: arena.matchfn.v1.Pool.doubles:type_name -> arena.matchfn.v1.DoubleColumn
-	5, // 4: arena.matchfn.v1.Pool.strings:type_name -> arena.matchfn.v1.StringColumn
-	6, // 5: arena.matchfn.v1.Pool.tags:type_name -> arena.matchfn.v1.TagColumn
-	8, // 6: arena.matchfn.v1.MatchResponse.proposals:type_name -> arena.matchfn.v1.Proposal
-	9, // 7: arena.matchfn.v1.Proposal.rosters:type_name -> arena.matchfn.v1.RosterTickets
-	0, // 8: arena.matchfn.v1.MatchFunction.Match:input_type -> arena.matchfn.v1.MatchRequest
-	7, // 9: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4, // 2: arena.matchfn.v1.MatchRequest.search_fields:type_name -> arena.matchfn.v1.SearchFieldSets
+	2, // 3: arena.matchfn.v1.Profile.rosters:type_name -> arena.matchfn.v1.Roster
+	5, // 4: arena.matchfn.v1.SearchFieldSets.doubles:type_name -> arena.matchfn.v1.DoubleColumn
+	6, // 5: arena.matchfn.v1.SearchFieldSets.strings:type_name -> arena.matchfn.v1.StringColumn
+	7, // 6: arena.matchfn.v1.SearchFieldSets.tags:type_name -> arena.matchfn.v1.TagColumn
+	0, // 7: arena.matchfn.v1.MatchFunction.Match:input_type -> arena.matchfn.v1.MatchRequest
+	8, // 8: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_matchfn_proto_init() }
@@ -763,7 +781,7 @@ func file_matchfn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_matchfn_proto_rawDesc), len(file_matchfn_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
