@@ -58,6 +58,17 @@ type Config struct {
 	// this host's processes; OutboxDir is the results outbox directory.
 	Memcache  []string
 	OutboxDir string
+	// Database, when set, is the results database (a DSN; never logged)
+	// of this host's processes and of its outbox drain, instead of the
+	// dispatcher's, which it sends over host control in its registration
+	// answer.
+	Database string
+	// DrainOutbox makes the host apply the results its processes left in
+	// OutboxDir (a process that exited while the database was away leaves
+	// them there) whether or not any process runs. The dispatcher's local
+	// host leaves it to the dispatcher, which drains its machine's outbox
+	// itself.
+	DrainOutbox bool
 	// Store, when set, is the memcached store (with the fleet's prefix)
 	// where the dispatcher keeps its table: maps are located from it while
 	// the dispatcher is away.
@@ -95,8 +106,9 @@ type Agent struct {
 	conn     *link // the current stream, nil while away
 	stopped  bool
 
-	wake chan struct{}
-	done chan struct{} // closed when a host drain finished
+	wake       chan struct{}
+	registered chan struct{} // a registration was answered (new defaults)
+	done       chan struct{} // closed when a host drain finished
 	wg   sync.WaitGroup
 }
 
@@ -163,7 +175,7 @@ func NewAgent(cfg Config) (*Agent, error) {
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Name), instance: auth.RandomID(12),
 		procs: map[int]*child{}, banned: map[int]time.Time{}, dirty: map[int]*hostpb.ProcessInfo{},
-		wake: make(chan struct{}, 1), done: make(chan struct{})}, nil
+		wake: make(chan struct{}, 1), registered: make(chan struct{}, 1), done: make(chan struct{})}, nil
 }
 
 // Name returns the host's name.
@@ -179,6 +191,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.supervise(ctx) }()
 	go func() { defer a.wg.Done(); a.connectLoop(ctx) }()
+	if a.cfg.DrainOutbox && a.cfg.OutboxDir != "" {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.drainOutbox(ctx) }()
+	}
 	select {
 	case <-ctx.Done():
 	case <-a.done:

@@ -141,6 +141,10 @@ func (a *Agent) session(ctx context.Context, client hostpb.HostControlClient) er
 	a.maxnum = int(reg.GetDefaults().GetMaxnum())
 	a.conn = l
 	a.mu.Unlock()
+	select {
+	case a.registered <- struct{}{}:
+	default:
+	}
 	defer func() {
 		a.mu.Lock()
 		if a.conn == l {

@@ -73,6 +73,9 @@ func (a *Agent) startRequestLocked(kind string, port int) (proc.StartRequest, er
 	if a.cfg.OutboxDir != "" {
 		req.OutboxDir = a.cfg.OutboxDir
 	}
+	if a.cfg.Database != "" {
+		req.DatabaseDSN = a.cfg.Database
+	}
 	switch kind {
 	case proc.KindFight:
 		req.Fight = a.defaults.GetFight()

@@ -125,7 +125,10 @@ func hostCommand() *cli.Command {
 		fileFlag("fleet-token-file", "file holding the --fleet-token (keeps it out of the process list)"),
 		memcacheFlag(),
 		storePrefixFlag(),
-		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's game servers share"),
+		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's game servers share; the host applies what they leave there"),
+		&cli.StringFlag{Name: "db", EnvVars: env("db"), DefaultText: "the dispatcher's",
+			Usage: "results database of this host's processes and outbox (postgres://... or sqlite:PATH); default: the dispatcher's --db, sent over host control. A password here shows in the process list: prefer ARENA_DB or --db-file"},
+		fileFlag("db-file", "file holding the --db DSN (keeps a password out of the process list)"),
 		boolFlag("tls", "dial the dispatcher with TLS"),
 		stringFlag("tls-ca", "", "PEM file of the CA that signed the dispatcher's certificate (default: the system's)"),
 		logLevelFlag(),
@@ -174,8 +177,15 @@ func hostConfig(c *cli.Context) (host.Config, error) {
 	if err != nil {
 		return host.Config{}, fmt.Errorf("--outbox: %w", err)
 	}
+	dsn, err := flagOrFile(c, "db", "db-file")
+	if err != nil {
+		return host.Config{}, err
+	}
+	if dsn, err = absDSN(dsn); err != nil {
+		return host.Config{}, err
+	}
 	cfg := host.Config{Name: c.String("name"), Advertise: c.String("advertise"), Bind: c.String("bind"),
-		Dispatcher: c.String("dispatcher"), FleetToken: token, Kinds: kinds, OutboxDir: outbox,
+		Dispatcher: c.String("dispatcher"), FleetToken: token, Kinds: kinds, OutboxDir: outbox, Database: dsn, DrainOutbox: true,
 		Memcache: store.ParseAddrs(c.String("memcache")), ChildEnv: []string{"ARENA_LOG_LEVEL=" + c.String("log-level")}}
 	if len(cfg.Memcache) > 0 {
 		mc, err := store.NewMemcache(store.MemcacheConfig{Addrs: cfg.Memcache})
