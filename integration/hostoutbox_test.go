@@ -100,12 +100,21 @@ func TestHostDrainsOutboxWithNoProcess(t *testing.T) {
 		_, err := os.Stat(entry)
 		return os.IsNotExist(err)
 	})
+	// The dispatcher's own idle connections died with the outage: a read
+	// may answer 503 until its pool has reconnected.
 	var after profileView
-	waitfor.Cond(t, "ann's record has both rooms", func() bool { after = profileOf(t, a, ann.uuid); return after.Games == 2 })
+	waitfor.Cond(t, "ann's record has both rooms", func() bool {
+		after = profileView{}
+		return api(t, a, "GET", "/v1/players/"+ann.uuid, "", nil, &after) == 200 && after.Games == 2
+	})
 	if after.Wins != 2 || after.Score <= before.Score {
 		t.Fatalf("ann after the database came back: %+v (before %+v)", after, before)
 	}
-	if n := historyLen(t, a, ann.uuid); n != 2 {
+	var history struct{ Matches []struct{ Room string } }
+	waitfor.Cond(t, "ann's history answers", func() bool {
+		return api(t, a, "GET", "/v1/players/"+ann.uuid+"/matches?limit=100", "", nil, &history) == 200
+	})
+	if n := len(history.Matches); n != 2 {
 		t.Fatalf("ann's history: %d matches, want 2 (each room once)", n)
 	}
 	if len(fights()) != 0 {
