@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -132,7 +133,7 @@ func (db *DB) applyBatch(batch []*applyReq) {
 	defer cancel()
 	if len(batch) > 1 {
 		outs := make([]Applied, len(batch))
-		err := db.write(ctx, "apply results", func(tx *sql.Tx) error { return db.applyTx(ctx, tx, batch, outs) })
+		err := db.writeApply(ctx, "apply results", func(s applyStore) error { return db.applyTx(ctx, s, batch, outs) })
 		if err == nil {
 			for i, req := range batch {
 				req.out = outs[i]
@@ -143,8 +144,8 @@ func (db *DB) applyBatch(batch []*applyReq) {
 	}
 	for _, req := range batch {
 		outs := make([]Applied, 1)
-		req.err = db.write(ctx, "apply result "+req.r.Room, func(tx *sql.Tx) error {
-			return db.applyTx(ctx, tx, []*applyReq{req}, outs)
+		req.err = db.writeApply(ctx, "apply result "+req.r.Room, func(s applyStore) error {
+			return db.applyTx(ctx, s, []*applyReq{req}, outs)
 		})
 		req.out = outs[0]
 		close(req.done)
@@ -162,15 +163,60 @@ type standing struct {
 	changed             bool
 }
 
-// applyTx applies the results of batch in tx, in order, filling outs,
+// applyStore is what applying a batch asks of the database, inside one
+// write transaction, in two phases: PostgreSQL sends each phase's
+// statements in one round trip (pgStore), SQLite runs them one after the
+// other (sqlStore).
+type applyStore interface {
+	// read creates the players without a record and marks every one
+	// seen (players sorted by id), inserts the matches (one per room),
+	// reporting the rooms new to the database, and reads the ratings of
+	// keys (sorted) that exist, under their row locks.
+	read(ctx context.Context, players []NewPlayer, matches []Result, keys []ratingKey, now int64) (fresh map[string]bool, ratings map[ratingKey]int, err error)
+	// write writes w, and returns the rating changes recorded for each of
+	// w.dups (rooms recorded before this transaction).
+	write(ctx context.Context, w batchWrites) (recorded map[string]map[string]RatingChange, err error)
+}
+
+// batchWrites is what one batch writes once its ratings are computed.
+type batchWrites struct {
+	now     int64
+	ratings []ratingRow  // by (player, profile): the new rating, games, wins and losses to add
+	history []historyRow // every player's line of every applied match
+	counts  []countRow   // histogram deltas by (profile, rating), non-zero
+	shard   int          // the histogram shard the deltas go to
+	dups    []string     // rooms recorded before: read their changes back
+}
+
+type ratingRow struct {
+	key                         ratingKey
+	rating, games, wins, losses int
+}
+
+type historyRow struct {
+	room, player, name string
+	place              int
+	score              float64
+	left               bool
+	before, after      int
+	ended              int64
+}
+
+type countRow struct {
+	profile string
+	rating  int
+	n       int64
+}
+
+// applyTx applies the results of batch through s, in order, filling outs,
 // with a handful of statements for the whole batch: players, matches
-// (RETURNING the rooms new to the database), the ratings read under lock,
+// (reporting the rooms new to the database), the ratings read under lock,
 // the ratings written, the history lines, the histogram. A room recorded
 // before, or earlier in the batch, is a duplicate answered with the
 // changes recorded for it. Lock order (PostgreSQL): every player of the
 // batch by id, then ratings by (player, profile), then the histogram rows
-// by rating, so concurrent batches never deadlock.
-func (db *DB) applyTx(ctx context.Context, tx *sql.Tx, batch []*applyReq, outs []Applied) error {
+// by (profile, rating), so concurrent batches never deadlock.
+func (db *DB) applyTx(ctx context.Context, s applyStore, batch []*applyReq, outs []Applied) error {
 	now := db.now().UnixMilli()
 	seen := map[string]bool{}
 	var everyone []NewPlayer
@@ -183,108 +229,55 @@ func (db *DB) applyTx(ctx context.Context, tx *sql.Tx, batch []*applyReq, outs [
 		}
 	}
 	slices.SortFunc(everyone, func(a, b NewPlayer) int { return strings.Compare(a.ID, b.ID) })
-	if err := db.upsertPlayers(ctx, tx, everyone, now); err != nil {
-		return err
-	}
 
-	// The matches: which rooms are new to the database.
-	margs := make([]any, 0, len(batch)*8)
-	for _, req := range batch {
-		r := req.r
-		margs = append(margs, r.Room, r.Game, r.Profile, r.Host, r.Reason, ms(r.Started), ms(r.Ended), now)
-	}
-	rows, err := tx.QueryContext(ctx, db.q(`INSERT INTO matches (room, game, profile, host, reason, started_ms, ended_ms, recorded_ms)
-		VALUES `+placeholders(len(batch), 8)+` ON CONFLICT (room) DO NOTHING RETURNING room`), margs...)
-	if err != nil {
-		return err
-	}
-	fresh := map[string]bool{}
-	for rows.Next() {
-		var room string
-		if err := rows.Scan(&room); err != nil {
-			rows.Close()
-			return err
-		}
-		fresh[room] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// The first of the batch's results of a new room applies; the rest
-	// of that room's, and every result of a room recorded before, are
-	// duplicates.
+	// The first of the batch's results of a room is the one that may
+	// apply; the rest of that room's are duplicates. The ratings of all
+	// the first results' players are read (and locked): those of a room
+	// recorded before are then left as they are.
 	first := map[string]int{}
-	var applyIdx, oldDup []int
-	for i, req := range batch {
-		room := req.r.Room
-		if _, dup := first[room]; dup {
-			continue
-		}
-		first[room] = i
-		if fresh[room] {
-			applyIdx = append(applyIdx, i)
-		} else {
-			oldDup = append(oldDup, i)
-		}
-	}
-
-	// The current ratings of everyone the new results rate, locked.
+	var uniq []int
+	var matches []Result
 	cur := map[ratingKey]*standing{}
 	var keys []ratingKey
-	for _, i := range applyIdx {
-		for _, p := range batch[i].r.Players {
-			k := ratingKey{p.UUID, batch[i].r.Profile}
+	for i, req := range batch {
+		if _, dup := first[req.r.Room]; dup {
+			continue
+		}
+		first[req.r.Room] = i
+		uniq = append(uniq, i)
+		matches = append(matches, req.r)
+		for _, p := range req.r.Players {
+			k := ratingKey{p.UUID, req.r.Profile}
 			if cur[k] == nil {
 				cur[k] = &standing{rating: DefaultRating}
 				keys = append(keys, k)
 			}
 		}
 	}
-	slices.SortFunc(keys, func(a, b ratingKey) int {
-		if c := strings.Compare(a.id, b.id); c != 0 {
-			return c
+	slices.SortFunc(keys, compareKeys)
+	fresh, ratings, err := s.read(ctx, everyone, matches, keys, now)
+	if err != nil {
+		return err
+	}
+	for k, r := range ratings {
+		if st := cur[k]; st != nil {
+			st.rating, st.existed = r, true
 		}
-		return strings.Compare(a.profile, b.profile)
-	})
-	if len(keys) > 0 {
-		args := make([]any, 0, 2*len(keys))
-		for _, k := range keys {
-			args = append(args, k.id, k.profile)
-		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT player_id, profile, rating FROM ratings WHERE (player_id, profile) IN (VALUES `+
-			placeholders(len(keys), 2)+`)`+db.dialect.lockRows), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var k ratingKey
-			var rating int
-			if err := rows.Scan(&k.id, &k.profile, &rating); err != nil {
-				rows.Close()
-				return err
-			}
-			if st := cur[k]; st != nil {
-				st.rating, st.existed = rating, true
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+	}
+	var applyIdx, oldDup []int
+	for _, i := range uniq {
+		if fresh[batch[i].r.Room] {
+			applyIdx = append(applyIdx, i)
+		} else {
+			oldDup = append(oldDup, i)
 		}
 	}
 
 	// Elo, result by result in batch order, in memory.
-	counts := map[string]map[int]int64{} // profile -> rating -> delta
-	var histArgs []any
-	histRows := 0
+	w := batchWrites{now: now, shard: rand.IntN(histogramShards)}
+	counts := map[histKey]int64{} // (profile, rating) -> delta
 	for _, i := range applyIdx {
 		r := batch[i].r
-		c := counts[r.Profile]
-		if c == nil {
-			c = map[int]int64{}
-			counts[r.Profile] = c
-		}
 		out := Applied{Ratings: make(map[string]RatingChange, len(r.Players))}
 		before := make([]int, len(r.Players))
 		ranks := make([]int, len(r.Players))
@@ -304,9 +297,9 @@ func (db *DB) applyTx(ctx context.Context, tx *sql.Tx, batch []*applyReq, outs [
 			after := max(0, before[j]+deltas[j])
 			out.Ratings[p.UUID] = RatingChange{Before: before[j], After: after}
 			if st.existed {
-				c[before[j]]--
+				counts[histKey{r.Profile, before[j]}]--
 			}
-			c[after]++
+			counts[histKey{r.Profile, after}]++
 			st.rating, st.existed, st.changed = after, true, true
 			st.games++
 			if len(r.Players) > 1 {
@@ -316,48 +309,33 @@ func (db *DB) applyTx(ctx context.Context, tx *sql.Tx, batch []*applyReq, outs [
 					st.losses++
 				}
 			}
-			histArgs = append(histArgs, r.Room, p.UUID, p.Name, p.Rank, p.Score, p.Left, before[j], after, ms(r.Ended))
-			histRows++
+			w.history = append(w.history, historyRow{room: r.Room, player: p.UUID, name: p.Name, place: p.Rank, score: p.Score,
+				left: p.Left, before: before[j], after: after, ended: ms(r.Ended)})
 		}
 		outs[i] = out
 	}
-
-	if len(keys) > 0 {
-		args := make([]any, 0, len(keys)*7)
-		for _, k := range keys {
-			st := cur[k]
-			args = append(args, k.id, k.profile, st.rating, st.games, st.wins, st.losses, now)
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO ratings (player_id, profile, rating, games, wins, losses, updated_ms) VALUES `+
-			placeholders(len(keys), 7)+` ON CONFLICT (player_id, profile) DO UPDATE SET rating = excluded.rating,
-				games = ratings.games + excluded.games, wins = ratings.wins + excluded.wins, losses = ratings.losses + excluded.losses,
-				updated_ms = excluded.updated_ms`), args...); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO match_players (room, player_id, name, place, score, left_early,
-			rating_before, rating_after, ended_ms) VALUES `+placeholders(histRows, 9)), histArgs...); err != nil {
-			return err
+	for _, k := range keys {
+		if st := cur[k]; st.changed {
+			w.ratings = append(w.ratings, ratingRow{key: k, rating: st.rating, games: st.games, wins: st.wins, losses: st.losses})
 		}
 	}
-	profiles := make([]string, 0, len(counts))
-	for p := range counts {
-		profiles = append(profiles, p)
+	w.counts = countRows(counts)
+	for _, i := range oldDup {
+		w.dups = append(w.dups, batch[i].r.Room)
 	}
-	slices.Sort(profiles)
-	for _, p := range profiles {
-		if err := db.addCounts(ctx, tx, p, counts[p]); err != nil {
-			return err
-		}
+	recorded, err := s.write(ctx, w)
+	if err != nil {
+		return err
 	}
 
 	// Duplicates: of a room recorded before, the changes recorded then; of
 	// a room applied earlier in this batch, the changes just made.
 	for _, i := range oldDup {
-		out := Applied{Ratings: map[string]RatingChange{}, Duplicate: true}
-		if err := db.recordedChanges(ctx, tx, batch[i].r.Room, out.Ratings); err != nil {
-			return err
+		rc := recorded[batch[i].r.Room]
+		if rc == nil {
+			rc = map[string]RatingChange{}
 		}
-		outs[i] = out
+		outs[i] = Applied{Ratings: rc, Duplicate: true}
 	}
 	for i, req := range batch {
 		if f := first[req.r.Room]; f != i {
@@ -365,6 +343,134 @@ func (db *DB) applyTx(ctx context.Context, tx *sql.Tx, batch []*applyReq, outs [
 		}
 	}
 	return nil
+}
+
+// histKey names one row of a profile's rating histogram.
+type histKey struct {
+	profile string
+	rating  int
+}
+
+// countRows returns the non-zero deltas sorted by profile and rating, the
+// histogram's lock order.
+func countRows(deltas map[histKey]int64) []countRow {
+	var out []countRow
+	for k, n := range deltas {
+		if n != 0 {
+			out = append(out, countRow{k.profile, k.rating, n})
+		}
+	}
+	slices.SortFunc(out, func(a, b countRow) int {
+		if c := strings.Compare(a.profile, b.profile); c != 0 {
+			return c
+		}
+		return a.rating - b.rating
+	})
+	return out
+}
+
+func compareKeys(a, b ratingKey) int {
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return strings.Compare(a.profile, b.profile)
+}
+
+// sqlStore is applyStore over a database/sql transaction (SQLite), one
+// statement at a time.
+type sqlStore struct {
+	db *DB
+	tx *sql.Tx
+}
+
+func (s sqlStore) read(ctx context.Context, players []NewPlayer, matches []Result, keys []ratingKey, now int64) (map[string]bool, map[ratingKey]int, error) {
+	db, tx := s.db, s.tx
+	if err := db.upsertPlayers(ctx, tx, players, now); err != nil {
+		return nil, nil, err
+	}
+	margs := make([]any, 0, len(matches)*8)
+	for _, r := range matches {
+		margs = append(margs, r.Room, r.Game, r.Profile, r.Host, r.Reason, ms(r.Started), ms(r.Ended), now)
+	}
+	rows, err := tx.QueryContext(ctx, db.q(`INSERT INTO matches (room, game, profile, host, reason, started_ms, ended_ms, recorded_ms)
+		VALUES `+placeholders(len(matches), 8)+` ON CONFLICT (room) DO NOTHING RETURNING room`), margs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh := map[string]bool{}
+	for rows.Next() {
+		var room string
+		if err := rows.Scan(&room); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		fresh[room] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	ratings := map[ratingKey]int{}
+	if len(keys) == 0 {
+		return fresh, ratings, nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.id, k.profile)
+	}
+	rows, err = tx.QueryContext(ctx, db.q(`SELECT player_id, profile, rating FROM ratings WHERE (player_id, profile) IN (VALUES `+
+		placeholders(len(keys), 2)+`)`+db.dialect.lockRows), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k ratingKey
+		var rating int
+		if err := rows.Scan(&k.id, &k.profile, &rating); err != nil {
+			return nil, nil, err
+		}
+		ratings[k] = rating
+	}
+	return fresh, ratings, rows.Err()
+}
+
+func (s sqlStore) write(ctx context.Context, w batchWrites) (map[string]map[string]RatingChange, error) {
+	db, tx := s.db, s.tx
+	if len(w.ratings) > 0 {
+		args := make([]any, 0, len(w.ratings)*7)
+		for _, r := range w.ratings {
+			args = append(args, r.key.id, r.key.profile, r.rating, r.games, r.wins, r.losses, w.now)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO ratings (player_id, profile, rating, games, wins, losses, updated_ms) VALUES `+
+			placeholders(len(w.ratings), 7)+` ON CONFLICT (player_id, profile) DO UPDATE SET rating = excluded.rating,
+				games = ratings.games + excluded.games, wins = ratings.wins + excluded.wins, losses = ratings.losses + excluded.losses,
+				updated_ms = excluded.updated_ms`), args...); err != nil {
+			return nil, err
+		}
+	}
+	if len(w.history) > 0 {
+		args := make([]any, 0, len(w.history)*9)
+		for _, h := range w.history {
+			args = append(args, h.room, h.player, h.name, h.place, h.score, h.left, h.before, h.after, h.ended)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO match_players (room, player_id, name, place, score, left_early,
+			rating_before, rating_after, ended_ms) VALUES `+placeholders(len(w.history), 9)), args...); err != nil {
+			return nil, err
+		}
+	}
+	if err := db.addCountRows(ctx, tx, w.counts, w.shard); err != nil {
+		return nil, err
+	}
+	recorded := map[string]map[string]RatingChange{}
+	for _, room := range w.dups {
+		rc := map[string]RatingChange{}
+		if err := db.recordedChanges(ctx, tx, room, rc); err != nil {
+			return nil, err
+		}
+		recorded[room] = rc
+	}
+	return recorded, nil
 }
 
 // recordedChanges fills into with the rating changes recorded for room.

@@ -312,6 +312,23 @@ func isUniqueViolation(err error) bool {
 // write runs fn in a write transaction, retrying transient conflicts a few
 // times. Errors other than fn's own sentinel errors wrap ErrUnavailable.
 func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	return db.retry(ctx, op, func() error { return db.tryWrite(ctx, fn) })
+}
+
+// writeApply runs fn in a write transaction as write does, over the
+// dialect's applyStore: pgStore (pgx, pipelined) on PostgreSQL, sqlStore
+// on SQLite.
+func (db *DB) writeApply(ctx context.Context, op string, fn func(s applyStore) error) error {
+	if db.dialect.name != "postgres" {
+		return db.write(ctx, op, func(tx *sql.Tx) error { return fn(sqlStore{db, tx}) })
+	}
+	return db.retry(ctx, op, func() error { return db.tryPG(ctx, fn) })
+}
+
+// retry runs try, again after a short backoff while it fails with a
+// transient conflict (at most 8 times in all); on SQLite it holds writeMu
+// throughout.
+func (db *DB) retry(ctx context.Context, op string, try func() error) error {
 	if db.dialect.name == "sqlite" {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
@@ -325,7 +342,7 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) e
 			case <-time.After(time.Duration(attempt*attempt) * 5 * time.Millisecond):
 			}
 		}
-		err = db.tryWrite(ctx, fn)
+		err = try()
 		if err == nil || !retryable(err) {
 			break
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 
 	"github.com/arena-game/arena/internal/ids"
@@ -190,26 +189,28 @@ func (db *DB) readRatings(ctx context.Context, tx *sql.Tx, profile string, ids [
 // histogram is split into (migration 0002).
 const histogramShards = 8
 
-// addCounts adds deltas to the profile's rating histogram, in rating
-// order (so concurrent transactions lock its rows in one order), in one
-// shard picked at random.
+// addCounts adds deltas to the profile's rating histogram, in one shard
+// picked at random.
 func (db *DB) addCounts(ctx context.Context, tx *sql.Tx, profile string, deltas map[int]int64) error {
-	ratings := make([]int, 0, len(deltas))
+	m := make(map[histKey]int64, len(deltas))
 	for r, d := range deltas {
-		if d != 0 {
-			ratings = append(ratings, r)
-		}
+		m[histKey{profile, r}] = d
 	}
-	if len(ratings) == 0 {
+	return db.addCountRows(ctx, tx, countRows(m), rand.IntN(histogramShards))
+}
+
+// addCountRows adds rows (sorted by profile and rating, so concurrent
+// transactions lock the histogram's rows in one order) to the histogram's
+// shard.
+func (db *DB) addCountRows(ctx context.Context, tx *sql.Tx, rows []countRow, shard int) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	slices.Sort(ratings)
-	shard := rand.IntN(histogramShards)
-	args := make([]any, 0, len(ratings)*4)
-	for _, r := range ratings {
-		args = append(args, profile, r, shard, deltas[r])
+	args := make([]any, 0, len(rows)*4)
+	for _, r := range rows {
+		args = append(args, r.profile, r.rating, shard, r.n)
 	}
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO rating_shards (profile, rating, shard, n) VALUES `+placeholders(len(ratings), 4)+
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO rating_shards (profile, rating, shard, n) VALUES `+placeholders(len(rows), 4)+
 		` ON CONFLICT (profile, rating, shard) DO UPDATE SET n = rating_shards.n + excluded.n`), args...)
 	return err
 }
