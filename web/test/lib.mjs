@@ -1,7 +1,10 @@
 // Shared helpers of the browser tests: the arena under test, Chromium, and
 // pages that record every console error.
 import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,17 +35,75 @@ export async function launch() {
 }
 
 /**
- * open makes a fresh browser context (its own session storage, so its own
+ * portBlock finds n free ports in a row below the ephemeral range, for a
+ * test that runs an arena of its own (ARENA_BIN).
+ */
+export async function portBlock(n) {
+  const free = (p) => new Promise((ok) => {
+    const s = net.createServer();
+    s.once('error', () => ok(false));
+    s.listen(p, '127.0.0.1', () => s.close(() => ok(true)));
+  });
+  for (let t = 0; t < 50; t++) {
+    const b = 20000 + Math.floor(Math.random() * 120) * 100;
+    let all = true;
+    for (let p = b; p < b + n && all; p++) all = await free(p);
+    if (all) return b;
+  }
+  throw new Error('no free ports');
+}
+
+/**
+ * ownArena prepares an `arena up` of the test's own (ARENA_BIN, set by
+ * scripts/browser-test.sh) on a block of free ports with its own
+ * credentials file, SQLite database and outbox in a new temporary folder,
+ * so it can be stopped and started again on the same ports and files.
+ * start() runs it (the process, with exited: a promise of its exit);
+ * log() is what every run printed; remove() deletes the folder.
+ */
+export async function ownArena(name) {
+  const b = await portBlock(40);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `arena-${name}-`));
+  const credentials = path.join(dir, 'credentials.json');
+  const args = ['up', '--http', `127.0.0.1:${b}`, '--listen', `127.0.0.1:${b + 1}`, '--grpc', `127.0.0.1:${b + 2}`,
+    '--chat-port', String(b + 3), '--host-listen', `127.0.0.1:${b + 4}`, '--host', '127.0.0.1',
+    '--fight-port-base', String(b + 10), '--map-port-base', String(b + 25),
+    '--store-prefix', `${name}-${process.pid}-${b}:`, '--credentials', credentials,
+    '--db', 'sqlite:' + path.join(dir, 'arena.db'), '--outbox', path.join(dir, 'outbox'), '--bots', '0'];
+  let log = '';
+  return {
+    base: `http://127.0.0.1:${b}`,
+    credentials,
+    log: () => log,
+    start() {
+      const p = spawn(process.env.ARENA_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      p.stdout.on('data', (d) => { log += d; });
+      p.stderr.on('data', (d) => { log += d; });
+      p.exited = new Promise((ok) => p.once('exit', ok));
+      return p;
+    },
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** queued reports how many players the queues of the arena at base hold. */
+export async function queued(base = BASE) {
+  const st = await (await fetch(base + '/v1/stats')).json();
+  return Object.values(st.queues || {}).reduce((a, n) => a + n, 0);
+}
+
+/**
+ * open (base: an arena other than BASE) makes a fresh browser context (its own session storage, so its own
  * guest) and page, recording console errors and uncaught exceptions in
  * errors.
  */
-export async function open(browser, url, { width = 1280, height = 860 } = {}) {
+export async function open(browser, url, { width = 1280, height = 860, base = BASE } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  await page.goto(BASE + url);
+  await page.goto(base + url);
   return { context, page, errors };
 }
 

@@ -5,55 +5,14 @@
 // files, and watches the page reconnect and queue.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { launch, screenshot, waitReady } from './lib.mjs';
+import { launch, screenshot, waitReady, ownArena, queued } from './lib.mjs';
 
 const BIN = process.env.ARENA_BIN;
 
-const free = (p) => new Promise((ok) => {
-  const s = net.createServer();
-  s.once('error', () => ok(false));
-  s.listen(p, '127.0.0.1', () => s.close(() => ok(true)));
-});
-
-/** portBlock finds n free ports in a row (below the ephemeral range). */
-async function portBlock(n) {
-  for (let t = 0; t < 50; t++) {
-    const b = 20000 + Math.floor(Math.random() * 120) * 100;
-    let all = true;
-    for (let p = b; p < b + n && all; p++) all = await free(p);
-    if (all) return b;
-  }
-  throw new Error('no free ports');
-}
-
-/** queued reports how many players base's queues hold. */
-async function queued(base) {
-  const st = await (await fetch(base + '/v1/stats')).json();
-  return Object.values(st.queues || {}).reduce((a, n) => a + n, 0);
-}
-
 test('a queued player is queued again after the dispatcher restarts', { timeout: 180_000, skip: !BIN && 'ARENA_BIN not set (scripts/browser-test.sh sets it)' }, async () => {
-  const b = await portBlock(40);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'arena-restart-'));
-  const base = `http://127.0.0.1:${b}`;
-  const args = ['up', '--http', `127.0.0.1:${b}`, '--listen', `127.0.0.1:${b + 1}`, '--grpc', `127.0.0.1:${b + 2}`,
-    '--chat-port', String(b + 3), '--host-listen', `127.0.0.1:${b + 4}`, '--host', '127.0.0.1',
-    '--fight-port-base', String(b + 10), '--map-port-base', String(b + 25),
-    '--store-prefix', `restart-${process.pid}-${b}:`, '--credentials', path.join(dir, 'credentials.json'),
-    '--db', 'sqlite:' + path.join(dir, 'arena.db'), '--outbox', path.join(dir, 'outbox'), '--bots', '0'];
-  let log = '';
-  const start = () => {
-    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    p.stdout.on('data', (d) => { log += d; });
-    p.stderr.on('data', (d) => { log += d; });
-    p.exited = new Promise((ok) => p.once('exit', ok));
-    return p;
-  };
+  const own = await ownArena('restart');
+  const { base } = own;
+  const start = () => own.start();
   let arena = start();
   const browser = await launch();
   try {
@@ -89,12 +48,12 @@ test('a queued player is queued again after the dispatcher restarts', { timeout:
     await screenshot(page, 'restart-queued-again', { viewport: true });
     assert.deepEqual(errors, []);
   } catch (e) {
-    console.error(log.split('\n').slice(-40).join('\n'));
+    console.error(own.log().split('\n').slice(-40).join('\n'));
     throw e;
   } finally {
     await browser.close();
     arena.kill('SIGTERM');
     await arena.exited;
-    fs.rmSync(dir, { recursive: true, force: true });
+    own.remove();
   }
 });

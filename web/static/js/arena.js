@@ -126,7 +126,9 @@ export class Connection extends Emitter {
       try { m = JSON.parse(ev.data); } catch { return; }
       if (!m || typeof m !== 'object' || typeof m.type !== 'string') return;
       this.emit('message', m);
-      this.emit(m.type, m);
+      // A message whose type is "message" (a chat line) was just emitted
+      // under "message": once, or a listener of all messages sees it twice.
+      if (m.type !== 'message') this.emit(m.type, m);
     });
     ws.addEventListener('error', () => {});
     ws.addEventListener('close', (ev) => {
@@ -252,8 +254,10 @@ export class Chat extends Connection {
   send(obj) { obj.ref = 'r' + (++this.refs); return super.send(obj); }
   /** joinRoom joins room:ID with the room's ticket (again after reconnects). */
   joinRoom(id, ticket) { this.room = { id, ticket }; return this.send({ type: 'join', channel: 'room:' + id, token: ticket }); }
-  /** leaveRoom leaves the room channel. */
+  /** leaveRoom leaves the room channel (and forgets it: reconnects do not join it again). */
   leaveRoom() { const r = this.room; this.room = null; return r ? this.send({ type: 'leave', channel: 'room:' + r.id }) : false; }
+  /** forgetRoom stops joining the room channel on reconnects, without a leave (for a channel never joined). */
+  forgetRoom() { this.room = null; }
   /** post sends text to a channel ("world" or "room:ID"). */
   post(channel, text) { return this.send({ type: 'post', channel, text }); }
   /** whisper sends text privately to a player's uuid. */

@@ -212,7 +212,10 @@ export class Chat {
   /** leaveRoom leaves the room channel of a finished (or left) fight. */
   leaveRoom() {
     if (!this.room) return;
-    if (this.joined.has('room:' + this.room.id)) this.send({ type: 'leave', channel: 'room:' + this.room.id });
+    // The connection forgets the room too, or its next reconnect would
+    // join the finished room's channel again.
+    if (this.joined.has('room:' + this.room.id)) this.sock.leaveRoom();
+    else if (this.sock) this.sock.forgetRoom();
     this.room = null;
     this.system('room', 'You left the room channel.');
     if (this.tab === 'room') this.show('room'); // the placeholder says there is no room now
