@@ -289,8 +289,13 @@ func (m *Matchmaker) place(hctx context.Context, r *handRoom, sl *slab) {
 		msg.Channel, msg.UUID = e.channel, e.uuid
 		msg.Profile, msg.Mode, msg.Teams = fr.Profile, fr.Profile, fr.Teams
 		m.notify.Notify(e.uuid, msg)
-		if m.OnMatch != nil {
-			m.OnMatch(*msg, e.backend)
+	}
+	// Recording the assignments (the store, the journal, the streams)
+	// comes after every player of the room was told: a player's push
+	// does not wait for the others' writes.
+	if m.OnMatch != nil {
+		for k := r.off; k < r.off+r.n; k++ {
+			m.OnMatch(sl.msgs[k], sl.members[k].backend)
 		}
 	}
 }

@@ -262,6 +262,8 @@ type Matchmaker struct {
 	roomBuf   []matcher.Room
 	ticketBuf []matcher.Ticket
 	bufUsed   int
+	// fields gives tickets with equal search fields one set.
+	fields interner
 
 	snapshot atomic.Pointer[QueueStats]
 	handoffs sync.WaitGroup
@@ -601,7 +603,7 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		s := &solo{q: qentry{e: e, since: e.Created, key: id}}
 		q, t := &s.q, &s.t
 		s.owner[0], s.id[0] = q, id
-		m.initTicket(t, ps, id, e.Player.Score, 1, e, s.id[:], &q.e.Search)
+		m.initTicket(t, ps, id, e.Player.Score, 1, e, s.id[:], m.fields.intern(&q.e.Search))
 		t.owners, t.solo = s.owner[:], q
 		if !t.expires.After(now) {
 			return QueueStatus{}, fmt.Errorf("enqueue: ticket expired at %v: %w", t.expires, ErrNotQueued)
@@ -658,7 +660,7 @@ func (m *Matchmaker) enqueue(e Enqueue, now time.Time) (QueueStatus, error) {
 		search = mergeSearch(search, &pq.e.Search)
 	}
 	t := &ticket{}
-	m.initTicket(t, ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, search)
+	m.initTicket(t, ps, key, matcher.PartyRating(ratings...), len(p.members), first.e, p.members, m.fields.intern(search))
 	for _, u := range p.members {
 		t.owners = append(t.owners, m.players[u])
 	}

@@ -1,8 +1,10 @@
 package matchmaking
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -106,4 +108,58 @@ func (s *SearchFields) Allowed(names FieldNames) string {
 // empty reports whether s has no field.
 func (s *SearchFields) empty() bool {
 	return len(s.Doubles) == 0 && len(s.Strings) == 0 && len(s.Tags) == 0
+}
+
+// maxInterned bounds the search field sets an interner remembers: past
+// it, it forgets them all and starts again (a set it forgot stays valid;
+// tickets queued after equal ones just get another copy).
+const maxInterned = 4096
+
+// interner gives tickets with equal search fields one *SearchFields, so
+// that a match function's request carries each distinct set once (see
+// matchfn's protocol) and a million tickets with a handful of distinct
+// fields do not each point at their own. It belongs to the matchmaker's
+// goroutine. The sets it hands out must not be modified.
+type interner struct {
+	sets map[string]*SearchFields
+	key  []byte
+}
+
+// intern is the set equal to s it handed out before, or s from now on.
+// Equal: the same doubles (bit for bit) and strings, and the same tags in
+// the same order. An empty s is returned as is.
+func (in *interner) intern(s *SearchFields) *SearchFields {
+	if s.empty() {
+		return s
+	}
+	in.key = s.appendKey(in.key[:0])
+	if f, ok := in.sets[string(in.key)]; ok {
+		return f
+	}
+	if in.sets == nil || len(in.sets) >= maxInterned {
+		in.sets = make(map[string]*SearchFields)
+	}
+	in.sets[string(in.key)] = s
+	return s
+}
+
+// appendKey appends s in one canonical form: doubles then strings sorted
+// by name, then the tags in order, each length-prefixed.
+func (s *SearchFields) appendKey(b []byte) []byte {
+	str := func(b []byte, v string) []byte {
+		return append(binary.AppendUvarint(b, uint64(len(v))), v...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Doubles)))
+	for _, k := range slices.Sorted(maps.Keys(s.Doubles)) {
+		b = binary.LittleEndian.AppendUint64(str(b, k), math.Float64bits(s.Doubles[k]))
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Strings)))
+	for _, k := range slices.Sorted(maps.Keys(s.Strings)) {
+		b = str(str(b, k), s.Strings[k])
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Tags)))
+	for _, t := range s.Tags {
+		b = str(b, t)
+	}
+	return b
 }
