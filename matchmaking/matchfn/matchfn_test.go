@@ -18,7 +18,6 @@ import (
 
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/matchmaking"
-	"github.com/arena-game/arena/proto/matchfnpb"
 )
 
 // build compiles a plugin binary for the test.
@@ -225,85 +224,4 @@ func valueOf(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
-}
-
-// A request whose columns disagree is refused, not a panic on the
-// plugin's side; a request round-trips, candidates with one
-// *SearchFields sharing one on the wire.
-func TestDecodeRefusesBrokenColumns(t *testing.T) {
-	for name, pool := range map[string]*matchfnpb.Pool{
-		"short ratings":    {Ids: []byte("ab"), IdEnds: []uint32{1, 2}, Ratings: []int64{1}, Members: []int32{1, 1}, CreatedUnixNano: []int64{0, 0}, SearchFields: []uint32{0, 0}},
-		"no search column": {Ids: []byte("a"), IdEnds: []uint32{1}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}},
-		"id past the end":  {Ids: []byte("a"), IdEnds: []uint32{5}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}, SearchFields: []uint32{0}},
-		"ids backwards":    {Ids: []byte("ab"), IdEnds: []uint32{2, 1}, Ratings: []int64{1, 1}, Members: []int32{1, 1}, CreatedUnixNano: []int64{0, 0}, SearchFields: []uint32{0, 0}},
-		"unknown fields":   {Ids: []byte("a"), IdEnds: []uint32{1}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}, SearchFields: []uint32{2}},
-	} {
-		if _, err := DecodeRequest(&matchfnpb.MatchRequest{Profile: &matchfnpb.Profile{Name: "p"}, Pools: []*matchfnpb.Pool{pool},
-			SearchFields: &matchfnpb.SearchFieldSets{Count: 1, Tags: []*matchfnpb.TagColumn{{Name: "x", Rows: []uint32{0}}}}}); err == nil {
-			t.Errorf("%s: decoded", name)
-		}
-	}
-	ok := &matchfnpb.Pool{Ids: []byte("a"), IdEnds: []uint32{1}, Ratings: []int64{1}, Members: []int32{1}, CreatedUnixNano: []int64{0}, SearchFields: []uint32{1}}
-	for name, sets := range map[string]*matchfnpb.SearchFieldSets{
-		"row past end":   {Count: 1, Tags: []*matchfnpb.TagColumn{{Name: "x", Rows: []uint32{5}}}},
-		"values missing": {Count: 1, Doubles: []*matchfnpb.DoubleColumn{{Name: "x", Rows: []uint32{0}}}},
-		"huge":           {Count: 1 << 30},
-	} {
-		if _, err := DecodeRequest(&matchfnpb.MatchRequest{Profile: &matchfnpb.Profile{Name: "p"}, Pools: []*matchfnpb.Pool{ok}, SearchFields: sets}); err == nil {
-			t.Errorf("%s: decoded", name)
-		}
-	}
-	// Round trip.
-	eu := &matchmaking.SearchFields{Strings: map[string]string{"region": "eu"}}
-	req := &matchmaking.MatchRequest{Profile: &matchmaking.Profile{Name: "p", Pools: []matchmaking.Pool{{Name: "all"}, {Name: "eu"}}}, Now: time.Unix(5, 0),
-		Pools: [][]matchmaking.Candidate{{
-			{ID: "a", Rating: 10, Members: 1, Created: time.Unix(1, 0), Search: &matchmaking.SearchFields{Doubles: map[string]float64{"lvl": 2}, Tags: []string{"x"}}},
-			{ID: "b", Rating: 20, Members: 2, Created: time.Unix(2, 0), Search: eu},
-			{ID: "c", Rating: 30, Members: 1, Created: time.Unix(3, 0), Search: &matchmaking.SearchFields{}},
-		}, {
-			{ID: "b", Rating: 20, Members: 2, Created: time.Unix(2, 0), Search: eu},
-		}}}
-	wire := EncodeRequest(req)
-	if wire.SearchFields.GetCount() != 2 {
-		t.Fatalf("%d search field sets on the wire, want 2 (b's once, c's none)", wire.SearchFields.GetCount())
-	}
-	got, err := DecodeRequest(wire)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b, c, b2 := got.Pools[0][0], got.Pools[0][1], got.Pools[0][2], got.Pools[1][0]
-	if a.ID != "a" || a.Search.Doubles["lvl"] != 2 || a.Search.Tags[0] != "x" || b.Members != 2 || b.Search.Strings["region"] != "eu" ||
-		!b.Created.Equal(time.Unix(2, 0)) || c.ID != "c" || c.Search == nil || c.Rating != 30 || b2.ID != "b" || b2.Search != b.Search {
-		t.Fatalf("round trip: %+v %+v %+v %+v", a, b, c, b2)
-	}
-}
-
-// Proposals travel as places among the request's candidates; a ticket
-// the function was not given travels by id (and the matchmaker rejects
-// the answer); an answer whose columns do not add up is an error.
-func TestResponseRoundTrip(t *testing.T) {
-	req := &matchmaking.MatchRequest{Profile: &matchmaking.Profile{Name: "p"}, Pools: [][]matchmaking.Candidate{
-		{{ID: "a"}, {ID: "b"}}, {{ID: "c"}, {ID: "a"}},
-	}}
-	props := []matchmaking.Proposal{
-		{Rosters: [][]string{{"a"}, {"c"}}, Score: 1.5},
-		{Rosters: [][]string{{"b", "zed"}, {}}, Score: -2},
-	}
-	got, err := DecodeResponse(req, EncodeResponse(req, props))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(props) {
-		t.Fatalf("round trip: %v, want %v", got, props)
-	}
-	for name, r := range map[string]*matchfnpb.MatchResponse{
-		"counts":        {Scores: []float64{1}, Rosters: []uint32{1, 1}},
-		"rosters":       {Scores: []float64{1}, Rosters: []uint32{2}, RosterSizes: []uint32{1}},
-		"tickets":       {Scores: []float64{1}, Rosters: []uint32{1}, RosterSizes: []uint32{2}, Tickets: []uint32{0}},
-		"past the ends": {Scores: []float64{1}, Rosters: []uint32{1}, RosterSizes: []uint32{1}, Tickets: []uint32{4}},
-	} {
-		if _, err := DecodeResponse(req, r); err == nil {
-			t.Errorf("%s: decoded", name)
-		}
-	}
 }

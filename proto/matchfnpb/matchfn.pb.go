@@ -29,6 +29,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MatchRequest is one call's candidates as a change to a table the
+// plugin keeps between calls (a session, one per profile the caller
+// matches with this plugin process): each candidate holds a slot of the
+// table, a pool lists its candidates by slot, and a request carries in
+// full only the candidates new to the table or changed since the last
+// call (protocol 3; docs/matchmaking.md, "The wire protocol").
 type MatchRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Profile *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
@@ -36,9 +42,23 @@ type MatchRequest struct {
 	Pools []*Pool `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
 	// The tick's time, Unix nanoseconds.
 	NowUnixNano int64 `protobuf:"varint,3,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
-	// The candidates' search fields, each distinct set once (candidates
-	// with equal fields share one: Pool.search_fields refers to it).
-	SearchFields  *SearchFieldSets `protobuf:"bytes,4,opt,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
+	// The search fields of the added candidates, each distinct set once
+	// (Candidates.search_fields refers to them).
+	SearchFields *SearchFieldSets `protobuf:"bytes,4,opt,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
+	// session names the table (chosen by the caller, never 0); generation
+	// numbers this request within it (1, 2, ...); base is the generation
+	// whose table this request changes: 0 starts from an empty table, any
+	// other value must be the generation of the table's last request, or
+	// the plugin answers FAILED_PRECONDITION with the ErrorInfo reason
+	// STALE_SESSION (domain arena.matchfn) and the caller sends the table
+	// again from empty.
+	Session    uint64 `protobuf:"varint,5,opt,name=session,proto3" json:"session,omitempty"`
+	Generation uint64 `protobuf:"varint,6,opt,name=generation,proto3" json:"generation,omitempty"`
+	Base       uint64 `protobuf:"varint,7,opt,name=base,proto3" json:"base,omitempty"`
+	// Slots emptied since base (their candidates left every pool).
+	Removed []uint32 `protobuf:"varint,8,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	// Candidates put in slots: new to the table, or changed.
+	Added         *Candidates `protobuf:"bytes,9,opt,name=added,proto3" json:"added,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -97,6 +117,41 @@ func (x *MatchRequest) GetNowUnixNano() int64 {
 func (x *MatchRequest) GetSearchFields() *SearchFieldSets {
 	if x != nil {
 		return x.SearchFields
+	}
+	return nil
+}
+
+func (x *MatchRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *MatchRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *MatchRequest) GetBase() uint64 {
+	if x != nil {
+		return x.Base
+	}
+	return 0
+}
+
+func (x *MatchRequest) GetRemoved() []uint32 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *MatchRequest) GetAdded() *Candidates {
+	if x != nil {
+		return x.Added
 	}
 	return nil
 }
@@ -246,22 +301,12 @@ func (x *Roster) GetSize() int32 {
 	return 0
 }
 
-// Pool is a pool's candidates in columns (one entry a candidate, in
-// creation order): packed arrays, cheap to encode and to decode, and no
-// message or string allocated per candidate.
+// Pool is a pool's candidates, by their slots in the table, in creation
+// order.
 type Pool struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The candidates' ids end to end: id i is ids[id_ends[i-1]:id_ends[i]]
-	// (from 0 for the first).
-	Ids             []byte   `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`
-	IdEnds          []uint32 `protobuf:"varint,3,rep,packed,name=id_ends,json=idEnds,proto3" json:"id_ends,omitempty"`
-	Ratings         []int64  `protobuf:"varint,4,rep,packed,name=ratings,proto3" json:"ratings,omitempty"`
-	Members         []int32  `protobuf:"varint,5,rep,packed,name=members,proto3" json:"members,omitempty"`
-	CreatedUnixNano []int64  `protobuf:"varint,6,rep,packed,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	// 1 + the index in MatchRequest.search_fields of each candidate's
-	// search fields; 0 for none.
-	SearchFields  []uint32 `protobuf:"varint,7,rep,packed,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Slots         []uint32               `protobuf:"varint,2,rep,packed,name=slots,proto3" json:"slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,42 +348,108 @@ func (x *Pool) GetName() string {
 	return ""
 }
 
-func (x *Pool) GetIds() []byte {
+func (x *Pool) GetSlots() []uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+// Candidates is candidates in columns (one entry a candidate): packed
+// arrays, cheap to encode and to decode, no message or string allocated
+// per candidate.
+type Candidates struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The slot each goes in (a slot is at most the table's size before the
+	// request plus the number added).
+	Slots []uint32 `protobuf:"varint,1,rep,packed,name=slots,proto3" json:"slots,omitempty"`
+	// The ids end to end: id i is ids[id_ends[i-1]:id_ends[i]] (from 0 for
+	// the first).
+	Ids             []byte   `protobuf:"bytes,2,opt,name=ids,proto3" json:"ids,omitempty"`
+	IdEnds          []uint32 `protobuf:"varint,3,rep,packed,name=id_ends,json=idEnds,proto3" json:"id_ends,omitempty"`
+	Ratings         []int64  `protobuf:"varint,4,rep,packed,name=ratings,proto3" json:"ratings,omitempty"`
+	Members         []int32  `protobuf:"varint,5,rep,packed,name=members,proto3" json:"members,omitempty"`
+	CreatedUnixNano []int64  `protobuf:"varint,6,rep,packed,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// 1 + the index in MatchRequest.search_fields of each candidate's
+	// search fields; 0 for none.
+	SearchFields  []uint32 `protobuf:"varint,7,rep,packed,name=search_fields,json=searchFields,proto3" json:"search_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Candidates) Reset() {
+	*x = Candidates{}
+	mi := &file_matchfn_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Candidates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Candidates) ProtoMessage() {}
+
+func (x *Candidates) ProtoReflect() protoreflect.Message {
+	mi := &file_matchfn_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Candidates.ProtoReflect.Descriptor instead.
+func (*Candidates) Descriptor() ([]byte, []int) {
+	return file_matchfn_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Candidates) GetSlots() []uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+func (x *Candidates) GetIds() []byte {
 	if x != nil {
 		return x.Ids
 	}
 	return nil
 }
 
-func (x *Pool) GetIdEnds() []uint32 {
+func (x *Candidates) GetIdEnds() []uint32 {
 	if x != nil {
 		return x.IdEnds
 	}
 	return nil
 }
 
-func (x *Pool) GetRatings() []int64 {
+func (x *Candidates) GetRatings() []int64 {
 	if x != nil {
 		return x.Ratings
 	}
 	return nil
 }
 
-func (x *Pool) GetMembers() []int32 {
+func (x *Candidates) GetMembers() []int32 {
 	if x != nil {
 		return x.Members
 	}
 	return nil
 }
 
-func (x *Pool) GetCreatedUnixNano() []int64 {
+func (x *Candidates) GetCreatedUnixNano() []int64 {
 	if x != nil {
 		return x.CreatedUnixNano
 	}
 	return nil
 }
 
-func (x *Pool) GetSearchFields() []uint32 {
+func (x *Candidates) GetSearchFields() []uint32 {
 	if x != nil {
 		return x.SearchFields
 	}
@@ -359,7 +470,7 @@ type SearchFieldSets struct {
 
 func (x *SearchFieldSets) Reset() {
 	*x = SearchFieldSets{}
-	mi := &file_matchfn_proto_msgTypes[4]
+	mi := &file_matchfn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +482,7 @@ func (x *SearchFieldSets) String() string {
 func (*SearchFieldSets) ProtoMessage() {}
 
 func (x *SearchFieldSets) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[4]
+	mi := &file_matchfn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +495,7 @@ func (x *SearchFieldSets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchFieldSets.ProtoReflect.Descriptor instead.
 func (*SearchFieldSets) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{4}
+	return file_matchfn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SearchFieldSets) GetCount() uint32 {
@@ -426,7 +537,7 @@ type DoubleColumn struct {
 
 func (x *DoubleColumn) Reset() {
 	*x = DoubleColumn{}
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +549,7 @@ func (x *DoubleColumn) String() string {
 func (*DoubleColumn) ProtoMessage() {}
 
 func (x *DoubleColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[5]
+	mi := &file_matchfn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +562,7 @@ func (x *DoubleColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoubleColumn.ProtoReflect.Descriptor instead.
 func (*DoubleColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{5}
+	return file_matchfn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DoubleColumn) GetName() string {
@@ -486,7 +597,7 @@ type StringColumn struct {
 
 func (x *StringColumn) Reset() {
 	*x = StringColumn{}
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +609,7 @@ func (x *StringColumn) String() string {
 func (*StringColumn) ProtoMessage() {}
 
 func (x *StringColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[6]
+	mi := &file_matchfn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +622,7 @@ func (x *StringColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringColumn.ProtoReflect.Descriptor instead.
 func (*StringColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{6}
+	return file_matchfn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StringColumn) GetName() string {
@@ -545,7 +656,7 @@ type TagColumn struct {
 
 func (x *TagColumn) Reset() {
 	*x = TagColumn{}
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +668,7 @@ func (x *TagColumn) String() string {
 func (*TagColumn) ProtoMessage() {}
 
 func (x *TagColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[7]
+	mi := &file_matchfn_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +681,7 @@ func (x *TagColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagColumn.ProtoReflect.Descriptor instead.
 func (*TagColumn) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{7}
+	return file_matchfn_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TagColumn) GetName() string {
@@ -588,10 +699,9 @@ func (x *TagColumn) GetRows() []uint32 {
 }
 
 // MatchResponse is the proposals in columns. Tickets are named by their
-// place among the request's candidates, pool after pool (the first pool's
-// candidates 0.., then the next pool's); a place past them names
-// unknown_ids[place - candidates] (the function proposed a ticket it was
-// not given: the answer is rejected).
+// slot in the request's table; a value of 2^31 or more names
+// unknown_ids[value - 2^31] (the function proposed a ticket it was not
+// given: the answer is rejected).
 type MatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One entry per proposal: its score and its number of rosters.
@@ -600,15 +710,18 @@ type MatchResponse struct {
 	// One entry per roster of each proposal, in order: its tickets.
 	RosterSizes []uint32 `protobuf:"varint,3,rep,packed,name=roster_sizes,json=rosterSizes,proto3" json:"roster_sizes,omitempty"`
 	// The tickets of every roster, in order.
-	Tickets       []uint32 `protobuf:"varint,4,rep,packed,name=tickets,proto3" json:"tickets,omitempty"`
-	UnknownIds    []string `protobuf:"bytes,5,rep,name=unknown_ids,json=unknownIds,proto3" json:"unknown_ids,omitempty"`
+	Tickets    []uint32 `protobuf:"varint,4,rep,packed,name=tickets,proto3" json:"tickets,omitempty"`
+	UnknownIds []string `protobuf:"bytes,5,rep,name=unknown_ids,json=unknownIds,proto3" json:"unknown_ids,omitempty"`
+	// How long the function itself took, measured by the plugin: the rest
+	// of the call is the protocol's overhead (decoding, encoding, the RPC).
+	FunctionNanos int64 `protobuf:"varint,6,opt,name=function_nanos,json=functionNanos,proto3" json:"function_nanos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MatchResponse) Reset() {
 	*x = MatchResponse{}
-	mi := &file_matchfn_proto_msgTypes[8]
+	mi := &file_matchfn_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +733,7 @@ func (x *MatchResponse) String() string {
 func (*MatchResponse) ProtoMessage() {}
 
 func (x *MatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_matchfn_proto_msgTypes[8]
+	mi := &file_matchfn_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +746,7 @@ func (x *MatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchResponse.ProtoReflect.Descriptor instead.
 func (*MatchResponse) Descriptor() ([]byte, []int) {
-	return file_matchfn_proto_rawDescGZIP(), []int{8}
+	return file_matchfn_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MatchResponse) GetScores() []float64 {
@@ -671,16 +784,30 @@ func (x *MatchResponse) GetUnknownIds() []string {
 	return nil
 }
 
+func (x *MatchResponse) GetFunctionNanos() int64 {
+	if x != nil {
+		return x.FunctionNanos
+	}
+	return 0
+}
+
 var File_matchfn_proto protoreflect.FileDescriptor
 
 const file_matchfn_proto_rawDesc = "" +
 	"\n" +
-	"\rmatchfn.proto\x12\x10arena.matchfn.v1\"\xdd\x01\n" +
+	"\rmatchfn.proto\x12\x10arena.matchfn.v1\"\xf9\x02\n" +
 	"\fMatchRequest\x123\n" +
 	"\aprofile\x18\x01 \x01(\v2\x19.arena.matchfn.v1.ProfileR\aprofile\x12,\n" +
 	"\x05pools\x18\x02 \x03(\v2\x16.arena.matchfn.v1.PoolR\x05pools\x12\"\n" +
 	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\x12F\n" +
-	"\rsearch_fields\x18\x04 \x01(\v2!.arena.matchfn.v1.SearchFieldSetsR\fsearchFields\"\x85\x02\n" +
+	"\rsearch_fields\x18\x04 \x01(\v2!.arena.matchfn.v1.SearchFieldSetsR\fsearchFields\x12\x18\n" +
+	"\asession\x18\x05 \x01(\x04R\asession\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x06 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04base\x18\a \x01(\x04R\x04base\x12\x18\n" +
+	"\aremoved\x18\b \x03(\rR\aremoved\x122\n" +
+	"\x05added\x18\t \x01(\v2\x1c.arena.matchfn.v1.CandidatesR\x05added\"\x85\x02\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\arosters\x18\x02 \x03(\v2\x18.arena.matchfn.v1.RosterR\arosters\x12\x1f\n" +
@@ -694,9 +821,13 @@ const file_matchfn_proto_rawDesc = "" +
 	"\rplugin_params\x18\a \x01(\fR\fpluginParams\"0\n" +
 	"\x06Roster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x05R\x04size\"\xca\x01\n" +
+	"\x04size\x18\x02 \x01(\x05R\x04size\"0\n" +
 	"\x04Pool\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05slots\x18\x02 \x03(\rR\x05slots\"\xd2\x01\n" +
+	"\n" +
+	"Candidates\x12\x14\n" +
+	"\x05slots\x18\x01 \x03(\rR\x05slots\x12\x10\n" +
 	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x17\n" +
 	"\aid_ends\x18\x03 \x03(\rR\x06idEnds\x12\x18\n" +
 	"\aratings\x18\x04 \x03(\x03R\aratings\x12\x18\n" +
@@ -718,14 +849,15 @@ const file_matchfn_proto_rawDesc = "" +
 	"\x06values\x18\x03 \x03(\tR\x06values\"3\n" +
 	"\tTagColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04rows\x18\x02 \x03(\rR\x04rows\"\x9f\x01\n" +
+	"\x04rows\x18\x02 \x03(\rR\x04rows\"\xc6\x01\n" +
 	"\rMatchResponse\x12\x16\n" +
 	"\x06scores\x18\x01 \x03(\x01R\x06scores\x12\x18\n" +
 	"\arosters\x18\x02 \x03(\rR\arosters\x12!\n" +
 	"\froster_sizes\x18\x03 \x03(\rR\vrosterSizes\x12\x18\n" +
 	"\atickets\x18\x04 \x03(\rR\atickets\x12\x1f\n" +
 	"\vunknown_ids\x18\x05 \x03(\tR\n" +
-	"unknownIds2Y\n" +
+	"unknownIds\x12%\n" +
+	"\x0efunction_nanos\x18\x06 \x01(\x03R\rfunctionNanos2Y\n" +
 	"\rMatchFunction\x12H\n" +
 	"\x05Match\x12\x1e.arena.matchfn.v1.MatchRequest\x1a\x1f.arena.matchfn.v1.MatchResponseB-Z+github.com/arena-game/arena/proto/matchfnpbb\x06proto3"
 
@@ -741,33 +873,35 @@ func file_matchfn_proto_rawDescGZIP() []byte {
 	return file_matchfn_proto_rawDescData
 }
 
-var file_matchfn_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_matchfn_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_matchfn_proto_goTypes = []any{
 	(*MatchRequest)(nil),    // 0: arena.matchfn.v1.MatchRequest
 	(*Profile)(nil),         // 1: arena.matchfn.v1.Profile
 	(*Roster)(nil),          // 2: arena.matchfn.v1.Roster
 	(*Pool)(nil),            // 3: arena.matchfn.v1.Pool
-	(*SearchFieldSets)(nil), // 4: arena.matchfn.v1.SearchFieldSets
-	(*DoubleColumn)(nil),    // 5: arena.matchfn.v1.DoubleColumn
-	(*StringColumn)(nil),    // 6: arena.matchfn.v1.StringColumn
-	(*TagColumn)(nil),       // 7: arena.matchfn.v1.TagColumn
-	(*MatchResponse)(nil),   // 8: arena.matchfn.v1.MatchResponse
+	(*Candidates)(nil),      // 4: arena.matchfn.v1.Candidates
+	(*SearchFieldSets)(nil), // 5: arena.matchfn.v1.SearchFieldSets
+	(*DoubleColumn)(nil),    // 6: arena.matchfn.v1.DoubleColumn
+	(*StringColumn)(nil),    // 7: arena.matchfn.v1.StringColumn
+	(*TagColumn)(nil),       // 8: arena.matchfn.v1.TagColumn
+	(*MatchResponse)(nil),   // 9: arena.matchfn.v1.MatchResponse
 }
 var file_matchfn_proto_depIdxs = []int32{
 	1, // 0: arena.matchfn.v1.MatchRequest.profile:type_name -> arena.matchfn.v1.Profile
 	3, // 1: arena.matchfn.v1.MatchRequest.pools:type_name -> arena.matchfn.v1.Pool
-	4, // 2: arena.matchfn.v1.MatchRequest.search_fields:type_name -> arena.matchfn.v1.SearchFieldSets
-	2, // 3: arena.matchfn.v1.Profile.rosters:type_name -> arena.matchfn.v1.Roster
-	5, // 4: arena.matchfn.v1.SearchFieldSets.doubles:type_name -> arena.matchfn.v1.DoubleColumn
-	6, // 5: arena.matchfn.v1.SearchFieldSets.strings:type_name -> arena.matchfn.v1.StringColumn
-	7, // 6: arena.matchfn.v1.SearchFieldSets.tags:type_name -> arena.matchfn.v1.TagColumn
-	0, // 7: arena.matchfn.v1.MatchFunction.Match:input_type -> arena.matchfn.v1.MatchRequest
-	8, // 8: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 2: arena.matchfn.v1.MatchRequest.search_fields:type_name -> arena.matchfn.v1.SearchFieldSets
+	4, // 3: arena.matchfn.v1.MatchRequest.added:type_name -> arena.matchfn.v1.Candidates
+	2, // 4: arena.matchfn.v1.Profile.rosters:type_name -> arena.matchfn.v1.Roster
+	6, // 5: arena.matchfn.v1.SearchFieldSets.doubles:type_name -> arena.matchfn.v1.DoubleColumn
+	7, // 6: arena.matchfn.v1.SearchFieldSets.strings:type_name -> arena.matchfn.v1.StringColumn
+	8, // 7: arena.matchfn.v1.SearchFieldSets.tags:type_name -> arena.matchfn.v1.TagColumn
+	0, // 8: arena.matchfn.v1.MatchFunction.Match:input_type -> arena.matchfn.v1.MatchRequest
+	9, // 9: arena.matchfn.v1.MatchFunction.Match:output_type -> arena.matchfn.v1.MatchResponse
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_matchfn_proto_init() }
@@ -781,7 +915,7 @@ func file_matchfn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_matchfn_proto_rawDesc), len(file_matchfn_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
