@@ -268,7 +268,9 @@ func TestTruncatedStreamEndsAlone(t *testing.T) {
 // processes and loads, nothing counted twice.
 func TestNetworkCutAndHeal(t *testing.T) {
 	n := &fleettest.Network{}
-	d := fleettest.NewDispatcher(t, n, func(c *fleet.Config) { c.HostExpiry = time.Minute })
+	// A lease short enough to wait for, long enough that host-b, whose
+	// heartbeats flow, is never taken for lost on a loaded machine.
+	d := fleettest.NewDispatcher(t, n, func(c *fleet.Config) { c.Lease, c.HostExpiry = time.Second, time.Minute })
 	a := fleettest.NewHost(t, n, "host-a", "10.0.0.1", fleettest.Kinds(t, 2), nil)
 	fleettest.NewHost(t, n, "host-b", "10.0.0.2", fleettest.Kinds(t, 2), nil)
 	fleettest.WaitHosts(t, d.F, 2)

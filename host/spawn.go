@@ -60,7 +60,9 @@ func NewChild(c proc.Client, pid int, exited func() bool, kill func()) *Child {
 func (c *Child) Exited() bool { return c.exited() }
 
 // Kill stops the process (go-plugin gives it 2 s after closing its
-// connection, then SIGKILL) and waits for it; safe to call twice.
+// connection, then SIGKILL; the rest of its process group is killed a
+// second later if it still holds the process's output) and waits for it;
+// safe to call twice.
 func (c *Child) Kill() { c.once.Do(c.kill) }
 
 // Spawn runs cfg.Command as a go-plugin gRPC plugin and dispenses its
@@ -95,22 +97,56 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Child, error) {
 	}()
 	rpc, err := client.Client()
 	if err != nil {
+		// A wrapper script's children may hold the plugin's stdout open:
+		// go-plugin's Kill would wait for them to exit by themselves.
+		killGroup(cmd, client)
 		client.Kill()
 		if cfg.Log != nil {
 			cfg.Log.Debug("spawn error", "kind", cfg.Kind, "err", err)
 		}
 		return nil, fmt.Errorf("spawn %s: %s", cfg.Kind, SpawnFailureReason(err))
 	}
+	kill := func() {
+		// go-plugin closes the connection, gives the process 2 s, then
+		// SIGKILLs it and waits for its output to end: the rest of its
+		// process group (a wrapper script's children) goes too when
+		// that takes longer.
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-stop:
+			case <-time.After(killGroupAfter):
+				killGroup(cmd, client)
+			}
+		}()
+		client.Kill()
+		close(stop)
+	}
 	pc, err := proc.Dispense(rpc, cfg.Kind)
 	if err != nil {
-		client.Kill()
+		kill()
 		return nil, fmt.Errorf("spawn %s: %w", cfg.Kind, err)
 	}
 	pid := 0
 	if rc := client.ReattachConfig(); rc != nil {
 		pid = rc.Pid
 	}
-	return &Child{Client: pc, Pid: pid, exited: client.Exited, kill: client.Kill}, nil
+	return &Child{Client: pc, Pid: pid, exited: client.Exited, kill: kill}, nil
+}
+
+// killGroupAfter is how long Kill waits for go-plugin's own kill (2 s of
+// grace, then SIGKILL of the process it started) before it SIGKILLs the
+// whole process group.
+const killGroupAfter = 3 * time.Second
+
+// killGroup SIGKILLs the process group cmd leads (Spawn starts every child
+// in a group of its own) unless client saw the leader exit. go-plugin
+// reaps the leader only once its stdout and stderr have closed, so while
+// any member holds them the group id cannot name another process.
+func killGroup(cmd *exec.Cmd, client *plugin.Client) {
+	if cmd.Process != nil && !client.Exited() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 }
 
 // childEnv is env without ARENA_ variables: a child needs none of the

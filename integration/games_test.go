@@ -180,10 +180,13 @@ func TestBadGameBinariesGetNoRooms(t *testing.T) {
 		}
 		return p
 	}
+	// garbage and futurist are wrapper scripts whose child (sleep) holds
+	// their output open: the host kills the whole process group, or the
+	// spawn would last as long as the sleep.
 	bad := map[string]string{
-		"garbage":  script("garbage", "echo 'hello, I am not a plugin'; sleep 5"),
+		"garbage":  script("garbage", "echo 'hello, I am not a plugin'; sleep 120"),
 		"quitter":  script("quitter", "exit 3"),
-		"futurist": script("futurist", "echo '1|9|tcp|127.0.0.1:1|grpc'; sleep 5"),
+		"futurist": script("futurist", "echo '1|9|tcp|127.0.0.1:1|grpc'; sleep 120"),
 	}
 	args := []string{"dispatcher", "--guest-login", "--tick", "200ms", "--room-size", "2"}
 	for name, path := range bad {
@@ -198,14 +201,20 @@ func TestBadGameBinariesGetNoRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	failed := make(chan string, 16)
+	// Each kind once: a kind is tried again after a backoff, and a full
+	// channel must not hold the stream back.
+	failed := make(chan string, len(bad))
 	go func() {
+		sent := map[string]bool{}
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok && strings.Contains(line, `"spawn_failed"`) {
 				var ev struct{ Kind, Reason string }
 				_ = json.Unmarshal([]byte(line), &ev)
-				failed <- ev.Kind
+				if _, isBad := bad[ev.Kind]; isBad && !sent[ev.Kind] {
+					sent[ev.Kind] = true
+					failed <- ev.Kind
+				}
 			}
 		}
 	}()

@@ -279,6 +279,9 @@ func TestPanicEndsOnlyThatRoom(t *testing.T) {
 	a, b := env.Join(bad, 0), env.Join(bad, 1)
 	g := env.Join(good, 0)
 	a.Expect("joined")
+	// b must be in the room before it panics: a connection that comes
+	// after the end hears room_over instead of the result.
+	b.Expect("joined")
 	g.Expect("joined")
 	a.Send(`{"type":"panic"}`)
 	for _, c := range []*sdktest.Client{a, b} {

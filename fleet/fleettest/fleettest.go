@@ -148,8 +148,13 @@ func NewDispatcher(t testing.TB, n *Network, mutate func(*fleet.Config)) *Dispat
 	t.Helper()
 	lis := n.Listen()
 	d := &Dispatcher{lis: lis, done: make(chan struct{})}
+	// The production lease (3 s): a loaded machine (the race detector on
+	// two cores) can hold a host's 20 ms heartbeats back for a few hundred
+	// milliseconds, and a host marked lost takes no work; a test about
+	// leases sets its own. The grace stays short: it only runs once a
+	// host's stream has closed, which load does not do.
 	cfg := fleet.Config{MaxNum: 2, FleetToken: Token, LocalAddrs: []string{"10.0.0.1"},
-		Heartbeat: 20 * time.Millisecond, Lease: 300 * time.Millisecond, Grace: 300 * time.Millisecond,
+		Heartbeat: 20 * time.Millisecond, Lease: 3 * time.Second, Grace: 300 * time.Millisecond,
 		Defaults:    proc.StartRequest{Secret: "s", Memcache: []string{"127.0.0.1:1"}},
 		OnRoomEnded: func(room string) { d.mu.Lock(); d.ended = append(d.ended, room); d.mu.Unlock() },
 		OnRoomsFailed: func(_ fleet.Proc, rooms []string) {

@@ -25,6 +25,7 @@ import (
 	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/sdk"
 )
@@ -32,8 +33,10 @@ import (
 // Secret is the cluster secret test tickets are signed with.
 const Secret = "sdktest-secret"
 
-// Wait bounds every wait of this package.
-var Wait = 10 * time.Second
+// Wait bounds every wait of this package: the shared test deadline
+// (internal/waitfor: 30 s, or ARENA_TEST_WAIT), generous enough for a
+// loaded machine under the race detector.
+var Wait = waitfor.Deadline()
 
 // Env is one game server under test.
 type Env struct {
