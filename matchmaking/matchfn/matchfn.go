@@ -63,11 +63,29 @@ func Serve(fn matchmaking.Function) error {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: fn}},
-		GRPCServer:      plugin.DefaultGRPCServer,
-		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, grpcServerOptions...))
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
 	})
 	return nil
 }
+
+// The connection's limits, on both sides: a request of a million
+// candidates is about 20 MB (gRPC's default limit is 4 MB), and a window
+// of 1 MB lets a tick's request or answer go in one flight instead of
+// waiting for the window to grow from 64 KB.
+const (
+	maxMessage = 64 << 20
+	window     = 1 << 20
+)
+
+var (
+	grpcServerOptions = []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+		grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window)}
+	grpcDialOptions = []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
+		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window)}
+)
 
 // grpcPlugin is the go-plugin glue of the one capability.
 type grpcPlugin struct {
@@ -265,6 +283,7 @@ func (p *Plugin) startLocked() error {
 		Plugins:          map[string]plugin.Plugin{PluginName: &grpcPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  grpcDialOptions,
 		StartTimeout:     10 * time.Second,
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "matchfn." + p.name, Output: io.Discard, Level: hclog.Error}),
 		Stderr:           io.Discard,

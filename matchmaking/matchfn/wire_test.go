@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/arena-game/arena/examples/matchfn/duo"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/proto/matchfnpb"
@@ -243,5 +245,33 @@ func TestStaleSessionIsSentAgain(t *testing.T) {
 		if v := valueOf(metrics.Failures.WithLabelValues("duo", reason)); v != 0 {
 			t.Errorf("%s failures: %v", reason, v)
 		}
+	}
+}
+
+// A request past gRPC's default 4 MB (250,000 candidates, about 5 MB)
+// reaches the plugin and is answered.
+func TestLargeRequestFits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("250,000 candidates")
+	}
+	req := benchRequest(t, 250_000)
+	p := NewPlugin("duo", build(t, "github.com/arena-game/arena/examples/matchfn"), nil, quiet())
+	t.Cleanup(p.Close)
+	p.mu.Lock()
+	size := 0
+	if err := p.startLocked(); err != nil {
+		t.Fatal(err)
+	}
+	size = proto.Size(newSession().encode(req))
+	p.mu.Unlock()
+	if size <= 4<<20 {
+		t.Fatalf("the request is %d bytes: not past 4 MB", size)
+	}
+	got, err := p.Match(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 10_000 {
+		t.Fatalf("%d proposals", len(got))
 	}
 }
