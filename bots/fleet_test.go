@@ -31,7 +31,7 @@ func startFleet(t *testing.T, cfg Config) (*Fleet, context.CancelFunc, chan erro
 		cancel()
 		select {
 		case <-f.Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(waitfor.Deadline()):
 			t.Error("Run did not return after cancel")
 		}
 	})
@@ -64,7 +64,7 @@ func TestFleetPlaysRealFightsAndQueuesAgain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run = %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("Run did not stop")
 	}
 	<-f.Done()

@@ -11,6 +11,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/store/storetest"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -63,7 +64,7 @@ func newEnvOn(t *testing.T, cfg Config, st store.Store) *testEnv {
 }
 
 func (e *testEnv) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		e.t.Errorf("shutdown: %v", err)
@@ -95,8 +96,9 @@ type tclient struct {
 	uuid string
 }
 
-func ctx5() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 5*time.Second)
+// waitCtx bounds a wait with the shared test deadline.
+func waitCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), waitfor.Deadline())
 }
 
 // dial connects as uuid (username "name-"+uuid) with query appended to the
@@ -111,7 +113,7 @@ func (e *testEnv) dial(uuid, query string) *tclient {
 
 func (e *testEnv) dialRaw(uuid, query string) *tclient {
 	e.t.Helper()
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	cl, err := wsconn.DialClient(ctx, e.url+"?token="+e.playerToken(uuid, "name-"+uuid)+query, 4096)
 	if err != nil {
@@ -151,10 +153,11 @@ func (c *tclient) next(ctx context.Context) (msg, error) {
 }
 
 // expect reads until a message of type typ for which match (if set) is
-// true, skipping others, and returns it. It fails the test after 5 s.
+// true, skipping others, and returns it. It fails the test after the shared
+// deadline (waitfor.Deadline).
 func (c *tclient) expect(typ string, match func(msg) bool) msg {
 	c.t.Helper()
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	for {
 		m, err := c.next(ctx)
@@ -172,7 +175,7 @@ func (c *tclient) expect(typ string, match func(msg) bool) msg {
 func (c *tclient) expectJoined(channels ...string) {
 	c.t.Helper()
 	joined, done := map[string]bool{}, map[string]bool{}
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	for len(done) < len(channels) {
 		m, err := c.next(ctx)
@@ -210,7 +213,7 @@ func (c *tclient) roundTrip() []msg {
 	ref := auth.RandomID(4)
 	c.sendJSON(map[string]string{"type": "ping", "ref": ref})
 	var seen []msg
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	for {
 		m, err := c.next(ctx)
@@ -228,7 +231,7 @@ func (c *tclient) roundTrip() []msg {
 // close code.
 func (c *tclient) waitClosed() int {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	for {
 		_, err := c.Recv(ctx)

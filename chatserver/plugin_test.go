@@ -49,7 +49,7 @@ func TestSpawnedByDispatcher(t *testing.T) {
 		return child.Client.Lifecycle
 	}
 	p := spawn()
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	cfg := proc.StartRequest{
 		Kind: Kind, BindHost: "127.0.0.1", Memcache: storetest.Addrs(t), StorePrefix: "plugintest.",

@@ -58,7 +58,7 @@ func TestRefusedTokens(t *testing.T) {
 	}
 	for name, q := range cases {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := ctx5()
+			ctx, cancel := waitCtx()
 			defer cancel()
 			_, err := wsconn.DialClient(ctx, e.url+q, 0)
 			if err == nil || !strings.Contains(err.Error(), "http 401") {
@@ -97,7 +97,7 @@ func TestWorldFanOutAndSpoofedSender(t *testing.T) {
 	check(b, b.expect("message", func(m msg) bool { return m.str("channel") == "world" }))
 	// The ack and the sender's own copy may come in either order.
 	var ack, own msg
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	for ack == nil || own == nil {
 		m, err := a.next(ctx)
@@ -164,7 +164,7 @@ func TestAnnounceNeedsOperator(t *testing.T) {
 func TestNoOperatorTokenConfiguredMeansNobody(t *testing.T) {
 	e := newEnv(t, Config{OperatorToken: "x"})
 	e.srv.cfg.OperatorToken = "" // as if started without --operator-token
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	if _, err := wsconn.DialClient(ctx, e.url+"?token="+e.playerToken("u", "u")+"&operator=", 0); err == nil {
 		t.Fatal("an empty operator token was accepted")
@@ -302,7 +302,7 @@ func TestFloodIsRateLimitedThenClosed(t *testing.T) {
 	// Keep flooding, one message per answer, so the close frame is not
 	// lost to a reset caused by unread input.
 	limited := 0
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 flood:
 	for i := 0; i < 100; i++ {
@@ -494,7 +494,7 @@ func TestJoinDuringPostsSeesEachMessageOnce(t *testing.T) {
 	b := e.dial("bob", "")
 	b.sendJSON(map[string]string{"type": "join", "channel": "room:r", "token": e.roomToken("bob", "r")})
 	seen := map[string]int{}
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	for len(seen) < n {
 		m, err := b.next(ctx)
@@ -563,7 +563,7 @@ func TestHistoryOnJoinAndAcrossRestart(t *testing.T) {
 func TestShutdownClosesWithGoingAway(t *testing.T) {
 	e := newEnv(t, Config{})
 	a := e.dial("alice", "")
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -637,7 +637,7 @@ func TestStalledShardNeverBlocksPosters(t *testing.T) {
 // with 1008 (20,000 pings were all answered once).
 func TestPingsCountAgainstTheRateLimit(t *testing.T) {
 	e := newEnv(t, Config{Rate: 0.001, Burst: 10})
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	res, err := wsconntest.PingFlood(ctx, e.url+"?token="+e.playerToken("pinger", "pinger"), nil, 20000, time.Second)
 	if err != nil {
@@ -675,7 +675,7 @@ func TestUpgradeChecksOrigin(t *testing.T) {
 // announcements too); a display name from a token has them removed.
 func TestTextAndNamesAreSafe(t *testing.T) {
 	e := newEnv(t, Config{Rate: 1000, Burst: 1000})
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	tok, err := e.signer.Mint(auth.KindPlayer, auth.Claims{Subject: "spoof", Name: "admin\u202e\u2066x\u2069"}, time.Hour)
 	if err != nil {

@@ -163,7 +163,7 @@ func TestHistoryConcurrentWritersKeepEveryMessage(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	if err := h1.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestHistoryConcurrentWritersKeepEveryMessage(t *testing.T) {
 
 func TestHistoryCorruptRecordIsReplaced(t *testing.T) {
 	st := store.NewMemory()
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	_ = st.Set(ctx, &store.Item{Key: HistoryKey("world"), Value: []byte("garbage")})
 	h := newHistoryLog(st, 50, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics(nil))
@@ -226,7 +226,7 @@ func TestFleetProcess(t *testing.T) {
 		Secret: testSecret, Chat: &procpb.ChatOptions{OperatorToken: testOperator, Rate: proto.Float64(7)},
 	}
 	p := NewProcess(log)
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	if _, err := p.Status(ctx); !errors.Is(err, proc.ErrNotStarted) {
 		t.Fatalf("status before start: %v", err)
@@ -283,7 +283,7 @@ func TestFleetProcess(t *testing.T) {
 
 func TestFleetProcessEmbeddedStoreAndBadConfig(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := ctx5()
+	ctx, cancel := waitCtx()
 	defer cancel()
 	p := NewProcess(log)
 	if _, err := p.Start(ctx, proc.StartRequest{BindHost: "127.0.0.1", Port: freePort(t)}); !errors.Is(err, proc.ErrBadOptions) {

@@ -91,7 +91,7 @@ func newTestDispatcherOn(t testing.TB, st store.Store, mutate func(*Config)) *te
 	t.Cleanup(stop)
 	select {
 	case <-d.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("dispatcher not ready")
 	}
 	waitfor.Cond(t, "a ready fight process", func() bool { s := d.fleet.Snapshot(); return len(s) > 0 && s[0].State == hostctl.Ready })
@@ -139,7 +139,7 @@ func (td *testDispatcher) login(t *testing.T, name string) LoginResponse {
 
 func (td *testDispatcher) play(t *testing.T, token string) *wsconn.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	cl, err := wsconn.DialClient(ctx, td.ws+"/v1/play?token="+token, 0)
 	if err != nil {
@@ -154,7 +154,7 @@ func (td *testDispatcher) play(t *testing.T, token string) *wsconn.Client {
 
 func recvErrCode(t *testing.T, cl *wsconn.Client) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	var e struct{ Code string }
 	if err := cl.RecvType(ctx, "error", &e); err != nil {
@@ -164,7 +164,7 @@ func recvErrCode(t *testing.T, cl *wsconn.Client) string {
 }
 
 func tctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -569,7 +569,7 @@ func TestGRPCMatchService(t *testing.T) {
 func TestPlayPingsCountAgainstTheRateLimit(t *testing.T) {
 	td := newTestDispatcher(t, nil)
 	a := td.login(t, "pinger")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	res, err := wsconntest.PingFlood(ctx, td.ws+"/v1/play?token="+a.Token, nil, 20000, time.Second)
 	if err != nil {

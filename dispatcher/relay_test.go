@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 // findPython returns a python3 that imports the modules named (Debian's
@@ -78,8 +80,8 @@ func TestDjangoRelayAgainstArena(t *testing.T) {
 				t.Fatal("the relay stopped")
 			}
 			return c
-		case <-time.After(10 * time.Second):
-			t.Fatal("the relay said nothing in 10 s")
+		case <-time.After(waitfor.Deadline()):
+			t.Fatalf("the relay said nothing in %v", waitfor.Deadline())
 		}
 		return nil
 	}

@@ -79,7 +79,11 @@ func TestFleetDoneWhen(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Within(t, 2*time.Second, "killed process leaves the table", func() bool {
+	// PROTOCOL.md: within a second on an idle machine. The bound here is
+	// loose (the race detector on a loaded machine slows the dispatcher,
+	// the host and every stat call); it still fails a detection that
+	// waits for a lease or an expiry.
+	waitfor.Within(t, 10*time.Second, "killed process leaves the table", func() bool {
 		return pidOf(stat(t, a.Line), p2) == 0
 	})
 	for i := 0; i < 20; i++ {
@@ -111,7 +115,7 @@ func TestChildrenExitWhenDispatcherKilled(t *testing.T) {
 	<-a.done
 	for _, p := range tab.Processes {
 		pid := p.Pid
-		waitfor.Within(t, 5*time.Second, "child exits after dispatcher kill -9", func() bool { return !alive(pid) })
+		waitfor.Within(t, 10*time.Second, "child exits after dispatcher kill -9", func() bool { return !alive(pid) })
 	}
 }
 
@@ -147,7 +151,7 @@ func TestMaxnumWhileRunningAndFleetHTTP(t *testing.T) {
 		t.Fatalf("arena status: %v\n%s", err, out)
 	}
 	// The dispatcher saves its table to memcached within moments of a change.
-	waitfor.Within(t, 5*time.Second, "arena status --memcache shows the table", func() bool {
+	waitfor.Cond(t, "arena status --memcache shows the table", func() bool {
 		out, err = exec.Command(arenaBin, "status", "--memcache", a.Memcache, "--store-prefix", a.Prefix).CombinedOutput()
 		return err == nil && strings.Contains(string(out), port) && strings.Contains(string(out), "MAXNUM 5")
 	})

@@ -356,7 +356,11 @@ func TestThreeHosts(t *testing.T) {
 	}
 	_ = victim.cmd.Process.Kill()
 	<-victim.done
-	waitfor.Within(t, 2*time.Second+time.Second, "the dead host's processes leave the table (2 s, plus 1 s for the table's 200 ms writes and the test's polling)", func() bool {
+	// hosts.md promises 2 s on an idle machine; the bound here is loose
+	// (a loaded machine under the race detector slows the dispatcher and
+	// every stat call) but still fails a removal that waits for the
+	// host's 2 min expiry instead of its stream's close.
+	waitfor.Within(t, 10*time.Second, "the dead host's processes leave the table", func() bool {
 		return len(processesOn(stat(t, a.Line), ms[2].name)) == 0
 	})
 	for _, pid := range victimPids {

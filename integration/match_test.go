@@ -223,7 +223,7 @@ func TestMatchDoneWhen(t *testing.T) {
 		}
 	}
 	// The room ended: members may queue again.
-	waitfor.Within(t, 5*time.Second, "members leave the in-room state", func() bool {
+	waitfor.Cond(t, "members leave the in-room state", func() bool {
 		var s struct {
 			Queue struct{ State string } `json:"queue"`
 		}
@@ -284,7 +284,7 @@ func TestFightServerKilledMidRoom(t *testing.T) {
 		}
 	}
 	// The room is marked failed in memcached and the players queue again.
-	waitfor.Within(t, 5*time.Second, "room record marked failed", func() bool {
+	waitfor.Cond(t, "room record marked failed", func() bool {
 		rec, _, err := records.GetRoom(ctx, a.store(t), m.Room)
 		return err == nil && rec.State == records.RoomFailed
 	})

@@ -115,7 +115,7 @@ func TestWalkThreeServers(t *testing.T) {
 			send(t, cl, map[string]string{"type": "switch", "map": to})
 		}
 		var sw SwitchAnswer
-		if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+		if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 			t.Fatalf("%s -> %s: %v", from, to, err)
 		}
 		if sw.Map != to || sw.Addr != WebSocketURL(c.servers[serverOf[to]].Addr()) || sw.Ticket == "" {
@@ -254,7 +254,7 @@ func TestDrainHandsOff(t *testing.T) {
 		done <- load
 	}()
 	var sw SwitchAnswer
-	if err := cl2.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+	if err := cl2.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 		t.Fatal(err)
 	}
 	if load := <-done; load != 0 {
@@ -309,14 +309,14 @@ func TestConcurrentEntersOneOwner(t *testing.T) {
 	results := make(chan string, n)
 	for _, a := range answers {
 		go func(a EnterAnswer) {
-			cl, err := wsconn.DialClient(ctxT(t, 5*time.Second), a.Addr+"?ticket="+a.Ticket, 64)
+			cl, err := wsconn.DialClient(ctxT(t, waitfor.Deadline()), a.Addr+"?ticket="+a.Ticket, 64)
 			if err != nil {
 				results <- "dial"
 				return
 			}
 			t.Cleanup(func() { cl.Close(wsconn.CloseNormal, "") })
 			var w Welcome
-			err = cl.RecvType(ctxT(t, 5*time.Second), "welcome", &w)
+			err = cl.RecvType(ctxT(t, waitfor.Deadline()), "welcome", &w)
 			if err == nil {
 				results <- "welcome"
 				return
@@ -485,7 +485,7 @@ func TestMovesWaitForTickButNotHandoffs(t *testing.T) {
 			send(t, cl, map[string]string{"type": "switch", "map": "forest"})
 		}
 		var sw SwitchAnswer
-		if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+		if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 			t.Fatalf("walk %v: %v", walk, err)
 		}
 		if took := time.Since(start); took > 3*time.Second {

@@ -88,7 +88,7 @@ func newClusterTuned(t *testing.T, n int, w *World, cfg Config, tune func(*Serve
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 			defer cancel()
 			_ = s.Close(ctx)
 		})
@@ -129,7 +129,7 @@ func (c *cluster) enter(p auth.Claims, mapID string) EnterAnswer {
 // dial connects with ticket to ws URL addr.
 func dial(t *testing.T, addr, ticket string) *wsconn.Client {
 	t.Helper()
-	cl, err := wsconn.DialClient(ctxT(t, 5*time.Second), addr+"?ticket="+url.QueryEscape(ticket), 4096)
+	cl, err := wsconn.DialClient(ctxT(t, waitfor.Deadline()), addr+"?ticket="+url.QueryEscape(ticket), 4096)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -140,7 +140,7 @@ func dial(t *testing.T, addr, ticket string) *wsconn.Client {
 func welcome(t *testing.T, cl *wsconn.Client) Welcome {
 	t.Helper()
 	var w Welcome
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "welcome", &w); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "welcome", &w); err != nil {
 		t.Fatalf("welcome: %v", err)
 	}
 	return w
@@ -166,7 +166,7 @@ type errMsg struct {
 func expectError(t *testing.T, cl *wsconn.Client, code string) errMsg {
 	t.Helper()
 	var e errMsg
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "error", &e); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "error", &e); err != nil {
 		t.Fatalf("waiting for error %s: %v", code, err)
 	}
 	if e.Code != code {
@@ -180,7 +180,7 @@ func expectClosed(t *testing.T, cl *wsconn.Client) {
 	t.Helper()
 	select {
 	case <-cl.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("connection not closed by the server")
 	}
 }

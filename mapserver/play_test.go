@@ -83,7 +83,7 @@ func newView() *view { return &view{seen: map[string]Point{}, names: map[string]
 // until reads cl's messages into v until cond holds.
 func (v *view) until(t *testing.T, cl *wsconn.Client, what string, cond func(*view) bool) {
 	t.Helper()
-	ctx := ctxT(t, 5*time.Second)
+	ctx := ctxT(t, waitfor.Deadline())
 	for !cond(v) {
 		b, err := cl.Recv(ctx)
 		if err != nil {
@@ -232,7 +232,7 @@ func TestSwitchRefusals(t *testing.T) {
 	send(t, cl, map[string]string{"type": "switch", "map": "town"}) // no portal to itself
 	expectError(t, cl, CodeNoPortal)
 	send(t, cl, map[string]string{"type": "ping"})
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "pong", nil); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "pong", nil); err != nil {
 		t.Fatalf("still playing after refusals: %v", err)
 	}
 	if rec := c.state(p.Subject); rec.Status != StatusPlaying || rec.Map != "town" {
@@ -257,7 +257,7 @@ func TestRacingSwitches(t *testing.T) {
 	_ = cl.SendJSON(map[string]any{"type": "move", "x": 980, "y": 500}) // and walk into it too
 	switches := 0
 	var sw SwitchAnswer
-	ctx := ctxT(t, 5*time.Second)
+	ctx := ctxT(t, waitfor.Deadline())
 	for {
 		b, err := cl.Recv(ctx)
 		if err != nil {
@@ -342,18 +342,18 @@ func TestTicketRefusals(t *testing.T) {
 	welcome(t, cl)
 	replay := dial(t, ans.Addr, ans.Ticket)
 	var e errMsg
-	if err := replay.RecvType(ctxT(t, 5*time.Second), "error", &e); err != nil || (e.Code != CodeAlreadyClaimed && e.Code != CodeStaleTicket) {
+	if err := replay.RecvType(ctxT(t, waitfor.Deadline()), "error", &e); err != nil || (e.Code != CodeAlreadyClaimed && e.Code != CodeStaleTicket) {
 		t.Fatalf("replay while playing: %+v %v", e, err)
 	}
 	send(t, cl, map[string]string{"type": "ping"})
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "pong", nil); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "pong", nil); err != nil {
 		t.Fatalf("replay disturbed the owner: %v", err)
 	}
 	// Walk to the forest; the town ticket is now stale on every server,
 	// and the forest ticket only works on the forest's server.
 	move(t, cl, 980, 500)
 	var sw SwitchAnswer
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 		t.Fatal(err)
 	}
 	old := dial(t, ans.Addr, ans.Ticket)
@@ -362,7 +362,7 @@ func TestTicketRefusals(t *testing.T) {
 	expectError(t, wrong, CodeWrongServer)
 	welcome(t, dial(t, sw.Addr, sw.Ticket))
 	again := dial(t, sw.Addr, sw.Ticket)
-	if err := again.RecvType(ctxT(t, 5*time.Second), "welcome", nil); remoteCode(err) != CodeAlreadyClaimed && remoteCode(err) != CodeStaleTicket {
+	if err := again.RecvType(ctxT(t, waitfor.Deadline()), "welcome", nil); remoteCode(err) != CodeAlreadyClaimed && remoteCode(err) != CodeStaleTicket {
 		t.Fatalf("second use of a switch ticket: %v", err)
 	}
 	waitfor.Cond(t, "player on the forest server only", func() bool { l := c.load(); return l[0] == 0 && l[1] == 1 })
@@ -408,7 +408,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 		expectError(t, cl, code)
 	}
 	send(t, cl, map[string]string{"type": "ping"})
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "pong", nil); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "pong", nil); err != nil {
 		t.Fatalf("malformed messages closed the connection: %v", err)
 	}
 	// Over the 4 KiB limit: closed with 1009, the player saved and gone.
@@ -453,7 +453,7 @@ func TestSpoofedSenderFields(t *testing.T) {
 	send(t, ca, map[string]any{"type": "move", "x": 950, "y": 500})
 	send(t, ca, map[string]any{"type": "switch", "map": "forest", "uuid": vic.Subject, "id": vic.Subject})
 	var sw SwitchAnswer
-	if err := ca.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+	if err := ca.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 		t.Fatal(err)
 	}
 	tk, err := c.signer.Verify(auth.KindMap, sw.Ticket)

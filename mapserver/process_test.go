@@ -122,7 +122,7 @@ func TestProcessLifecycle(t *testing.T) {
 	// the process asks its host (HostServices), not the line protocol.
 	move(t, cl, 980, 500)
 	var sw SwitchAnswer
-	if err := cl.RecvType(ctxT(t, 5*time.Second), "switch", &sw); err != nil {
+	if err := cl.RecvType(ctxT(t, waitfor.Deadline()), "switch", &sw); err != nil {
 		t.Fatal(err)
 	}
 	welcome(t, dial(t, sw.Addr, sw.Ticket))

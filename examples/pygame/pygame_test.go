@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/proc"
 	"github.com/arena-game/arena/proto/procpb"
 )
@@ -98,7 +99,7 @@ func TestPythonServerSpeaksTheContract(t *testing.T) {
 	if st, err := c.Lifecycle.Status(ctx); err != nil || st.Load != 1 || len(st.Rooms) != 1 {
 		t.Fatalf("status: %+v %v", st, err)
 	}
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(waitfor.Deadline())
 	for ended := false; !ended; {
 		select {
 		case ev := <-events:

@@ -32,7 +32,7 @@ func TestDirectWriteAfterQueuedWriteDeadline(t *testing.T) {
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = srv.Upgrade(w, r, nil)
 		}))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 		cl, err := DialClient(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), 0)
 		if err != nil {
 			t.Fatal(err)

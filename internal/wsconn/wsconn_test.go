@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 type echo struct{}
@@ -28,7 +30,7 @@ func newEcho(t *testing.T, opt Options) string {
 
 func TestEchoAndRecvType(t *testing.T) {
 	url := newEcho(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	cl, err := DialClient(ctx, url, 0)
 	if err != nil {
@@ -49,7 +51,7 @@ func TestEchoAndRecvType(t *testing.T) {
 
 func TestOversizedMessageCloses(t *testing.T) {
 	url := newEcho(t, Options{MaxMessage: 1024})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	cl, err := DialClient(ctx, url, 0)
 	if err != nil {
@@ -68,7 +70,7 @@ func TestOversizedMessageCloses(t *testing.T) {
 
 func TestIdleTimeoutCloses(t *testing.T) {
 	url := newEcho(t, Options{IdleTimeout: 200 * time.Millisecond, PingInterval: -1})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	cl, err := DialClient(ctx, url, 0)
 	if err != nil {
@@ -109,7 +111,7 @@ func TestSendNowBatchInOrderAndSlowConsumer(t *testing.T) {
 	}))
 	defer hs.Close()
 	url := "ws" + strings.TrimPrefix(hs.URL, "http")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline())
 	defer cancel()
 	cl, err := DialClient(ctx, url, 0)
 	if err != nil {

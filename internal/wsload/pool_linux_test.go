@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
 
@@ -77,7 +78,7 @@ func (r *recorder) wait(t *testing.T, n int) [][]byte {
 		r.mu.Unlock()
 		select {
 		case <-r.got:
-		case <-time.After(5 * time.Second):
+		case <-time.After(waitfor.Deadline()):
 			t.Fatalf("waiting for %d messages: got %d", n, len(r.msgs))
 		}
 	}
@@ -140,7 +141,7 @@ func TestServerCloseCode(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != 4000 || ce.Reason != "bye" {
 			t.Fatalf("close error %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("no close")
 	}
 	if err := c.Send([]byte("x")); !errors.Is(err, ErrClosed) {
@@ -159,7 +160,7 @@ func TestClientClose(t *testing.T) {
 		if err == nil {
 			t.Fatal("nil close error")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("the server did not end the connection after our close frame")
 	}
 }
@@ -206,7 +207,7 @@ func TestPoolCloseClosesConns(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Fatalf("close error %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitfor.Deadline()):
 		t.Fatal("no OnClose")
 	}
 	if _, err := p.Dial(context.Background(), base+"/ws", r); !errors.Is(err, ErrClosed) {
