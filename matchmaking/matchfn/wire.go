@@ -278,6 +278,7 @@ type table struct {
 	used   []bool
 	slotOf map[string]uint32
 	last   uint64
+	pools  [][]matchmaking.Candidate // the last request's pools
 }
 
 // decode applies r to its session's table and is the request it makes.
@@ -393,9 +394,15 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 		from = end
 	}
 	req := &matchmaking.MatchRequest{Profile: p, Now: time.Unix(0, r.GetNowUnixNano())}
-	for _, pool := range r.GetPools() {
+	for k := len(r.GetPools()); len(t.pools) < k; {
+		t.pools = append(t.pools, nil)
+	}
+	for pi, pool := range r.GetPools() {
 		p.Pools = append(p.Pools, matchmaking.Pool{Name: pool.GetName()})
-		cands := make([]matchmaking.Candidate, len(pool.GetSlots()))
+		// The pools' slices are the table's from call to call (a function
+		// must not keep them past its call).
+		cands := slices.Grow(t.pools[pi][:0], len(pool.GetSlots()))[:len(pool.GetSlots())]
+		t.pools[pi] = cands
 		for i, slot := range pool.GetSlots() {
 			if int(slot) >= len(t.cands) || !t.used[slot] {
 				return nil, fmt.Errorf("decode match request: pool %q names empty slot %d", pool.GetName(), slot)
