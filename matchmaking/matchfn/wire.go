@@ -229,34 +229,30 @@ func (ss *searchSets) encode() *matchfnpb.SearchFieldSets {
 	for i, f := range ss.list {
 		row := uint32(i)
 		for k, v := range f.Doubles {
-			col := doubles[k]
-			if col == nil {
-				col = &matchfnpb.DoubleColumn{Name: k}
-				doubles[k] = col
-				out.Doubles = append(out.Doubles, col)
-			}
+			col := columnOf(doubles, &out.Doubles, &matchfnpb.DoubleColumn{Name: k})
 			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
 		}
 		for k, v := range f.Strings {
-			col := strs[k]
-			if col == nil {
-				col = &matchfnpb.StringColumn{Name: k}
-				strs[k] = col
-				out.Strings = append(out.Strings, col)
-			}
+			col := columnOf(strs, &out.Strings, &matchfnpb.StringColumn{Name: k})
 			col.Rows, col.Values = append(col.Rows, row), append(col.Values, v)
 		}
 		for _, k := range f.Tags {
-			col := tags[k]
-			if col == nil {
-				col = &matchfnpb.TagColumn{Name: k}
-				tags[k] = col
-				out.Tags = append(out.Tags, col)
-			}
+			col := columnOf(tags, &out.Tags, &matchfnpb.TagColumn{Name: k})
 			col.Rows = append(col.Rows, row)
 		}
 	}
 	return out
+}
+
+// columnOf is the column named as fresh is in byName; fresh itself,
+// listed, when there is none yet.
+func columnOf[C interface{ GetName() string }](byName map[string]C, list *[]C, fresh C) C {
+	if col, ok := byName[fresh.GetName()]; ok {
+		return col
+	}
+	byName[fresh.GetName()] = fresh
+	*list = append(*list, fresh)
+	return fresh
 }
 
 // maxSessions bounds the tables a plugin keeps: one per profile naming
