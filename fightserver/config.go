@@ -27,6 +27,7 @@ const (
 	OptBlinkRange     = "blink-range"      // farthest a blink goes (default 160)
 	OptBlinkCooldown  = "blink-cooldown"   // minimum time between one player's blinks (default 3s)
 	OptMaxPlayers     = "max-players"      // the most players alive in one fight at once (default 16)
+	OptSnapshotEvery  = "snapshot-every"   // how often a room whose positions changed saves its state (default 1s; 0: rooms never save and fail with their process)
 )
 
 // Defaults.
@@ -41,6 +42,7 @@ const (
 	DefaultMoveSpeed      = 240.0
 	DefaultBlinkRange     = 160.0
 	DefaultBlinkCooldown  = 3 * time.Second
+	DefaultSnapshotEvery  = time.Second
 	// StartHP is every player's hp when a room starts.
 	StartHP = 100
 	// MinPlayers and MaxPlayers bound a room's size (MaxPlayers is also
@@ -75,6 +77,10 @@ type Rules struct {
 	// (MinPlayers to MaxPlayers): a larger room is refused, and so is a
 	// backfill that would pass it.
 	MaxPlayers int
+	// SnapshotEvery is how often a room whose fighters moved saves its
+	// state (sdk Room.Save); hp, outs, quits and backfills save at once.
+	// Negative: rooms never save, and fail when their process dies.
+	SnapshotEvery time.Duration
 }
 
 func (r Rules) withDefaults() Rules {
@@ -95,6 +101,9 @@ func (r Rules) withDefaults() Rules {
 	}
 	if r.BlinkCooldown == 0 {
 		r.BlinkCooldown = DefaultBlinkCooldown
+	}
+	if r.SnapshotEvery == 0 {
+		r.SnapshotEvery = DefaultSnapshotEvery
 	}
 	if r.MaxPlayers <= 0 || r.MaxPlayers > MaxPlayers {
 		r.MaxPlayers = MaxPlayers
@@ -194,6 +203,7 @@ func parseRules(base Rules, raw []byte) (Rules, error) {
 		dur(OptMoveCooldown, &r.MoveCooldown, 0, time.Hour),
 		num(OptBlinkRange, &r.BlinkRange, 1, 100000),
 		dur(OptBlinkCooldown, &r.BlinkCooldown, 0, time.Hour),
+		dur(OptSnapshotEvery, &r.SnapshotEvery, 0, time.Minute),
 	} {
 		if err != nil {
 			return base, err

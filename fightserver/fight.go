@@ -99,6 +99,8 @@ type fight struct {
 	// that no backfilled player has taken yet: the seats the room asks
 	// the queue for (Room.WantPlayers).
 	lost int
+	// dirty: positions changed since the last save (see snapshot.go).
+	dirty bool
 }
 
 // NewRoom implements sdk.Game.
@@ -116,6 +118,8 @@ func (g *Game) NewRoom(r *sdk.Room) (sdk.Handler, error) {
 		p.Data = m
 		f.fs = append(f.fs, m)
 	}
+	f.dirty = true // the first periodic save writes the room's start
+	f.saveEvery()
 	return f, nil
 }
 
@@ -154,6 +158,7 @@ func (f *fight) Backfill(ps []*sdk.Player) error {
 		f.fs = append(f.fs, m)
 	}
 	f.lost = max(0, f.lost-len(ps))
+	f.changed(true)
 	return nil
 }
 
@@ -210,6 +215,7 @@ func (f *fight) Join(p *sdk.Player, how sdk.JoinKind) {
 	now := time.Now()
 	_ = f.r.Send(p, f.stateMsg(me, how != sdk.JoinFirst, now))
 	me.joined = true
+	f.changed(false)
 	for _, o := range f.fs {
 		if o.joined && !o.left {
 			_ = f.r.Send(p, f.createMsg(o, now))
@@ -249,6 +255,7 @@ func (f *fight) Leave(p *sdk.Player, why sdk.LeaveReason) {
 	} else {
 		me.left = true
 	}
+	f.changed(true)
 }
 
 // Message applies one validated event (see Parse).
@@ -293,10 +300,14 @@ func (f *fight) Message(p *sdk.Player, m sdk.Message) {
 			return
 		}
 		f.g.events[ev.kind].Inc()
+		f.changed(true)
 		return
 	}
 	f.g.events[ev.kind].Inc()
 	f.relay(p, ev)
+	if ev.kind == evMoveTo || ev.kind == evBlink {
+		f.changed(false)
+	}
 }
 
 func (f *fight) attack(p *sdk.Player, me *fighter, ev *event, now time.Time) bool {

@@ -232,11 +232,12 @@ func TestMatchDoneWhen(t *testing.T) {
 	})
 }
 
-// TestFightServerKilledMidRoom kills the fight process hosting a room with
-// -9: each member gets an error naming the room on /v1/play and may queue
-// again at once.
+// TestFightServerKilledMidRoom kills the fight process hosting a room
+// that saves no state (snapshot-every 0; TestFightRoomSurvivesItsProcess
+// has the default) with -9: each member gets an error naming the room on
+// /v1/play and may queue again at once.
 func TestFightServerKilledMidRoom(t *testing.T) {
-	a := startArena(t, "dispatcher", "--guest-login", "--tick", "100ms")
+	a := startArena(t, "dispatcher", "--guest-login", "--tick", "100ms", "--fight-option", "snapshot-every=0s")
 	ctx := ctxT(t, 60*time.Second)
 	var plays []*wsconn.Client
 	var m matchMsg

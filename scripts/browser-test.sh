@@ -84,7 +84,7 @@ echo "== arena ${args[*]}"
 arena_pid=$!
 
 export ARENA_URL="http://127.0.0.1:$base"
-export ARENA_BIN="$tmp/arena" # restart.test.mjs and signedin-restart.test.mjs run an arena of their own
+export ARENA_BIN="$tmp/arena" # restart, signedin-restart and fightsurvives run an arena of their own
 export ARENA_CREDENTIALS="$tmp/credentials.json"
 export ARENA_SCREENSHOTS="${ARENA_SCREENSHOTS:-$root/test-artifacts/screenshots}"
 export CHROMIUM="$chromium"
@@ -101,7 +101,7 @@ if [ $# -gt 0 ]; then
   files=("$@")
 else
   # play first: it needs no bots in the queue; dashboard last: it leaves MAXNUM low for a while.
-  files=(play.test.mjs backfill.test.mjs client.test.mjs rejoin.test.mjs turns.test.mjs party.test.mjs solo.test.mjs records.test.mjs world.test.mjs errors.test.mjs newplayer.test.mjs restart.test.mjs signedin-restart.test.mjs dashboard.test.mjs)
+  files=(play.test.mjs backfill.test.mjs client.test.mjs rejoin.test.mjs turns.test.mjs party.test.mjs solo.test.mjs records.test.mjs world.test.mjs errors.test.mjs newplayer.test.mjs restart.test.mjs signedin-restart.test.mjs fightsurvives.test.mjs dashboard.test.mjs)
 fi
 echo "== node --test ${files[*]} (screenshots in $ARENA_SCREENSHOTS)"
 node --test --test-concurrency=1 "${files[@]}" || status=$?

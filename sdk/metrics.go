@@ -16,7 +16,9 @@ type metrics struct {
 	tooBig   prometheus.Counter
 	busy     prometheus.Counter
 	saves    *prometheus.CounterVec
-	restores prometheus.Counter
+	// savedBytes over saves{result="ok"} is the mean snapshot size.
+	savedBytes prometheus.Counter
+	restores   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
@@ -42,7 +44,8 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		saves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arena_game_state_saves_total", Help: "Room state snapshots written to the store, by result.",
 		}, []string{"result"}),
-		restores: counter("arena_game_state_restores_total", "Rooms restored from a snapshot."),
+		savedBytes: counter("arena_game_state_saved_bytes_total", "Bytes of room state snapshots written to the store."),
+		restores:   counter("arena_game_state_restores_total", "Rooms restored from a snapshot."),
 	}
 	rooms := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "arena_game_rooms", Help: "Rooms hosted now (the process's load).",
@@ -50,6 +53,6 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "arena_game_connections", Help: "Open WebSocket connections.",
 	}, func() float64 { return float64(s.conns.Load()) })
-	reg.MustRegister(m.messages, m.sent, m.errors, m.ended, m.assigned, m.joins, m.panics, m.stuck, m.tooBig, m.busy, m.saves, m.restores, rooms, conns)
+	reg.MustRegister(m.messages, m.sent, m.errors, m.ended, m.assigned, m.joins, m.panics, m.stuck, m.tooBig, m.busy, m.saves, m.savedBytes, m.restores, rooms, conns)
 	return m
 }

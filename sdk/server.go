@@ -498,7 +498,8 @@ func (s *Server) Drain(ctx context.Context, deadline time.Time) int {
 }
 
 // roomEnded removes r, remembers its id (late joiners hear room_over),
-// drops its snapshot, reports del and counts the end.
+// stops its snapshot writes (and drops its snapshot unless the server is
+// shutting down), reports del and counts the end.
 func (s *Server) roomEnded(r *Room, res Result, at time.Time) {
 	s.mu.Lock()
 	if s.rooms[r.id] == r {
@@ -515,6 +516,9 @@ func (s *Server) roomEnded(r *Room, res Result, at time.Time) {
 	s.met.ended.WithLabelValues(res.Reason).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	// Nothing is saved after the end: a room that ended for good drops its
+	// snapshot, one stopped by a shutdown keeps its newest.
+	r.snapshot.stop(res.Reason == ReasonShutdown)
 	if res.Reason != ReasonShutdown {
 		s.deleteSnapshot(ctx, r.id)
 		if err := s.rep.Del(ctx, r.id); err != nil {

@@ -18,23 +18,32 @@ func snapshotKey(room string) string { return SnapshotKey(room) }
 
 // saver writes a room's snapshots in the background, newest first: at most
 // one write per room is in flight, and a snapshot saved meanwhile replaces
-// the one waiting.
+// the one waiting. After stop it writes nothing more.
 type saver struct {
 	mu      sync.Mutex
 	next    []byte
 	writing bool
+	stopped bool
+	idle    chan struct{} // closed when the running writer returns
 }
 
 func (sv *saver) save(r *Room, b []byte) {
 	sv.mu.Lock()
+	if sv.stopped {
+		sv.mu.Unlock()
+		return
+	}
 	sv.next = b
 	if sv.writing {
 		sv.mu.Unlock()
 		return
 	}
 	sv.writing = true
+	idle := make(chan struct{})
+	sv.idle = idle
 	sv.mu.Unlock()
 	go func() {
+		defer close(idle)
 		for {
 			sv.mu.Lock()
 			b := sv.next
@@ -56,9 +65,27 @@ func (sv *saver) save(r *Room, b []byte) {
 				r.log.Warn("save room state", "bytes", len(b), "err", err)
 			} else {
 				r.srv.met.saves.WithLabelValues("ok").Inc()
+				r.srv.met.savedBytes.Add(float64(len(b)))
 			}
 		}
 	}()
+}
+
+// stop takes no more snapshots and waits for the write in flight, so
+// that nothing is written after it returns (a room that ended deletes its
+// snapshot after stop: a late write would leave a stale one behind). With
+// flush the snapshot waiting is written first, else it is dropped.
+func (sv *saver) stop(flush bool) {
+	sv.mu.Lock()
+	sv.stopped = true
+	if !flush {
+		sv.next = nil
+	}
+	idle, writing := sv.idle, sv.writing
+	sv.mu.Unlock()
+	if writing {
+		<-idle
+	}
 }
 
 // loadSnapshot returns the saved state of room id, or nil.

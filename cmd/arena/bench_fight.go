@@ -28,6 +28,7 @@ func benchFightCommand() *cli.Command {
 			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "unmeasured load before each phase", EnvVars: env("warmup")},
 			boolFlag("skip-baseline", "skip the bare gws echo baseline"),
 			stringFlag("client", "", "how players connect: epoll (raw sockets on epoll loops, the default on Linux) or gws (a gws client and goroutine per player)"),
+			&cli.StringSliceFlag{Name: "fight-option", Usage: "KEY=VALUE fight option on top of the bench's (docs/fight.md lists them, e.g. snapshot-every=0s); repeatable", EnvVars: env("fight-option")},
 			&cli.StringSliceFlag{Name: "game", Usage: "NAME=PATH: also measure this game binary (e.g. examples/relay) with the same load, after the fight; repeatable", EnvVars: env("game")},
 			&cli.StringSliceFlag{Name: "game-option", Usage: "NAME.KEY=VALUE in game NAME's configuration (e.g. relaytick.tick=50ms); repeatable", EnvVars: env("game-option")},
 			boolFlag("json", "print one JSON object"),
@@ -55,8 +56,8 @@ func benchFightCommand() *cli.Command {
 				return err
 			}
 			res, err := fightbench.Run(c.Context, fightbench.Config{
-				Games: games,
-				Exe:   exe, Rooms: c.Int("rooms"), Players: c.Int("players"), Rate: c.Float64("rate"),
+				Games: games, FightOptions: c.StringSlice("fight-option"),
+				Exe: exe, Rooms: c.Int("rooms"), Players: c.Int("players"), Rate: c.Float64("rate"),
 				Duration: c.Duration("duration"), Warmup: warmup, SkipBaseline: c.Bool("skip-baseline"),
 				Client: c.String("client"),
 				Log:    log.With("bench", proc.KindFight),

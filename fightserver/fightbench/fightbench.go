@@ -61,6 +61,9 @@ type Config struct {
 	// takes less of the machine from the server) or ClientGWS (a gws
 	// client and read goroutine per player).
 	Client string
+	// FightOptions are KEY=VALUE fight options set on top of the bench's
+	// own (e.g. snapshot-every=0s; docs/fight.md lists them).
+	FightOptions []string
 	// Games are game binaries (the SDK's, or any process-contract server
 	// that relays the events keeping their "ts") measured after the fight
 	// with the same load, each as a phase of its own.
@@ -288,6 +291,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		// server checked blinks.
 		BlinkRange:    proto.Float64(100000),
 		BlinkCooldown: durationpb.New(0),
+	}
+	if err := proc.SetOptions(opts, cfg.FightOptions); err != nil {
+		return res, fmt.Errorf("bench fight: %w", err)
 	}
 	start := proc.StartRequest{Kind: proc.KindFight, BindHost: "127.0.0.1", Memcache: []string{mc.Addr()}, StorePrefix: "bench:", Secret: secret, Fight: opts}
 	tgt, err := startFight(ctx, cfg, start)

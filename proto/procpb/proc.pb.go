@@ -283,7 +283,12 @@ type FightOptions struct {
 	CallbackDeadline *durationpb.Duration   `protobuf:"bytes,14,opt,name=callback_deadline,json=callbackDeadline,proto3" json:"callback_deadline,omitempty"`
 	// The most players alive in one fight at once (2-16, default 16): a
 	// larger room is refused, and so is a backfill beyond it (ROOM_FULL).
-	MaxPlayers    *int32 `protobuf:"varint,15,opt,name=max_players,json=maxPlayers,proto3,oneof" json:"max_players,omitempty"`
+	MaxPlayers *int32 `protobuf:"varint,15,opt,name=max_players,json=maxPlayers,proto3,oneof" json:"max_players,omitempty"`
+	// How often a room whose fighters moved saves its state to memcached
+	// (default 1s; hp, outs, quits and backfills save at once) so that it
+	// survives its process (docs/fight.md); set to 0s: rooms never save
+	// and fail with their process.
+	SnapshotEvery *durationpb.Duration `protobuf:"bytes,16,opt,name=snapshot_every,json=snapshotEvery,proto3" json:"snapshot_every,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,6 +426,13 @@ func (x *FightOptions) GetMaxPlayers() int32 {
 		return *x.MaxPlayers
 	}
 	return 0
+}
+
+func (x *FightOptions) GetSnapshotEvery() *durationpb.Duration {
+	if x != nil {
+		return x.SnapshotEvery
+	}
+	return nil
 }
 
 // MapOptions are a map server's settings (docs/maps.md).
@@ -1646,7 +1658,7 @@ const file_proc_proto_rawDesc = "" +
 	"\x03map\x18\x15 \x01(\v2\x19.arena.proc.v1.MapOptionsH\x00R\x03map\x120\n" +
 	"\x04chat\x18\x16 \x01(\v2\x1a.arena.proc.v1.ChatOptionsH\x00R\x04chat\x120\n" +
 	"\x04game\x18\x17 \x01(\v2\x1a.arena.proc.v1.GameOptionsH\x00R\x04gameB\t\n" +
-	"\aoptions\"\xf0\x06\n" +
+	"\aoptions\"\xb2\a\n" +
 	"\fFightOptions\x12<\n" +
 	"\froom_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vroomTimeout\x12<\n" +
 	"\frejoin_grace\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrejoinGrace\x12\"\n" +
@@ -1669,7 +1681,8 @@ const file_proc_proto_rawDesc = "" +
 	"\x05inbox\x18\r \x01(\x05H\aR\x05inbox\x88\x01\x01\x12F\n" +
 	"\x11callback_deadline\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x10callbackDeadline\x12$\n" +
 	"\vmax_players\x18\x0f \x01(\x05H\bR\n" +
-	"maxPlayers\x88\x01\x01B\r\n" +
+	"maxPlayers\x88\x01\x01\x12@\n" +
+	"\x0esnapshot_every\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rsnapshotEveryB\r\n" +
 	"\v_event_rateB\x0e\n" +
 	"\f_event_burstB\x10\n" +
 	"\x0e_attack_damageB\x0f\n" +
@@ -1847,36 +1860,37 @@ var file_proc_proto_depIdxs = []int32{
 	24, // 7: arena.proc.v1.FightOptions.move_cooldown:type_name -> google.protobuf.Duration
 	24, // 8: arena.proc.v1.FightOptions.blink_cooldown:type_name -> google.protobuf.Duration
 	24, // 9: arena.proc.v1.FightOptions.callback_deadline:type_name -> google.protobuf.Duration
-	24, // 10: arena.proc.v1.MapOptions.save_interval:type_name -> google.protobuf.Duration
-	24, // 11: arena.proc.v1.MapOptions.tick:type_name -> google.protobuf.Duration
-	22, // 12: arena.proc.v1.ProcessStatus.maps:type_name -> arena.proc.v1.ProcessStatus.MapsEntry
-	12, // 13: arena.proc.v1.Event.room_ended:type_name -> arena.proc.v1.RoomEnded
-	13, // 14: arena.proc.v1.Event.load_changed:type_name -> arena.proc.v1.LoadChanged
-	14, // 15: arena.proc.v1.Event.backfill_wanted:type_name -> arena.proc.v1.BackfillWanted
-	23, // 16: arena.proc.v1.LoadChanged.maps:type_name -> arena.proc.v1.LoadChanged.MapsEntry
-	15, // 17: arena.proc.v1.AssignRoomRequest.players:type_name -> arena.proc.v1.Player
-	15, // 18: arena.proc.v1.BackfillRequest.players:type_name -> arena.proc.v1.Player
-	0,  // 19: arena.proc.v1.Lifecycle.Start:input_type -> arena.proc.v1.StartRequest
-	6,  // 20: arena.proc.v1.Lifecycle.Status:input_type -> arena.proc.v1.StatusRequest
-	8,  // 21: arena.proc.v1.Lifecycle.Drain:input_type -> arena.proc.v1.DrainRequest
-	10, // 22: arena.proc.v1.Lifecycle.Watch:input_type -> arena.proc.v1.WatchRequest
-	16, // 23: arena.proc.v1.Rooms.AssignRoom:input_type -> arena.proc.v1.AssignRoomRequest
-	17, // 24: arena.proc.v1.Rooms.Backfill:input_type -> arena.proc.v1.BackfillRequest
-	18, // 25: arena.proc.v1.Maps.HostMap:input_type -> arena.proc.v1.HostMapRequest
-	20, // 26: arena.proc.v1.HostServices.LocateMap:input_type -> arena.proc.v1.LocateMapRequest
-	5,  // 27: arena.proc.v1.Lifecycle.Start:output_type -> arena.proc.v1.Started
-	7,  // 28: arena.proc.v1.Lifecycle.Status:output_type -> arena.proc.v1.ProcessStatus
-	9,  // 29: arena.proc.v1.Lifecycle.Drain:output_type -> arena.proc.v1.DrainResponse
-	11, // 30: arena.proc.v1.Lifecycle.Watch:output_type -> arena.proc.v1.Event
-	19, // 31: arena.proc.v1.Rooms.AssignRoom:output_type -> arena.proc.v1.LoadResponse
-	19, // 32: arena.proc.v1.Rooms.Backfill:output_type -> arena.proc.v1.LoadResponse
-	19, // 33: arena.proc.v1.Maps.HostMap:output_type -> arena.proc.v1.LoadResponse
-	21, // 34: arena.proc.v1.HostServices.LocateMap:output_type -> arena.proc.v1.LocateMapResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	24, // 10: arena.proc.v1.FightOptions.snapshot_every:type_name -> google.protobuf.Duration
+	24, // 11: arena.proc.v1.MapOptions.save_interval:type_name -> google.protobuf.Duration
+	24, // 12: arena.proc.v1.MapOptions.tick:type_name -> google.protobuf.Duration
+	22, // 13: arena.proc.v1.ProcessStatus.maps:type_name -> arena.proc.v1.ProcessStatus.MapsEntry
+	12, // 14: arena.proc.v1.Event.room_ended:type_name -> arena.proc.v1.RoomEnded
+	13, // 15: arena.proc.v1.Event.load_changed:type_name -> arena.proc.v1.LoadChanged
+	14, // 16: arena.proc.v1.Event.backfill_wanted:type_name -> arena.proc.v1.BackfillWanted
+	23, // 17: arena.proc.v1.LoadChanged.maps:type_name -> arena.proc.v1.LoadChanged.MapsEntry
+	15, // 18: arena.proc.v1.AssignRoomRequest.players:type_name -> arena.proc.v1.Player
+	15, // 19: arena.proc.v1.BackfillRequest.players:type_name -> arena.proc.v1.Player
+	0,  // 20: arena.proc.v1.Lifecycle.Start:input_type -> arena.proc.v1.StartRequest
+	6,  // 21: arena.proc.v1.Lifecycle.Status:input_type -> arena.proc.v1.StatusRequest
+	8,  // 22: arena.proc.v1.Lifecycle.Drain:input_type -> arena.proc.v1.DrainRequest
+	10, // 23: arena.proc.v1.Lifecycle.Watch:input_type -> arena.proc.v1.WatchRequest
+	16, // 24: arena.proc.v1.Rooms.AssignRoom:input_type -> arena.proc.v1.AssignRoomRequest
+	17, // 25: arena.proc.v1.Rooms.Backfill:input_type -> arena.proc.v1.BackfillRequest
+	18, // 26: arena.proc.v1.Maps.HostMap:input_type -> arena.proc.v1.HostMapRequest
+	20, // 27: arena.proc.v1.HostServices.LocateMap:input_type -> arena.proc.v1.LocateMapRequest
+	5,  // 28: arena.proc.v1.Lifecycle.Start:output_type -> arena.proc.v1.Started
+	7,  // 29: arena.proc.v1.Lifecycle.Status:output_type -> arena.proc.v1.ProcessStatus
+	9,  // 30: arena.proc.v1.Lifecycle.Drain:output_type -> arena.proc.v1.DrainResponse
+	11, // 31: arena.proc.v1.Lifecycle.Watch:output_type -> arena.proc.v1.Event
+	19, // 32: arena.proc.v1.Rooms.AssignRoom:output_type -> arena.proc.v1.LoadResponse
+	19, // 33: arena.proc.v1.Rooms.Backfill:output_type -> arena.proc.v1.LoadResponse
+	19, // 34: arena.proc.v1.Maps.HostMap:output_type -> arena.proc.v1.LoadResponse
+	21, // 35: arena.proc.v1.HostServices.LocateMap:output_type -> arena.proc.v1.LocateMapResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_proc_proto_init() }

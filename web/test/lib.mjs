@@ -59,21 +59,24 @@ export async function portBlock(n) {
  * credentials file, SQLite database and outbox in a new temporary folder,
  * so it can be stopped and started again on the same ports and files.
  * start() runs it (the process, with exited: a promise of its exit);
- * log() is what every run printed; remove() deletes the folder.
+ * prefix is its memcached key prefix; log() is what every run printed;
+ * remove() deletes the folder. extra are more flags of `arena up`.
  */
-export async function ownArena(name) {
+export async function ownArena(name, extra = []) {
   const b = await portBlock(40);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `arena-${name}-`));
   const credentials = path.join(dir, 'credentials.json');
+  const prefix = `${name}-${process.pid}-${b}:`;
   const args = ['up', '--http', `127.0.0.1:${b}`, '--listen', `127.0.0.1:${b + 1}`, '--grpc', `127.0.0.1:${b + 2}`,
     '--chat-port', String(b + 3), '--host-listen', `127.0.0.1:${b + 4}`, '--host', '127.0.0.1',
     '--fight-port-base', String(b + 10), '--map-port-base', String(b + 25),
-    '--store-prefix', `${name}-${process.pid}-${b}:`, '--credentials', credentials,
-    '--db', 'sqlite:' + path.join(dir, 'arena.db'), '--outbox', path.join(dir, 'outbox'), '--bots', '0'];
+    '--store-prefix', prefix, '--credentials', credentials,
+    '--db', 'sqlite:' + path.join(dir, 'arena.db'), '--outbox', path.join(dir, 'outbox'), '--bots', '0', ...extra];
   let log = '';
   return {
     base: `http://127.0.0.1:${b}`,
     credentials,
+    prefix,
     log: () => log,
     start() {
       const p = spawn(process.env.ARENA_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -399,7 +399,9 @@ function onPlay(m) {
       break;
     case 'match':
       S.wantQueue = false;
-      startFight(m);
+      // A match for the room this player is fighting in: its fight server
+      // died and the room, restored from its saved state, runs on another.
+      startFight(m, { rejoin: S.view === 'fight' && !!S.match && S.match.room === m.room });
       break;
     case 'room_failed':
       roomFailed(m);

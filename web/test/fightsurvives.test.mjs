@@ -1,0 +1,109 @@
+// A fight survives its fight server (docs/fight.md "A room that survives
+// its process"): two players fight on their pages in an arena of the
+// test's own (ARENA_BIN), one hits the other, the fight process is killed
+// with SIGKILL once the hit is saved in memcached, and both pages, without
+// a reload, are put back into the same room on a new fight process
+// ("Back in your fight.") with the hp the fight had; the fight goes on to
+// its result, which is recorded once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { launch, open, screenshot, waitReady, ownArena } from './lib.mjs';
+
+const BIN = process.env.ARENA_BIN;
+
+/** mcGet reads key from the memcached at addr (the text protocol): the value, or null. */
+function mcGet(addr, key) {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((ok, fail) => {
+    const s = net.connect(port, host, () => s.write(`get ${key}\r\n`));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const text = buf.toString('latin1');
+      if (text === 'END\r\n') { s.end(); ok(null); return; }
+      const m = /^VALUE \S+ \d+ (\d+)\r\n/.exec(text);
+      if (m && buf.length >= m[0].length + Number(m[1]) + 7) {
+        s.end();
+        ok(buf.subarray(m[0].length, m[0].length + Number(m[1])).toString('utf8'));
+      }
+    });
+    s.on('error', fail);
+  });
+}
+
+test('a fight goes on when its fight server is killed', { timeout: 180_000, skip: !BIN && 'ARENA_BIN not set (scripts/browser-test.sh sets it)' }, async () => {
+  const own = await ownArena('survive', ['--room-size', '2', '--fight-option', 'attack-range=1000']);
+  const { base, prefix } = own;
+  let arena = own.start();
+  const browser = await launch();
+  try {
+    await waitReady(base);
+    const mc = /embedded memcached started.* addr=(\S+)/.exec(own.log())[1];
+    const a = await open(browser, '/', { base });
+    const b = await open(browser, '/', { base });
+    for (const p of [a, b]) await p.page.click('#guest');
+    for (const p of [a, b]) await p.page.waitForSelector('#view-fight:not([hidden])', { timeout: 30_000 });
+    const ub = (await b.page.textContent('#my-id')).trim();
+    const room = await a.page.$eval('#roster', (e) => e.dataset.room);
+    const hpOf = (p) => p.$eval(`#roster [data-uuid="${ub}"] .hpbar`, (e) => Number.parseInt(e.title, 10)).catch(() => NaN);
+    // A hits B (Space attacks the nearest) until B is down to 60 hp or less.
+    for (let i = 0; !((await hpOf(a.page)) <= 60); i++) {
+      assert.ok(i < 100, 'the attacks landed');
+      await a.page.keyboard.press('Space');
+      await a.page.waitForTimeout(450); // the attack cooldown: pace the key presses, as a player does
+    }
+    const hp = await hpOf(a.page);
+    await b.page.waitForFunction(([u, h]) => document.querySelector(`#roster [data-uuid="${u}"] .hpbar`)?.title === `${h} hp`, [ub, hp]);
+    // The hit is saved in memcached (hp saves at once, in the background).
+    for (let i = 0; ; i++) {
+      const v = await mcGet(mc, `${prefix}gamestate:${room}`);
+      if (v && JSON.parse(v).f.some((f) => f.u === ub && f.hp === hp)) break;
+      assert.ok(i < 300, 'the room state with the hit is saved');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await screenshot(a.page, 'survive-before-kill', { viewport: true });
+
+    const fleet = await (await fetch(base + '/v1/fleet')).json();
+    const fights = fleet.processes.filter((p) => p.kind === 'fight');
+    assert.ok(fights.length > 0, 'a fight process runs');
+    for (const p of fights) process.kill(p.pid, 'SIGKILL');
+
+    // Both pages are back in the same room, on a new process, with the hp.
+    for (const p of [a, b]) {
+      await p.page.waitForFunction(() => /Back in your fight/.test(document.querySelector('#toast')?.textContent || ''), null, { timeout: 30_000 });
+      assert.equal(await p.page.$eval('#roster', (e) => e.dataset.room), room);
+      assert.ok(await p.page.isVisible('#view-fight'), 'still in the fight view');
+    }
+    await b.page.waitForFunction(([u, h]) => document.querySelector(`#roster [data-uuid="${u}"] .hpbar`)?.title === `${h} hp`, [ub, hp]);
+    assert.equal(await hpOf(a.page), hp, 'the restored room has the hp the fight had');
+    const after = await (await fetch(base + '/v1/fleet')).json();
+    assert.ok(after.processes.some((p) => p.kind === 'fight' && !fights.some((f) => f.pid === p.pid)), 'a new fight process hosts the room');
+    await screenshot(b.page, 'survive-restored', { viewport: true });
+
+    // The fight goes on to its result.
+    for (let i = 0; await a.page.isHidden('#result'); i++) {
+      assert.ok(i < 100, 'the fight ended');
+      await a.page.keyboard.press('Space');
+      await a.page.waitForTimeout(450);
+    }
+    assert.equal((await a.page.textContent('#result-title')).trim(), 'Victory!');
+    await b.page.waitForSelector('#result:not([hidden])');
+    await screenshot(b.page, 'survive-result', { viewport: true });
+    // Recorded once.
+    const ua = (await a.page.textContent('#my-id')).trim();
+    for (const u of [ua, ub]) {
+      const h = await (await fetch(`${base}/v1/players/${u}/matches`)).json();
+      assert.deepEqual(h.matches.map((m) => m.room), [room], `${u}'s history`);
+    }
+    for (const p of [a, b]) assert.deepEqual(p.errors, []);
+  } catch (e) {
+    console.error(own.log().split('\n').slice(-60).join('\n'));
+    throw e;
+  } finally {
+    await browser.close();
+    arena.kill('SIGTERM');
+    await arena.exited;
+    own.remove();
+  }
+});
