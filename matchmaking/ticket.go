@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -149,12 +148,13 @@ func (s *SearchFields) appendKey(b []byte) []byte {
 	str := func(b []byte, v string) []byte {
 		return append(binary.AppendUvarint(b, uint64(len(v))), v...)
 	}
+	var buf [MaxSearchFields]string // (no allocation within the limits)
 	b = binary.AppendUvarint(b, uint64(len(s.Doubles)))
-	for _, k := range slices.Sorted(maps.Keys(s.Doubles)) {
+	for _, k := range sortedKeys(buf[:0], s.Doubles) {
 		b = binary.LittleEndian.AppendUint64(str(b, k), math.Float64bits(s.Doubles[k]))
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Strings)))
-	for _, k := range slices.Sorted(maps.Keys(s.Strings)) {
+	for _, k := range sortedKeys(buf[:0], s.Strings) {
 		b = str(str(b, k), s.Strings[k])
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Tags)))
@@ -162,4 +162,13 @@ func (s *SearchFields) appendKey(b []byte) []byte {
 		b = str(b, t)
 	}
 	return b
+}
+
+// sortedKeys appends m's keys to buf, sorted.
+func sortedKeys[V any](buf []string, m map[string]V) []string {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
 }
