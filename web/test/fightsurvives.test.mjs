@@ -1,10 +1,11 @@
 // A fight survives its fight server (docs/fight.md "A room that survives
-// its process"): two players fight on their pages in an arena of the
-// test's own (ARENA_BIN), one hits the other, the fight process is killed
-// with SIGKILL once the hit is saved in memcached, and both pages, without
-// a reload, are put back into the same room on a new fight process
-// ("Back in your fight.") with the hp the fight had; the fight goes on to
-// its result, which is recorded once.
+// its process"): three players are matched on their pages in an arena of
+// the test's own (ARENA_BIN), one leaves the fight, one hits another, the
+// fight process is killed with SIGKILL once the hit is saved in memcached,
+// and the two pages still fighting, without a reload, are put back into
+// the same room on a new fight process ("Back in your fight.") with the hp
+// the fight had, while the one who left stays in its lobby; the fight goes
+// on to its result, which is recorded once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -33,7 +34,7 @@ function mcGet(addr, key) {
 }
 
 test('a fight goes on when its fight server is killed', { timeout: 180_000, skip: !BIN && 'ARENA_BIN not set (scripts/browser-test.sh sets it)' }, async () => {
-  const own = await ownArena('survive', ['--room-size', '2', '--fight-option', 'attack-range=1000']);
+  const own = await ownArena('survive', ['--room-size', '3', '--fight-option', 'attack-range=1000']);
   const { base, prefix } = own;
   let arena = own.start();
   const browser = await launch();
@@ -42,8 +43,19 @@ test('a fight goes on when its fight server is killed', { timeout: 180_000, skip
     const mc = /embedded memcached started.* addr=(\S+)/.exec(own.log())[1];
     const a = await open(browser, '/', { base });
     const b = await open(browser, '/', { base });
-    for (const p of [a, b]) await p.page.click('#guest');
-    for (const p of [a, b]) await p.page.waitForSelector('#view-fight:not([hidden])', { timeout: 30_000 });
+    const c = await open(browser, '/', { base });
+    // The /v1/play messages c receives, as they arrive.
+    const cPlay = [];
+    c.page.on('websocket', (ws) => {
+      if (ws.url().includes('/v1/play')) ws.on('framereceived', (f) => { try { cPlay.push(JSON.parse(f.payload)); } catch { /* not JSON */ } });
+    });
+    for (const p of [a, b, c]) await p.page.click('#guest');
+    for (const p of [a, b, c]) await p.page.waitForSelector('#view-fight:not([hidden])', { timeout: 30_000 });
+    // c leaves the fight (the others play on).
+    await c.page.click('#leave');
+    await c.page.waitForSelector('#view-lobby:not([hidden])');
+    const uc = (await c.page.textContent('#my-id')).trim();
+    await a.page.waitForFunction((u) => /left|out/.test(document.querySelector(`#roster [data-uuid="${u}"] .sc`)?.textContent || ''), uc);
     const ub = (await b.page.textContent('#my-id')).trim();
     const room = await a.page.$eval('#roster', (e) => e.dataset.room);
     const hpOf = (p) => p.$eval(`#roster [data-uuid="${ub}"] .hpbar`, (e) => Number.parseInt(e.title, 10)).catch(() => NaN);
@@ -80,6 +92,14 @@ test('a fight goes on when its fight server is killed', { timeout: 180_000, skip
     const after = await (await fetch(base + '/v1/fleet')).json();
     assert.ok(after.processes.some((p) => p.kind === 'fight' && !fights.some((f) => f.pid === p.pid)), 'a new fight process hosts the room');
     await screenshot(b.page, 'survive-restored', { viewport: true });
+    // The one who left was told too (the dispatcher tells every member of
+    // the room's record) and stayed in its lobby.
+    for (let i = 0; cPlay.filter((m) => m.type === 'match' && m.room === room).length < 2; i++) {
+      assert.ok(i < 300, 'the player who left hears of the room placed again');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(await c.page.isVisible('#view-lobby'), 'the player who left stays in the lobby');
+    assert.equal(await c.page.isHidden('#view-fight'), true);
 
     // The fight goes on to its result.
     for (let i = 0; await a.page.isHidden('#result'); i++) {
@@ -92,11 +112,11 @@ test('a fight goes on when its fight server is killed', { timeout: 180_000, skip
     await screenshot(b.page, 'survive-result', { viewport: true });
     // Recorded once.
     const ua = (await a.page.textContent('#my-id')).trim();
-    for (const u of [ua, ub]) {
+    for (const u of [ua, ub, uc]) {
       const h = await (await fetch(`${base}/v1/players/${u}/matches`)).json();
       assert.deepEqual(h.matches.map((m) => m.room), [room], `${u}'s history`);
     }
-    for (const p of [a, b]) assert.deepEqual(p.errors, []);
+    for (const p of [a, b, c]) assert.deepEqual(p.errors, []);
   } catch (e) {
     console.error(own.log().split('\n').slice(-60).join('\n'));
     throw e;

@@ -36,6 +36,7 @@ const S = {
   world: null,
   view: '',
   lastScore: null,
+  leftRoom: '', // the room this player quit mid-fight: a match for it (the room placed again) is not followed
 };
 
 // --- views ---
@@ -398,6 +399,9 @@ function onPlay(m) {
       if (S.view === 'queue') show('lobby');
       break;
     case 'match':
+      // The room this player quit, placed again after its fight server
+      // died: the dispatcher tells every member; a quitter stays out.
+      if (m.room && m.room === S.leftRoom) break;
       S.wantQueue = false;
       // A match for the room this player is fighting in: its fight server
       // died and the room, restored from its saved state, runs on another.
@@ -605,7 +609,7 @@ function leaveFight(thenQueue) {
   let left = false;
   if (S.fight) {
     left = !S.fight.over;
-    if (left) S.fight.leave();
+    if (left) { S.fight.leave(); S.leftRoom = S.match ? S.match.room : ''; }
     S.fight.stop();
     S.fight = null;
   }
