@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/arena-game/arena/playerdb"
 )
@@ -22,6 +23,17 @@ import (
 // nothing, so they need no lock.
 type outbox struct {
 	dir string
+
+	// The directory's fsyncs are shared (group sync): every entry renamed
+	// into place before a directory fsync starts is covered by it, so
+	// results going pending together wait for one or two fsyncs of the
+	// directory, not one each.
+	dirMu      sync.Mutex
+	dirCond    *sync.Cond
+	dirStarted uint64 // directory fsyncs started
+	dirDone    uint64 // the last one finished
+	dirBusy    bool
+	dirErr     error // the last one's error
 }
 
 // entry is one outbox file.
@@ -44,7 +56,9 @@ func openOutbox(dir string) (*outbox, error) {
 	if err := os.MkdirAll(filepath.Join(dir, rejectedDir), 0o700); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	return &outbox{dir: dir}, nil
+	o := &outbox{dir: dir}
+	o.dirCond = sync.NewCond(&o.dirMu)
+	return o, nil
 }
 
 func (o *outbox) path(room string) string { return filepath.Join(o.dir, room+".json") }
@@ -80,7 +94,8 @@ func (o *outbox) put(r playerdb.Result) error {
 }
 
 // sync makes room's entry durable on the disk: the file's data and its
-// name in the directory.
+// name in the directory (a directory fsync shared with the entries synced
+// at the same time).
 func (o *outbox) sync(room string) error {
 	f, err := os.Open(o.path(room))
 	if err != nil {
@@ -89,12 +104,36 @@ func (o *outbox) sync(room string) error {
 	err = f.Sync()
 	f.Close()
 	if err == nil {
-		err = syncDir(o.dir)
+		err = o.syncDir()
 	}
 	if err != nil {
 		return fmt.Errorf("outbox sync %s: %w", room, err)
 	}
 	return nil
+}
+
+// syncDir returns once a directory fsync that started after the call has
+// finished: it runs one, or waits for the one running to end and then
+// for the next, which one of the waiters runs for all of them.
+func (o *outbox) syncDir() error {
+	o.dirMu.Lock()
+	defer o.dirMu.Unlock()
+	need := o.dirStarted + 1 // a sync that starts from now on
+	for o.dirDone < need {
+		if o.dirBusy {
+			o.dirCond.Wait()
+			continue
+		}
+		o.dirBusy = true
+		o.dirStarted++
+		n := o.dirStarted
+		o.dirMu.Unlock()
+		err := syncDir(o.dir)
+		o.dirMu.Lock()
+		o.dirBusy, o.dirDone, o.dirErr = false, n, err
+		o.dirCond.Broadcast()
+	}
+	return o.dirErr
 }
 
 // remove deletes room's entry; a missing entry is not an error (another

@@ -310,3 +310,88 @@ func TestInvalidationRetriedWhenTheCacheIsBack(t *testing.T) {
 	c.down.Store(false)
 	waitfor.Cond(t, "both players' records are dropped after memcached came back", func() bool { return c.count() == 2 })
 }
+
+// commitsThenFails is a database whose every Apply commits and then
+// fails as the answer is lost: the state a process leaves when it dies
+// between the database's commit and removing the outbox entry.
+type commitsThenFails struct{ db *playerdb.DB }
+
+func (c commitsThenFails) Apply(ctx context.Context, r playerdb.Result) (playerdb.Applied, error) {
+	if _, err := c.db.Apply(ctx, r); err != nil {
+		return playerdb.Applied{}, err
+	}
+	return playerdb.Applied{}, fmt.Errorf("apply: %w: connection reset after commit", playerdb.ErrUnavailable)
+}
+
+// TestDiesBetweenCommitAndCleanup: a result committed to the database
+// whose outbox entry was left behind (the process died before removing
+// it) is drained by the next recorder as a duplicate: the ratings change
+// once, and the entry goes.
+func TestDiesBetweenCommitAndCleanup(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		db := dbtest.Open(t, b)
+		dir := t.TempDir()
+		first := newRecorder(t, commitsThenFails{db}, dir, nil)
+		for _, id := range []string{"c1", "c2", "c3"} {
+			if _, err := first.Record(ctx, room(id)); !errors.Is(err, results.ErrPending) {
+				t.Fatalf("record %s: %v; want ErrPending", id, err)
+			}
+		}
+		if ra := rating(t, db, "a"); ra.Games != 3 {
+			t.Fatalf("before the restart: %+v; want 3 games", ra)
+		}
+		if n := len(outboxFiles(t, dir)); n != 3 {
+			t.Fatalf("%d entries left behind, want 3", n)
+		}
+		want := rating(t, db, "a")
+		second := newRecorder(t, db, dir, nil)
+		run(t, second)
+		waitfor.Cond(t, "the left-behind entries are drained", func() bool {
+			n, _ := second.Status()
+			return n == 0 && len(outboxFiles(t, dir)) == 0
+		})
+		if ra := rating(t, db, "a"); ra != want {
+			t.Fatalf("after draining: %+v; want %+v (applied once)", ra, want)
+		}
+		again, err := second.Record(ctx, room("c2"))
+		if err != nil || !again.Duplicate || again.Ratings["a"].After == 0 {
+			t.Fatalf("c2 reported again: %+v, %v; want the recorded duplicate", again, err)
+		}
+	})
+}
+
+// TestManyPendingAtOnce: results going pending together (the directory's
+// fsync shared between them) are all queued and all applied once the
+// database is back.
+func TestManyPendingAtOnce(t *testing.T) {
+	f := &flaky{db: dbtest.Open(t, dbtest.SQLite)}
+	f.down.Store(true)
+	dir := t.TempDir()
+	r := newRecorder(t, f, dir, nil)
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Record(ctx, room(fmt.Sprintf("m%d", i))); !errors.Is(err, results.ErrPending) {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("record while down: %v; want ErrPending", err)
+	}
+	if got := len(outboxFiles(t, dir)); got != n {
+		t.Fatalf("%d entries queued, want %d", got, n)
+	}
+	f.down.Store(false)
+	run(t, r)
+	waitfor.Cond(t, "every pending result is applied", func() bool { n, _ := r.Status(); return n == 0 })
+	if ra := rating(t, f.db, "a"); ra.Games != n {
+		t.Fatalf("%+v; want %d games", ra, n)
+	}
+}
