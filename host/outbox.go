@@ -46,8 +46,9 @@ func (a *Agent) outboxTargetLocked() outboxTarget {
 // of the host running. It waits for a database (Config.Database, or the
 // dispatcher's from its registration answer), and runs a results.Recorder
 // on the outbox; a later registration naming another database or
-// memcached restarts it. Applying a result is idempotent by room, so the
-// host and its processes drain the same directory without a lock.
+// memcached restarts it. A live process's entries are its own (it holds
+// the lock of its outbox segment); the host applies those of processes
+// that exited, and applying a result is idempotent by room anyway.
 func (a *Agent) drainOutbox(ctx context.Context) {
 	var cur outboxTarget
 	stop := func() {}
@@ -116,4 +117,5 @@ func (a *Agent) runRecorder(ctx context.Context, t outboxTarget) {
 	}
 	a.log.Info("draining the results outbox", "dir", a.cfg.OutboxDir, "db", name)
 	rec.Run(ctx)
+	_ = rec.Close()
 }

@@ -41,6 +41,7 @@ func leavePending(t *testing.T, dir, room string) {
 	if _, err := rec.Record(context.Background(), res); !errors.Is(err, results.ErrPending) {
 		t.Fatalf("record with the database away: %v, want pending", err)
 	}
+	rec.Close() // the process exits, leaving its entry
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -91,8 +92,8 @@ func TestHostDrainsItsOutbox(t *testing.T) {
 				}
 			})
 			waitfor.Cond(t, "the host applies the result in its outbox", func() bool {
-				files, _ := filepath.Glob(filepath.Join(outbox, "*.json"))
-				return len(files) == 0
+				n, err := results.Pending(outbox)
+				return err == nil && n == 0
 			})
 			db, err := playerdb.Open(context.Background(), playerdb.Config{DSN: dsn})
 			if err != nil {
@@ -135,7 +136,7 @@ func TestHostOutboxWaitsForTheDatabase(t *testing.T) {
 	if strings.Contains(logs.String(), "pw-never-logged") {
 		t.Fatalf("the database password is in the host's log:\n%s", logs.String())
 	}
-	if files, _ := filepath.Glob(filepath.Join(outbox, "*.json")); len(files) != 1 {
-		t.Fatalf("outbox holds %v; want the pending result", files)
+	if n, err := results.Pending(outbox); n != 1 {
+		t.Fatalf("outbox holds %d results (%v); want the pending result", n, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/playerdb/dbtest"
+	"github.com/arena-game/arena/results"
 )
 
 // queue queues g (again once its last room is over) and returns the
@@ -291,8 +292,8 @@ func TestRecordsSurviveCacheAndDatabaseTrouble(t *testing.T) {
 			}
 			return true
 		})
-		if files, _ := filepath.Glob(filepath.Join(a.Outbox, "*.json")); len(files) != 0 {
-			t.Fatalf("outbox left with %v", files)
+		if n, err := results.Pending(a.Outbox); n != 0 || err != nil {
+			t.Fatalf("outbox left with %d results (%v)", n, err)
 		}
 	})
 }

@@ -9,8 +9,15 @@
 // backoff; the players are told their result is pending, never shown a
 // number that is not stored.
 //
-// A result applied twice (a retried report, two processes draining one
-// outbox, a process that restarts) changes nothing the second time.
+// A result applied twice (a retried report, a process that dies between
+// the database's commit and marking its entry done, a process that
+// restarts) changes nothing the second time.
+//
+// The outbox (see outbox.go) is a directory of append-only log segments,
+// each written by one Recorder, which holds a lock on it while it lives:
+// queuing a result is one write to an open file, marking it applied
+// another, where a file per result cost a create, a rename and an unlink
+// in one directory (docs/benchmarks/playerdb.md).
 package results
 
 import (
@@ -20,6 +27,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +63,9 @@ type Invalidator interface {
 // Config configures a Recorder.
 type Config struct {
 	// Dir is the outbox directory (required), created if missing. Every
-	// process of one host may share it.
+	// process of one host may share it: each writes segments of its own,
+	// and a process's entries left pending when it exits are applied by
+	// another Recorder on the directory.
 	Dir string
 	// Attempt bounds Record's own try at the database; zero means 2s.
 	Attempt time.Duration
@@ -110,8 +120,9 @@ type Recorder struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	inflight map[string]bool     // rooms a Record call or the drain is applying now
-	queued   map[string]struct{} // rooms with an outbox entry: the last listing, plus Record's since, less the drained
+	inflight map[string]bool       // rooms a Record call or the drain is applying now
+	queued   map[string]struct{}   // rooms with an outbox entry: the last listing, plus Record's since, less the drained
+	own      map[string]ownPending // this Recorder's entries the database has not taken yet
 
 	pending atomic.Int64 // len(queued), for lock-free reads
 	failing atomic.Bool  // the last try at the database failed
@@ -120,6 +131,13 @@ type Recorder struct {
 	outcomes *prometheus.CounterVec
 	applyDur prometheus.Histogram
 	backlog  prometheus.GaugeFunc
+}
+
+// ownPending is a result this Recorder queued in its own segment and
+// could not apply yet.
+type ownPending struct {
+	res playerdb.Result
+	seg *segment
 }
 
 // New returns a Recorder applying results to db through the outbox in
@@ -131,7 +149,7 @@ func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
 		return nil, fmt.Errorf("new recorder: %w", err)
 	}
 	r := &Recorder{db: db, cache: cache, ob: ob, cfg: cfg, log: cfg.Logger,
-		inflight: map[string]bool{}, queued: map[string]struct{}{}, stale: make(chan []string, 1024),
+		inflight: map[string]bool{}, queued: map[string]struct{}{}, own: map[string]ownPending{}, stale: make(chan []string, 1024),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arena_results_total",
 			Help: "Room results by outcome: applied (stored, shown), duplicate (already stored), pending (queued in the outbox), drained (applied later from the outbox), rejected (malformed), not_recorded.",
@@ -145,6 +163,15 @@ func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
 	r.backlog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arena_results_outbox_entries", Help: "Results waiting in the outbox for the database."},
 		func() float64 { return float64(r.pending.Load()) })
 	if rooms, err := ob.rooms(); err == nil {
+		// The entries of the segments no live Recorder holds, too.
+		if cs, _, err := ob.claimSegments(); err == nil {
+			for _, c := range cs {
+				for _, e := range c.entries {
+					rooms = append(rooms, e.Room)
+				}
+				_ = c.release(false)
+			}
+		}
 		r.setQueued(rooms)
 	}
 	if cfg.Registerer != nil {
@@ -174,13 +201,14 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 // It checks res (playerdb.ErrInvalid, wrapped, for a malformed result:
 // nothing is stored), writes it to the outbox (where it survives this
 // process), and tries the database for at most Config.Attempt. On success
-// (the database's commit is durable) the entry is removed and the changes
-// returned (Duplicate when the room was already recorded: the changes
-// recorded then). When the database fails the entry is synced to the disk
-// and the error wraps ErrPending: the result is safe in the outbox and Run
-// applies it later. When the outbox
-// is full or cannot be written Record still tries the database, and fails
-// with ErrNotRecorded if that fails too.
+// (the database's commit is durable) the entry is marked done and the
+// changes returned (Duplicate when the room was already recorded: the
+// changes recorded then). When the database fails the entry is synced to
+// the disk (one fsync shared by the results going pending at the same
+// moment) and the error wraps ErrPending: the result is safe in the outbox
+// and Run applies it later. When the outbox is full or cannot be written
+// Record still tries the database, and fails with ErrNotRecorded if that
+// fails too.
 func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Applied, error) {
 	if err := res.Check(); err != nil {
 		r.outcomes.WithLabelValues("rejected").Inc()
@@ -202,10 +230,11 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 	}()
 
 	var queueErr error
+	var seg *segment
 	if r.pending.Load() >= int64(r.cfg.MaxEntries) {
 		queueErr = fmt.Errorf("outbox holds %d results", r.pending.Load())
 	} else {
-		queueErr = r.ob.put(res)
+		seg, queueErr = r.ob.put(res)
 	}
 	if queueErr != nil {
 		r.log.Error("result not queued in the outbox; trying the database directly", "room", res.Room, "err", queueErr)
@@ -213,10 +242,10 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 	applied, err := r.apply(ctx, res)
 	switch {
 	case err == nil:
-		if queueErr == nil {
-			if rerr := r.ob.remove(res.Room); rerr != nil {
-				// Left behind, Run applies it again: a duplicate, no change.
-				r.log.Warn("applied result left in the outbox", "room", res.Room, "err", rerr)
+		if seg != nil {
+			if derr := r.ob.done(seg, res.Room); derr != nil {
+				// Left unmarked, it is applied again later: a duplicate, no change.
+				r.log.Warn("applied result left unmarked in the outbox", "room", res.Room, "err", derr)
 			}
 		}
 		r.mu.Lock()
@@ -226,18 +255,23 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 		r.done(res, applied, "applied")
 		return applied, nil
 	case errors.Is(err, playerdb.ErrInvalid):
-		_ = r.ob.reject(res.Room)
+		if seg != nil {
+			_ = r.ob.rejectResult(res)
+			_ = r.ob.done(seg, res.Room)
+		}
 		r.outcomes.WithLabelValues("rejected").Inc()
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w", res.Room, err)
 	case queueErr != nil:
 		r.outcomes.WithLabelValues("not_recorded").Inc()
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, queueErr, err)
 	default:
-		if serr := r.ob.sync(res.Room); serr != nil {
+		if serr := r.ob.sync(seg); serr != nil {
+			_ = r.ob.done(seg, res.Room) // not relied on: leave it to nobody
 			r.outcomes.WithLabelValues("not_recorded").Inc()
 			return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, serr, err)
 		}
 		r.mu.Lock()
+		r.own[res.Room] = ownPending{res: res, seg: seg}
 		r.queued[res.Room] = struct{}{}
 		r.pending.Store(int64(len(r.queued)))
 		r.mu.Unlock()
@@ -336,42 +370,151 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
-// drain applies every outbox entry no Record call is working on, oldest
-// first; it stops at the first database failure and reports false.
+// drain applies every outbox entry no Record call is working on: this
+// Recorder's own pending ones, then those of the segments no live
+// Recorder holds (claimed: deleted once all applied), then the ROOM.json
+// files, oldest first; it stops at the first database failure and
+// reports false.
 func (r *Recorder) drain(ctx context.Context) bool {
 	rooms, err := r.ob.rooms()
 	if err != nil {
 		r.log.Error("outbox unreadable", "err", err)
 		return false
 	}
-	r.setQueued(rooms)
+	cs, bad, err := r.ob.claimSegments()
+	if err != nil {
+		r.log.Error("outbox unreadable", "err", err)
+		return false
+	}
+	for _, e := range bad {
+		r.log.Error("outbox line unreadable", "err", e)
+		r.outcomes.WithLabelValues("rejected").Inc()
+	}
+	released := 0
+	defer func() {
+		for _, c := range cs[released:] {
+			_ = c.release(false)
+		}
+	}()
+	all := slices.Clone(rooms)
+	for _, c := range cs {
+		for _, e := range c.entries {
+			all = append(all, e.Room)
+		}
+	}
+	r.mu.Lock()
+	own := make([]ownPending, 0, len(r.own))
+	for room, op := range r.own {
+		own = append(own, op)
+		all = append(all, room)
+	}
+	r.mu.Unlock()
+	r.setQueued(all)
+
+	for _, op := range own {
+		if ctx.Err() != nil {
+			return true
+		}
+		ok, tried := r.drainResult(ctx, op.res, func() error { return r.ob.done(op.seg, op.res.Room) })
+		if tried && ok {
+			r.mu.Lock()
+			delete(r.own, op.res.Room)
+			r.mu.Unlock()
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, c := range cs {
+		all := true
+		for _, e := range c.entries {
+			if ctx.Err() != nil {
+				return true
+			}
+			ok, tried := r.drainResult(ctx, e, func() error { return c.done(e.Room) })
+			if !ok {
+				return false
+			}
+			all = all && tried
+		}
+		released++
+		if err := c.release(all); err != nil {
+			r.log.Warn("drained outbox segment not deleted", "segment", c.name, "err", err)
+		}
+	}
 	for _, room := range rooms {
 		if ctx.Err() != nil {
 			return true
 		}
-		r.mu.Lock()
-		busy := r.inflight[room]
-		if !busy {
-			r.inflight[room] = true
-		}
-		r.mu.Unlock()
-		if busy {
+		if !r.take(room) {
 			continue
 		}
 		ok := r.drainOne(ctx, room)
-		r.mu.Lock()
-		delete(r.inflight, room)
-		if ok {
-			delete(r.queued, room)
-			r.pending.Store(int64(len(r.queued)))
-		}
-		r.mu.Unlock()
+		r.untake(room, ok)
 		if !ok {
 			return false
 		}
 	}
 	// Everything queued is in (here or by another process).
 	r.failing.Store(false)
+	return true
+}
+
+// take marks room as being applied by the caller; false when a Record
+// call or the drain already is.
+func (r *Recorder) take(room string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight[room] {
+		return false
+	}
+	r.inflight[room] = true
+	return true
+}
+
+// untake ends take; applied drops room from the queued rooms.
+func (r *Recorder) untake(room string, applied bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.inflight, room)
+	if applied {
+		delete(r.queued, room)
+		r.pending.Store(int64(len(r.queued)))
+	}
+}
+
+// drainResult applies a queued result and then marks it done with mark;
+// tried is false when a Record call was applying the same room (left
+// alone), ok false when the database failed.
+func (r *Recorder) drainResult(ctx context.Context, res playerdb.Result, mark func() error) (ok, tried bool) {
+	if !r.take(res.Room) {
+		return true, false
+	}
+	ok = r.applyQueued(ctx, res, mark)
+	r.untake(res.Room, ok)
+	return ok, true
+}
+
+// applyQueued applies one queued result and marks it done; false when the
+// database failed. A result the database refuses as malformed is kept in
+// rejected/.
+func (r *Recorder) applyQueued(ctx context.Context, res playerdb.Result, mark func() error) bool {
+	a, err := r.apply(ctx, res)
+	switch {
+	case errors.Is(err, playerdb.ErrInvalid):
+		r.log.Error("database refused an outbox entry; kept in rejected/", "room", res.Room, "err", err)
+		_ = r.ob.rejectResult(res)
+		r.outcomes.WithLabelValues("rejected").Inc()
+	case err != nil:
+		r.log.Warn("outbox: database still failing", "room", res.Room, "err", err)
+		return false
+	default:
+		r.log.Info("pending result applied", "room", res.Room, "duplicate", a.Duplicate)
+		r.done(res, a, "drained")
+	}
+	if err := mark(); err != nil {
+		r.log.Warn("applied result left unmarked in the outbox", "room", res.Room, "err", err)
+	}
 	return true
 }
 
@@ -396,7 +539,7 @@ func (r *Recorder) setQueued(rooms []string) {
 	r.pending.Store(int64(len(next)))
 }
 
-// drainOne applies one entry; false when the database failed.
+// drainOne applies one ROOM.json entry; false when the database failed.
 func (r *Recorder) drainOne(ctx context.Context, room string) bool {
 	res, err := r.ob.get(room)
 	switch {
@@ -411,23 +554,15 @@ func (r *Recorder) drainOne(ctx context.Context, room string) bool {
 		r.log.Error("outbox entry unreadable", "room", room, "err", err)
 		return false
 	}
-	a, err := r.apply(ctx, res)
-	switch {
-	case errors.Is(err, playerdb.ErrInvalid):
-		r.log.Error("database refused an outbox entry; moved to rejected/", "room", room, "err", err)
-		_ = r.ob.reject(room)
-		r.outcomes.WithLabelValues("rejected").Inc()
-		return true
-	case err != nil:
-		r.log.Warn("outbox: database still failing", "room", room, "err", err)
-		return false
-	}
-	if err := r.ob.remove(room); err != nil {
-		r.log.Warn("applied result left in the outbox", "room", room, "err", err)
-	}
-	r.log.Info("pending result applied", "room", room, "duplicate", a.Duplicate)
-	r.done(res, a, "drained")
-	return true
+	return r.applyQueued(ctx, res, func() error { return r.ob.remove(room) })
+}
+
+// Close releases the Recorder's outbox segments, for another Recorder on
+// the directory to claim the entries not yet applied (a process's exit
+// does the same). Record then applies to the database only.
+func (r *Recorder) Close() error {
+	r.ob.close()
+	return nil
 }
 
 // invalidateLoop drops the cached records of players whose ratings

@@ -81,13 +81,14 @@ func run(t *testing.T, r *results.Recorder) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func outboxFiles(t *testing.T, dir string) []string {
+// queued counts the results waiting in the outbox dir.
+func queued(t *testing.T, dir string) int {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	n, err := results.Pending(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return n
 }
 
 func rating(t *testing.T, db *playerdb.DB, id string) playerdb.Rating {
@@ -110,7 +111,7 @@ func TestRecordAppliesOnce(t *testing.T) {
 		if err != nil || a.Ratings["a"] != (playerdb.RatingChange{Before: 1500, After: 1516}) || a.Duplicate {
 			t.Fatalf("%+v, %v", a, err)
 		}
-		if f := outboxFiles(t, dir); len(f) != 0 {
+		if f := queued(t, dir); f != 0 {
 			t.Fatalf("outbox after an applied result: %v", f)
 		}
 		again, err := r.Record(ctx, room("r1"))
@@ -133,7 +134,7 @@ func TestRecordRefusesMalformed(t *testing.T) {
 	if _, err := r.Record(ctx, bad); !errors.Is(err, playerdb.ErrInvalid) {
 		t.Fatalf("%v; want ErrInvalid", err)
 	}
-	if f := outboxFiles(t, dir); len(f) != 0 {
+	if f := queued(t, dir); f != 0 {
 		t.Fatalf("a malformed result was queued: %v", f)
 	}
 }
@@ -156,7 +157,7 @@ func TestDatabaseDownThenBack(t *testing.T) {
 		if n, failing := r.Status(); n != 5 || !failing {
 			t.Fatalf("status %d %v; want 5 pending, failing", n, failing)
 		}
-		if len(outboxFiles(t, dir)) != 5 {
+		if queued(t, dir) != 5 {
 			t.Fatal("entries missing from the outbox")
 		}
 		f.down.Store(false)
@@ -164,7 +165,7 @@ func TestDatabaseDownThenBack(t *testing.T) {
 		if ra := rating(t, f.db, "a"); ra.Games != 5 || ra.Wins != 5 {
 			t.Fatalf("after draining: %+v; want 5 games, 5 wins", ra)
 		}
-		if len(outboxFiles(t, dir)) != 0 {
+		if queued(t, dir) != 0 {
 			t.Fatal("drained entries left in the outbox")
 		}
 	})
@@ -204,7 +205,8 @@ func TestOutboxSurvivesTheProcess(t *testing.T) {
 	if _, err := first.Record(ctx, room("orphan")); !errors.Is(err, results.ErrPending) {
 		t.Fatal(err)
 	}
-	// first is abandoned without Run; a new recorder starts on its outbox.
+	first.Close() // the process dies: its outbox segment is released
+	// A new recorder starts on the dead one's outbox.
 	second := newRecorder(t, db, dir, nil)
 	if n, _ := second.Status(); n != 1 {
 		t.Fatalf("a new recorder sees %d pending, want 1", n)
@@ -235,7 +237,10 @@ func TestSharedOutboxAppliesOnce(t *testing.T) {
 			rs[i] = newRecorder(t, db, dir, nil)
 			run(t, rs[i])
 		}
-		waitfor.Cond(t, "the shared outbox drains", func() bool { return len(outboxFiles(t, dir)) == 0 })
+		// While q lives its entries are its own; once it dies the three
+		// race to claim them.
+		q.Close()
+		waitfor.Cond(t, "the shared outbox drains", func() bool { return queued(t, dir) == 0 })
 		waitfor.Cond(t, "every result is in", func() bool { return rating(t, db, "a").Games == 20 })
 		if ra := rating(t, db, "a"); ra.Games != 20 || ra.Wins != 20 {
 			t.Fatalf("%+v", ra)
@@ -340,15 +345,16 @@ func TestDiesBetweenCommitAndCleanup(t *testing.T) {
 		if ra := rating(t, db, "a"); ra.Games != 3 {
 			t.Fatalf("before the restart: %+v; want 3 games", ra)
 		}
-		if n := len(outboxFiles(t, dir)); n != 3 {
+		if n := queued(t, dir); n != 3 {
 			t.Fatalf("%d entries left behind, want 3", n)
 		}
+		first.Close() // the process dies
 		want := rating(t, db, "a")
 		second := newRecorder(t, db, dir, nil)
 		run(t, second)
 		waitfor.Cond(t, "the left-behind entries are drained", func() bool {
 			n, _ := second.Status()
-			return n == 0 && len(outboxFiles(t, dir)) == 0
+			return n == 0 && queued(t, dir) == 0
 		})
 		if ra := rating(t, db, "a"); ra != want {
 			t.Fatalf("after draining: %+v; want %+v (applied once)", ra, want)
@@ -385,7 +391,7 @@ func TestManyPendingAtOnce(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("record while down: %v; want ErrPending", err)
 	}
-	if got := len(outboxFiles(t, dir)); got != n {
+	if got := queued(t, dir); got != n {
 		t.Fatalf("%d entries queued, want %d", got, n)
 	}
 	f.down.Store(false)
@@ -393,5 +399,136 @@ func TestManyPendingAtOnce(t *testing.T) {
 	waitfor.Cond(t, "every pending result is applied", func() bool { n, _ := r.Status(); return n == 0 })
 	if ra := rating(t, f.db, "a"); ra.Games != n {
 		t.Fatalf("%+v; want %d games", ra, n)
+	}
+}
+
+// countingDB applies nothing and counts the results it is given, by room;
+// failing makes it fail as a database that is down.
+type countingDB struct {
+	mu      sync.Mutex
+	rooms   map[string]int
+	failing atomic.Bool
+}
+
+func (c *countingDB) Apply(_ context.Context, r playerdb.Result) (playerdb.Applied, error) {
+	if c.failing.Load() {
+		return playerdb.Applied{}, fmt.Errorf("apply: %w: %v", playerdb.ErrUnavailable, errDown)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rooms == nil {
+		c.rooms = map[string]int{}
+	}
+	c.rooms[r.Room]++
+	return playerdb.Applied{Ratings: map[string]playerdb.RatingChange{}}, nil
+}
+
+func (c *countingDB) count(room string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rooms[room]
+}
+
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "log-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestDeadSegmentDrainedOnce: of a dead recorder's segment, the next one
+// applies exactly the entries not marked done (a result applied before
+// the death is not tried again), skips a line torn by the death, keeps an
+// unreadable line in rejected/, and deletes the segment.
+func TestDeadSegmentDrainedOnce(t *testing.T) {
+	dir := t.TempDir()
+	db := &countingDB{}
+	first := newRecorder(t, db, dir, nil)
+	if _, err := first.Record(ctx, room("applied")); err != nil {
+		t.Fatal(err)
+	}
+	db.failing.Store(true)
+	if _, err := first.Record(ctx, room("waiting")); !errors.Is(err, results.ErrPending) {
+		t.Fatalf("%v; want ErrPending", err)
+	}
+	segs := segments(t, dir)
+	if len(segs) != 1 {
+		t.Fatalf("segments %v; want one", segs)
+	}
+	f, err := os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An unreadable line, then a line the process died writing.
+	if _, err := f.WriteString("{garbage\n{\"v\":1,\"result\":{\"Room\":\"tor"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	first.Close() // the process dies
+
+	db.failing.Store(false)
+	second := newRecorder(t, db, dir, nil)
+	if n, _ := second.Status(); n != 1 {
+		t.Fatalf("a new recorder sees %d pending, want 1", n)
+	}
+	run(t, second)
+	waitfor.Cond(t, "the dead segment is drained and deleted", func() bool { return len(segments(t, dir)) == 0 })
+	if a, w := db.count("applied"), db.count("waiting"); a != 1 || w != 1 {
+		t.Fatalf("applied %d times, waiting %d times; want 1 and 1", a, w)
+	}
+	rej, err := os.ReadDir(filepath.Join(dir, "rejected"))
+	if err != nil || len(rej) != 1 {
+		t.Fatalf("rejected/ holds %v (%v); want the unreadable line", rej, err)
+	}
+}
+
+// TestLiveSegmentIsItsOwners: a recorder does not drain the entries of a
+// live one's segment; its owner does.
+func TestLiveSegmentIsItsOwners(t *testing.T) {
+	dir := t.TempDir()
+	down := &countingDB{}
+	down.failing.Store(true)
+	owner := newRecorder(t, down, dir, nil)
+	if _, err := owner.Record(ctx, room("mine")); !errors.Is(err, results.ErrPending) {
+		t.Fatal(err)
+	}
+	other := &countingDB{}
+	o := newRecorder(t, other, dir, nil)
+	if n, _ := o.Status(); n != 0 {
+		t.Fatalf("another recorder counts %d of a live one's entries", n)
+	}
+	run(t, o)
+	down.failing.Store(false)
+	run(t, owner)
+	waitfor.Cond(t, "the owner applies its entry", func() bool { return queued(t, dir) == 0 })
+	if other.count("mine") != 0 || down.count("mine") != 1 {
+		t.Fatalf("applied by the other %d times, by the owner %d times", other.count("mine"), down.count("mine"))
+	}
+}
+
+// TestSegmentsRotateAndGo: a recorder that applies many results starts
+// new segments as they fill and deletes those whose entries are all done.
+func TestSegmentsRotateAndGo(t *testing.T) {
+	dir := t.TempDir()
+	r := newRecorder(t, &countingDB{}, dir, nil)
+	res := room("x")
+	res.Reason = string(make([]byte, 60)) // about 500 bytes a line
+	for i := range 4000 {
+		res.Room = fmt.Sprintf("rot%d", i)
+		if _, err := r.Record(ctx, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if segs := segments(t, dir); len(segs) != 1 {
+		t.Fatalf("segments %v; want only the current one", segs)
+	}
+	if n := queued(t, dir); n != 0 {
+		t.Fatalf("%d pending after every result was applied", n)
+	}
+	r.Close()
+	if segs := segments(t, dir); len(segs) != 0 {
+		t.Fatalf("segments %v left by a closed recorder with nothing pending", segs)
 	}
 }

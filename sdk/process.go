@@ -184,7 +184,7 @@ func (p *Process) recorder(ctx context.Context, sp startParams, st store.Store, 
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { rec.Run(rctx); close(done) }()
-	return rec, func() { cancel(); <-done; _ = db.Close() }, nil
+	return rec, func() { cancel(); <-done; _ = rec.Close(); _ = db.Close() }, nil
 }
 
 // Server returns the started Server, or nil.

@@ -276,6 +276,7 @@ func (n *dispatcherNode) run(ctx context.Context) error {
 	err := n.Run(ctx)
 	cancel()
 	<-done
+	_ = n.rec.Close()
 	return err
 }
 
