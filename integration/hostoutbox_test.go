@@ -3,7 +3,6 @@ package integration
 import (
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/playerdb/dbtest"
+	"github.com/arena-game/arena/results"
 )
 
 // TestHostDrainsOutboxWithNoProcess: a room on a remote `arena host` ends
@@ -56,12 +56,11 @@ func TestHostDrainsOutboxWithNoProcess(t *testing.T) {
 	if !res.Pending {
 		t.Fatalf("result with the database gone: %+v; want pending", res)
 	}
-	entry := filepath.Join(hostOutbox, res.Room+".json")
-	if _, err := os.Stat(entry); err != nil {
-		t.Fatalf("the pending result is not in the host's outbox: %v", err)
+	if n, err := results.Pending(hostOutbox); n != 1 {
+		t.Fatalf("the host's outbox holds %d results (%v); want the pending one", n, err)
 	}
-	if files, _ := filepath.Glob(filepath.Join(a.Outbox, "*.json")); len(files) != 0 {
-		t.Fatalf("the dispatcher's outbox holds %v: the test would not show the host's drain", files)
+	if n, err := results.Pending(a.Outbox); n != 0 || err != nil {
+		t.Fatalf("the dispatcher's outbox holds %d results (%v): the test would not show the host's drain", n, err)
 	}
 
 	// No fight process on the host any more.
@@ -90,15 +89,15 @@ func TestHostDrainsOutboxWithNoProcess(t *testing.T) {
 		}
 		return len(fights()) == 0
 	})
-	if _, err := os.Stat(entry); err != nil {
-		t.Fatalf("the result left the outbox while the database was away: %v", err)
+	if n, err := results.Pending(hostOutbox); n != 1 {
+		t.Fatalf("the result left the outbox while the database was away: %d pending (%v)", n, err)
 	}
 
 	// The database is back: the host applies the result, once.
 	pg.Retarget(pgHost)
 	waitfor.Cond(t, "the host applies the pending result", func() bool {
-		_, err := os.Stat(entry)
-		return os.IsNotExist(err)
+		n, err := results.Pending(hostOutbox)
+		return err == nil && n == 0
 	})
 	// The dispatcher's own idle connections died with the outage: a read
 	// may answer 503 until its pool has reconnected.

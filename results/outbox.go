@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -254,12 +255,13 @@ type claimed struct {
 }
 
 // claimSegments takes the lock of every segment of the directory that no
-// live Recorder holds, oldest first, and reads the entries not done. Lines
-// that cannot be read are copied to rejected/ and reported in bad.
-func (o *outbox) claimSegments() (cs []*claimed, bad []error, err error) {
+// live Recorder holds, oldest first, and reads the entries not done; busy
+// names the segments live Recorders hold. Lines that cannot be read are
+// copied to rejected/ and reported in bad.
+func (o *outbox) claimSegments() (cs []*claimed, busy []string, bad []error, err error) {
 	des, err := os.ReadDir(o.dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("outbox list: %w", err)
+		return nil, nil, nil, fmt.Errorf("outbox list: %w", err)
 	}
 	var names []string
 	o.mu.Lock()
@@ -279,9 +281,69 @@ func (o *outbox) claimSegments() (cs []*claimed, bad []error, err error) {
 		}
 		if c != nil {
 			cs = append(cs, c)
+		} else if _, err := os.Stat(filepath.Join(o.dir, name)); err == nil {
+			busy = append(busy, name)
 		}
 	}
-	return cs, bad, nil
+	return cs, busy, bad, nil
+}
+
+// tail follows a segment a live Recorder holds, as it grows.
+type tail struct {
+	off     int64
+	partial []byte              // the start of a line not yet whole
+	waiting map[string]*watched // entries not marked done, by room
+}
+
+// watched is an entry of a followed segment.
+type watched struct {
+	res   playerdb.Result
+	since time.Time // when this Recorder first read it
+}
+
+// follow reads what was appended to segment name since t last read it.
+// Lines that cannot be read are left for the Recorder that claims the
+// segment once its owner is gone.
+func (o *outbox) follow(t *tail, name string, now time.Time) error {
+	f, err := os.Open(filepath.Join(o.dir, name))
+	if err != nil {
+		return fmt.Errorf("outbox follow %s: %w", name, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return fmt.Errorf("outbox follow %s: %w", name, err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("outbox follow %s: %w", name, err)
+	}
+	t.off += int64(len(data))
+	if len(t.partial) > 0 {
+		data = append(t.partial, data...)
+	}
+	end := bytes.LastIndexByte(data, '\n')
+	t.partial = bytes.Clone(data[end+1:])
+	if end < 0 {
+		return nil
+	}
+	if t.waiting == nil {
+		t.waiting = map[string]*watched{}
+	}
+	for _, raw := range bytes.Split(data[:end], []byte{'\n'}) {
+		var l line
+		if json.Unmarshal(raw, &l) != nil {
+			continue
+		}
+		switch {
+		case l.Done != "":
+			delete(t.waiting, l.Done)
+		case l.Result != nil && l.Version == entryVersion:
+			if _, ok := t.waiting[l.Result.Room]; !ok {
+				t.waiting[l.Result.Room] = &watched{res: *l.Result, since: now}
+			}
+		}
+	}
+	return nil
 }
 
 // claim locks segment name and reads it; nil when a live Recorder holds

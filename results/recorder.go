@@ -123,6 +123,7 @@ type Recorder struct {
 	inflight map[string]bool       // rooms a Record call or the drain is applying now
 	queued   map[string]struct{}   // rooms with an outbox entry: the last listing, plus Record's since, less the drained
 	own      map[string]ownPending // this Recorder's entries the database has not taken yet
+	tails    map[string]*tail      // live Recorders' segments, followed (by Run's drain only)
 
 	pending atomic.Int64 // len(queued), for lock-free reads
 	failing atomic.Bool  // the last try at the database failed
@@ -164,7 +165,7 @@ func New(db Applier, cache Invalidator, cfg Config) (*Recorder, error) {
 		func() float64 { return float64(r.pending.Load()) })
 	if rooms, err := ob.rooms(); err == nil {
 		// The entries of the segments no live Recorder holds, too.
-		if cs, _, err := ob.claimSegments(); err == nil {
+		if cs, _, _, err := ob.claimSegments(); err == nil {
 			for _, c := range cs {
 				for _, e := range c.entries {
 					rooms = append(rooms, e.Room)
@@ -381,7 +382,7 @@ func (r *Recorder) drain(ctx context.Context) bool {
 		r.log.Error("outbox unreadable", "err", err)
 		return false
 	}
-	cs, bad, err := r.ob.claimSegments()
+	cs, busy, bad, err := r.ob.claimSegments()
 	if err != nil {
 		r.log.Error("outbox unreadable", "err", err)
 		return false
@@ -402,6 +403,34 @@ func (r *Recorder) drain(ctx context.Context) bool {
 			all = append(all, e.Room)
 		}
 	}
+	// The segments of live Recorders: their entries are counted, and
+	// those left unmarked for longer than their owner's try at the
+	// database can take (pending there) are tried here too, so this
+	// Recorder's Status reports a database that fails them.
+	now := time.Now()
+	tails := make(map[string]*tail, len(busy))
+	type stuckEntry struct {
+		t *tail
+		w *watched
+	}
+	var stuck []stuckEntry
+	for _, name := range busy {
+		t := r.tails[name]
+		if t == nil {
+			t = &tail{}
+		}
+		if err := r.ob.follow(t, name, now); err != nil {
+			continue // gone meanwhile: drained by its owner or claimed
+		}
+		tails[name] = t
+		for room, w := range t.waiting {
+			all = append(all, room)
+			if now.Sub(w.since) > r.cfg.Attempt+r.cfg.Scan {
+				stuck = append(stuck, stuckEntry{t, w})
+			}
+		}
+	}
+	r.tails = tails
 	r.mu.Lock()
 	own := make([]ownPending, 0, len(r.own))
 	for room, op := range r.own {
@@ -452,6 +481,18 @@ func (r *Recorder) drain(ctx context.Context) bool {
 		ok := r.drainOne(ctx, room)
 		r.untake(room, ok)
 		if !ok {
+			return false
+		}
+	}
+	for _, e := range stuck {
+		if ctx.Err() != nil {
+			return true
+		}
+		// Applied here, the entry stays unmarked in its owner's segment
+		// (the owner's own retry finds it a duplicate and marks it); this
+		// Recorder forgets it.
+		room := e.w.res.Room
+		if ok, _ := r.drainResult(ctx, e.w.res, func() error { delete(e.t.waiting, room); return nil }); !ok {
 			return false
 		}
 	}

@@ -484,27 +484,33 @@ func TestDeadSegmentDrainedOnce(t *testing.T) {
 	}
 }
 
-// TestLiveSegmentIsItsOwners: a recorder does not drain the entries of a
-// live one's segment; its owner does.
-func TestLiveSegmentIsItsOwners(t *testing.T) {
+// TestLiveSegmentWatched: another recorder on the directory counts the
+// entries a live one left pending and tries them too, so it reports the
+// database failing (a dispatcher's /healthz); each result is applied
+// once.
+func TestLiveSegmentWatched(t *testing.T) {
+	f := &flaky{db: dbtest.Open(t, dbtest.SQLite)}
+	f.down.Store(true)
 	dir := t.TempDir()
-	down := &countingDB{}
-	down.failing.Store(true)
-	owner := newRecorder(t, down, dir, nil)
+	owner := newRecorder(t, f, dir, nil)
 	if _, err := owner.Record(ctx, room("mine")); !errors.Is(err, results.ErrPending) {
 		t.Fatal(err)
 	}
-	other := &countingDB{}
-	o := newRecorder(t, other, dir, nil)
-	if n, _ := o.Status(); n != 0 {
-		t.Fatalf("another recorder counts %d of a live one's entries", n)
-	}
-	run(t, o)
-	down.failing.Store(false)
+	other := newRecorder(t, f, dir, nil)
+	run(t, other)
+	waitfor.Cond(t, "the other recorder reports the pending result and the failing database", func() bool {
+		n, failing := other.Status()
+		return n == 1 && failing
+	})
+	f.down.Store(false)
 	run(t, owner)
-	waitfor.Cond(t, "the owner applies its entry", func() bool { return queued(t, dir) == 0 })
-	if other.count("mine") != 0 || down.count("mine") != 1 {
-		t.Fatalf("applied by the other %d times, by the owner %d times", other.count("mine"), down.count("mine"))
+	waitfor.Cond(t, "the result is applied and marked", func() bool {
+		n1, _ := owner.Status()
+		n2, _ := other.Status()
+		return n1 == 0 && n2 == 0 && queued(t, dir) == 0
+	})
+	if ra := rating(t, f.db, "a"); ra.Games != 1 {
+		t.Fatalf("%+v; want one game", ra)
 	}
 }
 
