@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -60,6 +61,14 @@ func Serve(fn matchmaking.Function) error {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		return ErrManualStart
 	}
+	if os.Getenv("GOGC") == "" {
+		// A match function's process keeps little (its tables) and
+		// allocates much per call: at the default 100 the collector runs
+		// during most calls, and the function and the call's decoding and
+		// encoding pay its write barriers and assists. GOGC in the
+		// environment overrides this.
+		debug.SetGCPercent(gcPercent)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: fn}},
@@ -86,6 +95,9 @@ var (
 	grpcDialOptions = []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 		grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window)}
 )
+
+// gcPercent is a plugin process's garbage collection target (see Serve).
+const gcPercent = 400
 
 // grpcPlugin is the go-plugin glue of the one capability.
 type grpcPlugin struct {
