@@ -152,7 +152,10 @@ func (d *downStore) CompareAndSwap(ctx context.Context, it *store.Item) error {
 // is still refused.
 func TestLeaseOutlivesAnUnreachableStore(t *testing.T) {
 	st := &downStore{Store: storetest.New(t)}
-	period := 100 * time.Millisecond
+	// As in the tests above: a second dispatcher takes a lease that goes
+	// unrenewed for one period, and on a loaded machine the owner's
+	// renewals (every third of a period) can be held back 100 ms.
+	period := 300 * time.Millisecond
 	failures := prometheus.NewCounter(prometheus.CounterOpts{Name: "failures"})
 	cfg := fleet.LeaseConfig{Store: st, Prefix: "arena-test:", Period: period, Addr: "owner", RenewFailures: failures}
 	ctx, cancel := context.WithCancel(context.Background())
