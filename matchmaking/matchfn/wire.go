@@ -32,7 +32,8 @@ var ErrStaleSession = errors.New("match function session unknown or stale")
 const unknownTicket = 1 << 31
 
 // session is the dispatcher's side of one session: what the plugin's
-// table holds, by slot, as of the last request the plugin answered.
+// table holds, by slot, as of the session's last request (the session
+// is dropped when a call fails, so the two never disagree).
 type session struct {
 	id     uint64
 	gen    uint64 // the last generation the plugin answered (0: none, the table is empty)
