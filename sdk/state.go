@@ -25,6 +25,7 @@ type saver struct {
 	writing bool
 	stopped bool
 	idle    chan struct{} // closed when the running writer returns
+	failing bool          // the last write failed (only the writer goroutine uses it)
 }
 
 func (sv *saver) save(r *Room, b []byte) {
@@ -60,12 +61,22 @@ func (sv *saver) save(r *Room, b []byte) {
 			ttl := time.Until(r.deadline) + time.Minute
 			err := r.srv.store.Set(ctx, &store.Item{Key: snapshotKey(r.id), Value: b, TTL: ttl})
 			cancel()
+			// One line per room when saving starts failing and one when it
+			// works again: a room saves every second or more, and a
+			// memcached outage must not log that for every room.
 			if err != nil {
 				r.srv.met.saves.WithLabelValues("error").Inc()
-				r.log.Warn("save room state", "bytes", len(b), "err", err)
+				if !sv.failing {
+					r.log.Warn("save room state failed; retried with the next snapshot", "bytes", len(b), "err", err)
+				}
+				sv.failing = true
 			} else {
 				r.srv.met.saves.WithLabelValues("ok").Inc()
 				r.srv.met.savedBytes.Add(float64(len(b)))
+				if sv.failing {
+					r.log.Info("room state saved again")
+				}
+				sv.failing = false
 			}
 		}
 	}()
