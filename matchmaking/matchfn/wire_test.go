@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/arena-game/arena/internal/waitfor"
 
 	"github.com/arena-game/arena/examples/matchfn/duo"
 	"github.com/arena-game/arena/matchmaking"
@@ -273,5 +278,50 @@ func TestLargeRequestFits(t *testing.T) {
 	}
 	if len(got) < 10_000 {
 		t.Fatalf("%d proposals", len(got))
+	}
+}
+
+// A ticket cancelled after the plugin's table took it leaves the table
+// (its slot is removed by the next request) and is never matched: the
+// room formed later from tickets old and new is without it.
+func TestCancelledTicketLeavesThePluginsTable(t *testing.T) {
+	metrics := NewMetrics(nil)
+	p := NewPlugin("duo", build(t, "github.com/arena-game/arena/examples/matchfn"), metrics, quiet())
+	t.Cleanup(p.Close)
+	h := newHarness(t, `profiles:
+  - name: duo
+    function: duo
+    rosters: [{name: red, size: 2}, {name: blue, size: 2}]
+    params: {plugin: {max_spread: 200}}`, map[string]matchmaking.Function{"duo": p})
+	calls := func() uint64 {
+		var m dto.Metric
+		_ = metrics.Overhead.WithLabelValues("duo").(prometheus.Histogram).Write(&m)
+		return m.GetHistogram().GetSampleCount()
+	}
+	for i, r := range []int{1000, 1050, 1100} {
+		h.enqueue(t, "duo", fmt.Sprintf("e%d", i), r, "eu")
+	}
+	waitfor.Cond(t, "two calls with three candidates", func() bool { return calls() >= 2 })
+	if err := h.m.Cancel(context.Background(), "e1", 0); err != nil {
+		t.Fatal(err)
+	}
+	after := calls()
+	// (The first call to finish may have started before the cancel.)
+	waitfor.Cond(t, "a call without e1", func() bool { return calls() >= after+2 })
+	p.mu.Lock()
+	_, held := p.sessions["duo"].slotOf["e1"]
+	p.mu.Unlock()
+	if held {
+		t.Fatal("e1 still has a slot in the plugin's table")
+	}
+	h.enqueue(t, "duo", "e3", 1060, "eu")
+	h.enqueue(t, "duo", "e4", 1090, "eu")
+	waitfor.Cond(t, "a 2-vs-2 room", func() bool { return len(h.roomsOf("duo")) == 1 })
+	got := strings.Join(h.roomsOf("duo")[0], "+")
+	if strings.Contains(got, "e1") || len(strings.Split(got, "+")) != 4 {
+		t.Fatalf("room %s", got)
+	}
+	if st := h.m.Status(context.Background(), "e1"); st.State != matchmaking.StateNone {
+		t.Fatalf("e1: %+v", st)
 	}
 }
