@@ -20,7 +20,9 @@ import (
 // An unassigned match goes back to the queue.
 func TestDirectorFetchesAndAssigns(t *testing.T) {
 	td := newTestDispatcher(t, nil)
-	td.director.AssignTimeout = 300 * time.Millisecond
+	// Long enough for the three assignment calls below on a loaded
+	// machine; the last part waits for it once.
+	td.director.AssignTimeout = 2 * time.Second
 	c, ctx := grpcClient(t, td)
 	unknown, err := c.FetchMatches(ctx, &matchpb.FetchMatchesRequest{Profile: "nosuch"})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/sdk"
 	"github.com/arena-game/arena/sdk/sdktest"
@@ -20,8 +21,9 @@ import (
 
 const testSecret = "fight-test-secret"
 
-// wait is the failure guard for every receive; tests never depend on speed.
-const wait = 10 * time.Second
+// wait is the failure guard for every receive (the shared test deadline);
+// tests never depend on speed.
+var wait = waitfor.Deadline()
 
 type env struct {
 	t      *testing.T

@@ -258,7 +258,9 @@ func TestSecondConnectionReplacesFirst(t *testing.T) {
 }
 
 func TestRejoinGraceExpires(t *testing.T) {
-	e := newEnv(t, Config{Config: sdk.Config{RejoinGrace: 200 * time.Millisecond}})
+	// Long enough for both joins on a loaded machine: a member still
+	// pending when the grace passes is gone before it connects.
+	e := newEnv(t, Config{Config: sdk.Config{RejoinGrace: time.Second}})
 	r := e.newRoom(1500, 1500)
 	ca, cb := e.join(r, 0), e.join(r, 1)
 	cb.Close(wsconn.CloseNormal, "")
@@ -301,7 +303,9 @@ func TestLeave(t *testing.T) {
 }
 
 func TestRoomTimeout(t *testing.T) {
-	e := newEnv(t, Config{Config: sdk.Config{RoomTimeout: 300 * time.Millisecond}})
+	// Long enough for three joins and the attack on a loaded machine: the
+	// result's order depends on the hit.
+	e := newEnv(t, Config{Config: sdk.Config{RoomTimeout: 2 * time.Second}})
 	r := e.newRoom(1500, 1500, 1500)
 	ca, cb, cc := e.join(r, 0), e.join(r, 1), e.join(r, 2)
 	sendf(t, ca, `{"type":"event","event":"attack","target":%q,"ball_uuid":"b","x":0,"y":0,"angle":0}`, r.Players[1].UUID)
