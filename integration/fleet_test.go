@@ -124,8 +124,8 @@ func TestChildrenExitWhenDispatcherKilled(t *testing.T) {
 func TestMaxnumWhileRunningAndFleetHTTP(t *testing.T) {
 	a := startArena(t, "dispatcher", "--maxnum", "1")
 	port := seed(t, a.Line, "get")
-	if seed(t, a.Line, "add|"+port+"|"+a.Token) != "ok" {
-		t.Fatal("add")
+	if got := seed(t, a.Line, "add|"+port+"|"+a.Token); got != "ok" {
+		t.Fatalf("add|%s = %q", port, got)
 	}
 	if got := seed(t, a.Line, "maxnum|5|"+a.Token); got != "ok" {
 		t.Fatalf("maxnum = %q", got)
