@@ -30,7 +30,8 @@ const benchWriters = 16
 //     rating upserts, the histogram, three history lines, Elo read under
 //     the players' locks), over a pool of 10,000 players;
 //   - record: the fight server's whole path, results.Recorder.Record: the
-//     outbox file written and fsynced, Apply, the file removed.
+//     result appended to the Recorder's outbox segment, Apply, the entry
+//     marked done.
 //
 // Compare results/s between the lines of one backend (docs/BENCHMARKS.md).
 func BenchmarkResults(b *testing.B) {
