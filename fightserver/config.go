@@ -78,7 +78,8 @@ type Rules struct {
 	// backfill that would pass it.
 	MaxPlayers int
 	// SnapshotEvery is how often a room whose fighters moved saves its
-	// state (sdk Room.Save); hp, outs, quits and backfills save at once.
+	// state (sdk Room.Save); first joins, hp, outs, quits and backfills
+	// save at once.
 	// Negative: rooms never save, and fail when their process dies.
 	SnapshotEvery time.Duration
 }

@@ -214,8 +214,10 @@ func (f *fight) Join(p *sdk.Player, how sdk.JoinKind) {
 	me := fighterOf(p)
 	now := time.Now()
 	_ = f.r.Send(p, f.stateMsg(me, how != sdk.JoinFirst, now))
+	// A first join saves at once: from then on the room can be restored
+	// (a room killed before anyone joined has nothing worth restoring).
 	me.joined = true
-	f.changed(false)
+	f.changed(how == sdk.JoinFirst)
 	for _, o := range f.fs {
 		if o.joined && !o.left {
 			_ = f.r.Send(p, f.createMsg(o, now))

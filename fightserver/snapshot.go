@@ -14,9 +14,9 @@ import (
 // process: when the process dies, the dispatcher places the room again on
 // another fight process, which restores it (Restore), and the players
 // reconnect and play on with their hp and positions. It saves at once
-// when hp, an out, a quit or a backfill changes the fight, and every
-// Rules.SnapshotEvery (default 1 s) when only positions (moves, blinks,
-// first joins) changed. See docs/fight.md "A room that survives its
+// when a player first joins and when hp, an out, a quit or a backfill
+// changes the fight, and every Rules.SnapshotEvery (default 1 s) when
+// only positions (moves, blinks, rejoins) changed. See docs/fight.md "A room that survives its
 // process" for what it costs.
 
 // snapFighter is one member in a snapshot: its position now and where it
@@ -99,7 +99,8 @@ func (f *fight) Restore(data []byte) error {
 }
 
 // changed records a change of the fight's state: at once (save now) for
-// hp, outs, quits and backfills, else by the next periodic save.
+// first joins, hp, outs, quits and backfills, else by the next periodic
+// save.
 func (f *fight) changed(now bool) {
 	if f.r.Ended() || f.rules.SnapshotEvery < 0 {
 		return

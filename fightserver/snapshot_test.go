@@ -110,6 +110,21 @@ func TestFightSurvivesItsProcess(t *testing.T) {
 	}
 }
 
+// TestFirstJoinSavesAtOnce: a room is saved as soon as its players join,
+// not at the next periodic save (an hour away here), so a process killed
+// right after the joins loses nothing.
+func TestFirstJoinSavesAtOnce(t *testing.T) {
+	env := sdktest.New(t, NewGame(Rules{SnapshotEvery: time.Hour}), sdk.Config{Game: Name})
+	room := env.Room(2)
+	a, b := env.Join(room, 0), env.Join(room, 1)
+	a.Expect("state")
+	b.Expect("state")
+	waitfor.Cond(t, "both joins saved", func() bool {
+		s, ok := savedFight(t, env.Store, room.ID)
+		return ok && s.fighter(room.Players[0].UUID).Joined && s.fighter(room.Players[1].UUID).Joined
+	})
+}
+
 // TestSnapshotEveryZeroNeverSaves: with snapshot-every 0 a fight saves
 // nothing (its rooms fail with their process, as before); with the
 // default the same room, stopped by its server's shutdown, leaves its

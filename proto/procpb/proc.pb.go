@@ -285,7 +285,7 @@ type FightOptions struct {
 	// larger room is refused, and so is a backfill beyond it (ROOM_FULL).
 	MaxPlayers *int32 `protobuf:"varint,15,opt,name=max_players,json=maxPlayers,proto3,oneof" json:"max_players,omitempty"`
 	// How often a room whose fighters moved saves its state to memcached
-	// (default 1s; hp, outs, quits and backfills save at once) so that it
+	// (default 1s; first joins, hp, outs, quits and backfills save at once) so that it
 	// survives its process (docs/fight.md); set to 0s: rooms never save
 	// and fail with their process.
 	SnapshotEvery *durationpb.Duration `protobuf:"bytes,16,opt,name=snapshot_every,json=snapshotEvery,proto3" json:"snapshot_every,omitempty"`
