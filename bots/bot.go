@@ -130,6 +130,14 @@ func (b *bot) session(ctx context.Context) (progressed bool, err error) {
 		if ctx.Err() != nil {
 			return progressed, nil
 		}
+		if errors.Is(err, errRoomLost) {
+			// The room's fight server went away mid-room: the dispatcher
+			// either places the room again from its saved state (a match
+			// for the same room comes on /v1/play) or fails it
+			// (room_failed). queue follows either at once, with no rest.
+			b.f.log.Debug("bot's room closed without a result; following it", "bot", b.name, "room", m.Room, "err", err)
+			continue
+		}
 		if err != nil {
 			b.f.errored(b, err)
 		} else {
@@ -236,6 +244,10 @@ func (b *bot) queue(ctx context.Context, play *socket) (playMsg, error) {
 	}
 }
 
+// errRoomLost: a room's socket closed without a result (its fight server
+// died or the connection broke); not a failure of the bot.
+var errRoomLost = errors.New("room lost")
+
 func isTokenError(code string) bool {
 	switch code {
 	case "unauthorized", "no_token", "expired_token", "bad_token":
@@ -288,7 +300,7 @@ func (b *bot) fight(ctx context.Context, m playMsg) (*Outcome, error) {
 						return out, err
 					}
 				default:
-					return nil, fmt.Errorf("fight: room %s closed without a result: %v", m.Room, s.err)
+					return nil, fmt.Errorf("fight: room %s closed without a result: %v: %w", m.Room, s.err, errRoomLost)
 				}
 			}
 		case raw := <-s.in:

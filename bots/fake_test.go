@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,6 +39,14 @@ type fakeDispatcher struct {
 	failRooms    atomic.Bool  // answer room_failed instead of match (once per queue)
 	inRoomOnce   atomic.Bool  // answer in_room to the next queue
 	generation   atomic.Int32 // tokens of older generations are refused
+	// loseFirstRoom: the first room's players reach the fight server
+	// through a proxy that drops them once all have joined, as if the
+	// server died; then each gets a match for the same room again (as
+	// the dispatcher sends for a room placed again), without the proxy.
+	loseFirstRoom atomic.Bool
+
+	endedMu sync.Mutex
+	ended   map[string]string // room -> reason, from the fight server's events
 
 	logins  atomic.Int32
 	rooms   atomic.Int32
@@ -59,14 +69,16 @@ func newFakeDispatcher(t *testing.T) *fakeDispatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := fightserver.New(fightserver.Config{Config: sdk.Config{RejoinGrace: 2 * time.Second}, Rules: fightserver.Rules{AttackCooldown: 100 * time.Millisecond}}, sdk.Deps{Store: store.NewMemory(), Signer: signer})
+	d := &fakeDispatcher{t: t, operator: "op-token", signer: signer, conns: map[*wsconn.Conn]bool{}, ended: map[string]string{}}
+	fs, err := fightserver.New(fightserver.Config{Config: sdk.Config{RejoinGrace: 2 * time.Second}, Rules: fightserver.Rules{AttackCooldown: 100 * time.Millisecond}},
+		sdk.Deps{Store: store.NewMemory(), Signer: signer, Events: d.event})
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.fight = fs
 	if _, err := fs.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	d := &fakeDispatcher{t: t, operator: "op-token", signer: signer, fight: fs, conns: map[*wsconn.Conn]bool{}}
 	d.tokenTTL.Store(3600)
 	d.ws = wsconn.NewServer(fakePlay{d}, wsconn.Options{})
 	mux := http.NewServeMux()
@@ -84,6 +96,21 @@ func newFakeDispatcher(t *testing.T) *fakeDispatcher {
 		_ = fs.Close()
 	})
 	return d
+}
+
+func (d *fakeDispatcher) event(e sdk.Event) {
+	if e.Kind == "room_ended" {
+		d.endedMu.Lock()
+		d.ended[e.Room] = e.Reason
+		d.endedMu.Unlock()
+	}
+}
+
+// endReason is how room ended ("" while it runs).
+func (d *fakeDispatcher) endReason(room string) string {
+	d.endedMu.Lock()
+	defer d.endedMu.Unlock()
+	return d.ended[room]
 }
 
 func writeErr(w http.ResponseWriter, status int, code string) {
@@ -215,8 +242,99 @@ func (d *fakeDispatcher) startRoom(members []*fakeSession) {
 		d.t.Errorf("assign room: %v", err)
 		return
 	}
-	for _, s := range members {
-		tok, _ := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: s.claims.Subject, Name: s.claims.Name, Room: id}, 10*time.Minute)
-		_ = s.conn.SendJSON(map[string]any{"type": "match", "room": id, "fight": "ws://" + d.fight.Addr() + "/ws", "ticket": tok, "players": players})
+	match := func(addr string) {
+		for _, s := range members {
+			tok, _ := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: s.claims.Subject, Name: s.claims.Name, Room: id}, 10*time.Minute)
+			_ = s.conn.SendJSON(map[string]any{"type": "match", "room": id, "fight": "ws://" + addr + "/ws", "ticket": tok, "players": players})
+		}
+	}
+	if !d.loseFirstRoom.CompareAndSwap(true, false) {
+		match(d.fight.Addr())
+		return
+	}
+	p := newDropProxy(d.t, d.fight.Addr(), len(members))
+	match(p.addr())
+	<-p.full
+	p.dropAll()
+	match(d.fight.Addr())
+}
+
+// dropProxy forwards TCP connections to target; full is closed once n
+// connections have each brought their client 1 KiB from the server (the
+// upgrade, the room's state and its create_player messages: the player
+// has joined), and dropAll cuts them all.
+type dropProxy struct {
+	ln     net.Listener
+	target string
+	n      int
+	full   chan struct{}
+	mu     sync.Mutex
+	conns  []net.Conn
+	ready  int
+}
+
+func (p *dropProxy) joined() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready++; p.ready == p.n {
+		close(p.full)
+	}
+}
+
+func newDropProxy(t *testing.T, target string, n int) *dropProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	p := &dropProxy{ln: ln, target: target, n: n, full: make(chan struct{})}
+	t.Cleanup(func() { ln.Close(); p.dropAll() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() {
+				var got int
+				buf := make([]byte, 4096)
+				for {
+					k, err := s.Read(buf)
+					if k > 0 {
+						if _, werr := c.Write(buf[:k]); werr != nil {
+							break
+						}
+						if got < 1024 && got+k >= 1024 {
+							p.joined()
+						}
+						got += k
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *dropProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *dropProxy) dropAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
 	}
 }

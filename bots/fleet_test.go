@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/fightserver"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -167,6 +168,25 @@ func TestRoomFailedAndInRoomQueueAgain(t *testing.T) {
 	waitfor.Cond(t, "a fight after room_failed and in_room", func() bool { return f.Status().Games >= 3 })
 	if q := d.queues.Load(); q < 5 {
 		t.Errorf("queue requests = %d; room_failed and in_room should each cause one more", q)
+	}
+}
+
+// TestBotsFollowTheirRoomPlacedAgain: the bots' fight sockets close
+// without a result mid-room (as when the fight server dies) and the
+// dispatcher sends each a match for the same room again (a room placed
+// again from its saved state): the bots join it at once and finish it,
+// and counting no failure.
+func TestBotsFollowTheirRoomPlacedAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	d.loseFirstRoom.Store(true)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
+	waitfor.Cond(t, "the first room finished", func() bool { return d.endReason("room-1") != "" })
+	if r := d.endReason("room-1"); r != fightserver.ReasonLastStanding {
+		t.Fatalf("the first room ended %q, want last_standing: the bots did not play it to the end", r)
+	}
+	waitfor.Cond(t, "the three bots' games counted", func() bool { return f.Status().Games >= 3 })
+	if st := f.Status(); st.Errors != 0 {
+		t.Fatalf("%d failures counted (last: %s); a room placed again is not one", st.Errors, st.LastError)
 	}
 }
 
