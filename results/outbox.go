@@ -66,6 +66,57 @@ type line struct {
 	Done    string           `json:"done,omitempty"`
 }
 
+// ledger tallies a segment's lines: the entries not marked done, by room.
+// Every entry line opens one and every mark closes one, so a room
+// reported twice (two entries) waits for two marks.
+type ledger struct {
+	open   map[string]int
+	latest map[string]playerdb.Result // each room's last entry
+	order  []string                   // rooms in the order first queued
+}
+
+// add tallies one line; false when it is neither an entry nor a mark.
+func (g *ledger) add(raw []byte) bool {
+	var l line
+	if json.Unmarshal(raw, &l) != nil {
+		return false
+	}
+	if g.open == nil {
+		g.open, g.latest = map[string]int{}, map[string]playerdb.Result{}
+	}
+	switch {
+	case l.Done != "":
+		if g.open[l.Done]--; g.open[l.Done] <= 0 {
+			delete(g.open, l.Done)
+		}
+	case l.Result != nil && l.Version == entryVersion:
+		room := l.Result.Room
+		if _, seen := g.latest[room]; !seen {
+			g.order = append(g.order, room)
+		}
+		g.open[room]++
+		g.latest[room] = *l.Result
+	default:
+		return false
+	}
+	return true
+}
+
+// forget closes room's entries (applied by this Recorder).
+func (g *ledger) forget(room string) { delete(g.open, room) }
+
+// waiting returns the entries not marked done, one per room, in the order
+// their rooms were first queued.
+func (g *ledger) waiting() []playerdb.Result {
+	var out []playerdb.Result
+	for _, room := range g.order {
+		if g.open[room] > 0 {
+			out = append(out, g.latest[room])
+		}
+	}
+	return out
+}
+
 // entry is one ROOM.json file.
 type entry struct {
 	Version int             `json:"v"`
@@ -291,14 +342,9 @@ func (o *outbox) claimSegments() (cs []*claimed, busy []string, bad []error, err
 // tail follows a segment a live Recorder holds, as it grows.
 type tail struct {
 	off     int64
-	partial []byte              // the start of a line not yet whole
-	waiting map[string]*watched // entries not marked done, by room
-}
-
-// watched is an entry of a followed segment.
-type watched struct {
-	res   playerdb.Result
-	since time.Time // when this Recorder first read it
+	partial []byte // the start of a line not yet whole
+	led     ledger
+	since   map[string]time.Time // when this Recorder first saw each waiting room
 }
 
 // follow reads what was appended to segment name since t last read it.
@@ -326,21 +372,20 @@ func (o *outbox) follow(t *tail, name string, now time.Time) error {
 	if end < 0 {
 		return nil
 	}
-	if t.waiting == nil {
-		t.waiting = map[string]*watched{}
-	}
 	for _, raw := range bytes.Split(data[:end], []byte{'\n'}) {
-		var l line
-		if json.Unmarshal(raw, &l) != nil {
-			continue
+		t.led.add(raw)
+	}
+	if t.since == nil {
+		t.since = map[string]time.Time{}
+	}
+	for room := range t.since {
+		if t.led.open[room] <= 0 {
+			delete(t.since, room)
 		}
-		switch {
-		case l.Done != "":
-			delete(t.waiting, l.Done)
-		case l.Result != nil && l.Version == entryVersion:
-			if _, ok := t.waiting[l.Result.Room]; !ok {
-				t.waiting[l.Result.Room] = &watched{res: *l.Result, since: now}
-			}
+	}
+	for room := range t.led.open {
+		if _, ok := t.since[room]; !ok {
+			t.since[room] = now
 		}
 	}
 	return nil
@@ -376,36 +421,17 @@ func (o *outbox) claim(name string) (*claimed, []error, error) {
 	}
 	c := &claimed{o: o, name: name, f: f, torn: len(data) > 0 && data[len(data)-1] != '\n'}
 	var bad []error
-	pos := map[string]int{} // room -> index in c.entries
-	var order []playerdb.Result
-	gone := map[string]bool{}
+	var led ledger
 	last := bytes.Count(data, []byte{'\n'}) // the index of the piece after the last newline
 	for i, raw := range bytes.Split(data, []byte{'\n'}) {
 		if len(raw) == 0 || (c.torn && i == last) {
 			continue // an empty line, or the torn last one: never acknowledged
 		}
-		var l line
-		if err := json.Unmarshal(raw, &l); err != nil || (l.Done == "" && (l.Result == nil || l.Version != entryVersion)) {
+		if !led.add(raw) {
 			bad = append(bad, o.rejectRaw(fmt.Sprintf("%s-%d.json", strings.TrimSuffix(name, segSuffix), i+1), raw))
-			continue
-		}
-		if l.Done != "" {
-			gone[l.Done] = true
-			continue
-		}
-		delete(gone, l.Result.Room) // queued again after a mark
-		if j, ok := pos[l.Result.Room]; ok {
-			order[j] = *l.Result
-			continue
-		}
-		pos[l.Result.Room] = len(order)
-		order = append(order, *l.Result)
-	}
-	for _, r := range order {
-		if !gone[r.Room] {
-			c.entries = append(c.entries, r)
 		}
 	}
+	c.entries = led.waiting()
 	return c, bad, nil
 }
 
@@ -537,19 +563,11 @@ func Pending(dir string) (int, error) {
 			if err != nil {
 				return 0, fmt.Errorf("outbox pending: %w", err)
 			}
-			waiting := map[string]bool{}
+			var led ledger
 			for _, raw := range bytes.Split(data, []byte{'\n'}) {
-				var l line
-				if json.Unmarshal(raw, &l) != nil {
-					continue
-				}
-				if l.Done != "" {
-					delete(waiting, l.Done)
-				} else if l.Result != nil {
-					waiting[l.Result.Room] = true
-				}
+				led.add(raw)
 			}
-			n += len(waiting)
+			n += len(led.open)
 		}
 	}
 	return n, nil

@@ -250,9 +250,14 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 			}
 		}
 		r.mu.Lock()
+		old, had := r.own[res.Room] // an earlier report of the room, pending
+		delete(r.own, res.Room)
 		delete(r.queued, res.Room)
 		r.pending.Store(int64(len(r.queued)))
 		r.mu.Unlock()
+		if had {
+			_ = r.ob.done(old.seg, res.Room)
+		}
 		r.done(res, applied, "applied")
 		return applied, nil
 	case errors.Is(err, playerdb.ErrInvalid):
@@ -272,10 +277,14 @@ func (r *Recorder) Record(ctx context.Context, res playerdb.Result) (playerdb.Ap
 			return playerdb.Applied{}, fmt.Errorf("record result %s: %w: outbox: %v; database: %v", res.Room, ErrNotRecorded, serr, err)
 		}
 		r.mu.Lock()
+		old, had := r.own[res.Room] // an earlier report of the room, superseded
 		r.own[res.Room] = ownPending{res: res, seg: seg}
 		r.queued[res.Room] = struct{}{}
 		r.pending.Store(int64(len(r.queued)))
 		r.mu.Unlock()
+		if had {
+			_ = r.ob.done(old.seg, res.Room)
+		}
 		r.outcomes.WithLabelValues("pending").Inc()
 		r.log.Warn("result queued in the outbox: the database failed", "room", res.Room, "err", err)
 		return playerdb.Applied{}, fmt.Errorf("record result %s: %w: %v", res.Room, ErrPending, err)
@@ -410,8 +419,8 @@ func (r *Recorder) drain(ctx context.Context) bool {
 	now := time.Now()
 	tails := make(map[string]*tail, len(busy))
 	type stuckEntry struct {
-		t *tail
-		w *watched
+		t   *tail
+		res playerdb.Result
 	}
 	var stuck []stuckEntry
 	for _, name := range busy {
@@ -423,10 +432,10 @@ func (r *Recorder) drain(ctx context.Context) bool {
 			continue // gone meanwhile: drained by its owner or claimed
 		}
 		tails[name] = t
-		for room, w := range t.waiting {
-			all = append(all, room)
-			if now.Sub(w.since) > r.cfg.Attempt+r.cfg.Scan {
-				stuck = append(stuck, stuckEntry{t, w})
+		for _, res := range t.led.waiting() {
+			all = append(all, res.Room)
+			if now.Sub(t.since[res.Room]) > r.cfg.Attempt+r.cfg.Scan {
+				stuck = append(stuck, stuckEntry{t, res})
 			}
 		}
 	}
@@ -491,8 +500,7 @@ func (r *Recorder) drain(ctx context.Context) bool {
 		// Applied here, the entry stays unmarked in its owner's segment
 		// (the owner's own retry finds it a duplicate and marks it); this
 		// Recorder forgets it.
-		room := e.w.res.Room
-		if ok, _ := r.drainResult(ctx, e.w.res, func() error { delete(e.t.waiting, room); return nil }); !ok {
+		if ok, _ := r.drainResult(ctx, e.res, func() error { e.t.led.forget(e.res.Room); return nil }); !ok {
 			return false
 		}
 	}

@@ -538,3 +538,32 @@ func TestSegmentsRotateAndGo(t *testing.T) {
 		t.Fatalf("segments %v left by a closed recorder with nothing pending", segs)
 	}
 }
+
+// TestReportedAgainWhilePending: a room reported again while its first
+// report is pending leaves one entry, and once applied the recorder's
+// segment goes with nothing pending.
+func TestReportedAgainWhilePending(t *testing.T) {
+	dir := t.TempDir()
+	db := &countingDB{}
+	db.failing.Store(true)
+	r := newRecorder(t, db, dir, nil)
+	for range 2 {
+		if _, err := r.Record(ctx, room("twice")); !errors.Is(err, results.ErrPending) {
+			t.Fatalf("%v; want ErrPending", err)
+		}
+	}
+	if n := queued(t, dir); n != 1 {
+		t.Fatalf("%d entries for one room reported twice", n)
+	}
+	db.failing.Store(false)
+	if _, err := r.Record(ctx, room("twice")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Status(); n != 0 || queued(t, dir) != 0 {
+		t.Fatalf("status %d, outbox %d after the room was applied", n, queued(t, dir))
+	}
+	r.Close()
+	if segs := segments(t, dir); len(segs) != 0 {
+		t.Fatalf("segments %v left with nothing pending", segs)
+	}
+}
