@@ -111,6 +111,15 @@ export async function open(browser, url, { width = 1280, height = 860, base = BA
 }
 
 /**
+ * unexpected drops from errors (an open() page's) the lines the browser
+ * itself logs for a WebSocket it could not open because the server was
+ * down (a restart, a killed fight server): what remains went wrong.
+ */
+export function unexpected(errors) {
+  return errors.filter((e) => !/^console: WebSocket connection to '\S+' failed: .*ERR_CONNECTION_REFUSED$/.test(e));
+}
+
+/**
  * screenshot saves the whole page, from the top; with viewport, only what
  * is on screen now, as the player sees it (scrolled as it is).
  */
