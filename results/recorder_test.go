@@ -366,7 +366,7 @@ func TestDiesBetweenCommitAndCleanup(t *testing.T) {
 	})
 }
 
-// TestManyPendingAtOnce: results going pending together (the directory's
+// TestManyPendingAtOnce: results going pending together (their segment's
 // fsync shared between them) are all queued and all applied once the
 // database is back.
 func TestManyPendingAtOnce(t *testing.T) {
