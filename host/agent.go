@@ -109,7 +109,7 @@ type Agent struct {
 	wake       chan struct{}
 	registered chan struct{} // a registration was answered (new defaults)
 	done       chan struct{} // closed when a host drain finished
-	wg   sync.WaitGroup
+	wg         sync.WaitGroup
 }
 
 // child is one process of the host.

@@ -35,7 +35,7 @@ func startFromPB(pb *procpb.StartRequest) StartRequest {
 		Memcache: pb.GetMemcache(), StorePrefix: pb.GetStorePrefix(), Secret: pb.GetSecret(), DatabaseDSN: pb.GetDatabaseDsn(),
 		OutboxDir: pb.GetOutboxDir(), MaxNum: int(pb.GetMaxnum()), HostName: pb.GetHostName(),
 		AllowedOrigins: pb.GetAllowedOrigins(),
-		Fight: pb.GetFight(), Map: pb.GetMap(), Chat: pb.GetChat(), Game: pb.GetGame(),
+		Fight:          pb.GetFight(), Map: pb.GetMap(), Chat: pb.GetChat(), Game: pb.GetGame(),
 	}
 }
 

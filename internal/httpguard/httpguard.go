@@ -67,7 +67,7 @@ const (
 	DefaultWriteTimeout  = 30 * time.Second
 	DefaultIdleTimeout   = 60 * time.Second
 	DefaultPerAddr       = 1024 // at most; see Limits.PerAddr
-	DefaultReserve       = 256 // at most; see Limits.Reserve
+	DefaultReserve       = 256  // at most; see Limits.Reserve
 )
 
 // WithDefaults returns l with every zero field set to its default.

@@ -64,8 +64,8 @@ type Room struct {
 	Mode    string       `json:"mode,omitempty"`
 	Game    string       `json:"game,omitempty"`    // the game hosting it ("" = fight)
 	Expires int64        `json:"expires,omitempty"` // when its tickets expire (unix s)
-	Fight   string       `json:"fight"` // ws://host:port/ws
-	Port    int          `json:"port"`  // fight server port (process table key)
+	Fight   string       `json:"fight"`             // ws://host:port/ws
+	Port    int          `json:"port"`              // fight server port (process table key)
 	State   string       `json:"state"`
 	Players []RoomPlayer `json:"players"`
 	Created int64        `json:"created"`

@@ -10,7 +10,7 @@ func TestCheck(t *testing.T) {
 		{"hello", true},
 		{"héllo wörld ✓ 你好 مرحبا", true},
 		{"family 👨\u200d👩\u200d👧", true}, // ZWJ emoji sequence
-		{"heart ❤\ufe0f", true},           // variation selector
+		{"heart ❤\ufe0f", true},          // variation selector
 		{"line\nbreak", false},
 		{"tab\there", false},
 		{"nul\x00", false},
