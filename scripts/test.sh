@@ -25,7 +25,13 @@ else
   echo "== PostgreSQL not available: the player database tests run against SQLite only"
 fi
 
-echo "== go vet"
+echo "== gofmt and go vet"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "FAIL: not gofmt-formatted (run gofmt -w on them):" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
 go vet ./...
 
 echo "== go test -race (embedded memcached)"
