@@ -237,7 +237,8 @@ func (p *Plugin) Match(ctx context.Context, req *matchmaking.MatchRequest) ([]ma
 	if p.client != nil && p.client.Exited() {
 		p.stopLocked(FailCrash)
 	}
-	if p.client == nil {
+	fresh := p.client == nil
+	if fresh {
 		if err := p.startLocked(); err != nil {
 			p.failures.WithLabelValues(p.name, FailStart).Inc()
 			return nil, fmt.Errorf("match function %s: start: %w", p.name, err)
@@ -269,8 +270,10 @@ func (p *Plugin) Match(ctx context.Context, req *matchmaking.MatchRequest) ([]ma
 			reason = FailError
 		}
 		p.failures.WithLabelValues(p.name, reason).Inc()
-		if reason != FailError {
-			// A hung or broken process is replaced before the next call.
+		// A hung or broken process is replaced before the next call; one
+		// whose start used up this call's deadline has not hung: replaced,
+		// it would start as slowly on every call and never answer one.
+		if reason != FailError && (reason != FailDeadline || !fresh) {
 			p.stopLocked(reason)
 		}
 		return nil, fmt.Errorf("match function %s: %s: %w", p.name, reason, err)

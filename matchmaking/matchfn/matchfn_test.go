@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -224,4 +225,34 @@ func valueOf(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// A plugin that takes longer to start than a call may last (a wrapper
+// that sleeps, an interpreter that loads slowly, any start on a loaded
+// machine) is kept: its first call fails the deadline the start used up,
+// the next one is answered. It was killed for that first call and started
+// again on the next, forever, and never formed a room.
+func TestSlowStartingPluginIsKept(t *testing.T) {
+	bin := build(t, "github.com/arena-game/arena/examples/matchfn")
+	// The start lasts at least 1 s; the harness's calls may last 500 ms.
+	wrapper := filepath.Join(t.TempDir(), "slow-duo")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nsleep 1\nexec "+bin+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	metrics := NewMetrics(nil)
+	p := NewPlugin("duo", wrapper, metrics, quiet())
+	t.Cleanup(p.Close)
+	profiles := `profiles:
+  - name: duo
+    function: duo
+    rosters: [{name: red, size: 2}, {name: blue, size: 2}]
+    params: {plugin: {max_spread: 200}}`
+	h := newHarness(t, profiles, map[string]matchmaking.Function{"duo": p})
+	for i, r := range []int{1000, 1100, 1150, 1190} {
+		h.enqueue(t, "duo", fmt.Sprintf("s%d", i), r, "eu")
+	}
+	waitfor.Cond(t, "a 2-vs-2 room from the slow-starting plugin", func() bool { return len(h.roomsOf("duo")) == 1 })
+	if n := valueOf(metrics.Restarts.WithLabelValues("duo")); n != 0 {
+		t.Fatalf("%v restarts of a plugin that only started slowly", n)
+	}
 }
