@@ -37,8 +37,10 @@ func TestEnterNewPlayerJoinsAtSpawn(t *testing.T) {
 	if w.Map.ID != "forest" || w.Map.Width != f.Width || len(w.Map.Portals) != len(f.Portals) || w.MaxSpeed != fastCfg.MaxSpeed {
 		t.Fatalf("welcome map: %+v", w.Map)
 	}
+	// The join wrote version 2; the owner's periodic save (which renews
+	// its lease) may already have written another.
 	rec = c.state(p.Subject)
-	if rec.Status != StatusPlaying || rec.Owner != c.servers[0].Addr() || rec.Version != 2 {
+	if rec.Status != StatusPlaying || rec.Owner != c.servers[0].Addr() || rec.Version < 2 {
 		t.Fatalf("record after join: %+v", rec)
 	}
 	waitfor.Cond(t, "load reported", func() bool { return c.reps[0].Load("forest") == 1 })
