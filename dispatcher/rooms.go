@@ -212,6 +212,10 @@ func (d *Dispatcher) placeAgain(room string) error {
 		}
 		d.sessions.Notify(p.UUID, matchmaking.MatchMsg{Type: "match", Room: room, Fight: fight, Ticket: tok, Players: players, Mode: rec.Mode, Profile: rec.Mode})
 	}
-	d.log.Info("room placed again after its process died; its game state was restored", "room", room, "game", rec.Game, "host", pl.Host, "port", pl.Port)
+	game := rec.Game
+	if game == "" {
+		game = "fight" // records leave the built-in fight unnamed
+	}
+	d.log.Info("room placed again after its process died; its game state was restored", "room", room, "game", game, "host", pl.Host, "port", pl.Port)
 	return nil
 }
