@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,34 +10,67 @@ import (
 	"github.com/arena-game/arena/matchmaking"
 )
 
-// Recording one matched player's assignment (OnMatch, after its room's
-// match messages were pushed): the assignment record in the store, and
-// for a backend ticket the journal record of the resumable stream, then
-// the stream's subscribers. One player at a time, and from 64 goroutines
-// at once (as a tick's hand-off goroutines do), on the test store (an
-// embedded memcached, or ARENA_TEST_MEMCACHE's).
+// benchBatch is the batch BenchmarkRecordAssignment records per
+// iteration: the players of a large hand-off batch.
+const benchBatch = 10000
+
+// Recording a hand-off batch's assignments (OnMatch, after its rooms'
+// match messages were pushed): per player the assignment record in the
+// store, and for a backend ticket the journal record of the resumable
+// stream, then the stream's subscribers. Each iteration records
+// benchBatch players, three ways: one at a time on one goroutine, one at
+// a time on each of 64 goroutines (as the hand-off goroutines recorded
+// their rooms before batches were recorded together), and as one batch
+// (recordAssignments spreading it over recordWorkers goroutines). ns/rec
+// is the time per player. On the test store (an embedded memcached, or
+// ARENA_TEST_MEMCACHE's).
 func BenchmarkRecordAssignment(b *testing.B) {
 	td := newTestDispatcher(b, func(c *Config) { c.Match.Tick = time.Hour })
 	var n atomic.Int64
-	msg := func() matchmaking.MatchMsg {
-		u := fmt.Sprintf("p%08d", n.Add(1))
-		return matchmaking.MatchMsg{Type: "match", UUID: u, Room: "r1", Fight: "ws://127.0.0.1:1/ws", Ticket: "tok", Profile: "default",
-			Players: []matchmaking.Player{{UUID: u, Username: "a", Score: 1500}, {UUID: "b", Username: "b"}, {UUID: "c", Username: "c"}}}
+	batch := func(backend bool) []matchmaking.Matched {
+		out := make([]matchmaking.Matched, benchBatch)
+		for i := range out {
+			u := fmt.Sprintf("p%08d", n.Add(1))
+			out[i] = matchmaking.Matched{Backend: backend, Msg: matchmaking.MatchMsg{Type: "match", UUID: u, Room: "r1", Fight: "ws://127.0.0.1:1/ws", Ticket: "tok", Profile: "default",
+				Players: []matchmaking.Player{{UUID: u, Username: "a", Score: 1500}, {UUID: "b", Username: "b"}, {UUID: "c", Username: "c"}}}}
+		}
+		return out
+	}
+	ways := []struct {
+		name   string
+		record func(ms []matchmaking.Matched)
+	}{
+		{"one-at-a-time", func(ms []matchmaking.Matched) {
+			for i := range ms {
+				td.recordAssignments(ms[i : i+1])
+			}
+		}},
+		{"64-goroutines-one-at-a-time", func(ms []matchmaking.Matched) {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 64 {
+				wg.Go(func() {
+					for i := int(next.Add(1)) - 1; i < len(ms); i = int(next.Add(1)) - 1 {
+						td.recordAssignments(ms[i : i+1])
+					}
+				})
+			}
+			wg.Wait()
+		}},
+		{"batch", func(ms []matchmaking.Matched) { td.recordAssignments(ms) }},
 	}
 	for _, backend := range []bool{false, true} {
-		name := map[bool]string{false: "player", true: "backend"}[backend]
-		b.Run(name+"/serial", func(b *testing.B) {
-			for b.Loop() {
-				td.recordAssignment(msg(), backend)
-			}
-		})
-		b.Run(name+"/64-goroutines", func(b *testing.B) {
-			b.SetParallelism(32) // x GOMAXPROCS 2
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					td.recordAssignment(msg(), backend)
+		kind := map[bool]string{false: "player", true: "backend"}[backend]
+		for _, w := range ways {
+			b.Run(fmt.Sprintf("%s/%s-%d", kind, w.name, benchBatch), func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					ms := batch(backend)
+					b.StartTimer()
+					w.record(ms)
 				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/rec")
 			})
-		})
+		}
 	}
 }

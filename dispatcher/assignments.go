@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,14 +32,24 @@ type assignment struct {
 
 // assignmentHub fans assignments out to gRPC stream subscribers (the
 // backend-wide stream, WatchAssignments). A subscriber that falls 256
-// assignments behind is dropped (it resumes from its cursor).
+// assignments behind is dropped (it resumes from its cursor). Journaled
+// assignments go out in cursor order, whatever order their writes end in
+// (publishAt), so a consumer resuming after the last cursor it saw misses
+// none.
 type assignmentHub struct {
 	mu   sync.Mutex
 	subs map[chan assignment]struct{}
+	// next is the journal cursor published next: every lower one was
+	// written (or failed) and published. pending holds the written ones
+	// waiting for a lower cursor's write.
+	next    uint64
+	pending map[uint64]assignment
 }
 
+// newAssignmentHub returns a hub; New sets its next cursor (the
+// journal's) once the journal is open, before any assignment.
 func newAssignmentHub() *assignmentHub {
-	return &assignmentHub{subs: map[chan assignment]struct{}{}}
+	return &assignmentHub{subs: map[chan assignment]struct{}{}, next: 1, pending: map[uint64]assignment{}}
 }
 
 func (h *assignmentHub) subscribe() (chan assignment, func()) {
@@ -56,9 +67,40 @@ func (h *assignmentHub) subscribe() (chan assignment, func()) {
 	}
 }
 
+// publish sends a (not journaled: a player's ticket) to the subscribers.
 func (h *assignmentHub) publish(a assignment) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.send(a)
+}
+
+// publishAt sends a, the assignment of journal cursor seq (a.cursor is 0
+// when its write failed), once every lower cursor was published. Every
+// cursor the journal reserves is published exactly once.
+func (h *assignmentHub) publishAt(seq uint64, a assignment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending[seq] = a
+	for {
+		p, ok := h.pending[h.next]
+		if !ok {
+			return
+		}
+		delete(h.pending, h.next)
+		h.next++
+		h.send(p)
+	}
+}
+
+// published is the journal cursor published next: the records below it
+// are readable, those from it on reach a subscriber through its channel.
+func (h *assignmentHub) published() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.next
+}
+
+func (h *assignmentHub) send(a assignment) {
 	for ch := range h.subs {
 		select {
 		case ch <- a:
@@ -69,37 +111,87 @@ func (h *assignmentHub) publish(a assignment) {
 	}
 }
 
-// recordAssignment keeps a player's match readable (GET /v1/tickets/{uuid},
-// GetTicket), journals a backend's (the resumable stream) and forgets its
-// stored ticket, and tells the stream subscribers.
-func (d *Dispatcher) recordAssignment(m matchmaking.MatchMsg, backend bool) {
-	d.recordEvent(m, backend, "match")
+// recordWorkers bounds the goroutines writing one batch's assignments.
+const recordWorkers = 32
+
+// recordAssignments records a batch of matched players (OnMatch): it
+// keeps each player's match readable (GET /v1/tickets/{uuid}, GetTicket),
+// journals a backend's (the resumable stream) and forgets its stored
+// ticket, and tells the stream subscribers. The batch's journal cursors
+// are taken first, in batch order; its writes are then spread over up to
+// recordWorkers goroutines, and the subscribers hear of the journaled
+// ones in cursor order.
+func (d *Dispatcher) recordAssignments(batch []matchmaking.Matched) {
+	d.recordEvents(batch, "match")
 }
 
 // recordExpiry tells the streams that a ticket lapsed unmatched.
 func (d *Dispatcher) recordExpiry(e matchmaking.Enqueue, x matchmaking.Expired) {
-	d.recordEvent(matchmaking.MatchMsg{Type: "expired", UUID: x.UUID, Channel: x.Channel, Profile: x.Profile}, e.Source == matchmaking.SourceBackend, "expired")
+	m := matchmaking.MatchMsg{Type: "expired", UUID: x.UUID, Channel: x.Channel, Profile: x.Profile}
+	d.recordEvents([]matchmaking.Matched{{Msg: m, Backend: e.Source == matchmaking.SourceBackend}}, "expired")
 }
 
-func (d *Dispatcher) recordEvent(m matchmaking.MatchMsg, backend bool, event string) {
+func (d *Dispatcher) recordEvents(batch []matchmaking.Matched, event string) {
+	seqs := make([]uint64, len(batch))
+	backends := 0
+	for _, m := range batch {
+		if m.Backend {
+			backends++
+		}
+	}
+	if backends > 0 {
+		seq := d.assignLog.Reserve(backends)
+		for i, m := range batch {
+			if m.Backend {
+				seqs[i] = seq
+				seq++
+			}
+		}
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(batch) {
+				return
+			}
+			d.recordEvent(batch[i], seqs[i], event)
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(len(batch), recordWorkers) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// recordEvent records one event; seq is its journal cursor (a backend's).
+func (d *Dispatcher) recordEvent(m matchmaking.Matched, seq uint64, event string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	a := assignment{backend: backend, event: event, msg: m}
+	a := assignment{backend: m.Backend, event: event, msg: m.Msg}
 	if event == "match" {
-		b, _ := json.Marshal(m)
-		if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
-			d.log.Warn("assignment not saved", "uuid", m.UUID, "err", err)
+		b, _ := json.Marshal(m.Msg)
+		if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.Msg.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
+			d.log.Warn("assignment not saved", "uuid", m.Msg.UUID, "err", err)
 		}
 	}
-	if backend {
-		d.backendTickets.Forget(ctx, m.UUID)
-		seq, err := d.assignLog.Append(ctx, storedAssignment{Event: event, Msg: m})
-		if err != nil {
-			d.log.Warn("assignment not journaled", "uuid", m.UUID, "err", err)
-		}
+	if !m.Backend {
+		d.assignments.publish(a)
+		return
+	}
+	d.backendTickets.Forget(ctx, m.Msg.UUID)
+	b, err := json.Marshal(storedAssignment{Event: event, Msg: m.Msg})
+	if err == nil {
+		err = d.assignLog.Put(ctx, seq, b)
+	}
+	if err != nil {
+		d.log.Warn("assignment not journaled", "uuid", m.Msg.UUID, "err", err)
+	} else {
 		a.cursor = seq
 	}
-	d.assignments.publish(a)
+	d.assignments.publishAt(seq, a)
 }
 
 // storedAssignment is a journal record of the backend-wide stream.
@@ -149,12 +241,14 @@ func (d *Dispatcher) followAssignments(ctx context.Context, after uint64, send f
 	// Subscribe first, then replay: nothing falls between the two.
 	ch, cancel := d.assignments.subscribe()
 	defer cancel()
-	last := uint64(0)
+	// The journal is read up to the cursors published: a record still
+	// being written comes through ch, in order.
+	last := after
 	if after > 0 {
 		if after+1 < d.assignLog.Low() {
 			return fmt.Errorf("follow assignments after %d (oldest kept %d): %w", after, d.assignLog.Low(), errCursorTooOld)
 		}
-		err := d.assignLog.Range(ctx, after+1, d.assignLog.Next(), func(seq uint64, v []byte) error {
+		err := d.assignLog.Range(ctx, after+1, d.assignments.published(), func(seq uint64, v []byte) error {
 			var sa storedAssignment
 			if json.Unmarshal(v, &sa) != nil {
 				return nil

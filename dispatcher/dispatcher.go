@@ -323,7 +323,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	d.mm.OnMatch = d.recordAssignment
+	d.mm.OnMatch = d.recordAssignments
 	d.mm.OnExpire = d.recordExpiry
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer jcancel()
@@ -335,6 +335,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 	if d.assignLog, err = matchmaking.OpenJournal(jctx, st, "assignments", AssignmentTTL); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	d.assignments.next = d.assignLog.Next()
 	d.mm.RegisterMetrics(m.Registry)
 	d.mm.RoomLife = d.roomTimeout() + time.Minute
 	d.playWS = wsconn.NewServer(playHandler{d}, wsconn.Options{MaxMessage: playMaxMessage, SendQueue: 64, AllowedOrigins: cfg.AllowedOrigins})

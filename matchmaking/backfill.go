@@ -118,13 +118,15 @@ func (m *Matchmaker) startBackfill(ps *profileState, rs *roomState, take []*tick
 		if err != nil {
 			return
 		}
+		batch := make([]Matched, 0, len(entries))
 		for _, e := range entries {
 			msg := msgs[e.uuid]
 			msg.Channel, msg.UUID, msg.Profile, msg.Mode = e.channel, e.uuid, br.Profile, br.Profile
 			m.notify.Notify(e.uuid, &msg)
-			if m.OnMatch != nil {
-				m.OnMatch(msg, e.backend)
-			}
+			batch = append(batch, Matched{Msg: msg, Backend: e.backend})
+		}
+		if m.OnMatch != nil {
+			m.OnMatch(batch)
 		}
 	}()
 }

@@ -211,6 +211,7 @@ func (m *Matchmaker) placeBatch(b *batch, done *mailbox.Reservation[func()]) {
 	work()
 	wg.Wait()
 	cancel()
+	m.recordBatch(rooms, sl)
 	_ = done.Post(func() {
 		m.stats.waited(sl.waits)
 		for i := range rooms {
@@ -290,14 +291,36 @@ func (m *Matchmaker) place(hctx context.Context, r *handRoom, sl *slab) {
 		msg.Profile, msg.Mode, msg.Teams = fr.Profile, fr.Profile, fr.Teams
 		m.notify.Notify(e.uuid, msg)
 	}
-	// Recording the assignments (the store, the journal, the streams)
-	// comes after every player of the room was told: a player's push
-	// does not wait for the others' writes.
-	if m.OnMatch != nil {
-		for k := r.off; k < r.off+r.n; k++ {
-			m.OnMatch(sl.msgs[k], sl.members[k].backend)
+}
+
+// recordBatch hands the assignments of a batch's placed rooms to OnMatch
+// in one call, after every player of the batch was told: a player's push
+// does not wait for the writes recording it (the store, the journal, the
+// streams), and the recorder spreads a whole batch's writes at once.
+func (m *Matchmaker) recordBatch(rooms []handRoom, sl *slab) {
+	if m.OnMatch == nil {
+		return
+	}
+	n := 0
+	for i := range rooms {
+		if rooms[i].err == nil {
+			n += int(rooms[i].n)
 		}
 	}
+	if n == 0 {
+		return
+	}
+	out := make([]Matched, 0, n)
+	for i := range rooms {
+		r := &rooms[i]
+		if r.err != nil {
+			continue
+		}
+		for k := r.off; k < r.off+r.n; k++ {
+			out = append(out, Matched{Msg: sl.msgs[k], Backend: sl.members[k].backend})
+		}
+	}
+	m.OnMatch(out)
 }
 
 // requeue puts back a ticket whose room was not placed, keeping its

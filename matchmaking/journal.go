@@ -105,25 +105,46 @@ func (j *Journal) Append(ctx context.Context, v any) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("append to journal %s: %w", j.name, err)
 	}
+	seq := j.Reserve(1)
+	if err := j.Put(ctx, seq, b); err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// Reserve takes the next n sequence numbers (n > 0) and returns the first:
+// a batch numbers its records in its own order first, then writes them
+// with Put from as many goroutines as it likes. A reserved number never
+// written is a missing record to readers (as an expired one).
+func (j *Journal) Reserve(n int) uint64 {
 	j.mu.Lock()
 	seq := j.next
-	j.next++
+	j.next += uint64(n)
 	now := time.Now()
 	if len(j.marks) == 0 || now.Sub(j.marks[len(j.marks)-1].at) >= time.Second {
 		j.marks = append(j.marks, seqMark{at: now, seq: seq})
 	}
+	j.mu.Unlock()
+	return seq
+}
+
+// Put writes record seq (a number Reserve returned) with the JSON value b.
+// It saves the head too when it was last saved a second ago or more.
+func (j *Journal) Put(ctx context.Context, seq uint64, b []byte) error {
+	if err := j.st.Set(ctx, &store.Item{Key: j.key(strconv.FormatUint(seq, 10)), Value: b, TTL: j.ttl}); err != nil {
+		return fmt.Errorf("append to journal %s: %w", j.name, err)
+	}
+	j.mu.Lock()
+	now := time.Now()
 	saveHead := now.Sub(j.savedAt) >= time.Second
 	if saveHead {
 		j.savedAt = now
 	}
 	j.mu.Unlock()
-	if err := j.st.Set(ctx, &store.Item{Key: j.key(strconv.FormatUint(seq, 10)), Value: b, TTL: j.ttl}); err != nil {
-		return 0, fmt.Errorf("append to journal %s: %w", j.name, err)
-	}
 	if saveHead {
 		_ = j.SaveHead(ctx)
 	}
-	return seq, nil
+	return nil
 }
 
 // Delete removes record seq (a ticket matched or cancelled).

@@ -215,15 +215,26 @@ const (
 // refused with ErrBusy, a fleet event that finds its mailbox full is
 // dropped and counted, and a room's hand-off result always fits (a
 // reservation).
+// Matched is one matched player's match message, and whether its ticket
+// came from a backend (its assignment is journaled for the backend-wide
+// stream).
+type Matched struct {
+	Msg     MatchMsg
+	Backend bool
+}
+
 type Matchmaker struct {
 	cfg      Config
 	log      *slog.Logger
 	notify   Notifier
 	handoff  Handoff
 	backfill Backfill
-	// OnMatch is called (off the matchmaker goroutine) for every player
-	// matched, with its match message; the dispatcher records assignments.
-	OnMatch func(m MatchMsg, backend bool)
+	// OnMatch is called (off the matchmaker goroutine) with the players
+	// matched together, each with its match message, after every one of
+	// them was told: once per hand-off batch (all of its placed rooms, in
+	// room order) and once per backfill. The dispatcher records their
+	// assignments; it may spread a call's writes over goroutines.
+	OnMatch func(batch []Matched)
 	// OnExpire is called (off the matchmaker goroutine) for every player
 	// whose ticket expired or was dropped by a profile reload.
 	OnExpire func(e Enqueue, m Expired)
