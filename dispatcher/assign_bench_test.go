@@ -18,12 +18,12 @@ const benchBatch = 10000
 // match messages were pushed): per player the assignment record in the
 // store, and for a backend ticket the journal record of the resumable
 // stream, then the stream's subscribers. Each iteration records
-// benchBatch players, three ways: one at a time on one goroutine, one at
-// a time on each of 64 goroutines (as the hand-off goroutines recorded
-// their rooms before batches were recorded together), and as one batch
-// (recordAssignments spreading it over recordWorkers goroutines). ns/rec
-// is the time per player. On the test store (an embedded memcached, or
-// ARENA_TEST_MEMCACHE's).
+// benchBatch players, three ways: one at a time on one goroutine (a round
+// trip per record, as before batches were recorded together), one at a
+// time on each of 64 goroutines (as the hand-off goroutines recorded
+// their rooms' players before), and as one batch (recordAssignments:
+// pipelined writes). ns/rec is the time per player. On the test store (an
+// embedded memcached, or ARENA_TEST_MEMCACHE's).
 func BenchmarkRecordAssignment(b *testing.B) {
 	td := newTestDispatcher(b, func(c *Config) { c.Match.Tick = time.Hour })
 	var n atomic.Int64

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -111,16 +110,14 @@ func (h *assignmentHub) send(a assignment) {
 	}
 }
 
-// recordWorkers bounds the goroutines writing one batch's assignments.
-const recordWorkers = 32
-
 // recordAssignments records a batch of matched players (OnMatch): it
 // keeps each player's match readable (GET /v1/tickets/{uuid}, GetTicket),
 // journals a backend's (the resumable stream) and forgets its stored
-// ticket, and tells the stream subscribers. The batch's journal cursors
-// are taken first, in batch order; its writes are then spread over up to
-// recordWorkers goroutines, and the subscribers hear of the journaled
-// ones in cursor order.
+// ticket, and tells the stream subscribers. Each of those steps is one
+// pipelined write of the whole batch (store.SetMulti, DeleteMulti), not a
+// round trip per player; the batch's journal cursors are taken first, in
+// batch order, and the subscribers hear of them in cursor order (across
+// batches recorded at once too).
 func (d *Dispatcher) recordAssignments(batch []matchmaking.Matched) {
 	d.recordEvents(batch, "match")
 }
@@ -131,67 +128,54 @@ func (d *Dispatcher) recordExpiry(e matchmaking.Enqueue, x matchmaking.Expired) 
 	d.recordEvents([]matchmaking.Matched{{Msg: m, Backend: e.Source == matchmaking.SourceBackend}}, "expired")
 }
 
-func (d *Dispatcher) recordEvents(batch []matchmaking.Matched, event string) {
-	seqs := make([]uint64, len(batch))
-	backends := 0
-	for _, m := range batch {
-		if m.Backend {
-			backends++
-		}
-	}
-	if backends > 0 {
-		seq := d.assignLog.Reserve(backends)
-		for i, m := range batch {
-			if m.Backend {
-				seqs[i] = seq
-				seq++
-			}
-		}
-	}
-	var next atomic.Int64
-	work := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(batch) {
-				return
-			}
-			d.recordEvent(batch[i], seqs[i], event)
-		}
-	}
-	var wg sync.WaitGroup
-	for range min(len(batch), recordWorkers) - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
-}
+// recordTimeout bounds recording a batch: a second per 10,000 players,
+// at least 2 s.
+func recordTimeout(n int) time.Duration { return 2*time.Second + time.Duration(n)*100*time.Microsecond }
 
-// recordEvent records one event; seq is its journal cursor (a backend's).
-func (d *Dispatcher) recordEvent(m matchmaking.Matched, seq uint64, event string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+func (d *Dispatcher) recordEvents(batch []matchmaking.Matched, event string) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout(len(batch)))
 	defer cancel()
-	a := assignment{backend: m.Backend, event: event, msg: m.Msg}
 	if event == "match" {
-		b, _ := json.Marshal(m.Msg)
-		if err := d.store.Set(ctx, &store.Item{Key: assignmentKey(m.Msg.UUID), Value: b, TTL: AssignmentTTL}); err != nil {
-			d.log.Warn("assignment not saved", "uuid", m.Msg.UUID, "err", err)
+		items := make([]*store.Item, len(batch))
+		for i, m := range batch {
+			b, _ := json.Marshal(m.Msg)
+			items[i] = &store.Item{Key: assignmentKey(m.Msg.UUID), Value: b, TTL: AssignmentTTL}
+		}
+		for i, err := range store.SetMulti(ctx, d.store, items) {
+			if err != nil {
+				d.log.Warn("assignment not saved", "uuid", batch[i].Msg.UUID, "err", err)
+			}
 		}
 	}
-	if !m.Backend {
-		d.assignments.publish(a)
+	var backends []int // batch's backend players, in batch order
+	for i, m := range batch {
+		if m.Backend {
+			backends = append(backends, i)
+		} else {
+			d.assignments.publish(assignment{event: event, msg: m.Msg})
+		}
+	}
+	if len(backends) == 0 {
 		return
 	}
-	d.backendTickets.Forget(ctx, m.Msg.UUID)
-	b, err := json.Marshal(storedAssignment{Event: event, Msg: m.Msg})
-	if err == nil {
-		err = d.assignLog.Put(ctx, seq, b)
+	uuids := make([]string, len(backends))
+	vals := make([][]byte, len(backends))
+	for n, i := range backends {
+		uuids[n] = batch[i].Msg.UUID
+		vals[n], _ = json.Marshal(storedAssignment{Event: event, Msg: batch[i].Msg})
 	}
-	if err != nil {
-		d.log.Warn("assignment not journaled", "uuid", m.Msg.UUID, "err", err)
-	} else {
-		a.cursor = seq
+	d.backendTickets.ForgetMulti(ctx, uuids)
+	first := d.assignLog.Reserve(len(backends))
+	errs := d.assignLog.PutMulti(ctx, first, vals)
+	for n, i := range backends {
+		seq := first + uint64(n)
+		a := assignment{cursor: seq, backend: true, event: event, msg: batch[i].Msg}
+		if errs != nil && errs[n] != nil {
+			d.log.Warn("assignment not journaled", "uuid", a.msg.UUID, "err", errs[n])
+			a.cursor = 0
+		}
+		d.assignments.publishAt(seq, a)
 	}
-	d.assignments.publishAt(seq, a)
 }
 
 // storedAssignment is a journal record of the backend-wide stream.

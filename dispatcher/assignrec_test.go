@@ -12,8 +12,8 @@ import (
 	"github.com/arena-game/arena/matchmaking"
 )
 
-// Batches recorded concurrently (their writes spread over goroutines, two
-// batches and single backfills at once) reach a consumer of the resumable
+// Batches recorded concurrently (two large batches and single backfills
+// at once, each pipelining its writes) reach a consumer of the resumable
 // stream in cursor order without a gap: a consumer dropped for falling
 // behind resumes after the last cursor it saw and misses nothing.
 func TestConcurrentBatchesStreamInCursorOrder(t *testing.T) {

@@ -64,6 +64,23 @@ func (b *BackendTickets) Forget(ctx context.Context, uuid string) {
 	}
 }
 
+// ForgetMulti deletes the records of uuids (matched together), in few
+// round trips.
+func (b *BackendTickets) ForgetMulti(ctx context.Context, uuids []string) {
+	seqs := make([]uint64, 0, len(uuids))
+	b.mu.Lock()
+	for _, u := range uuids {
+		if seq, ok := b.seqs[u]; ok {
+			delete(b.seqs, u)
+			seqs = append(seqs, seq)
+		}
+	}
+	b.mu.Unlock()
+	if len(seqs) > 0 {
+		b.j.DeleteMulti(ctx, seqs)
+	}
+}
+
 // Restore queues again every live record (oldest first) in m, skipping
 // those whose player is queued or in a room already and those expired. It
 // returns how many it queued.

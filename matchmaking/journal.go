@@ -129,10 +129,28 @@ func (j *Journal) Reserve(n int) uint64 {
 }
 
 // Put writes record seq (a number Reserve returned) with the JSON value b.
-// It saves the head too when it was last saved a second ago or more.
 func (j *Journal) Put(ctx context.Context, seq uint64, b []byte) error {
-	if err := j.st.Set(ctx, &store.Item{Key: j.key(strconv.FormatUint(seq, 10)), Value: b, TTL: j.ttl}); err != nil {
-		return fmt.Errorf("append to journal %s: %w", j.name, err)
+	if errs := j.PutMulti(ctx, seq, [][]byte{b}); errs != nil {
+		return errs[0]
+	}
+	return nil
+}
+
+// PutMulti writes the records first, first+1, ... (numbers Reserve
+// returned) with the JSON values vals, in few round trips (a store that
+// pipelines writes, store.SetMulti). It returns nil when every record was
+// written, else one error per record (nil for those written). It saves
+// the head too when it was last saved a second ago or more.
+func (j *Journal) PutMulti(ctx context.Context, first uint64, vals [][]byte) []error {
+	items := make([]*store.Item, len(vals))
+	for i, v := range vals {
+		items[i] = &store.Item{Key: j.key(strconv.FormatUint(first+uint64(i), 10)), Value: v, TTL: j.ttl}
+	}
+	errs := store.SetMulti(ctx, j.st, items)
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = fmt.Errorf("append to journal %s: %w", j.name, err)
+		}
 	}
 	j.mu.Lock()
 	now := time.Now()
@@ -144,7 +162,7 @@ func (j *Journal) Put(ctx context.Context, seq uint64, b []byte) error {
 	if saveHead {
 		_ = j.SaveHead(ctx)
 	}
-	return nil
+	return errs
 }
 
 // Delete removes record seq (a ticket matched or cancelled).
@@ -154,6 +172,16 @@ func (j *Journal) Delete(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("delete from journal %s: %w", j.name, err)
 	}
 	return nil
+}
+
+// DeleteMulti removes records seqs, in few round trips; failures are
+// left to the records' TTL.
+func (j *Journal) DeleteMulti(ctx context.Context, seqs []uint64) {
+	keys := make([]string, len(seqs))
+	for i, seq := range seqs {
+		keys[i] = j.key(strconv.FormatUint(seq, 10))
+	}
+	store.DeleteMulti(ctx, j.st, keys)
 }
 
 // SaveHead writes the head: the next sequence number, and as the low mark

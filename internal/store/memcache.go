@@ -32,6 +32,8 @@ type Memcache struct {
 	// here and reuse pooled connections instead of opening one per request
 	// (a burst of thousands would otherwise time out on connection setup).
 	slots []chan struct{}
+	// pipes are each server's idle connections for SetMulti.
+	pipes []pipes
 }
 
 // MemcacheConfig configures NewMemcache.
@@ -70,7 +72,7 @@ func NewMemcache(cfg MemcacheConfig) (*Memcache, error) {
 	if c.MaxIdleConns == 0 {
 		c.MaxIdleConns = 64
 	}
-	m := &Memcache{c: c, ring: ring, addrs: slices.Clone(cfg.Addrs)}
+	m := &Memcache{c: c, ring: ring, addrs: slices.Clone(cfg.Addrs), pipes: make([]pipes, len(ring.names))}
 	for _, name := range ring.names {
 		m.slots = append(m.slots, make(chan struct{}, c.MaxIdleConns))
 		p := memcache.New(name)
