@@ -21,8 +21,9 @@ const benchBatch = 10000
 // benchBatch players, three ways: one at a time on one goroutine (a round
 // trip per record, as before batches were recorded together), one at a
 // time on each of 64 goroutines (as the hand-off goroutines recorded
-// their rooms' players before), and as one batch (recordAssignments:
-// pipelined writes). ns/rec is the time per player. On the test store (an
+// their rooms' players before), as one batch (recordAssignments:
+// pipelined writes), and in chunks of 512 from 8 goroutines (as the
+// hand-off goroutines record, recordChunk). ns/rec is the time per player. On the test store (an
 // embedded memcached, or ARENA_TEST_MEMCACHE's).
 func BenchmarkRecordAssignment(b *testing.B) {
 	td := newTestDispatcher(b, func(c *Config) { c.Match.Tick = time.Hour })
@@ -58,6 +59,18 @@ func BenchmarkRecordAssignment(b *testing.B) {
 			wg.Wait()
 		}},
 		{"batch", func(ms []matchmaking.Matched) { td.recordAssignments(ms) }},
+		{"chunks-of-512-on-8-goroutines", func(ms []matchmaking.Matched) {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for i := int(next.Add(512)) - 512; i < len(ms); i = int(next.Add(512)) - 512 {
+						td.recordAssignments(ms[i:min(i+512, len(ms))])
+					}
+				})
+			}
+			wg.Wait()
+		}},
 	}
 	for _, backend := range []bool{false, true} {
 		kind := map[bool]string{false: "player", true: "backend"}[backend]

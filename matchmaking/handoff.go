@@ -19,6 +19,11 @@ const (
 	maxBatch   = 4096
 	// handoffWorkers bounds the goroutines placing one batch's rooms.
 	handoffWorkers = 64
+	// recordChunk is how many players' assignments a hand-off goroutine
+	// gathers (after their rooms' pushes) before it records them in one
+	// OnMatch call: large enough that the writes go pipelined, small
+	// enough that a slow placement holds back few others' records.
+	recordChunk = 512
 )
 
 // handoffs is a tick's stream of settled rooms on their way to their
@@ -181,6 +186,8 @@ func (m *Matchmaker) placeBatch(b *batch, done *mailbox.Reservation[func()]) {
 	// than placing it when the fleet answers fast).
 	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	work := func() {
+		var rec []Matched // placed, told, not yet recorded
+		defer func() { m.record(rec) }()
 		for {
 			end := int(next.Add(int64(chunk)))
 			i := end - chunk
@@ -194,6 +201,11 @@ func (m *Matchmaker) placeBatch(b *batch, done *mailbox.Reservation[func()]) {
 			for ; i < end; i++ {
 				m.form(b, &rooms[i], sl)
 				m.place(hctx, &rooms[i], sl)
+				rec = m.recordable(rec, &rooms[i], sl)
+			}
+			if len(rec) >= recordChunk {
+				m.record(rec)
+				rec = nil
 			}
 		}
 	}
@@ -211,7 +223,6 @@ func (m *Matchmaker) placeBatch(b *batch, done *mailbox.Reservation[func()]) {
 	work()
 	wg.Wait()
 	cancel()
-	m.recordBatch(rooms, sl)
 	_ = done.Post(func() {
 		m.stats.waited(sl.waits)
 		for i := range rooms {
@@ -293,34 +304,23 @@ func (m *Matchmaker) place(hctx context.Context, r *handRoom, sl *slab) {
 	}
 }
 
-// recordBatch hands the assignments of a batch's placed rooms to OnMatch
-// in one call, after every player of the batch was told: a player's push
-// does not wait for the writes recording it (the store, the journal, the
-// streams), and the recorder spreads a whole batch's writes at once.
-func (m *Matchmaker) recordBatch(rooms []handRoom, sl *slab) {
-	if m.OnMatch == nil {
-		return
+// recordable appends the assignments of room r, placed and its players
+// told, to rec (nothing when it was not placed).
+func (m *Matchmaker) recordable(rec []Matched, r *handRoom, sl *slab) []Matched {
+	if r.err != nil || m.OnMatch == nil {
+		return rec
 	}
-	n := 0
-	for i := range rooms {
-		if rooms[i].err == nil {
-			n += int(rooms[i].n)
-		}
+	for k := r.off; k < r.off+r.n; k++ {
+		rec = append(rec, Matched{Msg: sl.msgs[k], Backend: sl.members[k].backend})
 	}
-	if n == 0 {
-		return
+	return rec
+}
+
+// record hands assignments to OnMatch in one call.
+func (m *Matchmaker) record(rec []Matched) {
+	if len(rec) > 0 && m.OnMatch != nil {
+		m.OnMatch(rec)
 	}
-	out := make([]Matched, 0, n)
-	for i := range rooms {
-		r := &rooms[i]
-		if r.err != nil {
-			continue
-		}
-		for k := r.off; k < r.off+r.n; k++ {
-			out = append(out, Matched{Msg: sl.msgs[k], Backend: sl.members[k].backend})
-		}
-	}
-	m.OnMatch(out)
 }
 
 // requeue puts back a ticket whose room was not placed, keeping its

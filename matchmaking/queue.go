@@ -229,11 +229,11 @@ type Matchmaker struct {
 	notify   Notifier
 	handoff  Handoff
 	backfill Backfill
-	// OnMatch is called (off the matchmaker goroutine) with the players
-	// matched together, each with its match message, after every one of
-	// them was told: once per hand-off batch (all of its placed rooms, in
-	// room order) and once per backfill. The dispatcher records their
-	// assignments; it may spread a call's writes over goroutines.
+	// OnMatch is called (off the matchmaker goroutine, from several
+	// goroutines at once) with players matched, each with its match
+	// message, after every one of them was told: a hand-off goroutine's
+	// placed rooms (up to about recordChunk players, room after room),
+	// or a backfill's players. The dispatcher records their assignments.
 	OnMatch func(batch []Matched)
 	// OnExpire is called (off the matchmaker goroutine) for every player
 	// whose ticket expired or was dropped by a profile reload.
