@@ -81,14 +81,19 @@ func less(p, q *Proc) bool {
 // kind, spawning one (shared by concurrent callers) on the host with the
 // most free capacity when all are full. It changes no load.
 func (f *Fleet) Get(ctx context.Context, kind string) (Placement, error) {
-	if pl, ok := f.Pick(kind); ok {
-		return pl, nil
+	for {
+		if pl, ok := f.Pick(kind); ok {
+			return pl, nil
+		}
+		p, err := f.spawnShared(ctx, kind, func() bool { return f.leastReadyLocked(kind) != nil })
+		if err != nil {
+			return Placement{}, err
+		}
+		if p != nil {
+			return p.Placement(), nil
+		}
+		// A spawn finished between Pick and spawnShared: pick again.
 	}
-	p, err := f.spawnShared(ctx, kind)
-	if err != nil {
-		return Placement{}, err
-	}
-	return p.Placement(), nil
 }
 
 // Pick is Get without the spawn: the least-loaded ready process of kind
@@ -148,8 +153,12 @@ func (f *Fleet) pickHostLocked(kind string) *host {
 	return best
 }
 
-// spawnShared joins the spawn in flight for kind or starts one.
-func (f *Fleet) spawnShared(ctx context.Context, kind string) (*Proc, error) {
+// spawnShared joins the spawn in flight for kind or starts one. When no
+// spawn is in flight and ready (called under f.mu; nil means never) says
+// a process can take the work after all, because a spawn finished since
+// the caller looked, it starts none and returns nil, nil: the caller
+// picks again instead of spawning a second process for the same demand.
+func (f *Fleet) spawnShared(ctx context.Context, kind string, ready func() bool) (*Proc, error) {
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()
@@ -160,6 +169,10 @@ func (f *Fleet) spawnShared(ctx context.Context, kind string) (*Proc, error) {
 		return nil, fmt.Errorf("spawn %s: %w: %s (next try in %v)", kind, ErrNoCapacity, sf.reason, time.Until(sf.until).Round(100*time.Millisecond))
 	}
 	call := f.spawning[kind]
+	if call == nil && ready != nil && ready() {
+		f.mu.Unlock()
+		return nil, nil
+	}
 	if call == nil {
 		h := f.pickHostLocked(kind)
 		if h == nil {
@@ -265,7 +278,7 @@ func (f *Fleet) reserve(ctx context.Context, kind string, accept func(*Proc) boo
 			return p, s, nil
 		}
 		f.mu.Unlock()
-		if _, err := f.spawnShared(ctx, kind); err != nil {
+		if _, err := f.spawnShared(ctx, kind, func() bool { return f.leastLoaded(kind, accept) != nil }); err != nil {
 			return nil, nil, err
 		}
 	}

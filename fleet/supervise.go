@@ -133,7 +133,7 @@ func (f *Fleet) spawnIfBelow(ctx context.Context, kind string, min int, retryAt 
 	if stopped || n >= min || hosts == 0 {
 		return false
 	}
-	if _, err := f.spawnShared(ctx, kind); err != nil {
+	if _, err := f.spawnShared(ctx, kind, nil); err != nil {
 		retryAt[kind] = time.Now().Add(5 * time.Second)
 		f.log.Warn("fleet cannot keep its minimum; retrying", "kind", kind, "min", min, "err", err)
 		return false
