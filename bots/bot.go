@@ -116,6 +116,10 @@ func (b *bot) session(ctx context.Context) (progressed bool, err error) {
 		return false, fmt.Errorf("connect play: %w", err)
 	}
 	defer play.close()
+	// lost is the last room whose fight server went away under the bot:
+	// the dispatcher may send its match again later, even after the bot
+	// played another room meanwhile.
+	lost := ""
 	for {
 		if time.Until(id.expires) < time.Minute && !id.expires.IsZero() {
 			b.forget()
@@ -136,13 +140,20 @@ func (b *bot) session(ctx context.Context) (progressed bool, err error) {
 			// for the same room comes on /v1/play) or fails it
 			// (room_failed). queue follows either at once, with no rest.
 			b.f.log.Debug("bot's room closed without a result; following it", "bot", b.name, "room", m.Room, "err", err)
+			lost = m.Room
 			continue
+		}
+		if errors.Is(err, errRoomOver) && m.Room == lost {
+			// The room placed again ended (its other players finished
+			// it) before this bot was back: not a failure.
+			b.f.log.Debug("bot's room ended before it was back", "bot", b.name, "room", m.Room)
+			err = nil
+		} else if err == nil {
+			progressed = true
+			b.f.played(b, out)
 		}
 		if err != nil {
 			b.f.errored(b, err)
-		} else {
-			progressed = true
-			b.f.played(b, out)
 		}
 		b.setState(StateResting, "")
 		rest := b.f.cfg.Rest/2 + time.Duration(b.rng.Int64N(int64(b.f.cfg.Rest)+1))

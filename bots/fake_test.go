@@ -44,6 +44,10 @@ type fakeDispatcher struct {
 	// server died; then each gets a match for the same room again (as
 	// the dispatcher sends for a room placed again), without the proxy.
 	loseFirstRoom atomic.Bool
+	// lateForFirstRoom (with loseFirstRoom): the first room's last member
+	// gets its match again only once the room has ended without it.
+	lateForFirstRoom atomic.Bool
+	firstRoomEnded   chan struct{} // closed when room-1 ends
 
 	endedMu sync.Mutex
 	ended   map[string]string // room -> reason, from the fight server's events
@@ -69,7 +73,7 @@ func newFakeDispatcher(t *testing.T) *fakeDispatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &fakeDispatcher{t: t, operator: "op-token", signer: signer, conns: map[*wsconn.Conn]bool{}, ended: map[string]string{}}
+	d := &fakeDispatcher{t: t, operator: "op-token", signer: signer, conns: map[*wsconn.Conn]bool{}, ended: map[string]string{}, firstRoomEnded: make(chan struct{})}
 	fs, err := fightserver.New(fightserver.Config{Config: sdk.Config{RejoinGrace: 2 * time.Second}, Rules: fightserver.Rules{AttackCooldown: 100 * time.Millisecond}},
 		sdk.Deps{Store: store.NewMemory(), Signer: signer, Events: d.event})
 	if err != nil {
@@ -103,6 +107,9 @@ func (d *fakeDispatcher) event(e sdk.Event) {
 		d.endedMu.Lock()
 		d.ended[e.Room] = e.Reason
 		d.endedMu.Unlock()
+		if e.Room == "room-1" {
+			close(d.firstRoomEnded)
+		}
 	}
 }
 
@@ -242,21 +249,28 @@ func (d *fakeDispatcher) startRoom(members []*fakeSession) {
 		d.t.Errorf("assign room: %v", err)
 		return
 	}
-	match := func(addr string) {
+	match := func(addr string, members []*fakeSession) {
 		for _, s := range members {
 			tok, _ := d.signer.Mint(auth.KindRoom, auth.Claims{Subject: s.claims.Subject, Name: s.claims.Name, Room: id}, 10*time.Minute)
 			_ = s.conn.SendJSON(map[string]any{"type": "match", "room": id, "fight": "ws://" + addr + "/ws", "ticket": tok, "players": players})
 		}
 	}
 	if !d.loseFirstRoom.CompareAndSwap(true, false) {
-		match(d.fight.Addr())
+		match(d.fight.Addr(), members)
 		return
 	}
 	p := newDropProxy(d.t, d.fight.Addr(), len(members))
-	match(p.addr())
+	match(p.addr(), members)
 	<-p.full
 	p.dropAll()
-	match(d.fight.Addr())
+	if !d.lateForFirstRoom.Load() {
+		match(d.fight.Addr(), members)
+		return
+	}
+	last := len(members) - 1
+	match(d.fight.Addr(), members[:last])
+	<-d.firstRoomEnded
+	match(d.fight.Addr(), members[last:])
 }
 
 // dropProxy forwards TCP connections to target; full is closed once n

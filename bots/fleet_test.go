@@ -190,6 +190,21 @@ func TestBotsFollowTheirRoomPlacedAgain(t *testing.T) {
 	}
 }
 
+// TestBotLateForItsRoomPlacedAgain: a bot whose room was placed again
+// after its fight server went away, and which is back only after the
+// others finished it (room_over), counts no failure and plays on.
+func TestBotLateForItsRoomPlacedAgain(t *testing.T) {
+	d := newFakeDispatcher(t)
+	d.loseFirstRoom.Store(true)
+	d.lateForFirstRoom.Store(true)
+	f, _, _ := startFleet(t, fast(d.srv.URL, 3))
+	waitfor.Cond(t, "the first room finished without its last member", func() bool { return d.endReason("room-1") != "" })
+	waitfor.Cond(t, "a second room played", func() bool { return d.endReason("room-2") != "" })
+	if st := f.Status(); st.Errors != 0 {
+		t.Fatalf("%d failures counted (last: %s); a room that ended before the bot was back is not one", st.Errors, st.LastError)
+	}
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	for _, c := range []Config{
 		{BaseURL: ""},

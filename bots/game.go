@@ -135,6 +135,10 @@ type Outcome struct {
 // error code (ticket refused, room over, server stopping).
 var errFightClosed = errors.New("fight refused")
 
+// errRoomOver: the fight server refused the room because it has ended.
+// It wraps errFightClosed.
+var errRoomOver = fmt.Errorf("%w: room_over", errFightClosed)
+
 // game is a bot's view of one fight and its policy. It is owned by the
 // bot's fight loop; it does no I/O: apply reads server messages, act
 // returns the messages to send.
@@ -287,8 +291,10 @@ func (g *game) apply(b []byte, now time.Time) (*Outcome, error) {
 		return o, nil
 	case "error":
 		switch m.Code {
+		case "room_over":
+			return nil, fmt.Errorf("%w: %s", errRoomOver, clip(m.Message, 120))
 		case "bad_ticket", "expired_ticket", "wrong_kind", "wrong_room", "not_member",
-			"room_over", "left_room", "replaced", "rate_limited", "server_shutdown":
+			"left_room", "replaced", "rate_limited", "server_shutdown":
 			return nil, fmt.Errorf("%w: %s: %s", errFightClosed, m.Code, clip(m.Message, 120))
 		}
 	}
