@@ -36,7 +36,7 @@ function mcGet(addr, key) {
 test('a fight goes on when its fight server is killed', { timeout: 180_000, skip: !BIN && 'ARENA_BIN not set (scripts/browser-test.sh sets it)' }, async () => {
   const own = await ownArena('survive', ['--room-size', '3', '--fight-option', 'attack-range=1000']);
   const { base, prefix } = own;
-  let arena = own.start();
+  own.start();
   const browser = await launch();
   try {
     await waitReady(base);
@@ -118,12 +118,9 @@ test('a fight goes on when its fight server is killed', { timeout: 180_000, skip
     }
     for (const p of [a, b, c]) assert.deepEqual(unexpected(p.errors), []);
   } catch (e) {
-    console.error(own.log().split('\n').slice(-60).join('\n'));
+    own.printTail(60);
     throw e;
   } finally {
-    await browser.close();
-    arena.kill('SIGTERM');
-    await arena.exited;
-    own.remove();
+    await own.close(browser);
   }
 });

@@ -60,7 +60,10 @@ export async function portBlock(n) {
  * so it can be stopped and started again on the same ports and files.
  * start() runs it (the process, with exited: a promise of its exit);
  * prefix is its memcached key prefix; log() is what every run printed;
- * remove() deletes the folder. extra are more flags of `arena up`.
+ * remove() deletes the folder; close(browser) closes the browser, stops
+ * the arena last started (SIGTERM, waiting for its exit) and removes the
+ * folder; printTail(n) prints the last n lines of log() (for a failed
+ * test). extra are more flags of `arena up`.
  */
 export async function ownArena(name, extra = []) {
   const b = await portBlock(40);
@@ -73,6 +76,8 @@ export async function ownArena(name, extra = []) {
     '--store-prefix', prefix, '--credentials', credentials,
     '--db', 'sqlite:' + path.join(dir, 'arena.db'), '--outbox', path.join(dir, 'outbox'), '--bots', '0', ...extra];
   let log = '';
+  let current = null;
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
   return {
     base: `http://127.0.0.1:${b}`,
     credentials,
@@ -83,9 +88,21 @@ export async function ownArena(name, extra = []) {
       p.stdout.on('data', (d) => { log += d; });
       p.stderr.on('data', (d) => { log += d; });
       p.exited = new Promise((ok) => p.once('exit', ok));
+      current = p;
       return p;
     },
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+    remove,
+    printTail(n) {
+      console.error(log.split('\n').slice(-n).join('\n'));
+    },
+    async close(browser) {
+      await browser.close();
+      if (current) {
+        current.kill('SIGTERM');
+        await current.exited;
+      }
+      remove();
+    },
   };
 }
 

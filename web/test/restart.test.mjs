@@ -48,12 +48,9 @@ test('a queued player is queued again after the dispatcher restarts', { timeout:
     await screenshot(page, 'restart-queued-again', { viewport: true });
     assert.deepEqual(errors, []);
   } catch (e) {
-    console.error(own.log().split('\n').slice(-40).join('\n'));
+    own.printTail(40);
     throw e;
   } finally {
-    await browser.close();
-    arena.kill('SIGTERM');
-    await arena.exited;
-    own.remove();
+    await own.close(browser);
   }
 });

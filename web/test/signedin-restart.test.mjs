@@ -146,12 +146,9 @@ test('a signed-in player keeps its page, token and record when arena up restarts
     await screenshot(page, 'signedin-queued-after-reload', { viewport: true });
     assert.deepEqual(unexpected(errors), []);
   } catch (e) {
-    console.error(own.log().split('\n').slice(-60).join('\n'));
+    own.printTail(60);
     throw e;
   } finally {
-    await browser.close();
-    arena.kill('SIGTERM');
-    await arena.exited;
-    own.remove();
+    await own.close(browser);
   }
 });
