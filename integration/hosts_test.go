@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,12 +31,44 @@ type machine struct {
 	ip     string // the host's address (advertised)
 }
 
+// staleMachine matches the namespaces makeMachines names ("ait" and the
+// test process's pid, then the machine's number).
+var staleMachine = regexp.MustCompile(`^ait([0-9]+)-([0-9]+)$`)
+
+// sweepMachines removes the namespaces and veth links an earlier run of
+// this test left behind when it was killed before its cleanup ran: those
+// named after a process that no longer exists. Only names this test
+// makes are touched.
+func sweepMachines(t *testing.T) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := staleMachine.FindStringSubmatch(f[0])
+		if m == nil || m[1] == strconv.Itoa(os.Getpid()%100000) {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // maybe a test running now
+		}
+		t.Logf("removing network namespace %s left by an earlier run", f[0])
+		_ = exec.Command("ip", "netns", "del", f[0]).Run()
+		_ = exec.Command("ip", "link", "del", "ait"+m[1]+"v"+m[2]).Run()
+	}
+}
+
 // makeMachines creates n network namespaces with a veth pair each, on a
 // subnet private to this test process, and removes them when the test ends
 // (even when it fails). Without the right to make namespaces it falls back
 // to the loopback aliases 127.0.0.2... and says so.
 func makeMachines(t *testing.T, n int) []machine {
 	t.Helper()
+	sweepMachines(t)
 	tag := fmt.Sprintf("ait%d", os.Getpid()%100000)
 	net2 := 100 + os.Getpid()%100
 	var ms []machine
