@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -53,8 +54,19 @@ type Dispatcher struct {
 	cleanup func()
 }
 
-// FreePort returns a port nothing listens on now on 127.0.0.1.
+// FreePort returns a port nothing listens on now on 127.0.0.1, taken
+// below the kernel's ephemeral range (32768 and up on Linux) when it can:
+// a dispatcher restarted after kill -9 binds its ports again, and a port
+// from the ephemeral range may meanwhile be the local end of another
+// process's outgoing connection (bind: address already in use).
 func FreePort() int {
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0
