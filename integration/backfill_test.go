@@ -21,6 +21,23 @@ type fighter struct {
 }
 
 // joinFight reads g's match and opens its room connection.
+// queueThreeAndJoin queues three new gamers named prefix0..2 and joins
+// each to the fight it is matched into.
+func queueThreeAndJoin(t *testing.T, ctx context.Context, a *Arena, prefix string) []*fighter {
+	t.Helper()
+	var gs []*gamer
+	for i := range 3 {
+		g := newGamer(t, ctx, a, fmt.Sprintf("%s%d", prefix, i))
+		g.queue(t, ctx)
+		gs = append(gs, g)
+	}
+	var fs []*fighter
+	for _, g := range gs {
+		fs = append(fs, joinFight(t, ctx, g))
+	}
+	return fs
+}
+
 func joinFight(t *testing.T, ctx context.Context, g *gamer) *fighter {
 	t.Helper()
 	f := &fighter{gamer: g}
@@ -64,16 +81,7 @@ func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
 		"--fight-option", "rejoin-grace=3s", "--fight-option", "attack-range=100000",
 		"--fight-option", "attack-cooldown=0", "--fight-option", "attack-damage=50")
 	ctx := ctxT(t, 90*time.Second)
-	var fs []*fighter
-	var gs []*gamer
-	for i := range 3 {
-		g := newGamer(t, ctx, a, fmt.Sprintf("bf%d", i))
-		g.queue(t, ctx)
-		gs = append(gs, g)
-	}
-	for _, g := range gs {
-		fs = append(fs, joinFight(t, ctx, g))
-	}
+	fs := queueThreeAndJoin(t, ctx, a, "bf")
 	room := fs[0].match.Room
 	for _, f := range fs {
 		for range 3 {
@@ -180,16 +188,7 @@ func writeProfiles(t *testing.T) string {
 func TestFightRoomForMoreIsBackfilled(t *testing.T) {
 	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", writeProfiles(t))
 	ctx := ctxT(t, 60*time.Second)
-	var fs []*fighter
-	var gs []*gamer
-	for i := range 3 {
-		g := newGamer(t, ctx, a, fmt.Sprintf("more%d", i))
-		g.queue(t, ctx)
-		gs = append(gs, g)
-	}
-	for _, g := range gs {
-		fs = append(fs, joinFight(t, ctx, g))
-	}
+	fs := queueThreeAndJoin(t, ctx, a, "more")
 	for _, f := range fs {
 		if err := f.fight.RecvType(ctx, "state", nil); err != nil {
 			t.Fatal(err)
@@ -222,16 +221,7 @@ func TestFightRoomForMoreIsBackfilled(t *testing.T) {
 func TestFightRefusesBackfillWhenFull(t *testing.T) {
 	a := startArena(t, "dispatcher", "--guest-login", "--tick", "200ms", "--profiles", writeProfiles(t), "--fight-option", "max-players=3")
 	ctx := ctxT(t, 60*time.Second)
-	var fs []*fighter
-	var gs []*gamer
-	for i := range 3 {
-		g := newGamer(t, ctx, a, fmt.Sprintf("full%d", i))
-		g.queue(t, ctx)
-		gs = append(gs, g)
-	}
-	for _, g := range gs {
-		fs = append(fs, joinFight(t, ctx, g))
-	}
+	fs := queueThreeAndJoin(t, ctx, a, "full")
 	full := fs[0].match.Room
 	metrics := "http://" + a.HTTP + "/metrics"
 	late := newGamer(t, ctx, a, "refused")
