@@ -297,37 +297,70 @@ func (b *bot) fight(ctx context.Context, m playMsg) (*Outcome, error) {
 	}
 	tick := time.NewTicker(b.f.cfg.Think)
 	defer tick.Stop()
+	return playRoom(ctx, s, g, m.Room, tick.C)
+}
+
+// roomConn is what playRoom needs of a fight socket; *socket is the real
+// one.
+type roomConn interface {
+	send([]byte) error
+	messages() <-chan []byte
+	done() <-chan struct{}
+	closeErr() error
+}
+
+// playRoom plays one room on s until its result: it applies the server's
+// messages to g and, on every think tick, sends what g decides. A socket
+// that closes, or a send that finds it closed (the server may close just
+// after the result, which is then still buffered), ends the room with the
+// result or refusal already received, and otherwise with errRoomLost.
+func playRoom(ctx context.Context, s roomConn, g *game, room string, think <-chan time.Time) (*Outcome, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("fight: room %s: %w", m.Room, ctx.Err())
-		case <-s.closed:
-			// Messages may still be buffered after the close: the result
-			// is sent just before it.
-			for {
-				select {
-				case raw := <-s.in:
-					if out, err := g.apply(raw, time.Now()); out != nil || err != nil {
-						return out, err
-					}
-				default:
-					return nil, fmt.Errorf("fight: room %s closed without a result: %v: %w", m.Room, s.err, errRoomLost)
-				}
-			}
-		case raw := <-s.in:
+			return nil, fmt.Errorf("fight: room %s: %w", room, ctx.Err())
+		case <-s.done():
+			return closedRoom(s, g, room)
+		case raw := <-s.messages():
 			out, err := g.apply(raw, time.Now())
 			if err != nil {
-				return nil, fmt.Errorf("fight: room %s: %w", m.Room, err)
+				return nil, fmt.Errorf("fight: room %s: %w", room, err)
 			}
 			if out != nil {
 				return out, nil
 			}
-		case now := <-tick.C:
+		case now := <-think:
 			for _, msg := range g.act(now) {
 				if err := s.send(msg); err != nil {
-					return nil, fmt.Errorf("fight: room %s: send: %w", m.Room, err)
+					// A failed send closes the connection (wsconn): wait
+					// for the close, then read what came before it.
+					select {
+					case <-s.done():
+						return closedRoom(s, g, room)
+					case <-ctx.Done():
+						return nil, fmt.Errorf("fight: room %s: send: %w", room, err)
+					}
 				}
 			}
+		}
+	}
+}
+
+// closedRoom ends a room whose socket closed: messages may still be
+// buffered after the close (the result is sent just before it).
+func closedRoom(s roomConn, g *game, room string) (*Outcome, error) {
+	for {
+		select {
+		case raw := <-s.messages():
+			out, err := g.apply(raw, time.Now())
+			if err != nil {
+				return nil, fmt.Errorf("fight: room %s: %w", room, err)
+			}
+			if out != nil {
+				return out, nil
+			}
+		default:
+			return nil, fmt.Errorf("fight: room %s closed without a result: %v: %w", room, s.closeErr(), errRoomLost)
 		}
 	}
 }

@@ -194,4 +194,11 @@ func dial(ctx context.Context, rawURL string) (*socket, error) {
 
 func (s *socket) send(b []byte) error { return s.conn.Send(b) }
 
+func (s *socket) messages() <-chan []byte { return s.in }
+
+func (s *socket) done() <-chan struct{} { return s.closed }
+
+// closeErr is why the socket closed; it is set before done is closed.
+func (s *socket) closeErr() error { return s.err }
+
 func (s *socket) close() { s.conn.Close(wsconn.CloseNormal, "bye") }

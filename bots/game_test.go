@@ -1,12 +1,15 @@
 package bots
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arena-game/arena/internal/waitfor"
 )
 
 func state(you string, players ...string) []byte {
@@ -275,5 +278,65 @@ func TestGameBotOnlyRoomsEndQuickly(t *testing.T) {
 	}
 	if bot < 7 {
 		t.Errorf("%d attacks in 5 s on a bot: bot-only rooms should end fast", bot)
+	}
+}
+
+// fakeRoomConn is a fight socket the test drives message by message; its
+// sends fail once failSends is set, as wsconn's do on a closed connection.
+type fakeRoomConn struct {
+	in        chan []byte
+	closed    chan struct{}
+	failSends bool
+}
+
+func (c *fakeRoomConn) send([]byte) error {
+	if c.failSends {
+		return errors.New("wsconn: connection closed")
+	}
+	return nil
+}
+func (c *fakeRoomConn) messages() <-chan []byte { return c.in }
+func (c *fakeRoomConn) done() <-chan struct{}   { return c.closed }
+func (c *fakeRoomConn) closeErr() error         { return errors.New("closed by the server") }
+
+// TestPlayRoomSendOnClosedSocketKeepsTheResult: the fight server sends the
+// result and closes while the bot is acting; the bot's send fails before it
+// read the result. The room ends with that result, not a failure (CI saw
+// "send: wsconn: connection closed" counted as one).
+func TestPlayRoomSendOnClosedSocketKeepsTheResult(t *testing.T) {
+	c := &fakeRoomConn{in: make(chan []byte, 1), closed: make(chan struct{}), failSends: true}
+	think := make(chan time.Time)
+	type ended struct {
+		out *Outcome
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() {
+		out, err := playRoom(context.Background(), c, newTestGame(), "r1", think)
+		done <- ended{out, err}
+	}()
+	c.in <- state("me", "me", "a")
+	// A think tick far ahead: the bot moves or attacks, and its send fails.
+	think <- time.Now().Add(time.Minute)
+	c.in <- []byte(`{"type":"result","room":"r1","winner":"a","reason":"last_standing","players":[{"uuid":"me","old_score":1500,"new_score":1484}]}`)
+	close(c.closed)
+	select {
+	case e := <-done:
+		if e.err != nil || e.out == nil || e.out.NewScore != 1484 {
+			t.Fatalf("playRoom = %+v, %v; want the result sent before the close", e.out, e.err)
+		}
+	case <-time.After(waitfor.Deadline()):
+		t.Fatal("playRoom did not return after the socket closed")
+	}
+}
+
+// TestPlayRoomClosedWithoutResultIsLost: a socket that closes with nothing
+// buffered is a lost room (the dispatcher may place it again).
+func TestPlayRoomClosedWithoutResultIsLost(t *testing.T) {
+	c := &fakeRoomConn{in: make(chan []byte, 1), closed: make(chan struct{})}
+	close(c.closed)
+	_, err := playRoom(context.Background(), c, newTestGame(), "r1", nil)
+	if !errors.Is(err, errRoomLost) {
+		t.Fatalf("playRoom = %v, want errRoomLost", err)
 	}
 }
