@@ -35,18 +35,27 @@ const unknownTicket = 1 << 31
 // table holds, by slot, as of the session's last request (the session
 // is dropped when a call fails, so the two never disagree).
 type session struct {
-	id     uint64
-	gen    uint64 // the last generation the plugin answered (0: none, the table is empty)
-	slotOf map[string]uint32
-	slots  []sentSlot
-	free   []uint32
+	id    uint64
+	gen   uint64 // the last generation the plugin answered (0: none, the table is empty)
+	slots []sentSlot
+	free  []uint32
+	// slotOf is the used slots by ticket id. A first request (every
+	// candidate new) leaves it to a goroutine that runs while the plugin
+	// works; indexed is closed once it is built.
+	slotOf  map[string]uint32
+	indexed chan struct{}
 }
 
-// sentSlot is a slot of the plugin's table.
+// sentSlot is a slot of the plugin's table: what the plugin holds of a
+// candidate, enough to tell whether it changed (seen 0: the slot is
+// empty).
 type sentSlot struct {
-	c    matchmaking.Candidate
-	seen uint64 // the generation that last named it
-	used bool
+	id      string
+	search  *matchmaking.SearchFields
+	created int64
+	rating  int64
+	seen    uint64 // the generation that last named it
+	members int32
 }
 
 func newSession() *session {
@@ -56,31 +65,58 @@ func newSession() *session {
 // same reports whether the plugin's copy of a candidate is c (search
 // fields compared by pointer: the matchmaker gives equal fields one set,
 // and a new pointer merely sends the candidate again).
-func same(a, c *matchmaking.Candidate) bool {
-	return a.ID == c.ID && a.Rating == c.Rating && a.Members == c.Members && a.Created.Equal(c.Created) && a.Search == c.Search
+func (sl *sentSlot) same(c *matchmaking.Candidate) bool {
+	return sl.id == c.ID && sl.rating == int64(c.Rating) && sl.members == int32(c.Members) &&
+		sl.created == c.Created.UnixNano() && sl.search == c.Search
+}
+
+// index waits for the slots' index by id, when a goroutine builds it.
+func (s *session) index() {
+	if s.indexed != nil {
+		<-s.indexed
+		s.indexed = nil
+	}
+}
+
+// buildIndex indexes the used slots by id.
+func (s *session) buildIndex() {
+	m := make(map[string]uint32, len(s.slots))
+	for slot := range s.slots {
+		if sl := &s.slots[slot]; sl.seen != 0 {
+			m[sl.id] = uint32(slot)
+		}
+	}
+	s.slotOf = m
 }
 
 // encode is req as the session's next request. It changes the session as
 // if the plugin applied it: when the call fails, the session must be
 // dropped (a new one starts from an empty table).
+//
+// In a session's first request every candidate is new and the first pool
+// names each once (a pool lists a ticket once), so its candidates take
+// slots in order without looking them up; the index by id is built by a
+// goroutine while the request travels and the plugin works (or at once,
+// before a second pool that may name them again).
 func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest {
+	s.index()
 	gen := s.gen + 1
 	out := &matchfnpb.MatchRequest{NowUnixNano: req.Now.UnixNano(), Profile: encodeProfile(req.Profile),
 		Session: s.id, Generation: gen, Base: s.gen, Added: &matchfnpb.Candidates{}}
 	add := out.Added
+	first := s.gen == 0
 	total, idBytes := 0, 0
 	for _, pool := range req.Pools {
 		total += len(pool)
-		if s.gen == 0 {
+		if first {
 			for i := range pool {
 				idBytes += len(pool[i].ID)
 			}
 		}
 	}
-	if s.gen == 0 {
+	if first {
 		// Every candidate is new: room for all of them at once.
-		s.slotOf = make(map[string]uint32, total)
-		s.slots = make([]sentSlot, 0, total)
+		s.slotOf, s.slots, s.free = nil, make([]sentSlot, 0, total), nil
 		add.Slots, add.IdEnds, add.SearchFields = make([]uint32, 0, total), make([]uint32, 0, total), make([]uint32, 0, total)
 		add.Ratings, add.CreatedUnixNano, add.Members = make([]int64, 0, total), make([]int64, 0, total), make([]int32, 0, total)
 	}
@@ -91,25 +127,36 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 		if i < len(req.Profile.Pools) {
 			pb.Name = req.Profile.Pools[i].Name
 		}
+		unindexed := first && i == 0
+		if first && i == 1 {
+			s.buildIndex()
+		}
 		for j := range pool {
 			c := &pool[j]
-			slot, ok := s.slotOf[c.ID]
+			var slot uint32
+			ok := false
+			if !unindexed {
+				slot, ok = s.slotOf[c.ID]
+			}
 			switch {
 			case ok && s.slots[slot].seen == gen: // named by an earlier pool
-			case ok && same(&s.slots[slot].c, c):
+			case ok && s.slots[slot].same(c):
 				s.slots[slot].seen = gen
 			default:
 				if !ok {
 					slot = s.alloc()
-					s.slotOf[c.ID] = slot
+					if !unindexed {
+						s.slotOf[c.ID] = slot
+					}
 				}
-				s.slots[slot] = sentSlot{c: *c, seen: gen, used: true}
+				created := c.Created.UnixNano()
+				s.slots[slot] = sentSlot{id: c.ID, search: c.Search, created: created, rating: int64(c.Rating), members: int32(c.Members), seen: gen}
 				ids = append(ids, c.ID...)
 				add.Slots = append(add.Slots, slot)
 				add.IdEnds = append(add.IdEnds, uint32(len(ids)))
 				add.Ratings = append(add.Ratings, int64(c.Rating))
 				add.Members = append(add.Members, int32(c.Members))
-				add.CreatedUnixNano = append(add.CreatedUnixNano, c.Created.UnixNano())
+				add.CreatedUnixNano = append(add.CreatedUnixNano, created)
 				add.SearchFields = append(add.SearchFields, sets.number(c.Search))
 			}
 			pb.Slots[j] = slot
@@ -117,16 +164,28 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 		out.Pools = append(out.Pools, pb)
 	}
 	add.Ids = ids
-	for slot := range s.slots {
-		if sl := &s.slots[slot]; sl.used && sl.seen != gen {
-			out.Removed = append(out.Removed, uint32(slot))
-			delete(s.slotOf, sl.c.ID)
-			*sl = sentSlot{}
-			s.free = append(s.free, uint32(slot))
+	if !first {
+		for slot := range s.slots {
+			if sl := &s.slots[slot]; sl.seen != 0 && sl.seen != gen {
+				out.Removed = append(out.Removed, uint32(slot))
+				if s.slotOf[sl.id] == uint32(slot) {
+					delete(s.slotOf, sl.id)
+				}
+				*sl = sentSlot{}
+				s.free = append(s.free, uint32(slot))
+			}
 		}
 	}
 	out.SearchFields = sets.encode()
 	s.gen = gen
+	if s.slotOf == nil {
+		done := make(chan struct{})
+		s.indexed = done
+		go func() {
+			s.buildIndex()
+			close(done)
+		}()
+	}
 	return out
 }
 
@@ -167,8 +226,8 @@ func (s *session) decode(r *matchfnpb.MatchResponse) ([]matchmaking.Proposal, er
 		switch {
 		case k >= unknownTicket && int(k-unknownTicket) < len(r.GetUnknownIds()):
 			ids[j] = r.UnknownIds[k-unknownTicket]
-		case k < unknownTicket && int(k) < len(s.slots) && s.slots[k].used:
-			ids[j] = s.slots[k].c.ID
+		case k < unknownTicket && int(k) < len(s.slots) && s.slots[k].seen != 0:
+			ids[j] = s.slots[k].id
 		default:
 			return nil, fmt.Errorf("decode match response: ticket %d is no slot of %d nor one of %d unknown ids", k, len(s.slots), len(r.GetUnknownIds()))
 		}
@@ -270,12 +329,24 @@ type tables struct {
 
 // table is one session's candidates by slot, as of its generation.
 type table struct {
-	gen    uint64
-	cands  []matchmaking.Candidate
-	used   []bool
-	slotOf map[string]uint32
-	last   uint64
-	pools  [][]matchmaking.Candidate // the last request's pools
+	gen   uint64
+	cands []matchmaking.Candidate
+	used  []bool
+	last  uint64
+	pools [][]matchmaking.Candidate // the last request's pools
+	// slotOf is the used slots by id. A table's first request (all its
+	// candidates new) leaves it to a goroutine that runs beside the
+	// function; indexed is closed once it is built.
+	slotOf  map[string]uint32
+	indexed chan struct{}
+}
+
+// index waits for the table's index by id, when a goroutine builds it.
+func (t *table) index() {
+	if t.indexed != nil {
+		<-t.indexed
+		t.indexed = nil
+	}
 }
 
 // decode applies r to its session's table and is the request it makes.
@@ -299,6 +370,7 @@ func (ts *tables) decode(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, 
 		return nil, nil, fmt.Errorf("decode match request: session %x at %d, request on %d: %w", r.GetSession(), tableGen(t), r.GetBase(), ErrStaleSession)
 	}
 	delete(ts.m, r.GetSession()) // until it decodes
+	t.index()
 	req, err := t.apply(r)
 	if err != nil {
 		return nil, nil, err
@@ -350,8 +422,11 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 	}
 	add := r.GetAdded()
 	n := len(add.GetSlots())
-	if t.slotOf == nil {
-		t.slotOf = make(map[string]uint32, n)
+	// A first request fills an empty table: nothing to look up or
+	// replace, and the index is built beside the function.
+	first := len(t.cands) == 0
+	if !first && t.slotOf == nil {
+		t.slotOf = map[string]uint32{}
 	}
 	t.cands, t.used = slices.Grow(t.cands, n), slices.Grow(t.used, n)
 	if len(add.GetIdEnds()) != n || len(add.GetRatings()) != n || len(add.GetMembers()) != n || len(add.GetCreatedUnixNano()) != n || len(add.GetSearchFields()) != n {
@@ -381,14 +456,30 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 		if k > 0 {
 			search = &sets[k-1]
 		}
-		if t.used[slot] && t.slotOf[t.cands[slot].ID] == slot {
-			delete(t.slotOf, t.cands[slot].ID)
-		}
 		c := matchmaking.Candidate{ID: ids[from:end], Rating: int(add.Ratings[i]), Members: int(add.Members[i]),
 			Created: time.Unix(0, add.CreatedUnixNano[i]), Search: search}
+		if !first {
+			if t.used[slot] && t.slotOf[t.cands[slot].ID] == slot {
+				delete(t.slotOf, t.cands[slot].ID)
+			}
+			t.slotOf[c.ID] = slot
+		}
 		t.cands[slot], t.used[slot] = c, true
-		t.slotOf[c.ID] = slot
 		from = end
+	}
+	if first {
+		done := make(chan struct{})
+		t.indexed = done
+		go func() {
+			m := make(map[string]uint32, n)
+			for slot := range t.cands {
+				if t.used[slot] {
+					m[t.cands[slot].ID] = uint32(slot)
+				}
+			}
+			t.slotOf = m
+			close(done)
+		}()
 	}
 	req := &matchmaking.MatchRequest{Profile: p, Now: time.Unix(0, r.GetNowUnixNano())}
 	for k := len(r.GetPools()); len(t.pools) < k; {
@@ -469,6 +560,7 @@ func decodeColumn[V any](fields []matchmaking.SearchFields, rows []uint32, value
 // encodeResponse is props, the answer to t's last request, on the wire:
 // tickets by their slot in t.
 func (t *table) encodeResponse(props []matchmaking.Proposal) *matchfnpb.MatchResponse {
+	t.index()
 	nr, nt := 0, 0
 	for _, pr := range props {
 		nr += len(pr.Rosters)

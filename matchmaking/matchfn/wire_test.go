@@ -91,6 +91,49 @@ func TestSessionSendsOnlyChanges(t *testing.T) {
 	}
 }
 
+// A session's first request over one pool takes slots in order and
+// leaves both sides' index by id to a goroutine: the answer still names
+// its tickets by slot, and the next request still sends only changes,
+// even after a first pool that (not from the matchmaker) named a ticket
+// twice.
+func TestFirstRequestIndexedLater(t *testing.T) {
+	profile := &matchmaking.Profile{Name: "p", Pools: []matchmaking.Pool{{Name: "all"}}}
+	a, b, c, d := cand("a", 10, nil), cand("b", 21, nil), cand("c", 30, nil), cand("d", 40, nil)
+	for _, first := range [][]matchmaking.Candidate{{a, b, c}, {a, b, a, c}} {
+		s, ts := newSession(), &tables{}
+		for i, tc := range []struct {
+			pool           []matchmaking.Candidate
+			added, removed int
+		}{
+			{first, len(first), 0},
+			{[]matchmaking.Candidate{a, c, d}, 1, len(first) - 2},
+			{[]matchmaking.Candidate{a, c, d}, 0, 0},
+		} {
+			req := &matchmaking.MatchRequest{Profile: profile, Now: time.Unix(100, 0), Pools: [][]matchmaking.Candidate{tc.pool}}
+			wire := s.encode(req)
+			if got, removed := len(wire.GetAdded().GetSlots()), len(wire.GetRemoved()); got != tc.added || removed != tc.removed {
+				t.Errorf("%v, request %d: %d added, %d removed; want %d, %d", first, i, got, removed, tc.added, tc.removed)
+			}
+			got, tab, err := ts.decode(wire)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if diff := sameRequest(got, req); diff != "" {
+				t.Fatalf("request %d: %s", i, diff)
+			}
+			want := []matchmaking.Proposal{{Rosters: [][]string{{"a"}, {"c"}}, Score: 1}}
+			resp := tab.encodeResponse(want)
+			if len(resp.GetUnknownIds()) != 0 {
+				t.Errorf("request %d: answer names %v by id, not by slot", i, resp.GetUnknownIds())
+			}
+			props, err := s.decode(resp)
+			if err != nil || fmt.Sprint(props) != fmt.Sprint(want) {
+				t.Fatalf("request %d: answer decoded to %v, %v; want %v", i, props, err, want)
+			}
+		}
+	}
+}
+
 // A request on a table the plugin does not have (unknown session, an
 // older or newer generation, a session evicted past maxSessions) is
 // ErrStaleSession; a request from empty always decodes.
@@ -309,6 +352,7 @@ func TestCancelledTicketLeavesThePluginsTable(t *testing.T) {
 	// (The first call to finish may have started before the cancel.)
 	waitfor.Cond(t, "a call without e1", func() bool { return calls() >= after+2 })
 	p.mu.Lock()
+	p.sessions["duo"].index()
 	_, held := p.sessions["duo"].slotOf["e1"]
 	p.mu.Unlock()
 	if held {
