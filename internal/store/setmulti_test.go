@@ -1,10 +1,14 @@
 package store_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,5 +76,107 @@ func TestSetMultiAndDeleteMulti(t *testing.T) {
 				t.Fatalf("after delete multi: %d items left (%v)", len(got), err)
 			}
 		})
+	}
+}
+
+// fakeMemcached answers set commands with the replies script gives for
+// each (by the command's index over the server's life); it counts the
+// connections it accepted.
+type fakeMemcached struct {
+	ln       net.Listener
+	conns    atomic.Int32
+	commands atomic.Int32
+}
+
+func newFakeMemcached(t *testing.T, script func(n int) string) *fakeMemcached {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeMemcached{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					var key string
+					var flags, ttl, size int
+					if _, err := fmt.Sscanf(line, "set %s %d %d %d\r\n", &key, &flags, &ttl, &size); err != nil {
+						return
+					}
+					if _, err := io.CopyN(io.Discard, r, int64(size)+2); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, script(int(f.commands.Add(1))-1)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return f
+}
+
+// A server whose reply to a pipelined set is none of memcached's (a
+// broken proxy, a wrong service on the port) puts the connection out of
+// step: the items answered before it are stored, that item and every one
+// after it on the connection fail, and the connection is closed, never
+// reused: the next SetMulti dials a new one and works. A SERVER_ERROR
+// fails only its own item and keeps the connection in step.
+func TestSetMultiUnexpectedReplyClosesTheConnection(t *testing.T) {
+	const garbage, refused = 3, 1
+	f := newFakeMemcached(t, func(n int) string {
+		switch n {
+		case refused:
+			return "SERVER_ERROR out of memory storing object\r\n"
+		case garbage:
+			return "VALUE what 0 1\r\n"
+		}
+		return "STORED\r\n"
+	})
+	st, err := store.NewMemcache(store.MemcacheConfig{Addrs: []string{f.ln.Addr().String()}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]*store.Item, 6)
+	for i := range items {
+		items[i] = &store.Item{Key: fmt.Sprintf("k%d", i), Value: []byte("v"), TTL: time.Minute}
+	}
+	errs := store.SetMulti(context.Background(), st, items)
+	if len(errs) != len(items) {
+		t.Fatalf("errors = %v, want one per item", errs)
+	}
+	for i, err := range errs {
+		switch {
+		case i == refused && err == nil:
+			t.Errorf("item %d: refused by SERVER_ERROR, but no error", i)
+		case i != refused && i < garbage && err != nil:
+			t.Errorf("item %d: %v; it was stored before the bad reply", i, err)
+		case i >= garbage && err == nil:
+			t.Errorf("item %d: no error, but its reply came after the connection went out of step", i)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(errs[garbage]), "VALUE what") {
+		t.Errorf("item %d: %v; the error should quote the unexpected reply", garbage, errs[garbage])
+	}
+	// The out-of-step connection was closed: the next batch dials anew
+	// and every item is stored.
+	if errs := store.SetMulti(context.Background(), st, items[:2]); errs != nil {
+		t.Fatalf("next SetMulti: %v", errs)
+	}
+	if n := f.conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: the connection out of step must not be reused", n)
 	}
 }
