@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arena-game/arena/matchmaking"
@@ -66,6 +67,7 @@ func dispatcherFlags(up bool) []cli.Flag {
 		allowedOriginsFlag(),
 		dbFlag(up),
 		fileFlag("db-file", "file holding the --db DSN (keeps a password out of the process list)"),
+		&cli.DurationFlag{Name: "guest-retention", Value: dispatcher.PlayerTokenTTL + 24*time.Hour, Usage: "guest records with no games unseen this long are deleted (their last token has expired; 0: kept forever; docs/database.md)", EnvVars: env("guest-retention")},
 		stringFlag("outbox", ".arena/outbox", "directory of the results outbox this host's fight servers share; the dispatcher drains it too"),
 		&cli.DurationFlag{Name: "line-idle-timeout", Value: 10 * time.Second, Usage: "line protocol connections idle this long are closed", EnvVars: env("line-idle-timeout")},
 		intFlag("max-conns", 0, "line protocol connections served at once (0: a quarter of the open-file limit, at most 10000)"),
@@ -207,32 +209,38 @@ func dispatcherCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return runDispatcher(c.Context, cfg, log)
+			return runDispatcher(c.Context, cfg, pruneConfig(c, log), log)
 		},
 	}
 }
 
 // runDispatcher runs a dispatcher until ctx ends.
-func runDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) error {
-	n, err := openDispatcher(ctx, cfg, log)
+func runDispatcher(ctx context.Context, cfg dispatcher.Config, prune playerdb.PruneConfig, log *slog.Logger) error {
+	n, err := openDispatcher(ctx, cfg, prune, log)
 	if err != nil {
 		return err
 	}
 	return n.run(ctx)
 }
 
-// dispatcherNode is a dispatcher with the player database it serves and
-// the results outbox it drains.
+// dispatcherNode is a dispatcher with the player database it serves (and
+// prunes) and the results outbox it drains.
 type dispatcherNode struct {
 	*dispatcher.Dispatcher
-	db  *playerdb.DB
-	rec *results.Recorder
+	db    *playerdb.DB
+	rec   *results.Recorder
+	prune playerdb.PruneConfig
+}
+
+// pruneConfig maps --guest-retention to the player database's pruning.
+func pruneConfig(c *cli.Context, log *slog.Logger) playerdb.PruneConfig {
+	return playerdb.PruneConfig{Retention: c.Duration("guest-retention"), Logger: log}
 }
 
 // openDispatcher connects to memcached and the player database (checking
 // that both answer; the database's schema is migrated) and builds a
 // dispatcher on them.
-func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger) (*dispatcherNode, error) {
+func openDispatcher(ctx context.Context, cfg dispatcher.Config, prune playerdb.PruneConfig, log *slog.Logger) (*dispatcherNode, error) {
 	if len(cfg.Memcache) == 0 {
 		return nil, fmt.Errorf("arena dispatcher: --memcache is required (or run `arena up`, which embeds one)")
 	}
@@ -263,19 +271,20 @@ func openDispatcher(ctx context.Context, cfg dispatcher.Config, log *slog.Logger
 		db.Close()
 		return nil, err
 	}
-	return &dispatcherNode{Dispatcher: d, db: db, rec: rec}, nil
+	return &dispatcherNode{Dispatcher: d, db: db, rec: rec, prune: prune}, nil
 }
 
-// run serves until ctx ends, draining the results outbox meanwhile, and
-// closes the database.
+// run serves until ctx ends, draining the results outbox and pruning
+// guest records meanwhile, and closes the database.
 func (n *dispatcherNode) run(ctx context.Context) error {
 	defer n.db.Close()
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); n.rec.Run(rctx) }()
+	var wg sync.WaitGroup
+	wg.Go(func() { n.rec.Run(rctx) })
+	wg.Go(func() { n.db.RunGuestPruner(rctx, n.prune) })
 	err := n.Run(ctx)
 	cancel()
-	<-done
+	wg.Wait()
 	_ = n.rec.Close()
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/memcached"
 	"github.com/arena-game/arena/internal/store"
+	"github.com/arena-game/arena/playerdb"
 )
 
 // upCommand runs everything on one machine: an embedded memcached (unless
@@ -60,7 +61,7 @@ func upCommand() *cli.Command {
 				return err
 			}
 			cfg.Bots = c.Int("bots")
-			return runUp(c.Context, cfg, log, creds.save(log))
+			return runUp(c.Context, cfg, pruneConfig(c, log), log, creds.save(log))
 		},
 	}
 }
@@ -169,8 +170,8 @@ func writeCredentials(path string, creds map[string]string) error {
 // stops arena), then a bots.Fleet keeps cfg.Bots bots playing against its
 // HTTP address and is attached to the dispatcher so the dashboard (POST
 // /v1/bots) can change their number, also from 0.
-func runUp(ctx context.Context, cfg dispatcher.Config, log *slog.Logger, onReady func() error) error {
-	d, err := openDispatcher(ctx, cfg, log)
+func runUp(ctx context.Context, cfg dispatcher.Config, prune playerdb.PruneConfig, log *slog.Logger, onReady func() error) error {
+	d, err := openDispatcher(ctx, cfg, prune, log)
 	if err != nil {
 		return err
 	}
