@@ -3,7 +3,9 @@ package playerdb
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ExecForTest runs a statement on the database, for tests that set up
@@ -87,4 +89,38 @@ func (db *DB) RawInsert(ctx context.Context, k int64) error {
 func (db *DB) CreateRawTable(ctx context.Context) error {
 	_, err := db.sql.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_raw (k BIGINT PRIMARY KEY, v TEXT NOT NULL)")
 	return err
+}
+
+// TableForTest is every row of one of the tables Copy carries, in key
+// order, each formatted as one string.
+func (db *DB) TableForTest(ctx context.Context, table string) ([]string, error) {
+	for _, t := range copyTables {
+		if t.name != table {
+			continue
+		}
+		rows, err := db.sql.QueryContext(ctx, "SELECT "+strings.Join(t.cols, ", ")+" FROM "+t.name+" ORDER BY "+strings.Join(t.cols[:t.key], ", "))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			row := scanTargets(t.kinds)
+			if err := rows.Scan(row...); err != nil {
+				return nil, err
+			}
+			out = append(out, fmt.Sprint(values(row)...))
+		}
+		return out, rows.Err()
+	}
+	return nil, fmt.Errorf("no table %s", table)
+}
+
+// CopyTablesForTest names the tables Copy carries.
+func CopyTablesForTest() []string {
+	var out []string
+	for _, t := range copyTables {
+		out = append(out, t.name)
+	}
+	return out
 }

@@ -56,6 +56,7 @@ func newApp() *cli.App {
 			chatCommand(),
 			statusCommand(),
 			lineCommand(),
+			dbCommand(),
 			benchCommand(),
 		},
 	}
