@@ -322,12 +322,8 @@ func playRoom(ctx context.Context, s roomConn, g *game, room string, think <-cha
 		case <-s.done():
 			return closedRoom(s, g, room)
 		case raw := <-s.messages():
-			out, err := g.apply(raw, time.Now())
-			if err != nil {
-				return nil, fmt.Errorf("fight: room %s: %w", room, err)
-			}
-			if out != nil {
-				return out, nil
+			if out, err := applyMsg(g, raw, room); out != nil || err != nil {
+				return out, err
 			}
 		case now := <-think:
 			for _, msg := range g.act(now) {
@@ -346,18 +342,24 @@ func playRoom(ctx context.Context, s roomConn, g *game, room string, think <-cha
 	}
 }
 
+// applyMsg applies one server message of the room to g: the room's
+// outcome once it ended, or why the server refused the bot.
+func applyMsg(g *game, raw []byte, room string) (*Outcome, error) {
+	out, err := g.apply(raw, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("fight: room %s: %w", room, err)
+	}
+	return out, nil
+}
+
 // closedRoom ends a room whose socket closed: messages may still be
 // buffered after the close (the result is sent just before it).
 func closedRoom(s roomConn, g *game, room string) (*Outcome, error) {
 	for {
 		select {
 		case raw := <-s.messages():
-			out, err := g.apply(raw, time.Now())
-			if err != nil {
-				return nil, fmt.Errorf("fight: room %s: %w", room, err)
-			}
-			if out != nil {
-				return out, nil
+			if out, err := applyMsg(g, raw, room); out != nil || err != nil {
+				return out, err
 			}
 		default:
 			return nil, fmt.Errorf("fight: room %s closed without a result: %v: %w", room, s.closeErr(), errRoomLost)
