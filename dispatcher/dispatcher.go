@@ -315,7 +315,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Dispatcher, error) {
 		}
 	}
 	d.director = matchmaking.NewDirector(30 * time.Second)
-	cfg.Match.Backfill = d.backfillRoom
+	cfg.Match.Backfill, cfg.Match.LookupRoom = d.backfillRoom, d.lookupRoom
 	if len(cfg.Games) > 0 {
 		cfg.Match.Profiles = withGameProfiles(cfg.Match, cfg.Games)
 	}

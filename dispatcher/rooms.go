@@ -126,6 +126,30 @@ func (d *Dispatcher) backfillRoom(ctx context.Context, br matchmaking.BackfillRo
 	return out, nil
 }
 
+// errRoomNotRunning: a room record of a room that ended or failed.
+var errRoomNotRunning = errors.New("room not running")
+
+// lookupRoom describes a running room from its record (for a room an
+// earlier dispatcher formed that asks for backfill): its profile, game
+// and players with the ratings they were matched at.
+func (d *Dispatcher) lookupRoom(ctx context.Context, room string) (matchmaking.FormedRoom, error) {
+	rec, _, err := records.GetRoom(ctx, d.store, room)
+	if err != nil {
+		return matchmaking.FormedRoom{}, fmt.Errorf("look up room %s: %w", room, err)
+	}
+	if rec.State != records.RoomAssigned && rec.State != records.RoomPlaying {
+		return matchmaking.FormedRoom{}, fmt.Errorf("look up room %s: %w (%s)", room, errRoomNotRunning, rec.State)
+	}
+	fr := matchmaking.FormedRoom{ID: rec.ID, Profile: rec.Mode, Game: rec.Game}
+	if fr.Profile == "" {
+		fr.Profile = matchmaking.DefaultProfile
+	}
+	for _, p := range rec.Players {
+		fr.Players = append(fr.Players, matchmaking.Player{UUID: p.UUID, Username: p.Username, Photo: p.Photo, Score: p.Score, Bot: p.Bot})
+	}
+	return fr, nil
+}
+
 // addrFor is the host:port players use for a placement: a process on the
 // dispatcher's machine under localHost (the host the player reached the
 // dispatcher on, or --public-host), one elsewhere under its host's

@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/hostctl"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 )
@@ -169,6 +171,57 @@ func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
 		}
 	}
 	waitfor.Cond(t, "the latecomer leaves the in-room state", func() bool { return queueState(t, a, late.uuid) == "none" })
+}
+
+// TestFightSeatBackfilledAfterDispatcherRestart: a room formed by a
+// dispatcher that was then killed (-9) and restarted still gets its seat
+// filled: its fight process (on an `arena host`, which outlives the
+// dispatcher) asks for a player when one leaves for good, the restarted
+// dispatcher looks the room up from its record and backfills it from its
+// own queue.
+func TestFightSeatBackfilledAfterDispatcherRestart(t *testing.T) {
+	hostPort := freePort(t)
+	a := startArena(t, "dispatcher", "--local-host=false", "--host-listen", "127.0.0.1:"+strconv.Itoa(hostPort),
+		"--guest-login", "--tick", "200ms", "--min-map-processes", "0",
+		"--fight-option", "rejoin-grace=2s")
+	m := machine{name: "h1", rootIP: "127.0.0.1", ip: "127.0.0.2"}
+	startHost(t, a, m, "127.0.0.1:"+strconv.Itoa(hostPort), a.Memcache)
+	waitfor.Cond(t, "the host connected", func() bool { return len(hostsIn(stat(t, a.Line), hostctl.HostConnected)) == 1 })
+	ctx := ctxT(t, 90*time.Second)
+	fs := queueThreeAndJoin(t, ctx, a, "rb")
+	room := fs[0].match.Room
+	for _, f := range fs {
+		for range 3 {
+			if err := f.fight.RecvType(ctx, "create_player", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	a.restart(t)
+	waitfor.Cond(t, "the host back with the room's process", func() bool {
+		tab := stat(t, a.Line)
+		return len(hostsIn(tab, hostctl.HostConnected)) == 1 && len(processesOn(tab, m.name)) > 0
+	})
+	late := newGamer(t, ctx, a, "latecomer")
+	late.queue(t, ctx)
+	stay, gone := fs[:2], fs[2]
+	gone.fight.Close(wsconn.CloseNormal, "")
+	var out struct{ UUID, Reason string }
+	if err := stay[0].fight.RecvType(ctx, "out", &out); err != nil || out.UUID != gone.uuid || out.Reason != "left" {
+		t.Fatalf("out %+v %v", out, err)
+	}
+	lf := joinFight(t, ctx, late)
+	if lf.match.Room != room || len(lf.match.Players) != 4 {
+		t.Fatalf("the latecomer's match %+v, want the running room %s with 4 players", lf.match, room)
+	}
+	for _, f := range stay {
+		var cp createPlayer
+		if err := f.fight.RecvType(ctx, "create_player", &cp); err != nil || cp.UUID != late.uuid {
+			t.Fatalf("%s heard %+v, %v; want the latecomer", f.uuid, cp, err)
+		}
+	}
 }
 
 // writeProfiles writes a profile file of one default profile whose rooms

@@ -24,12 +24,61 @@ type Backfill func(ctx context.Context, room BackfillRoom) (map[string]MatchMsg,
 // room asked: a player left for good, or its game wants more). Queued
 // tickets of the room's profile that pass one of its pools fill them,
 // before the tick forms new rooms, up to the profile's max_players.
+//
+// A room this matchmaker did not form (an earlier dispatcher did, before
+// a restart) is looked up with Config.LookupRoom, at most once a minute
+// per room, off the matchmaker's goroutine; once found it is backfilled
+// like the rooms formed here, and its end (RoomEnded) forgets it.
 func (m *Matchmaker) WantBackfill(room string, slots int) {
 	m.event(func() {
-		if rs := m.rooms[room]; rs != nil && slots > 0 {
-			rs.open = min(slots, rs.maxPlayers)
+		if slots <= 0 {
+			return
 		}
+		if rs := m.rooms[room]; rs != nil {
+			rs.open = min(slots, rs.maxPlayers)
+			return
+		}
+		m.lookUpRoom(room, slots)
 	})
+}
+
+// lookUpRoomTimeout bounds one LookupRoom call.
+const lookUpRoomTimeout = 5 * time.Second
+
+// lookUpRoom (on the matchmaker's goroutine) looks an unknown room up and
+// adopts it with slots open seats.
+func (m *Matchmaker) lookUpRoom(room string, slots int) {
+	if m.cfg.LookupRoom == nil || m.backfill == nil {
+		return
+	}
+	now := time.Now()
+	if at, ok := m.lookedUp[room]; ok && now.Sub(at) < time.Minute {
+		return
+	}
+	for r, at := range m.lookedUp {
+		if now.Sub(at) >= time.Minute {
+			delete(m.lookedUp, r)
+		}
+	}
+	m.lookedUp[room] = now
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lookUpRoomTimeout)
+		defer cancel()
+		fr, err := m.cfg.LookupRoom(ctx, room)
+		if err != nil {
+			m.log.Debug("backfill: room unknown here and not found", "room", room, "err", err)
+			return
+		}
+		m.event(func() {
+			if _, ended := m.endedEarly[room]; ended || m.rooms[room] != nil {
+				return
+			}
+			rs := m.newRoomState(room, fr, now)
+			rs.open = max(rs.open, min(slots, rs.maxPlayers))
+			m.rooms[room] = rs
+			m.log.Info("backfill: adopted a room formed before this dispatcher started", "room", room, "profile", fr.Profile, "players", len(fr.Players), "open", rs.open)
+		})
+	}()
 }
 
 // backfillTick fills the open seats of running rooms from the queue:

@@ -379,18 +379,7 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		}
 		return
 	}
-	rs := &roomState{id: room, profile: fr.Profile, players: fr.Players, since: now, maxPlayers: len(fr.Players)}
-	sum := 0
-	for _, p := range fr.Players {
-		sum += p.Score
-	}
-	rs.mean = float64(sum) / float64(max(1, len(fr.Players)))
-	if ps := m.profiles[fr.Profile]; ps != nil {
-		rs.maxPlayers = ps.p.MaxPlayers
-		// A profile whose rooms hold more than they start with fills
-		// them from the queue.
-		rs.open = max(0, ps.p.MaxPlayers-len(fr.Players))
-	}
+	rs := m.newRoomState(room, fr, now)
 	rs.members = make([]string, 0, len(entries))
 	for _, e := range entries {
 		q := m.players[e.uuid]
@@ -404,4 +393,22 @@ func (m *Matchmaker) handoffDone(fr FormedRoom, entries []member, tickets []*tic
 		rs.members = append(rs.members, e.uuid)
 	}
 	m.rooms[room] = rs
+}
+
+// newRoomState is the backfill state of a running room with fr's
+// profile and players, formed at now.
+func (m *Matchmaker) newRoomState(room string, fr FormedRoom, now time.Time) *roomState {
+	rs := &roomState{id: room, profile: fr.Profile, players: fr.Players, since: now, maxPlayers: len(fr.Players)}
+	sum := 0
+	for _, p := range fr.Players {
+		sum += p.Score
+	}
+	rs.mean = float64(sum) / float64(max(1, len(fr.Players)))
+	if ps := m.profiles[fr.Profile]; ps != nil {
+		rs.maxPlayers = ps.p.MaxPlayers
+		// A profile whose rooms hold more than they start with fills
+		// them from the queue.
+		rs.open = max(0, ps.p.MaxPlayers-len(fr.Players))
+	}
+	return rs
 }

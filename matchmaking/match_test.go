@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -611,5 +612,70 @@ func TestStateCountsAndRoomLife(t *testing.T) {
 	}
 	if _, err := s.m.enqueue(Enqueue{Player: Player{UUID: "a", Score: 1500}, Profile: DefaultProfile, Source: SourceBackend}, time.Now()); err != nil {
 		t.Fatalf("queue again: %v", err)
+	}
+}
+
+// A room formed before this matchmaker started (by an earlier dispatcher)
+// that asks for backfill is looked up (LookupRoom) and then filled like
+// the rooms formed here; a room not found is looked up once a minute at
+// most, and a room that ended while it was looked up is not adopted.
+func TestBackfillAdoptsRoomsFormedBeforeARestart(t *testing.T) {
+	ps := mustProfiles(t, `
+profiles:
+  - {name: closed, params: {window_base: 100, window_per_second: 0}}
+`)
+	var lookups atomic.Int32
+	release := make(chan struct{})
+	var backfills []BackfillRoom
+	cfg := Config{Profiles: ps,
+		Backfill: func(_ context.Context, br BackfillRoom) (map[string]MatchMsg, error) {
+			backfills = append(backfills, br) // the hand-off goroutine; read after s.run
+			out := map[string]MatchMsg{}
+			for _, p := range br.Joining {
+				out[p.UUID] = MatchMsg{Type: "match", Room: br.ID}
+			}
+			return out, nil
+		},
+		LookupRoom: func(_ context.Context, room string) (FormedRoom, error) {
+			defer lookups.Add(1)
+			switch room {
+			case "old", "ending":
+				if room == "ending" {
+					<-release
+				}
+				return FormedRoom{ID: room, Profile: "closed", Players: []Player{{UUID: "x1", Score: 1500}, {UUID: "x2", Score: 1500}, {UUID: "x3", Score: 1500}}}, nil
+			}
+			return FormedRoom{}, errors.New("no such room")
+		}}
+	s := newStepper(t, cfg)
+	_ = s.enqueue(Enqueue{Player: Player{UUID: "c4", Score: 1520}, Profile: "closed"})
+	s.m.WantBackfill("old", 1)
+	waitfor.Cond(t, "the old room adopted", func() bool { s.run(); return s.m.rooms["old"] != nil })
+	s.step(time.Second)
+	if len(backfills) != 1 || backfills[0].ID != "old" || len(backfills[0].Joining) != 1 || backfills[0].Joining[0].UUID != "c4" || len(backfills[0].Members) != 3 {
+		t.Fatalf("backfills %+v", backfills)
+	}
+	if q := s.m.players["c4"]; q == nil || s.m.stateOf(q) != qInRoom || q.room != "old" {
+		t.Fatalf("c4: %+v", q)
+	}
+	// Not found: looked up once, not again within the minute.
+	s.m.WantBackfill("gone", 1)
+	waitfor.Cond(t, "the unknown room looked up", func() bool { s.run(); return lookups.Load() == 2 })
+	s.m.WantBackfill("gone", 1)
+	s.run()
+	if n := lookups.Load(); n != 2 || s.m.rooms["gone"] != nil {
+		t.Fatalf("lookups %d, room %+v: a missing room was looked up again or adopted", n, s.m.rooms["gone"])
+	}
+	// Ended while looked up: not adopted.
+	s.m.WantBackfill("ending", 1)
+	s.run()
+	s.m.RoomEnded("ending")
+	s.run()
+	close(release)
+	// The lookup posts one event with its answer.
+	waitfor.Cond(t, "the ending room's lookup answered", func() bool { return s.m.events.Len() > 0 })
+	s.run()
+	if s.m.rooms["ending"] != nil {
+		t.Fatal("a room that ended while it was looked up was adopted")
 	}
 }

@@ -192,6 +192,11 @@ type Config struct {
 	FunctionTimeout time.Duration
 	// Backfill adds players to running rooms (nil: no backfill).
 	Backfill Backfill
+	// LookupRoom describes a running room this matchmaker did not form
+	// (an earlier dispatcher did, before a restart) when the room asks
+	// for backfill: its profile and players. nil: such rooms are not
+	// backfilled. See WantBackfill.
+	LookupRoom func(ctx context.Context, room string) (FormedRoom, error)
 }
 
 // Mailbox capacities and the policy of each when full.
@@ -263,9 +268,13 @@ type Matchmaker struct {
 	// recorded (the events lane overtook the inbox): handoffDone frees
 	// their players at once instead of keeping them in_room.
 	endedEarly map[string]time.Time
-	pending    *pendingTick // a tick waiting for plugin functions
-	stats      *statsRecorder
-	scratch    []*ticket
+	// lookedUp holds unknown rooms that asked for backfill and were
+	// looked up (LookupRoom) in the last minute: one lookup per room a
+	// minute, whatever a process sends.
+	lookedUp map[string]time.Time
+	pending  *pendingTick // a tick waiting for plugin functions
+	stats    *statsRecorder
+	scratch  []*ticket
 	// seedTick's buffers, reused from tick to tick: the pools' rooms and
 	// their tickets, and the most tickets a profile's pools matched in
 	// this tick.
@@ -336,7 +345,7 @@ func NewMatchmaker(cfg Config, notify Notifier, handoff Handoff, log *slog.Logge
 		inbox:    mailbox.New[func()](requestCap, mailbox.Reject),
 		events:   mailbox.New[func()](eventCap, mailbox.Reject),
 		tickets:  map[string]*ticket{}, players: map[string]*qentry{},
-		parties: map[string]*party{}, rooms: map[string]*roomState{}, endedEarly: map[string]time.Time{},
+		parties: map[string]*party{}, rooms: map[string]*roomState{}, endedEarly: map[string]time.Time{}, lookedUp: map[string]time.Time{},
 		stats: newStatsRecorder(), sem: make(chan struct{}, 64),
 	}
 	if err := m.install(cfg.Profiles, time.Now()); err != nil {
