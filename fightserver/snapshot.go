@@ -32,6 +32,28 @@ type snapFighter struct {
 	Out    bool    `json:"o,omitempty"`
 	Left   bool    `json:"l,omitempty"`
 	OutSeq int     `json:"s,omitempty"`
+	// What is left of its attack, blink and move cooldowns, in ms (0:
+	// none running).
+	AttackCD int64 `json:"ca,omitempty"`
+	BlinkCD  int64 `json:"cb,omitempty"`
+	MoveCD   int64 `json:"cm,omitempty"`
+}
+
+// cooldownLeft is what is left at now of a cooldown last started at
+// last, in ms (0: none running).
+func cooldownLeft(last, now time.Time, cooldown time.Duration) int64 {
+	if last.IsZero() || cooldown <= 0 {
+		return 0
+	}
+	return max(0, (cooldown - now.Sub(last)).Milliseconds())
+}
+
+// cooldownStart is when a cooldown with left ms remaining at now started.
+func cooldownStart(left int64, now time.Time, cooldown time.Duration) time.Time {
+	if left <= 0 || cooldown <= 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(min(left, cooldown.Milliseconds()))*time.Millisecond - cooldown)
 }
 
 // snapshot is what a fight saves.
@@ -49,15 +71,18 @@ var (
 func tenth(v float64) float64 { return math.Round(v*10) / 10 }
 
 // Snapshot implements sdk.Snapshotter: every member's hp, position,
-// walking target and standing in the fight. Cooldowns are not saved: a
-// restored fighter may act at once.
+// walking target, standing in the fight and what is left of its
+// cooldowns (a restored fighter waits them out).
 func (f *fight) Snapshot() ([]byte, error) {
 	now := time.Now()
 	s := snapshot{Fighters: make([]snapFighter, 0, len(f.fs)), OutSeq: f.outSeq, Lost: f.lost}
 	for _, m := range f.fs {
 		x, y := m.pos(now, f.rules.MoveSpeed)
 		s.Fighters = append(s.Fighters, snapFighter{UUID: m.p.UUID, HP: m.hp, X: tenth(x), Y: tenth(y), TX: tenth(m.tx), TY: tenth(m.ty),
-			Joined: m.joined, Out: m.out, Left: m.left, OutSeq: m.outSeq})
+			Joined: m.joined, Out: m.out, Left: m.left, OutSeq: m.outSeq,
+			AttackCD: cooldownLeft(m.lastAttack, now, f.rules.AttackCooldown),
+			BlinkCD:  cooldownLeft(m.lastBlink, now, f.rules.BlinkCooldown),
+			MoveCD:   cooldownLeft(m.lastMove, now, f.rules.MoveCooldown)})
 	}
 	return json.Marshal(s)
 }
@@ -66,8 +91,8 @@ func (f *fight) Snapshot() ([]byte, error) {
 var errOtherRoom = errors.New("the snapshot is of another room")
 
 // Restore implements sdk.Restorer: each member named in the snapshot
-// gets its hp, standing and position back, walking on toward its target
-// from now; a member the snapshot does not name (none should be missing:
+// gets its hp, standing, cooldowns and position back, walking on toward
+// its target from now; a member the snapshot does not name (none should be missing:
 // the room record and the snapshot list the same players) starts afresh.
 func (f *fight) Restore(data []byte) error {
 	var s snapshot
@@ -90,6 +115,9 @@ func (f *fight) Restore(data []byte) error {
 		m.joined, m.out, m.left, m.outSeq = sf.Joined, sf.Out, sf.Left, sf.OutSeq
 		m.place(clampX(sf.X), clampY(sf.Y), now)
 		m.tx, m.ty = clampX(sf.TX), clampY(sf.TY)
+		m.lastAttack = cooldownStart(sf.AttackCD, now, f.rules.AttackCooldown)
+		m.lastBlink = cooldownStart(sf.BlinkCD, now, f.rules.BlinkCooldown)
+		m.lastMove = cooldownStart(sf.MoveCD, now, f.rules.MoveCooldown)
 	}
 	if found == 0 {
 		return fmt.Errorf("restore fight: %w", errOtherRoom)

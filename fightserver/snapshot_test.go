@@ -239,3 +239,33 @@ func BenchmarkSaveToMemcached(b *testing.B) {
 		}
 	}
 }
+
+// TestRestoreKeepsCooldowns: a fighter that attacked just before its
+// process died waits out the rest of its attack cooldown in the room
+// restored elsewhere, instead of attacking again at once.
+func TestRestoreKeepsCooldowns(t *testing.T) {
+	rules := Rules{AttackCooldown: time.Hour, AttackRange: 100000, SnapshotEvery: time.Hour}
+	game := NewGame(rules)
+	first := sdktest.New(t, game, sdk.Config{Game: Name})
+	room := first.Room(2)
+	a, b := first.Join(room, 0), first.Join(room, 1)
+	a.Expect("state")
+	b.Expect("state")
+	ub := room.Players[1].UUID
+	a.Send(attackMsg(ub))
+	a.Expect("hp")
+	waitfor.Cond(t, "the attack saved with its cooldown", func() bool {
+		s, ok := savedFight(t, first.Store, room.ID)
+		return ok && s.fighter(ub).HP == 80 && s.fighter(room.Players[0].UUID).AttackCD > 0
+	})
+	a.Close(wsconn.CloseNormal, "")
+	b.Close(wsconn.CloseNormal, "")
+	second := sdktest.New(t, game, sdk.Config{Game: Name}, sdktest.Options{Store: first.Store})
+	second.Assign(room)
+	a2 := second.Join(room, 0)
+	a2.Expect("state")
+	a2.Send(attackMsg(ub))
+	if m := a2.Expect("error"); m.Str("code") != CodeCooldown {
+		t.Fatalf("an attack at once after the restore: %v, want a cooldown error", m)
+	}
+}
