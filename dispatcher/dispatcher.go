@@ -222,8 +222,15 @@ type Dispatcher struct {
 	// accountLimit limits logins per account name: 5 at once, then one
 	// every 12 s (5 a minute), whatever the addresses they come from.
 	accountLimit *ipLimiter
-	grpcAddr     string
-	thriftAddr   string
+	// tokenMu orders token revocations with the requests that mint from a
+	// checked player token (refresh, account login, map tickets, backend
+	// tokens): such a request holds it shared from its revocation check
+	// until it has minted, a revocation holds it while it stores the new
+	// valid-from second, so no request checks before a revocation and
+	// mints after it.
+	tokenMu    sync.RWMutex
+	grpcAddr   string
+	thriftAddr string
 	// backendTickets keeps backend tickets in memcached; assignLog is the
 	// resumable backend-wide assignment stream (an hour).
 	backendTickets *matchmaking.BackendTickets

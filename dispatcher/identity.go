@@ -48,10 +48,12 @@ func ValidPhoto(p string) bool {
 func (d *Dispatcher) identityRoutes() {
 	d.mux.HandleFunc("POST /v1/login", d.handleLogin)
 	d.mux.HandleFunc("POST /v1/accounts", d.handleClaimAccount)
-	d.mux.HandleFunc("POST /v1/accounts/login", d.handleAccountLogin)
-	d.mux.HandleFunc("POST /v1/refresh", d.handleRefresh)
+	d.mux.HandleFunc("POST /v1/accounts/login", d.minting(d.handleAccountLogin))
+	d.mux.HandleFunc("POST /v1/accounts/password", d.handleChangePassword)
+	d.mux.HandleFunc("POST /v1/accounts/revoke", d.handleRevokeTokens)
+	d.mux.HandleFunc("POST /v1/refresh", d.minting(d.handleRefresh))
 	d.mux.HandleFunc("GET /v1/me", d.handleMe)
-	d.mux.HandleFunc("POST /v1/tokens", d.backend(d.handleMintToken))
+	d.mux.HandleFunc("POST /v1/tokens", d.backend(d.minting(d.handleMintToken)))
 	d.mux.HandleFunc("GET /v1/config", d.handleConfig)
 }
 
@@ -106,12 +108,27 @@ func (d *Dispatcher) handleLogin(w http.ResponseWriter, r *http.Request) {
 		d.playersError(w, "login: save player", err)
 		return
 	}
-	d.writeLogin(w, p)
+	d.writeLogin(w, p, 0)
 }
 
-// writeLogin answers a login of p with a new player token.
-func (d *Dispatcher) writeLogin(w http.ResponseWriter, p playerdb.Player) {
-	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: p.ID, Name: p.Name, Photo: p.Photo, Bot: p.Bot}, PlayerTokenTTL)
+// minting wraps a handler that mints from a checked player token (or
+// after reading when the player's tokens are valid from): it runs holding
+// tokenMu shared, so a revocation is stored either before its check or
+// after its mint.
+func (d *Dispatcher) minting(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.tokenMu.RLock()
+		defer d.tokenMu.RUnlock()
+		h(w, r)
+	}
+}
+
+// writeLogin answers a login of p with a new player token, issued no
+// earlier than validFrom (the second from which p's tokens are accepted,
+// playerdb.DB.TokensValidFrom), so it is accepted even when minted within
+// the second of a revocation.
+func (d *Dispatcher) writeLogin(w http.ResponseWriter, p playerdb.Player, validFrom int64) {
+	tok, err := d.signer.MintFrom(auth.KindPlayer, auth.Claims{Subject: p.ID, Name: p.Name, Photo: p.Photo, Bot: p.Bot}, validFrom, PlayerTokenTTL)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "could not mint a token")
 		return
@@ -121,15 +138,27 @@ func (d *Dispatcher) writeLogin(w http.ResponseWriter, p playerdb.Player) {
 }
 
 // playerFromRequest verifies the player token in "Authorization: Bearer"
-// (or ?token=) and returns its claims, writing a 401 on failure.
+// (or ?token=) and returns its claims, writing a 401 on failure: no_token,
+// bad_token, expired_token, or revoked_token for a token issued before the
+// player's tokens are valid from (its password was changed or it signed
+// out its other devices since). The revocation check reads the database
+// (a 503 when it is down).
 func (d *Dispatcher) playerFromRequest(w http.ResponseWriter, r *http.Request) (auth.Claims, bool) {
+	c, _, ok := d.checkedPlayer(w, r)
+	return c, ok
+}
+
+// checkedPlayer is playerFromRequest, also returning the second from which
+// the player's tokens are valid (0: never revoked, or no record), for a
+// handler that mints the player a new token.
+func (d *Dispatcher) checkedPlayer(w http.ResponseWriter, r *http.Request) (auth.Claims, int64, bool) {
 	tok := bearer(r)
 	if tok == "" {
 		tok = r.URL.Query().Get("token")
 	}
 	if tok == "" {
 		writeError(w, http.StatusUnauthorized, "no_token", "a player token is required (POST /v1/login)")
-		return auth.Claims{}, false
+		return auth.Claims{}, 0, false
 	}
 	c, err := d.signer.Verify(auth.KindPlayer, tok)
 	if err != nil {
@@ -138,9 +167,27 @@ func (d *Dispatcher) playerFromRequest(w http.ResponseWriter, r *http.Request) (
 			code = "expired_token"
 		}
 		writeError(w, http.StatusUnauthorized, code, "player token refused: "+code)
-		return auth.Claims{}, false
+		return auth.Claims{}, 0, false
 	}
-	return c, true
+	from, err := d.players.TokensValidFrom(r.Context(), c.Subject)
+	switch {
+	case errors.Is(err, playerdb.ErrNotFound):
+		from = 0 // a backend's player before its first game: nothing revoked
+	case err != nil:
+		d.playersError(w, "check player token", err)
+		return auth.Claims{}, 0, false
+	}
+	if c.IssuedAt < from {
+		writeRevoked(w)
+		return auth.Claims{}, 0, false
+	}
+	return c, from, true
+}
+
+// writeRevoked answers a revoked player token: 401 revoked_token.
+func writeRevoked(w http.ResponseWriter) {
+	writeError(w, http.StatusUnauthorized, "revoked_token",
+		"player token revoked: the account's password was changed or it signed out its other devices; sign in again")
 }
 
 // handleMe serves GET /v1/me: the caller's player record.
@@ -166,12 +213,12 @@ func (d *Dispatcher) handleMe(w http.ResponseWriter, r *http.Request) {
 // the same player, lasting PlayerTokenTTL from now. The play page renews
 // its token on every visit, so a returning guest never loses its record.
 func (d *Dispatcher) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	c, ok := d.playerFromRequest(w, r)
+	c, from, ok := d.checkedPlayer(w, r)
 	if !ok {
 		return
 	}
 	if p, ok := d.visit(w, r, c, "refresh"); ok {
-		d.writeLogin(w, p)
+		d.writeLogin(w, p, from)
 	}
 }
 
@@ -278,11 +325,12 @@ func (d *Dispatcher) handleAccountLogin(w http.ResponseWriter, r *http.Request) 
 		d.playersError(w, "account login", err)
 		return
 	}
-	if ok, err := auth.CheckPassword(hash, body.Password); err != nil || !ok {
-		if err != nil {
-			d.log.Error("account login: stored hash unreadable", "uuid", id, "err", err)
-		}
-		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong account or password")
+	if !d.passwordMatches(w, "account login", id, hash, body.Password) {
+		return
+	}
+	from, err := d.players.TokensValidFrom(r.Context(), id)
+	if err != nil {
+		d.playersError(w, "account login", err)
 		return
 	}
 	p, err := d.players.Player(r.Context(), id)
@@ -291,7 +339,130 @@ func (d *Dispatcher) handleAccountLogin(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	_ = d.players.Seen(r.Context(), id)
-	d.writeLogin(w, p)
+	d.writeLogin(w, p, from)
+}
+
+// passwordMatches checks pw against the stored hash (argon2id), writing
+// 401 bad_credentials when it does not match: the answer, and the time it
+// takes, are the same for an account login and a password change.
+func (d *Dispatcher) passwordMatches(w http.ResponseWriter, op, id, hash, pw string) bool {
+	ok, err := auth.CheckPassword(hash, pw)
+	if err != nil {
+		d.log.Error(op+": stored hash unreadable", "uuid", id, "err", err)
+	}
+	if err != nil || !ok {
+		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong account or password")
+		return false
+	}
+	return true
+}
+
+// handleChangePassword serves POST /v1/accounts/password
+// {"password","new_password"} (player token of a named account): the
+// current password is checked as an account login checks it (same limits
+// per address and per account, same answer and time for a wrong one), the
+// new one as claiming checks it; the new hash is stored and every token of
+// the player issued up to now is revoked. The answer is a login's (a
+// fresh token), so the caller stays signed in. A guest gets 409
+// no_account.
+func (d *Dispatcher) handleChangePassword(w http.ResponseWriter, r *http.Request) {
+	c, ok := d.playerFromRequest(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	if !d.loginLimit.allow(clientIP(r), now) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts from this address; wait a little")
+		return
+	}
+	var body struct {
+		Password    string `json:"password"`
+		NewPassword string `json:"new_password"`
+	}
+	if err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	// The new password's bounds first: a refusal costs no hash and no
+	// attempt on the account; a wrong current password costs one hash, as
+	// a login does.
+	if n := len(body.NewPassword); n < auth.MinPasswordLen || n > auth.MaxPasswordLen {
+		writeError(w, http.StatusBadRequest, "bad_password", "password must be 8 to 128 bytes")
+		return
+	}
+	account, hash, err := d.players.PlayerCredentials(r.Context(), c.Subject)
+	switch {
+	case errors.Is(err, playerdb.ErrNoAccount), errors.Is(err, playerdb.ErrNotFound):
+		writeError(w, http.StatusConflict, "no_account", "a guest has no password to change; claim an account first (POST /v1/accounts)")
+		return
+	case err != nil:
+		d.playersError(w, "change password", err)
+		return
+	}
+	if !d.accountLimit.allow(account, now) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts on this account; wait a little")
+		return
+	}
+	if !d.passwordMatches(w, "change password", c.Subject, hash, body.Password) {
+		return
+	}
+	newHash, err := auth.HashPassword(body.NewPassword)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_password", "password must be 8 to 128 bytes")
+		return
+	}
+	d.revokeAndLogin(w, r, c, "change password", func() (int64, error) {
+		return d.players.ChangePassword(r.Context(), c.Subject, newHash, time.Now())
+	})
+}
+
+// handleRevokeTokens serves POST /v1/accounts/revoke (player token, guest
+// or named): every token of the player issued up to now is revoked (sign
+// out everywhere else) and the caller gets a fresh one, as a login does.
+// Limited per address and per player as logins are.
+func (d *Dispatcher) handleRevokeTokens(w http.ResponseWriter, r *http.Request) {
+	c, ok := d.playerFromRequest(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	// "#" keeps the player's key apart from every account name.
+	if !d.loginLimit.allow(clientIP(r), now) || !d.accountLimit.allow("#"+c.Subject, now) {
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many attempts; wait a little")
+		return
+	}
+	if _, err := d.players.Player(r.Context(), c.Subject); errors.Is(err, playerdb.ErrNotFound) {
+		// A backend's player: its record is made now, from its token.
+		if _, err := d.players.EnsurePlayer(r.Context(), playerdb.NewPlayer{ID: c.Subject, Name: c.Name, Photo: c.Photo, Bot: c.Bot}); err != nil {
+			d.playersError(w, "revoke tokens", err)
+			return
+		}
+	}
+	d.revokeAndLogin(w, r, c, "revoke tokens", func() (int64, error) {
+		return d.players.RevokeTokens(r.Context(), c.Subject, time.Now())
+	})
+}
+
+// revokeAndLogin runs revoke (which stores when c's player's tokens are
+// valid from) holding tokenMu, closes the player's /v1/play socket opened
+// with an older token, and answers a login with a fresh token.
+func (d *Dispatcher) revokeAndLogin(w http.ResponseWriter, r *http.Request, c auth.Claims, op string, revoke func() (int64, error)) {
+	d.tokenMu.Lock()
+	from, err := revoke()
+	if err == nil {
+		d.sessions.revoke(c.Subject, from)
+	}
+	d.tokenMu.Unlock()
+	if err != nil {
+		d.playersError(w, op, err)
+		return
+	}
+	p, err := d.players.Player(r.Context(), c.Subject)
+	if err != nil {
+		d.playersError(w, op, err)
+		return
+	}
+	d.writeLogin(w, p, from)
 }
 
 // handleMintToken serves POST /v1/tokens (backend token): a player token
@@ -312,7 +483,14 @@ func (d *Dispatcher) handleMintToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_player", "uuid, username or photo invalid")
 		return
 	}
-	tok, err := d.signer.Mint(auth.KindPlayer, auth.Claims{Subject: body.UUID, Name: name, Photo: body.Photo}, BackendTokenTTL)
+	// A player that revoked its tokens this second still gets one that
+	// is accepted.
+	from, err := d.players.TokensValidFrom(r.Context(), body.UUID)
+	if err != nil && !errors.Is(err, playerdb.ErrNotFound) {
+		d.playersError(w, "mint token", err)
+		return
+	}
+	tok, err := d.signer.MintFrom(auth.KindPlayer, auth.Claims{Subject: body.UUID, Name: name, Photo: body.Photo}, from, BackendTokenTTL)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "could not mint a token")
 		return

@@ -15,8 +15,8 @@ import (
 // mapRoutes registers the map world API.
 func (d *Dispatcher) mapRoutes() {
 	d.mux.HandleFunc("GET /v1/maps", d.handleMaps)
-	d.mux.HandleFunc("GET /v1/maps/{id}/enter", d.handleEnterMap)
-	d.mux.HandleFunc("POST /v1/maps/{id}/enter", d.handleEnterMap)
+	d.mux.HandleFunc("GET /v1/maps/{id}/enter", d.minting(d.handleEnterMap))
+	d.mux.HandleFunc("POST /v1/maps/{id}/enter", d.minting(d.handleEnterMap))
 }
 
 func (d *Dispatcher) startMap() string {

@@ -42,8 +42,13 @@ func (d *Dispatcher) playRoutes() {
 // new one replaces the old, which gets an error and is closed). It is the
 // matchmaker's matchmaking.Notifier.
 type sessions struct {
-	mu       sync.Mutex
-	byID     map[string]*playSession
+	mu   sync.Mutex
+	byID map[string]*playSession
+	// revoked holds the players whose tokens were revoked in the last
+	// minute (revokedKeep): when their tokens are valid from. A socket
+	// whose token passed its check just before a revocation was stored
+	// opens after it; add refuses it.
+	revoked  map[string]revocation
 	next     atomic.Uint64
 	stopping atomic.Bool // goodbye has begun: new sockets are sent away at once
 }
@@ -56,7 +61,44 @@ type playSession struct {
 	strikes int           // read goroutine only
 }
 
-func newSessions() *sessions { return &sessions{byID: map[string]*playSession{}} }
+// revocation is when a player's tokens are valid from (unix s), and when
+// the dispatcher stored it.
+type revocation struct {
+	from int64
+	at   time.Time
+}
+
+// revokedKeep is how long sessions remembers a revocation: far longer
+// than a socket takes from its token check to its open.
+const revokedKeep = time.Minute
+
+func newSessions() *sessions {
+	return &sessions{byID: map[string]*playSession{}, revoked: map[string]revocation{}}
+}
+
+// revokedMsg is what a /v1/play socket opened with a revoked token hears
+// before it is closed.
+var revokedMsg = errMsg("revoked_token", "player token revoked: the account's password was changed or it signed out its other devices; sign in again")
+
+// revoke closes uuid's socket when its token was issued before from (it
+// hears revokedMsg, then a close with 1008), and refuses such a socket
+// that opens within revokedKeep.
+func (s *sessions) revoke(uuid string, from int64) {
+	now := time.Now()
+	s.mu.Lock()
+	for id, rv := range s.revoked {
+		if now.Sub(rv.at) > revokedKeep {
+			delete(s.revoked, id)
+		}
+	}
+	s.revoked[uuid] = revocation{from: from, at: now}
+	ps := s.byID[uuid]
+	s.mu.Unlock()
+	if ps != nil && ps.claims.IssuedAt < from {
+		_ = ps.conn.SendJSON(revokedMsg)
+		ps.conn.Close(wsconn.ClosePolicy, "revoked_token")
+	}
+}
 
 // Notify implements matchmaking.Notifier.
 func (s *sessions) Notify(uuid string, msg any) {
@@ -68,12 +110,18 @@ func (s *sessions) Notify(uuid string, msg any) {
 	}
 }
 
-func (s *sessions) add(ps *playSession) (old *playSession) {
+// add makes ps its player's current socket and returns the one it
+// replaces. A socket whose token was revoked since its check is not added
+// (revoked true).
+func (s *sessions) add(ps *playSession) (old *playSession, revoked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rv, ok := s.revoked[ps.claims.Subject]; ok && ps.claims.IssuedAt < rv.from {
+		return nil, true
+	}
 	old = s.byID[ps.claims.Subject]
 	s.byID[ps.claims.Subject] = ps
-	return old
+	return old, false
 }
 
 // restartMsg is what every /v1/play socket hears when the dispatcher stops.
@@ -173,7 +221,13 @@ func (h playHandler) OnOpen(c *wsconn.Conn) {
 		sendAway(c)
 		return
 	}
-	if old := h.d.sessions.add(ps); old != nil {
+	old, revoked := h.d.sessions.add(ps)
+	if revoked {
+		_ = c.SendJSON(revokedMsg)
+		c.Close(wsconn.ClosePolicy, "revoked_token")
+		return
+	}
+	if old != nil {
 		_ = old.conn.SendJSON(map[string]string{"type": "error", "code": "replaced", "message": "another connection of this player took over"})
 		old.conn.Close(wsconn.ClosePolicy, "replaced")
 	}

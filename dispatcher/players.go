@@ -26,6 +26,12 @@ type Players interface {
 	Place(ctx context.Context, profile, id string) (playerdb.Entry, error)
 	ClaimAccount(ctx context.Context, id, account, hash string) error
 	AccountCredentials(ctx context.Context, account string) (id, hash string, err error)
+	PlayerCredentials(ctx context.Context, id string) (account, hash string, err error)
+	ChangePassword(ctx context.Context, id, hash string, now time.Time) (validFrom int64, err error)
+	RevokeTokens(ctx context.Context, id string, now time.Time) (validFrom int64, err error)
+	// TokensValidFrom is read from the database on every call (never
+	// from a cache): a revocation holds from the next request.
+	TokensValidFrom(ctx context.Context, id string) (int64, error)
 	Ping(ctx context.Context) error
 }
 

@@ -19,7 +19,10 @@ const CacheTTL = 30 * time.Second
 // memcached: Player is served from the cache on a hit, and from the
 // database on a miss (or when the cache fails or is slow), putting the
 // record back in the cache. The methods that change a player's record
-// drop its cached copy; every other method is the database's. Losing the
+// drop its cached copy; every other method is the database's. The second
+// from which a player's tokens are accepted (TokensValidFrom) is not part
+// of the cached record: it is always read from the database, so a revocation
+// holds from the next request whatever the cache holds. Losing the
 // cache loses nothing: the database holds every record. Safe for
 // concurrent use.
 type Cache struct {

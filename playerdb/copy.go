@@ -25,7 +25,7 @@ type copyTable struct {
 // reference valid (players before what refers to them). arena_schema is
 // not copied: Open migrated both databases to one version.
 var copyTables = []copyTable{
-	{"players", []string{"id", "display_name", "photo", "bot", "account", "password_hash", "created_ms", "last_seen_ms"}, "sssbnnii", 1},
+	{"players", []string{"id", "display_name", "photo", "bot", "account", "password_hash", "created_ms", "last_seen_ms", "tokens_valid_from_s"}, "sssbnniii", 1},
 	{"ratings", []string{"player_id", "profile", "rating", "games", "wins", "losses", "updated_ms"}, "ssiiiii", 2},
 	{"rating_shards", []string{"profile", "rating", "shard", "n"}, "siii", 3},
 	{"matches", []string{"room", "game", "profile", "host", "reason", "started_ms", "ended_ms", "recorded_ms"}, "sssssiii", 1},

@@ -371,7 +371,7 @@ func (db *DB) tryWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // isOwnError reports whether err is one of the package's sentinel errors
 // (other than ErrUnavailable), which pass through unwrapped in kind.
 func isOwnError(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrInvalid, ErrAccountTaken, ErrHasAccount, ErrSchemaNewer, ErrNotEmpty} {
+	for _, e := range []error{ErrNotFound, ErrInvalid, ErrAccountTaken, ErrHasAccount, ErrNoAccount, ErrSchemaNewer, ErrNotEmpty} {
 		if errors.Is(err, e) {
 			return true
 		}

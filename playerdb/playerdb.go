@@ -60,6 +60,9 @@ var (
 	ErrAccountTaken = errors.New("account name taken")
 	// ErrHasAccount: the player already has an account.
 	ErrHasAccount = errors.New("player already has an account")
+	// ErrNoAccount: the player is a guest (it has no account, so no
+	// password to change).
+	ErrNoAccount = errors.New("player has no account")
 	// ErrSchemaNewer: the database was migrated by a newer arena.
 	ErrSchemaNewer = errors.New("database schema is newer than this binary")
 	// ErrUnavailable wraps failures to reach or use the database.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/playerdb"
 	"github.com/arena-game/arena/playerdb/dbtest"
 )
@@ -543,6 +544,76 @@ func TestApplyGivesUpOnAStalledDatabase(t *testing.T) {
 		}
 		if p, _ := db.Player(ctx, "a"); p.Ratings["default"].Games != 1 {
 			t.Fatalf("applied %d times", p.Ratings["default"].Games)
+		}
+	})
+}
+
+// TestTokenRevocation: tokens_valid_from_s (migration 0004) starts at 0,
+// a revocation moves it to the second after now's (and always forward),
+// a password change stores the hash and revokes in one step, and a guest
+// has no password to change. The column is read from the database even
+// through a Cache that holds the record.
+func TestTokenRevocation(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		db := dbtest.Open(t, b)
+		for _, id := range []string{"named", "guest"} {
+			if _, err := db.EnsurePlayer(ctx, playerdb.NewPlayer{ID: id, Name: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.ClaimAccount(ctx, "named", "named", "hash1"); err != nil {
+			t.Fatal(err)
+		}
+		if from, err := db.TokensValidFrom(ctx, "named"); err != nil || from != 0 {
+			t.Fatalf("before any revocation: %d, %v", from, err)
+		}
+		now := time.Unix(1_800_000_000, 900_000_000)
+		from, err := db.RevokeTokens(ctx, "guest", now)
+		if err != nil || from != now.Unix()+1 {
+			t.Fatalf("revoke: %d, %v; want %d", from, err, now.Unix()+1)
+		}
+		// A second revocation within the same second still moves forward,
+		// so it refuses the tokens the first one issued.
+		if again, err := db.RevokeTokens(ctx, "guest", now); err != nil || again != from+1 {
+			t.Fatalf("second revoke in the same second: %d, %v; want %d", again, err, from+1)
+		}
+		if got, _ := db.TokensValidFrom(ctx, "guest"); got != from+1 {
+			t.Fatalf("stored %d, want %d", got, from+1)
+		}
+		if _, err := db.ChangePassword(ctx, "guest", "hash2", now); !errors.Is(err, playerdb.ErrNoAccount) {
+			t.Fatalf("a guest's password change: %v", err)
+		}
+		if _, _, err := db.PlayerCredentials(ctx, "guest"); !errors.Is(err, playerdb.ErrNoAccount) {
+			t.Fatalf("a guest's credentials: %v", err)
+		}
+
+		c := playerdb.NewCache(db, storetest.New(t))
+		if _, err := c.Player(ctx, "named"); err != nil { // cached now
+			t.Fatal(err)
+		}
+		changed, err := c.ChangePassword(ctx, "named", "hash2", now.Add(time.Minute))
+		if err != nil || changed != now.Unix()+61 {
+			t.Fatalf("change password: %d, %v", changed, err)
+		}
+		if got, err := c.TokensValidFrom(ctx, "named"); err != nil || got != changed {
+			t.Fatalf("through the cache: %d, %v; want %d", got, err, changed)
+		}
+		if acc, hash, err := db.PlayerCredentials(ctx, "named"); err != nil || acc != "named" || hash != "hash2" {
+			t.Fatalf("credentials after the change: %s %s %v", acc, hash, err)
+		}
+		if id, hash, err := db.AccountCredentials(ctx, "named"); err != nil || id != "named" || hash != "hash2" {
+			t.Fatalf("account login sees %s %s %v", id, hash, err)
+		}
+		for _, id := range []string{"nobody", "bad id!"} {
+			if _, err := db.TokensValidFrom(ctx, id); !errors.Is(err, playerdb.ErrNotFound) {
+				t.Errorf("valid-from of %q: %v", id, err)
+			}
+			if _, err := db.RevokeTokens(ctx, id, now); !errors.Is(err, playerdb.ErrNotFound) {
+				t.Errorf("revoke %q: %v", id, err)
+			}
+		}
+		if _, err := db.ChangePassword(ctx, "named", "", now); !errors.Is(err, playerdb.ErrInvalid) {
+			t.Fatalf("empty hash: %v", err)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/arena-game/arena/internal/ids"
 )
@@ -293,4 +294,96 @@ func (db *DB) AccountCredentials(ctx context.Context, account string) (id, hash 
 		return "", "", unavailable("account credentials", err)
 	}
 	return id, hash, nil
+}
+
+// PlayerCredentials returns the account name and password hash of player
+// id: ErrNotFound if it has no record, ErrNoAccount if it is a guest.
+func (db *DB) PlayerCredentials(ctx context.Context, id string) (account, hash string, err error) {
+	if !validID(id) {
+		return "", "", fmt.Errorf("player credentials: %w", ErrNotFound)
+	}
+	var acc, h sql.NullString
+	err = db.sql.QueryRowContext(ctx, db.q("SELECT account, password_hash FROM players WHERE id = ?"), id).Scan(&acc, &h)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", "", fmt.Errorf("player credentials %s: %w", id, ErrNotFound)
+	case err != nil:
+		return "", "", unavailable("player credentials", err)
+	case !acc.Valid:
+		return "", "", fmt.Errorf("player credentials %s: %w", id, ErrNoAccount)
+	}
+	return acc.String, h.String, nil
+}
+
+// TokensValidFrom returns the second (unix) from which player id's tokens
+// are accepted: a player token whose iat is before it was revoked (0: none
+// was). It always reads the database, never a cache, so a revocation is
+// seen by the next request. A player with no record is ErrNotFound.
+func (db *DB) TokensValidFrom(ctx context.Context, id string) (int64, error) {
+	if !validID(id) {
+		return 0, fmt.Errorf("tokens valid from: %w", ErrNotFound)
+	}
+	var from int64
+	err := db.sql.QueryRowContext(ctx, db.q("SELECT tokens_valid_from_s FROM players WHERE id = ?"), id).Scan(&from)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("tokens valid from %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, unavailable("tokens valid from", err)
+	}
+	return from, nil
+}
+
+// RevokeTokens revokes every token of player id issued up to now: it sets
+// the player's tokens_valid_from_s to the second after now's, or one past
+// its previous value when that is later (two revocations within one
+// second), and returns it. Every token minted before the call has an iat
+// at most now's second, or at most the previous value, so all are
+// refused; the caller mints its fresh token with an iat of the returned
+// second (auth.Signer.MintFrom), up to a second or two ahead of the
+// clock. A player with no record is ErrNotFound.
+func (db *DB) RevokeTokens(ctx context.Context, id string, now time.Time) (int64, error) {
+	return db.revoke(ctx, "revoke tokens", id, "", now)
+}
+
+// ChangePassword stores hash as player id's password hash and revokes
+// every token of the player issued up to now (as RevokeTokens does), in
+// one transaction, and returns the second from which tokens are accepted.
+// A player with no record is ErrNotFound, a guest ErrNoAccount.
+func (db *DB) ChangePassword(ctx context.Context, id, hash string, now time.Time) (int64, error) {
+	if hash == "" || len(hash) > 512 {
+		return 0, fmt.Errorf("change password: %w: password hash empty or too long", ErrInvalid)
+	}
+	return db.revoke(ctx, "change password", id, hash, now)
+}
+
+// revoke is RevokeTokens, also setting the password hash when hash is
+// not empty (then a guest is ErrNoAccount).
+func (db *DB) revoke(ctx context.Context, op, id, hash string, now time.Time) (int64, error) {
+	if !validID(id) {
+		return 0, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	var from int64
+	err := db.write(ctx, op, func(tx *sql.Tx) error {
+		var account sql.NullString
+		var prev int64
+		err := tx.QueryRowContext(ctx, db.q("SELECT account, tokens_valid_from_s FROM players WHERE id = ?"+db.dialect.lockRows), id).Scan(&account, &prev)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if hash != "" && !account.Valid {
+			return ErrNoAccount
+		}
+		from = max(now.Unix()+1, prev+1)
+		if hash != "" {
+			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET password_hash = ?, tokens_valid_from_s = ? WHERE id = ?"), hash, from, id)
+		} else {
+			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET tokens_valid_from_s = ? WHERE id = ?"), from, id)
+		}
+		return err
+	})
+	return from, err
 }

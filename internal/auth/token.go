@@ -97,12 +97,21 @@ func (s *Signer) WithClock(now func() time.Time) *Signer {
 // Mint signs c with kind set and IssuedAt, Expires (now+ttl) and ID filled
 // in, and returns the token.
 func (s *Signer) Mint(kind string, c Claims, ttl time.Duration) (string, error) {
+	return s.MintFrom(kind, c, 0, ttl)
+}
+
+// MintFrom is Mint with an IssuedAt of at least from (unix seconds): the
+// token of a player whose tokens issued before from are revoked is
+// accepted even when it is minted within the second of the revocation
+// (IssuedAt is then up to a second or two ahead of the clock; Verify does
+// not look at it). Expires is still now+ttl.
+func (s *Signer) MintFrom(kind string, c Claims, from int64, ttl time.Duration) (string, error) {
 	if kind == "" || c.Subject == "" {
 		return "", fmt.Errorf("mint token: %w: kind and subject are required", ErrMalformed)
 	}
 	now := s.now()
 	c.Kind = kind
-	c.IssuedAt = now.Unix()
+	c.IssuedAt = max(now.Unix(), from)
 	c.Expires = now.Add(ttl).Unix()
 	if c.ID == "" {
 		c.ID = RandomID(8)
