@@ -36,6 +36,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/httpguard"
+	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/safetext"
 	"github.com/arena-game/arena/internal/store"
 	"github.com/arena-game/arena/internal/wsconn"
@@ -240,6 +241,23 @@ func (s *Server) verifyPlayer(token string) (auth.Claims, string) {
 	}
 }
 
+// revoked reports whether c's token was issued before the second from
+// which its player's tokens are valid, as the dispatcher copied it to the
+// store (records.TokensValidFrom) when the player changed its password or
+// signed out its other devices. A store that fails or is slow (250 ms)
+// lets the token through: chat stays up without memcached, and the copy
+// is best effort (docs/PROTOCOL.md "Revoking tokens").
+func (s *Server) revoked(ctx context.Context, c auth.Claims) bool {
+	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	defer cancel()
+	from, err := records.TokensValidFrom(ctx, s.st, c.Subject)
+	if err != nil {
+		s.log.Debug("chat: revocation check skipped", "err", err)
+		return false
+	}
+	return c.IssuedAt < from
+}
+
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		s.m.refused.WithLabelValues("draining").Inc()
@@ -253,6 +271,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	claims, why := s.verifyPlayer(q.Get("token"))
+	if why == "" && s.revoked(r.Context(), claims) {
+		why = "player token revoked: sign in again"
+	}
 	if why != "" {
 		s.m.refused.WithLabelValues("token").Inc()
 		writeHTTPError(w, http.StatusUnauthorized, CodeUnauthorized, why)

@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/internal/waitfor"
 	"github.com/arena-game/arena/internal/wsconn"
 	"github.com/arena-game/arena/internal/wsconn/wsconntest"
@@ -707,4 +708,33 @@ func TestTextAndNamesAreSafe(t *testing.T) {
 	if _, err := e.srv.Announce(ctx, Sender{UUID: "operator", Username: "operator"}, "x\u202e"); asProtocolError(err).Code != CodeBadText {
 		t.Fatalf("announce with a bidi override: %v", err)
 	}
+}
+
+// TestRevokedTokenRefused: a player token issued before the second from
+// which the dispatcher recorded its player's tokens valid (a password
+// change, a sign-out of the other devices) is refused with 401; the fresh
+// token, and another player's, are not.
+func TestRevokedTokenRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	old := e.playerToken("u1", "x")
+	from := time.Now().Unix() + 1
+	if err := records.PutTokensValidFrom(context.Background(), e.st, "u1", from, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := waitCtx()
+	defer cancel()
+	if _, err := wsconn.DialClient(ctx, e.url+"?token="+old, 0); err == nil || !strings.Contains(err.Error(), "http 401") {
+		t.Fatalf("dial with a revoked token: %v, want an HTTP 401 refusal", err)
+	}
+	fresh, err := e.signer.MintFrom(auth.KindPlayer, auth.Claims{Subject: "u1", Name: "x"}, from, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := wsconn.DialClient(ctx, e.url+"?token="+fresh, 4096)
+	if err != nil {
+		t.Fatalf("dial with the fresh token: %v", err)
+	}
+	defer cl.Close(wsconn.CloseNormal, "")
+	(&tclient{Client: cl, t: t, uuid: "u1"}).expect("welcome", nil)
+	e.dial("u2", "") // another player: not affected
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/arena-game/arena/internal/auth"
 	"github.com/arena-game/arena/internal/ids"
+	"github.com/arena-game/arena/internal/records"
 	"github.com/arena-game/arena/matchmaking"
 	"github.com/arena-game/arena/playerdb"
 )
@@ -445,7 +446,8 @@ func (d *Dispatcher) handleRevokeTokens(w http.ResponseWriter, r *http.Request) 
 
 // revokeAndLogin runs revoke (which stores when c's player's tokens are
 // valid from) holding tokenMu, closes the player's /v1/play socket opened
-// with an older token, and answers a login with a fresh token.
+// with an older token, copies the revocation to the store for the chat
+// server, and answers a login with a fresh token.
 func (d *Dispatcher) revokeAndLogin(w http.ResponseWriter, r *http.Request, c auth.Claims, op string, revoke func() (int64, error)) {
 	d.tokenMu.Lock()
 	from, err := revoke()
@@ -456,6 +458,11 @@ func (d *Dispatcher) revokeAndLogin(w http.ResponseWriter, r *http.Request, c au
 	if err != nil {
 		d.playersError(w, op, err)
 		return
+	}
+	// The chat server verifies player tokens itself: it reads this copy
+	// (best effort; docs/PROTOCOL.md "Revoking tokens").
+	if err := records.PutTokensValidFrom(r.Context(), d.store, c.Subject, from, PlayerTokenTTL); err != nil {
+		d.log.Warn(op+": revocation not copied to the store; the chat server may accept older tokens", "uuid", c.Subject, "err", err)
 	}
 	p, err := d.players.Player(r.Context(), c.Subject)
 	if err != nil {

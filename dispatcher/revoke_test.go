@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/arena-game/arena/internal/auth"
+	"github.com/arena-game/arena/internal/records"
 )
 
 // playStatus is the HTTP answer of /v1/play to token before any upgrade
@@ -184,6 +185,12 @@ func TestRevokeOtherDevices(t *testing.T) {
 	assertRevoked(t, td, "the caller's old token", g.Token)
 	assertRevoked(t, td, "the other token", elsewhere.Token)
 	assertWorks(t, td, "the fresh token", fresh.Token, g.UUID)
+	// The chat server's copy of the revocation: the fresh token's second.
+	signer, _ := auth.NewSigner(tSecret)
+	fc, _ := signer.Verify(auth.KindPlayer, fresh.Token)
+	if from, err := records.TokensValidFrom(tctx(t), td.store, g.UUID); err != nil || from != fc.IssuedAt || from == 0 {
+		t.Fatalf("the store's copy: %d, %v; want %d", from, err, fc.IssuedAt)
+	}
 
 	var second LoginResponse
 	if code := td.call(t, "POST", "/v1/accounts/revoke", fresh.Token, nil, &second); code != 200 {

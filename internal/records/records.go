@@ -5,6 +5,7 @@
 //	player:UUID        Player (rating, profile), no expiry
 //	room:ROOMID        Room (members, hp, state, fight server), 1 hour
 //	fleet:table        the dispatcher's process table (JSON), refreshed on change
+//	revoked:UUID       when the player's tokens are valid from (unix s, decimal), 30 days
 //
 // Map handoff records and chat history are owned by mapserver and
 // chatserver and documented there.
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/arena-game/arena/internal/store"
@@ -170,4 +172,37 @@ func UpdateRoom(ctx context.Context, s store.Store, id string, fn func(*Room) er
 		}
 	}
 	return Room{}, fmt.Errorf("update room %s: %w", id, store.ErrCASConflict)
+}
+
+// RevokedKey is the key of a copy of the second from which a player's
+// tokens are valid, for the servers that verify player tokens without the
+// player database (chat); the database is the authority.
+func RevokedKey(uuid string) string { return "revoked:" + uuid }
+
+// PutTokensValidFrom records that uuid's player tokens issued (iat) before
+// from are revoked, for ttl (the longest a token lives: a revoked token
+// has expired by then).
+func PutTokensValidFrom(ctx context.Context, s store.Store, uuid string, from int64, ttl time.Duration) error {
+	if err := s.Set(ctx, &store.Item{Key: RevokedKey(uuid), Value: strconv.AppendInt(nil, from, 10), TTL: ttl}); err != nil {
+		return fmt.Errorf("put tokens valid from %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// TokensValidFrom returns the second from which uuid's player tokens are
+// valid as PutTokensValidFrom recorded it: 0 when nothing is recorded
+// (never revoked, expired, or lost with a memcached server).
+func TokensValidFrom(ctx context.Context, s store.Store, uuid string) (int64, error) {
+	it, err := s.Get(ctx, RevokedKey(uuid))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get tokens valid from %s: %w", uuid, err)
+	}
+	from, err := strconv.ParseInt(string(it.Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("get tokens valid from %s: %w", uuid, err)
+	}
+	return from, nil
 }
