@@ -101,7 +101,7 @@ if [ $# -gt 0 ]; then
   files=("$@")
 else
   # play first: it needs no bots in the queue; dashboard last: it leaves MAXNUM low for a while.
-  files=(play.test.mjs backfill.test.mjs client.test.mjs rejoin.test.mjs turns.test.mjs party.test.mjs solo.test.mjs records.test.mjs world.test.mjs errors.test.mjs newplayer.test.mjs restart.test.mjs signedin-restart.test.mjs fightsurvives.test.mjs dashboard.test.mjs)
+  files=(play.test.mjs backfill.test.mjs client.test.mjs rejoin.test.mjs turns.test.mjs party.test.mjs solo.test.mjs records.test.mjs accounts.test.mjs world.test.mjs errors.test.mjs newplayer.test.mjs restart.test.mjs signedin-restart.test.mjs fightsurvives.test.mjs dashboard.test.mjs)
 fi
 echo "== node --test ${files[*]} (screenshots in $ARENA_SCREENSHOTS)"
 node --test --test-concurrency=1 "${files[@]}" || status=$?

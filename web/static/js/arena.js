@@ -170,11 +170,16 @@ export class Lobby extends Connection {
   constructor(arena) {
     const proto = arena.base.startsWith('https:') ? 'wss:' : 'ws:';
     super(() => `${proto}//${new URL(arena.base).host}/v1/play?token=${encodeURIComponent(arena.token)}`, {
-      shouldRetry: () => !this.replaced && !!arena.token,
+      shouldRetry: () => !this.replaced && !this.revoked && !!arena.token,
     });
     /** replaced is set when another tab of the same player took over; the lobby then stops. */
     this.replaced = false;
-    this.on('error', (m) => { if (m.code === 'replaced') this.replaced = true; });
+    /** revoked is set when the player's token was revoked (revoked_token); the lobby then stops. */
+    this.revoked = false;
+    this.on('error', (m) => {
+      if (m.code === 'replaced') this.replaced = true;
+      if (m.code === 'revoked_token') this.revoked = true;
+    });
     this.on('match', (m) => arena.saveMatch(m));
   }
   /**
@@ -350,6 +355,16 @@ export class Arena {
   }
   /** claimAccount gives this player a login name and a password (POST /v1/accounts). */
   claimAccount(account, password) { return this.api('POST', '/v1/accounts', { token: this.token, body: { account, password } }); }
+  /**
+   * changePassword changes a named account's password (POST
+   * /v1/accounts/password) and keeps the fresh token it answers: every
+   * older token of the player, this one's included, stops working.
+   */
+  async changePassword(password, newPassword) {
+    return this.adopt(await this.api('POST', '/v1/accounts/password', { token: this.token, body: { password, new_password: newPassword } }));
+  }
+  /** revokeOthers signs the player out everywhere else (POST /v1/accounts/revoke) and keeps the fresh token it answers. */
+  async revokeOthers() { return this.adopt(await this.api('POST', '/v1/accounts/revoke', { token: this.token })); }
   /** history returns a page of a player's matches ({matches, next}). */
   history(uuid, { limit = 10, after = '' } = {}) {
     const q = new URLSearchParams({ limit: String(limit) });

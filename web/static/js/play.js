@@ -100,10 +100,14 @@ async function refreshRecords() {
       el('span', { class: 'score' }, String(e.score)))));
     $('#board-me').textContent = b && b.me ? `You are ${ordinal(b.me.place)} of ${b.total} with ${b.me.score}.`
       : 'Play a match to get a place on the leaderboard.';
-  } catch { /* nor without the leaderboard */ }
+  } catch (e) {
+    if (e.code === 'revoked_token') revokedSession(); // else the lobby works without the leaderboard
+  }
 }
 
 const REMEMBER_KEY = 'arena.remember';
+/** REVOKED_MSG is what a page whose token was revoked (revoked_token) says on the sign-in screen. */
+const REVOKED_MSG = 'You were signed out here: this account\'s password was changed, or it signed out its other devices. Sign in again.';
 
 /** remember keeps this browser's player (token and name) for the next visit, in localStorage. */
 function remember() {
@@ -143,7 +147,8 @@ function setupAccounts() {
       if (e.unauthorized) {
         localStorage.removeItem(REMEMBER_KEY);
         showRemembered();
-        banner('That player\'s session expired. Sign in with its account, or play as a new guest.', { kind: 'info' });
+        banner(e.code === 'revoked_token' ? REVOKED_MSG
+          : 'That player\'s session expired. Sign in with its account, or play as a new guest.', { kind: 'info' });
       } else banner('The arena server is unreachable. Try again.');
     }
   });
@@ -182,6 +187,77 @@ function setupAccounts() {
       err.hidden = false;
     }
   });
+  $('#password-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const err = $('#password-error');
+    err.hidden = true;
+    const btn = $('#password-save');
+    btn.disabled = true;
+    try {
+      await withNewToken(() => arena.changePassword($('#password-current').value, $('#password-new').value));
+      $('#password-current').value = '';
+      $('#password-new').value = '';
+      $('#password-box').open = false;
+      toast('Password changed. Your other devices are signed out.');
+    } catch (ex) {
+      if (ex.code === 'revoked_token') return; // revokedSession has shown the sign-in screen
+      const msgs = {
+        bad_credentials: 'Wrong current password.',
+        bad_password: 'A new password is 8 to 128 characters.',
+        rate_limited: 'Too many attempts; wait a minute.',
+        no_account: 'Save your player with an account first.',
+      };
+      err.textContent = msgs[ex.code] || `Could not change the password: ${ex.message}`;
+      err.hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $('#revoke-others').addEventListener('click', async () => {
+    try {
+      await withNewToken(() => arena.revokeOthers());
+      toast('Your other devices are signed out.');
+    } catch (ex) {
+      if (ex.code !== 'revoked_token') toast(ex.code === 'rate_limited' ? 'Too many attempts; wait a minute.' : `Could not sign out the other devices: ${ex.message}`);
+    }
+  });
+}
+
+/**
+ * withNewToken runs call, a request that revokes the player's tokens and
+ * answers a fresh one (arena.changePassword, arena.revokeOthers), and
+ * moves this page onto the fresh token: the /v1/play socket (opened with
+ * the old token, which the dispatcher is about to refuse) is closed first
+ * and opened again afterwards, the chat and the map view reconnect with
+ * the new token, and the remembered token is replaced. A call refused
+ * with revoked_token (another device revoked this page's token first)
+ * ends the session.
+ */
+async function withNewToken(call) {
+  if (S.play) { const p = S.play; S.play = null; p.stop(1000, 'new token'); }
+  try {
+    const id = await call();
+    S.token = id.token;
+    if (S.chat) S.chat.token = id.token;
+    if (S.world) S.world.token = id.token;
+    remember();
+    return id;
+  } catch (ex) {
+    if (ex.code === 'revoked_token') revokedSession();
+    throw ex;
+  } finally {
+    connectPlay();
+  }
+}
+
+/** revokedSession ends a session whose token was revoked: the sign-in screen, open, with the account's name. */
+function revokedSession() {
+  const account = S.me && S.me.account;
+  endSession(REVOKED_MSG, { forget: true });
+  if (account) {
+    $('#signin-box').open = true;
+    $('#signin-account').value = account;
+  }
 }
 
 /** renewToken trades the token for a fresh one (30 more days), so a returning player keeps its record. */
@@ -189,8 +265,12 @@ async function renewToken() {
   try {
     const id = await arena.refresh();
     S.token = id.token;
+    if (S.chat) S.chat.token = id.token;
+    if (S.world) S.world.token = id.token;
     remember();
-  } catch { /* the old token keeps working until it expires */ }
+  } catch (e) {
+    if (e.code === 'revoked_token') revokedSession(); // else the old token keeps working until it expires
+  }
 }
 
 async function refreshLobby() {
@@ -279,14 +359,19 @@ async function startSession() {
   }
 }
 
-function endSession(message) {
+/**
+ * endSession closes every connection and shows the sign-in screen with
+ * message. The remembered player is forgotten when there is no message (a
+ * sign-out) or forget is set (its token was revoked).
+ */
+function endSession(message, { forget = !message } = {}) {
   S.wantQueue = false;
   if (S.play) { const p = S.play; S.play = null; p.stop(1000, 'logout'); }
   if (S.fight) { S.fight.stop(); S.fight = null; }
   if (S.chat) { S.chat.stop(); S.chat = null; }
   if (S.world) { S.world.stop(); S.world = null; }
   arena.logout();
-  if (!message) { try { localStorage.removeItem(REMEMBER_KEY); } catch { /* private mode */ } }
+  if (forget) { try { localStorage.removeItem(REMEMBER_KEY); } catch { /* private mode */ } }
   S.token = '';
   S.me = null;
   renderMe();
@@ -307,6 +392,10 @@ async function checkToken() {
     await api.me(S.token);
     return true;
   } catch (e) {
+    if (e.code === 'revoked_token') {
+      revokedSession();
+      return false;
+    }
     if (e.unauthorized) {
       endSession('Your session expired. Play as guest again to continue.');
       return false;
@@ -453,6 +542,9 @@ function onPlayError(m) {
       break;
     case 'no_capacity':
       toast('No fight server could take the room yet; you are still queued.');
+      break;
+    case 'revoked_token':
+      revokedSession();
       break;
     case 'expired_token': case 'bad_token': case 'no_token': case 'unauthorized':
       endSession('Your session expired. Play as guest again to continue.');
@@ -687,7 +779,12 @@ async function boot() {
         arena.logout();
         show('login');
         setNet('ready', 'ok');
-        banner('Your session expired. Play as guest again to continue.', { kind: 'info' });
+        if (e.code === 'revoked_token') {
+          try { localStorage.removeItem(REMEMBER_KEY); } catch { /* private mode */ }
+          showRemembered();
+          $('#signin-box').open = true;
+          banner(REVOKED_MSG, { kind: 'info' });
+        } else banner('Your session expired. Play as guest again to continue.', { kind: 'info' });
         return;
       }
       setNet('offline', 'bad');
