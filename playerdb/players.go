@@ -341,7 +341,8 @@ func (db *DB) TokensValidFrom(ctx context.Context, id string) (int64, error) {
 // at most now's second, or at most the previous value, so all are
 // refused; the caller mints its fresh token with an iat of the returned
 // second (auth.Signer.MintFrom), up to a second or two ahead of the
-// clock. A player with no record is ErrNotFound.
+// clock. The player is marked seen. A player with no record is
+// ErrNotFound.
 func (db *DB) RevokeTokens(ctx context.Context, id string, now time.Time) (int64, error) {
 	return db.revoke(ctx, "revoke tokens", id, "", now)
 }
@@ -378,10 +379,14 @@ func (db *DB) revoke(ctx context.Context, op, id, hash string, now time.Time) (i
 			return ErrNoAccount
 		}
 		from = max(now.Unix()+1, prev+1)
+		// Seen now: a guest is pruned only when unseen for longer than a
+		// token lives, so its record, and with it the revocation, outlives
+		// every token the revocation refuses.
+		seen := db.now().UnixMilli()
 		if hash != "" {
-			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET password_hash = ?, tokens_valid_from_s = ? WHERE id = ?"), hash, from, id)
+			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET password_hash = ?, tokens_valid_from_s = ?, last_seen_ms = ? WHERE id = ?"), hash, from, seen, id)
 		} else {
-			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET tokens_valid_from_s = ? WHERE id = ?"), from, id)
+			_, err = tx.ExecContext(ctx, db.q("UPDATE players SET tokens_valid_from_s = ?, last_seen_ms = ? WHERE id = ?"), from, seen, id)
 		}
 		return err
 	})
