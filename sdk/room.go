@@ -272,10 +272,11 @@ func (r *Room) After(d time.Duration, fn func()) *Timer {
 
 // Save writes the Handler's snapshot (see Snapshotter) to the shared store
 // under the room's id, so a process that takes the room over can Restore
-// it. Snapshot runs now, on the room's goroutine; the write happens in the
-// background (the newest snapshot wins; at most one write per room is in
-// flight). It costs the room the Snapshot call, and the store one write of
-// the snapshot's size (see docs/your-game.md).
+// it. Snapshot runs now, on the room's goroutine; the server's one
+// snapshot writer writes it in the background, batched with other rooms'
+// (the newest snapshot wins; at most one write per room is in flight).
+// It costs the room the Snapshot call, and the store one write of the
+// snapshot's size (see docs/your-game.md).
 func (r *Room) Save() error {
 	s, ok := r.h.(Snapshotter)
 	if !ok || r.srv.store == nil {

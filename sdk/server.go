@@ -138,6 +138,7 @@ type Server struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	met    *metrics
+	snaps  *snapWriter // nil without a store
 	ws     *wsconn.Server
 	mux    *http.ServeMux
 
@@ -222,6 +223,10 @@ func New(game Game, cfg Config, gameConfig []byte, deps Deps) (*Server, error) {
 	})
 	s.mux.HandleFunc("GET /ws", s.handleWS)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if s.store != nil {
+		s.snaps = newSnapWriter(s.store, s.met)
+		go s.snaps.run()
+	}
 	go s.watchdog()
 	return s, nil
 }
@@ -292,7 +297,9 @@ func publicAddr(bound, advertise string) string {
 // Close ends every room with reason "shutdown" (players get
 // server_shutdown naming the room; nothing is rated; room records are
 // marked failed), stops the listener and waits (at most 5 s) for the
-// rooms to finish. Closing twice is a no-op.
+// rooms to finish, then for the snapshot writer's batch in flight (each
+// room that ended by then had its newest snapshot written; later ones are
+// dropped). Closing twice is a no-op.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -308,6 +315,11 @@ func (s *Server) Close() error {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
+	}
+	if s.snaps != nil {
+		// After the rooms' last snapshots (a shutdown writes each room's
+		// newest); a room still ending now has its snapshot dropped.
+		s.snaps.close()
 	}
 	if hs != nil {
 		return hs.Close()
@@ -518,7 +530,7 @@ func (s *Server) roomEnded(r *Room, res Result, at time.Time) {
 	defer cancel()
 	// Nothing is saved after the end: a room that ended for good drops its
 	// snapshot, one stopped by a shutdown keeps its newest.
-	r.snapshot.stop(res.Reason == ReasonShutdown)
+	r.snapshot.stop(s.snaps, res.Reason == ReasonShutdown)
 	if res.Reason != ReasonShutdown {
 		s.deleteSnapshot(ctx, r.id)
 		if err := s.rep.Del(ctx, r.id); err != nil {
