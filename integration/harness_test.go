@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arena-game/arena/internal/benchdisp"
 	"github.com/arena-game/arena/internal/lineproto/linetest"
 	"github.com/arena-game/arena/internal/store/storetest"
 	"github.com/arena-game/arena/internal/waitfor"
@@ -45,17 +46,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a port that was free a moment ago.
+// freePort returns a port that was free a moment ago, below the kernel's
+// ephemeral range (benchdisp.FreePort): a dispatcher a test restarts after
+// kill -9 binds the same ports again, and a port from the ephemeral range
+// may meanwhile be the local end of another test's outgoing connection.
 // It never hands out the same port twice in one test run.
 func freePort(t *testing.T) int {
 	t.Helper()
 	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		port := benchdisp.FreePort()
+		if port == 0 {
+			t.Fatal("no free port")
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
 		handedMu.Lock()
 		seen := handed[port]
 		handed[port] = true
@@ -71,11 +73,13 @@ var (
 	handed   = map[int]bool{}
 )
 
-// portBlock returns the first of n consecutive ports that are free now.
+// portBlock returns the first of n consecutive ports that are free now,
+// below the kernel's ephemeral range (32768 and up) for the reason
+// freePort gives: fleet processes respawn on these ports.
 func portBlock(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		base := 20000 + (os.Getpid()*7+try*131+int(time.Now().UnixNano()%9973))%20000
+		base := 20000 + (os.Getpid()*7+try*131+int(time.Now().UnixNano()%9973))%(32768-20000-n)
 		ok := true
 		for p := base; p < base+n; p++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
