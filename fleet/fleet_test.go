@@ -132,6 +132,67 @@ func TestLostEventCorrectedByStatus(t *testing.T) {
 	})
 }
 
+// TestStatusReadBeforeAnAssignmentKeepsIt: a Status answer the host
+// asked for before a room was assigned (or ended) and that arrives after
+// does not undo the assignment (or the end). CI saw dispatcher's
+// TestBackfillThroughTheFleet time out: a stale answer without the new
+// room made the host report it gone, the dispatcher ended it and the
+// matchmaker had no room left to backfill.
+func TestStatusReadBeforeAnAssignmentKeepsIt(t *testing.T) {
+	n := &fleettest.Network{}
+	d := fleettest.NewDispatcher(t, n, nil) // MAXNUM 2
+	h := fleettest.NewHost(t, n, "host-a", "10.0.0.1", fleettest.Kinds(t, 1), nil)
+	fleettest.WaitHosts(t, d.F, 1)
+	ctx := context.Background()
+	first, err := d.F.PlaceRoom(ctx, room("r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.ByPort(first.Port)
+	hostRooms := func() []string {
+		for _, pi := range h.A.Processes() {
+			if int(pi.GetPort()) == first.Port {
+				return pi.GetRooms()
+			}
+		}
+		return nil
+	}
+
+	hold := p.HoldStatus()
+	defer hold.Stop()
+	waitfor.Recv(t, hold.Read(), "a Status call that read r1 alone")
+	second, err := d.F.PlaceRoom(ctx, room("r2"))
+	if err != nil || second.Port != first.Port {
+		t.Fatalf("r2 placed %+v, %v; want the same process", second, err)
+	}
+	hold.Answer()
+	waitfor.Recv(t, hold.Read(), "the next Status call (the stale answer applied)")
+	if got := hostRooms(); !slices.Contains(got, "r2") {
+		t.Fatalf("the host's rooms after a Status answer read before r2 was assigned: %v, want r1 and r2", got)
+	}
+
+	// The other way: the answer read r1 and r2; r1 ends before it arrives.
+	p.EndRoom("r1")
+	waitfor.Cond(t, "the host learns r1 ended", func() bool { return !slices.Contains(hostRooms(), "r1") })
+	hold.Answer()
+	waitfor.Recv(t, hold.Read(), "the next Status call (the stale answer applied)")
+	if got := hostRooms(); slices.Contains(got, "r1") {
+		t.Fatalf("the host's rooms after a Status answer read before r1 ended: %v, want r2 alone", got)
+	}
+	// A command's result follows the snapshots the host queued before
+	// it: once Backfill answers, the dispatcher has heard them all.
+	if _, err := d.F.Backfill(ctx, "r2", []proc.Player{{UUID: "late"}}); err != nil {
+		t.Fatalf("backfill r2: %v", err)
+	}
+	if ended := d.EndedRooms(); slices.Contains(ended, "r2") {
+		t.Fatalf("the dispatcher ended r2 (ended: %v)", ended)
+	}
+	row, _ := d.F.Lookup(fleet.Key{Host: "host-a", Port: first.Port})
+	if !slices.Equal(row.Rooms, []string{"r2"}) {
+		t.Fatalf("the dispatcher's rooms of the process: %v, want [r2]", row.Rooms)
+	}
+}
+
 // TestPlaceMapAndBackfill places map instances and backfills a room.
 func TestPlaceMapAndBackfill(t *testing.T) {
 	n := &fleettest.Network{}

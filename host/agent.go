@@ -127,6 +127,21 @@ type child struct {
 	h       *Child
 	stop    context.CancelFunc // ends its watcher
 	fails   int
+	// seq counts the changes the process told (events) or answered
+	// (assignments); touched holds, per room assigned or ended, the seq
+	// of that change until a Status poll read after it. A Status answer
+	// read before a change never undoes it (pollStatus).
+	seq     uint64
+	touched map[string]uint64
+}
+
+// noteLocked records a change the process told or answered, and the room
+// it concerned ("" for none). Callers hold a.mu.
+func (c *child) noteLocked(room string) {
+	c.seq++
+	if room != "" {
+		c.touched[room] = c.seq
+	}
 }
 
 // NewAgent returns an Agent; Run connects and supervises.

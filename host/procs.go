@@ -125,7 +125,7 @@ func (a *Agent) spawn(ctx context.Context, kind string) (*hostpb.ProcessInfo, er
 		return nil, err
 	}
 	c := &child{kind: kind, port: port, state: hostpb.ProcessState_PROCESS_STATE_STARTING, started: time.Now(),
-		rooms: map[string]bool{}, maps: map[string]int{}}
+		rooms: map[string]bool{}, maps: map[string]int{}, touched: map[string]uint64{}}
 	a.procs[port] = c
 	a.mu.Unlock()
 
@@ -214,11 +214,13 @@ func (a *Agent) apply(c *child, ev proc.Event) {
 	case proc.RoomEnded:
 		delete(c.rooms, e.Room)
 		c.load = e.Load
+		c.noteLocked(e.Room)
 	case proc.LoadChanged:
 		c.load, c.conns = e.Load, e.Connections
 		if c.kind == proc.KindMap {
 			c.maps = e.Maps
 		}
+		c.noteLocked("")
 	case proc.BackfillWanted:
 		if a.conn != nil {
 			a.conn.post(&hostpb.HostMessage{Msg: &hostpb.HostMessage_Backfill{Backfill: &hostpb.BackfillWanted{
@@ -317,14 +319,16 @@ func (a *Agent) ensureFixed(ctx context.Context) {
 func (a *Agent) pollStatus(ctx context.Context) {
 	a.mu.Lock()
 	list := make([]*child, 0, len(a.procs))
+	asked := make([]uint64, 0, len(a.procs))
 	for _, c := range a.procs {
 		if c.h != nil && c.state != hostpb.ProcessState_PROCESS_STATE_STARTING {
 			list = append(list, c)
+			asked = append(asked, c.seq)
 		}
 	}
 	a.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, c := range list {
+	for i, c := range list {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -345,24 +349,52 @@ func (a *Agent) pollStatus(ctx context.Context) {
 				return
 			}
 			c.fails = 0
-			rooms := make(map[string]bool, len(st.Rooms))
-			for _, r := range st.Rooms {
-				rooms[r] = true
-			}
-			changed := c.load != st.Load || c.conns != st.Connections || len(rooms) != len(c.rooms)
-			for r := range rooms {
-				changed = changed || !c.rooms[r]
-			}
-			if c.kind == proc.KindMap && !sameMaps(c.maps, st.Maps) {
-				c.maps, changed = st.Maps, true
-			}
-			c.load, c.conns, c.rooms = st.Load, st.Connections, rooms
+			changed := reconcileLocked(c, st, asked[i])
 			if changed {
 				a.markDirtyLocked(c.port, nil)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// reconcileLocked makes c's model what its Status answer st says, as
+// far as nothing newer is known: the answer was read at some point after
+// c.seq was asked, and an event or an assignment may have come in since
+// (on a loaded machine a Status call can take long). Rooms assigned or
+// ended since keep what the model knows; the load, connections and maps
+// are the model's when anything came in since (every event and answer
+// carries the whole load). It reports whether the model changed. Callers
+// hold a.mu.
+func reconcileLocked(c *child, st proc.Status, asked uint64) bool {
+	rooms := make(map[string]bool, len(st.Rooms))
+	for _, r := range st.Rooms {
+		rooms[r] = true
+	}
+	for r, seq := range c.touched {
+		switch {
+		case seq <= asked:
+			delete(c.touched, r) // the answer was read after it: it knows
+		case c.rooms[r]:
+			rooms[r] = true
+		default:
+			delete(rooms, r)
+		}
+	}
+	changed := len(rooms) != len(c.rooms)
+	for r := range rooms {
+		changed = changed || !c.rooms[r]
+	}
+	c.rooms = rooms
+	if c.seq != asked {
+		return changed
+	}
+	changed = changed || c.load != st.Load || c.conns != st.Connections
+	c.load, c.conns = st.Load, st.Connections
+	if c.kind == proc.KindMap && !sameMaps(c.maps, st.Maps) {
+		c.maps, changed = st.Maps, true
+	}
+	return changed
 }
 
 func sameMaps(a, b map[string]int) bool {
@@ -406,6 +438,7 @@ func (a *Agent) assignRoom(ctx context.Context, port int, room proc.Room) (int, 
 	if a.procs[port] == c {
 		c.rooms[room.ID] = true
 		c.load = load
+		c.noteLocked(room.ID)
 		a.markDirtyLocked(port, nil)
 	}
 	a.mu.Unlock()
@@ -428,6 +461,7 @@ func (a *Agent) backfill(ctx context.Context, port int, room string, players []p
 	a.mu.Lock()
 	if a.procs[port] == c {
 		c.load = load
+		c.noteLocked("")
 		a.markDirtyLocked(port, nil)
 	}
 	a.mu.Unlock()
@@ -453,6 +487,7 @@ func (a *Agent) hostMap(ctx context.Context, port int, mapID string) (int, error
 			c.maps[mapID] = 0
 		}
 		c.load = load
+		c.noteLocked("")
 		a.markDirtyLocked(port, nil)
 	}
 	a.mu.Unlock()

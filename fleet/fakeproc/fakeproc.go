@@ -32,6 +32,53 @@ type Proc struct {
 	joined []string
 	sp     *Spawner
 	host   proc.HostServices
+	hold   *StatusHold
+}
+
+// StatusHold holds a process's Status answers (HoldStatus).
+type StatusHold struct {
+	read, answer, done chan struct{}
+	once               sync.Once
+}
+
+// HoldStatus makes every later Status call read its answer, announce
+// that on Read, and answer only when Answer lets it: a test can change
+// the process while an answer is on its way, as on a slow machine. Stop
+// ends the hold (calls waiting answer at once).
+func (p *Proc) HoldStatus() *StatusHold {
+	h := &StatusHold{read: make(chan struct{}), answer: make(chan struct{}), done: make(chan struct{})}
+	p.mu.Lock()
+	p.hold = h
+	p.mu.Unlock()
+	return h
+}
+
+// Read receives a value once a held Status call has read its answer.
+func (h *StatusHold) Read() <-chan struct{} { return h.read }
+
+// Answer lets one held Status call answer (the one that announced on
+// Read); it waits until that call takes it or the hold stops.
+func (h *StatusHold) Answer() {
+	select {
+	case h.answer <- struct{}{}:
+	case <-h.done:
+	}
+}
+
+// Stop ends the hold.
+func (h *StatusHold) Stop() { h.once.Do(func() { close(h.done) }) }
+
+// wait announces a read answer and waits until it may go.
+func (h *StatusHold) wait() {
+	select {
+	case h.read <- struct{}{}:
+	case <-h.done:
+		return
+	}
+	select {
+	case <-h.answer:
+	case <-h.done:
+	}
 }
 
 // Quiet makes the process drop its events from now on, as lost events
@@ -115,7 +162,6 @@ func (p *Proc) Status(context.Context) (proc.Status, error) {
 		return proc.Status{}, fmt.Errorf("gone")
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	st := proc.Status{Maps: map[string]int{}}
 	for r := range p.rooms {
 		st.Rooms = append(st.Rooms, r)
@@ -124,6 +170,11 @@ func (p *Proc) Status(context.Context) (proc.Status, error) {
 	for m, n := range p.maps {
 		st.Maps[m] = n
 		st.Load += n
+	}
+	h := p.hold
+	p.mu.Unlock()
+	if h != nil {
+		h.wait()
 	}
 	return st, nil
 }
