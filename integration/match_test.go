@@ -130,12 +130,17 @@ func TestMatchDoneWhen(t *testing.T) {
 	if code := api(t, a, "GET", "/v1/tickets/"+players[3].uuid, a.Backend, nil, &ts); code != 200 || ts.Queue.State != "queued" {
 		t.Fatalf("2900 player: %d %+v", code, ts)
 	}
-	// The assignment is readable for the others.
+	// The assignment is readable for the others. It is recorded just
+	// after the players are told (in batches, PROTOCOL.md): wait for it.
 	var ts0 struct {
 		Assignment matchMsg `json:"assignment"`
 	}
-	if api(t, a, "GET", "/v1/tickets/"+players[0].uuid, a.Backend, nil, &ts0); ts0.Assignment.Room != room {
-		t.Fatalf("GET /v1/tickets assignment = %+v", ts0.Assignment)
+	waitfor.Cond(t, "the assignment readable at GET /v1/tickets", func() bool {
+		ts0.Assignment = matchMsg{}
+		return api(t, a, "GET", "/v1/tickets/"+players[0].uuid, a.Backend, nil, &ts0) == 200 && ts0.Assignment.Room != ""
+	})
+	if ts0.Assignment.Room != room || ts0.Assignment.Fight != fight || len(ts0.Assignment.Players) != 3 {
+		t.Fatalf("GET /v1/tickets assignment = %+v; want room %s on %s with 3 players", ts0.Assignment, room, fight)
 	}
 
 	// Join the fight; each sees three create_player.
