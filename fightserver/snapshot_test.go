@@ -40,6 +40,18 @@ func (s snapshot) fighter(uuid string) snapFighter {
 	return snapFighter{}
 }
 
+// twoJoined is a process of game with a room of two whose players both
+// joined (their state read).
+func twoJoined(t *testing.T, game sdk.Game) (*sdktest.Env, sdk.RoomSpec, *sdktest.Client, *sdktest.Client) {
+	t.Helper()
+	env := sdktest.New(t, game, sdk.Config{Game: Name})
+	room := env.Room(2)
+	a, b := env.Join(room, 0), env.Join(room, 1)
+	a.Expect("state")
+	b.Expect("state")
+	return env, room, a, b
+}
+
 func attackMsg(target string) string {
 	return fmt.Sprintf(`{"type":"event","event":"attack","target":%q,"ball_uuid":"b","x":0,"y":0,"angle":0}`, target)
 }
@@ -51,11 +63,7 @@ func attackMsg(target string) string {
 func TestFightSurvivesItsProcess(t *testing.T) {
 	rules := Rules{AttackCooldown: -1, AttackRange: 100000, MoveSpeed: 1000000, SnapshotEvery: 20 * time.Millisecond}
 	game := NewGame(rules)
-	first := sdktest.New(t, game, sdk.Config{Game: Name})
-	room := first.Room(2)
-	a, b := first.Join(room, 0), first.Join(room, 1)
-	a.Expect("state")
-	b.Expect("state")
+	first, room, a, b := twoJoined(t, game)
 	ua, ub := room.Players[0].UUID, room.Players[1].UUID
 	for range 2 {
 		a.Send(attackMsg(ub))
@@ -246,11 +254,7 @@ func BenchmarkSaveToMemcached(b *testing.B) {
 func TestRestoreKeepsCooldowns(t *testing.T) {
 	rules := Rules{AttackCooldown: time.Hour, AttackRange: 100000, SnapshotEvery: time.Hour}
 	game := NewGame(rules)
-	first := sdktest.New(t, game, sdk.Config{Game: Name})
-	room := first.Room(2)
-	a, b := first.Join(room, 0), first.Join(room, 1)
-	a.Expect("state")
-	b.Expect("state")
+	first, room, a, b := twoJoined(t, game)
 	ub := room.Players[1].UUID
 	a.Send(attackMsg(ub))
 	a.Expect("hp")

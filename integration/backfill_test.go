@@ -40,6 +40,19 @@ func queueThreeAndJoin(t *testing.T, ctx context.Context, a *Arena, prefix strin
 	return fs
 }
 
+// seeEachOther waits until each fighter heard create_player for every
+// member of its room (itself included).
+func seeEachOther(t *testing.T, ctx context.Context, fs []*fighter) {
+	t.Helper()
+	for _, f := range fs {
+		for range fs {
+			if err := f.fight.RecvType(ctx, "create_player", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func joinFight(t *testing.T, ctx context.Context, g *gamer) *fighter {
 	t.Helper()
 	f := &fighter{gamer: g}
@@ -85,13 +98,7 @@ func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
 	ctx := ctxT(t, 90*time.Second)
 	fs := queueThreeAndJoin(t, ctx, a, "bf")
 	room := fs[0].match.Room
-	for _, f := range fs {
-		for range 3 {
-			if err := f.fight.RecvType(ctx, "create_player", nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seeEachOther(t, ctx, fs)
 	stay, gone := fs[:2], fs[2]
 	// The third drops and never comes back; a latecomer queues meanwhile.
 	gone.fight.Close(wsconn.CloseNormal, "")
@@ -190,13 +197,7 @@ func TestFightSeatBackfilledAfterDispatcherRestart(t *testing.T) {
 	ctx := ctxT(t, 90*time.Second)
 	fs := queueThreeAndJoin(t, ctx, a, "rb")
 	room := fs[0].match.Room
-	for _, f := range fs {
-		for range 3 {
-			if err := f.fight.RecvType(ctx, "create_player", nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	seeEachOther(t, ctx, fs)
 	_ = a.cmd.Process.Kill()
 	<-a.done
 	a.restart(t)
