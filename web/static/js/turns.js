@@ -90,6 +90,7 @@ function act(action) {
 
 function showResult(r) {
   show('t-result');
+  for (const b of ['#t-attack', '#t-heal', '#t-defend']) $(b).disabled = true;
   const won = r.winner && r.winner === S.me;
   $('#t-result-title').textContent = won ? 'Victory!' : r.winner ? 'Defeated' : 'No winner';
   $('#t-result-rows').replaceChildren(...r.players.map((p) => {
@@ -97,7 +98,10 @@ function showResult(r) {
     return el('tr', { dataset: { uuid: p.uuid } }, el('td', {}, String(p.place)), el('td', {}, p.username),
       el('td', {}, `${p.old_score} → ${p.new_score}`), el('td', { class: 'delta' }, (d > 0 ? '+' : '') + d));
   }));
-  if (S.room) { S.room.stop(); S.room = null; }
+  // The server closes the room's connection after the result, and a Room
+  // that heard its result does not reconnect: closing it here too raced
+  // the server's close (two close frames, a console error).
+  S.room = null;
 }
 
 function toLobby() {
