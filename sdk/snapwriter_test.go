@@ -287,7 +287,7 @@ func TestSnapshotManyRoomsFewSetMultiCalls(t *testing.T) {
 func TestSnapshotFailuresLogOncePerRoom(t *testing.T) {
 	st := newSnapStore()
 	st.failing = "bad"
-	var logs syncLog
+	var logs SyncLog
 	s, room := newSnapServer(t, st, slog.New(slog.NewTextHandler(&logs, nil)))
 	gate, bad1, bad2, good := room("gate"), room("bad1"), room("bad2"), room("good")
 	saves := s.met.saves
@@ -370,19 +370,20 @@ func TestSnapshotWriterStopsOnClose(t *testing.T) {
 	}
 }
 
-// syncLog is a log destination read while the server writes to it.
-type syncLog struct {
+// SyncLog is a log destination read while the server writes to it
+// (exported for the package's external tests too).
+type SyncLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (w *syncLog) Write(p []byte) (int, error) {
+func (w *SyncLog) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
 
-func (w *syncLog) String() string {
+func (w *SyncLog) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()

@@ -1,13 +1,11 @@
 package sdk_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -32,24 +30,6 @@ func (s *failingSaves) Set(ctx context.Context, it *store.Item) error {
 	return s.Store.Set(ctx, it)
 }
 
-// syncBuffer is a log destination read while the server writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestFailedSavesLogOnce: while the store refuses a room's snapshots,
 // every failed write is counted but only the first is logged, and the
 // first write that works again says so (a memcached outage must not log a
@@ -57,7 +37,7 @@ func (w *syncBuffer) String() string {
 func TestFailedSavesLogOnce(t *testing.T) {
 	st := &failingSaves{Store: storetest.New(t)}
 	st.down.Store(true)
-	var log syncBuffer
+	var log sdk.SyncLog
 	env := newEnv(t, &testGame{}, sdk.Config{}, sdktestOptions(st, &log))
 	room := env.Room(2)
 	a := env.Join(room, 0)
@@ -87,6 +67,6 @@ func TestFailedSavesLogOnce(t *testing.T) {
 	}
 }
 
-func sdktestOptions(st store.Store, w *syncBuffer) sdktest.Options {
+func sdktestOptions(st store.Store, w *sdk.SyncLog) sdktest.Options {
 	return sdktest.Options{Store: st, Log: slog.New(slog.NewTextHandler(w, nil))}
 }
