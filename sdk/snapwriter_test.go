@@ -125,6 +125,30 @@ func newSnapServer(t *testing.T, st store.Store, log *slog.Logger) (*Server, fun
 	return s, func(id string) *Room { return newRoom(s, RoomSpec{ID: id}, time.Now()) }
 }
 
+// saveHeld saves r's snapshot v with the store holding the write: it
+// returns once the write is in flight, and release lets it finish.
+func saveHeld(t *testing.T, st *snapStore, r *Room, v []byte) (release func()) {
+	t.Helper()
+	release = st.holdNext()
+	r.snapshot.save(r, v)
+	waitEntered(t, st)
+	return release
+}
+
+// stopInBackground stops r's saver (with flush or not) on a goroutine,
+// then runs then (if any); the channel closes when both are done.
+func stopInBackground(s *Server, r *Room, flush bool, then func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		r.snapshot.stop(s.snaps, flush)
+		if then != nil {
+			then()
+		}
+		close(done)
+	}()
+	return done
+}
+
 func waitEntered(t *testing.T, st *snapStore) {
 	t.Helper()
 	select {
@@ -145,9 +169,7 @@ func TestSnapshotNewestReplacesTheOneWaiting(t *testing.T) {
 	st := newSnapStore()
 	_, room := newSnapServer(t, st, nil)
 	a := room("a")
-	release := st.holdNext()
-	a.snapshot.save(a, []byte("1"))
-	waitEntered(t, st) // "1" is in flight
+	release := saveHeld(t, st, a, []byte("1")) // "1" is in flight
 	a.snapshot.save(a, []byte("2"))
 	a.snapshot.save(a, []byte("3")) // replaces "2", which waits
 	release()
@@ -161,16 +183,9 @@ func TestSnapshotStopWithFlushWritesTheOneWaiting(t *testing.T) {
 	st := newSnapStore()
 	s, room := newSnapServer(t, st, nil)
 	a := room("a")
-	release := st.holdNext()
-	a.snapshot.save(a, []byte("1"))
-	waitEntered(t, st)
+	release := saveHeld(t, st, a, []byte("1"))
 	a.snapshot.save(a, []byte("2")) // waits behind "1"
-	stopped := make(chan struct{})
-	go func() {
-		a.snapshot.stop(s.snaps, true)
-		st.event("stopped")
-		close(stopped)
-	}()
+	stopped := stopInBackground(s, a, true, func() { st.event("stopped") })
 	waitfor.Cond(t, "stop waiting for the writes", func() bool { return stopWaits(a) })
 	release()
 	<-stopped
@@ -191,16 +206,9 @@ func TestSnapshotStopWithoutFlushDropsTheOneWaiting(t *testing.T) {
 	st := newSnapStore()
 	s, room := newSnapServer(t, st, nil)
 	a := room("a")
-	release := st.holdNext()
-	a.snapshot.save(a, []byte("1"))
-	waitEntered(t, st)
+	release := saveHeld(t, st, a, []byte("1"))
 	a.snapshot.save(a, []byte("2"))
-	stopped := make(chan struct{})
-	go func() {
-		a.snapshot.stop(s.snaps, false)
-		st.event("stopped")
-		close(stopped)
-	}()
+	stopped := stopInBackground(s, a, false, func() { st.event("stopped") })
 	waitfor.Cond(t, "stop waiting for the write in flight", func() bool { return stopWaits(a) })
 	release()
 	<-stopped
@@ -223,16 +231,11 @@ func TestSnapshotNothingWrittenAfterStop(t *testing.T) {
 	st := newSnapStore()
 	s, room := newSnapServer(t, st, nil)
 	a := room("a")
-	release := st.holdNext()
-	a.snapshot.save(a, []byte("1"))
-	waitEntered(t, st)
-	ended := make(chan struct{})
-	go func() {
-		a.snapshot.stop(s.snaps, false)
+	release := saveHeld(t, st, a, []byte("1"))
+	ended := stopInBackground(s, a, false, func() {
 		s.deleteSnapshot(context.Background(), "a")
 		st.event("deleted")
-		close(ended)
-	}()
+	})
 	waitfor.Cond(t, "stop waiting for the write in flight", func() bool { return stopWaits(a) })
 	release()
 	<-ended
@@ -256,9 +259,7 @@ func TestSnapshotManyRoomsFewSetMultiCalls(t *testing.T) {
 	st := newSnapStore()
 	_, room := newSnapServer(t, st, nil)
 	first := room("first")
-	release := st.holdNext()
-	first.snapshot.save(first, []byte("x"))
-	waitEntered(t, st)
+	release := saveHeld(t, st, first, []byte("x"))
 	rooms := make([]*Room, n)
 	for i := range rooms {
 		rooms[i] = room(fmt.Sprintf("r%d", i))
@@ -294,9 +295,7 @@ func TestSnapshotFailuresLogOncePerRoom(t *testing.T) {
 	for i := range 3 {
 		// The three save while the gate room's write is held: they go
 		// out in one batch.
-		release := st.holdNext()
-		gate.snapshot.save(gate, []byte("g"))
-		waitEntered(t, st)
+		release := saveHeld(t, st, gate, []byte("g"))
 		for _, r := range []*Room{bad1, bad2, good} {
 			r.snapshot.save(r, []byte("v"))
 		}
@@ -336,15 +335,9 @@ func TestSnapshotWriterStopsOnClose(t *testing.T) {
 	st := newSnapStore()
 	s, room := newSnapServer(t, st, nil)
 	a, b := room("a"), room("b")
-	release := st.holdNext()
-	a.snapshot.save(a, []byte("1"))
-	waitEntered(t, st)
+	release := saveHeld(t, st, a, []byte("1"))
 	b.snapshot.save(b, []byte("1")) // waits behind a's batch
-	stopped := make(chan struct{})
-	go func() {
-		b.snapshot.stop(s.snaps, true)
-		close(stopped)
-	}()
+	stopped := stopInBackground(s, b, true, nil)
 	waitfor.Cond(t, "b's stop waiting", func() bool { return stopWaits(b) })
 	closed := make(chan struct{})
 	go func() {
