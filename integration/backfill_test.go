@@ -53,6 +53,22 @@ func seeEachOther(t *testing.T, ctx context.Context, fs []*fighter) {
 	}
 }
 
+// backfilledAfterLeave waits until a member who stayed hears that gone
+// left for good, then joins late to the match it gets, which must be the
+// running room with the four players.
+func backfilledAfterLeave(t *testing.T, ctx context.Context, stayed, gone *fighter, late *gamer, room string) *fighter {
+	t.Helper()
+	var out struct{ UUID, Reason string }
+	if err := stayed.fight.RecvType(ctx, "out", &out); err != nil || out.UUID != gone.uuid || out.Reason != "left" {
+		t.Fatalf("out %+v %v", out, err)
+	}
+	lf := joinFight(t, ctx, late)
+	if lf.match.Room != room || len(lf.match.Players) != 4 {
+		t.Fatalf("the latecomer's match %+v, want the running room %s with 4 players", lf.match, room)
+	}
+	return lf
+}
+
 func joinFight(t *testing.T, ctx context.Context, g *gamer) *fighter {
 	t.Helper()
 	f := &fighter{gamer: g}
@@ -111,14 +127,7 @@ func TestFightSeatBackfilledFromTheQueue(t *testing.T) {
 	if s := queueState(t, a, late.uuid); s != "queued" {
 		t.Fatalf("the latecomer during the grace: %s", s)
 	}
-	var out struct{ UUID, Reason string }
-	if err := stay[0].fight.RecvType(ctx, "out", &out); err != nil || out.UUID != gone.uuid || out.Reason != "left" {
-		t.Fatalf("out %+v %v", out, err)
-	}
-	lf := joinFight(t, ctx, late)
-	if lf.match.Room != room || len(lf.match.Players) != 4 {
-		t.Fatalf("the latecomer's match %+v, want the running room %s with 4 players", lf.match, room)
-	}
+	lf := backfilledAfterLeave(t, ctx, stay[0], gone, late, room)
 	var st struct {
 		You     string
 		Players []struct {
@@ -209,14 +218,7 @@ func TestFightSeatBackfilledAfterDispatcherRestart(t *testing.T) {
 	late.queue(t, ctx)
 	stay, gone := fs[:2], fs[2]
 	gone.fight.Close(wsconn.CloseNormal, "")
-	var out struct{ UUID, Reason string }
-	if err := stay[0].fight.RecvType(ctx, "out", &out); err != nil || out.UUID != gone.uuid || out.Reason != "left" {
-		t.Fatalf("out %+v %v", out, err)
-	}
-	lf := joinFight(t, ctx, late)
-	if lf.match.Room != room || len(lf.match.Players) != 4 {
-		t.Fatalf("the latecomer's match %+v, want the running room %s with 4 players", lf.match, room)
-	}
+	backfilledAfterLeave(t, ctx, stay[0], gone, late, room)
 	for _, f := range stay {
 		var cp createPlayer
 		if err := f.fight.RecvType(ctx, "create_player", &cp); err != nil || cp.UUID != late.uuid {
