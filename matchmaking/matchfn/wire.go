@@ -39,11 +39,59 @@ type session struct {
 	gen   uint64 // the last generation the plugin answered (0: none, the table is empty)
 	slots []sentSlot
 	free  []uint32
-	// slotOf is the used slots by ticket id. A first request (every
-	// candidate new) leaves it to a goroutine that runs while the plugin
-	// works; indexed is closed once it is built.
-	slotOf  map[string]uint32
-	indexed chan struct{}
+	// ids are the used slots by ticket id; a first request (every
+	// candidate new) builds them in a goroutine that runs while the
+	// plugin works.
+	ids slotIndex
+}
+
+// slotIndex is a table's used slots by ticket id. A first request, whose
+// candidates are all new, needs none on its path: build then makes it
+// in a goroutine (beside the RPC, or beside the function), and wait
+// joins that goroutine before the index is read or changed again.
+type slotIndex struct {
+	m     map[string]uint32
+	ready chan struct{} // non-nil while a goroutine builds m
+}
+
+// build indexes n slots (id gives a slot's ticket id, false for an empty
+// slot), in a goroutine when async.
+func (x *slotIndex) build(n int, id func(slot int) (string, bool), async bool) {
+	fill := func() {
+		m := make(map[string]uint32, n)
+		for slot := range n {
+			if k, ok := id(slot); ok {
+				m[k] = uint32(slot)
+			}
+		}
+		x.m = m
+	}
+	if !async {
+		fill()
+		return
+	}
+	done := make(chan struct{})
+	x.ready = done
+	go func() {
+		fill()
+		close(done)
+	}()
+}
+
+// wait waits for a build in a goroutine, if one runs.
+func (x *slotIndex) wait() {
+	if x.ready != nil {
+		<-x.ready
+		x.ready = nil
+	}
+}
+
+// drop forgets id when it names slot (after a pool that named a ticket
+// twice, the id names only its last slot).
+func (x *slotIndex) drop(id string, slot uint32) {
+	if s, ok := x.m[id]; ok && s == slot {
+		delete(x.m, id)
+	}
 }
 
 // sentSlot is a slot of the plugin's table: what the plugin holds of a
@@ -59,7 +107,7 @@ type sentSlot struct {
 }
 
 func newSession() *session {
-	return &session{id: rand.Uint64() | 1, slotOf: map[string]uint32{}}
+	return &session{id: rand.Uint64() | 1, ids: slotIndex{m: map[string]uint32{}}}
 }
 
 // same reports whether the plugin's copy of a candidate is c (search
@@ -70,23 +118,10 @@ func (sl *sentSlot) same(c *matchmaking.Candidate) bool {
 		sl.created == c.Created.UnixNano() && sl.search == c.Search
 }
 
-// index waits for the slots' index by id, when a goroutine builds it.
-func (s *session) index() {
-	if s.indexed != nil {
-		<-s.indexed
-		s.indexed = nil
-	}
-}
-
-// buildIndex indexes the used slots by id.
-func (s *session) buildIndex() {
-	m := make(map[string]uint32, len(s.slots))
-	for slot := range s.slots {
-		if sl := &s.slots[slot]; sl.seen != 0 {
-			m[sl.id] = uint32(slot)
-		}
-	}
-	s.slotOf = m
+// slotID is the ticket id in slot, false for an empty slot.
+func (s *session) slotID(slot int) (string, bool) {
+	sl := &s.slots[slot]
+	return sl.id, sl.seen != 0
 }
 
 // encode is req as the session's next request. It changes the session as
@@ -99,7 +134,7 @@ func (s *session) buildIndex() {
 // goroutine while the request travels and the plugin works (or at once,
 // before a second pool that may name them again).
 func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest {
-	s.index()
+	s.ids.wait()
 	gen := s.gen + 1
 	out := &matchfnpb.MatchRequest{NowUnixNano: req.Now.UnixNano(), Profile: encodeProfile(req.Profile),
 		Session: s.id, Generation: gen, Base: s.gen, Added: &matchfnpb.Candidates{}}
@@ -116,7 +151,7 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 	}
 	if first {
 		// Every candidate is new: room for all of them at once.
-		s.slotOf, s.slots, s.free = nil, make([]sentSlot, 0, total), nil
+		s.ids.m, s.slots, s.free = nil, make([]sentSlot, 0, total), nil
 		add.Slots, add.IdEnds, add.SearchFields = make([]uint32, 0, total), make([]uint32, 0, total), make([]uint32, 0, total)
 		add.Ratings, add.CreatedUnixNano, add.Members = make([]int64, 0, total), make([]int64, 0, total), make([]int32, 0, total)
 	}
@@ -129,14 +164,14 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 		}
 		unindexed := first && i == 0
 		if first && i == 1 {
-			s.buildIndex()
+			s.ids.build(len(s.slots), s.slotID, false)
 		}
 		for j := range pool {
 			c := &pool[j]
 			var slot uint32
 			ok := false
 			if !unindexed {
-				slot, ok = s.slotOf[c.ID]
+				slot, ok = s.ids.m[c.ID]
 			}
 			switch {
 			case ok && s.slots[slot].seen == gen: // named by an earlier pool
@@ -146,7 +181,7 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 				if !ok {
 					slot = s.alloc()
 					if !unindexed {
-						s.slotOf[c.ID] = slot
+						s.ids.m[c.ID] = slot
 					}
 				}
 				created := c.Created.UnixNano()
@@ -168,9 +203,7 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 		for slot := range s.slots {
 			if sl := &s.slots[slot]; sl.seen != 0 && sl.seen != gen {
 				out.Removed = append(out.Removed, uint32(slot))
-				if s.slotOf[sl.id] == uint32(slot) {
-					delete(s.slotOf, sl.id)
-				}
+				s.ids.drop(sl.id, uint32(slot))
 				*sl = sentSlot{}
 				s.free = append(s.free, uint32(slot))
 			}
@@ -178,13 +211,8 @@ func (s *session) encode(req *matchmaking.MatchRequest) *matchfnpb.MatchRequest 
 	}
 	out.SearchFields = sets.encode()
 	s.gen = gen
-	if s.slotOf == nil {
-		done := make(chan struct{})
-		s.indexed = done
-		go func() {
-			s.buildIndex()
-			close(done)
-		}()
+	if s.ids.m == nil {
+		s.ids.build(len(s.slots), s.slotID, true)
 	}
 	return out
 }
@@ -334,20 +362,13 @@ type table struct {
 	used  []bool
 	last  uint64
 	pools [][]matchmaking.Candidate // the last request's pools
-	// slotOf is the used slots by id. A table's first request (all its
-	// candidates new) leaves it to a goroutine that runs beside the
-	// function; indexed is closed once it is built.
-	slotOf  map[string]uint32
-	indexed chan struct{}
+	// ids are the used slots by ticket id; a first request (all its
+	// candidates new) builds them in a goroutine beside the function.
+	ids slotIndex
 }
 
-// index waits for the table's index by id, when a goroutine builds it.
-func (t *table) index() {
-	if t.indexed != nil {
-		<-t.indexed
-		t.indexed = nil
-	}
-}
+// slotID is the ticket id in slot, false for an empty slot.
+func (t *table) slotID(slot int) (string, bool) { return t.cands[slot].ID, t.used[slot] }
 
 // decode applies r to its session's table and is the request it makes.
 // A request that does not follow its table gets ErrStaleSession; one
@@ -370,7 +391,7 @@ func (ts *tables) decode(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, 
 		return nil, nil, fmt.Errorf("decode match request: session %x at %d, request on %d: %w", r.GetSession(), tableGen(t), r.GetBase(), ErrStaleSession)
 	}
 	delete(ts.m, r.GetSession()) // until it decodes
-	t.index()
+	t.ids.wait()
 	req, err := t.apply(r)
 	if err != nil {
 		return nil, nil, err
@@ -415,9 +436,7 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 		if int(slot) >= len(t.cands) || !t.used[slot] {
 			return nil, fmt.Errorf("decode match request: removed slot %d is empty", slot)
 		}
-		if t.slotOf[t.cands[slot].ID] == slot {
-			delete(t.slotOf, t.cands[slot].ID)
-		}
+		t.ids.drop(t.cands[slot].ID, slot)
 		t.cands[slot], t.used[slot] = matchmaking.Candidate{}, false
 	}
 	add := r.GetAdded()
@@ -425,8 +444,8 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 	// A first request fills an empty table: nothing to look up or
 	// replace, and the index is built beside the function.
 	first := len(t.cands) == 0
-	if !first && t.slotOf == nil {
-		t.slotOf = map[string]uint32{}
+	if !first && t.ids.m == nil {
+		t.ids.m = map[string]uint32{}
 	}
 	t.cands, t.used = slices.Grow(t.cands, n), slices.Grow(t.used, n)
 	if len(add.GetIdEnds()) != n || len(add.GetRatings()) != n || len(add.GetMembers()) != n || len(add.GetCreatedUnixNano()) != n || len(add.GetSearchFields()) != n {
@@ -459,27 +478,16 @@ func (t *table) apply(r *matchfnpb.MatchRequest) (*matchmaking.MatchRequest, err
 		c := matchmaking.Candidate{ID: ids[from:end], Rating: int(add.Ratings[i]), Members: int(add.Members[i]),
 			Created: time.Unix(0, add.CreatedUnixNano[i]), Search: search}
 		if !first {
-			if t.used[slot] && t.slotOf[t.cands[slot].ID] == slot {
-				delete(t.slotOf, t.cands[slot].ID)
+			if t.used[slot] {
+				t.ids.drop(t.cands[slot].ID, slot)
 			}
-			t.slotOf[c.ID] = slot
+			t.ids.m[c.ID] = slot
 		}
 		t.cands[slot], t.used[slot] = c, true
 		from = end
 	}
 	if first {
-		done := make(chan struct{})
-		t.indexed = done
-		go func() {
-			m := make(map[string]uint32, n)
-			for slot := range t.cands {
-				if t.used[slot] {
-					m[t.cands[slot].ID] = uint32(slot)
-				}
-			}
-			t.slotOf = m
-			close(done)
-		}()
+		t.ids.build(len(t.cands), t.slotID, true)
 	}
 	req := &matchmaking.MatchRequest{Profile: p, Now: time.Unix(0, r.GetNowUnixNano())}
 	for k := len(r.GetPools()); len(t.pools) < k; {
@@ -560,7 +568,7 @@ func decodeColumn[V any](fields []matchmaking.SearchFields, rows []uint32, value
 // encodeResponse is props, the answer to t's last request, on the wire:
 // tickets by their slot in t.
 func (t *table) encodeResponse(props []matchmaking.Proposal) *matchfnpb.MatchResponse {
-	t.index()
+	t.ids.wait()
 	nr, nt := 0, 0
 	for _, pr := range props {
 		nr += len(pr.Rosters)
@@ -575,7 +583,7 @@ func (t *table) encodeResponse(props []matchmaking.Proposal) *matchfnpb.MatchRes
 		for _, ids := range pr.Rosters {
 			out.RosterSizes = append(out.RosterSizes, uint32(len(ids)))
 			for _, id := range ids {
-				k, ok := t.slotOf[id]
+				k, ok := t.ids.m[id]
 				if !ok {
 					k = unknownTicket + uint32(len(out.UnknownIds))
 					out.UnknownIds = append(out.UnknownIds, id)

@@ -352,8 +352,8 @@ func TestCancelledTicketLeavesThePluginsTable(t *testing.T) {
 	// (The first call to finish may have started before the cancel.)
 	waitfor.Cond(t, "a call without e1", func() bool { return calls() >= after+2 })
 	p.mu.Lock()
-	p.sessions["duo"].index()
-	_, held := p.sessions["duo"].slotOf["e1"]
+	p.sessions["duo"].ids.wait()
+	_, held := p.sessions["duo"].ids.m["e1"]
 	p.mu.Unlock()
 	if held {
 		t.Fatal("e1 still has a slot in the plugin's table")
